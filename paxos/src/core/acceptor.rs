@@ -1,0 +1,121 @@
+//! The acceptor: promises and accepts, each made durable before it is revealed.
+
+use super::{Replica, Role};
+use crate::message::{Message, PromisedSlot};
+use crate::record::Record;
+use crate::types::{Ballot, Entry, NodeId, Slot};
+
+impl Replica {
+    /// Phase 1b. Promise `ballot` if no higher ballot was promised, reporting every
+    /// accepted (or decided) value from `from_slot` on.
+    pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
+        if from != self.cfg.id && self.has_live_leader_other_than(from) {
+            // Leader stickiness: while a leader is heard from, ignore other
+            // candidates, so a replica that cannot hear (but can talk) does not
+            // depose a healthy leader again and again. Ignoring is always safe.
+            return;
+        }
+        self.note_round(ballot.round);
+        if ballot < self.promised {
+            self.send(from, Message::Reject { ballot, promised: self.promised });
+            return;
+        }
+        if ballot > self.promised {
+            self.promised = ballot;
+            // Rule 1 of the crate docs: the promise is persisted in this Ready, and
+            // the Promise message below is only sent after that record is durable.
+            self.persist(Record::Promised(ballot));
+        }
+        if from != self.cfg.id {
+            // The election timer is deliberately not reset: a candidate that can
+            // talk but not hear would otherwise keep the whole group quiet forever.
+            match &self.role {
+                Role::Candidate(c) if c.ballot < ballot => self.step_down(),
+                Role::Leader(l) if l.ballot < ballot => self.step_down(),
+                _ => {}
+            }
+        }
+        let start = from_slot.max(self.floor);
+        let mut report: Vec<PromisedSlot> = self
+            .accepted
+            .range(start..)
+            .map(|(&slot, (b, e))| PromisedSlot {
+                slot,
+                ballot: *b,
+                entry: e.clone(),
+                decided: false,
+            })
+            .collect();
+        for (&slot, entry) in self.decided.range(start..) {
+            match report.binary_search_by_key(&slot, |p| p.slot) {
+                Ok(i) => {
+                    report[i].entry = entry.clone();
+                    report[i].decided = true;
+                }
+                Err(i) => report.insert(
+                    i,
+                    PromisedSlot {
+                        slot,
+                        ballot: Ballot::ZERO,
+                        entry: entry.clone(),
+                        decided: true,
+                    },
+                ),
+            }
+        }
+        self.send(
+            from,
+            Message::Promise {
+                ballot,
+                accepted: report,
+                floor: self.floor,
+            },
+        );
+    }
+
+    /// Phase 2b. Accept `entry` in `slot` unless a higher ballot was promised.
+    pub(super) fn on_accept(&mut self, from: NodeId, ballot: Ballot, slot: Slot, entry: Entry, commit: Slot) {
+        self.note_round(ballot.round);
+        if ballot < self.promised {
+            self.send(from, Message::Reject { ballot, promised: self.promised });
+            return;
+        }
+        if ballot > self.promised && slot < self.floor {
+            // No Accepted record will carry the new promise: persist it on its own.
+            self.persist(Record::Promised(ballot));
+        }
+        self.promised = ballot;
+        if from != self.cfg.id {
+            self.follow(from, ballot);
+        }
+        self.seen_end = self.seen_end.max(slot + 1);
+        if slot >= self.floor {
+            let already = matches!(self.accepted.get(&slot), Some((b, e)) if *b == ballot && *e == entry);
+            if !already {
+                // Rule 2: the accept is persisted in this Ready and the Accepted
+                // reply leaves only after it is durable. (A repeated Accept needs
+                // no new record: the earlier one is synced before this reply goes.)
+                self.persist(Record::Accepted {
+                    slot,
+                    ballot,
+                    entry: entry.clone(),
+                });
+                self.accepted.insert(slot, (ballot, entry));
+            }
+        }
+        self.send(from, Message::Accepted { ballot, slot });
+        self.apply_leader_commit(ballot, commit);
+    }
+
+    /// True if this replica heard from a leader other than `candidate` within the
+    /// minimum election timeout (or leads itself with a live majority).
+    fn has_live_leader_other_than(&self, candidate: NodeId) -> bool {
+        match &self.role {
+            Role::Follower => {
+                matches!(self.leader, Some((l, _)) if l != candidate) && self.idle_ticks < self.cfg.election_ticks
+            }
+            Role::Leader(l) => l.has_live_majority(self.now, self.cfg.election_ticks as u64, self.cfg.majority()),
+            Role::Candidate(_) => false,
+        }
+    }
+}

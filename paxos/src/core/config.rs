@@ -1,0 +1,83 @@
+//! Tuning of the protocol core, counted in ticks and bytes.
+
+use crate::types::NodeId;
+
+/// Largest group the core supports (acks are kept in a 64-bit set).
+pub const MAX_PEERS: usize = 64;
+
+/// Settings of one replica's protocol core. Time is in ticks: the driver decides how
+/// long a tick is (10 ms in the daemons).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// This replica's index in the group.
+    pub id: NodeId,
+    /// Number of replicas in the group.
+    pub peers: usize,
+    /// A leader sends a heartbeat at least every this many ticks.
+    pub heartbeat_ticks: u32,
+    /// A follower that hears no leader for a random number of ticks in
+    /// `[election_ticks, 2 * election_ticks)` starts an election.
+    pub election_ticks: u32,
+    /// Unanswered Accept and Prepare messages are sent again after this many ticks.
+    pub retransmit_ticks: u32,
+    /// α, the in-flight window: a leader never opens instance `j` before every
+    /// instance `<= j - window` is decided.
+    pub window: u64,
+    /// A batch (one instance) holds at most this many bytes of commands...
+    pub max_batch_bytes: usize,
+    /// ...and at most this many commands.
+    pub max_batch_commands: usize,
+    /// One catch-up message carries at most this many bytes of decided values.
+    pub catchup_bytes: usize,
+    /// Commands a follower holds while no leader is known; older ones are dropped.
+    pub max_waiting_commands: usize,
+    /// Seed of the replica's random number generator (election timeouts).
+    pub seed: u64,
+}
+
+impl CoreConfig {
+    /// Defaults for replica `id` of a group of `peers`.
+    pub fn new(id: NodeId, peers: usize) -> Self {
+        CoreConfig {
+            id,
+            peers,
+            heartbeat_ticks: 3,
+            election_ticks: 30,
+            retransmit_ticks: 10,
+            window: 64,
+            max_batch_bytes: 1 << 20,
+            max_batch_commands: 4096,
+            catchup_bytes: 4 << 20,
+            max_waiting_commands: 100_000,
+            seed: id as u64,
+        }
+    }
+
+    /// Checks that the settings make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.peers == 0 || self.peers > MAX_PEERS {
+            return Err(format!("group size {} must be between 1 and {MAX_PEERS}", self.peers));
+        }
+        if self.id >= self.peers {
+            return Err(format!("replica index {} is not below the group size {}", self.id, self.peers));
+        }
+        if self.heartbeat_ticks == 0 || self.retransmit_ticks == 0 || self.window == 0 {
+            return Err("heartbeat_ticks, retransmit_ticks and window must be positive".into());
+        }
+        if self.election_ticks <= 2 * self.heartbeat_ticks {
+            return Err(format!(
+                "election_ticks ({}) must exceed twice heartbeat_ticks ({})",
+                self.election_ticks, self.heartbeat_ticks
+            ));
+        }
+        if self.max_batch_bytes == 0 || self.max_batch_commands == 0 {
+            return Err("batches must allow at least one command".into());
+        }
+        Ok(())
+    }
+
+    /// Votes needed for a decision: a strict majority of the group.
+    pub fn majority(&self) -> usize {
+        self.peers / 2 + 1
+    }
+}

@@ -1,0 +1,461 @@
+//! The proposer: elections (phase 1 over the whole log suffix), the stable leader
+//! (batching, pipelining, retransmission, catch-up, read-index), and forwarding.
+
+use super::{Event, ReadOutcome, Replica, Role};
+use crate::message::{Message, PromisedSlot};
+use crate::types::{Ballot, Command, Entry, NodeId, Slot};
+use std::collections::{BTreeMap, VecDeque};
+
+/// A set of replicas, one bit each.
+type Votes = u64;
+
+fn count(v: Votes) -> usize {
+    v.count_ones() as usize
+}
+
+/// A replica running phase 1.
+#[derive(Debug)]
+pub(super) struct Candidate {
+    pub(super) ballot: Ballot,
+    from_slot: Slot,
+    promises: Votes,
+    /// Per instance: the highest-ballot value reported, and whether it is known chosen.
+    merged: BTreeMap<Slot, (Ballot, Entry, bool)>,
+    floor: Slot,
+    started: u64,
+    last_sent: u64,
+}
+
+/// One instance the leader proposed and has not yet seen decided.
+#[derive(Debug)]
+struct Proposal {
+    entry: Entry,
+    acks: Votes,
+    sent: u64,
+}
+
+/// A read-index request waiting for a heartbeat round to be acknowledged.
+#[derive(Debug)]
+struct PendingRead {
+    id: u64,
+    index: Slot,
+    round: Option<u64>,
+}
+
+/// The stable leader's state.
+#[derive(Debug)]
+pub(super) struct Leader {
+    pub(super) ballot: Ballot,
+    next: Slot,
+    /// Reads are served once every instance below this (those recovered from the
+    /// previous leaders) is decided.
+    ready_from: Slot,
+    inflight: BTreeMap<Slot, Proposal>,
+    queue: VecDeque<Command>,
+    starts: BTreeMap<Slot, Entry>,
+    last_heard: Vec<u64>,
+    peer_commit: Vec<Slot>,
+    acked_round: Vec<u64>,
+    round: u64,
+    last_heartbeat: u64,
+    commit_sent: Slot,
+    reads: Vec<PendingRead>,
+}
+
+impl Leader {
+    pub(super) fn enqueue(&mut self, cmd: Command) {
+        self.queue.push_back(cmd);
+    }
+
+    pub(super) fn request_slot(&mut self, slot: Slot, entry: Entry) {
+        if slot >= self.next {
+            self.starts.entry(slot).or_insert(entry);
+        }
+    }
+
+    /// True if a majority (this replica counts itself as heard every tick) was heard within `within` ticks.
+    pub(super) fn has_live_majority(&self, now: u64, within: u64, majority: usize) -> bool {
+        self.last_heard.iter().filter(|&&t| now.saturating_sub(t) <= within).count() >= majority
+    }
+
+    pub(super) fn has_work(&self) -> bool {
+        !self.queue.is_empty() || !self.starts.is_empty() || self.reads.iter().any(|r| r.round.is_none())
+    }
+}
+
+impl Replica {
+    /// Starts phase 1 with a ballot above every round seen.
+    pub(super) fn campaign(&mut self) {
+        self.note_round(self.promised.round);
+        let ballot = Ballot::new(self.max_round + 1, self.cfg.id);
+        self.note_round(ballot.round);
+        tracing::debug!(node = self.cfg.id, %ballot, from_slot = self.commit, "starting election");
+        if self.leader.is_some() {
+            self.leader = None;
+            self.ready.events.push(Event::LeaderChanged { leader: None, ballot });
+        }
+        self.role = Role::Candidate(Candidate {
+            ballot,
+            from_slot: self.commit,
+            promises: 0,
+            merged: BTreeMap::new(),
+            floor: 0,
+            started: self.now,
+            last_sent: self.now,
+        });
+        self.reset_election_timer();
+        self.broadcast(Message::Prepare { ballot, from_slot: self.commit }, true);
+    }
+
+    pub(super) fn candidate_tick(&mut self) {
+        let Role::Candidate(c) = &mut self.role else { return };
+        if self.now - c.started >= self.election_timeout as u64 {
+            self.campaign();
+            return;
+        }
+        if self.now - c.last_sent >= self.cfg.retransmit_ticks as u64 {
+            c.last_sent = self.now;
+            let (ballot, from_slot, promises) = (c.ballot, c.from_slot, c.promises);
+            for to in 0..self.cfg.peers {
+                if promises & (1 << to) == 0 {
+                    self.send(to, Message::Prepare { ballot, from_slot });
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_promise(&mut self, from: NodeId, ballot: Ballot, accepted: Vec<PromisedSlot>, floor: Slot) {
+        let majority = self.cfg.majority();
+        let Role::Candidate(c) = &mut self.role else { return };
+        if c.ballot != ballot || c.promises & (1 << from) != 0 {
+            return;
+        }
+        c.promises |= 1 << from;
+        c.floor = c.floor.max(floor);
+        for p in accepted {
+            match c.merged.get(&p.slot) {
+                Some((_, _, true)) => {}
+                Some((b, _, false)) if !p.decided && *b >= p.ballot => {}
+                _ => {
+                    c.merged.insert(p.slot, (p.ballot, p.entry, p.decided));
+                }
+            }
+        }
+        if count(c.promises) >= majority {
+            self.become_leader();
+        }
+    }
+
+    fn become_leader(&mut self) {
+        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else { return };
+        let ballot = c.ballot;
+        if c.floor > self.commit {
+            // Every replica has done these instances: nothing to recover below.
+            self.install_snapshot(c.floor);
+            self.ready.events.push(Event::SnapshotNeeded { floor: c.floor });
+        }
+        let mut to_propose = Vec::new();
+        let end = c.merged.keys().next_back().map_or(0, |s| s + 1).max(self.commit);
+        for slot in self.commit.max(c.from_slot)..end {
+            match c.merged.get(&slot) {
+                Some((_, entry, true)) => self.learn(slot, entry.clone(), false),
+                Some((_, entry, false)) => to_propose.push((slot, entry.clone())),
+                None => to_propose.push((slot, Entry::Noop)),
+            }
+        }
+        let next = end.max(self.commit);
+        tracing::info!(node = self.cfg.id, %ballot, recovered = to_propose.len(), next, "became leader");
+        let peers = self.cfg.peers;
+        let mut leader = Leader {
+            ballot,
+            next,
+            ready_from: next,
+            inflight: BTreeMap::new(),
+            queue: self.waiting_commands.drain(..).collect(),
+            starts: BTreeMap::new(),
+            last_heard: vec![self.now; peers],
+            peer_commit: vec![0; peers],
+            acked_round: vec![0; peers],
+            round: 0,
+            last_heartbeat: self.now,
+            commit_sent: self.commit,
+            reads: Vec::new(),
+        };
+        for (slot, (entry, _)) in std::mem::take(&mut self.waiting_starts) {
+            leader.request_slot(slot, entry);
+        }
+        self.role = Role::Leader(Box::new(leader));
+        self.leader = Some((self.cfg.id, ballot));
+        self.ready.events.push(Event::LeaderChanged { leader: Some(self.cfg.id), ballot });
+        for (slot, entry) in to_propose {
+            if !self.decided.contains_key(&slot) {
+                self.propose_in(slot, entry);
+            }
+        }
+        self.broadcast_heartbeat();
+    }
+
+    /// Sends phase 2a for `slot` to every replica, this one included.
+    fn propose_in(&mut self, slot: Slot, entry: Entry) {
+        let commit = self.commit;
+        let now = self.now;
+        let Role::Leader(l) = &mut self.role else { return };
+        let ballot = l.ballot;
+        l.inflight.insert(slot, Proposal { entry: entry.clone(), acks: 0, sent: now });
+        l.commit_sent = commit;
+        self.seen_end = self.seen_end.max(slot + 1);
+        self.broadcast(Message::Accept { ballot, slot, entry, commit }, true);
+    }
+
+    /// Opens new instances for waiting commands and starts, within the window, and
+    /// sends whatever heartbeat or read confirmation is due.
+    pub(super) fn leader_flush(&mut self) {
+        loop {
+            let (window, max_bytes, max_cmds) = (self.cfg.window, self.cfg.max_batch_bytes, self.cfg.max_batch_commands);
+            let limit = self.commit + window;
+            let Role::Leader(l) = &mut self.role else { return };
+            if l.next >= limit {
+                break;
+            }
+            let slot = l.next;
+            l.starts = l.starts.split_off(&slot);
+            let entry = if let Some(e) = l.starts.remove(&slot) {
+                e
+            } else if !l.queue.is_empty() {
+                let mut bytes = 0;
+                let mut batch = Vec::new();
+                while let Some(cmd) = l.queue.front() {
+                    if !batch.is_empty() && (bytes + cmd.len() > max_bytes || batch.len() >= max_cmds) {
+                        break;
+                    }
+                    bytes += cmd.len();
+                    batch.extend(l.queue.pop_front());
+                }
+                Entry::Batch(batch)
+            } else if !l.starts.is_empty() {
+                Entry::Noop
+            } else {
+                break;
+            };
+            l.next += 1;
+            self.propose_in(slot, entry);
+        }
+        let Role::Leader(l) = &mut self.role else { return };
+        let new_round = l.reads.iter().any(|r| r.round.is_none());
+        if new_round {
+            l.round += 1;
+            let round = l.round;
+            for r in l.reads.iter_mut().filter(|r| r.round.is_none()) {
+                r.round = Some(round);
+            }
+        }
+        if new_round || self.commit > l.commit_sent {
+            self.broadcast_heartbeat();
+        }
+        self.check_reads();
+    }
+
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let (commit, done, now) = (self.commit, self.done.clone(), self.now);
+        let Role::Leader(l) = &mut self.role else { return };
+        l.last_heartbeat = now;
+        l.commit_sent = commit;
+        let (ballot, round) = (l.ballot, l.round);
+        self.broadcast(Message::Heartbeat { ballot, commit, round, done }, false);
+    }
+
+    pub(super) fn leader_tick(&mut self) {
+        let (now, peers, me) = (self.now, self.cfg.peers, self.cfg.id);
+        let stale_after = 2 * self.cfg.election_ticks as u64;
+        let Role::Leader(l) = &mut self.role else { return };
+        l.last_heard[me] = now;
+        if !l.has_live_majority(now, stale_after, self.cfg.majority()) {
+            tracing::warn!(node = me, ballot = %l.ballot, "leader lost contact with a majority; stepping down");
+            self.step_down();
+            return;
+        }
+        let mut resend = Vec::new();
+        for (&slot, p) in l.inflight.iter_mut() {
+            if now - p.sent >= self.cfg.retransmit_ticks as u64 {
+                p.sent = now;
+                for to in (0..peers).filter(|to| p.acks & (1 << to) == 0) {
+                    resend.push((to, slot, p.entry.clone()));
+                }
+            }
+        }
+        let ballot = l.ballot;
+        let heartbeat_due = now - l.last_heartbeat >= self.cfg.heartbeat_ticks as u64;
+        let commit = self.commit;
+        for (to, slot, entry) in resend {
+            self.send(to, Message::Accept { ballot, slot, entry, commit });
+        }
+        if heartbeat_due {
+            self.broadcast_heartbeat();
+        }
+    }
+
+    pub(super) fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: Slot) {
+        let (now, majority) = (self.now, self.cfg.majority());
+        let Role::Leader(l) = &mut self.role else { return };
+        if l.ballot != ballot {
+            return;
+        }
+        l.last_heard[from] = now;
+        let Some(p) = l.inflight.get_mut(&slot) else { return };
+        p.acks |= 1 << from;
+        if count(p.acks) >= majority {
+            let self_backed = p.acks & (1 << self.cfg.id) != 0;
+            if let Some(p) = l.inflight.remove(&slot) {
+                self.learn(slot, p.entry, self_backed);
+            }
+        }
+    }
+
+    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, commit: Slot, done: Slot) {
+        let (now, floor, budget) = (self.now, self.floor, self.cfg.catchup_bytes);
+        let Role::Leader(l) = &mut self.role else { return };
+        if l.ballot != ballot {
+            return;
+        }
+        l.last_heard[from] = now;
+        l.peer_commit[from] = commit;
+        l.acked_round[from] = l.acked_round[from].max(round);
+        self.done[from] = self.done[from].max(done);
+        if commit < self.commit {
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            for (&slot, entry) in self.decided.range(commit..self.commit) {
+                if bytes > budget {
+                    break;
+                }
+                bytes += entry.size_hint();
+                entries.push((slot, entry.clone()));
+            }
+            self.send(from, Message::Decided { entries, floor });
+        }
+        self.forget();
+        self.check_reads();
+    }
+
+    pub(super) fn on_reject(&mut self, ballot: Ballot, promised: Ballot) {
+        self.note_round(promised.round);
+        let own = match &self.role {
+            Role::Leader(l) => l.ballot,
+            Role::Candidate(c) => c.ballot,
+            Role::Follower => return,
+        };
+        if own == ballot && promised > own {
+            tracing::debug!(node = self.cfg.id, %own, %promised, "ballot rejected; stepping down");
+            self.step_down();
+            self.reset_election_timer();
+        }
+    }
+
+    pub(super) fn on_forward(&mut self, commands: Vec<Command>) {
+        // Only the leader batches forwarded commands; anyone else drops them (the
+        // client retries) rather than risk forwarding in a loop.
+        if let Role::Leader(l) = &mut self.role {
+            l.queue.extend(commands);
+        }
+    }
+
+    pub(super) fn on_forward_start(&mut self, slot: Slot, entry: Entry) {
+        if let Role::Leader(_) = self.role {
+            self.start(slot, entry);
+        }
+    }
+
+    /// Leaves the leader or candidate role; waiting work is kept for the next leader.
+    pub(super) fn step_down(&mut self) {
+        let role = std::mem::replace(&mut self.role, Role::Follower);
+        if let Role::Leader(l) = role {
+            let leader = None;
+            for r in l.reads {
+                self.ready.reads.push(ReadOutcome::NotLeader { id: r.id, leader });
+            }
+            self.waiting_commands.extend(l.queue);
+            for (slot, entry) in l.starts {
+                self.waiting_starts.entry(slot).or_insert((entry, None));
+            }
+            for (slot, p) in l.inflight {
+                // Re-ask for instances this replica itself wanted; a new leader
+                // will recover the accepted ones in any case.
+                if !p.entry.commands().is_empty() {
+                    self.waiting_starts.entry(slot).or_insert((p.entry, None));
+                }
+            }
+        }
+        if self.leader.map(|(n, _)| n) == Some(self.cfg.id) {
+            self.leader = None;
+            self.ready.events.push(Event::LeaderChanged { leader: None, ballot: self.promised });
+        }
+    }
+
+    /// A follower hands what it holds to the known leader.
+    pub(super) fn flush_waiting(&mut self) {
+        let Some((leader, _)) = self.leader else { return };
+        if leader == self.cfg.id {
+            return;
+        }
+        if !self.waiting_commands.is_empty() {
+            let commands = std::mem::take(&mut self.waiting_commands);
+            self.send(leader, Message::Forward { commands });
+        }
+        let now = self.now;
+        let mut fresh = Vec::new();
+        for (&slot, (entry, sent)) in self.waiting_starts.iter_mut() {
+            if sent.is_none() {
+                *sent = Some(now);
+                fresh.push((slot, entry.clone()));
+            }
+        }
+        for (slot, entry) in fresh {
+            self.send(leader, Message::ForwardStart { slot, entry });
+        }
+    }
+
+    /// Forwarded starts that were not decided after a while are sent again.
+    pub(super) fn resend_waiting_starts(&mut self) {
+        let (now, every) = (self.now, self.cfg.retransmit_ticks as u64);
+        for (entry, sent) in self.waiting_starts.values_mut() {
+            let _ = entry;
+            if matches!(sent, Some(t) if now - *t >= every) {
+                *sent = None;
+            }
+        }
+    }
+
+    /// Read-index: asks for confirmation that this replica still leads. The answer
+    /// comes in a later [`super::Ready::reads`].
+    pub fn read_index(&mut self, id: u64) {
+        let (commit, hint) = (self.commit, self.leader());
+        match &mut self.role {
+            Role::Leader(l) if commit >= l.ready_from => l.reads.push(PendingRead { id, index: commit, round: None }),
+            Role::Leader(_) => self.ready.reads.push(ReadOutcome::NotLeader { id, leader: None }),
+            _ => self.ready.reads.push(ReadOutcome::NotLeader { id, leader: hint }),
+        }
+    }
+
+    /// Answers reads whose heartbeat round a majority has acknowledged.
+    fn check_reads(&mut self) {
+        let (me, majority) = (self.cfg.id, self.cfg.majority());
+        let Role::Leader(l) = &mut self.role else { return };
+        if l.reads.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        l.reads.retain(|r| match r.round {
+            Some(round) => {
+                let acks = l.acked_round.iter().enumerate().filter(|&(p, &a)| p == me || a >= round).count();
+                if acks >= majority {
+                    out.push(ReadOutcome::Ready { id: r.id, index: r.index });
+                    false
+                } else {
+                    true
+                }
+            }
+            None => true,
+        });
+        self.ready.reads.extend(out);
+    }
+}

@@ -1,0 +1,133 @@
+//! The learner: decided values, the commit watermark, `done` gossip and forgetting.
+
+use super::{Event, Replica, Role};
+use crate::message::Message;
+use crate::record::Record;
+use crate::types::{Ballot, Entry, NodeId, Slot};
+
+impl Replica {
+    /// Records that `slot` is decided with `entry`. `backed` says whether this
+    /// replica's own latest Accepted record for `slot` already holds `entry`; if not,
+    /// a Learned record is written so replay after a crash finds the value.
+    pub(super) fn learn(&mut self, slot: Slot, entry: Entry, backed: bool) {
+        if slot < self.floor || self.decided.contains_key(&slot) {
+            return;
+        }
+        let backed = backed || matches!(self.accepted.get(&slot), Some((_, e)) if *e == entry);
+        if !backed {
+            self.persist(Record::Learned { slot, entry: entry.clone() });
+        }
+        self.seen_end = self.seen_end.max(slot + 1);
+        self.decided.insert(slot, entry);
+        self.waiting_starts.remove(&slot);
+        self.advance_commit();
+    }
+
+    /// Moves the commit watermark over every contiguous decided instance and hands
+    /// them to the application in order.
+    fn advance_commit(&mut self) {
+        while let Some(entry) = self.decided.get(&self.commit) {
+            self.ready.committed.push((self.commit, entry.clone()));
+            self.commit += 1;
+        }
+    }
+
+    /// A leader at `ballot` says every instance below `leader_commit` is decided.
+    /// Instances this replica accepted at that very ballot are decided with the
+    /// accepted value (a leader proposes one value per instance and ballot); the
+    /// rest arrive by catch-up.
+    pub(super) fn apply_leader_commit(&mut self, ballot: Ballot, leader_commit: Slot) {
+        let mut slot = self.commit.max(self.floor);
+        while slot < leader_commit {
+            if !self.decided.contains_key(&slot) {
+                match self.accepted.get(&slot) {
+                    Some((b, e)) if *b == ballot => {
+                        let entry = e.clone();
+                        self.learn(slot, entry, true);
+                    }
+                    _ => {}
+                }
+            }
+            slot += 1;
+        }
+        self.seen_end = self.seen_end.max(leader_commit);
+    }
+
+    /// A follower hears the leader's heartbeat.
+    pub(super) fn on_heartbeat(&mut self, from: NodeId, ballot: Ballot, commit: Slot, round: u64, done: Vec<Slot>) {
+        self.note_round(ballot.round);
+        if ballot < self.promised {
+            self.send(from, Message::Reject { ballot, promised: self.promised });
+            return;
+        }
+        self.follow(from, ballot);
+        if !matches!(self.role, Role::Follower) {
+            return;
+        }
+        self.merge_done(&done);
+        self.apply_leader_commit(ballot, commit);
+        let me = self.cfg.id;
+        self.send(
+            from,
+            Message::HeartbeatAck {
+                ballot,
+                round,
+                commit: self.commit,
+                done: self.done[me],
+            },
+        );
+    }
+
+    /// Decided values sent by the leader to a replica that is behind.
+    pub(super) fn on_decided(&mut self, entries: Vec<(Slot, Entry)>, floor: Slot) {
+        for (slot, entry) in entries {
+            self.learn(slot, entry, false);
+        }
+        if floor > self.commit {
+            self.ready.events.push(Event::SnapshotNeeded { floor });
+        }
+    }
+
+    /// Takes the higher of each replica's known `done` watermark.
+    pub(super) fn merge_done(&mut self, done: &[Slot]) {
+        if done.len() != self.done.len() {
+            return;
+        }
+        for (mine, theirs) in self.done.iter_mut().zip(done) {
+            *mine = (*mine).max(*theirs);
+        }
+        self.forget();
+    }
+
+    /// Frees every instance below `min()` that is decided here, in memory and (via
+    /// `compact_below`) on disk.
+    pub(super) fn forget(&mut self) {
+        let below = self.min().min(self.commit);
+        if below <= self.floor {
+            return;
+        }
+        self.floor = below;
+        self.accepted = self.accepted.split_off(&below);
+        self.decided = self.decided.split_off(&below);
+        self.persist(Record::Forgotten { below });
+        self.ready.compact_below = Some(below);
+    }
+
+    /// The application installed a snapshot covering every instance below `upto`:
+    /// they count as decided and forgotten here.
+    pub fn install_snapshot(&mut self, upto: Slot) {
+        if upto <= self.commit {
+            return;
+        }
+        self.commit = upto;
+        self.seen_end = self.seen_end.max(upto);
+        let me = self.cfg.id;
+        self.done[me] = self.done[me].max(upto);
+        self.floor = upto;
+        self.accepted = self.accepted.split_off(&upto);
+        self.decided = self.decided.split_off(&upto);
+        self.persist(Record::Forgotten { below: upto });
+        self.ready.compact_below = Some(upto);
+        self.advance_commit();
+    }
+}

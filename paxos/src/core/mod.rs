@@ -1,0 +1,382 @@
+//! The sans-I/O protocol core: one replica's acceptor, proposer and learner.
+//!
+//! A [`Replica`] is a plain struct. Feed it messages ([`Replica::handle`]), ticks
+//! ([`Replica::tick`]) and requests ([`Replica::propose`], [`Replica::start`],
+//! [`Replica::read_index`], [`Replica::done`]); then take a [`Ready`] with
+//! [`Replica::take_ready`] and carry it out **in this order**:
+//!
+//! 1. append `ready.records` to storage and make them durable (fdatasync);
+//! 2. only then send `ready.messages` (those addressed to this replica are delivered
+//!    back to [`Replica::handle`]);
+//! 3. apply `ready.committed` to the state machine, answer `ready.reads`.
+//!
+//! The core never does I/O, reads no clock and uses only its seeded generator, so a
+//! test can run a whole group deterministically.
+
+mod acceptor;
+mod config;
+mod leader;
+mod learner;
+mod ready;
+
+pub use config::{CoreConfig, MAX_PEERS};
+pub use ready::{Event, ReadOutcome, Ready};
+
+use crate::message::{Envelope, Message};
+use crate::record::Record;
+use crate::types::{Ballot, Command, Entry, NodeId, Slot};
+use leader::{Candidate, Leader};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+
+/// What [`Replica::status`] knows of an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Decided with this value.
+    Decided(Entry),
+    /// Not (yet) known to be decided here.
+    Pending,
+    /// Below [`Replica::min`]: decided, done by every replica, and freed.
+    Forgotten,
+}
+
+/// The replica's current role.
+#[derive(Debug)]
+enum Role {
+    Follower,
+    Candidate(Candidate),
+    Leader(Box<Leader>),
+}
+
+/// One replica's protocol state. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct Replica {
+    cfg: CoreConfig,
+    rng: StdRng,
+    /// Logical clock: ticks since start.
+    now: u64,
+
+    // Acceptor.
+    promised: Ballot,
+    accepted: BTreeMap<Slot, (Ballot, Entry)>,
+
+    // Learner.
+    decided: BTreeMap<Slot, Entry>,
+    /// Every instance below `commit` is decided.
+    commit: Slot,
+    /// `commit` as last written to storage.
+    commit_persisted: Slot,
+    /// Every instance below `floor` is forgotten.
+    floor: Slot,
+    /// Per replica: every instance below `done[i]` is done at replica `i`.
+    done: Vec<Slot>,
+    /// Highest instance this replica has heard of, plus one.
+    seen_end: Slot,
+    /// Highest ballot round seen anywhere.
+    max_round: u64,
+
+    // Proposer.
+    role: Role,
+    leader: Option<(NodeId, Ballot)>,
+    idle_ticks: u32,
+    election_timeout: u32,
+    /// Commands proposed here while this replica is not the leader.
+    waiting_commands: Vec<Command>,
+    /// 6.824 `start` requests not yet known decided, with the tick last sent.
+    waiting_starts: BTreeMap<Slot, (Entry, Option<u64>)>,
+
+    ready: Ready,
+}
+
+impl Replica {
+    /// A brand-new replica with empty state.
+    pub fn new(cfg: CoreConfig) -> Self {
+        let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(cfg.id as u64 + 1));
+        let election_timeout = Self::draw_timeout(&mut rng, &cfg);
+        Replica {
+            done: vec![0; cfg.peers],
+            rng,
+            now: 0,
+            promised: Ballot::ZERO,
+            accepted: BTreeMap::new(),
+            decided: BTreeMap::new(),
+            commit: 0,
+            commit_persisted: 0,
+            floor: 0,
+            seen_end: 0,
+            max_round: 0,
+            role: Role::Follower,
+            leader: None,
+            idle_ticks: 0,
+            election_timeout,
+            waiting_commands: Vec::new(),
+            waiting_starts: BTreeMap::new(),
+            ready: Ready::default(),
+            cfg,
+        }
+    }
+
+    /// Rebuilds a replica from the records its storage returned, in order.
+    pub fn restore(cfg: CoreConfig, records: impl IntoIterator<Item = Record>) -> Self {
+        let mut r = Replica::new(cfg);
+        let mut learned: BTreeMap<Slot, Entry> = BTreeMap::new();
+        let mut committed = 0;
+        for rec in records {
+            match rec {
+                Record::Promised(b) => r.promised = r.promised.max(b),
+                Record::Accepted { slot, ballot, entry } => {
+                    r.promised = r.promised.max(ballot);
+                    r.accepted.insert(slot, (ballot, entry));
+                }
+                Record::Learned { slot, entry } => {
+                    learned.insert(slot, entry);
+                }
+                Record::Committed { upto } => committed = committed.max(upto),
+                Record::Forgotten { below } => r.floor = r.floor.max(below),
+            }
+        }
+        let floor = r.floor;
+        r.accepted = r.accepted.split_off(&floor);
+        learned = learned.split_off(&floor);
+        r.max_round = r.promised.round.max(r.accepted.values().map(|(b, _)| b.round).max().unwrap_or(0));
+        r.commit = floor;
+        for slot in floor..committed {
+            let value = learned.remove(&slot).or_else(|| r.accepted.get(&slot).map(|(_, e)| e.clone()));
+            match value {
+                Some(entry) => {
+                    r.decided.insert(slot, entry);
+                }
+                None => break,
+            }
+        }
+        r.decided.extend(learned);
+        while r.decided.contains_key(&r.commit) {
+            r.commit += 1;
+        }
+        r.commit_persisted = r.commit;
+        r.done = vec![floor; r.cfg.peers];
+        r.seen_end = [r.commit, r.accepted.keys().next_back().map_or(0, |s| s + 1), r.decided.keys().next_back().map_or(0, |s| s + 1)]
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        r
+    }
+
+    /// This replica's settings.
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// This replica's index.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// Handles one message from the network (or from itself). Messages that are
+    /// malformed, stale or not addressed here are ignored.
+    pub fn handle(&mut self, env: Envelope) {
+        if env.to != self.cfg.id || env.from >= self.cfg.peers {
+            return;
+        }
+        let from = env.from;
+        match env.msg {
+            Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
+            Message::Accept { ballot, slot, entry, commit } => self.on_accept(from, ballot, slot, entry, commit),
+            Message::Heartbeat { ballot, commit, round, done } => self.on_heartbeat(from, ballot, commit, round, done),
+            Message::Promise { ballot, accepted, floor } => self.on_promise(from, ballot, accepted, floor),
+            Message::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot),
+            Message::HeartbeatAck { ballot, round, commit, done } => self.on_heartbeat_ack(from, ballot, round, commit, done),
+            Message::Reject { ballot, promised } => self.on_reject(ballot, promised),
+            Message::Decided { entries, floor } => self.on_decided(entries, floor),
+            Message::Forward { commands } => self.on_forward(commands),
+            Message::ForwardStart { slot, entry } => self.on_forward_start(slot, entry),
+        }
+    }
+
+    /// Advances logical time by one tick: heartbeats, retransmissions, elections.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        match &self.role {
+            Role::Leader(_) => self.leader_tick(),
+            Role::Candidate(_) => self.candidate_tick(),
+            Role::Follower => {
+                self.idle_ticks += 1;
+                if self.idle_ticks >= self.election_timeout {
+                    self.campaign();
+                }
+            }
+        }
+        self.resend_waiting_starts();
+    }
+
+    /// Proposes an application command. The leader batches it into the next
+    /// instance; a follower forwards it to the leader. A command may be lost if
+    /// leadership changes: the application learns the outcome from the decided
+    /// stream and retries on its own deadline.
+    pub fn propose(&mut self, cmd: Command) {
+        if let Role::Leader(l) = &mut self.role {
+            l.enqueue(cmd);
+        } else {
+            if self.waiting_commands.len() >= self.cfg.max_waiting_commands {
+                self.waiting_commands.remove(0);
+            }
+            self.waiting_commands.push(cmd);
+        }
+    }
+
+    /// 6.824 `Start(seq, v)`: asks for agreement on `entry` in instance `slot`. The
+    /// value chosen may be another one (check [`Replica::status`]); requests for
+    /// forgotten or already decided instances are ignored.
+    pub fn start(&mut self, slot: Slot, entry: Entry) {
+        if slot < self.floor || self.decided.contains_key(&slot) {
+            return;
+        }
+        self.seen_end = self.seen_end.max(slot + 1);
+        if let Role::Leader(l) = &mut self.role {
+            l.request_slot(slot, entry);
+        } else {
+            self.waiting_starts.entry(slot).or_insert((entry, None));
+        }
+    }
+
+    /// 6.824 `Status(seq)`.
+    pub fn status(&self, slot: Slot) -> Status {
+        if slot < self.min() || slot < self.floor {
+            return Status::Forgotten;
+        }
+        match self.decided.get(&slot) {
+            Some(e) => Status::Decided(e.clone()),
+            None => Status::Pending,
+        }
+    }
+
+    /// 6.824 `Done(seq)`: the application no longer needs instances `<= slot`.
+    pub fn done(&mut self, slot: Slot) {
+        let me = self.cfg.id;
+        self.done[me] = self.done[me].max(slot + 1);
+        self.forget();
+    }
+
+    /// 6.824 `Max()`: the highest instance this replica has heard of (0 if none).
+    pub fn max(&self) -> Slot {
+        self.seen_end.saturating_sub(1)
+    }
+
+    /// 6.824 `Min()`: one more than the smallest `done` of every replica; every
+    /// instance below it is forgotten.
+    pub fn min(&self) -> Slot {
+        self.done.iter().copied().min().unwrap_or(0)
+    }
+
+    /// Every instance below this is decided here.
+    pub fn commit_index(&self) -> Slot {
+        self.commit
+    }
+
+    /// Every instance below this is forgotten here.
+    pub fn floor(&self) -> Slot {
+        self.floor
+    }
+
+    /// The decided value of `slot`, if known and not forgotten.
+    pub fn decided(&self, slot: Slot) -> Option<&Entry> {
+        self.decided.get(&slot)
+    }
+
+    /// The highest ballot this acceptor has promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// True if this replica currently leads.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// The leader this replica follows (itself when leading), if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader.map(|(n, _)| n)
+    }
+
+    /// Number of instances held in memory (accepted or decided, not forgotten).
+    pub fn instances_in_memory(&self) -> usize {
+        self.accepted.len() + self.decided.len()
+    }
+
+    /// Collects everything the driver must do now. See the module docs.
+    pub fn take_ready(&mut self) -> Ready {
+        if let Role::Leader(_) = self.role {
+            self.leader_flush();
+        } else {
+            self.flush_waiting();
+        }
+        if self.commit > self.commit_persisted {
+            self.commit_persisted = self.commit;
+            self.ready.records.push(Record::Committed { upto: self.commit });
+        }
+        std::mem::take(&mut self.ready)
+    }
+
+    /// True if [`Replica::take_ready`] would return work.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || self.commit > self.commit_persisted || matches!(&self.role, Role::Leader(l) if l.has_work())
+    }
+
+    // ---- helpers shared by the role files ----
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.ready.messages.push(Envelope { from: self.cfg.id, to, msg });
+    }
+
+    fn broadcast(&mut self, msg: Message, include_self: bool) {
+        for to in 0..self.cfg.peers {
+            if include_self || to != self.cfg.id {
+                self.send(to, msg.clone());
+            }
+        }
+    }
+
+    fn persist(&mut self, rec: Record) {
+        self.ready.records.push(rec);
+    }
+
+    fn note_round(&mut self, round: u64) {
+        self.max_round = self.max_round.max(round);
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.idle_ticks = 0;
+        self.election_timeout = Self::draw_timeout(&mut self.rng, &self.cfg);
+    }
+
+    fn draw_timeout(rng: &mut StdRng, cfg: &CoreConfig) -> u32 {
+        rng.gen_range(cfg.election_ticks..2 * cfg.election_ticks)
+    }
+
+    /// Accepts `(from, ballot)` as the current leader if it is at least as high as
+    /// anything this replica follows or leads; steps down from a lower role.
+    fn follow(&mut self, from: NodeId, ballot: Ballot) {
+        self.note_round(ballot.round);
+        let own = match &self.role {
+            Role::Leader(l) => Some(l.ballot),
+            Role::Candidate(c) => Some(c.ballot),
+            Role::Follower => None,
+        };
+        if let Some(own) = own {
+            if own >= ballot {
+                return;
+            }
+            self.step_down();
+        }
+        if self.leader.map(|(_, b)| b) != Some(ballot) {
+            tracing::debug!(node = self.cfg.id, leader = from, %ballot, "following new leader");
+            self.leader = Some((from, ballot));
+            self.ready.events.push(Event::LeaderChanged { leader: Some(from), ballot });
+        }
+        self.reset_election_timer();
+    }
+}
+
+#[cfg(test)]
+mod tests;
