@@ -2,8 +2,10 @@
 //!
 //! (crate docs are written in full once the core lands)
 
+pub mod core;
 pub mod message;
 pub mod record;
+pub mod sim;
 pub mod storage;
 pub mod transport;
 pub mod types;
