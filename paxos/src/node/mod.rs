@@ -1,0 +1,328 @@
+//! The async driver: runs a [`Replica`] on tokio with real storage and a network.
+//!
+//! Two loops cooperate:
+//! - the **core loop** (a tokio task) feeds the core its ticks, messages and
+//!   requests, takes each [`crate::core::Ready`], hands decided instances to the
+//!   application at once (they are durable on a majority already) and passes records
+//!   and messages to the persister;
+//! - the **persister** (a thread, because fdatasync blocks) appends and syncs the
+//!   records of every batch waiting for it, then sends those batches' messages.
+//!
+//! The core loop never waits for a disk, so while one fdatasync runs, the next
+//! batch builds up: that is group commit, and the leader's batching of commands into
+//! instances rides on the same effect.
+
+mod persister;
+
+pub use persister::PersistStats;
+
+use crate::core::{CoreConfig, Event, ReadOutcome, Replica, Status};
+use crate::error::PaxosError;
+use crate::message::Envelope;
+use crate::storage::Storage;
+use crate::transport::Transport;
+use crate::types::{Command, Entry, NodeId, Slot};
+use persister::{Batch, Persister};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// What the application receives from [`PaxosNode`], in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Instance `slot` is decided with `entry`; apply its commands in order.
+    Entry(Slot, Entry),
+    /// The group forgot instances this replica never applied: install a snapshot
+    /// taken at or after `floor` from another replica, then call
+    /// [`PaxosNode::install_snapshot`].
+    SnapshotNeeded(Slot),
+}
+
+/// Settings of a [`PaxosNode`].
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The protocol core's settings.
+    pub core: CoreConfig,
+    /// Length of one core tick.
+    pub tick: Duration,
+    /// The application has applied every instance below this (from its own
+    /// checkpoint); decided instances from here on are replayed to it at start.
+    pub applied: Slot,
+    /// Capacity of the inbox of incoming messages.
+    pub inbox_capacity: usize,
+}
+
+impl NodeOptions {
+    /// Defaults for replica `id` of `peers`, with 10 ms ticks.
+    pub fn new(id: NodeId, peers: usize) -> Self {
+        NodeOptions { core: CoreConfig::new(id, peers), tick: Duration::from_millis(10), applied: 0, inbox_capacity: 65536 }
+    }
+}
+
+struct Shared {
+    core: Mutex<Replica>,
+    wake: Notify,
+    next_read: AtomicU64,
+    reads: Mutex<HashMap<u64, oneshot::Sender<Result<Slot, PaxosError>>>>,
+    failed: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+    stats: Arc<PersistStats>,
+}
+
+/// A running replica: the 6.824 API plus command proposals, read-index and the
+/// stream of decisions. Cheap to clone.
+#[derive(Clone)]
+pub struct PaxosNode {
+    shared: Arc<Shared>,
+    inbox: mpsc::Sender<Envelope>,
+}
+
+impl PaxosNode {
+    /// Loads `storage`, rebuilds the replica and starts its loops. Incoming messages
+    /// must be pushed into [`PaxosNode::inbox`]; decisions arrive on the returned
+    /// receiver, starting with every decided instance at or after
+    /// `opts.applied`.
+    pub fn start(
+        opts: NodeOptions,
+        mut storage: Box<dyn Storage>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<(PaxosNode, mpsc::UnboundedReceiver<Decision>), PaxosError> {
+        opts.core.validate().map_err(PaxosError::Config)?;
+        let records = storage.load()?;
+        let replica = Replica::restore(opts.core.clone(), records);
+        if opts.applied < replica.floor() {
+            return Err(PaxosError::Config(format!(
+                "the application applied instances below {} only, but the log forgot everything below {}: \
+                 its checkpoint is older than the log allows",
+                opts.applied,
+                replica.floor()
+            )));
+        }
+        let (decisions_tx, decisions_rx) = mpsc::unbounded_channel();
+        for slot in opts.applied..replica.commit_index() {
+            if let Some(e) = replica.decided(slot) {
+                let _ = decisions_tx.send(Decision::Entry(slot, e.clone()));
+            }
+        }
+        let (inbox_tx, inbox_rx) = mpsc::channel(opts.inbox_capacity);
+        let failed = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(PersistStats::default());
+        let shared = Arc::new(Shared {
+            core: Mutex::new(replica),
+            wake: Notify::new(),
+            next_read: AtomicU64::new(1),
+            reads: Mutex::new(HashMap::new()),
+            failed: failed.clone(),
+            stopping: stopping.clone(),
+            stats: stats.clone(),
+        });
+        let (batch_tx, batch_rx) = std::sync::mpsc::channel();
+        let persister = Persister {
+            me: opts.core.id,
+            storage,
+            transport,
+            loopback: inbox_tx.clone(),
+            stats,
+            failed,
+            stopping,
+        };
+        std::thread::Builder::new()
+            .name(format!("paxos-persist-{}", opts.core.id))
+            .spawn(move || persister.run(batch_rx))?;
+        let node = PaxosNode { shared: shared.clone(), inbox: inbox_tx };
+        tokio::spawn(core_loop(shared, inbox_rx, batch_tx, decisions_tx, opts.tick));
+        Ok((node, decisions_rx))
+    }
+
+    /// Where the network layer pushes incoming messages for this replica.
+    pub fn inbox(&self) -> mpsc::Sender<Envelope> {
+        self.inbox.clone()
+    }
+
+    fn core(&self) -> MutexGuard<'_, Replica> {
+        self.shared.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_running(&self) -> Result<(), PaxosError> {
+        if self.shared.failed.load(Ordering::Relaxed) || self.shared.stopping.load(Ordering::Relaxed) {
+            Err(PaxosError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Proposes a command: batched by the leader, forwarded by a follower. The
+    /// outcome shows in the decision stream; the caller retries on its own deadline.
+    pub fn propose(&self, cmd: Command) -> Result<(), PaxosError> {
+        self.check_running()?;
+        self.core().propose(cmd);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// 6.824 `Start(seq, v)`.
+    pub fn start_instance(&self, slot: Slot, entry: Entry) {
+        self.core().start(slot, entry);
+        self.shared.wake.notify_one();
+    }
+
+    /// 6.824 `Status(seq)`.
+    pub fn status(&self, slot: Slot) -> Status {
+        self.core().status(slot)
+    }
+
+    /// 6.824 `Done(seq)`: the application no longer needs instances `<= slot`
+    /// (it has applied them and made the result durable).
+    pub fn done(&self, slot: Slot) {
+        self.core().done(slot);
+        self.shared.wake.notify_one();
+    }
+
+    /// 6.824 `Max()`.
+    pub fn max(&self) -> Slot {
+        self.core().max()
+    }
+
+    /// 6.824 `Min()`.
+    pub fn min(&self) -> Slot {
+        self.core().min()
+    }
+
+    /// Every instance below this is decided here.
+    pub fn commit_index(&self) -> Slot {
+        self.core().commit_index()
+    }
+
+    /// True if this replica leads its group.
+    pub fn is_leader(&self) -> bool {
+        self.core().is_leader()
+    }
+
+    /// The leader this replica knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.core().leader()
+    }
+
+    /// The application installed a snapshot covering every instance below `upto`.
+    pub fn install_snapshot(&self, upto: Slot) {
+        self.core().install_snapshot(upto);
+        self.shared.wake.notify_one();
+    }
+
+    /// Read-index: resolves to an instance number once a majority confirmed this
+    /// replica still leads; a linearizable read may then be served as soon as the
+    /// application has applied every instance below it. Fails with
+    /// [`PaxosError::NotLeader`] on a follower.
+    pub async fn read_index(&self) -> Result<Slot, PaxosError> {
+        self.check_running()?;
+        let id = self.shared.next_read.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.shared.reads.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        self.core().read_index(id);
+        self.shared.wake.notify_one();
+        rx.await.unwrap_or(Err(PaxosError::Stopped))
+    }
+
+    /// Counters of the persister (fsyncs, records).
+    pub fn stats(&self) -> &PersistStats {
+        &self.shared.stats
+    }
+
+    /// True if storage failed and this replica stopped voting.
+    pub fn has_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Stops the replica's loops. Work already handed to the persister is finished.
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+    }
+}
+
+async fn core_loop(
+    shared: Arc<Shared>,
+    mut inbox: mpsc::Receiver<Envelope>,
+    batches: std::sync::mpsc::Sender<Batch>,
+    decisions: mpsc::UnboundedSender<Decision>,
+    tick: Duration,
+) {
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if shared.stopping.load(Ordering::Relaxed) || shared.failed.load(Ordering::Relaxed) {
+            fail_reads(&shared);
+            return;
+        }
+        let mut first = None;
+        tokio::select! {
+            _ = ticker.tick() => {
+                shared.core.lock().unwrap_or_else(|p| p.into_inner()).tick();
+            }
+            msg = inbox.recv() => match msg {
+                Some(env) => first = Some(env),
+                None => return,
+            },
+            _ = shared.wake.notified() => {}
+        }
+        let ready = {
+            let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(env) = first {
+                core.handle(env);
+                // Take everything already waiting: one Ready, one fsync for all.
+                for _ in 0..4096 {
+                    match inbox.try_recv() {
+                        Ok(env) => core.handle(env),
+                        Err(_) => break,
+                    }
+                }
+            }
+            core.take_ready()
+        };
+        if ready.is_empty() {
+            continue;
+        }
+        for (slot, entry) in ready.committed {
+            let _ = decisions.send(Decision::Entry(slot, entry));
+        }
+        for ev in ready.events {
+            match ev {
+                Event::SnapshotNeeded { floor } => {
+                    let _ = decisions.send(Decision::SnapshotNeeded(floor));
+                }
+                Event::LeaderChanged { leader, ballot } => {
+                    tracing::info!(leader = ?leader, %ballot, "leader changed");
+                }
+            }
+        }
+        if !ready.reads.is_empty() {
+            let mut reads = shared.reads.lock().unwrap_or_else(|p| p.into_inner());
+            for outcome in ready.reads {
+                let (id, result) = match outcome {
+                    ReadOutcome::Ready { id, index } => (id, Ok(index)),
+                    ReadOutcome::NotLeader { id, leader } => (id, Err(PaxosError::NotLeader { leader })),
+                };
+                if let Some(tx) = reads.remove(&id) {
+                    let _ = tx.send(result);
+                }
+            }
+        }
+        if !ready.records.is_empty() || !ready.messages.is_empty() || ready.compact_below.is_some() {
+            let batch = Batch { records: ready.records, messages: ready.messages, compact_below: ready.compact_below };
+            if batches.send(batch).is_err() {
+                fail_reads(&shared);
+                return;
+            }
+        }
+    }
+}
+
+fn fail_reads(shared: &Shared) {
+    let mut reads = shared.reads.lock().unwrap_or_else(|p| p.into_inner());
+    for (_, tx) in reads.drain() {
+        let _ = tx.send(Err(PaxosError::Stopped));
+    }
+}
