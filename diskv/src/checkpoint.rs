@@ -1,0 +1,270 @@
+//! Durable KV state: one file per key, and a checkpoint record that makes each
+//! checkpoint atomic.
+//!
+//! Layout under the replica's directory:
+//!
+//! ```text
+//! kv/checkpoint            the latest checkpoint record (atomically replaced)
+//! kv/shard-<n>/<name>      one file per key (see crate::keyfile)
+//! ```
+//!
+//! A checkpoint at `applied` (every instance below it applied) runs:
+//!
+//! 1. write every key changed since the last checkpoint to `<name>.<number>.tmp`;
+//! 2. `syncfs`: those files, and the renames of the previous checkpoint, are durable;
+//! 3. write the record (applied, config, per-shard mode and duplicate table, and the
+//!    list of renames and deletions still to do) to a temp file, fsync, rename it
+//!    over `checkpoint`, fsync the directory: **this is the commit point**;
+//! 4. carry out the renames and deletions.
+//!
+//! Recovery reads the record and redoes step 4 (idempotent), deletes any other temp
+//! file (an unfinished later checkpoint), and loads the key files. The key files then
+//! hold exactly the state at `applied`, so replaying the log from there applies every
+//! instance exactly once (Append and duplicate-table replies included).
+
+use crate::dedup::DupTable;
+use crate::error::StateError;
+use crate::keyfile::{self, KeyFile};
+use crate::shard::{Shard, ShardMode};
+use serde::{Deserialize, Serialize};
+use shardmaster::{Config, Gid};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const RECORD_MAGIC: &[u8; 4] = b"DKC1";
+
+/// What a checkpoint keeps of one shard besides its key files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMeta {
+    /// Serving, arriving or leaving.
+    pub mode: ShardMode,
+    /// The shard's duplicate table.
+    pub dups: DupTable,
+}
+
+/// The checkpoint record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// Increases by one per checkpoint; names the temp files.
+    pub number: u64,
+    /// Every log instance below this is reflected in the key files.
+    pub applied: u64,
+    /// The replica group.
+    pub gid: Gid,
+    /// The configuration applied.
+    pub config: Config,
+    /// Log time (ms) of the latest applied command.
+    pub now_ms: u64,
+    /// The shards held, without their data.
+    pub shards: BTreeMap<usize, ShardMeta>,
+    /// Key files still to rename into place: (shard, file name).
+    pub writes: Vec<(usize, String)>,
+    /// Key files still to delete: (shard, file name).
+    pub deletes: Vec<(usize, String)>,
+    /// Shard folders still to delete.
+    pub dropped: Vec<usize>,
+}
+
+/// The on-disk KV state of one replica.
+#[derive(Debug)]
+pub struct DiskStore {
+    root: PathBuf,
+    number: u64,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> StateError {
+    StateError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<(), StateError> {
+    fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(path, e))
+}
+
+/// Flushes every dirty page and inode of the file system holding `path`.
+fn sync_fs(path: &Path) -> Result<(), StateError> {
+    let dir = fs::File::open(path).map_err(|e| io_err(path, e))?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is valid for the duration of the call.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(io_err(path, std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        dir.sync_all().map_err(|e| io_err(path, e))
+    }
+}
+
+impl DiskStore {
+    /// The store under `dir/kv` (created if missing).
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let root = dir.join("kv");
+        fs::create_dir_all(&root).map_err(|e| io_err(&root, e))?;
+        Ok(DiskStore { root, number: 0 })
+    }
+
+    fn shard_dir(&self, shard: usize) -> PathBuf {
+        self.root.join(format!("shard-{shard}"))
+    }
+
+    /// Loads the latest checkpoint and its shards' data; `None` if there is none.
+    pub fn load(
+        &mut self,
+    ) -> Result<Option<(CheckpointRecord, BTreeMap<usize, Shard>)>, StateError> {
+        let path = self.root.join("checkpoint");
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.remove_temp_files()?;
+                return Ok(None);
+            }
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        let record = decode_record(&bytes).map_err(|reason| StateError::Corrupt {
+            path: path.clone(),
+            reason,
+        })?;
+        self.number = record.number;
+        self.finish(&record)?;
+        self.remove_temp_files()?;
+        let mut shards = BTreeMap::new();
+        for (&shard, meta) in &record.shards {
+            let mut s = Shard::new(meta.mode.clone());
+            s.dups = meta.dups.clone();
+            let dir = self.shard_dir(shard);
+            if dir.exists() {
+                for ent in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+                    let ent = ent.map_err(|e| io_err(&dir, e))?;
+                    let p = ent.path();
+                    let bytes = fs::read(&p).map_err(|e| io_err(&p, e))?;
+                    let kf = KeyFile::decode(&bytes).map_err(|reason| StateError::Corrupt {
+                        path: p.clone(),
+                        reason,
+                    })?;
+                    s.data.insert(kf.key, kf.value);
+                }
+            }
+            shards.insert(shard, s);
+        }
+        Ok(Some((record, shards)))
+    }
+
+    /// Writes a checkpoint (steps 1–4 of the module docs). `dirty` lists the keys
+    /// changed since the previous checkpoint; `dropped` the shards no longer held.
+    pub fn checkpoint(
+        &mut self,
+        mut record: CheckpointRecord,
+        shards: &BTreeMap<usize, Shard>,
+        dirty: &[(usize, String)],
+        dropped: Vec<usize>,
+    ) -> Result<(), StateError> {
+        self.number += 1;
+        let n = self.number;
+        record.number = n;
+        for (shard, key) in dirty {
+            let name = keyfile::file_name(key);
+            match shards.get(shard).and_then(|s| s.data.get(key)) {
+                Some(value) => {
+                    let dir = self.shard_dir(*shard);
+                    fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+                    let tmp = dir.join(format!("{name}.{n}.tmp"));
+                    let bytes = KeyFile {
+                        key: key.clone(),
+                        value: value.clone(),
+                    }
+                    .encode();
+                    fs::write(&tmp, bytes).map_err(|e| io_err(&tmp, e))?;
+                    record.writes.push((*shard, name));
+                }
+                None => record.deletes.push((*shard, name)),
+            }
+        }
+        record.dropped = dropped;
+        sync_fs(&self.root)?;
+        let bytes = encode_record(&record);
+        let tmp = self.root.join("checkpoint.tmp");
+        let mut f = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| io_err(&tmp, e))?;
+        let path = self.root.join("checkpoint");
+        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        sync_dir(&self.root)?;
+        self.finish(&record)
+    }
+
+    /// Step 4: renames, deletions and dropped shard folders (idempotent).
+    fn finish(&self, record: &CheckpointRecord) -> Result<(), StateError> {
+        let n = record.number;
+        for (shard, name) in &record.writes {
+            let dir = self.shard_dir(*shard);
+            let tmp = dir.join(format!("{name}.{n}.tmp"));
+            if tmp.exists() {
+                let dst = dir.join(name);
+                fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+            }
+        }
+        for (shard, name) in &record.deletes {
+            let p = self.shard_dir(*shard).join(name);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&p, e)),
+            }
+        }
+        for shard in &record.dropped {
+            let dir = self.shard_dir(*shard);
+            if dir.exists() {
+                fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_temp_files(&self) -> Result<(), StateError> {
+        for ent in fs::read_dir(&self.root).map_err(|e| io_err(&self.root, e))? {
+            let p = ent.map_err(|e| io_err(&self.root, e))?.path();
+            if p.is_dir() {
+                for f in fs::read_dir(&p).map_err(|e| io_err(&p, e))? {
+                    let f = f.map_err(|e| io_err(&p, e))?.path();
+                    if f.extension().is_some_and(|x| x == "tmp") {
+                        fs::remove_file(&f).map_err(|e| io_err(&f, e))?;
+                    }
+                }
+            } else if p.extension().is_some_and(|x| x == "tmp") {
+                fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_record(r: &CheckpointRecord) -> Vec<u8> {
+    let body = postcard::to_allocvec(r).unwrap_or_default();
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(RECORD_MAGIC);
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn decode_record(bytes: &[u8]) -> Result<CheckpointRecord, String> {
+    if bytes.len() < 8 || &bytes[..4] != RECORD_MAGIC {
+        return Err("not a diskv checkpoint (bad magic)".into());
+    }
+    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    if crc32c::crc32c(&bytes[8..]) != crc {
+        return Err("checksum mismatch".into());
+    }
+    postcard::from_bytes(&bytes[8..]).map_err(|e| format!("undecodable: {e}"))
+}

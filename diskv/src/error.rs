@@ -1,0 +1,33 @@
+//! The crate's error type for local state (disk) problems. Errors sent to clients
+//! are [`crate::op::KvError`].
+
+use std::path::PathBuf;
+
+/// A problem with this replica's own files.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// An I/O call failed (disk full, permissions, device error).
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file failed its checksum or did not decode: this replica's disk cannot be
+    /// trusted; recover it from its peers (restart with an empty --dir and --restart).
+    #[error("corrupt state file {path}: {reason}; move the directory away and restart with --restart to recover from peers")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The directory belongs to another cluster, group or replica, or was made with
+    /// other settings.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Paxos could not start.
+    #[error(transparent)]
+    Paxos(#[from] paxos::PaxosError),
+}

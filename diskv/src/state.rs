@@ -1,0 +1,357 @@
+//! The replicated KV state machine of one group: the shards it holds, the
+//! configuration it has applied, and its checkpoints.
+
+use crate::checkpoint::{CheckpointRecord, DiskStore, ShardMeta};
+use crate::dedup::{DupTable, Seen};
+use crate::error::StateError;
+use crate::op::{KvError, Op, Reply, Request};
+use crate::shard::{Shard, ShardMode};
+use paxos::rsm::StateMachine;
+use paxos::Slot;
+use serde::{Deserialize, Serialize};
+use shardmaster::{Config, Gid, NO_GROUP};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// A command in the group's log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum KvCommand {
+    /// A client write (or a read that went through the log).
+    Op {
+        /// The request.
+        req: Request,
+        /// The proposer's clock, in ms since the epoch (expires duplicate entries).
+        at_ms: u64,
+    },
+    /// Move to the next configuration (its number must be the applied one plus one).
+    Reconfigure {
+        /// The configuration.
+        config: Config,
+    },
+    /// Install a shard received from its previous owner.
+    InstallShard {
+        /// The configuration that gave the shard to this group.
+        config: u64,
+        /// The shard.
+        shard: usize,
+        /// Its data.
+        data: BTreeMap<String, String>,
+        /// Its duplicate table.
+        dups: DupTable,
+    },
+    /// The new owner installed a shard this group handed over: delete it.
+    DeleteShard {
+        /// The configuration that took the shard away.
+        config: u64,
+        /// The shard.
+        shard: usize,
+    },
+}
+
+/// What applying a command returns to its proposer.
+pub type KvOutput = Result<Reply, KvError>;
+
+/// The state of one replica group.
+#[derive(Debug)]
+pub struct KvState {
+    gid: Gid,
+    nshards: usize,
+    config: Config,
+    shards: BTreeMap<usize, Shard>,
+    now_ms: u64,
+    disk: Option<DiskStore>,
+    dirty: BTreeSet<(usize, String)>,
+    dropped: Vec<usize>,
+    checkpointed: Slot,
+    since_checkpoint: u64,
+    /// Checkpoint after this many applied instances even if not idle.
+    pub checkpoint_every: u64,
+}
+
+impl KvState {
+    /// An empty in-memory state (no files), for tests.
+    pub fn in_memory(gid: Gid, nshards: usize) -> Self {
+        KvState {
+            gid,
+            nshards,
+            config: Config::initial(nshards),
+            shards: BTreeMap::new(),
+            now_ms: 0,
+            disk: None,
+            dirty: BTreeSet::new(),
+            dropped: Vec::new(),
+            checkpointed: 0,
+            since_checkpoint: 0,
+            checkpoint_every: 20_000,
+        }
+    }
+
+    /// Opens the state kept under `dir`; returns it with the first log instance not
+    /// yet reflected in it.
+    pub fn open(dir: &Path, gid: Gid, nshards: usize) -> Result<(Self, Slot), StateError> {
+        let mut disk = DiskStore::open(dir)?;
+        let mut st = KvState::in_memory(gid, nshards);
+        let loaded = disk.load()?;
+        st.disk = Some(disk);
+        let Some((record, shards)) = loaded else {
+            return Ok((st, 0));
+        };
+        if record.gid != gid || record.config.shards.len() != nshards {
+            return Err(StateError::Mismatch(format!(
+                "{} holds group {} with {} shards, not group {gid} with {nshards}",
+                dir.display(),
+                record.gid,
+                record.config.shards.len()
+            )));
+        }
+        st.config = record.config;
+        st.now_ms = record.now_ms;
+        st.shards = shards;
+        st.checkpointed = record.applied;
+        Ok((st, record.applied))
+    }
+
+    /// The configuration applied.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// This group's id.
+    pub fn gid(&self) -> Gid {
+        self.gid
+    }
+
+    /// The shards held, with their mode.
+    pub fn shard_modes(&self) -> BTreeMap<usize, ShardMode> {
+        self.shards
+            .iter()
+            .map(|(&s, sh)| (s, sh.mode.clone()))
+            .collect()
+    }
+
+    /// A held shard.
+    pub fn shard(&self, shard: usize) -> Option<&Shard> {
+        self.shards.get(&shard)
+    }
+
+    /// Number of keys held in serving shards.
+    pub fn key_count(&self) -> usize {
+        self.shards
+            .values()
+            .filter(|s| s.mode == ShardMode::Serving)
+            .map(|s| s.data.len())
+            .sum()
+    }
+
+    /// True when no shard is arriving or leaving: the group may take the next config.
+    pub fn settled(&self) -> bool {
+        self.shards.values().all(|s| s.mode == ShardMode::Serving)
+    }
+
+    fn serving(&self, shard: usize) -> Result<(), KvError> {
+        if shard >= self.nshards {
+            return Err(KvError::Invalid(format!(
+                "shard {shard} out of range (the cluster has {})",
+                self.nshards
+            )));
+        }
+        match self.shards.get(&shard) {
+            Some(s) if s.mode == ShardMode::Serving && self.config.shards[shard] == self.gid => {
+                Ok(())
+            }
+            Some(s) if matches!(s.mode, ShardMode::Pulling { .. }) => {
+                Err(KvError::ShardMoving { shard })
+            }
+            _ => Err(KvError::WrongGroup {
+                shard,
+                config: self.config.num,
+            }),
+        }
+    }
+
+    /// Answers a read (Get or Scan) from the local state; the caller ensures
+    /// linearizability (read index).
+    pub fn read(&self, req: &Request) -> KvOutput {
+        self.serving(req.shard)?;
+        let shard = &self.shards[&req.shard];
+        match &req.op {
+            Op::Get { key } => Ok(Reply::Value(shard.data.get(key).cloned())),
+            Op::Scan { start, end } => Ok(Reply::Pairs(shard.scan(start, end))),
+            other => Err(KvError::Invalid(format!("{other:?} is not a read"))),
+        }
+    }
+
+    fn apply_op(&mut self, req: Request, at_ms: u64) -> KvOutput {
+        self.now_ms = self.now_ms.max(at_ms);
+        self.serving(req.shard)?;
+        let now = self.now_ms;
+        let shard_id = req.shard;
+        let Some(shard) = self.shards.get_mut(&shard_id) else {
+            return Err(KvError::WrongGroup {
+                shard: shard_id,
+                config: self.config.num,
+            });
+        };
+        match shard.dups.seen(req.client, req.seq) {
+            Seen::Duplicate(reply) => {
+                shard.dups.touch(req.client, now);
+                return Ok(reply);
+            }
+            Seen::Stale => return Err(KvError::Timeout),
+            Seen::New => {}
+        }
+        let dirty = &mut self.dirty;
+        let reply = shard.apply(&req.op, |k| {
+            dirty.insert((shard_id, k.to_string()));
+        });
+        if !req.op.is_read() {
+            shard.dups.record(req.client, req.seq, reply.clone(), now);
+        }
+        Ok(reply)
+    }
+
+    fn apply_config(&mut self, config: Config) -> KvOutput {
+        if config.num != self.config.num + 1
+            || config.shards.len() != self.nshards
+            || !self.settled()
+        {
+            // Out of order or while shards are moving: the leader proposes again.
+            return Err(KvError::ShardMoving { shard: 0 });
+        }
+        for shard in 0..self.nshards {
+            let (old, new) = (self.config.shards[shard], config.shards[shard]);
+            if old != self.gid && new == self.gid {
+                let mode = if old == NO_GROUP {
+                    ShardMode::Serving
+                } else {
+                    ShardMode::Pulling {
+                        from: old,
+                        config: config.num,
+                    }
+                };
+                self.shards.insert(shard, Shard::new(mode));
+            } else if old == self.gid && new != self.gid {
+                if let Some(s) = self.shards.get_mut(&shard) {
+                    s.mode = ShardMode::Leaving {
+                        to: new,
+                        config: config.num,
+                    };
+                }
+            }
+        }
+        tracing::info!(gid = self.gid, config = config.num, "applied configuration");
+        self.config = config;
+        Ok(Reply::Cleared)
+    }
+
+    fn install_shard(
+        &mut self,
+        config: u64,
+        shard: usize,
+        data: BTreeMap<String, String>,
+        dups: DupTable,
+    ) -> KvOutput {
+        match self.shards.get_mut(&shard) {
+            Some(s) if matches!(s.mode, ShardMode::Pulling { config: c, .. } if c == config) => {
+                for key in data.keys() {
+                    self.dirty.insert((shard, key.clone()));
+                }
+                s.data = data;
+                s.dups.merge(&dups);
+                s.mode = ShardMode::Serving;
+                tracing::info!(
+                    gid = self.gid,
+                    shard,
+                    config,
+                    keys = s.data.len(),
+                    "installed shard"
+                );
+            }
+            _ => {} // a duplicate or late install: already done
+        }
+        Ok(Reply::Cleared)
+    }
+
+    fn delete_shard(&mut self, config: u64, shard: usize) -> KvOutput {
+        if let Some(s) = self.shards.get(&shard) {
+            if matches!(s.mode, ShardMode::Leaving { config: c, .. } if c == config) {
+                self.shards.remove(&shard);
+                self.dirty.retain(|(s, _)| *s != shard);
+                self.dropped.push(shard);
+                tracing::info!(gid = self.gid, shard, config, "deleted handed-over shard");
+            }
+        }
+        Ok(Reply::Cleared)
+    }
+
+    /// Writes a checkpoint covering every instance below `applied`.
+    fn write_checkpoint(&mut self, applied: Slot) -> Result<(), StateError> {
+        let Some(disk) = self.disk.as_mut() else {
+            return Ok(());
+        };
+        for s in self.shards.values_mut() {
+            s.dups.expire(self.now_ms);
+        }
+        let record = CheckpointRecord {
+            number: 0,
+            applied,
+            gid: self.gid,
+            config: self.config.clone(),
+            now_ms: self.now_ms,
+            shards: self
+                .shards
+                .iter()
+                .map(|(&n, s)| {
+                    (
+                        n,
+                        ShardMeta {
+                            mode: s.mode.clone(),
+                            dups: s.dups.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            writes: Vec::new(),
+            deletes: Vec::new(),
+            dropped: Vec::new(),
+        };
+        let dirty: Vec<(usize, String)> = std::mem::take(&mut self.dirty).into_iter().collect();
+        let dropped = std::mem::take(&mut self.dropped);
+        disk.checkpoint(record, &self.shards, &dirty, dropped)
+    }
+}
+
+impl StateMachine for KvState {
+    type Command = KvCommand;
+    type Output = KvOutput;
+
+    fn apply(&mut self, _slot: Slot, cmd: KvCommand) -> KvOutput {
+        self.since_checkpoint += 1;
+        match cmd {
+            KvCommand::Op { req, at_ms } => self.apply_op(req, at_ms),
+            KvCommand::Reconfigure { config } => self.apply_config(config),
+            KvCommand::InstallShard {
+                config,
+                shard,
+                data,
+                dups,
+            } => self.install_shard(config, shard, data, dups),
+            KvCommand::DeleteShard { config, shard } => self.delete_shard(config, shard),
+        }
+    }
+
+    fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
+        if self.disk.is_none() {
+            return Ok(Some(applied));
+        }
+        let due =
+            applied > self.checkpointed && (idle || self.since_checkpoint >= self.checkpoint_every);
+        if !due {
+            return Ok(None);
+        }
+        self.write_checkpoint(applied).map_err(|e| e.to_string())?;
+        self.checkpointed = applied;
+        self.since_checkpoint = 0;
+        Ok(Some(applied))
+    }
+}
