@@ -50,7 +50,15 @@ pub struct Sim {
 impl Sim {
     /// A group of `n` replicas with default tuning and a reliable network.
     pub fn new(n: usize, seed: u64) -> Self {
-        Self::with_configs((0..n).map(|i| CoreConfig { seed, ..CoreConfig::new(i, n) }).collect(), seed)
+        Self::with_configs(
+            (0..n)
+                .map(|i| CoreConfig {
+                    seed,
+                    ..CoreConfig::new(i, n)
+                })
+                .collect(),
+            seed,
+        )
     }
 
     /// A group with the given per-replica settings.
@@ -60,7 +68,11 @@ impl Sim {
             seed,
             rng: StdRng::seed_from_u64(seed),
             time: 0,
-            nodes: configs.iter().cloned().map(|c| Some(Replica::new(c))).collect(),
+            nodes: configs
+                .iter()
+                .cloned()
+                .map(|c| Some(Replica::new(c)))
+                .collect(),
             configs,
             disks: vec![Vec::new(); n],
             net: Network::new(n),
@@ -178,7 +190,7 @@ impl Sim {
     /// replica's Ready.
     pub fn step(&mut self) {
         self.time += 1;
-        if self.time % UNITS_PER_TICK == 0 {
+        if self.time.is_multiple_of(UNITS_PER_TICK) {
             for r in self.nodes.iter_mut().flatten() {
                 r.tick();
             }
@@ -194,7 +206,9 @@ impl Sim {
     }
 
     fn drain_ready(&mut self, i: NodeId) {
-        let Some(r) = self.nodes[i].as_mut() else { return };
+        let Some(r) = self.nodes[i].as_mut() else {
+            return;
+        };
         if !r.has_ready() {
             return;
         }
@@ -272,7 +286,11 @@ impl Sim {
         self.nodes
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().filter(|r| r.is_leader()).map(|r| (r.promised(), i)))
+            .filter_map(|(i, r)| {
+                r.as_ref()
+                    .filter(|r| r.is_leader())
+                    .map(|r| (r.promised(), i))
+            })
             .max()
             .map(|(_, i)| i)
     }

@@ -22,12 +22,22 @@ pub struct NetOptions {
 impl NetOptions {
     /// A network that delivers everything in order after one unit.
     pub fn reliable() -> Self {
-        NetOptions { drop: 0.0, duplicate: 0.0, min_delay: 1, max_delay: 1 }
+        NetOptions {
+            drop: 0.0,
+            duplicate: 0.0,
+            min_delay: 1,
+            max_delay: 1,
+        }
     }
 
     /// A network that loses 10% of messages, duplicates 5% and reorders freely.
     pub fn unreliable() -> Self {
-        NetOptions { drop: 0.1, duplicate: 0.05, min_delay: 1, max_delay: 30 }
+        NetOptions {
+            drop: 0.1,
+            duplicate: 0.05,
+            min_delay: 1,
+            max_delay: 30,
+        }
     }
 }
 
@@ -42,7 +52,13 @@ pub(super) struct Network {
 
 impl Network {
     pub(super) fn new(n: usize) -> Self {
-        Network { opts: NetOptions::reliable(), deaf: vec![false; n], side: vec![0; n], queue: BTreeMap::new(), counter: 0 }
+        Network {
+            opts: NetOptions::reliable(),
+            deaf: vec![false; n],
+            side: vec![0; n],
+            queue: BTreeMap::new(),
+            counter: 0,
+        }
     }
 
     pub(super) fn partition(&mut self, groups: &[&[NodeId]]) {
@@ -73,9 +89,14 @@ impl Network {
         if rng.gen_bool(self.opts.drop) {
             return;
         }
-        let copies = if rng.gen_bool(self.opts.duplicate) { 2 } else { 1 };
+        let copies = if rng.gen_bool(self.opts.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
-            let delay = rng.gen_range(self.opts.min_delay..=self.opts.max_delay.max(self.opts.min_delay));
+            let delay =
+                rng.gen_range(self.opts.min_delay..=self.opts.max_delay.max(self.opts.min_delay));
             self.push(now + delay, env.clone());
         }
     }
@@ -89,7 +110,9 @@ impl Network {
     /// partition and deafness are checked at delivery time.
     pub(super) fn due(&mut self, now: u64, rng: &mut StdRng) -> Vec<Envelope> {
         let later = self.queue.split_off(&(now + 1, 0));
-        let mut due: Vec<Envelope> = std::mem::replace(&mut self.queue, later).into_values().collect();
+        let mut due: Vec<Envelope> = std::mem::replace(&mut self.queue, later)
+            .into_values()
+            .collect();
         // Shuffle lightly when the network reorders.
         if self.opts.max_delay > self.opts.min_delay {
             for k in (1..due.len()).rev() {
@@ -99,7 +122,8 @@ impl Network {
         }
         due.into_iter()
             .filter(|env| {
-                env.to == env.from || (!self.deaf[env.to] && self.side[env.to] == self.side[env.from])
+                env.to == env.from
+                    || (!self.deaf[env.to] && self.side[env.to] == self.side[env.from])
             })
             .collect()
     }

@@ -3,6 +3,22 @@
 //! The core never touches storage itself: it hands its records to the driver in a
 //! [`crate::core::Ready`], and the driver appends them here and calls [`Storage::sync`]
 //! before it sends any message of the same `Ready`.
+//!
+//! Implementations: [`SegmentLog`], the checksummed on-disk log (its module docs give
+//! the format and the recovery rule), and [`MemStorage`], an in-memory log for
+//! simulation tests that loses unsynced records on a simulated crash, with
+//! [`FaultyStorage`] to inject failures into either.
+
+mod facts;
+mod frame;
+pub mod memory;
+mod segment;
+pub mod segment_log;
+#[cfg(test)]
+mod tests;
+
+pub use memory::{FaultPlan, FaultSwitch, FaultyStorage, MemDisk, MemStorage};
+pub use segment_log::{LogOptions, LogStats, SegmentLog};
 
 use crate::record::Record;
 use crate::types::Slot;

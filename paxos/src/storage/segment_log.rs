@@ -1,0 +1,381 @@
+//! The durable log: a directory of append-only, checksummed segment files.
+//!
+//! # Format
+//!
+//! The directory holds segment files named `{seq:020}.log` (`00000000000000000042.log`)
+//! so that names sort in log order; other files are ignored. A segment is a sequence
+//! of frames, each `len: u32 LE | crc32c(payload): u32 LE | payload`, the payload
+//! being the postcard encoding of one [`Record`] (at most 64 MiB). Loading the log
+//! reads the segments in order and returns their records.
+//!
+//! When the current segment has reached [`LogOptions::segment_bytes`], the next append
+//! starts a new segment, whose *head* restates the log's latest facts: the highest
+//! promise (by a `Promised` record or implied by an `Accepted` one), `Committed` and
+//! `Forgotten`. So a segment whose instances are all forgotten can be deleted by
+//! [`Storage::compact`] without losing the facts that outlive instances.
+//!
+//! # Durability
+//!
+//! [`Storage::sync`] `fdatasync`s the current segment and, if a segment was created or
+//! deleted since the last sync, `fsync`s the directory. Before a new segment is created
+//! the previous one is synced, so **every segment but the last is complete on disk**.
+//! Compaction syncs the log before deleting anything, so the facts a deleted segment
+//! held are durable in a later one first.
+//!
+//! # Recovery rule
+//!
+//! A crash can only tear the end of the last segment; anything else is corruption,
+//! and a replica with a corrupt log must not vote, so it is never silently repaired.
+//! On [`SegmentLog::open`] a defective frame (short header, zero or oversized length,
+//! short payload, checksum mismatch) is a **torn tail** if and only if:
+//!
+//! 1. it is in the last segment, and
+//! 2. it is not a frame that passes its checksum but does not decode, and
+//! 3. no valid frame starts where its length field says it ends (checked only when the
+//!    length field is plausible: non-zero, within the limit, within the file).
+//!
+//! A torn tail is truncated away (and the truncation synced), with a `warn!` giving the
+//! bytes cut; a zero-filled (preallocated) tail is a torn tail. Every other defect is
+//! [`StorageError::Corrupt`] naming the file and offset. Known limit: a flipped bit in a
+//! *length field* of the last segment looks like a torn write and is cut, since only
+//! the length field says where the next frame would start.
+
+use super::facts::Facts;
+use super::frame::{self, EncodeError};
+use super::segment::{self, create_segment, io_err, open_for_append, Segment};
+use super::{Storage, StorageError};
+use crate::record::Record;
+use crate::types::Slot;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tracing::{debug, info, warn};
+
+/// How a [`SegmentLog`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Size after which the next append starts a new segment (default 8 MiB). Any
+    /// value works; a tiny one makes every append start a segment.
+    pub segment_bytes: u64,
+    /// Whether [`Storage::sync`] really calls `fdatasync`/`fsync` (default `true`).
+    /// `false` is for tests and benchmarks only: nothing is durable.
+    pub sync: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 8 << 20,
+            sync: true,
+        }
+    }
+}
+
+/// Counters of a [`SegmentLog`] since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Times appended data was made durable (one `fdatasync` each, unless
+    /// [`LogOptions::sync`] is off). Commands per sync measures group commit.
+    pub syncs: u64,
+    /// Total nanoseconds spent in `fdatasync`.
+    pub sync_nanos: u64,
+    /// Directory `fsync`s (after segments were created or deleted).
+    pub dir_syncs: u64,
+    /// Calls to [`Storage::append`] with at least one record.
+    pub appends: u64,
+    /// Records appended.
+    pub records: u64,
+    /// Bytes appended, frame headers included.
+    pub bytes: u64,
+    /// Segment files the log has now.
+    pub segments: u64,
+}
+
+/// The on-disk [`Storage`]: see the [module docs](self) for the format and the
+/// recovery rule.
+#[derive(Debug)]
+pub struct SegmentLog {
+    dir: PathBuf,
+    opts: LogOptions,
+    /// In log order; never empty. The last one is the current segment.
+    segments: Vec<Segment>,
+    /// The current segment, opened for appending.
+    current: File,
+    /// The facts of the whole log, including deleted segments.
+    facts: Facts,
+    /// Encode buffer, reused by every append.
+    buf: Vec<u8>,
+    /// The current segment has writes not yet synced.
+    unsynced: bool,
+    /// A segment was created or deleted since the last directory sync.
+    dir_unsynced: bool,
+    /// Records read by `open`, handed out by `load` unless the log changed since.
+    recovered: Option<Vec<Record>>,
+    /// Why the log refuses further calls, after a failure that left its state unknown.
+    failed: Option<String>,
+    stats: LogStats,
+}
+
+/// Reads every segment of `dir` in order, cutting a torn tail off the last one.
+/// Returns the segments, the facts of the whole log and its records.
+fn read_segments(dir: &Path) -> Result<(Vec<Segment>, Facts, Vec<Record>), StorageError> {
+    let listed = segment::list(dir)?;
+    let mut records = Vec::new();
+    let mut segments = Vec::with_capacity(listed.len());
+    let mut facts = Facts::default();
+    for (i, (seq, path)) in listed.iter().enumerate() {
+        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        let scan = segment::scan(path, &bytes, i + 1 == listed.len(), &mut records)?;
+        if let Some(defect) = &scan.torn {
+            let cut_bytes = bytes.len() as u64 - scan.valid_len;
+            warn!(path = %path.display(), offset = scan.valid_len, cut_bytes, %defect,
+                "cutting a torn record off the tail of the log");
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io_err(path))?;
+            file.set_len(scan.valid_len).map_err(io_err(path))?;
+            file.sync_all().map_err(io_err(path))?;
+        }
+        facts.absorb(&scan.facts);
+        segments.push(Segment {
+            seq: *seq,
+            path: path.clone(),
+            facts: scan.facts,
+            len: scan.valid_len,
+        });
+    }
+    Ok((segments, facts, records))
+}
+
+impl SegmentLog {
+    /// Opens (creating it if needed) the log in `dir` and recovers it: every segment
+    /// is read, a torn tail is cut off, and a corrupt log is refused with
+    /// [`StorageError::Corrupt`]. The records read are kept for the first
+    /// [`Storage::load`] (which reads the disk again if the log changed since).
+    pub fn open(dir: &Path, opts: LogOptions) -> Result<SegmentLog, StorageError> {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                segment::sync_dir(parent)?;
+            }
+        }
+        let (mut segments, facts, records) = read_segments(dir)?;
+        let dir_unsynced = segments.is_empty();
+        if dir_unsynced {
+            segments.push(create_segment(dir, 0)?);
+        }
+        let current = open_for_append(&segments[segments.len() - 1].path)?;
+        let mut log = SegmentLog {
+            dir: dir.to_path_buf(),
+            opts,
+            segments,
+            current,
+            facts,
+            buf: Vec::new(),
+            unsynced: false,
+            dir_unsynced,
+            recovered: Some(records),
+            failed: None,
+            stats: LogStats::default(),
+        };
+        if !log.segments[log.segments.len() - 1].facts.covers(&facts) {
+            // The head of the last segment was torn off: restate it.
+            log.write_records(&facts.head().collect::<Vec<_>>())?;
+        }
+        debug!(dir = %dir.display(), segments = log.segments.len(), "log opened");
+        Ok(log)
+    }
+
+    /// The log's counters.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            segments: self.segments.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Syncs the current segment, then starts the next one with the log's head.
+    fn rotate(&mut self) -> Result<(), StorageError> {
+        // The previous segment must be complete on disk before the next one exists:
+        // recovery treats a defect in any segment but the last as corruption.
+        self.sync()?;
+        let seq = self.segments[self.segments.len() - 1].seq + 1;
+        let next = create_segment(&self.dir, seq)?;
+        self.dir_unsynced = true;
+        self.current = open_for_append(&next.path)?;
+        self.segments.push(next);
+        let head: Vec<Record> = self.facts.head().collect();
+        self.write_records(&head)
+    }
+
+    /// Frames `records` into the encode buffer and writes them to the current segment
+    /// in one `write_all`. A failed write is undone, or else the log is failed.
+    fn write_records(&mut self, records: &[Record]) -> Result<(), StorageError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let current = self.segments.len() - 1;
+        let (mut seg_facts, mut log_facts) = (self.segments[current].facts, self.facts);
+        self.buf.clear();
+        for record in records {
+            frame::encode(record, &mut self.buf).map_err(|e| {
+                let kind = match e {
+                    EncodeError::TooLarge(_) => io::ErrorKind::InvalidInput,
+                    EncodeError::Postcard(_) => io::ErrorKind::InvalidData,
+                };
+                StorageError::Io {
+                    path: self.segments[current].path.clone(),
+                    source: io::Error::new(kind, e.to_string()),
+                }
+            })?;
+            seg_facts.observe(record);
+            log_facts.observe(record);
+        }
+        let segment = &mut self.segments[current];
+        if let Err(source) = self.current.write_all(&self.buf) {
+            // Cut whatever part was written, so the next append does not land behind
+            // a torn frame (which recovery would call corruption).
+            if let Err(undo) = self.current.set_len(segment.len) {
+                self.failed = Some(format!("a failed write could not be undone: {undo}"));
+            }
+            return Err(StorageError::Io {
+                path: segment.path.clone(),
+                source,
+            });
+        }
+        segment.len += self.buf.len() as u64;
+        segment.facts = seg_facts;
+        self.facts = log_facts;
+        self.unsynced = true;
+        self.stats.bytes += self.buf.len() as u64;
+        Ok(())
+    }
+
+    /// Refuses the call if an earlier failure left the log in an unknown state.
+    fn check_usable(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::Io {
+                path: self.dir.clone(),
+                source: io::Error::other(format!("log unusable, reopen it to recover: {reason}")),
+            }),
+        }
+    }
+}
+
+impl Storage for SegmentLog {
+    fn load(&mut self) -> Result<Vec<Record>, StorageError> {
+        self.check_usable()?;
+        if let Some(records) = self.recovered.take() {
+            return Ok(records);
+        }
+        // Read the log again from disk, keeping what this handle still owes it.
+        let mut reopened = SegmentLog::open(&self.dir, self.opts)?;
+        reopened.unsynced |= self.unsynced;
+        reopened.dir_unsynced |= self.dir_unsynced;
+        reopened.stats = self.stats;
+        let records = reopened.recovered.take().unwrap_or_default();
+        *self = reopened;
+        Ok(records)
+    }
+
+    fn append(&mut self, records: &[Record]) -> Result<(), StorageError> {
+        self.check_usable()?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        // What open() read is no longer the whole log.
+        self.recovered = None;
+        let current = &self.segments[self.segments.len() - 1];
+        if current.len > 0 && current.len >= self.opts.segment_bytes {
+            self.rotate()?;
+        }
+        self.write_records(records)?;
+        self.stats.appends += 1;
+        self.stats.records += records.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_usable()?;
+        if self.unsynced {
+            if self.opts.sync {
+                let started = Instant::now();
+                if let Err(source) = self.current.sync_data() {
+                    // After a failed fdatasync the page cache may have dropped the
+                    // dirty pages: nothing written since the last sync can be trusted.
+                    self.failed = Some(format!("fdatasync failed: {source}"));
+                    let path = self.segments[self.segments.len() - 1].path.clone();
+                    return Err(StorageError::Io { path, source });
+                }
+                self.stats.sync_nanos += started.elapsed().as_nanos() as u64;
+            }
+            self.stats.syncs += 1;
+            self.unsynced = false;
+        }
+        if self.dir_unsynced {
+            if self.opts.sync {
+                if let Err(e) = segment::sync_dir(&self.dir) {
+                    self.failed = Some(format!("directory fsync failed: {e}"));
+                    return Err(e);
+                }
+                self.stats.dir_syncs += 1;
+            }
+            self.dir_unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self, below: Slot) -> Result<(), StorageError> {
+        self.check_usable()?;
+        // Walk from the newest segment back: a segment may go if all its instances
+        // are below `below` and the segments after it restate its facts.
+        let current = self.segments.len() - 1;
+        let mut later = self.segments[current].facts;
+        let mut doomed = Vec::new();
+        for (i, segment) in self.segments[..current].iter().enumerate().rev() {
+            let forgotten = segment.facts.max_slot.is_none_or(|slot| slot < below);
+            if forgotten && later.covers(&segment.facts) {
+                doomed.push(i);
+            } else {
+                later.absorb(&segment.facts);
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        // The facts that make the doomed segments redundant must be on disk first.
+        self.sync()?;
+        self.recovered = None;
+        for i in doomed {
+            // `doomed` is in descending order, so earlier indices stay valid.
+            let segment = &self.segments[i];
+            match std::fs::remove_file(&segment.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StorageError::Io {
+                        path: segment.path.clone(),
+                        source,
+                    })
+                }
+            }
+            info!(path = %segment.path.display(), seq = segment.seq, below,
+                "deleted a forgotten log segment");
+            self.segments.remove(i);
+            self.dir_unsynced = true;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl SegmentLog {
+    /// The current segment's path and length, for crash tests.
+    pub(crate) fn tail(&self) -> (PathBuf, u64) {
+        let current = &self.segments[self.segments.len() - 1];
+        (current.path.clone(), current.len)
+    }
+}
