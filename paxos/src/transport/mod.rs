@@ -2,7 +2,26 @@
 //!
 //! The driver only needs [`Transport::send`], which never blocks and may lose the
 //! message; incoming envelopes are pushed into the driver's inbox by whatever serves
-//! the network side. The real implementation is tarpc over TCP with a postcard codec.
+//! the network side. The real implementation is tarpc over TCP with a postcard codec:
+//!
+//! - [`codec`]: postcard framing for *any* tarpc service of the workspace, with
+//!   `listen` / `incoming` / `connect` / `serve_until` helpers;
+//! - [`unreliable`]: the 6.824 lossy-network switch any server can apply;
+//! - [`peer`]: the replica-to-replica [`PeerService`], its server and [`PeerNet`].
+
+pub mod codec;
+pub mod peer;
+pub mod unreliable;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::Postcard;
+pub use peer::{
+    serve_peers, PeerNet, PeerNetConfig, PeerNetConfigError, PeerServer, PeerServerStats,
+    PeerService, PeerStats,
+};
+pub use unreliable::{Fate, Unreliable, UnreliableServe};
 
 use crate::message::Envelope;
 
