@@ -45,6 +45,7 @@
 
 pub mod core;
 pub mod error;
+pub mod host;
 pub mod message;
 pub mod node;
 pub mod record;

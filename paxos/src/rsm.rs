@@ -88,7 +88,10 @@ pub struct Rsm<S: StateMachine> {
 
 impl<S: StateMachine> Clone for Rsm<S> {
     fn clone(&self) -> Self {
-        Rsm { node: self.node.clone(), inner: self.inner.clone() }
+        Rsm {
+            node: self.node.clone(),
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -117,7 +120,13 @@ impl<S: StateMachine> Rsm<S> {
             counter: AtomicU64::new(1),
             applied: applied_tx,
         });
-        tokio::spawn(apply_loop(inner.clone(), node.clone(), decisions, applied, idle_after));
+        tokio::spawn(apply_loop(
+            inner.clone(),
+            node.clone(),
+            decisions,
+            applied,
+            idle_after,
+        ));
         Rsm { node, inner }
     }
 
@@ -135,8 +144,12 @@ impl<S: StateMachine> Rsm<S> {
     /// for what a timeout means.
     pub async fn execute(&self, cmd: S::Command, timeout: Duration) -> Result<S::Output, RsmError> {
         let id = self.inner.counter.fetch_add(1, Ordering::Relaxed);
-        let tagged = Tagged { origin: (self.inner.me, self.inner.nonce, id), cmd };
-        let bytes = postcard::to_allocvec(&tagged).map_err(|e| PaxosError::Config(format!("cannot encode command: {e}")))?;
+        let tagged = Tagged {
+            origin: (self.inner.me, self.inner.nonce, id),
+            cmd,
+        };
+        let bytes = postcard::to_allocvec(&tagged)
+            .map_err(|e| PaxosError::Config(format!("cannot encode command: {e}")))?;
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.waiters).insert(id, tx);
         if let Err(e) = self.node.propose(bytes) {
@@ -160,13 +173,17 @@ impl<S: StateMachine> Rsm<S> {
             self.wait_applied(index).await?;
             Ok::<R, RsmError>(f(&lock(&self.inner.sm)))
         };
-        tokio::time::timeout(timeout, work).await.map_err(|_| RsmError::Timeout)?
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| RsmError::Timeout)?
     }
 
     /// Waits until every instance below `index` is applied here.
     pub async fn wait_applied(&self, index: Slot) -> Result<(), RsmError> {
         let mut rx = self.inner.applied.subscribe();
-        rx.wait_for(|&a| a >= index).await.map_err(|_| PaxosError::Stopped)?;
+        rx.wait_for(|&a| a >= index)
+            .await
+            .map_err(|_| PaxosError::Stopped)?;
         Ok(())
     }
 
@@ -227,7 +244,9 @@ async fn apply_loop<S: StateMachine>(
                                         outputs.push((t.origin.2, out));
                                     }
                                 }
-                                Err(e) => tracing::error!(slot, error = %e, "undecodable command in the log; skipped"),
+                                Err(e) => {
+                                    tracing::error!(slot, error = %e, "undecodable command in the log; skipped")
+                                }
                             }
                         }
                         applied = slot + 1;
@@ -237,7 +256,10 @@ async fn apply_loop<S: StateMachine>(
                             applied = applied.max(upto);
                             node.install_snapshot(upto);
                         } else {
-                            tracing::warn!(floor, "log forgot instances this replica needs; waiting for a snapshot");
+                            tracing::warn!(
+                                floor,
+                                "log forgot instances this replica needs; waiting for a snapshot"
+                            );
                         }
                     }
                 }
@@ -261,6 +283,8 @@ fn checkpoint<S: StateMachine>(inner: &Inner<S>, node: &PaxosNode, applied: Slot
     match lock(&inner.sm).checkpoint(applied, idle) {
         Ok(Some(durable)) if durable > 0 => node.done(durable - 1),
         Ok(_) => {}
-        Err(e) => tracing::error!(applied, error = %e, "checkpoint failed; the log keeps everything until one succeeds"),
+        Err(e) => {
+            tracing::error!(applied, error = %e, "checkpoint failed; the log keeps everything until one succeeds")
+        }
     }
 }

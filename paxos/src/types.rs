@@ -14,7 +14,9 @@ pub type Command = Vec<u8>;
 
 /// A proposal number: ordered first by `round`, then by the proposing node, so two
 /// nodes never use the same ballot. `Ballot::ZERO` is below every real ballot.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Ballot {
     /// Monotonic round number; a candidate picks one above every round it has seen.
     pub round: u64,

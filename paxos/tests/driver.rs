@@ -48,9 +48,17 @@ async fn group(n: usize, disks: &[MemDisk]) -> (Arc<LocalNet>, Vec<Rsm<Counter>>
     let net = Arc::new(LocalNet::default());
     let mut rsms = Vec::new();
     for (i, disk) in disks.iter().enumerate().take(n) {
-        let (node, decisions) = PaxosNode::start(opts(i, n), Box::new(disk.open()), net.clone()).expect("start");
+        let (node, decisions) =
+            PaxosNode::start(opts(i, n), Box::new(disk.open()), net.clone()).expect("start");
         net.inboxes.lock().unwrap().push(Some(node.inbox()));
-        rsms.push(Rsm::start(i, node, decisions, Counter::default(), 0, Duration::from_millis(200)));
+        rsms.push(Rsm::start(
+            i,
+            node,
+            decisions,
+            Counter::default(),
+            0,
+            Duration::from_millis(200),
+        ));
     }
     (net, rsms)
 }
@@ -75,7 +83,9 @@ async fn commands_are_applied_once_in_the_same_order_everywhere() {
     let mut handles = Vec::new();
     for c in 0..32u64 {
         let rsms = rsms.clone();
-        handles.push(tokio::spawn(async move { execute_anywhere(&rsms, 1 << (c % 8)).await }));
+        handles.push(tokio::spawn(async move {
+            execute_anywhere(&rsms, 1 << (c % 8)).await
+        }));
     }
     for h in handles {
         h.await.unwrap();
@@ -92,8 +102,14 @@ async fn commands_are_applied_once_in_the_same_order_everywhere() {
         assert!(Instant::now() < deadline, "replicas disagree: {totals:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let slots: Vec<Vec<Slot>> = rsms.iter().map(|r| r.with_state(|s| s.applied_slots.clone())).collect();
-    assert!(slots.iter().all(|s| *s == slots[0]), "replicas applied different instance sequences");
+    let slots: Vec<Vec<Slot>> = rsms
+        .iter()
+        .map(|r| r.with_state(|s| s.applied_slots.clone()))
+        .collect();
+    assert!(
+        slots.iter().all(|s| *s == slots[0]),
+        "replicas applied different instance sequences"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +139,11 @@ async fn reads_see_every_completed_write() {
     let refused = {
         let mut n = 0;
         for r in &rsms {
-            if !r.node().is_leader() && r.read(Duration::from_millis(500), |s| s.total).await.is_err() {
+            if !r.node().is_leader()
+                && r.read(Duration::from_millis(500), |s| s.total)
+                    .await
+                    .is_err()
+            {
                 n += 1;
             }
         }
@@ -140,22 +160,38 @@ async fn a_replica_whose_storage_fails_stops_and_the_group_goes_on() {
     let mut nodes = Vec::new();
     for (i, disk) in disks.iter().enumerate() {
         let storage: Box<dyn paxos::Storage> = if i == 2 {
-            Box::new(FaultyStorage::new(disk.open(), FaultPlan::fail_sync(3).then_stop()))
+            Box::new(FaultyStorage::new(
+                disk.open(),
+                FaultPlan::fail_sync(3).then_stop(),
+            ))
         } else {
             Box::new(disk.open())
         };
         let (node, decisions) = PaxosNode::start(opts(i, 3), storage, net.clone()).expect("start");
         net.inboxes.lock().unwrap().push(Some(node.inbox()));
         nodes.push(node.clone());
-        rsms.push(Rsm::start(i, node, decisions, Counter::default(), 0, Duration::from_millis(200)));
+        rsms.push(Rsm::start(
+            i,
+            node,
+            decisions,
+            Counter::default(),
+            0,
+            Duration::from_millis(200),
+        ));
     }
     for _ in 0..20 {
         execute_anywhere(&rsms[..2], 1).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !nodes[2].has_failed() {
-        assert!(Instant::now() < deadline, "replica 2 did not stop after its storage failed");
+        assert!(
+            Instant::now() < deadline,
+            "replica 2 did not stop after its storage failed"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(nodes[2].propose(vec![1]).is_err(), "a failed replica still takes proposals");
+    assert!(
+        nodes[2].propose(vec![1]).is_err(),
+        "a failed replica still takes proposals"
+    );
 }

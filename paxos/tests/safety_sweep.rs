@@ -57,7 +57,11 @@ fn run_seed(seed: u64) {
                 sim.partition(&[&sides[0], &sides[1]]);
             }
             24..=30 => sim.heal(),
-            31..=35 => sim.set_net(if rng.gen_bool(0.5) { NetOptions::unreliable() } else { NetOptions::reliable() }),
+            31..=35 => sim.set_net(if rng.gen_bool(0.5) {
+                NetOptions::unreliable()
+            } else {
+                NetOptions::reliable()
+            }),
             36..=70 => {
                 let i = rng.gen_range(0..n);
                 if let Some(r) = sim.node_mut(i) {
@@ -68,7 +72,10 @@ fn run_seed(seed: u64) {
             _ => {
                 let i = rng.gen_range(0..n);
                 if let Some(r) = sim.node_mut(i) {
-                    r.start(next_slot, Entry::single(format!("s{next_slot}").into_bytes()));
+                    r.start(
+                        next_slot,
+                        Entry::single(format!("s{next_slot}").into_bytes()),
+                    );
                     next_slot += rng.gen_range(0..3);
                 }
             }
@@ -84,7 +91,9 @@ fn run_seed(seed: u64) {
     sim.heal();
     sim.set_net(NetOptions::reliable());
     let probe = sim.chosen().keys().next_back().map_or(0, |s| s + 1) + 1000;
-    sim.node_mut(0).expect("up").start(probe, Entry::single(b"probe".to_vec()));
+    sim.node_mut(0)
+        .expect("up")
+        .start(probe, Entry::single(b"probe".to_vec()));
     let ok = sim.run_until(2000 * UNITS_PER_TICK, |s| {
         (0..n).all(|i| matches!(s.node(i).map(|r| r.status(probe)), Some(Status::Decided(_))))
     });
@@ -93,8 +102,14 @@ fn run_seed(seed: u64) {
     for i in 0..n {
         let r = sim.node(i).expect("up");
         for slot in r.floor()..r.commit_index() {
-            let Status::Decided(v) = r.status(slot) else { panic!("seed {seed}: replica {i} lost instance {slot}") };
-            assert_eq!(Some(&v), chosen.get(&slot), "seed {seed}: replica {i} instance {slot}");
+            let Status::Decided(v) = r.status(slot) else {
+                panic!("seed {seed}: replica {i} lost instance {slot}")
+            };
+            assert_eq!(
+                Some(&v),
+                chosen.get(&slot),
+                "seed {seed}: replica {i} instance {slot}"
+            );
         }
     }
 }
@@ -105,7 +120,10 @@ fn no_instance_is_ever_decided_two_ways() {
         run_seed(seed.parse().expect("PAXOS_SWEEP_SEED must be a number"));
         return;
     }
-    let seeds: u64 = std::env::var("PAXOS_SWEEP_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
+    let seeds: u64 = std::env::var("PAXOS_SWEEP_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1500);
     for seed in 0..seeds {
         let result = std::panic::catch_unwind(|| run_seed(seed));
         if let Err(e) = result {

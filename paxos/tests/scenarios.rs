@@ -17,10 +17,17 @@ fn val(s: impl ToString) -> Entry {
 
 fn waitn(sim: &mut Sim, slot: Slot, wanted: usize) {
     let ok = sim.run_until(SOON, |s| {
-        (0..s.len()).filter(|&i| matches!(s.node(i).map(|r| r.status(slot)), Some(Status::Decided(_)))).count() >= wanted
+        (0..s.len())
+            .filter(|&i| matches!(s.node(i).map(|r| r.status(slot)), Some(Status::Decided(_))))
+            .count()
+            >= wanted
     });
     let got = sim.ndecided(slot);
-    assert!(ok && got >= wanted, "seed {}: instance {slot} decided at {got} replicas, wanted {wanted}", sim.seed);
+    assert!(
+        ok && got >= wanted,
+        "seed {}: instance {slot} decided at {got} replicas, wanted {wanted}",
+        sim.seed
+    );
 }
 
 fn waitmajority(sim: &mut Sim, slot: Slot) {
@@ -37,7 +44,10 @@ fn basic() {
     let mut sim = Sim::new(3, 1);
     start(&mut sim, 0, 0, val("hello"));
     waitn(&mut sim, 0, 3);
-    assert_eq!(sim.node(1).unwrap().status(0), Status::Decided(val("hello")));
+    assert_eq!(
+        sim.node(1).unwrap().status(0),
+        Status::Decided(val("hello"))
+    );
 
     // Many proposers, same value.
     for i in 0..3 {
@@ -51,8 +61,13 @@ fn basic() {
         start(&mut sim, i, 2, val(100 + i));
     }
     waitn(&mut sim, 2, 3);
-    let Status::Decided(v) = sim.node(0).unwrap().status(2) else { panic!("not decided") };
-    assert!((0..3).any(|i| v == val(100 + i)), "decided a value nobody proposed: {v:?}");
+    let Status::Decided(v) = sim.node(0).unwrap().status(2) else {
+        panic!("not decided")
+    };
+    assert!(
+        (0..3).any(|i| v == val(100 + i)),
+        "decided a value nobody proposed: {v:?}"
+    );
 
     // Out-of-order instances.
     start(&mut sim, 0, 7, val(700));
@@ -90,7 +105,10 @@ fn deaf() {
     waitn(&mut sim, 1, 4);
     sim.set_deaf(4, false);
     waitn(&mut sim, 1, 5);
-    assert_eq!(sim.node(4).unwrap().status(1), Status::Decided(val("goodbye")));
+    assert_eq!(
+        sim.node(4).unwrap().status(1),
+        Status::Decided(val("goodbye"))
+    );
 }
 
 #[test]
@@ -133,7 +151,10 @@ fn forget() {
     // everywhere... all peers called done(1), so 2).
     sim.node_mut(0).unwrap().done(1);
     let ok = sim.run_until(SOON, |s| (0..n).all(|i| s.node(i).unwrap().min() == 2));
-    assert!(ok, "min() did not advance to 2 once every peer was done with 1");
+    assert!(
+        ok,
+        "min() did not advance to 2 once every peer was done with 1"
+    );
 }
 
 #[test]
@@ -168,7 +189,11 @@ fn many_forget() {
     let ok = sim.run_until(SOON, |s| (0..n).all(|i| s.node(i).unwrap().min() == ninst));
     assert!(ok, "seed {}: min() never reached {ninst}", sim.seed);
     for i in 0..n {
-        assert_eq!(sim.node(i).unwrap().instances_in_memory(), 0, "replica {i} kept forgotten instances");
+        assert_eq!(
+            sim.node(i).unwrap().instances_in_memory(),
+            0,
+            "replica {i} kept forgotten instances"
+        );
     }
     assert_eq!(sim.chosen().len() as u64, ninst);
 }
@@ -186,12 +211,19 @@ fn forget_mem() {
     for slot in 0..10 {
         waitn(&mut sim, slot, n);
     }
-    let before: usize = (0..n).map(|i| sim.node(i).unwrap().instances_in_memory()).sum();
-    assert!(before >= 10 * n, "instances were not held before done(): {before}");
+    let before: usize = (0..n)
+        .map(|i| sim.node(i).unwrap().instances_in_memory())
+        .sum();
+    assert!(
+        before >= 10 * n,
+        "instances were not held before done(): {before}"
+    );
     for i in 0..n {
         sim.node_mut(i).unwrap().done(9);
     }
-    let ok = sim.run_until(SOON, |s| (0..n).all(|i| s.node(i).unwrap().instances_in_memory() == 0));
+    let ok = sim.run_until(SOON, |s| {
+        (0..n).all(|i| s.node(i).unwrap().instances_in_memory() == 0)
+    });
     assert!(ok, "instances not freed after every peer called done()");
     assert_eq!(sim.node(1).unwrap().status(5), Status::Forgotten);
 }
@@ -227,17 +259,35 @@ fn rpc_count() {
     start(&mut sim, 0, 0, val("warm-up"));
     waitn(&mut sim, 0, n);
     let leader = sim.leader().expect("a leader after the first instance");
-    let base: u64 = sim.sent_by_kind.iter().filter(|(k, _)| !k.starts_with("heartbeat")).map(|(_, v)| v).sum();
+    let base: u64 = sim
+        .sent_by_kind
+        .iter()
+        .filter(|(k, _)| !k.starts_with("heartbeat"))
+        .map(|(_, v)| v)
+        .sum();
     let ninst = 50;
     for slot in 1..=ninst {
         start(&mut sim, leader, slot, val(slot));
         waitn(&mut sim, slot, n);
     }
-    let total: u64 = sim.sent_by_kind.iter().filter(|(k, _)| !k.starts_with("heartbeat")).map(|(_, v)| v).sum();
+    let total: u64 = sim
+        .sent_by_kind
+        .iter()
+        .filter(|(k, _)| !k.starts_with("heartbeat"))
+        .map(|(_, v)| v)
+        .sum();
     let per_instance = (total - base) as f64 / ninst as f64;
     let limit = 2.0 * (n - 1) as f64;
-    assert!(per_instance <= limit, "{per_instance} messages per instance, limit {limit}: {:?}", sim.sent_by_kind);
-    assert_eq!(sim.sent_by_kind.get("prepare").copied().unwrap_or(0), (n - 1) as u64, "more than one election");
+    assert!(
+        per_instance <= limit,
+        "{per_instance} messages per instance, limit {limit}: {:?}",
+        sim.sent_by_kind
+    );
+    assert_eq!(
+        sim.sent_by_kind.get("prepare").copied().unwrap_or(0),
+        (n - 1) as u64,
+        "more than one election"
+    );
 }
 
 #[test]
@@ -335,7 +385,9 @@ fn lots() {
     sim.set_net(NetOptions::unreliable());
     let mut rng_state: u64 = 12;
     let mut next = || {
-        rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng_state = rng_state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         rng_state >> 33
     };
     let mut slot: Slot = 0;

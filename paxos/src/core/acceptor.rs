@@ -17,7 +17,13 @@ impl Replica {
         }
         self.note_round(ballot.round);
         if ballot < self.promised {
-            self.send(from, Message::Reject { ballot, promised: self.promised });
+            self.send(
+                from,
+                Message::Reject {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
             return;
         }
         if ballot > self.promised {
@@ -74,10 +80,23 @@ impl Replica {
     }
 
     /// Phase 2b. Accept `entry` in `slot` unless a higher ballot was promised.
-    pub(super) fn on_accept(&mut self, from: NodeId, ballot: Ballot, slot: Slot, entry: Entry, commit: Slot) {
+    pub(super) fn on_accept(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        slot: Slot,
+        entry: Entry,
+        commit: Slot,
+    ) {
         self.note_round(ballot.round);
         if ballot < self.promised {
-            self.send(from, Message::Reject { ballot, promised: self.promised });
+            self.send(
+                from,
+                Message::Reject {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
             return;
         }
         if ballot > self.promised && slot < self.floor {
@@ -90,7 +109,8 @@ impl Replica {
         }
         self.seen_end = self.seen_end.max(slot + 1);
         if slot >= self.floor {
-            let already = matches!(self.accepted.get(&slot), Some((b, e)) if *b == ballot && *e == entry);
+            let already =
+                matches!(self.accepted.get(&slot), Some((b, e)) if *b == ballot && *e == entry);
             if !already {
                 // Rule 2: the accept is persisted in this Ready and the Accepted
                 // reply leaves only after it is durable. (A repeated Accept needs
@@ -112,9 +132,14 @@ impl Replica {
     fn has_live_leader_other_than(&self, candidate: NodeId) -> bool {
         match &self.role {
             Role::Follower => {
-                matches!(self.leader, Some((l, _)) if l != candidate) && self.idle_ticks < self.cfg.election_ticks
+                matches!(self.leader, Some((l, _)) if l != candidate)
+                    && self.idle_ticks < self.cfg.election_ticks
             }
-            Role::Leader(l) => l.has_live_majority(self.now, self.cfg.election_ticks as u64, self.cfg.majority()),
+            Role::Leader(l) => l.has_live_majority(
+                self.now,
+                self.cfg.election_ticks as u64,
+                self.cfg.majority(),
+            ),
             Role::Candidate(_) => false,
         }
     }

@@ -56,10 +56,16 @@ impl CoreConfig {
     /// Checks that the settings make sense together.
     pub fn validate(&self) -> Result<(), String> {
         if self.peers == 0 || self.peers > MAX_PEERS {
-            return Err(format!("group size {} must be between 1 and {MAX_PEERS}", self.peers));
+            return Err(format!(
+                "group size {} must be between 1 and {MAX_PEERS}",
+                self.peers
+            ));
         }
         if self.id >= self.peers {
-            return Err(format!("replica index {} is not below the group size {}", self.id, self.peers));
+            return Err(format!(
+                "replica index {} is not below the group size {}",
+                self.id, self.peers
+            ));
         }
         if self.heartbeat_ticks == 0 || self.retransmit_ticks == 0 || self.window == 0 {
             return Err("heartbeat_ticks, retransmit_ticks and window must be positive".into());

@@ -75,11 +75,17 @@ impl Leader {
 
     /// True if a majority (this replica counts itself as heard every tick) was heard within `within` ticks.
     pub(super) fn has_live_majority(&self, now: u64, within: u64, majority: usize) -> bool {
-        self.last_heard.iter().filter(|&&t| now.saturating_sub(t) <= within).count() >= majority
+        self.last_heard
+            .iter()
+            .filter(|&&t| now.saturating_sub(t) <= within)
+            .count()
+            >= majority
     }
 
     pub(super) fn has_work(&self) -> bool {
-        !self.queue.is_empty() || !self.starts.is_empty() || self.reads.iter().any(|r| r.round.is_none())
+        !self.queue.is_empty()
+            || !self.starts.is_empty()
+            || self.reads.iter().any(|r| r.round.is_none())
     }
 }
 
@@ -92,7 +98,10 @@ impl Replica {
         tracing::debug!(node = self.cfg.id, %ballot, from_slot = self.commit, "starting election");
         if self.leader.is_some() {
             self.leader = None;
-            self.ready.events.push(Event::LeaderChanged { leader: None, ballot });
+            self.ready.events.push(Event::LeaderChanged {
+                leader: None,
+                ballot,
+            });
         }
         self.role = Role::Candidate(Candidate {
             ballot,
@@ -104,11 +113,19 @@ impl Replica {
             last_sent: self.now,
         });
         self.reset_election_timer();
-        self.broadcast(Message::Prepare { ballot, from_slot: self.commit }, true);
+        self.broadcast(
+            Message::Prepare {
+                ballot,
+                from_slot: self.commit,
+            },
+            true,
+        );
     }
 
     pub(super) fn candidate_tick(&mut self) {
-        let Role::Candidate(c) = &mut self.role else { return };
+        let Role::Candidate(c) = &mut self.role else {
+            return;
+        };
         if self.now - c.started >= self.election_timeout as u64 {
             self.campaign();
             return;
@@ -124,9 +141,17 @@ impl Replica {
         }
     }
 
-    pub(super) fn on_promise(&mut self, from: NodeId, ballot: Ballot, accepted: Vec<PromisedSlot>, floor: Slot) {
+    pub(super) fn on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        accepted: Vec<PromisedSlot>,
+        floor: Slot,
+    ) {
         let majority = self.cfg.majority();
-        let Role::Candidate(c) = &mut self.role else { return };
+        let Role::Candidate(c) = &mut self.role else {
+            return;
+        };
         if c.ballot != ballot || c.promises & (1 << from) != 0 {
             return;
         }
@@ -147,15 +172,24 @@ impl Replica {
     }
 
     fn become_leader(&mut self) {
-        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else { return };
+        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
+            return;
+        };
         let ballot = c.ballot;
         if c.floor > self.commit {
             // Every replica has done these instances: nothing to recover below.
             self.install_snapshot(c.floor);
-            self.ready.events.push(Event::SnapshotNeeded { floor: c.floor });
+            self.ready
+                .events
+                .push(Event::SnapshotNeeded { floor: c.floor });
         }
         let mut to_propose = Vec::new();
-        let end = c.merged.keys().next_back().map_or(0, |s| s + 1).max(self.commit);
+        let end = c
+            .merged
+            .keys()
+            .next_back()
+            .map_or(0, |s| s + 1)
+            .max(self.commit);
         for slot in self.commit.max(c.from_slot)..end {
             match c.merged.get(&slot) {
                 Some((_, entry, true)) => self.learn(slot, entry.clone(), false),
@@ -186,7 +220,10 @@ impl Replica {
         }
         self.role = Role::Leader(Box::new(leader));
         self.leader = Some((self.cfg.id, ballot));
-        self.ready.events.push(Event::LeaderChanged { leader: Some(self.cfg.id), ballot });
+        self.ready.events.push(Event::LeaderChanged {
+            leader: Some(self.cfg.id),
+            ballot,
+        });
         for (slot, entry) in to_propose {
             if !self.decided.contains_key(&slot) {
                 self.propose_in(slot, entry);
@@ -199,21 +236,44 @@ impl Replica {
     fn propose_in(&mut self, slot: Slot, entry: Entry) {
         let commit = self.commit;
         let now = self.now;
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         let ballot = l.ballot;
-        l.inflight.insert(slot, Proposal { entry: entry.clone(), acks: 0, sent: now });
+        l.inflight.insert(
+            slot,
+            Proposal {
+                entry: entry.clone(),
+                acks: 0,
+                sent: now,
+            },
+        );
         l.commit_sent = commit;
         self.seen_end = self.seen_end.max(slot + 1);
-        self.broadcast(Message::Accept { ballot, slot, entry, commit }, true);
+        self.broadcast(
+            Message::Accept {
+                ballot,
+                slot,
+                entry,
+                commit,
+            },
+            true,
+        );
     }
 
     /// Opens new instances for waiting commands and starts, within the window, and
     /// sends whatever heartbeat or read confirmation is due.
     pub(super) fn leader_flush(&mut self) {
         loop {
-            let (window, max_bytes, max_cmds) = (self.cfg.window, self.cfg.max_batch_bytes, self.cfg.max_batch_commands);
+            let (window, max_bytes, max_cmds) = (
+                self.cfg.window,
+                self.cfg.max_batch_bytes,
+                self.cfg.max_batch_commands,
+            );
             let limit = self.commit + window;
-            let Role::Leader(l) = &mut self.role else { return };
+            let Role::Leader(l) = &mut self.role else {
+                return;
+            };
             if l.next >= limit {
                 break;
             }
@@ -225,7 +285,9 @@ impl Replica {
                 let mut bytes = 0;
                 let mut batch = Vec::new();
                 while let Some(cmd) = l.queue.front() {
-                    if !batch.is_empty() && (bytes + cmd.len() > max_bytes || batch.len() >= max_cmds) {
+                    if !batch.is_empty()
+                        && (bytes + cmd.len() > max_bytes || batch.len() >= max_cmds)
+                    {
                         break;
                     }
                     bytes += cmd.len();
@@ -240,7 +302,9 @@ impl Replica {
             l.next += 1;
             self.propose_in(slot, entry);
         }
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         let new_round = l.reads.iter().any(|r| r.round.is_none());
         if new_round {
             l.round += 1;
@@ -257,17 +321,29 @@ impl Replica {
 
     pub(super) fn broadcast_heartbeat(&mut self) {
         let (commit, done, now) = (self.commit, self.done.clone(), self.now);
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         l.last_heartbeat = now;
         l.commit_sent = commit;
         let (ballot, round) = (l.ballot, l.round);
-        self.broadcast(Message::Heartbeat { ballot, commit, round, done }, false);
+        self.broadcast(
+            Message::Heartbeat {
+                ballot,
+                commit,
+                round,
+                done,
+            },
+            false,
+        );
     }
 
     pub(super) fn leader_tick(&mut self) {
         let (now, peers, me) = (self.now, self.cfg.peers, self.cfg.id);
         let stale_after = 2 * self.cfg.election_ticks as u64;
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         l.last_heard[me] = now;
         if !l.has_live_majority(now, stale_after, self.cfg.majority()) {
             tracing::warn!(node = me, ballot = %l.ballot, "leader lost contact with a majority; stepping down");
@@ -287,7 +363,15 @@ impl Replica {
         let heartbeat_due = now - l.last_heartbeat >= self.cfg.heartbeat_ticks as u64;
         let commit = self.commit;
         for (to, slot, entry) in resend {
-            self.send(to, Message::Accept { ballot, slot, entry, commit });
+            self.send(
+                to,
+                Message::Accept {
+                    ballot,
+                    slot,
+                    entry,
+                    commit,
+                },
+            );
         }
         if heartbeat_due {
             self.broadcast_heartbeat();
@@ -296,12 +380,16 @@ impl Replica {
 
     pub(super) fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: Slot) {
         let (now, majority) = (self.now, self.cfg.majority());
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         if l.ballot != ballot {
             return;
         }
         l.last_heard[from] = now;
-        let Some(p) = l.inflight.get_mut(&slot) else { return };
+        let Some(p) = l.inflight.get_mut(&slot) else {
+            return;
+        };
         p.acks |= 1 << from;
         if count(p.acks) >= majority {
             let self_backed = p.acks & (1 << self.cfg.id) != 0;
@@ -311,9 +399,18 @@ impl Replica {
         }
     }
 
-    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, commit: Slot, done: Slot) {
+    pub(super) fn on_heartbeat_ack(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        round: u64,
+        commit: Slot,
+        done: Slot,
+    ) {
         let (now, floor, budget) = (self.now, self.floor, self.cfg.catchup_bytes);
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         if l.ballot != ballot {
             return;
         }
@@ -371,7 +468,9 @@ impl Replica {
         if let Role::Leader(l) = role {
             let leader = None;
             for r in l.reads {
-                self.ready.reads.push(ReadOutcome::NotLeader { id: r.id, leader });
+                self.ready
+                    .reads
+                    .push(ReadOutcome::NotLeader { id: r.id, leader });
             }
             self.waiting_commands.extend(l.queue);
             for (slot, entry) in l.starts {
@@ -387,13 +486,18 @@ impl Replica {
         }
         if self.leader.map(|(n, _)| n) == Some(self.cfg.id) {
             self.leader = None;
-            self.ready.events.push(Event::LeaderChanged { leader: None, ballot: self.promised });
+            self.ready.events.push(Event::LeaderChanged {
+                leader: None,
+                ballot: self.promised,
+            });
         }
     }
 
     /// A follower hands what it holds to the known leader.
     pub(super) fn flush_waiting(&mut self) {
-        let Some((leader, _)) = self.leader else { return };
+        let Some((leader, _)) = self.leader else {
+            return;
+        };
         if leader == self.cfg.id {
             return;
         }
@@ -430,25 +534,45 @@ impl Replica {
     pub fn read_index(&mut self, id: u64) {
         let (commit, hint) = (self.commit, self.leader());
         match &mut self.role {
-            Role::Leader(l) if commit >= l.ready_from => l.reads.push(PendingRead { id, index: commit, round: None }),
-            Role::Leader(_) => self.ready.reads.push(ReadOutcome::NotLeader { id, leader: None }),
-            _ => self.ready.reads.push(ReadOutcome::NotLeader { id, leader: hint }),
+            Role::Leader(l) if commit >= l.ready_from => l.reads.push(PendingRead {
+                id,
+                index: commit,
+                round: None,
+            }),
+            Role::Leader(_) => self
+                .ready
+                .reads
+                .push(ReadOutcome::NotLeader { id, leader: None }),
+            _ => self
+                .ready
+                .reads
+                .push(ReadOutcome::NotLeader { id, leader: hint }),
         }
     }
 
     /// Answers reads whose heartbeat round a majority has acknowledged.
     fn check_reads(&mut self) {
         let (me, majority) = (self.cfg.id, self.cfg.majority());
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         if l.reads.is_empty() {
             return;
         }
         let mut out = Vec::new();
         l.reads.retain(|r| match r.round {
             Some(round) => {
-                let acks = l.acked_round.iter().enumerate().filter(|&(p, &a)| p == me || a >= round).count();
+                let acks = l
+                    .acked_round
+                    .iter()
+                    .enumerate()
+                    .filter(|&(p, &a)| p == me || a >= round)
+                    .count();
                 if acks >= majority {
-                    out.push(ReadOutcome::Ready { id: r.id, index: r.index });
+                    out.push(ReadOutcome::Ready {
+                        id: r.id,
+                        index: r.index,
+                    });
                     false
                 } else {
                     true

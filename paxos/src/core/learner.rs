@@ -15,7 +15,10 @@ impl Replica {
         }
         let backed = backed || matches!(self.accepted.get(&slot), Some((_, e)) if *e == entry);
         if !backed {
-            self.persist(Record::Learned { slot, entry: entry.clone() });
+            self.persist(Record::Learned {
+                slot,
+                entry: entry.clone(),
+            });
         }
         self.seen_end = self.seen_end.max(slot + 1);
         self.decided.insert(slot, entry);
@@ -54,10 +57,23 @@ impl Replica {
     }
 
     /// A follower hears the leader's heartbeat.
-    pub(super) fn on_heartbeat(&mut self, from: NodeId, ballot: Ballot, commit: Slot, round: u64, done: Vec<Slot>) {
+    pub(super) fn on_heartbeat(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        commit: Slot,
+        round: u64,
+        done: Vec<Slot>,
+    ) {
         self.note_round(ballot.round);
         if ballot < self.promised {
-            self.send(from, Message::Reject { ballot, promised: self.promised });
+            self.send(
+                from,
+                Message::Reject {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
             return;
         }
         self.follow(from, ballot);

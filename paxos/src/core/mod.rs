@@ -92,7 +92,9 @@ pub struct Replica {
 impl Replica {
     /// A brand-new replica with empty state.
     pub fn new(cfg: CoreConfig) -> Self {
-        let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(cfg.id as u64 + 1));
+        let mut rng = StdRng::seed_from_u64(
+            cfg.seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(cfg.id as u64 + 1),
+        );
         let election_timeout = Self::draw_timeout(&mut rng, &cfg);
         Replica {
             done: vec![0; cfg.peers],
@@ -125,7 +127,11 @@ impl Replica {
         for rec in records {
             match rec {
                 Record::Promised(b) => r.promised = r.promised.max(b),
-                Record::Accepted { slot, ballot, entry } => {
+                Record::Accepted {
+                    slot,
+                    ballot,
+                    entry,
+                } => {
                     r.promised = r.promised.max(ballot);
                     r.accepted.insert(slot, (ballot, entry));
                 }
@@ -139,10 +145,15 @@ impl Replica {
         let floor = r.floor;
         r.accepted = r.accepted.split_off(&floor);
         learned = learned.split_off(&floor);
-        r.max_round = r.promised.round.max(r.accepted.values().map(|(b, _)| b.round).max().unwrap_or(0));
+        r.max_round = r
+            .promised
+            .round
+            .max(r.accepted.values().map(|(b, _)| b.round).max().unwrap_or(0));
         r.commit = floor;
         for slot in floor..committed {
-            let value = learned.remove(&slot).or_else(|| r.accepted.get(&slot).map(|(_, e)| e.clone()));
+            let value = learned
+                .remove(&slot)
+                .or_else(|| r.accepted.get(&slot).map(|(_, e)| e.clone()));
             match value {
                 Some(entry) => {
                     r.decided.insert(slot, entry);
@@ -156,10 +167,14 @@ impl Replica {
         }
         r.commit_persisted = r.commit;
         r.done = vec![floor; r.cfg.peers];
-        r.seen_end = [r.commit, r.accepted.keys().next_back().map_or(0, |s| s + 1), r.decided.keys().next_back().map_or(0, |s| s + 1)]
-            .into_iter()
-            .max()
-            .unwrap_or(0);
+        r.seen_end = [
+            r.commit,
+            r.accepted.keys().next_back().map_or(0, |s| s + 1),
+            r.decided.keys().next_back().map_or(0, |s| s + 1),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
         r
     }
 
@@ -182,11 +197,30 @@ impl Replica {
         let from = env.from;
         match env.msg {
             Message::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
-            Message::Accept { ballot, slot, entry, commit } => self.on_accept(from, ballot, slot, entry, commit),
-            Message::Heartbeat { ballot, commit, round, done } => self.on_heartbeat(from, ballot, commit, round, done),
-            Message::Promise { ballot, accepted, floor } => self.on_promise(from, ballot, accepted, floor),
+            Message::Accept {
+                ballot,
+                slot,
+                entry,
+                commit,
+            } => self.on_accept(from, ballot, slot, entry, commit),
+            Message::Heartbeat {
+                ballot,
+                commit,
+                round,
+                done,
+            } => self.on_heartbeat(from, ballot, commit, round, done),
+            Message::Promise {
+                ballot,
+                accepted,
+                floor,
+            } => self.on_promise(from, ballot, accepted, floor),
             Message::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot),
-            Message::HeartbeatAck { ballot, round, commit, done } => self.on_heartbeat_ack(from, ballot, round, commit, done),
+            Message::HeartbeatAck {
+                ballot,
+                round,
+                commit,
+                done,
+            } => self.on_heartbeat_ack(from, ballot, round, commit, done),
             Message::Reject { ballot, promised } => self.on_reject(ballot, promised),
             Message::Decided { entries, floor } => self.on_decided(entries, floor),
             Message::Forward { commands } => self.on_forward(commands),
@@ -313,20 +347,28 @@ impl Replica {
         }
         if self.commit > self.commit_persisted {
             self.commit_persisted = self.commit;
-            self.ready.records.push(Record::Committed { upto: self.commit });
+            self.ready
+                .records
+                .push(Record::Committed { upto: self.commit });
         }
         std::mem::take(&mut self.ready)
     }
 
     /// True if [`Replica::take_ready`] would return work.
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty() || self.commit > self.commit_persisted || matches!(&self.role, Role::Leader(l) if l.has_work())
+        !self.ready.is_empty()
+            || self.commit > self.commit_persisted
+            || matches!(&self.role, Role::Leader(l) if l.has_work())
     }
 
     // ---- helpers shared by the role files ----
 
     fn send(&mut self, to: NodeId, msg: Message) {
-        self.ready.messages.push(Envelope { from: self.cfg.id, to, msg });
+        self.ready.messages.push(Envelope {
+            from: self.cfg.id,
+            to,
+            msg,
+        });
     }
 
     fn broadcast(&mut self, msg: Message, include_self: bool) {
@@ -372,7 +414,10 @@ impl Replica {
         if self.leader.map(|(_, b)| b) != Some(ballot) {
             tracing::debug!(node = self.cfg.id, leader = from, %ballot, "following new leader");
             self.leader = Some((from, ballot));
-            self.ready.events.push(Event::LeaderChanged { leader: Some(from), ballot });
+            self.ready.events.push(Event::LeaderChanged {
+                leader: Some(from),
+                ballot,
+            });
         }
         self.reset_election_timer();
     }

@@ -25,49 +25,125 @@ fn bounce(r: Replica, records: &[Record]) -> Replica {
 fn promise_is_persisted_in_the_same_ready_as_the_promise_message() {
     let mut a = replica(1, 3);
     let b = Ballot::new(5, 2);
-    a.handle(env(2, 1, Message::Prepare { ballot: b, from_slot: 0 }));
+    a.handle(env(
+        2,
+        1,
+        Message::Prepare {
+            ballot: b,
+            from_slot: 0,
+        },
+    ));
     let ready = a.take_ready();
     assert_eq!(ready.records, vec![Record::Promised(b)]);
-    assert!(matches!(&ready.messages[..], [Envelope { to: 2, msg: Message::Promise { ballot, .. }, .. }] if *ballot == b));
+    assert!(
+        matches!(&ready.messages[..], [Envelope { to: 2, msg: Message::Promise { ballot, .. }, .. }] if *ballot == b)
+    );
 }
 
 #[test]
 fn a_promise_survives_restart_and_blocks_lower_ballots() {
     let mut a = replica(1, 3);
     let high = Ballot::new(5, 2);
-    a.handle(env(2, 1, Message::Prepare { ballot: high, from_slot: 0 }));
+    a.handle(env(
+        2,
+        1,
+        Message::Prepare {
+            ballot: high,
+            from_slot: 0,
+        },
+    ));
     let records = a.take_ready().records;
     let mut a = bounce(a, &records);
     let low = Ballot::new(4, 0);
-    a.handle(env(0, 1, Message::Accept { ballot: low, slot: 0, entry: val("old"), commit: 0 }));
+    a.handle(env(
+        0,
+        1,
+        Message::Accept {
+            ballot: low,
+            slot: 0,
+            entry: val("old"),
+            commit: 0,
+        },
+    ));
     let ready = a.take_ready();
-    assert!(ready.records.is_empty(), "accepted below its promise after restart");
-    assert!(matches!(&ready.messages[..], [Envelope { msg: Message::Reject { promised, .. }, .. }] if *promised == high));
+    assert!(
+        ready.records.is_empty(),
+        "accepted below its promise after restart"
+    );
+    assert!(
+        matches!(&ready.messages[..], [Envelope { msg: Message::Reject { promised, .. }, .. }] if *promised == high)
+    );
 }
 
 #[test]
 fn an_accept_survives_restart_and_is_reported_in_promises() {
     let mut a = replica(1, 3);
     let b1 = Ballot::new(1, 0);
-    a.handle(env(0, 1, Message::Accept { ballot: b1, slot: 3, entry: val("v"), commit: 0 }));
+    a.handle(env(
+        0,
+        1,
+        Message::Accept {
+            ballot: b1,
+            slot: 3,
+            entry: val("v"),
+            commit: 0,
+        },
+    ));
     let ready = a.take_ready();
-    assert_eq!(ready.records, vec![Record::Accepted { slot: 3, ballot: b1, entry: val("v") }]);
-    assert!(matches!(&ready.messages[..], [Envelope { msg: Message::Accepted { slot: 3, .. }, .. }]));
+    assert_eq!(
+        ready.records,
+        vec![Record::Accepted {
+            slot: 3,
+            ballot: b1,
+            entry: val("v")
+        }]
+    );
+    assert!(matches!(
+        &ready.messages[..],
+        [Envelope {
+            msg: Message::Accepted { slot: 3, .. },
+            ..
+        }]
+    ));
     let mut a = bounce(a, &ready.records);
     let b2 = Ballot::new(2, 2);
-    a.handle(env(2, 1, Message::Prepare { ballot: b2, from_slot: 0 }));
+    a.handle(env(
+        2,
+        1,
+        Message::Prepare {
+            ballot: b2,
+            from_slot: 0,
+        },
+    ));
     let ready = a.take_ready();
-    let Some(Envelope { msg: Message::Promise { accepted, .. }, .. }) = ready.messages.first() else {
+    let Some(Envelope {
+        msg: Message::Promise { accepted, .. },
+        ..
+    }) = ready.messages.first()
+    else {
         panic!("no promise: {:?}", ready.messages)
     };
-    assert_eq!(accepted, &vec![PromisedSlot { slot: 3, ballot: b1, entry: val("v"), decided: false }]);
+    assert_eq!(
+        accepted,
+        &vec![PromisedSlot {
+            slot: 3,
+            ballot: b1,
+            entry: val("v"),
+            decided: false
+        }]
+    );
 }
 
 #[test]
 fn a_repeated_accept_is_answered_without_a_second_record() {
     let mut a = replica(1, 3);
     let b = Ballot::new(1, 0);
-    let accept = Message::Accept { ballot: b, slot: 0, entry: val("v"), commit: 0 };
+    let accept = Message::Accept {
+        ballot: b,
+        slot: 0,
+        entry: val("v"),
+        commit: 0,
+    };
     a.handle(env(0, 1, accept.clone()));
     assert_eq!(a.take_ready().records.len(), 1);
     a.handle(env(0, 1, accept));
@@ -81,15 +157,43 @@ fn decisions_survive_restart_through_commit_and_learned_records() {
     let mut a = replica(1, 3);
     let b = Ballot::new(1, 0);
     let mut disk = Vec::new();
-    a.handle(env(0, 1, Message::Accept { ballot: b, slot: 0, entry: val("x"), commit: 0 }));
+    a.handle(env(
+        0,
+        1,
+        Message::Accept {
+            ballot: b,
+            slot: 0,
+            entry: val("x"),
+            commit: 0,
+        },
+    ));
     disk.extend(a.take_ready().records);
     // The leader's commit watermark decides slot 0 (accepted at the same ballot);
     // slot 1 is learned by catch-up with a value this replica never accepted.
-    a.handle(env(0, 1, Message::Decided { entries: vec![(1, val("y"))], floor: 0 }));
-    a.handle(env(0, 1, Message::Heartbeat { ballot: b, commit: 2, round: 1, done: vec![0; 3] }));
+    a.handle(env(
+        0,
+        1,
+        Message::Decided {
+            entries: vec![(1, val("y"))],
+            floor: 0,
+        },
+    ));
+    a.handle(env(
+        0,
+        1,
+        Message::Heartbeat {
+            ballot: b,
+            commit: 2,
+            round: 1,
+            done: vec![0; 3],
+        },
+    ));
     let ready = a.take_ready();
     assert_eq!(ready.committed, vec![(0, val("x")), (1, val("y"))]);
-    assert!(ready.records.contains(&Record::Learned { slot: 1, entry: val("y") }));
+    assert!(ready.records.contains(&Record::Learned {
+        slot: 1,
+        entry: val("y")
+    }));
     assert!(ready.records.contains(&Record::Committed { upto: 2 }));
     disk.extend(ready.records);
     let a = bounce(a, &disk);
@@ -101,12 +205,33 @@ fn decisions_survive_restart_through_commit_and_learned_records() {
 #[test]
 fn a_value_accepted_at_another_ballot_is_not_decided_by_the_watermark() {
     let mut a = replica(1, 3);
-    a.handle(env(0, 1, Message::Accept { ballot: Ballot::new(1, 0), slot: 0, entry: val("old"), commit: 0 }));
+    a.handle(env(
+        0,
+        1,
+        Message::Accept {
+            ballot: Ballot::new(1, 0),
+            slot: 0,
+            entry: val("old"),
+            commit: 0,
+        },
+    ));
     a.take_ready();
     // A new leader at ballot 2.2 says slot 0 is decided: its value may differ.
-    a.handle(env(2, 1, Message::Heartbeat { ballot: Ballot::new(2, 2), commit: 1, round: 1, done: vec![0; 3] }));
+    a.handle(env(
+        2,
+        1,
+        Message::Heartbeat {
+            ballot: Ballot::new(2, 2),
+            commit: 1,
+            round: 1,
+            done: vec![0; 3],
+        },
+    ));
     let ready = a.take_ready();
-    assert!(ready.committed.is_empty(), "decided from an accept of another ballot");
+    assert!(
+        ready.committed.is_empty(),
+        "decided from an accept of another ballot"
+    );
     assert_eq!(a.status(0), Status::Pending);
 }
 
@@ -127,7 +252,10 @@ fn a_single_replica_group_elects_itself_and_decides() {
         }
     }
     assert!(r.is_leader());
-    assert_eq!(r.status(0), Status::Decided(Entry::Batch(vec![b"a".to_vec()])));
+    assert_eq!(
+        r.status(0),
+        Status::Decided(Entry::Batch(vec![b"a".to_vec()]))
+    );
 }
 
 #[test]
@@ -147,18 +275,51 @@ fn the_leader_batches_waiting_commands_into_one_instance() {
         r.propose(i.to_le_bytes().to_vec());
     }
     let ready = r.take_ready();
-    let accepts: Vec<_> = ready.messages.iter().filter(|m| matches!(m.msg, Message::Accept { .. })).collect();
-    assert_eq!(accepts.len(), 1, "100 waiting commands should share one instance");
-    let Message::Accept { entry, .. } = &accepts[0].msg else { unreachable!() };
+    let accepts: Vec<_> = ready
+        .messages
+        .iter()
+        .filter(|m| matches!(m.msg, Message::Accept { .. }))
+        .collect();
+    assert_eq!(
+        accepts.len(),
+        1,
+        "100 waiting commands should share one instance"
+    );
+    let Message::Accept { entry, .. } = &accepts[0].msg else {
+        unreachable!()
+    };
     assert_eq!(entry.commands().len(), 100);
 }
 
 #[test]
 fn messages_from_outside_the_group_are_ignored() {
     let mut a = replica(1, 3);
-    a.handle(env(7, 1, Message::Prepare { ballot: Ballot::new(9, 7), from_slot: 0 }));
-    a.handle(env(0, 2, Message::Prepare { ballot: Ballot::new(9, 0), from_slot: 0 }));
-    a.handle(env(0, 1, Message::Heartbeat { ballot: Ballot::new(9, 0), commit: 0, round: 0, done: vec![5] }));
+    a.handle(env(
+        7,
+        1,
+        Message::Prepare {
+            ballot: Ballot::new(9, 7),
+            from_slot: 0,
+        },
+    ));
+    a.handle(env(
+        0,
+        2,
+        Message::Prepare {
+            ballot: Ballot::new(9, 0),
+            from_slot: 0,
+        },
+    ));
+    a.handle(env(
+        0,
+        1,
+        Message::Heartbeat {
+            ballot: Ballot::new(9, 0),
+            commit: 0,
+            round: 0,
+            done: vec![5],
+        },
+    ));
     let ready = a.take_ready();
     assert!(ready.records.is_empty());
     assert_eq!(a.min(), 0, "a malformed done vector was merged");
@@ -170,5 +331,10 @@ fn config_validation_rejects_nonsense() {
     assert!(CoreConfig::new(3, 3).validate().is_err());
     assert!(CoreConfig::new(0, 0).validate().is_err());
     assert!(CoreConfig::new(0, 65).validate().is_err());
-    assert!(CoreConfig { election_ticks: 2, ..CoreConfig::new(0, 3) }.validate().is_err());
+    assert!(CoreConfig {
+        election_ticks: 2,
+        ..CoreConfig::new(0, 3)
+    }
+    .validate()
+    .is_err());
 }

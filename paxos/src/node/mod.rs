@@ -57,7 +57,12 @@ pub struct NodeOptions {
 impl NodeOptions {
     /// Defaults for replica `id` of `peers`, with 10 ms ticks.
     pub fn new(id: NodeId, peers: usize) -> Self {
-        NodeOptions { core: CoreConfig::new(id, peers), tick: Duration::from_millis(10), applied: 0, inbox_capacity: 65536 }
+        NodeOptions {
+            core: CoreConfig::new(id, peers),
+            tick: Duration::from_millis(10),
+            applied: 0,
+            inbox_capacity: 65536,
+        }
     }
 }
 
@@ -132,8 +137,17 @@ impl PaxosNode {
         std::thread::Builder::new()
             .name(format!("paxos-persist-{}", opts.core.id))
             .spawn(move || persister.run(batch_rx))?;
-        let node = PaxosNode { shared: shared.clone(), inbox: inbox_tx };
-        tokio::spawn(core_loop(shared, inbox_rx, batch_tx, decisions_tx, opts.tick));
+        let node = PaxosNode {
+            shared: shared.clone(),
+            inbox: inbox_tx,
+        };
+        tokio::spawn(core_loop(
+            shared,
+            inbox_rx,
+            batch_tx,
+            decisions_tx,
+            opts.tick,
+        ));
         Ok((node, decisions_rx))
     }
 
@@ -147,7 +161,9 @@ impl PaxosNode {
     }
 
     fn check_running(&self) -> Result<(), PaxosError> {
-        if self.shared.failed.load(Ordering::Relaxed) || self.shared.stopping.load(Ordering::Relaxed) {
+        if self.shared.failed.load(Ordering::Relaxed)
+            || self.shared.stopping.load(Ordering::Relaxed)
+        {
             Err(PaxosError::Stopped)
         } else {
             Ok(())
@@ -220,7 +236,11 @@ impl PaxosNode {
         self.check_running()?;
         let id = self.shared.next_read.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.shared.reads.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        self.shared
+            .reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
         self.core().read_index(id);
         self.shared.wake.notify_one();
         rx.await.unwrap_or(Err(PaxosError::Stopped))
@@ -303,15 +323,22 @@ async fn core_loop(
             for outcome in ready.reads {
                 let (id, result) = match outcome {
                     ReadOutcome::Ready { id, index } => (id, Ok(index)),
-                    ReadOutcome::NotLeader { id, leader } => (id, Err(PaxosError::NotLeader { leader })),
+                    ReadOutcome::NotLeader { id, leader } => {
+                        (id, Err(PaxosError::NotLeader { leader }))
+                    }
                 };
                 if let Some(tx) = reads.remove(&id) {
                     let _ = tx.send(result);
                 }
             }
         }
-        if !ready.records.is_empty() || !ready.messages.is_empty() || ready.compact_below.is_some() {
-            let batch = Batch { records: ready.records, messages: ready.messages, compact_below: ready.compact_below };
+        if !ready.records.is_empty() || !ready.messages.is_empty() || ready.compact_below.is_some()
+        {
+            let batch = Batch {
+                records: ready.records,
+                messages: ready.messages,
+                compact_below: ready.compact_below,
+            };
             if batches.send(batch).is_err() {
                 fail_reads(&shared);
                 return;

@@ -47,7 +47,9 @@ impl Persister {
         loop {
             let first = match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(b) => b,
-                Err(RecvTimeoutError::Timeout) if !self.stopping.load(Ordering::Relaxed) => continue,
+                Err(RecvTimeoutError::Timeout) if !self.stopping.load(Ordering::Relaxed) => {
+                    continue
+                }
                 Err(_) => return,
             };
             let mut batches = vec![first];
@@ -72,15 +74,22 @@ impl Persister {
     }
 
     fn persist(&mut self, batches: &mut [Batch]) -> Result<(), crate::storage::StorageError> {
-        let records: Vec<Record> = batches.iter_mut().flat_map(|b| b.records.drain(..)).collect();
+        let records: Vec<Record> = batches
+            .iter_mut()
+            .flat_map(|b| b.records.drain(..))
+            .collect();
         let compact = batches.iter().filter_map(|b| b.compact_below).max();
         if !records.is_empty() {
             let started = Instant::now();
             self.storage.append(&records)?;
             self.storage.sync()?;
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-            self.stats.records.fetch_add(records.len() as u64, Ordering::Relaxed);
-            self.stats.sync_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            self.stats
+                .records
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            self.stats
+                .sync_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
         if let Some(below) = compact {
             self.storage.compact(below)?;

@@ -10,6 +10,7 @@
 //! - [`peer`]: the replica-to-replica [`PeerService`], its server and [`PeerNet`].
 
 pub mod codec;
+pub mod mux;
 pub mod peer;
 pub mod unreliable;
 

@@ -1,9 +1,9 @@
 //! The sending side of the peer network: [`PeerNet`], one queue and one task per peer.
 
 use super::outbox::{Counters, Outbox};
-use super::{PeerServiceClient, PeerServiceRequest, PeerServiceResponse};
+use super::PeerServiceClient;
 use crate::message::Envelope;
-use crate::transport::{codec, Transport};
+use crate::transport::{codec, mux, Transport};
 use crate::types::NodeId;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -331,12 +331,10 @@ async fn connect(
     addr: &str,
     config: &PeerNetConfig,
 ) -> io::Result<PeerServiceClient> {
-    let transport = tokio::time::timeout(
-        config.connect_timeout,
-        codec::connect::<PeerServiceRequest, PeerServiceResponse>(addr),
-    )
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    let transport = tokio::time::timeout(config.connect_timeout, mux::connect(addr, mux::PEER))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    let transport = codec::framed(transport);
     let NewClient { client, dispatch } =
         PeerServiceClient::new(client::Config::default(), transport);
     let addr = addr.to_owned();

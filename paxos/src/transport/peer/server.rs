@@ -3,6 +3,7 @@
 use super::{PeerService, PeerServiceRequest, PeerServiceResponse};
 use crate::message::Envelope;
 use crate::transport::codec::{self, ServerTransport};
+use crate::transport::mux;
 use crate::transport::unreliable::{Fate, Unreliable};
 use futures::{SinkExt, StreamExt};
 use std::future::Future;
@@ -11,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tarpc::server::BaseChannel;
-use tarpc::{context, Request, Response};
-use tokio::net::TcpListener;
+use tarpc::{context, ClientMessage, Request, Response};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -130,31 +131,40 @@ impl PeerServer {
     }
 
     /// Accepts peers on an already-bound `listener` until `shutdown` completes, then
-    /// closes every connection. Fails only if the listener's address cannot be read.
+    /// closes every connection. Connections must start with the [`mux::PEER`] tag.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        let mut incoming = codec::incoming::<PeerServiceRequest, PeerServiceResponse>(listener)?;
-        let addr = incoming.local_addr();
-        tracing::info!(%addr, "peer server listening");
+        let demux = mux::demux(listener)?;
+        tracing::info!(addr = %demux.local_addr, "peer server listening");
+        self.serve(demux.peers, shutdown).await;
+        Ok(())
+    }
+
+    /// Serves peer connections handed over by a [`mux::demux`] until `shutdown`.
+    pub async fn serve(
+        self,
+        mut streams: mpsc::Receiver<TcpStream>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(transport) = incoming.next() => {
+                Some(stream) = streams.recv() => {
                     bump(&self.shared.counters.connections, 1);
                     let open = OpenConnection::new(&self.shared);
+                    let transport = codec::framed::<ClientMessage<PeerServiceRequest>, Response<PeerServiceResponse>>(stream);
                     connections.spawn(self.clone().serve_connection(transport, open));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
-        tracing::info!(%addr, connections = connections.len(), "peer server shutting down");
+        tracing::info!(connections = connections.len(), "peer server shutting down");
         connections.shutdown().await;
-        Ok(())
     }
 
     /// Reads requests off one connection and answers each after handling it.
