@@ -1,1 +1,55 @@
-fn main() {}
+//! The `diskv` binary: thin subcommands over the libraries (see contracts.md).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// diskv: a sharded, Paxos-replicated, crash-safe key-value store.
+#[derive(Parser)]
+#[command(name = "diskv", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    // One line per subcommand; each lives in src/cmd/<name>.rs with `Args` and `run`.
+    /// Run one replica of a KV replica group.
+    Server(cmd::server::Args),
+    /// Line-protocol client: requests on stdin, replies on stdout.
+    Client(cmd::client::Args),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tarpc=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("diskv: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            // One arm per subcommand.
+            Command::Server(a) => cmd::server::run(a).await,
+            Command::Client(a) => cmd::client::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("diskv: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

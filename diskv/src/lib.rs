@@ -3,16 +3,25 @@
 //! (crate docs are completed with the server and the Clerk)
 
 pub mod checkpoint;
+pub mod clerk;
+pub mod conn;
 pub mod dedup;
 pub mod error;
+pub mod identity;
 pub mod keyfile;
 pub mod op;
+mod reconfig;
+pub mod rpc;
+pub mod server;
+pub mod service;
 pub mod shard;
 pub mod state;
 
 #[cfg(test)]
 mod state_tests;
 
+pub use clerk::Clerk;
 pub use error::StateError;
 pub use op::{ClientId, KvError, Op, Reply, Request};
+pub use server::{KvServer, ServerOptions};
 pub use state::{KvCommand, KvOutput, KvState};

@@ -1,0 +1,229 @@
+//! The client library: routes each operation by key to the group that owns its
+//! shard, finds that group's leader, and retries until the operation is done.
+//!
+//! A Clerk has one random client id and numbers its operations; a retry reuses the
+//! number, so the group applies each operation at most once however often it is
+//! sent. A Clerk runs one operation at a time (`&mut self`): callers that want
+//! concurrency use several Clerks.
+
+use crate::conn::{deadline, Connections};
+use crate::op::{ClientId, KvError, Op, Reply, Request};
+use rand::Rng;
+use shardmaster::{shard_of, Clerk as MasterClerk, Config, Gid, NO_GROUP};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Deadline of one attempt at one replica.
+const ATTEMPT: Duration = Duration::from_secs(3);
+/// Longest pause between rounds of attempts.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A client of the KV service.
+pub struct Clerk {
+    masters: MasterClerk,
+    config: Config,
+    client: ClientId,
+    seq: u64,
+    conns: Connections,
+    leaders: HashMap<Gid, usize>,
+}
+
+impl Clerk {
+    /// A Clerk for the cluster whose shardmasters listen at `masters`. Waits until
+    /// a shardmaster answers.
+    pub async fn new(masters: Vec<String>) -> Clerk {
+        let masters = MasterClerk::new(masters);
+        let config = loop {
+            match masters.query(-1).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no configuration from the shardmaster yet");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        Clerk {
+            masters,
+            config,
+            client: rand::random(),
+            seq: 0,
+            conns: Connections::default(),
+            leaders: HashMap::new(),
+        }
+    }
+
+    /// This Clerk's client id.
+    pub fn id(&self) -> ClientId {
+        self.client
+    }
+
+    /// The value of `key`, if any.
+    pub async fn get(&mut self, key: &str) -> Result<Option<String>, KvError> {
+        match self.keyed(Op::Get { key: key.into() }).await? {
+            Reply::Value(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets `key`; returns whether it existed before.
+    pub async fn put(&mut self, key: &str, value: &str) -> Result<bool, KvError> {
+        existed(
+            self.keyed(Op::Put {
+                key: key.into(),
+                value: value.into(),
+            })
+            .await?,
+        )
+    }
+
+    /// Appends to `key` (a missing key counts as ""); returns whether it existed.
+    pub async fn append(&mut self, key: &str, value: &str) -> Result<bool, KvError> {
+        existed(
+            self.keyed(Op::Append {
+                key: key.into(),
+                value: value.into(),
+            })
+            .await?,
+        )
+    }
+
+    /// Sets `key` and returns its previous value.
+    pub async fn swap(&mut self, key: &str, value: &str) -> Result<Option<String>, KvError> {
+        match self
+            .keyed(Op::Swap {
+                key: key.into(),
+                value: value.into(),
+            })
+            .await?
+        {
+            Reply::Value(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes `key`; returns whether it existed.
+    pub async fn delete(&mut self, key: &str) -> Result<bool, KvError> {
+        existed(self.keyed(Op::Delete { key: key.into() }).await?)
+    }
+
+    /// Every key in `[start, end]` with its value, sorted. Each shard is read
+    /// linearizably, one after another; the scan as a whole is not atomic.
+    pub async fn scan(&mut self, start: &str, end: &str) -> Result<Vec<(String, String)>, KvError> {
+        let mut all = Vec::new();
+        for shard in 0..self.config.shards.len() {
+            match self
+                .run(
+                    shard,
+                    Op::Scan {
+                        start: start.into(),
+                        end: end.into(),
+                    },
+                )
+                .await?
+            {
+                Reply::Pairs(p) => all.extend(p),
+                other => return Err(unexpected(other)),
+            }
+        }
+        all.sort();
+        Ok(all)
+    }
+
+    /// Removes every key of every shard.
+    pub async fn clear(&mut self) -> Result<(), KvError> {
+        for shard in 0..self.config.shards.len() {
+            self.run(shard, Op::Clear).await?;
+        }
+        Ok(())
+    }
+
+    async fn keyed(&mut self, op: Op) -> Result<Reply, KvError> {
+        let key = op.key().unwrap_or_default();
+        if key.is_empty() {
+            return Err(KvError::Invalid("key cannot be empty".into()));
+        }
+        let shard = shard_of(key.as_bytes(), self.config.shards.len());
+        self.run(shard, op).await
+    }
+
+    /// Sends `op` for `shard` until a group executes it. Only an invalid request
+    /// ends with an error; everything else is retried.
+    async fn run(&mut self, shard: usize, op: Op) -> Result<Reply, KvError> {
+        self.seq += 1;
+        let req = Request {
+            client: self.client,
+            seq: self.seq,
+            shard,
+            op,
+        };
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match self.round(&req).await {
+                Some(Ok(reply)) => return Ok(reply),
+                Some(Err(e)) if !e.is_retryable() => return Err(e),
+                _ => {}
+            }
+            let jitter = rand::thread_rng().gen_range(0.5..1.0);
+            tokio::time::sleep(backoff.mul_f64(jitter)).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if let Ok(Ok(c)) = tokio::time::timeout(ATTEMPT, self.masters.query(-1)).await {
+                if c.num > self.config.num {
+                    self.config = c;
+                }
+            }
+        }
+    }
+
+    /// One round over the owning group's replicas, leader first. `None` when no
+    /// replica could execute the request.
+    async fn round(&mut self, req: &Request) -> Option<Result<Reply, KvError>> {
+        let gid = *self.config.shards.get(req.shard)?;
+        if gid == NO_GROUP {
+            return None;
+        }
+        let servers = self.config.groups.get(&gid)?.clone();
+        let mut idx = self.leaders.get(&gid).copied().unwrap_or(0) % servers.len();
+        for _ in 0..2 * servers.len() {
+            let addr = &servers[idx];
+            let next = (idx + 1) % servers.len();
+            let Ok(client) = self.conns.get(addr).await else {
+                idx = next;
+                continue;
+            };
+            match client.execute(deadline(ATTEMPT), req.clone()).await {
+                Ok(Ok(reply)) => {
+                    self.leaders.insert(gid, idx);
+                    return Some(Ok(reply));
+                }
+                Ok(Err(KvError::NotLeader { leader: Some(l) }))
+                    if l < servers.len() && l != idx =>
+                {
+                    idx = l
+                }
+                Ok(Err(KvError::WrongGroup { .. })) => return None,
+                Ok(Err(e)) if !e.is_retryable() => return Some(Err(e)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%addr, error = %e, "attempt failed");
+                    idx = next;
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "replica unreachable");
+                    self.conns.drop_conn(addr);
+                    idx = next;
+                }
+            }
+        }
+        None
+    }
+}
+
+fn existed(reply: Reply) -> Result<bool, KvError> {
+    match reply {
+        Reply::Existed(b) => Ok(b),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(reply: Reply) -> KvError {
+    KvError::Unavailable(format!("unexpected reply {reply:?}"))
+}

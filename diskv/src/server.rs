@@ -1,0 +1,176 @@
+//! A KV replica: state machine + Paxos replica + service, on one port.
+
+use crate::error::StateError;
+use crate::identity::Identity;
+use crate::reconfig;
+use crate::rpc::KvRpc;
+use crate::service::KvService;
+use crate::state::KvState;
+use futures::StreamExt;
+use paxos::host::{host, HostOptions};
+use paxos::rsm::Rsm;
+use paxos::transport::{codec, Unreliable};
+use paxos::PaxosNode;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tarpc::server::{BaseChannel, Channel};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+/// How a replica is started (the flags of `diskv server`).
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// The replica group.
+    pub gid: u64,
+    /// Shardmaster addresses.
+    pub masters: Vec<String>,
+    /// Addresses of every replica of the group.
+    pub peers: Vec<String>,
+    /// This replica's index in `peers`.
+    pub me: usize,
+    /// Where everything of this replica lives.
+    pub dir: PathBuf,
+    /// The replica has run before (an empty `dir` then means a lost disk).
+    pub restart: bool,
+    /// Ask the shardmaster to Join this group once up.
+    pub join: bool,
+    /// Drop and discard requests like the 6.824 unreliable network.
+    pub unreliable: bool,
+    /// Shard count, if known (else asked of the shardmaster at first start).
+    pub nshards: Option<usize>,
+}
+
+/// A running replica.
+pub struct KvServer {
+    rsm: Rsm<KvState>,
+    stop: watch::Sender<bool>,
+}
+
+impl KvServer {
+    /// Starts a replica serving on `listener` (bound to `opts.peers[opts.me]`).
+    pub async fn start(listener: TcpListener, opts: ServerOptions) -> Result<KvServer, StateError> {
+        if opts.me >= opts.peers.len() {
+            return Err(StateError::Mismatch(format!(
+                "--me {} is not an index into {} peers",
+                opts.me,
+                opts.peers.len()
+            )));
+        }
+        let identity = Self::identity(&opts).await?;
+        let (state, applied) = KvState::open(&opts.dir, opts.gid, identity.nshards)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let hosted = host(
+            listener,
+            HostOptions {
+                log_dir: opts.dir.join("log"),
+                me: opts.me,
+                peers: opts.peers.clone(),
+                unreliable: opts.unreliable,
+                applied,
+                node: None,
+                fsync: true,
+            },
+            stop_rx.clone(),
+        )?;
+        let rsm = Rsm::start(
+            opts.me,
+            hosted.node,
+            hosted.decisions,
+            state,
+            applied,
+            Duration::from_millis(300),
+        );
+        tracing::info!(gid = opts.gid, me = opts.me, addr = %opts.peers[opts.me], applied, "replica started");
+        serve_clients(
+            hosted.clients,
+            KvService::new(rsm.clone()),
+            hosted.unreliable,
+            stop_rx.clone(),
+        );
+        reconfig::spawn(rsm.clone(), opts.clone(), stop_rx);
+        Ok(KvServer { rsm, stop })
+    }
+
+    /// Reads the directory's identity, or makes one at first start. A directory
+    /// without one under `--restart` is a lost disk: never start fresh then.
+    async fn identity(opts: &ServerOptions) -> Result<Identity, StateError> {
+        if let Some(id) = Identity::load(&opts.dir)? {
+            id.check(opts.gid, opts.me, &opts.dir)?;
+            return Ok(id);
+        }
+        if opts.restart {
+            return Err(StateError::Mismatch(format!(
+                "{} has no identity record but --restart says this replica ran before: its disk was lost. \
+                 It must rejoin by recovering from its peers; refusing to start with empty state",
+                opts.dir.display()
+            )));
+        }
+        let nshards = match opts.nshards {
+            Some(n) => n,
+            None => reconfig::shard_count(&opts.masters).await,
+        };
+        let id = Identity {
+            gid: opts.gid,
+            me: opts.me,
+            nshards,
+            incarnation: 0,
+        };
+        id.store(&opts.dir)?;
+        Ok(id)
+    }
+
+    /// The replicated state machine (for tests and metrics).
+    pub fn rsm(&self) -> &Rsm<KvState> {
+        &self.rsm
+    }
+
+    /// The Paxos replica.
+    pub fn node(&self) -> &PaxosNode {
+        self.rsm.node()
+    }
+
+    /// Stops serving and replicating. Durable state stays as it is.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        self.rsm.node().stop();
+    }
+}
+
+impl Drop for KvServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Serves every client connection until `stop`.
+fn serve_clients(
+    mut clients: mpsc::Receiver<TcpStream>,
+    service: KvService,
+    unreliable: Arc<Unreliable>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                s = clients.recv() => match s {
+                    Some(s) => s,
+                    None => return,
+                },
+                _ = stop.wait_for(|&s| s) => return,
+            };
+            let channel = BaseChannel::with_defaults(codec::framed(stream));
+            let serve = unreliable.wrap(service.clone().serve());
+            let mut conn_stop = stop.clone();
+            tokio::spawn(async move {
+                let requests = channel.execute(serve).for_each(|fut| async {
+                    tokio::spawn(fut);
+                });
+                tokio::select! {
+                    () = requests => {}
+                    _ = conn_stop.wait_for(|&s| s) => {}
+                }
+            });
+        }
+    });
+}

@@ -1,0 +1,157 @@
+//! The KV service a replica serves to Clerks and to other groups.
+
+use crate::op::{KvError, Reply, Request};
+use crate::rpc::{KvRpc, ShardTransfer};
+use crate::shard::ShardMode;
+use crate::state::{KvCommand, KvState};
+use paxos::rsm::{Rsm, RsmError};
+use paxos::PaxosError;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tarpc::context;
+
+/// How long one request may wait for its log instance or read index.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The service of one replica. Cheap to clone (one per connection).
+#[derive(Clone)]
+pub struct KvService {
+    rsm: Rsm<KvState>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Translates a log-layer failure into what the Clerk should do.
+pub(crate) fn rsm_error(e: RsmError, rsm: &Rsm<KvState>) -> KvError {
+    match e {
+        RsmError::Timeout => KvError::Timeout,
+        RsmError::Paxos(PaxosError::NotLeader { leader }) => KvError::NotLeader { leader },
+        RsmError::Paxos(other) => {
+            if rsm.node().has_failed() {
+                KvError::Unavailable("this replica's storage failed; it no longer serves".into())
+            } else {
+                KvError::Unavailable(other.to_string())
+            }
+        }
+    }
+}
+
+impl KvService {
+    /// A service over a running replicated state machine.
+    pub fn new(rsm: Rsm<KvState>) -> Self {
+        KvService { rsm }
+    }
+
+    /// Refuses requests this replica should not take: followers redirect to the
+    /// leader (a write would be forwarded anyway; a read must not be served here).
+    fn check_leader(&self) -> Result<(), KvError> {
+        let node = self.rsm.node();
+        if node.is_leader() {
+            Ok(())
+        } else {
+            Err(KvError::NotLeader {
+                leader: node.leader(),
+            })
+        }
+    }
+
+    /// Executes a client request (see [`KvRpc::execute`]).
+    pub async fn execute_request(&self, req: Request) -> Result<Reply, KvError> {
+        validate(&req)?;
+        self.check_leader()?;
+        if req.op.is_read() {
+            let rsm = &self.rsm;
+            rsm.read(REQUEST_TIMEOUT, |st| st.read(&req))
+                .await
+                .map_err(|e| rsm_error(e, rsm))?
+        } else {
+            let cmd = KvCommand::Op {
+                req,
+                at_ms: now_ms(),
+            };
+            self.rsm
+                .execute(cmd, REQUEST_TIMEOUT)
+                .await
+                .map_err(|e| rsm_error(e, &self.rsm))?
+        }
+    }
+
+    /// Hands a frozen shard to its new owner (see [`KvRpc::fetch_shard`]).
+    pub async fn fetch(&self, config: u64, shard: usize) -> Result<ShardTransfer, KvError> {
+        self.check_leader()?;
+        // Linearizable: the answer reflects every instance decided before it.
+        let rsm = &self.rsm;
+        rsm.read(REQUEST_TIMEOUT, |st| {
+            if st.config().num < config {
+                return Err(KvError::ShardMoving { shard });
+            }
+            match st.shard(shard) {
+                Some(s) if matches!(s.mode, ShardMode::Leaving { config: c, .. } if c == config) => {
+                    Ok(ShardTransfer { data: s.data.clone(), dups: s.dups.clone() })
+                }
+                // Already deleted (the new owner confirmed) or never held here in
+                // that config: the caller has what it needs or asks the wrong group.
+                _ => Err(KvError::WrongGroup { shard, config: st.config().num }),
+            }
+        })
+        .await
+        .map_err(|e| rsm_error(e, rsm))?
+    }
+
+    /// Whether this group installed `shard` given by `config` (see
+    /// [`KvRpc::shard_installed`]). A group only moves past a config once every
+    /// shard it gave is installed, so a later config means yes.
+    pub async fn installed(&self, config: u64, shard: usize) -> Result<bool, KvError> {
+        self.check_leader()?;
+        let rsm = &self.rsm;
+        rsm.read(REQUEST_TIMEOUT, |st| {
+            let num = st.config().num;
+            num > config
+                || (num == config
+                    && matches!(st.shard(shard).map(|s| &s.mode), Some(ShardMode::Serving)))
+        })
+        .await
+        .map_err(|e| rsm_error(e, rsm))
+    }
+}
+
+/// Rejects requests that can never succeed.
+fn validate(req: &Request) -> Result<(), KvError> {
+    let key_ok = |k: &str| !k.is_empty() && k.len() <= crate::keyfile::MAX_KEY_BYTES;
+    match req.op.key() {
+        Some(k) if !key_ok(k) => Err(KvError::Invalid(format!(
+            "key must be 1 to {} bytes long, got {}",
+            crate::keyfile::MAX_KEY_BYTES,
+            k.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+impl KvRpc for KvService {
+    async fn execute(self, _: context::Context, req: Request) -> Result<Reply, KvError> {
+        self.execute_request(req).await
+    }
+
+    async fn fetch_shard(
+        self,
+        _: context::Context,
+        config: u64,
+        shard: usize,
+    ) -> Result<ShardTransfer, KvError> {
+        self.fetch(config, shard).await
+    }
+
+    async fn shard_installed(
+        self,
+        _: context::Context,
+        config: u64,
+        shard: usize,
+    ) -> Result<bool, KvError> {
+        self.installed(config, shard).await
+    }
+}
