@@ -1,0 +1,133 @@
+//! Helpers shared by the in-process cluster tests.
+#![allow(dead_code)]
+
+use diskv::{KvServer, ServerOptions};
+use shardmaster::server::{ServerOptions as MasterOptions, ShardmasterServer};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Logs to the test's output when `RUST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
+}
+
+/// Binds `n` listeners on 127.0.0.1 ephemeral ports.
+pub async fn listeners(n: usize) -> (Vec<TcpListener>, Vec<String>) {
+    let mut ls = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..n {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(l.local_addr().unwrap().to_string());
+        ls.push(l);
+    }
+    (ls, addrs)
+}
+
+/// Binds `addr` again, retrying while the old socket lingers.
+pub async fn bind(addr: &str) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) => assert!(Instant::now() < deadline, "cannot bind {addr}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Fails the test if `f` takes longer than `secs`.
+pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took over {secs} s"))
+}
+
+/// Starts `n` shardmaster replicas with `nshards` shards.
+pub async fn masters(
+    dir: &Path,
+    n: usize,
+    nshards: usize,
+) -> (Vec<ShardmasterServer>, Vec<String>) {
+    let (ls, addrs) = listeners(n).await;
+    let mut out = Vec::new();
+    for (i, l) in ls.into_iter().enumerate() {
+        let mut o = MasterOptions::new(dir.join(format!("sm{i}")), i, addrs.clone());
+        o.nshards = Some(nshards);
+        out.push(ShardmasterServer::start(l, o).await.expect("shardmaster"));
+    }
+    (out, addrs)
+}
+
+/// One KV replica group run in this process.
+pub struct Group {
+    pub gid: u64,
+    pub addrs: Vec<String>,
+    pub servers: Vec<Option<KvServer>>,
+    dir: PathBuf,
+    masters: Vec<String>,
+    join: bool,
+}
+
+impl Group {
+    /// Starts group `gid` with `n` replicas under `dir`.
+    pub async fn start(dir: &Path, gid: u64, n: usize, masters: &[String], join: bool) -> Group {
+        let (ls, addrs) = listeners(n).await;
+        let mut g = Group {
+            gid,
+            addrs,
+            servers: Vec::new(),
+            dir: dir.to_path_buf(),
+            masters: masters.to_vec(),
+            join,
+        };
+        for (i, l) in ls.into_iter().enumerate() {
+            let s = KvServer::start(l, g.opts(i, false))
+                .await
+                .expect("kv replica");
+            g.servers.push(Some(s));
+        }
+        g
+    }
+
+    fn opts(&self, me: usize, restart: bool) -> ServerOptions {
+        ServerOptions {
+            gid: self.gid,
+            masters: self.masters.clone(),
+            peers: self.addrs.clone(),
+            me,
+            dir: self.dir.join(format!("g{}-{me}", self.gid)),
+            restart,
+            join: self.join,
+            unreliable: false,
+            nshards: None,
+        }
+    }
+
+    /// Stops replica `i` (its directory stays).
+    pub fn stop(&mut self, i: usize) {
+        self.servers[i] = None;
+    }
+
+    /// Restarts replica `i` from its directory.
+    pub async fn restart(&mut self, i: usize) {
+        let l = bind(&self.addrs[i]).await;
+        self.servers[i] = Some(
+            KvServer::start(l, self.opts(i, true))
+                .await
+                .expect("restart"),
+        );
+    }
+
+    /// The replica that leads, if any.
+    pub fn leader(&self) -> Option<usize> {
+        self.servers
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.node().is_leader()))
+    }
+}
