@@ -20,6 +20,10 @@ enum Command {
     Server(cmd::server::Args),
     /// Line-protocol client: requests on stdin, replies on stdout.
     Client(cmd::client::Args),
+    /// Run one replica of the shardmaster (the configuration service).
+    Shardmaster(cmd::shardmaster::Args),
+    /// Join, Leave, Move and Query against the shardmaster.
+    Admin(cmd::admin::Args),
 }
 
 fn init_logging() {
@@ -43,6 +47,8 @@ fn main() -> ExitCode {
             // One arm per subcommand.
             Command::Server(a) => cmd::server::run(a).await,
             Command::Client(a) => cmd::client::run(a).await,
+            Command::Shardmaster(a) => cmd::shardmaster::run(a).await,
+            Command::Admin(a) => cmd::admin::run(a).await,
         }
     });
     match result {

@@ -113,4 +113,110 @@ pub enum ShardmasterError {
         /// Which invariant is broken.
         reason: String,
     },
+
+    // ----- The service: errors of the replicated server and its clients. -----
+    /// The replica could not get the operation decided in time (leader change, no
+    /// majority reachable, shutting down). Its outcome is unknown: retry it, with the
+    /// same client id and sequence number, here or at another replica.
+    #[error("the shardmaster replica could not get the operation decided ({reason}); retry it, here or at another replica")]
+    Unavailable {
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A retry of an operation older than the latest one this client had applied.
+    /// Nobody waits for its answer: a [`Clerk`](crate::Clerk) never sends it.
+    #[error("operation {seq} of client {client:x} is older than its operation {latest}, which was already applied; a client must not send an operation before the previous one was answered")]
+    Superseded {
+        /// The client.
+        client: u64,
+        /// The stale operation's sequence number.
+        seq: u64,
+        /// The client's latest applied sequence number.
+        latest: u64,
+    },
+
+    /// A request that breaks the protocol (a Join, Leave or Move without a sequence
+    /// number).
+    #[error("malformed request: {reason}; use shardmaster::Clerk, which numbers every operation")]
+    BadRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No shardmaster answered before the caller's deadline.
+    #[error("no shardmaster reachable at {} within {waited_ms} ms (last error: {last_error}); check that the shardmasters are running and that a majority of them can reach each other (a Join, Leave or Move that got no answer may or may not have taken effect: run `query` to see)", masters.join(","))]
+    Unreachable {
+        /// The addresses tried.
+        masters: Vec<String>,
+        /// How long the caller tried.
+        waited_ms: u64,
+        /// The last failure seen.
+        last_error: String,
+    },
+
+    /// The server's settings are inconsistent.
+    #[error("invalid shardmaster settings: {reason}")]
+    BadOptions {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The data directory was made for another cluster shape than the one asked for.
+    #[error("{path} was created with {what} {recorded}, but {given} was given; {what} is fixed when the cluster is made: omit it or pass {recorded}")]
+    ClusterMismatch {
+        /// The file recording the cluster's shape.
+        path: String,
+        /// The setting (`--shards`, `--me`, the number of `--peers`).
+        what: String,
+        /// The recorded value.
+        recorded: usize,
+        /// The value given now.
+        given: usize,
+    },
+
+    /// A file of the data directory could not be read or written.
+    #[error("cannot {action} {path}: {reason}; check the directory's permissions and free space")]
+    Storage {
+        /// What was being done ("read", "write", "lock", ...).
+        action: String,
+        /// The file or directory.
+        path: String,
+        /// The operating system's error.
+        reason: String,
+    },
+
+    /// Another process (or server in this process) uses the data directory.
+    #[error(
+        "{path} is in use by another shardmaster; stop it first, or give this one its own --dir"
+    )]
+    DirInUse {
+        /// The data directory.
+        path: String,
+    },
+
+    /// A file of the data directory is damaged.
+    #[error("{path} is corrupt ({reason}); this replica refuses to start rather than serve wrong configurations: restore the directory from a backup, or replace this replica")]
+    CorruptFile {
+        /// The damaged file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The Paxos replica under the service failed to start or stopped.
+    #[error("the shardmaster's Paxos replica failed: {reason}")]
+    Paxos {
+        /// The Paxos error.
+        reason: String,
+    },
+}
+
+impl ShardmasterError {
+    /// Whether retrying the same operation (same client id and sequence number) may
+    /// succeed: true only for [`ShardmasterError::Unavailable`]. Every other error is
+    /// final: retrying gives the same answer.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ShardmasterError::Unavailable { .. })
+    }
 }

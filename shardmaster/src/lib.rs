@@ -15,6 +15,37 @@
 //! moving the fewest shards (each moved shard is data copied between groups). Move
 //! pins one shard to one group, for operators and tests.
 //!
+//! # The service
+//!
+//! A shardmaster is a group of replicas (usually three), each a [`ShardmasterServer`]
+//! (the `diskv shardmaster` daemon) holding a Paxos replica, a [`ConfigStore`] and an
+//! RPC server on one port.
+//!
+//! - **Replication.** Every operation — Join, Leave, Move *and Query* — is proposed to
+//!   the Paxos log as an [`OpRequest`] `{ client, seq, op }` and answered by the
+//!   replica that received it once its log instance is applied there. So any replica
+//!   answers any request, and a Query reflects every operation that completed before
+//!   it was sent: a replica that was cut off answers only once it has caught up.
+//! - **At most once.** Each replica keeps a duplicate table, client id → (seq,
+//!   result) of the client's latest write: a retried Join, Leave or Move is answered
+//!   with its first result and applied once (a retried Leave does not come back as
+//!   "unknown group"). See [`machine`].
+//! - **Durability.** Everything lives under the replica's directory: the Paxos log
+//!   (`log/`), the cluster's shape (`cluster`: the shard count, fixed at first start)
+//!   and a checksummed checkpoint (`state`: every config, the duplicate table, the log
+//!   instance it covers), replaced atomically when the log is idle and every few
+//!   hundred instances, after which the log forgets what it covers. An operation is
+//!   acknowledged once its log instance is durable on a majority, so `kill -9` at any
+//!   instant loses nothing acknowledged; a restart loads the checkpoint and replays
+//!   the log after it. See [`persist`].
+//! - **Clients.** A [`Clerk`] knows every replica's address, sends to the one that
+//!   answered last, and on no answer (dead replica, lost request, no majority) tries
+//!   the next, with a per-attempt deadline and capped, jittered exponential back-off,
+//!   forever (or until an optional deadline). A refusal retrying cannot change is
+//!   returned at once as a [`ShardmasterError`]. See [`clerk`].
+//! - **Not yet:** a replica whose directory is lost cannot be rebuilt from its peers
+//!   (it must not simply start empty: it would have forgotten its Paxos promises).
+//!
 //! # Map
 //!
 //! - [`config`]: `Config`, gids, the key → shard hash and the admin JSON form.
@@ -22,6 +53,10 @@
 //! - [`state`]: `ConfigStore`, the state machine, and the semantics of each op.
 //! - [`rebalance`]: the balanced, minimal-movement assignment of shards to groups.
 //! - [`error`]: `ShardmasterError`, the crate's one error type.
+//! - [`machine`]: the replicated state machine: store, duplicate table, checkpoints.
+//! - [`persist`]: the replica's directory and its files.
+//! - [`rpc`]: the request type and the RPC; [`server`] runs a replica and serves it.
+//! - [`clerk`]: the client.
 //!
 //! # Example
 //!
@@ -41,16 +76,26 @@
 //! assert_eq!(store.query(0).shards, vec![0, 0, 0, 0]);
 //! ```
 
+pub mod clerk;
 pub mod config;
 pub mod error;
+pub mod machine;
 pub mod op;
+pub mod persist;
 pub mod rebalance;
+pub mod rpc;
+pub mod server;
+mod service;
 pub mod state;
 
 #[cfg(test)]
 mod tests;
 
+pub use clerk::{Clerk, ClerkOptions};
 pub use config::{shard_of, Config, Gid, DEFAULT_SHARDS, MAX_SHARDS, NO_GROUP};
 pub use error::ShardmasterError;
+pub use machine::ShardmasterMachine;
 pub use op::{Op, OpResult};
+pub use rpc::OpRequest;
+pub use server::{ServerOptions, ShardmasterServer};
 pub use state::ConfigStore;

@@ -2,6 +2,8 @@
 
 pub mod client;
 pub mod server;
+pub mod shardmaster;
+pub mod admin;
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn wait_for_signal() {

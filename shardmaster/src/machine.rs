@@ -1,0 +1,340 @@
+//! The replicated state machine of a shardmaster replica: the [`ConfigStore`], a
+//! duplicate table, and its checkpoints.
+//!
+//! # Semantics
+//!
+//! - **Every op goes through the log, Query included.** A Query is answered by the
+//!   replica that proposed it, once its log instance is applied there, so it reflects
+//!   every Join, Leave and Move decided before it: a replica that was cut off answers
+//!   only after it has caught up, never from stale state.
+//! - **Join, Leave and Move are applied at most once per (client, seq).** The table
+//!   keeps, per client, the sequence number of its latest write and that write's
+//!   result (refusals included). A retry of it gets the first result back without
+//!   applying it again, so a retried Leave answers `Changed`, not `UnknownGroup`. A
+//!   retry older than the latest is answered [`ShardmasterError::Superseded`] (no one
+//!   is waiting for it: a client sends one write at a time). Writes must carry a
+//!   sequence number of 1 or more; Queries are never recorded.
+//! - The table holds one entry per client that ever wrote; like the configuration
+//!   history it grows only with writes, which are rare operator actions.
+//! - **Checkpoints.** After a run of decisions, once [`MachineOptions::checkpoint_every`]
+//!   instances were applied since the last checkpoint, or when the log goes idle with
+//!   anything applied since, the whole state is written to `DIR/state` (see
+//!   [`crate::persist`]) and the log may forget every instance it covers.
+
+use crate::error::ShardmasterError;
+use crate::op::OpResult;
+use crate::persist::{self, Checkpoint, CheckpointRef};
+use crate::rpc::OpRequest;
+use crate::state::ConfigStore;
+use paxos::rsm::StateMachine;
+use paxos::Slot;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+
+/// Per client id, its latest Join / Leave / Move and that operation's result.
+pub type DupTable = BTreeMap<u64, DupEntry>;
+
+/// What the duplicate table remembers of one client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DupEntry {
+    /// The sequence number of the client's latest applied write.
+    pub seq: u64,
+    /// Its result, returned again to retries.
+    pub result: Result<OpResult, ShardmasterError>,
+}
+
+/// Settings of a [`ShardmasterMachine`].
+#[derive(Clone, Debug)]
+pub struct MachineOptions {
+    /// The data directory, where checkpoints go (`DIR/state`).
+    pub dir: PathBuf,
+    /// Write a checkpoint at the latest after this many applied instances.
+    pub checkpoint_every: u64,
+    /// The replica's index, for logs.
+    pub me: usize,
+}
+
+/// The state machine every shardmaster replica applies the log to.
+pub struct ShardmasterMachine {
+    store: ConfigStore,
+    dups: DupTable,
+    opts: MachineOptions,
+    /// Every instance below this is in the checkpoint on disk.
+    durable: Slot,
+    /// Completes (by being dropped) when the machine is dropped, that is when the
+    /// apply loop and every request handler have finished.
+    _alive: Option<oneshot::Sender<()>>,
+}
+
+impl ShardmasterMachine {
+    /// A machine resuming from `ckpt` (or from config 0 of `nshards` shards when
+    /// there is none yet).
+    pub fn new(
+        ckpt: Option<Checkpoint>,
+        nshards: usize,
+        opts: MachineOptions,
+    ) -> Result<Self, ShardmasterError> {
+        let ckpt = match ckpt {
+            Some(c) => c,
+            None => Checkpoint {
+                applied: 0,
+                store: ConfigStore::new(nshards)?,
+                dups: DupTable::new(),
+            },
+        };
+        Ok(ShardmasterMachine {
+            durable: ckpt.applied,
+            store: ckpt.store,
+            dups: ckpt.dups,
+            opts,
+            _alive: None,
+        })
+    }
+
+    /// Returns a receiver that completes (with an error) once this machine is dropped.
+    pub fn watch_drop(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self._alive = Some(tx);
+        rx
+    }
+
+    /// Every configuration this replica has applied.
+    pub fn store(&self) -> &ConfigStore {
+        &self.store
+    }
+
+    /// The duplicate table.
+    pub fn dups(&self) -> &DupTable {
+        &self.dups
+    }
+
+    /// Every instance below this is covered by the checkpoint on disk.
+    pub fn durable(&self) -> Slot {
+        self.durable
+    }
+
+    /// Applies one request; see the module docs. Deterministic.
+    pub fn apply_request(&mut self, req: &OpRequest) -> Result<OpResult, ShardmasterError> {
+        if !req.op.is_write() {
+            return self.store.apply(&req.op);
+        }
+        if req.seq == 0 {
+            return Err(ShardmasterError::BadRequest {
+                reason: "a Join, Leave or Move needs a sequence number of 1 or more".into(),
+            });
+        }
+        if let Some(prev) = self.dups.get(&req.client) {
+            if req.seq == prev.seq {
+                tracing::debug!(
+                    client = req.client,
+                    seq = req.seq,
+                    "duplicate request answered from the table"
+                );
+                return prev.result.clone();
+            }
+            if req.seq < prev.seq {
+                return Err(ShardmasterError::Superseded {
+                    client: req.client,
+                    seq: req.seq,
+                    latest: prev.seq,
+                });
+            }
+        }
+        let result = self.store.apply(&req.op);
+        self.dups.insert(
+            req.client,
+            DupEntry {
+                seq: req.seq,
+                result: result.clone(),
+            },
+        );
+        result
+    }
+}
+
+impl StateMachine for ShardmasterMachine {
+    type Command = OpRequest;
+    type Output = Result<OpResult, ShardmasterError>;
+
+    fn apply(&mut self, _slot: Slot, cmd: OpRequest) -> Self::Output {
+        self.apply_request(&cmd)
+    }
+
+    fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
+        let due = applied.saturating_sub(self.durable) >= self.opts.checkpoint_every;
+        if applied > self.durable && (idle || due) {
+            let ckpt = CheckpointRef {
+                applied,
+                store: &self.store,
+                dups: &self.dups,
+            };
+            persist::save_checkpoint(&self.opts.dir, &ckpt).map_err(|e| e.to_string())?;
+            tracing::debug!(
+                node = self.opts.me,
+                applied,
+                configs = self.store.latest().num + 1,
+                clients = self.dups.len(),
+                "checkpoint written"
+            );
+            self.durable = applied;
+        }
+        Ok(Some(self.durable))
+    }
+
+    fn snapshot_needed(&mut self, floor: Slot) -> Option<Slot> {
+        tracing::error!(
+            node = self.opts.me,
+            floor,
+            applied = self.durable,
+            "the other replicas forgot log instances this replica never applied (was its \
+             directory lost?); shardmaster replicas cannot fetch a snapshot from their peers: \
+             this replica stays behind"
+        );
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::Op;
+
+    fn machine(dir: &std::path::Path) -> ShardmasterMachine {
+        ShardmasterMachine::new(
+            None,
+            4,
+            MachineOptions {
+                dir: dir.to_path_buf(),
+                checkpoint_every: 10,
+                me: 0,
+            },
+        )
+        .unwrap()
+    }
+
+    fn req(client: u64, seq: u64, op: Op) -> OpRequest {
+        OpRequest { client, seq, op }
+    }
+
+    fn join(gid: u64) -> Op {
+        Op::Join {
+            gid,
+            servers: vec![format!("g{gid}:1")],
+        }
+    }
+
+    #[test]
+    fn a_retried_write_gets_its_first_result_and_applies_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = machine(dir.path());
+        assert_eq!(
+            m.apply_request(&req(1, 1, join(5))),
+            Ok(OpResult::Changed { num: 1 })
+        );
+        let leave = req(1, 2, Op::Leave { gid: 5 });
+        assert_eq!(m.apply_request(&leave), Ok(OpResult::Changed { num: 2 }));
+        // The retried Leave must not be refused as UnknownGroup.
+        assert_eq!(m.apply_request(&leave), Ok(OpResult::Changed { num: 2 }));
+        assert_eq!(m.store().latest().num, 2);
+        // Refusals are remembered too.
+        let bad = req(1, 3, Op::Leave { gid: 9 });
+        let refused = Err(ShardmasterError::UnknownGroup { gid: 9 });
+        assert_eq!(m.apply_request(&bad), refused);
+        m.apply_request(&req(2, 1, join(9))).unwrap();
+        assert_eq!(
+            m.apply_request(&bad),
+            refused,
+            "a retry is answered as the first time"
+        );
+        assert_eq!(m.store().latest().num, 3);
+    }
+
+    #[test]
+    fn an_older_retry_is_superseded_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = machine(dir.path());
+        m.apply_request(&req(1, 1, join(5))).unwrap();
+        m.apply_request(&req(1, 2, join(6))).unwrap();
+        assert_eq!(
+            m.apply_request(&req(1, 1, Op::Leave { gid: 5 })),
+            Err(ShardmasterError::Superseded {
+                client: 1,
+                seq: 1,
+                latest: 2
+            })
+        );
+        assert_eq!(m.store().latest().num, 2);
+    }
+
+    #[test]
+    fn queries_are_not_recorded_and_writes_need_a_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = machine(dir.path());
+        let q = m.apply_request(&req(1, 0, Op::Query { num: -1 })).unwrap();
+        assert_eq!(q, OpResult::Config(m.store().latest().clone()));
+        assert!(m.dups().is_empty());
+        assert!(matches!(
+            m.apply_request(&req(1, 0, join(3))),
+            Err(ShardmasterError::BadRequest { .. })
+        ));
+        assert_eq!(m.store().latest().num, 0);
+    }
+
+    #[test]
+    fn checkpoints_are_written_when_idle_or_due_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = machine(dir.path());
+        m.apply_request(&req(1, 1, join(5))).unwrap();
+        // Not idle and fewer than checkpoint_every instances: nothing written.
+        assert_eq!(m.checkpoint(3, false), Ok(Some(0)));
+        assert_eq!(persist::load_checkpoint(dir.path()).unwrap(), None);
+        // Idle: written.
+        assert_eq!(m.checkpoint(3, true), Ok(Some(3)));
+        // Due: written even though busy.
+        m.apply_request(&req(1, 2, join(6))).unwrap();
+        assert_eq!(m.checkpoint(12, false), Ok(Some(3)));
+        assert_eq!(m.checkpoint(13, false), Ok(Some(13)));
+        let ckpt = persist::load_checkpoint(dir.path()).unwrap().unwrap();
+        assert_eq!(ckpt.applied, 13);
+        assert_eq!(&ckpt.store, m.store());
+        assert_eq!(&ckpt.dups, m.dups());
+        // A machine resumed from it answers retries as before.
+        let mut again = ShardmasterMachine::new(
+            Some(ckpt),
+            4,
+            MachineOptions {
+                dir: dir.path().to_path_buf(),
+                checkpoint_every: 10,
+                me: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(again.durable(), 13);
+        assert_eq!(
+            again.apply_request(&req(1, 2, join(6))),
+            Ok(OpResult::Changed { num: 2 })
+        );
+        assert_eq!(again.store().latest().num, 2);
+    }
+
+    #[test]
+    fn a_failed_checkpoint_is_reported_and_keeps_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        let mut m = ShardmasterMachine::new(
+            None,
+            4,
+            MachineOptions {
+                dir: missing,
+                checkpoint_every: 1,
+                me: 0,
+            },
+        )
+        .unwrap();
+        let err = m.checkpoint(5, true).unwrap_err();
+        assert!(err.contains("gone"), "{err}");
+        assert_eq!(m.durable(), 0);
+    }
+}

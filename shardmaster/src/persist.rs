@@ -1,0 +1,474 @@
+//! Everything a shardmaster replica keeps on disk, under its `--dir`:
+//!
+//! ```text
+//! DIR/lock      held (flock) while a server uses the directory
+//! DIR/cluster   the cluster's shape, written once at first start (text)
+//! DIR/log/      the Paxos log (paxos::host)
+//! DIR/state     the latest checkpoint: every configuration, the duplicate table and
+//!               the log instance it covers (binary, checksummed)
+//! ```
+//!
+//! **The log is the durability point.** An operation is acknowledged once its log
+//! instance is durable on a majority; the checkpoint only lets the log forget its
+//! prefix. Every file is replaced atomically: written to `NAME.tmp`, fsynced, renamed
+//! over `NAME`, and the directory fsynced. A crash at any instant leaves either the
+//! old or the new file, and the log holds every instance after the checkpoint's.
+//!
+//! The checkpoint's format is `"DSM1"`, the CRC-32C of the payload (u32 LE), the
+//! payload's length (u64 LE) and the payload, [`Checkpoint`] in postcard. A file
+//! that fails any check is reported as corrupt and the replica refuses to start.
+
+use crate::config::DEFAULT_SHARDS;
+use crate::error::ShardmasterError;
+use crate::machine::DupTable;
+use crate::state::ConfigStore;
+use paxos::Slot;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+/// Name of the checkpoint file.
+pub const STATE_FILE: &str = "state";
+/// Name of the cluster record.
+pub const CLUSTER_FILE: &str = "cluster";
+/// Name of the Paxos log folder.
+pub const LOG_DIR: &str = "log";
+/// Name of the lock file.
+pub const LOCK_FILE: &str = "lock";
+
+const MAGIC: &[u8; 4] = b"DSM1";
+const HEADER_LEN: usize = 4 + 4 + 8;
+
+/// A replica's state at a point of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Every log instance below this is reflected in `store` and `dups`.
+    pub applied: Slot,
+    /// Every configuration.
+    pub store: ConfigStore,
+    /// The last Join / Leave / Move of each client and its result.
+    pub dups: DupTable,
+}
+
+/// The cluster's shape, fixed at first start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterRecord {
+    /// The number of shards.
+    pub nshards: usize,
+    /// This replica's index in `--peers`.
+    pub me: usize,
+    /// The number of shardmaster replicas.
+    pub peers: usize,
+}
+
+fn storage_err(action: &str, path: &Path, e: impl std::fmt::Display) -> ShardmasterError {
+    ShardmasterError::Storage {
+        action: action.into(),
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn corrupt(path: &Path, reason: impl Into<String>) -> ShardmasterError {
+    ShardmasterError::CorruptFile {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Makes `path`'s entries (new files, renames) durable.
+fn sync_dir(path: &Path) -> Result<(), ShardmasterError> {
+    fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| storage_err("fsync", path, e))
+}
+
+/// Replaces `dir/name` with `bytes` atomically and durably.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ShardmasterError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let mut f = fs::File::create(&tmp).map_err(|e| storage_err("create", &tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| storage_err("write", &tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(|e| storage_err("rename", &path, e))?;
+    sync_dir(dir)
+}
+
+/// Reads `path`, `None` if it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ShardmasterError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(storage_err("read", path, e)),
+    }
+}
+
+/// An exclusive lock on a data directory, released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+/// Creates `dir` if missing and locks it for this server.
+pub fn lock_dir(dir: &Path) -> Result<DirLock, ShardmasterError> {
+    fs::create_dir_all(dir).map_err(|e| storage_err("create", dir, e))?;
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| storage_err("open", &path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is valid for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if e.kind() == ErrorKind::WouldBlock {
+                ShardmasterError::DirInUse {
+                    path: dir.display().to_string(),
+                }
+            } else {
+                storage_err("lock", &path, e)
+            });
+        }
+    }
+    Ok(DirLock { _file: file })
+}
+
+/// Reads the cluster record, or writes it at first start, and checks the settings
+/// given now against it. `nshards: None` means "as recorded" (or the default, 10,
+/// at first start).
+pub fn open_cluster(
+    dir: &Path,
+    nshards: Option<usize>,
+    me: usize,
+    peers: usize,
+) -> Result<ClusterRecord, ShardmasterError> {
+    let path = dir.join(CLUSTER_FILE);
+    let Some(bytes) = read_optional(&path)? else {
+        if dir.join(STATE_FILE).exists() || dir_has_entries(&dir.join(LOG_DIR))? {
+            return Err(corrupt(
+                &path,
+                "missing, although the directory holds a log or a checkpoint",
+            ));
+        }
+        let record = ClusterRecord {
+            nshards: nshards.unwrap_or(DEFAULT_SHARDS),
+            me,
+            peers,
+        };
+        ConfigStore::new(record.nshards)?;
+        write_atomic(dir, CLUSTER_FILE, encode_cluster(&record).as_bytes())?;
+        return Ok(record);
+    };
+    let text = String::from_utf8(bytes).map_err(|_| corrupt(&path, "not UTF-8 text"))?;
+    let record = decode_cluster(&text).map_err(|reason| corrupt(&path, reason))?;
+    let mismatch = |what: &str, recorded: usize, given: usize| ShardmasterError::ClusterMismatch {
+        path: path.display().to_string(),
+        what: what.into(),
+        recorded,
+        given,
+    };
+    if let Some(n) = nshards.filter(|&n| n != record.nshards) {
+        return Err(mismatch("--shards", record.nshards, n));
+    }
+    if me != record.me {
+        return Err(mismatch("--me", record.me, me));
+    }
+    if peers != record.peers {
+        return Err(mismatch("the number of --peers", record.peers, peers));
+    }
+    Ok(record)
+}
+
+fn dir_has_entries(dir: &Path) -> Result<bool, ShardmasterError> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_some()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(storage_err("list", dir, e)),
+    }
+}
+
+fn encode_cluster(r: &ClusterRecord) -> String {
+    format!(
+        "# diskv shardmaster: fixed when the cluster was made; do not edit\nshards {}\nme {}\npeers {}\n",
+        r.nshards, r.me, r.peers
+    )
+}
+
+fn decode_cluster(text: &str) -> Result<ClusterRecord, String> {
+    let (mut nshards, mut me, mut peers) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("line {line:?} is not `key value`"))?;
+        let value: usize = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{key} {value:?} is not a number"))?;
+        let slot = match key {
+            "shards" => &mut nshards,
+            "me" => &mut me,
+            "peers" => &mut peers,
+            _ => return Err(format!("unknown key {key:?}")),
+        };
+        *slot = Some(value);
+    }
+    match (nshards, me, peers) {
+        (Some(nshards), Some(me), Some(peers)) => Ok(ClusterRecord { nshards, me, peers }),
+        _ => Err("shards, me or peers missing".into()),
+    }
+}
+
+/// A borrowed [`Checkpoint`]: serializes to the same bytes without copying the state.
+#[derive(Serialize)]
+pub struct CheckpointRef<'a> {
+    /// See [`Checkpoint::applied`].
+    pub applied: Slot,
+    /// See [`Checkpoint::store`].
+    pub store: &'a ConfigStore,
+    /// See [`Checkpoint::dups`].
+    pub dups: &'a DupTable,
+}
+
+impl Checkpoint {
+    /// Borrows this checkpoint for [`save_checkpoint`].
+    pub fn borrowed(&self) -> CheckpointRef<'_> {
+        CheckpointRef {
+            applied: self.applied,
+            store: &self.store,
+            dups: &self.dups,
+        }
+    }
+}
+
+/// Writes `ckpt` as `dir/state`, atomically and durably.
+pub fn save_checkpoint(dir: &Path, ckpt: &CheckpointRef<'_>) -> Result<(), ShardmasterError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = encode_checkpoint(ckpt).map_err(|e| storage_err("encode", &path, e))?;
+    write_atomic(dir, STATE_FILE, &bytes)
+}
+
+/// Reads `dir/state`; `None` if there is none yet.
+pub fn load_checkpoint(dir: &Path) -> Result<Option<Checkpoint>, ShardmasterError> {
+    let path = dir.join(STATE_FILE);
+    match read_optional(&path)? {
+        None => Ok(None),
+        Some(bytes) => decode_checkpoint(&bytes)
+            .map(Some)
+            .map_err(|reason| corrupt(&path, reason)),
+    }
+}
+
+/// The checkpoint file's bytes.
+pub fn encode_checkpoint(ckpt: &CheckpointRef<'_>) -> Result<Vec<u8>, postcard::Error> {
+    let payload = postcard::to_stdvec(ckpt)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Parses a checkpoint file, checking magic, length, checksum and the store's
+/// invariants; the error says what failed.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, String> {
+    if bytes.len() < HEADER_LEN {
+        return Err(format!("{} bytes, shorter than the header", bytes.len()));
+    }
+    let (header, payload) = bytes.split_at(HEADER_LEN);
+    if &header[..4] != MAGIC {
+        return Err("not a shardmaster checkpoint (bad magic)".into());
+    }
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&header[8..16]);
+    let len = u64::from_le_bytes(len);
+    if len != payload.len() as u64 {
+        return Err(format!(
+            "payload is {} bytes, the header says {len}",
+            payload.len()
+        ));
+    }
+    if crc32c::crc32c(payload) != crc {
+        return Err("checksum mismatch".into());
+    }
+    postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
+}
+
+/// The Paxos log folder of `dir`.
+pub fn log_dir(dir: &Path) -> PathBuf {
+    dir.join(LOG_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::DupEntry;
+    use crate::op::{Op, OpResult};
+
+    fn sample() -> Checkpoint {
+        let mut store = ConfigStore::new(4).unwrap();
+        store
+            .apply(&Op::Join {
+                gid: 7,
+                servers: vec!["a:1".into()],
+            })
+            .unwrap();
+        let mut dups = DupTable::new();
+        dups.insert(
+            42,
+            DupEntry {
+                seq: 3,
+                result: Ok(OpResult::Changed { num: 1 }),
+            },
+        );
+        dups.insert(
+            43,
+            DupEntry {
+                seq: 1,
+                result: Err(ShardmasterError::UnknownGroup { gid: 9 }),
+            },
+        );
+        Checkpoint {
+            applied: 17,
+            store,
+            dups,
+        }
+    }
+
+    #[test]
+    fn checkpoint_round_trips_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_checkpoint(dir.path()).unwrap(), None);
+        save_checkpoint(dir.path(), &sample().borrowed()).unwrap();
+        assert_eq!(load_checkpoint(dir.path()).unwrap(), Some(sample()));
+        assert!(!dir.path().join("state.tmp").exists());
+    }
+
+    #[test]
+    fn every_damaged_checkpoint_is_refused() {
+        let good = encode_checkpoint(&sample().borrowed()).unwrap();
+        assert_eq!(decode_checkpoint(&good), Ok(sample()));
+        // Torn at every length.
+        for cut in 0..good.len() {
+            assert!(decode_checkpoint(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        // Any flipped bit.
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            assert!(decode_checkpoint(&bad).is_err(), "flip at {i}");
+        }
+        let mut long = good.clone();
+        long.push(0);
+        assert!(decode_checkpoint(&long).is_err());
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_file_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(STATE_FILE), b"DSM1garbage-garbage").unwrap();
+        let err = load_checkpoint(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, ShardmasterError::CorruptFile { path, .. } if path.ends_with("state")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("refuses to start"), "{err}");
+    }
+
+    #[test]
+    fn cluster_record_is_written_once_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let first = open_cluster(d, None, 1, 3).unwrap();
+        assert_eq!(
+            first,
+            ClusterRecord {
+                nshards: DEFAULT_SHARDS,
+                me: 1,
+                peers: 3
+            }
+        );
+        assert_eq!(open_cluster(d, None, 1, 3).unwrap(), first);
+        assert_eq!(open_cluster(d, Some(10), 1, 3).unwrap(), first);
+        let err = open_cluster(d, Some(12), 1, 3).unwrap_err();
+        assert_eq!(
+            err,
+            ShardmasterError::ClusterMismatch {
+                path: d.join(CLUSTER_FILE).display().to_string(),
+                what: "--shards".into(),
+                recorded: 10,
+                given: 12
+            }
+        );
+        assert!(err.to_string().contains("omit it or pass 10"), "{err}");
+        assert!(matches!(
+            open_cluster(d, None, 2, 3),
+            Err(ShardmasterError::ClusterMismatch { .. })
+        ));
+        assert!(matches!(
+            open_cluster(d, None, 1, 5),
+            Err(ShardmasterError::ClusterMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bad_first_shard_count_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            open_cluster(dir.path(), Some(0), 0, 3),
+            Err(ShardmasterError::BadShardCount { nshards: 0 })
+        );
+        assert!(!dir.path().join(CLUSTER_FILE).exists());
+    }
+
+    #[test]
+    fn a_missing_cluster_record_next_to_a_checkpoint_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        save_checkpoint(dir.path(), &sample().borrowed()).unwrap();
+        assert!(matches!(
+            open_cluster(dir.path(), None, 0, 3),
+            Err(ShardmasterError::CorruptFile { .. })
+        ));
+    }
+
+    #[test]
+    fn garbled_cluster_records_are_corrupt() {
+        for text in [
+            "",
+            "shards ten\nme 0\npeers 3\n",
+            "shards 10\nme 0\n",
+            "x 1\n",
+        ] {
+            assert!(decode_cluster(text).is_err(), "{text:?}");
+        }
+        let r = ClusterRecord {
+            nshards: 3,
+            me: 2,
+            peers: 5,
+        };
+        assert_eq!(decode_cluster(&encode_cluster(&r)), Ok(r));
+    }
+
+    #[test]
+    fn a_directory_is_locked_by_one_server_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = lock_dir(dir.path()).unwrap();
+        assert!(matches!(
+            lock_dir(dir.path()),
+            Err(ShardmasterError::DirInUse { .. })
+        ));
+        drop(lock);
+        lock_dir(dir.path()).unwrap();
+    }
+}

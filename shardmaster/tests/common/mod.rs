@@ -1,0 +1,276 @@
+//! A shardmaster group of in-process replicas on 127.0.0.1, with the helpers the
+//! integration tests share.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use proxy::LinkProxy;
+use shardmaster::{Clerk, ClerkOptions, Config, Gid, ServerOptions, ShardmasterServer, NO_GROUP};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// How a test group is set up.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Number of replicas.
+    pub replicas: usize,
+    /// Shard count given at first start.
+    pub nshards: usize,
+    /// Start every replica with the unreliable switch on.
+    pub unreliable: bool,
+    /// Route replica-to-replica traffic through proxies, so replicas can be isolated.
+    pub proxied: bool,
+    /// Checkpoint at the latest after this many instances.
+    pub checkpoint_every: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            replicas: 3,
+            nshards: 10,
+            unreliable: false,
+            proxied: false,
+            checkpoint_every: 16,
+        }
+    }
+}
+
+/// A group of shardmaster replicas, each with its own directory in a tempdir.
+pub struct Cluster {
+    pub opts: ClusterOptions,
+    pub tmp: tempfile::TempDir,
+    /// Where clients reach replica `i`.
+    pub addrs: Vec<String>,
+    /// The `peers` list replica `i` is started with.
+    peer_views: Vec<Vec<String>>,
+    /// `links[i][j]`: the proxy replica `i` uses to reach replica `j` (if proxied).
+    links: Vec<Vec<Option<LinkProxy>>>,
+    pub servers: Vec<Option<ShardmasterServer>>,
+}
+
+impl Cluster {
+    /// Starts a group.
+    pub async fn start(opts: ClusterOptions) -> Cluster {
+        init_tracing();
+        let n = opts.replicas;
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addrs.push(l.local_addr().expect("address").to_string());
+            listeners.push(l);
+        }
+        let mut links: Vec<Vec<Option<LinkProxy>>> = Vec::new();
+        let mut peer_views = Vec::new();
+        for i in 0..n {
+            let mut row = Vec::new();
+            let mut view = Vec::new();
+            for (j, addr) in addrs.iter().enumerate() {
+                if opts.proxied && i != j {
+                    let p = LinkProxy::start(addr.clone()).await;
+                    view.push(p.addr.clone());
+                    row.push(Some(p));
+                } else {
+                    view.push(addr.clone());
+                    row.push(None);
+                }
+            }
+            links.push(row);
+            peer_views.push(view);
+        }
+        let mut cluster = Cluster {
+            opts,
+            tmp: tempfile::tempdir().expect("tempdir"),
+            addrs,
+            peer_views,
+            links,
+            servers: Vec::new(),
+        };
+        for (i, l) in listeners.into_iter().enumerate() {
+            let s = ShardmasterServer::start(l, cluster.server_options(i, true))
+                .await
+                .expect("start replica");
+            cluster.servers.push(Some(s));
+        }
+        cluster
+    }
+
+    /// The directory of replica `i`.
+    pub fn dir(&self, i: usize) -> PathBuf {
+        self.tmp.path().join(format!("sm{i}"))
+    }
+
+    /// The options replica `i` starts with.
+    pub fn server_options(&self, i: usize, with_shards: bool) -> ServerOptions {
+        let mut o = ServerOptions::new(self.dir(i), i, self.peer_views[i].clone());
+        o.nshards = with_shards.then_some(self.opts.nshards);
+        o.unreliable = self.opts.unreliable;
+        o.checkpoint_every = self.opts.checkpoint_every;
+        o.idle_after = Duration::from_millis(100);
+        o
+    }
+
+    /// Replica `i`, which must be running.
+    pub fn server(&self, i: usize) -> &ShardmasterServer {
+        self.servers[i].as_ref().expect("replica is running")
+    }
+
+    /// Stops replica `i` (its directory stays).
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(s) = self.servers[i].take() {
+            s.shutdown().await;
+        }
+    }
+
+    /// Starts replica `i` again on its directory and address.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(self.servers[i].is_none(), "replica {i} is running");
+        let listener = bind_again(&self.addrs[i]).await;
+        let s = ShardmasterServer::start(listener, self.server_options(i, false))
+            .await
+            .expect("restart replica");
+        self.servers[i] = Some(s);
+    }
+
+    /// Cuts every link to and from replica `i` (clients still reach it).
+    pub fn isolate(&self, i: usize) {
+        self.set_links(i, true);
+    }
+
+    /// Restores every link to and from replica `i`.
+    pub fn heal(&self, i: usize) {
+        self.set_links(i, false);
+    }
+
+    /// Cuts (or restores) only the links *into* replica `i`: it still sends.
+    pub fn cut_inbound(&self, i: usize, cut: bool) {
+        for row in &self.links {
+            if let Some(Some(p)) = row.get(i) {
+                p.set_cut(cut);
+            }
+        }
+    }
+
+    fn set_links(&self, i: usize, cut: bool) {
+        assert!(
+            self.opts.proxied,
+            "isolating a replica needs a proxied cluster"
+        );
+        self.cut_inbound(i, cut);
+        for p in self.links[i].iter().flatten() {
+            p.set_cut(cut);
+        }
+    }
+
+    /// A Clerk for every replica, with short attempt deadlines.
+    pub fn clerk(&self) -> Clerk {
+        Clerk::with_options(self.addrs.clone(), fast_clerk())
+    }
+
+    /// A Clerk for some replicas only.
+    pub fn clerk_for(&self, replicas: &[usize]) -> Clerk {
+        let addrs = replicas.iter().map(|&i| self.addrs[i].clone()).collect();
+        Clerk::with_options(addrs, fast_clerk())
+    }
+
+    /// Stops every replica.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.servers.len() {
+            self.stop(i).await;
+        }
+    }
+}
+
+/// Clerk options for tests: short attempts, so lost requests cost little.
+pub fn fast_clerk() -> ClerkOptions {
+    ClerkOptions {
+        attempt_timeout: Duration::from_millis(700),
+        ..ClerkOptions::default()
+    }
+}
+
+/// Binds `addr` again after its previous owner closed it.
+pub async fn bind_again(addr: &str) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Logs to the test's output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Runs `f` with a deadline; the test fails with `what` if it passes.
+pub async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: not done within {limit:?}"),
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; fails with `what` after `limit`.
+pub async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still false after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Three distinct addresses for group `gid`.
+pub fn servers(gid: Gid) -> Vec<String> {
+    (0..3)
+        .map(|r| format!("g{gid}-r{r}:{}", 7000 + r))
+        .collect()
+}
+
+/// The 6.824 `check`: exactly `groups` are joined, every shard is on a joined group
+/// (on gid 0 when there are none), and loads differ by at most one.
+pub fn check(c: &Config, groups: &[Gid]) {
+    let want: BTreeSet<Gid> = groups.iter().copied().collect();
+    let have: BTreeSet<Gid> = c.groups.keys().copied().collect();
+    assert_eq!(have, want, "wrong groups in config {}", c.num);
+    for (s, g) in c.shards.iter().enumerate() {
+        if want.is_empty() {
+            assert_eq!(*g, NO_GROUP, "config {}: shard {s} on {g}", c.num);
+        } else {
+            assert!(
+                want.contains(g),
+                "config {}: shard {s} on unjoined gid {g}",
+                c.num
+            );
+        }
+    }
+    let loads: Vec<usize> = want
+        .iter()
+        .map(|g| c.shards.iter().filter(|&x| x == g).count())
+        .collect();
+    if let (Some(min), Some(max)) = (loads.iter().min(), loads.iter().max()) {
+        assert!(
+            max - min <= 1,
+            "config {} unbalanced: {:?}",
+            c.num,
+            c.shards
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! `diskv admin`: Join, Leave, Move and Query against the shardmaster
+//! (contracts.md §3).
+//!
+//! `query` prints exactly one line of JSON on stdout; the other commands print one
+//! line saying what happened. Errors go to stderr with a non-zero exit status, and
+//! arguments that are invalid whatever the cluster's state are refused before any
+//! shardmaster is contacted.
+
+use anyhow::{anyhow, bail};
+use shardmaster::{Clerk, ClerkOptions, Gid, OpResult, ShardmasterError};
+use std::time::Duration;
+
+/// Change or read the shard configuration.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Shardmaster addresses, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    masters: Vec<String>,
+    /// Give up after this many seconds without an answer.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    #[command(subcommand)]
+    op: AdminOp,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AdminOp {
+    /// Add replica group G, served by S0,S1,S2 (host:port, in replica order), and
+    /// rebalance the shards.
+    Join {
+        /// The group's id (1 or more).
+        gid: Gid,
+        /// The group's replica addresses, comma-separated.
+        #[arg(value_delimiter = ',', required = true, num_args = 1..)]
+        servers: Vec<String>,
+    },
+    /// Remove replica group G and hand its shards to the other groups.
+    Leave {
+        /// The group's id.
+        gid: Gid,
+    },
+    /// Give shard SHARD to group G.
+    Move {
+        /// The shard (0 to shards - 1).
+        shard: usize,
+        /// The joined group that gets it.
+        gid: Gid,
+    },
+    /// Print configuration NUM (default: the latest) as one line of JSON.
+    Query {
+        /// The configuration number; -1 for the latest.
+        #[arg(allow_negative_numbers = true, default_value_t = -1)]
+        num: i64,
+    },
+}
+
+/// Runs one admin command.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(i) = args.masters.iter().position(|m| m.trim().is_empty()) {
+        bail!("--masters: address {i} is empty; pass host:port,host:port,...");
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let clerk = Clerk::with_options(
+        args.masters,
+        ClerkOptions {
+            deadline: Some(Duration::from_secs_f64(args.timeout)),
+            ..ClerkOptions::default()
+        },
+    );
+    match args.op {
+        AdminOp::Join { gid, servers } => {
+            let r = clerk
+                .join(gid, servers)
+                .await
+                .map_err(|e| refused("join", e))?;
+            println!("{}", describe(&format!("group {gid} joined"), &r));
+        }
+        AdminOp::Leave { gid } => {
+            let r = clerk.leave(gid).await.map_err(|e| refused("leave", e))?;
+            println!("{}", describe(&format!("group {gid} left"), &r));
+        }
+        AdminOp::Move { shard, gid } => {
+            let r = clerk
+                .move_shard(shard, gid)
+                .await
+                .map_err(|e| refused("move", e))?;
+            println!(
+                "{}",
+                describe(&format!("shard {shard} moved to group {gid}"), &r)
+            );
+        }
+        AdminOp::Query { num } => {
+            let config = clerk.query(num).await.map_err(|e| refused("query", e))?;
+            println!("{}", config.to_json());
+        }
+    }
+    Ok(())
+}
+
+fn refused(what: &str, e: ShardmasterError) -> anyhow::Error {
+    match e {
+        ShardmasterError::Unreachable { .. } => anyhow!("{what} failed: {e}"),
+        _ => anyhow!("{what} refused, nothing changed: {e}"),
+    }
+}
+
+fn describe(done: &str, r: &OpResult) -> String {
+    match r {
+        OpResult::Changed { num } => format!("{done}: configuration {num}"),
+        OpResult::Unchanged { num } => {
+            format!("already so, nothing changed: configuration {num} is still the latest")
+        }
+        OpResult::Config(c) => format!("configuration {}", c.num),
+    }
+}

@@ -1,0 +1,56 @@
+//! `diskv shardmaster`: one replica of the shardmaster (contracts.md §2).
+
+use anyhow::Context;
+use shardmaster::{ServerOptions, ShardmasterServer};
+use std::path::PathBuf;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Run one replica of the shardmaster, the configuration service.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// This replica's index in --peers.
+    #[arg(long)]
+    me: usize,
+    /// Every shardmaster replica, comma-separated; this one listens on peers[me].
+    #[arg(long, value_delimiter = ',', required = true)]
+    peers: Vec<String>,
+    /// Where this replica keeps everything (created if missing).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Number of shards, fixed when the cluster is first made [default: 10]. Later
+    /// starts may omit it; a different number is refused.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Drop 10% of requests and discard 20% of the replies of the rest (tests).
+    #[arg(long)]
+    unreliable: bool,
+}
+
+/// Runs the replica until SIGTERM or SIGINT, then stops it and returns.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    // Watch the signals before anything else, so one that arrives during start-up
+    // still means a clean stop (exit 0) rather than the default death.
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut opts = ServerOptions::new(args.dir, args.me, args.peers);
+    opts.nshards = args.shards;
+    opts.unreliable = args.unreliable;
+    opts.validate()?;
+    let addr = opts.peers[opts.me].clone();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {addr} (peers[{}]); is another process using it?",
+                opts.me
+            )
+        })?;
+    let server = ShardmasterServer::start(listener, opts).await?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("signal received; stopping");
+    server.shutdown().await;
+    Ok(())
+}
