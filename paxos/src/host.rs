@@ -29,6 +29,9 @@ pub struct HostOptions {
     pub node: Option<NodeOptions>,
     /// Whether the log fdatasyncs (turn off only for throwaway benchmarks).
     pub fsync: bool,
+    /// `Some(nonce)` when this replica lost its disk and recovers (see
+    /// `core::membership`): it votes only once its reincarnation is decided.
+    pub recovering: Option<u64>,
 }
 
 /// A running replica and what the service on top needs.
@@ -70,6 +73,7 @@ pub fn host(
         .clone()
         .unwrap_or_else(|| NodeOptions::new(opts.me, opts.peers.len()));
     node_opts.applied = opts.applied;
+    node_opts.core.recovering = opts.recovering;
     let (node, decisions) = PaxosNode::start(node_opts, Box::new(log), Arc::new(net))?;
     let demux = mux::demux(listener)?;
     let unreliable = Arc::new(Unreliable::new(opts.unreliable));

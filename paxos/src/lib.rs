@@ -25,10 +25,14 @@
 //!    returned — before the `Promise` message that reveals it leaves the process.
 //! 2. An acceptor's **accepted value** (`Record::Accepted`, which also carries the
 //!    implied promise) is durable before the `Accepted` message leaves the process.
-//! 3. The driver therefore carries out every `Ready` in order: append
-//!    `ready.records`, fdatasync, *then* send `ready.messages`. A later batch's
-//!    messages wait for a sync that covers every earlier record, so a repeated reply
-//!    needs no new record.
+//! 3. The driver carries out every `Ready` in order: append `ready.records`;
+//!    fdatasync if any of them is not `Committed`, `Learned` or `Forgotten` (those
+//!    only speed up restarts: see rule 5; they are synced by the next sync, or
+//!    within 10 ms); *then* send `ready.messages`. A later batch's messages wait for
+//!    a sync that covers every earlier promise and accept, so a repeated reply needs
+//!    no new record. One exception: a leader's `Accept` and `Heartbeat` reveal no
+//!    acceptor state, so they leave at once, but only once a promise at or above
+//!    their ballot is durable on this replica (a restarted leader never reuses it).
 //! 4. Messages a replica sends to itself go through the same gate: the leader's own
 //!    accept counts towards a majority only after its record is durable.
 //! 5. Decisions need no sync of their own: a decided value is already durable on a
@@ -39,6 +43,12 @@
 //! 7. A log that fails its checksum anywhere but a torn tail is corrupt: the replica
 //!    refuses to start (it must not vote with forgotten promises) until it is
 //!    recovered from its peers.
+//! 8. A replica that lost its disk is a new acceptor incarnation: it votes only in
+//!    instances after its reincarnation (decided through the log) plus the window,
+//!    and every vote carries its incarnation (see [`core::Membership`]). Ballots
+//!    carry it too, so no two incarnations share a ballot.
+//! 9. At start, the log fdatasyncs its last segment: what a killed process left in
+//!    the page cache is made durable before anything acts on it.
 //!
 //! The unit tests in `core/tests.rs` check rules 1–2 record by record, and the
 //! simulator checks agreement over thousands of seeded runs with crashes.

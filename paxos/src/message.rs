@@ -49,6 +49,8 @@ pub enum Message {
         /// Everything below this instance is forgotten at the acceptor (already
         /// decided and done by every replica).
         floor: Slot,
+        /// The acceptor's incarnation.
+        incarnation: u64,
     },
     /// Phase 2a: the leader asks acceptors to accept `entry` in `slot`.
     Accept {
@@ -67,6 +69,8 @@ pub enum Message {
         ballot: Ballot,
         /// The instance.
         slot: Slot,
+        /// The acceptor's incarnation.
+        incarnation: u64,
     },
     /// The receiver's ballot is stale: the sender has promised `promised`.
     Reject {
@@ -96,6 +100,8 @@ pub enum Message {
         commit: Slot,
         /// The follower's `done` watermark (all below are done there).
         done: Slot,
+        /// The follower's incarnation; `None` while it is recovering a lost disk.
+        incarnation: Option<u64>,
     },
     /// Decided values sent to a replica that is behind (catch-up).
     Decided {
@@ -109,6 +115,11 @@ pub enum Message {
     Forward {
         /// Commands to batch into the log.
         commands: Vec<Command>,
+    },
+    /// A replica that lost its disk asks the leader to decide its reincarnation.
+    Reincarnate {
+        /// The recovering process's random number.
+        nonce: u64,
     },
     /// A follower hands a 6.824-style `start(slot, entry)` to the leader.
     ForwardStart {
@@ -133,6 +144,7 @@ impl Message {
             Message::Decided { .. } => "decided",
             Message::Forward { .. } => "forward",
             Message::ForwardStart { .. } => "forward_start",
+            Message::Reincarnate { .. } => "reincarnate",
         }
     }
 }

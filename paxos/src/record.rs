@@ -1,5 +1,6 @@
 //! Records the protocol core asks to be made durable.
 
+use crate::core::Membership;
 use crate::types::{Ballot, Entry, Slot};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,8 @@ pub enum Record {
         /// Exclusive upper bound of the forgotten prefix.
         below: Slot,
     },
+    /// The membership epochs as of now (the latest such record wins).
+    Membership(Membership),
 }
 
 impl Record {
@@ -46,7 +49,10 @@ impl Record {
     pub fn slot(&self) -> Option<Slot> {
         match self {
             Record::Accepted { slot, .. } | Record::Learned { slot, .. } => Some(*slot),
-            Record::Promised(_) | Record::Committed { .. } | Record::Forgotten { .. } => None,
+            Record::Promised(_)
+            | Record::Committed { .. }
+            | Record::Forgotten { .. }
+            | Record::Membership(_) => None,
         }
     }
 }

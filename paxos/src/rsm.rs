@@ -71,8 +71,21 @@ struct Tagged<C> {
     cmd: C,
 }
 
+/// A state handed over by another replica, to replace the local one.
+pub struct Install<S> {
+    /// Replaces the local state (and makes it durable); an error leaves it as is.
+    #[allow(clippy::type_complexity)]
+    pub replace: Box<dyn FnOnce(&mut S) -> Result<(), String> + Send>,
+    /// Every instance below this is reflected in `state`.
+    pub applied: Slot,
+    /// The sender's membership epochs.
+    pub membership: crate::core::Membership,
+}
+
 struct Inner<S: StateMachine> {
     sm: Mutex<S>,
+    installs: mpsc::UnboundedSender<Install<S>>,
+    snapshot_wanted: watch::Sender<Option<Slot>>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<S::Output>>>,
     me: u32,
     nonce: u64,
@@ -112,8 +125,12 @@ impl<S: StateMachine> Rsm<S> {
         idle_after: Duration,
     ) -> Self {
         let (applied_tx, _) = watch::channel(applied);
+        let (installs_tx, installs_rx) = mpsc::unbounded_channel();
+        let (wanted_tx, _) = watch::channel(None);
         let inner = Arc::new(Inner {
             sm: Mutex::new(sm),
+            installs: installs_tx,
+            snapshot_wanted: wanted_tx,
             waiters: Mutex::new(HashMap::new()),
             me: me as u32,
             nonce: rand::random(),
@@ -124,6 +141,7 @@ impl<S: StateMachine> Rsm<S> {
             inner.clone(),
             node.clone(),
             decisions,
+            installs_rx,
             applied,
             idle_after,
         ));
@@ -133,6 +151,19 @@ impl<S: StateMachine> Rsm<S> {
     /// The underlying replica.
     pub fn node(&self) -> &PaxosNode {
         &self.node
+    }
+
+    /// Replaces the local state with one from another replica, in order with the
+    /// decisions (ignored if the local state is already newer).
+    pub fn install(&self, install: Install<S>) {
+        let _ = self.inner.installs.send(install);
+    }
+
+    /// `Some(floor)` while the log has forgotten instances this replica still
+    /// needs: the application should fetch a state covering at least `floor` from
+    /// another replica and [`Rsm::install`] it.
+    pub fn snapshot_wanted(&self) -> watch::Receiver<Option<Slot>> {
+        self.inner.snapshot_wanted.subscribe()
     }
 
     /// Every instance below this is applied to the local state.
@@ -203,15 +234,35 @@ async fn apply_loop<S: StateMachine>(
     inner: Arc<Inner<S>>,
     node: PaxosNode,
     mut decisions: mpsc::UnboundedReceiver<Decision>,
+    mut installs: mpsc::UnboundedReceiver<Install<S>>,
     mut applied: Slot,
     idle_after: Duration,
 ) {
     let mut dirty = false;
     loop {
-        let first = match tokio::time::timeout(idle_after, decisions.recv()).await {
-            Ok(Some(d)) => Some(d),
-            Ok(None) => return,
-            Err(_) => None,
+        let next = tokio::select! {
+            d = decisions.recv() => Some(d),
+            Some(ins) = installs.recv() => {
+                if ins.applied > applied {
+                    tracing::info!(applied = ins.applied, "installing a state from another replica");
+                    if let Err(e) = (ins.replace)(&mut lock(&inner.sm)) {
+                        tracing::error!(error = %e, "cannot install the state from another replica");
+                        continue;
+                    }
+                    applied = ins.applied;
+                    node.merge_membership(&ins.membership);
+                    node.install_snapshot(applied);
+                    inner.applied.send_replace(applied);
+                    inner.snapshot_wanted.send_replace(None);
+                }
+                continue;
+            }
+            _ = tokio::time::sleep(idle_after) => None,
+        };
+        let first = match next {
+            Some(Some(d)) => Some(d),
+            Some(None) => return,
+            None => None,
         };
         let Some(first) = first else {
             if dirty {

@@ -12,31 +12,56 @@ pub type Slot = u64;
 /// An opaque application command. The log never looks inside.
 pub type Command = Vec<u8>;
 
-/// A proposal number: ordered first by `round`, then by the proposing node, so two
-/// nodes never use the same ballot. `Ballot::ZERO` is below every real ballot.
+/// A proposal number: ordered by `round`, then by the proposer's incarnation, then by
+/// the proposing node, so no two proposers ever use the same ballot, not even two
+/// incarnations of one replica (one that lost its disk does not know which ballots
+/// its previous incarnation used). `Ballot::ZERO` is below every real ballot.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct Ballot {
     /// Monotonic round number; a candidate picks one above every round it has seen.
     pub round: u64,
+    /// The acceptor incarnation of the proposer (see `core::membership`).
+    pub incarnation: u64,
     /// The replica that owns this ballot.
     pub node: NodeId,
 }
 
 impl Ballot {
     /// The ballot every acceptor has implicitly promised at birth.
-    pub const ZERO: Ballot = Ballot { round: 0, node: 0 };
+    pub const ZERO: Ballot = Ballot {
+        round: 0,
+        incarnation: 0,
+        node: 0,
+    };
 
-    /// Creates a ballot.
+    /// Creates a ballot of a first incarnation.
     pub fn new(round: u64, node: NodeId) -> Self {
-        Ballot { round, node }
+        Ballot {
+            round,
+            incarnation: 0,
+            node,
+        }
+    }
+
+    /// Creates a ballot of incarnation `incarnation` of `node`.
+    pub fn of(round: u64, incarnation: u64, node: NodeId) -> Self {
+        Ballot {
+            round,
+            incarnation,
+            node,
+        }
     }
 }
 
 impl fmt::Display for Ballot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.round, self.node)
+        if self.incarnation == 0 {
+            write!(f, "{}.{}", self.round, self.node)
+        } else {
+            write!(f, "{}.{}@{}", self.round, self.node, self.incarnation)
+        }
     }
 }
 
@@ -48,6 +73,14 @@ pub enum Entry {
     /// One or more application commands, applied in order. A leader batches every
     /// command that is waiting when it opens an instance.
     Batch(Vec<Command>),
+    /// Replica `node` lost its disk and comes back as a new acceptor incarnation;
+    /// `nonce` lets it recognise its own request (see `core::membership`).
+    Reincarnate {
+        /// The replica index.
+        node: NodeId,
+        /// The recovering process's random number.
+        nonce: u64,
+    },
 }
 
 impl Entry {
@@ -59,7 +92,7 @@ impl Entry {
     /// The commands of this entry, in order (none for a no-op).
     pub fn commands(&self) -> &[Command] {
         match self {
-            Entry::Noop => &[],
+            Entry::Noop | Entry::Reincarnate { .. } => &[],
             Entry::Batch(cmds) => cmds,
         }
     }

@@ -41,6 +41,7 @@ async fn start_member(dir: &std::path::Path, me: usize, addrs: &[String]) -> Mem
         applied: 0,
         node: None,
         fsync: true,
+        recovering: None,
     };
     let hosted = host(listener, opts, stop_rx).expect("host");
     Member {

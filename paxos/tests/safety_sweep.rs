@@ -1,5 +1,6 @@
 //! Safety sweep: many random seeds of the simulator with crashes (some tearing the
-//! last batch of records), restarts, partitions and an unreliable network. No
+//! last batch of records), restarts, lost disks (one replica at a time, recovering
+//! through a decided reincarnation), partitions and an unreliable network. No
 //! instance may ever be decided two ways (checked on every report by the simulator),
 //! a restarted replica must report exactly the values it reported before, and once
 //! the faults stop the group must make progress again.
@@ -15,14 +16,16 @@ use rand::{Rng, SeedableRng};
 
 fn run_seed(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    let n = if seed % 3 == 0 { 5 } else { 3 };
+    let n = if seed.is_multiple_of(3) { 5 } else { 3 };
     // Fast timers: many elections, so crashes hit every phase of the protocol.
+    // The window (α) is a group-wide protocol constant; the rest varies per replica.
+    let window = rng.gen_range(1..8);
     let configs = (0..n)
         .map(|i| CoreConfig {
             heartbeat_ticks: 1,
             election_ticks: rng.gen_range(3..8),
             retransmit_ticks: 2,
-            window: rng.gen_range(1..8),
+            window,
             seed,
             ..CoreConfig::new(i, n)
         })
@@ -45,9 +48,31 @@ fn run_seed(seed: u64) {
                 sim.crash(i, tear);
                 sim.restart(i);
             }
-            8..=17 => {
+            8..=15 => {
                 let i = rng.gen_range(0..n);
                 sim.restart(i);
+            }
+            16..=17 => {
+                // A disk is lost: only while every other replica votes and the
+                // previous reincarnation's transitional instances are closed, so
+                // a majority of each epoch's members stays reachable. (Losing a
+                // second disk earlier can stall the group; it never makes it
+                // decide anything two ways.)
+                let i = rng.gen_range(0..n);
+                let others_vote = (0..n)
+                    .filter(|&j| j != i)
+                    .all(|j| sim.node(j).is_some_and(|r| r.incarnation().is_some()));
+                let last_epoch = (0..n)
+                    .filter_map(|j| sim.node(j))
+                    .flat_map(|r| r.membership().epoch_starts())
+                    .max()
+                    .unwrap_or(0);
+                let closed = (0..n)
+                    .filter(|&j| j != i)
+                    .all(|j| sim.node(j).is_some_and(|r| r.commit_index() >= last_epoch));
+                if others_vote && closed {
+                    sim.lose_disk(i);
+                }
             }
             18..=23 => {
                 let mut sides: Vec<Vec<usize>> = vec![Vec::new(), Vec::new()];
@@ -97,7 +122,26 @@ fn run_seed(seed: u64) {
     let ok = sim.run_until(2000 * UNITS_PER_TICK, |s| {
         (0..n).all(|i| matches!(s.node(i).map(|r| r.status(probe)), Some(Status::Decided(_))))
     });
-    assert!(ok, "seed {seed}: no progress after the faults stopped");
+    let state: Vec<String> = (0..n)
+        .map(|i| {
+            let r = sim.node(i).expect("up");
+            format!(
+                "[{i} leader={} follows={:?} promised={} commit={} inc={:?} epochs={:?} max={}]",
+                r.is_leader(),
+                r.leader(),
+                r.promised(),
+                r.commit_index(),
+                r.incarnation(),
+                r.membership().epoch_starts(),
+                r.max()
+            )
+        })
+        .collect();
+    assert!(
+        ok,
+        "seed {seed}: no progress after the faults stopped: {}",
+        state.join(" ")
+    );
     let chosen = sim.chosen().clone();
     for i in 0..n {
         let r = sim.node(i).expect("up");

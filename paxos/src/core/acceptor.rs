@@ -15,6 +15,10 @@ impl Replica {
             // depose a healthy leader again and again. Ignoring is always safe.
             return;
         }
+        let Some(incarnation) = self.incarnation else {
+            // Recovering a lost disk: this replica has no promise to give.
+            return;
+        };
         self.note_round(ballot.round);
         if ballot < self.promised {
             self.send(
@@ -75,6 +79,7 @@ impl Replica {
                 ballot,
                 accepted: report,
                 floor: self.floor,
+                incarnation,
             },
         );
     }
@@ -89,6 +94,15 @@ impl Replica {
         commit: Slot,
     ) {
         self.note_round(ballot.round);
+        if slot >= self.floor && !self.can_vote(slot) {
+            // Not a voter in this instance: recovering a lost disk, or the instance
+            // belongs to this index's previous incarnation. Learn, never vote.
+            if ballot >= self.promised && from != self.cfg.id {
+                self.follow(from, ballot);
+            }
+            self.apply_leader_commit(ballot, commit);
+            return;
+        }
         if ballot < self.promised {
             self.send(
                 from,
@@ -123,7 +137,15 @@ impl Replica {
                 self.accepted.insert(slot, (ballot, entry));
             }
         }
-        self.send(from, Message::Accepted { ballot, slot });
+        let incarnation = self.incarnation.unwrap_or_default();
+        self.send(
+            from,
+            Message::Accepted {
+                ballot,
+                slot,
+                incarnation,
+            },
+        );
         self.apply_leader_commit(ballot, commit);
     }
 

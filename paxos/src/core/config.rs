@@ -21,7 +21,8 @@ pub struct CoreConfig {
     /// Unanswered Accept and Prepare messages are sent again after this many ticks.
     pub retransmit_ticks: u32,
     /// α, the in-flight window: a leader never opens instance `j` before every
-    /// instance `<= j - window` is decided.
+    /// instance `<= j - window` is decided. Part of the protocol: every replica of
+    /// a group must use the same value (disk-loss recovery relies on it).
     pub window: u64,
     /// A batch (one instance) holds at most this many bytes of commands...
     pub max_batch_bytes: usize,
@@ -33,6 +34,12 @@ pub struct CoreConfig {
     pub max_waiting_commands: usize,
     /// Seed of the replica's random number generator (election timeouts).
     pub seed: u64,
+    /// `Some(nonce)`: this replica lost its disk and is recovering; it votes only
+    /// once its reincarnation with this nonce is decided, and only in later instances.
+    pub recovering: Option<u64>,
+    /// Tests only: count every vote whatever its incarnation (the unsafe
+    /// "rejoin as if nothing happened" rule), to show what the real rule prevents.
+    pub unsafe_rejoin: bool,
 }
 
 impl CoreConfig {
@@ -50,6 +57,8 @@ impl CoreConfig {
             catchup_bytes: 4 << 20,
             max_waiting_commands: 100_000,
             seed: id as u64,
+            recovering: None,
+            unsafe_rejoin: false,
         }
     }
 

@@ -9,16 +9,14 @@ use std::collections::{BTreeMap, VecDeque};
 /// A set of replicas, one bit each.
 type Votes = u64;
 
-fn count(v: Votes) -> usize {
-    v.count_ones() as usize
-}
-
 /// A replica running phase 1.
 #[derive(Debug)]
 pub(super) struct Candidate {
     pub(super) ballot: Ballot,
     from_slot: Slot,
     promises: Votes,
+    /// Who promised, at which incarnation.
+    promisers: Vec<(NodeId, u64)>,
     /// Per instance: the highest-ballot value reported, and whether it is known chosen.
     merged: BTreeMap<Slot, (Ballot, Entry, bool)>,
     floor: Slot,
@@ -30,7 +28,8 @@ pub(super) struct Candidate {
 #[derive(Debug)]
 struct Proposal {
     entry: Entry,
-    acks: Votes,
+    /// Who accepted, at which incarnation (counted against the instance's epoch).
+    acks: Vec<(NodeId, u64)>,
     sent: u64,
 }
 
@@ -60,6 +59,15 @@ pub(super) struct Leader {
     last_heartbeat: u64,
     commit_sent: Slot,
     reads: Vec<PendingRead>,
+    /// The phase-1 quorum; checked again against the membership of each instance
+    /// decided (an epoch learned after the election may not count some of them).
+    promisers: Vec<(NodeId, u64)>,
+    /// Reincarnations asked for and not yet proposed.
+    reincarnations: VecDeque<(NodeId, u64)>,
+    /// Fill every instance below this with no-ops as soon as the window allows:
+    /// after a reincarnation decided in `s`, instances up to `s + window` still
+    /// need the old membership, so they are closed at once.
+    pub(super) fill_until: Slot,
 }
 
 impl Leader {
@@ -83,7 +91,9 @@ impl Leader {
     }
 
     pub(super) fn has_work(&self) -> bool {
-        !self.queue.is_empty()
+        !self.reincarnations.is_empty()
+            || self.next < self.fill_until
+            || !self.queue.is_empty()
             || !self.starts.is_empty()
             || self.reads.iter().any(|r| r.round.is_none())
     }
@@ -93,7 +103,11 @@ impl Replica {
     /// Starts phase 1 with a ballot above every round seen.
     pub(super) fn campaign(&mut self) {
         self.note_round(self.promised.round);
-        let ballot = Ballot::new(self.max_round + 1, self.cfg.id);
+        let ballot = Ballot::of(
+            self.max_round + 1,
+            self.incarnation.unwrap_or(0),
+            self.cfg.id,
+        );
         self.note_round(ballot.round);
         tracing::debug!(node = self.cfg.id, %ballot, from_slot = self.commit, "starting election");
         if self.leader.is_some() {
@@ -107,6 +121,7 @@ impl Replica {
             ballot,
             from_slot: self.commit,
             promises: 0,
+            promisers: Vec::new(),
             merged: BTreeMap::new(),
             floor: 0,
             started: self.now,
@@ -147,15 +162,22 @@ impl Replica {
         ballot: Ballot,
         accepted: Vec<PromisedSlot>,
         floor: Slot,
+        incarnation: u64,
     ) {
-        let majority = self.cfg.majority();
+        if !matches!(&self.role, Role::Candidate(c) if c.ballot == ballot && c.promises & (1 << from) == 0)
+        {
+            return;
+        }
+        // Only what the acceptor reports for instances its vote counts in.
+        let accepted: Vec<PromisedSlot> = accepted
+            .into_iter()
+            .filter(|p| self.vote_counts(p.slot, from, incarnation))
+            .collect();
         let Role::Candidate(c) = &mut self.role else {
             return;
         };
-        if c.ballot != ballot || c.promises & (1 << from) != 0 {
-            return;
-        }
         c.promises |= 1 << from;
+        c.promisers.push((from, incarnation));
         c.floor = c.floor.max(floor);
         for p in accepted {
             match c.merged.get(&p.slot) {
@@ -166,9 +188,34 @@ impl Replica {
                 }
             }
         }
-        if count(c.promises) >= majority {
+        let (from_slot, promisers) = (c.from_slot, c.promisers.clone());
+        if self.promise_quorum_from(from_slot, &promisers) {
             self.become_leader();
         }
+    }
+
+    /// True if `voters` hold a majority of the voters of `slot`'s epoch.
+    fn quorum(&self, slot: Slot, voters: &[(NodeId, u64)]) -> bool {
+        voters
+            .iter()
+            .filter(|&&(n, k)| self.vote_counts(slot, n, k))
+            .count()
+            >= self.cfg.majority()
+    }
+
+    /// True if `promisers` hold a majority of every known epoch from `from_slot` on.
+    fn promise_quorum_from(&self, from_slot: Slot, promisers: &[(NodeId, u64)]) -> bool {
+        let majority = self.cfg.majority();
+        if self.cfg.unsafe_rejoin {
+            return promisers.len() >= majority;
+        }
+        self.membership.epochs_from(from_slot).all(|members| {
+            promisers
+                .iter()
+                .filter(|&&(n, k)| members.get(n).is_some_and(|m| m.incarnation == k))
+                .count()
+                >= majority
+        })
     }
 
     fn become_leader(&mut self) {
@@ -214,6 +261,9 @@ impl Replica {
             last_heartbeat: self.now,
             commit_sent: self.commit,
             reads: Vec::new(),
+            promisers: c.promisers,
+            reincarnations: VecDeque::new(),
+            fill_until: 0,
         };
         for (slot, (entry, _)) in std::mem::take(&mut self.waiting_starts) {
             leader.request_slot(slot, entry);
@@ -244,7 +294,7 @@ impl Replica {
             slot,
             Proposal {
                 entry: entry.clone(),
-                acks: 0,
+                acks: Vec::new(),
                 sent: now,
             },
         );
@@ -264,6 +314,19 @@ impl Replica {
     /// Opens new instances for waiting commands and starts, within the window, and
     /// sends whatever heartbeat or read confirmation is due.
     pub(super) fn leader_flush(&mut self) {
+        // Instances whose decision waited for the commit watermark to catch up.
+        if let Role::Leader(l) = &self.role {
+            let limit = self.commit + self.cfg.window;
+            let waiting: Vec<Slot> = l
+                .inflight
+                .keys()
+                .copied()
+                .take_while(|&s| s <= limit)
+                .collect();
+            for slot in waiting {
+                self.try_decide(slot);
+            }
+        }
         loop {
             let (window, max_bytes, max_cmds) = (
                 self.cfg.window,
@@ -281,6 +344,8 @@ impl Replica {
             l.starts = l.starts.split_off(&slot);
             let entry = if let Some(e) = l.starts.remove(&slot) {
                 e
+            } else if let Some((node, nonce)) = l.reincarnations.pop_front() {
+                Entry::Reincarnate { node, nonce }
             } else if !l.queue.is_empty() {
                 let mut bytes = 0;
                 let mut batch = Vec::new();
@@ -294,7 +359,7 @@ impl Replica {
                     batch.extend(l.queue.pop_front());
                 }
                 Entry::Batch(batch)
-            } else if !l.starts.is_empty() {
+            } else if !l.starts.is_empty() || slot < l.fill_until {
                 Entry::Noop
             } else {
                 break;
@@ -354,7 +419,7 @@ impl Replica {
         for (&slot, p) in l.inflight.iter_mut() {
             if now - p.sent >= self.cfg.retransmit_ticks as u64 {
                 p.sent = now;
-                for to in (0..peers).filter(|to| p.acks & (1 << to) == 0) {
+                for to in (0..peers).filter(|to| !p.acks.iter().any(|(n, _)| n == to)) {
                     resend.push((to, slot, p.entry.clone()));
                 }
             }
@@ -378,8 +443,14 @@ impl Replica {
         }
     }
 
-    pub(super) fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: Slot) {
-        let (now, majority) = (self.now, self.cfg.majority());
+    pub(super) fn on_accepted(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        slot: Slot,
+        incarnation: u64,
+    ) {
+        let now = self.now;
         let Role::Leader(l) = &mut self.role else {
             return;
         };
@@ -390,13 +461,73 @@ impl Replica {
         let Some(p) = l.inflight.get_mut(&slot) else {
             return;
         };
-        p.acks |= 1 << from;
-        if count(p.acks) >= majority {
-            let self_backed = p.acks & (1 << self.cfg.id) != 0;
-            if let Some(p) = l.inflight.remove(&slot) {
-                self.learn(slot, p.entry, self_backed);
-            }
+        if !p.acks.iter().any(|&(n, _)| n == from) {
+            p.acks.push((from, incarnation));
         }
+        self.try_decide(slot);
+    }
+
+    /// Decides `slot` if a majority of its epoch accepted it. An instance beyond
+    /// `commit + window` waits: a reincarnation decided below it could still change
+    /// who votes in it.
+    fn try_decide(&mut self, slot: Slot) {
+        if slot > self.commit + self.cfg.window {
+            return;
+        }
+        let Role::Leader(l) = &self.role else {
+            return;
+        };
+        let Some(p) = l.inflight.get(&slot) else {
+            return;
+        };
+        if !self.quorum(slot, &p.acks) {
+            return;
+        }
+        if !self.quorum(slot, &l.promisers) {
+            // Elected under an older view of the membership: not a valid leader for
+            // this instance. A new election collects promises under the new view.
+            tracing::warn!(
+                node = self.cfg.id,
+                slot,
+                "phase-1 quorum not valid in this instance's epoch; stepping down"
+            );
+            self.step_down();
+            return;
+        }
+        let me = self.cfg.id;
+        let self_backed = p
+            .acks
+            .iter()
+            .any(|&(n, k)| n == me && self.vote_counts(slot, n, k));
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        if let Some(p) = l.inflight.remove(&slot) {
+            self.learn(slot, p.entry, self_backed);
+        }
+    }
+
+    /// A replica that lost its disk asks to be reincarnated.
+    pub(super) fn on_reincarnate(&mut self, from: NodeId, nonce: u64) {
+        if self.membership.incarnation_of(from, nonce).is_some() {
+            return;
+        }
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let wanted = Entry::Reincarnate { node: from, nonce };
+        if l.reincarnations.contains(&(from, nonce))
+            || l.inflight.values().any(|p| p.entry == wanted)
+        {
+            return;
+        }
+        tracing::info!(
+            node = self.cfg.id,
+            replica = from,
+            nonce,
+            "proposing the reincarnation of a replica that lost its disk"
+        );
+        l.reincarnations.push_back((from, nonce));
     }
 
     pub(super) fn on_heartbeat_ack(
@@ -406,8 +537,11 @@ impl Replica {
         round: u64,
         commit: Slot,
         done: Slot,
+        incarnation: Option<u64>,
     ) {
         let (now, floor, budget) = (self.now, self.floor, self.cfg.catchup_bytes);
+        // Only a voter of the current epoch confirms leadership for reads.
+        let confirms = incarnation.is_some_and(|k| self.vote_counts(self.commit, from, k));
         let Role::Leader(l) = &mut self.role else {
             return;
         };
@@ -416,7 +550,9 @@ impl Replica {
         }
         l.last_heard[from] = now;
         l.peer_commit[from] = commit;
-        l.acked_round[from] = l.acked_round[from].max(round);
+        if confirms {
+            l.acked_round[from] = l.acked_round[from].max(round);
+        }
         self.done[from] = self.done[from].max(done);
         if commit < self.commit {
             let mut entries = Vec::new();

@@ -1,6 +1,6 @@
 //! The learner: decided values, the commit watermark, `done` gossip and forgetting.
 
-use super::{Event, Replica, Role};
+use super::{Event, Membership, Replica, Role};
 use crate::message::Message;
 use crate::record::Record;
 use crate::types::{Ballot, Entry, NodeId, Slot};
@@ -30,8 +30,61 @@ impl Replica {
     /// them to the application in order.
     fn advance_commit(&mut self) {
         while let Some(entry) = self.decided.get(&self.commit) {
-            self.ready.committed.push((self.commit, entry.clone()));
+            if let Entry::Reincarnate { node, nonce } = *entry {
+                self.apply_reincarnation(self.commit, node, nonce);
+            }
+            let entry = self
+                .decided
+                .get(&self.commit)
+                .cloned()
+                .unwrap_or(Entry::Noop);
+            self.ready.committed.push((self.commit, entry));
             self.commit += 1;
+        }
+    }
+
+    /// A decided reincarnation: a new membership epoch, and, if it is this
+    /// replica's own request, its new incarnation.
+    fn apply_reincarnation(&mut self, slot: Slot, node: NodeId, nonce: u64) {
+        if !self
+            .membership
+            .reincarnate(slot, self.cfg.window, node, nonce)
+        {
+            return;
+        }
+        self.persist(Record::Membership(self.membership.clone()));
+        let (incarnation, from) = self
+            .membership
+            .incarnation_of(node, nonce)
+            .unwrap_or((0, 0));
+        tracing::info!(
+            node = self.cfg.id,
+            replica = node,
+            incarnation,
+            votes_from = from,
+            slot,
+            "replica reincarnated"
+        );
+        if let Role::Leader(l) = &mut self.role {
+            l.fill_until = l.fill_until.max(from);
+        }
+        if node == self.cfg.id && self.cfg.recovering == Some(nonce) && self.incarnation.is_none() {
+            self.incarnation = Some(incarnation);
+        }
+    }
+
+    /// Takes in membership epochs learned with a snapshot from another replica.
+    pub fn merge_membership(&mut self, other: &Membership) {
+        let before = self.membership.version();
+        self.membership.merge(other);
+        if self.membership.version() != before {
+            self.persist(Record::Membership(self.membership.clone()));
+        }
+        if let (None, Some(nonce)) = (self.incarnation, self.cfg.recovering) {
+            self.incarnation = self
+                .membership
+                .incarnation_of(self.cfg.id, nonce)
+                .map(|(k, _)| k);
         }
     }
 
@@ -90,6 +143,7 @@ impl Replica {
                 round,
                 commit: self.commit,
                 done: self.done[me],
+                incarnation: self.incarnation,
             },
         );
     }

@@ -17,9 +17,11 @@ mod acceptor;
 mod config;
 mod leader;
 mod learner;
+mod membership;
 mod ready;
 
 pub use config::{CoreConfig, MAX_PEERS};
+pub use membership::{Member, Membership};
 pub use ready::{Event, ReadOutcome, Ready};
 
 use crate::message::{Envelope, Message};
@@ -58,6 +60,10 @@ pub struct Replica {
     now: u64,
 
     // Acceptor.
+    /// Which incarnation votes in which instance.
+    membership: Membership,
+    /// This replica's incarnation; `None` while it recovers a lost disk.
+    incarnation: Option<u64>,
     promised: Ballot,
     accepted: BTreeMap<Slot, (Ballot, Entry)>,
 
@@ -96,7 +102,15 @@ impl Replica {
             cfg.seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(cfg.id as u64 + 1),
         );
         let election_timeout = Self::draw_timeout(&mut rng, &cfg);
+        let membership = Membership::initial(cfg.peers);
+        let incarnation = if cfg.recovering.is_some() {
+            None
+        } else {
+            Some(0)
+        };
         Replica {
+            membership,
+            incarnation,
             done: vec![0; cfg.peers],
             rng,
             now: 0,
@@ -140,6 +154,11 @@ impl Replica {
                 }
                 Record::Committed { upto } => committed = committed.max(upto),
                 Record::Forgotten { below } => r.floor = r.floor.max(below),
+                Record::Membership(m) => {
+                    if m.version() >= r.membership.version() {
+                        r.membership = m;
+                    }
+                }
             }
         }
         let floor = r.floor;
@@ -166,6 +185,17 @@ impl Replica {
             r.commit += 1;
         }
         r.commit_persisted = r.commit;
+        // Reincarnations decided after the last Membership record was written.
+        let window = r.cfg.window;
+        for (&slot, entry) in r.decided.range(..r.commit) {
+            if let Entry::Reincarnate { node, nonce } = entry {
+                r.membership.reincarnate(slot, window, *node, *nonce);
+            }
+        }
+        r.incarnation = match r.cfg.recovering {
+            Some(nonce) => r.membership.incarnation_of(r.cfg.id, nonce).map(|(k, _)| k),
+            None => r.membership.latest().get(r.cfg.id).map(|m| m.incarnation),
+        };
         r.done = vec![floor; r.cfg.peers];
         r.seen_end = [
             r.commit,
@@ -213,14 +243,21 @@ impl Replica {
                 ballot,
                 accepted,
                 floor,
-            } => self.on_promise(from, ballot, accepted, floor),
-            Message::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot),
+                incarnation,
+            } => self.on_promise(from, ballot, accepted, floor, incarnation),
+            Message::Accepted {
+                ballot,
+                slot,
+                incarnation,
+            } => self.on_accepted(from, ballot, slot, incarnation),
+            Message::Reincarnate { nonce } => self.on_reincarnate(from, nonce),
             Message::HeartbeatAck {
                 ballot,
                 round,
                 commit,
                 done,
-            } => self.on_heartbeat_ack(from, ballot, round, commit, done),
+                incarnation,
+            } => self.on_heartbeat_ack(from, ballot, round, commit, done, incarnation),
             Message::Reject { ballot, promised } => self.on_reject(ballot, promised),
             Message::Decided { entries, floor } => self.on_decided(entries, floor),
             Message::Forward { commands } => self.on_forward(commands),
@@ -236,12 +273,54 @@ impl Replica {
             Role::Candidate(_) => self.candidate_tick(),
             Role::Follower => {
                 self.idle_ticks += 1;
-                if self.idle_ticks >= self.election_timeout {
+                if self.incarnation.is_none() {
+                    // Recovering: no vote to give, so no election to run; keep
+                    // asking for the reincarnation instead.
+                    if self
+                        .now
+                        .is_multiple_of(u64::from(self.cfg.retransmit_ticks))
+                    {
+                        if let Some(nonce) = self.cfg.recovering {
+                            self.broadcast(Message::Reincarnate { nonce }, false);
+                        }
+                    }
+                } else if self.idle_ticks >= self.election_timeout {
                     self.campaign();
                 }
             }
         }
         self.resend_waiting_starts();
+    }
+
+    /// Starts an election now instead of waiting for the timeout (tests, and an
+    /// operator moving leadership). Ignored while recovering a lost disk.
+    pub fn campaign_now(&mut self) {
+        if self.incarnation.is_some() && !self.is_leader() {
+            self.campaign();
+        }
+    }
+
+    /// This replica's incarnation; `None` while it recovers a lost disk.
+    pub fn incarnation(&self) -> Option<u64> {
+        self.incarnation
+    }
+
+    /// The membership epochs this replica knows.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// True if this replica's vote counts in `slot`.
+    fn can_vote(&self, slot: Slot) -> bool {
+        match self.incarnation {
+            Some(k) => self.cfg.unsafe_rejoin || self.membership.counts(slot, self.cfg.id, k),
+            None => false,
+        }
+    }
+
+    /// True if a vote of `node` at `incarnation` counts in `slot`.
+    fn vote_counts(&self, slot: Slot, node: NodeId, incarnation: u64) -> bool {
+        self.cfg.unsafe_rejoin || self.membership.counts(slot, node, incarnation)
     }
 
     /// Proposes an application command. The leader batches it into the next

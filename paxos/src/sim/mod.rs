@@ -177,13 +177,44 @@ impl Sim {
         }
     }
 
-    /// Replaces replica `i` with an empty one: its disk is gone. (Unsafe without the
-    /// disk-loss protocol; used to show that.)
-    pub fn wipe(&mut self, i: NodeId) {
-        self.nodes[i] = None;
+    /// Replica `i` loses its disk and restarts empty. It recovers safely: it asks
+    /// the group to decide its reincarnation and votes only in instances after
+    /// that (see `core::membership`).
+    pub fn lose_disk(&mut self, i: NodeId) {
+        let nonce = self.rng.gen::<u64>() | 1;
+        self.disks[i].clear();
+        self.applied[i].clear();
+        let cfg = CoreConfig {
+            recovering: Some(nonce),
+            ..self.configs[i].clone()
+        };
+        self.configs[i] = cfg.clone();
+        self.nodes[i] = Some(Replica::new(cfg));
+    }
+
+    /// Replica `i` loses its disk and restarts empty *as if nothing happened*,
+    /// voting at once (the unsafe rule; the configs decide whether votes are
+    /// checked against incarnations at all). Used to show what the safe rule
+    /// prevents.
+    pub fn lose_disk_unsafely(&mut self, i: NodeId) {
         self.disks[i].clear();
         self.applied[i].clear();
         self.nodes[i] = Some(Replica::new(self.configs[i].clone()));
+    }
+
+    /// Changes replica `i`'s settings from its next restart or disk loss on.
+    pub fn set_config(&mut self, i: NodeId, cfg: CoreConfig) {
+        self.configs[i] = cfg;
+    }
+
+    /// Holds every message from `from` to `to` in the network until released.
+    pub fn hold(&mut self, from: NodeId, to: NodeId) {
+        self.net.hold(from, to);
+    }
+
+    /// Releases held messages from `from` to `to`; they are delivered next step.
+    pub fn release(&mut self, from: NodeId, to: NodeId) {
+        self.net.release(from, to, self.time);
     }
 
     /// Runs one time unit: ticks on tick boundaries, deliveries, then every

@@ -48,6 +48,8 @@ pub(super) struct Network {
     side: Vec<usize>,
     queue: BTreeMap<(u64, u64), Envelope>,
     counter: u64,
+    /// Links whose messages are held back, and what they hold.
+    held: BTreeMap<(NodeId, NodeId), Vec<Envelope>>,
 }
 
 impl Network {
@@ -58,6 +60,7 @@ impl Network {
             side: vec![0; n],
             queue: BTreeMap::new(),
             counter: 0,
+            held: BTreeMap::new(),
         }
     }
 
@@ -73,12 +76,26 @@ impl Network {
         }
     }
 
+    pub(super) fn hold(&mut self, from: NodeId, to: NodeId) {
+        self.held.entry((from, to)).or_default();
+    }
+
+    pub(super) fn release(&mut self, from: NodeId, to: NodeId, now: u64) {
+        for env in self.held.remove(&(from, to)).unwrap_or_default() {
+            self.push(now + 1, env);
+        }
+    }
+
     pub(super) fn heal(&mut self) {
         self.side.iter_mut().for_each(|s| *s = 0);
     }
 
     pub(super) fn send(&mut self, env: Envelope, now: u64, rng: &mut StdRng) {
         if env.to >= self.side.len() {
+            return;
+        }
+        if let Some(held) = self.held.get_mut(&(env.from, env.to)) {
+            held.push(env);
             return;
         }
         if env.to == env.from {

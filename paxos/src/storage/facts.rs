@@ -1,6 +1,7 @@
 //! What a set of records establishes beyond the instances it is about: the facts a
 //! segment head restates and compaction must never lose.
 
+use crate::core::Membership;
 use crate::record::Record;
 use crate::types::{Ballot, Slot};
 
@@ -9,7 +10,7 @@ use crate::types::{Ballot, Slot};
 ///
 /// Every fact is a maximum: promises, the commit watermark and the forgotten
 /// watermark only grow, so the facts of two record sets combine with `max`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Facts {
     /// Highest slot of an `Accepted` or `Learned` record.
     pub(crate) max_slot: Option<Slot>,
@@ -20,6 +21,16 @@ pub(crate) struct Facts {
     pub(crate) committed: Option<Slot>,
     /// Highest `Forgotten { below }`.
     pub(crate) forgotten: Option<Slot>,
+    /// The newest membership (by [`Membership::version`]).
+    pub(crate) membership: Option<Membership>,
+}
+
+fn newer(a: &Option<Membership>, b: &Option<Membership>) -> Option<Membership> {
+    match (a, b) {
+        (Some(x), Some(y)) if y.version() > x.version() => Some(y.clone()),
+        (Some(x), _) => Some(x.clone()),
+        (None, y) => y.clone(),
+    }
 }
 
 impl Facts {
@@ -34,6 +45,7 @@ impl Facts {
             Record::Learned { slot, .. } => self.max_slot = self.max_slot.max(Some(*slot)),
             Record::Committed { upto } => self.committed = self.committed.max(Some(*upto)),
             Record::Forgotten { below } => self.forgotten = self.forgotten.max(Some(*below)),
+            Record::Membership(m) => self.membership = newer(&self.membership, &Some(m.clone())),
         }
     }
 
@@ -43,6 +55,7 @@ impl Facts {
         self.promised = self.promised.max(other.promised);
         self.committed = self.committed.max(other.committed);
         self.forgotten = self.forgotten.max(other.forgotten);
+        self.membership = newer(&self.membership, &other.membership);
     }
 
     /// Whether these facts make `other`'s promise and watermarks redundant.
@@ -50,6 +63,8 @@ impl Facts {
         other.promised <= self.promised
             && other.committed <= self.committed
             && other.forgotten <= self.forgotten
+            && other.membership.as_ref().map(Membership::version)
+                <= self.membership.as_ref().map(Membership::version)
     }
 
     /// The records that restate these facts at the head of a segment.
@@ -58,6 +73,7 @@ impl Facts {
             self.promised.map(Record::Promised),
             self.committed.map(|upto| Record::Committed { upto }),
             self.forgotten.map(|below| Record::Forgotten { below }),
+            self.membership.clone().map(Record::Membership),
         ]
         .into_iter()
         .flatten()
@@ -101,7 +117,7 @@ mod tests {
         assert!(!facts.covers(&older));
         assert!(facts.covers(&Facts {
             forgotten: None,
-            ..facts
+            ..facts.clone()
         }));
     }
 }

@@ -149,6 +149,9 @@ impl Storage for MemStorage {
                 Record::Promised(ballot) => later.promised >= Some(ballot),
                 Record::Committed { upto } => later.committed >= Some(upto),
                 Record::Forgotten { below } => later.forgotten >= Some(below),
+                Record::Membership(ref m) => {
+                    later.membership.as_ref().map(|l| l.version()) >= Some(m.version())
+                }
                 Record::Accepted { .. } | Record::Learned { .. } => false,
             };
             if is_synced {

@@ -14,13 +14,19 @@
 //! `Forgotten`. So a segment whose instances are all forgotten can be deleted by
 //! [`Storage::compact`] without losing the facts that outlive instances.
 //!
+//! The current segment is no exception: when every instance it holds is forgotten,
+//! `compact` rotates to a fresh segment (just the head) and deletes the old one. An
+//! idle group's log therefore shrinks to a few dozen bytes of facts instead of
+//! keeping up to `segment_bytes` of dead records.
+//!
 //! # Durability
 //!
 //! [`Storage::sync`] `fdatasync`s the current segment and, if a segment was created or
 //! deleted since the last sync, `fsync`s the directory. Before a new segment is created
 //! the previous one is synced, so **every segment but the last is complete on disk**.
 //! Compaction syncs the log before deleting anything, so the facts a deleted segment
-//! held are durable in a later one first.
+//! held are durable in a later one first, and syncs the directory after deleting, so
+//! an idle log does not wait for a later sync to make the deletions durable.
 //!
 //! # Recovery rule
 //!
@@ -167,12 +173,20 @@ impl SegmentLog {
             segments.push(create_segment(dir, 0)?);
         }
         let current = open_for_append(&segments[segments.len() - 1].path)?;
+        // A process killed with SIGKILL leaves its last appends in the page cache:
+        // readable now, but not durable. Make them durable before anyone acts on
+        // them (a promise read back must survive a power loss too).
+        if opts.sync {
+            current
+                .sync_data()
+                .map_err(io_err(&segments[segments.len() - 1].path))?;
+        }
         let mut log = SegmentLog {
             dir: dir.to_path_buf(),
             opts,
             segments,
             current,
-            facts,
+            facts: facts.clone(),
             buf: Vec::new(),
             unsynced: false,
             dir_unsynced,
@@ -217,19 +231,13 @@ impl SegmentLog {
             return Ok(());
         }
         let current = self.segments.len() - 1;
-        let (mut seg_facts, mut log_facts) = (self.segments[current].facts, self.facts);
+        let (mut seg_facts, mut log_facts) =
+            (self.segments[current].facts.clone(), self.facts.clone());
         self.buf.clear();
         for record in records {
-            frame::encode(record, &mut self.buf).map_err(|e| {
-                let kind = match e {
-                    EncodeError::TooLarge(_) => io::ErrorKind::InvalidInput,
-                    EncodeError::Postcard(_) => io::ErrorKind::InvalidData,
-                };
-                StorageError::Io {
-                    path: self.segments[current].path.clone(),
-                    source: io::Error::new(kind, e.to_string()),
-                }
-            })?;
+            if let Err(e) = frame::encode(record, &mut self.buf) {
+                return Err(self.encode_error(e));
+            }
             seg_facts.observe(record);
             log_facts.observe(record);
         }
@@ -330,10 +338,58 @@ impl Storage for SegmentLog {
 
     fn compact(&mut self, below: Slot) -> Result<(), StorageError> {
         self.check_usable()?;
-        // Walk from the newest segment back: a segment may go if all its instances
-        // are below `below` and the segments after it restate its facts.
+        if self.current_is_dead_weight(below)? {
+            // Every instance the current segment holds is forgotten: start a fresh
+            // one, whose head restates the facts, so the old one can go like any other.
+            self.recovered = None;
+            self.rotate()?;
+        }
+        let doomed = self.doomed_segments(below);
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        // The facts that make the doomed segments redundant must be on disk first.
+        self.sync()?;
+        self.recovered = None;
+        self.delete_segments(&doomed, below)?;
+        // Make the deletions durable now: an idle log may see no further sync.
+        self.sync()
+    }
+}
+
+/// Compaction helpers.
+impl SegmentLog {
+    /// True if the current segment holds no instance at or above `below` and is
+    /// longer than the head a fresh segment would start with: replacing it by that
+    /// head shrinks the log. This is what lets an idle group's log shrink to its
+    /// facts; a segment that is only a head is never rotated again.
+    fn current_is_dead_weight(&mut self, below: Slot) -> Result<bool, StorageError> {
+        let current = &self.segments[self.segments.len() - 1];
+        let forgotten = current.facts.max_slot.is_none_or(|slot| slot < below);
+        if !forgotten {
+            return Ok(false);
+        }
+        let current_len = current.len;
+        Ok(current_len > self.head_len()?)
+    }
+
+    /// Bytes of the head a new segment would start with now.
+    fn head_len(&mut self) -> Result<u64, StorageError> {
+        self.buf.clear();
+        let head: Vec<Record> = self.facts.head().collect();
+        for record in &head {
+            frame::encode(record, &mut self.buf).map_err(|e| self.encode_error(e))?;
+        }
+        Ok(self.buf.len() as u64)
+    }
+
+    /// Indices of the segments `compact(below)` may delete, in descending order: all
+    /// their instances are below `below` and the segments after them restate their
+    /// facts. The current segment is never among them.
+    fn doomed_segments(&self, below: Slot) -> Vec<usize> {
+        // Walk from the newest segment back, collecting the facts of those that stay.
         let current = self.segments.len() - 1;
-        let mut later = self.segments[current].facts;
+        let mut later = self.segments[current].facts.clone();
         let mut doomed = Vec::new();
         for (i, segment) in self.segments[..current].iter().enumerate().rev() {
             let forgotten = segment.facts.max_slot.is_none_or(|slot| slot < below);
@@ -343,14 +399,14 @@ impl Storage for SegmentLog {
                 later.absorb(&segment.facts);
             }
         }
-        if doomed.is_empty() {
-            return Ok(());
-        }
-        // The facts that make the doomed segments redundant must be on disk first.
-        self.sync()?;
-        self.recovered = None;
-        for i in doomed {
-            // `doomed` is in descending order, so earlier indices stay valid.
+        doomed
+    }
+
+    /// Deletes the segments at `doomed` (descending indices); the directory is left
+    /// to the next sync.
+    fn delete_segments(&mut self, doomed: &[usize], below: Slot) -> Result<(), StorageError> {
+        for &i in doomed {
+            // Descending order: earlier indices stay valid.
             let segment = &self.segments[i];
             match std::fs::remove_file(&segment.path) {
                 Ok(()) => {}
@@ -368,6 +424,18 @@ impl Storage for SegmentLog {
             self.dir_unsynced = true;
         }
         Ok(())
+    }
+
+    /// The error for a record that cannot be framed into the current segment.
+    fn encode_error(&self, e: EncodeError) -> StorageError {
+        let kind = match e {
+            EncodeError::TooLarge(_) => io::ErrorKind::InvalidInput,
+            EncodeError::Postcard(_) => io::ErrorKind::InvalidData,
+        };
+        StorageError::Io {
+            path: self.segments[self.segments.len() - 1].path.clone(),
+            source: io::Error::new(kind, e.to_string()),
+        }
     }
 }
 

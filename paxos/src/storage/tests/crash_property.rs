@@ -69,6 +69,9 @@ fn without_heads(loaded: Vec<Record>) -> Vec<Record> {
             Record::Promised(ballot) => seen.promised >= Some(ballot),
             Record::Committed { upto } => seen.committed >= Some(upto),
             Record::Forgotten { below } => seen.forgotten >= Some(below),
+            Record::Membership(ref m) => {
+                seen.membership.as_ref().map(|s| s.version()) >= Some(m.version())
+            }
             Record::Accepted { .. } | Record::Learned { .. } => false,
         };
         seen.observe(&record);

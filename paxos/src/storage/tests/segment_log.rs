@@ -146,16 +146,18 @@ fn compact_keeps_a_segment_with_a_live_instance_and_deletes_around_it() {
         accepted(2, 1),
         accepted(3, 1),
         accepted(4, 1),
+        accepted(6, 1),
     ];
     for record in &appended {
         log.append(std::slice::from_ref(record)).unwrap();
     }
     let files = segment_files(dir.path());
     log.compact(5).unwrap();
-    // Slot 1 goes, slot 10 stays, slots 2 and 3 go, the current segment (slot 4) stays.
+    // Slot 1 goes, slot 10 stays, slots 2, 3 and 4 go, the current segment (slot 6,
+    // live) stays.
     assert_eq!(
         segment_files(dir.path()),
-        vec![files[1].clone(), files[4].clone()]
+        vec![files[1].clone(), files[5].clone()]
     );
     drop(log);
     let loaded = reopen_and_load(dir.path(), 1);
@@ -169,20 +171,121 @@ fn compact_keeps_a_segment_with_a_live_instance_and_deletes_around_it() {
             .keys()
             .copied()
             .collect::<Vec<_>>(),
-        vec![4, 10]
+        vec![6, 10]
     );
 }
 
 #[test]
-fn compact_never_deletes_the_current_segment() {
+fn compact_replaces_a_forgotten_current_segment_by_its_head() {
     let dir = TempDir::new().unwrap();
     let mut log = open(dir.path(), 1 << 20);
     log.append(&[accepted(0, 1), Record::Forgotten { below: 100 }])
         .unwrap();
+    let before = segment_files(dir.path());
     log.compact(100).unwrap();
     drop(log);
-    assert_eq!(segment_files(dir.path()).len(), 1);
-    assert_eq!(reopen_and_load(dir.path(), 1 << 20).len(), 2);
+    let after = segment_files(dir.path());
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before, "the current segment was not replaced");
+    assert_eq!(
+        reopen_and_load(dir.path(), 1 << 20),
+        vec![
+            Record::Promised(Ballot::new(1, 1)),
+            Record::Forgotten { below: 100 }
+        ]
+    );
+}
+
+/// Total bytes of the files in `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// A log with slots `0..100` accepted at ballot 2.1 after a promise of 2.0, decided
+/// and forgotten below `forgotten`, in one segment of 1 MiB.
+fn hundred_slots(dir: &Path, forgotten: Slot) -> (SegmentLog, Vec<Record>) {
+    let mut log = SegmentLog::open(
+        dir,
+        LogOptions {
+            segment_bytes: 1 << 20,
+            sync: true,
+        },
+    )
+    .unwrap();
+    let mut appended = vec![Record::Promised(Ballot::new(2, 0))];
+    appended.extend((0..100).map(|slot| accepted(slot, 2)));
+    appended.push(Record::Committed { upto: 100 });
+    appended.push(Record::Forgotten { below: forgotten });
+    log.append(&appended).unwrap();
+    log.sync().unwrap();
+    (log, appended)
+}
+
+#[test]
+fn compact_of_an_idle_log_leaves_only_the_facts_durably() {
+    let dir = TempDir::new().unwrap();
+    let (mut log, appended) = hundred_slots(dir.path(), 100);
+    assert!(dir_bytes(dir.path()) > 2000);
+    let dir_syncs = log.stats().dir_syncs;
+    log.compact(100).unwrap();
+    assert!(
+        dir_bytes(dir.path()) < 1024,
+        "{} bytes left",
+        dir_bytes(dir.path())
+    );
+    assert_eq!(log.stats().segments, 1);
+    // The new segment's entry and the old one's removal are both on disk already.
+    assert_eq!(log.stats().dir_syncs, dir_syncs + 2);
+    let synced = log.stats();
+    log.sync().unwrap();
+    assert_eq!(log.stats(), synced, "compact left something unsynced");
+    drop(log);
+
+    let state = Replayed::of(&reopen_and_load(dir.path(), 1 << 20));
+    assert_eq!(state, Replayed::of(&appended).from(100));
+    assert_eq!(
+        (state.promised, state.committed, state.forgotten),
+        (Ballot::new(2, 1), 100, 100)
+    );
+}
+
+#[test]
+fn compact_again_after_an_idle_compaction_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let (mut log, _) = hundred_slots(dir.path(), 100);
+    log.compact(100).unwrap();
+    let (files, bytes, stats) = (
+        segment_files(dir.path()),
+        dir_bytes(dir.path()),
+        log.stats(),
+    );
+    log.compact(100).unwrap();
+    log.compact(100).unwrap();
+    assert_eq!(
+        segment_files(dir.path()),
+        files,
+        "a head-only segment was rotated"
+    );
+    assert_eq!((dir_bytes(dir.path()), log.stats()), (bytes, stats));
+}
+
+#[test]
+fn compact_keeps_the_current_segment_while_it_holds_a_live_instance() {
+    let dir = TempDir::new().unwrap();
+    let (mut log, appended) = hundred_slots(dir.path(), 99);
+    let (files, bytes) = (segment_files(dir.path()), dir_bytes(dir.path()));
+    // Slot 99 is still live: the segment (and slots 0..99 in it) must stay.
+    log.compact(99).unwrap();
+    assert_eq!(
+        (segment_files(dir.path()), dir_bytes(dir.path())),
+        (files, bytes)
+    );
+    drop(log);
+    let state = Replayed::of(&reopen_and_load(dir.path(), 1 << 20));
+    assert_eq!(state.from(99), Replayed::of(&appended).from(99));
 }
 
 #[test]

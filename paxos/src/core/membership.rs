@@ -1,0 +1,175 @@
+//! Which acceptor incarnation votes in which instance.
+//!
+//! A replica that lost its disk comes back as a **new incarnation** of its index.
+//! The change is itself decided in the log (`Entry::Reincarnate`) by the current
+//! membership, in which the old incarnation still counts but can no longer answer.
+//! If it is decided in instance `s`, the new incarnation votes only in instances
+//! after `s + window` (α, the leader's in-flight window): no leader starts instance
+//! `j` before every instance `<= j - window` is decided, so nothing the lost
+//! incarnation ever accepted lies beyond `s + window`. Votes carry the incarnation,
+//! and a vote for instance `j` counts only if it comes from the incarnation that
+//! `j`'s epoch names.
+
+use crate::types::{NodeId, Slot};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One replica index's current acceptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Member {
+    /// Raised by one at each reincarnation.
+    pub incarnation: u64,
+    /// Random number the recovering replica chose, so it recognises its own
+    /// reincarnation in the log (0 for the first incarnation).
+    pub nonce: u64,
+}
+
+/// Membership epochs: from which instance on which incarnations vote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    epochs: BTreeMap<Slot, Vec<Member>>,
+}
+
+impl Membership {
+    /// Grows with every reincarnation: the newer of two memberships has the higher.
+    pub fn version(&self) -> u64 {
+        self.latest().iter().map(|m| m.incarnation).sum()
+    }
+
+    /// Every replica at its first incarnation, from instance 0.
+    pub fn initial(peers: usize) -> Self {
+        let mut epochs = BTreeMap::new();
+        epochs.insert(
+            0,
+            vec![
+                Member {
+                    incarnation: 0,
+                    nonce: 0
+                };
+                peers
+            ],
+        );
+        Membership { epochs }
+    }
+
+    /// The members voting in `slot`.
+    pub fn at(&self, slot: Slot) -> &[Member] {
+        self.epochs
+            .range(..=slot)
+            .next_back()
+            .map(|(_, m)| m.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The newest epoch's members.
+    pub fn latest(&self) -> &[Member] {
+        self.epochs
+            .values()
+            .next_back()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// True if a vote of `node` at `incarnation` counts in `slot`.
+    pub fn counts(&self, slot: Slot, node: NodeId, incarnation: u64) -> bool {
+        self.at(slot)
+            .get(node)
+            .is_some_and(|m| m.incarnation == incarnation)
+    }
+
+    /// The incarnation a replica recovering with `nonce` was given, if decided.
+    pub fn incarnation_of(&self, node: NodeId, nonce: u64) -> Option<(u64, Slot)> {
+        self.epochs
+            .iter()
+            .find(|(_, ms)| ms.get(node).is_some_and(|m| m.nonce == nonce))
+            .map(|(&from, ms)| (ms[node].incarnation, from))
+    }
+
+    /// Applies `Reincarnate { node, nonce }` decided in `slot`: a new epoch from
+    /// `slot + window + 1`. Returns false if it was already applied (same nonce) or
+    /// names no replica.
+    pub fn reincarnate(&mut self, slot: Slot, window: u64, node: NodeId, nonce: u64) -> bool {
+        let mut members = self.latest().to_vec();
+        if node >= members.len() || self.incarnation_of(node, nonce).is_some() {
+            return false;
+        }
+        members[node] = Member {
+            incarnation: members[node].incarnation + 1,
+            nonce,
+        };
+        self.epochs.insert(slot + window + 1, members);
+        true
+    }
+
+    /// The first instance of every epoch, ascending.
+    pub fn epoch_starts(&self) -> Vec<Slot> {
+        self.epochs.keys().copied().collect()
+    }
+
+    /// The epochs that cover any instance at or after `slot`.
+    pub fn epochs_from(&self, slot: Slot) -> impl Iterator<Item = &[Member]> {
+        let first = self
+            .epochs
+            .range(..=slot)
+            .next_back()
+            .map(|(&k, _)| k)
+            .unwrap_or(0);
+        self.epochs.range(first..).map(|(_, m)| m.as_slice())
+    }
+
+    /// Forgets epochs that only cover instances below `floor`.
+    pub fn prune_below(&mut self, floor: Slot) {
+        let keep_from = self
+            .epochs
+            .range(..=floor)
+            .next_back()
+            .map(|(&k, _)| k)
+            .unwrap_or(0);
+        self.epochs = self.epochs.split_off(&keep_from);
+    }
+
+    /// Takes in every epoch of `other` (both are facts about decided instances).
+    pub fn merge(&mut self, other: &Membership) {
+        for (&from, ms) in &other.epochs {
+            self.epochs.entry(from).or_insert_with(|| ms.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reincarnation_takes_effect_after_the_window() {
+        let mut m = Membership::initial(3);
+        assert!(m.reincarnate(10, 4, 1, 77));
+        // Decided in 10 with a window of 4: instances up to 14 stay with the old one.
+        assert!(
+            m.counts(14, 1, 0),
+            "the old incarnation still counts up to s + window"
+        );
+        assert!(!m.counts(14, 1, 1));
+        assert!(m.counts(15, 1, 1));
+        assert!(
+            !m.counts(15, 1, 0),
+            "the old incarnation never counts after"
+        );
+        assert_eq!(m.incarnation_of(1, 77), Some((1, 15)));
+        assert!(
+            !m.reincarnate(20, 4, 1, 77),
+            "the same request applied twice"
+        );
+        assert!(m.reincarnate(20, 4, 1, 78));
+        assert!(m.counts(25, 1, 2));
+    }
+
+    #[test]
+    fn pruning_keeps_the_epoch_in_effect() {
+        let mut m = Membership::initial(3);
+        m.reincarnate(10, 4, 0, 5);
+        m.prune_below(20);
+        assert!(m.counts(20, 0, 1));
+        assert_eq!(m.epochs_from(0).count(), 1);
+    }
+}
