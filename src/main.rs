@@ -24,18 +24,28 @@ enum Command {
     Shardmaster(cmd::shardmaster::Args),
     /// Join, Leave, Move and Query against the shardmaster.
     Admin(cmd::admin::Args),
+    /// One node (shardmaster + KV replica) with the HTTP API.
+    Serve(cmd::serve::Args),
+    /// A local cluster: shardmasters and replica groups as child processes, plus the HTTP API.
+    Cluster(cmd::cluster::Args),
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tarpc=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("diskv: cannot start the async runtime: {e}");
@@ -49,6 +59,8 @@ fn main() -> ExitCode {
             Command::Client(a) => cmd::client::run(a).await,
             Command::Shardmaster(a) => cmd::shardmaster::run(a).await,
             Command::Admin(a) => cmd::admin::run(a).await,
+            Command::Serve(a) => cmd::serve::run(a).await,
+            Command::Cluster(a) => cmd::cluster::run(a).await,
         }
     });
     match result {

@@ -67,6 +67,9 @@ pub struct CheckpointRecord {
     pub dropped: Vec<usize>,
 }
 
+/// A loaded checkpoint: its record and the shards' data.
+pub type Loaded = (CheckpointRecord, BTreeMap<usize, Shard>);
+
 /// The on-disk KV state of one replica.
 #[derive(Debug)]
 pub struct DiskStore {
@@ -118,9 +121,7 @@ impl DiskStore {
     }
 
     /// Loads the latest checkpoint and its shards' data; `None` if there is none.
-    pub fn load(
-        &mut self,
-    ) -> Result<Option<(CheckpointRecord, BTreeMap<usize, Shard>)>, StateError> {
+    pub fn load(&mut self) -> Result<Option<Loaded>, StateError> {
         let path = self.root.join("checkpoint");
         let bytes = match fs::read(&path) {
             Ok(b) => b,

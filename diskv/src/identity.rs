@@ -23,6 +23,10 @@ pub struct Identity {
     pub nshards: usize,
     /// Acceptor incarnation: raised each time the replica recovers a lost disk.
     pub incarnation: u64,
+    /// `Some(nonce)` while the replica recovers a lost disk (its reincarnation
+    /// request); cleared once it votes again.
+    #[serde(default)]
+    pub recovering: Option<u64>,
 }
 
 impl Identity {

@@ -124,7 +124,7 @@ async fn servers_of(
     num: u64,
     gid: Gid,
 ) -> Vec<String> {
-    if !history.contains_key(&num) {
+    if history.get(&num).is_none() {
         if let Ok(Ok(c)) = tokio::time::timeout(CALL, masters.query(num as i64)).await {
             if c.num == num {
                 history.insert(num, c);

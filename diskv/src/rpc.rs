@@ -14,6 +14,28 @@ pub struct ShardTransfer {
     pub dups: DupTable,
 }
 
+/// A whole replica state, for a replica that lost its disk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    /// Every log instance below this is reflected.
+    pub applied: u64,
+    /// The configuration applied.
+    pub config: shardmaster::Config,
+    /// Log time of the latest command.
+    pub now_ms: u64,
+    /// The shards held, with data and duplicate tables.
+    pub shards: BTreeMap<usize, crate::shard::Shard>,
+    /// The sender's Paxos membership epochs.
+    pub membership: paxos::core::Membership,
+}
+
+/// How a replica is doing, for a recovering peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// True while this replica recovers a lost disk (it does not vote).
+    pub recovering: bool,
+}
+
 /// The RPC service every KV replica serves on its port.
 #[tarpc::service]
 pub trait KvRpc {
@@ -26,4 +48,8 @@ pub trait KvRpc {
     /// Asked by the previous owner: has this group installed `shard`, which `config`
     /// gave it? Once it has, the previous owner deletes its frozen copy.
     async fn shard_installed(config: u64, shard: usize) -> Result<bool, KvError>;
+    /// The group's state, linearizable (leader only), for a replica that lost its disk.
+    async fn snapshot() -> Result<GroupSnapshot, KvError>;
+    /// Whether this replica is recovering a lost disk.
+    async fn status() -> ReplicaStatus;
 }

@@ -3,6 +3,7 @@
 use crate::error::StateError;
 use crate::identity::Identity;
 use crate::reconfig;
+use crate::recovery;
 use crate::rpc::KvRpc;
 use crate::service::KvService;
 use crate::state::KvState;
@@ -12,6 +13,7 @@ use paxos::rsm::Rsm;
 use paxos::transport::{codec, Unreliable};
 use paxos::PaxosNode;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
@@ -45,6 +47,7 @@ pub struct ServerOptions {
 pub struct KvServer {
     rsm: Rsm<KvState>,
     stop: watch::Sender<bool>,
+    halted: Arc<AtomicBool>,
 }
 
 impl KvServer {
@@ -70,6 +73,7 @@ impl KvServer {
                 applied,
                 node: None,
                 fsync: true,
+                recovering: identity.recovering,
             },
             stop_rx.clone(),
         )?;
@@ -88,8 +92,19 @@ impl KvServer {
             hosted.unreliable,
             stop_rx.clone(),
         );
+        let halted = Arc::new(AtomicBool::new(false));
+        if identity.recovering.is_some() {
+            tracing::warn!(gid = opts.gid, me = opts.me, dir = %opts.dir.display(), "this replica lost its disk: recovering from its peers");
+            recovery::spawn(
+                rsm.clone(),
+                opts.clone(),
+                identity,
+                halted.clone(),
+                stop_rx.clone(),
+            );
+        }
         reconfig::spawn(rsm.clone(), opts.clone(), stop_rx);
-        Ok(KvServer { rsm, stop })
+        Ok(KvServer { rsm, stop, halted })
     }
 
     /// Reads the directory's identity, or makes one at first start. A directory
@@ -99,22 +114,30 @@ impl KvServer {
             id.check(opts.gid, opts.me, &opts.dir)?;
             return Ok(id);
         }
-        if opts.restart {
-            return Err(StateError::Mismatch(format!(
-                "{} has no identity record but --restart says this replica ran before: its disk was lost. \
-                 It must rejoin by recovering from its peers; refusing to start with empty state",
-                opts.dir.display()
-            )));
-        }
         let nshards = match opts.nshards {
             Some(n) => n,
             None => reconfig::shard_count(&opts.masters).await,
         };
+        if opts.restart {
+            // This replica ran before but its directory is empty: its disk was
+            // lost. Never start fresh: rejoin as a new acceptor incarnation.
+            let nonce = rand::random::<u64>() | 1;
+            let id = Identity {
+                gid: opts.gid,
+                me: opts.me,
+                nshards,
+                incarnation: 0,
+                recovering: Some(nonce),
+            };
+            id.store(&opts.dir)?;
+            return Ok(id);
+        }
         let id = Identity {
             gid: opts.gid,
             me: opts.me,
             nshards,
             incarnation: 0,
+            recovering: None,
         };
         id.store(&opts.dir)?;
         Ok(id)
@@ -128,6 +151,11 @@ impl KvServer {
     /// The Paxos replica.
     pub fn node(&self) -> &PaxosNode {
         self.rsm.node()
+    }
+
+    /// True if this replica halted because a majority of its group lost their disks.
+    pub fn is_halted(&self) -> bool {
+        self.halted.load(Ordering::SeqCst)
     }
 
     /// Stops serving and replicating. Durable state stays as it is.

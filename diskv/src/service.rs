@@ -119,6 +119,18 @@ impl KvService {
     }
 }
 
+impl KvService {
+    /// The whole state, linearizably (see [`KvRpc::snapshot`]).
+    pub async fn group_snapshot(&self) -> Result<crate::rpc::GroupSnapshot, KvError> {
+        self.check_leader()?;
+        let rsm = &self.rsm;
+        let membership = rsm.node().membership();
+        rsm.read(REQUEST_TIMEOUT, |st| st.snapshot(membership))
+            .await
+            .map_err(|e| rsm_error(e, rsm))
+    }
+}
+
 /// Rejects requests that can never succeed.
 fn validate(req: &Request) -> Result<(), KvError> {
     let key_ok = |k: &str| !k.is_empty() && k.len() <= crate::keyfile::MAX_KEY_BYTES;
@@ -153,5 +165,15 @@ impl KvRpc for KvService {
         shard: usize,
     ) -> Result<bool, KvError> {
         self.installed(config, shard).await
+    }
+
+    async fn snapshot(self, _: context::Context) -> Result<crate::rpc::GroupSnapshot, KvError> {
+        self.group_snapshot().await
+    }
+
+    async fn status(self, _: context::Context) -> crate::rpc::ReplicaStatus {
+        crate::rpc::ReplicaStatus {
+            recovering: self.rsm.node().incarnation().is_none(),
+        }
     }
 }

@@ -63,6 +63,8 @@ pub struct KvState {
     dirty: BTreeSet<(usize, String)>,
     dropped: Vec<usize>,
     checkpointed: Slot,
+    /// One more than the last instance with a command applied here.
+    last_applied: Slot,
     since_checkpoint: u64,
     /// Checkpoint after this many applied instances even if not idle.
     pub checkpoint_every: u64,
@@ -81,6 +83,7 @@ impl KvState {
             dirty: BTreeSet::new(),
             dropped: Vec::new(),
             checkpointed: 0,
+            last_applied: 0,
             since_checkpoint: 0,
             checkpoint_every: 20_000,
         }
@@ -108,7 +111,51 @@ impl KvState {
         st.now_ms = record.now_ms;
         st.shards = shards;
         st.checkpointed = record.applied;
+        st.last_applied = record.applied;
         Ok((st, record.applied))
+    }
+
+    /// Everything this replica holds, for a peer that lost its disk: every
+    /// instance below the returned slot is reflected (later ones were no-ops).
+    pub fn snapshot(&self, membership: paxos::core::Membership) -> crate::rpc::GroupSnapshot {
+        crate::rpc::GroupSnapshot {
+            applied: self.last_applied,
+            config: self.config.clone(),
+            now_ms: self.now_ms,
+            shards: self.shards.clone(),
+            membership,
+        }
+    }
+
+    /// Replaces this state with a peer's snapshot and makes it durable at once (a
+    /// checkpoint at the snapshot's instance).
+    pub fn replace_with(&mut self, snap: &crate::rpc::GroupSnapshot) -> Result<(), StateError> {
+        let old: Vec<usize> = self
+            .shards
+            .keys()
+            .copied()
+            .filter(|s| !snap.shards.contains_key(s))
+            .collect();
+        self.config = snap.config.clone();
+        self.now_ms = snap.now_ms;
+        self.dirty.clear();
+        for (&shard, s) in &self.shards {
+            for key in s.data.keys() {
+                self.dirty.insert((shard, key.clone()));
+            }
+        }
+        self.shards = snap.shards.clone();
+        for (&shard, s) in &self.shards {
+            for key in s.data.keys() {
+                self.dirty.insert((shard, key.clone()));
+            }
+        }
+        self.dropped.extend(old);
+        self.write_checkpoint(snap.applied)?;
+        self.checkpointed = snap.applied;
+        self.last_applied = snap.applied;
+        self.since_checkpoint = 0;
+        Ok(())
     }
 
     /// The configuration applied.
@@ -325,8 +372,9 @@ impl StateMachine for KvState {
     type Command = KvCommand;
     type Output = KvOutput;
 
-    fn apply(&mut self, _slot: Slot, cmd: KvCommand) -> KvOutput {
+    fn apply(&mut self, slot: Slot, cmd: KvCommand) -> KvOutput {
         self.since_checkpoint += 1;
+        self.last_applied = self.last_applied.max(slot + 1);
         match cmd {
             KvCommand::Op { req, at_ms } => self.apply_op(req, at_ms),
             KvCommand::Reconfigure { config } => self.apply_config(config),

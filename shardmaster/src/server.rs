@@ -159,6 +159,7 @@ impl ShardmasterServer {
                 applied,
                 node: None,
                 fsync: opts.fsync,
+                recovering: None,
             },
             stop_rx.clone(),
         )

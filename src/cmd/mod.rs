@@ -1,9 +1,13 @@
 //! One module per subcommand: an `Args` struct (clap) and an async `run`.
 
+pub mod admin;
 pub mod client;
+pub mod cluster;
+pub mod serve;
 pub mod server;
 pub mod shardmaster;
-pub mod admin;
+pub mod signals;
+pub mod stable_ports;
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn wait_for_signal() {

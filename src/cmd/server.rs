@@ -31,6 +31,9 @@ pub struct Args {
     /// Drop 10% of requests and discard 20% of the replies of the rest (tests).
     #[arg(long)]
     unreliable: bool,
+    /// Also serve the HTTP API (contracts.md §1) for the whole cluster on this address.
+    #[arg(long)]
+    http: Option<String>,
 }
 
 /// Runs the replica until SIGTERM or SIGINT.
@@ -60,9 +63,35 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         unreliable: args.unreliable,
         nshards: None,
     };
-    let server = KvServer::start(listener, opts).await?;
+    let masters = opts.masters.clone();
+    let server = std::sync::Arc::new(KvServer::start(listener, opts).await?);
+    let http = match &args.http {
+        Some(addr) => Some(http_front(addr, masters, server.clone()).await?),
+        None => None,
+    };
     super::wait_for_signal().await;
     tracing::info!("signal received; stopping");
+    if let Some(http) = http {
+        http.stop().await;
+    }
     server.shutdown();
     Ok(())
+}
+
+/// Serves the HTTP API for the whole cluster on `addr`; ready once a read succeeds.
+async fn http_front(
+    addr: &str,
+    masters: Vec<String>,
+    server: std::sync::Arc<KvServer>,
+) -> anyhow::Result<diskv::http::Running> {
+    use diskv::http::{Front, FrontOptions};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--http)"))?;
+    let front =
+        std::sync::Arc::new(Front::new(masters, FrontOptions::default()).with_local(server));
+    let http = diskv::http::spawn(listener, front.clone())?;
+    tracing::info!(addr = %http.local_addr(), "HTTP API listening");
+    tokio::spawn(async move { front.wait_ready().await });
+    Ok(http)
 }

@@ -1,5 +1,6 @@
-//! Test support shared by the integration tests.
 #![allow(dead_code)]
+//! Shared helpers of the integration tests.
 
+pub mod http;
 pub mod linearizability;
 pub mod process;

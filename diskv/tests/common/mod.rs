@@ -114,6 +114,14 @@ impl Group {
         self.servers[i] = None;
     }
 
+    /// Deletes replica `i`'s directory (it must be stopped): a lost disk.
+    pub fn lose_disk(&mut self, i: usize) {
+        assert!(self.servers[i].is_none(), "stop replica {i} first");
+        let dir = self.dir.join(format!("g{}-{i}", self.gid));
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+
     /// Restarts replica `i` from its directory.
     pub async fn restart(&mut self, i: usize) {
         let l = bind(&self.addrs[i]).await;

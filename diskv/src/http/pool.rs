@@ -1,0 +1,165 @@
+//! A pool of [`Clerk`]s. A Clerk runs one operation at a time, so concurrent HTTP
+//! requests each borrow one: at most `size` exist, made lazily and reused.
+//!
+//! Every operation runs in its own task, so a client that hangs up does not cancel
+//! a write half-way (the Clerk stays consistent and goes back to the pool). An
+//! operation that outlives its deadline is abandoned together with its Clerk: its
+//! outcome is unknown, and a fresh Clerk (new client id) replaces it.
+
+use crate::clerk::Clerk;
+use crate::op::KvError;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// One operation of the HTTP API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Read a key.
+    Get(String),
+    /// Set a key to a value.
+    Put(String, String),
+    /// Remove a key.
+    Delete(String),
+    /// Remove every key.
+    Clear,
+}
+
+impl Action {
+    /// The metric label of the operation.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Get(_) => "get",
+            Action::Put(..) => "put",
+            Action::Delete(_) => "delete",
+            Action::Clear => "clear",
+        }
+    }
+
+    /// True if the operation changes the store.
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Action::Get(_))
+    }
+
+    async fn run(self, clerk: &mut Clerk) -> Result<Option<String>, KvError> {
+        match self {
+            Action::Get(key) => clerk.get(&key).await,
+            Action::Put(key, value) => clerk.put(&key, &value).await.map(|_| None),
+            Action::Delete(key) => clerk.delete(&key).await.map(|_| None),
+            Action::Clear => clerk.clear().await.map(|()| None),
+        }
+    }
+}
+
+/// Why an operation did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The servers refused the request as malformed; retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// No answer before the deadline. A write may or may not have taken effect.
+    #[error(
+        "no answer from the store within {0:?}; a write may or may not have taken effect, retry it"
+    )]
+    Timeout(Duration),
+    /// The operation failed in an unexpected way (a reply of the wrong kind, a task
+    /// that panicked).
+    #[error("the store failed: {0}")]
+    Failed(String),
+}
+
+/// A bounded, lazily filled pool of Clerks for one cluster.
+pub struct ClerkPool {
+    masters: Vec<String>,
+    idle: Mutex<Vec<Clerk>>,
+    slots: Arc<Semaphore>,
+    made: AtomicUsize,
+    size: usize,
+}
+
+impl ClerkPool {
+    /// A pool of at most `size` Clerks (at least one) of the cluster whose
+    /// shardmasters listen at `masters`.
+    pub fn new(masters: Vec<String>, size: usize) -> Arc<ClerkPool> {
+        let size = size.max(1);
+        Arc::new(ClerkPool {
+            masters,
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(size)),
+            made: AtomicUsize::new(0),
+            size,
+        })
+    }
+
+    /// How many Clerks the pool may hold.
+    pub fn capacity(&self) -> usize {
+        self.size
+    }
+
+    /// How many Clerks have been made so far (replacements included).
+    pub fn made(&self) -> usize {
+        self.made.load(Ordering::Relaxed)
+    }
+
+    /// How many operations are running or waiting for a Clerk right now.
+    pub fn busy(&self) -> usize {
+        self.size - self.slots.available_permits()
+    }
+
+    /// Runs `action` with a Clerk of the pool, waiting for one if all are busy.
+    /// `deadline` covers the wait, making the Clerk and the operation itself.
+    pub async fn execute(
+        self: &Arc<Self>,
+        action: Action,
+        deadline: Duration,
+    ) -> Result<Option<String>, PoolError> {
+        let pool = self.clone();
+        let task = tokio::spawn(async move {
+            let work = async {
+                let _slot = pool
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| PoolError::Failed("the Clerk pool is closed".into()))?;
+                let mut clerk = pool.take().await;
+                let out = action.run(&mut clerk).await;
+                pool.give_back(clerk);
+                Ok::<_, PoolError>(out)
+            };
+            match tokio::time::timeout(deadline, work).await {
+                Ok(Ok(Ok(v))) => Ok(v),
+                Ok(Ok(Err(KvError::Invalid(why)))) => Err(PoolError::Invalid(why)),
+                Ok(Ok(Err(e))) => Err(PoolError::Failed(e.to_string())),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(PoolError::Timeout(deadline)),
+            }
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(PoolError::Failed(format!(
+                "the operation's task failed: {e}"
+            )))
+        })
+    }
+
+    async fn take(&self) -> Clerk {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(c) => c,
+            None => {
+                self.made.fetch_add(1, Ordering::Relaxed);
+                let clerk = Clerk::new(self.masters.clone()).await;
+                tracing::debug!(client = clerk.id(), "new clerk in the HTTP pool");
+                clerk
+            }
+        }
+    }
+
+    fn give_back(&self, clerk: Clerk) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(clerk);
+    }
+}

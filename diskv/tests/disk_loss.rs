@@ -1,0 +1,102 @@
+//! Replicas that lost their disks, in one process over TCP.
+
+mod common;
+
+use common::{masters, within, Group};
+use diskv::Clerk;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
+    common::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, maddrs) = masters(dir.path(), 3, 4).await;
+    let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
+    let mut ck = Clerk::new(maddrs.clone()).await;
+    within(30, "writes before the loss", async {
+        for i in 0..10 {
+            ck.append("k", &format!("{i},")).await.unwrap();
+        }
+    })
+    .await;
+    let lost = (g.leader().unwrap() + 1) % 3;
+    g.stop(lost);
+    g.lose_disk(lost);
+    g.restart(lost).await;
+    within(30, "the lost replica's reincarnation", async {
+        loop {
+            let inc = g.servers[lost].as_ref().unwrap().node().incarnation();
+            if inc == Some(1) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    within(30, "writes after the rejoin", async {
+        for i in 10..15 {
+            ck.append("k", &format!("{i},")).await.unwrap();
+        }
+    })
+    .await;
+    // Take down another replica: the group now needs the reincarnated one's votes.
+    let other = (0..3)
+        .find(|&i| i != lost && g.servers[i].as_ref().is_some_and(|s| !s.node().is_leader()))
+        .unwrap();
+    g.stop(other);
+    let expected: String = (0..20).map(|i| format!("{i},")).collect();
+    within(
+        30,
+        "writes and reads with the reincarnated replica voting",
+        async {
+            for i in 15..20 {
+                ck.append("k", &format!("{i},")).await.unwrap();
+            }
+            assert_eq!(ck.get("k").await.unwrap(), Some(expected.clone()));
+        },
+    )
+    .await;
+    // Its own copy of the data is complete.
+    let copy = g.servers[lost].as_ref().unwrap().rsm().with_state(|st| {
+        let shard = shardmaster::shard_of(b"k", 4);
+        st.shard(shard).and_then(|s| s.data.get("k").cloned())
+    });
+    assert_eq!(copy, Some(expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_majority_lost_their_disks_halts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, maddrs) = masters(dir.path(), 3, 4).await;
+    let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
+    let mut ck = Clerk::new(maddrs.clone()).await;
+    within(30, "a write", async {
+        ck.put("k", "v").await.unwrap();
+    })
+    .await;
+    let keep = g.leader().unwrap();
+    let lost: Vec<usize> = (0..3).filter(|&i| i != keep).collect();
+    for &i in &lost {
+        g.stop(i);
+        g.lose_disk(i);
+    }
+    for &i in &lost {
+        g.restart(i).await;
+    }
+    within(30, "the recovering replicas halting", async {
+        loop {
+            if lost
+                .iter()
+                .all(|&i| g.servers[i].as_ref().unwrap().is_halted())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // And nobody was admitted with empty state.
+    for &i in &lost {
+        assert_eq!(g.servers[i].as_ref().unwrap().node().incarnation(), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! `diskv cluster`: a whole cluster on this machine (contracts.md §5).
+//!
+//! Every shardmaster and replica is a child process of this binary (`diskv
+//! shardmaster`, `diskv server --join`), on loopback ports chosen at first start
+//! and recorded in `DIR/cluster.json` ([`layout`]); later starts reuse them, and a
+//! replica whose directory holds data gets `--restart`, so the same cluster comes
+//! back with its data. The launcher waits until every group serves ([`ready`]),
+//! then serves the HTTP API for the whole cluster through Clerks. Ctrl-C or SIGTERM
+//! stops the API, then every child by pid ([`children`]), and exits 0.
+
+mod children;
+mod layout;
+mod ready;
+
+use anyhow::Context;
+use children::{Children, Spec};
+use diskv::http::{Front, FrontOptions};
+use layout::{Layout, Shape};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Start a local cluster: shardmasters and replica groups as child processes,
+/// plus the HTTP API.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Replica groups, at first start [default: 3].
+    #[arg(long)]
+    groups: Option<usize>,
+    /// Replicas per group, at first start [default: 3].
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// Shardmaster replicas, at first start [default: 3].
+    #[arg(long)]
+    masters: Option<usize>,
+    /// Shards, at first start [default: 10].
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Where the cluster keeps everything (cluster.json, data, logs/).
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    /// Where the HTTP API listens.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http: String,
+}
+
+/// Prints one line on stdout and flushes it.
+pub(crate) fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs the cluster until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut signals = super::signals::Signals::new().context("cannot watch SIGTERM/SIGINT")?;
+    let dir = args.dir.clone();
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("cannot create {}", dir.join("logs").display()))?;
+    let _lock = lock(&dir)?;
+    let shape = Shape {
+        groups: args.groups,
+        replicas: args.replicas,
+        masters: args.masters,
+        shards: args.shards,
+    };
+    let (layout, new) = Layout::load_or_create(&dir, shape)?;
+    // Bind the API first: a busy port fails before any child starts.
+    let listener = tokio::net::TcpListener::bind(&args.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http)", args.http))?;
+
+    say(&format!(
+        "diskv cluster: {} shardmasters, {} groups x {} replicas, {} shards; {} in {}",
+        layout.masters.len(),
+        layout.groups.len(),
+        layout.groups[0].replicas.len(),
+        layout.shards,
+        if new {
+            "new cluster"
+        } else {
+            "restarting the cluster recorded"
+        },
+        layout::file(&dir).display()
+    ));
+    let mut children = Children::default();
+    let started = start_children(&layout, &dir, &mut children);
+    if let Err(e) = started {
+        children.stop().await;
+        return Err(e);
+    }
+
+    let front = Arc::new(Front::new(layout.masters.clone(), FrontOptions::default()));
+    let http = diskv::http::spawn(listener, front.clone())?;
+    let outcome = tokio::select! {
+        r = ready::wait(&layout, &mut children) => r.map(|()| None),
+        s = signals.recv() => Ok(Some(s)),
+    };
+    let signal = match outcome {
+        Err(e) => {
+            http.stop().await;
+            children.stop().await;
+            return Err(e);
+        }
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            front.set_ready();
+            announce(&layout, http.local_addr());
+            watch(&mut children, &mut signals).await
+        }
+    };
+    say(&format!(
+        "{signal}: stopping the HTTP API and {} processes...",
+        children.alive()
+    ));
+    http.stop().await;
+    children.stop().await;
+    say("stopped");
+    Ok(())
+}
+
+/// Holds an exclusive lock on `DIR/launcher.lock` (one launcher per directory).
+fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("launcher.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own, valid for the duration of the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        anyhow::bail!(
+            "another diskv cluster is running on {} (it holds {}); stop it first",
+            dir.display(),
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
+/// True if a process directory already holds something (it ran before).
+fn has_data(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+/// Starts every shardmaster, then every replica, and prints where each listens.
+fn start_children(layout: &Layout, dir: &Path, children: &mut Children) -> anyhow::Result<()> {
+    let logs = dir.join("logs");
+    let masters = layout.masters.join(",");
+    let mut specs = Vec::new();
+    for (i, addr) in layout.masters.iter().enumerate() {
+        let name = format!("shardmaster-{i}");
+        let data = dir.join(&name);
+        specs.push(Spec {
+            name,
+            addr: addr.clone(),
+            args: vec![
+                "shardmaster".into(),
+                "--me".into(),
+                i.to_string(),
+                "--peers".into(),
+                masters.clone(),
+                "--dir".into(),
+                data.display().to_string(),
+                "--shards".into(),
+                layout.shards.to_string(),
+            ],
+        });
+    }
+    for g in &layout.groups {
+        let peers = g.replicas.join(",");
+        for (i, addr) in g.replicas.iter().enumerate() {
+            let data = dir
+                .join(format!("group-{}", g.gid))
+                .join(format!("replica-{i}"));
+            let mut args: Vec<String> = vec![
+                "server".into(),
+                "--gid".into(),
+                g.gid.to_string(),
+                "--masters".into(),
+                masters.clone(),
+                "--peers".into(),
+                peers.clone(),
+                "--me".into(),
+                i.to_string(),
+                "--dir".into(),
+                data.display().to_string(),
+                "--join".into(),
+            ];
+            if has_data(&data) {
+                args.push("--restart".into());
+            }
+            specs.push(Spec {
+                name: format!("group-{}-replica-{i}", g.gid),
+                addr: addr.clone(),
+                args,
+            });
+        }
+    }
+    for spec in specs {
+        let r = children.spawn(spec, &logs)?;
+        let restart = if r.spec.args.iter().any(|a| a == "--restart") {
+            " (restart)"
+        } else {
+            ""
+        };
+        say(&format!(
+            "  {:<22} listening on {}, pid {}, log {}{restart}",
+            r.spec.name,
+            r.spec.addr,
+            r.pid,
+            r.log.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Tells the user the cluster is up and how to use it.
+fn announce(layout: &Layout, http: std::net::SocketAddr) {
+    let masters = layout.masters.join(",");
+    let host = if http.ip().is_unspecified() {
+        format!("127.0.0.1:{}", http.port())
+    } else {
+        http.to_string()
+    };
+    say(&format!("Server listening on {http}"));
+    say(&format!(
+        "try:  curl -X PUT -d hello http://{host}/kv/greeting && curl http://{host}/kv/greeting"
+    ));
+    say(&format!("      diskv client --masters {masters}"));
+    say(&format!("      diskv admin --masters {masters} query"));
+    say("Ctrl-C stops every process.");
+}
+
+/// Reports children that exit on their own, until a signal; returns its name.
+async fn watch(children: &mut Children, signals: &mut super::signals::Signals) -> &'static str {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            s = signals.recv() => return s,
+            _ = tick.tick() => {
+                for (r, status) in children.newly_exited() {
+                    say(&format!(
+                        "warning: {} (pid {}) exited ({status}); see {}",
+                        r.spec.name,
+                        r.pid,
+                        r.log.display()
+                    ));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The shape of a local cluster and where everything of it lives, recorded in
+//! `DIR/cluster.json` at first start and reused by every later start (so the same
+//! processes come back on the same ports, with their data).
+//!
+//! ```json
+//! {"shards":10,"masters":["127.0.0.1:41001",...],
+//!  "groups":[{"gid":1,"replicas":["127.0.0.1:41011",...]},...]}
+//! ```
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One replica group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Its gid (1, 2, ...).
+    pub gid: u64,
+    /// Its replicas' addresses.
+    pub replicas: Vec<String>,
+}
+
+/// The recorded shape of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Shard count.
+    pub shards: usize,
+    /// Shardmaster addresses.
+    pub masters: Vec<String>,
+    /// Replica groups.
+    pub groups: Vec<Group>,
+}
+
+/// What the user asked for on the command line (`None`: not given).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shape {
+    /// `--groups`.
+    pub groups: Option<usize>,
+    /// `--replicas`.
+    pub replicas: Option<usize>,
+    /// `--masters`.
+    pub masters: Option<usize>,
+    /// `--shards`.
+    pub shards: Option<usize>,
+}
+
+/// `DIR/cluster.json`.
+pub fn file(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+impl Layout {
+    /// Loads the recorded layout (checking `shape` against it), or makes a new one
+    /// with free loopback ports and records it. Returns it and whether it is new.
+    pub fn load_or_create(dir: &Path, shape: Shape) -> anyhow::Result<(Layout, bool)> {
+        let path = file(dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let layout = Layout::parse(&text)
+                    .with_context(|| format!("{} is not a valid cluster record", path.display()))?;
+                layout.check(shape, &path)?;
+                Ok((layout, false))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let layout = Layout::fresh(shape)?;
+                layout.store(dir)?;
+                Ok((layout, true))
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// A new layout with free ports on 127.0.0.1 (see [`free_ports`]).
+    fn fresh(shape: Shape) -> anyhow::Result<Layout> {
+        let groups = shape.groups.unwrap_or(3);
+        let replicas = shape.replicas.unwrap_or(3);
+        let masters = shape.masters.unwrap_or(3);
+        let shards = shape.shards.unwrap_or(shardmaster::DEFAULT_SHARDS);
+        anyhow::ensure!(
+            groups >= 1 && replicas >= 1 && masters >= 1,
+            "--groups, --replicas and --masters must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=shardmaster::MAX_SHARDS).contains(&shards),
+            "--shards must be between 1 and {}",
+            shardmaster::MAX_SHARDS
+        );
+        let mut ports = free_ports(masters + groups * replicas)?.into_iter();
+        let mut addr = || format!("127.0.0.1:{}", ports.next().unwrap_or_default());
+        let masters = (0..masters).map(|_| addr()).collect();
+        let groups = (1..=groups as u64)
+            .map(|gid| Group {
+                gid,
+                replicas: (0..replicas).map(|_| addr()).collect(),
+            })
+            .collect();
+        Ok(Layout {
+            shards,
+            masters,
+            groups,
+        })
+    }
+
+    /// Refuses flags that contradict the record.
+    fn check(&self, shape: Shape, path: &Path) -> anyhow::Result<()> {
+        let replicas = self.groups.first().map_or(0, |g| g.replicas.len());
+        for (flag, given, recorded) in [
+            ("--groups", shape.groups, self.groups.len()),
+            ("--replicas", shape.replicas, replicas),
+            ("--masters", shape.masters, self.masters.len()),
+            ("--shards", shape.shards, self.shards),
+        ] {
+            if let Some(n) = given.filter(|&n| n != recorded) {
+                anyhow::bail!(
+                    "{flag} {n} does not match the cluster recorded in {} ({recorded}); \
+                     leave the flag out to restart that cluster, or use another --dir for a new one",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Layout> {
+        let v: Value = serde_json::from_str(text)?;
+        let addrs = |v: &Value, what: &str| -> anyhow::Result<Vec<String>> {
+            let list = v
+                .as_array()
+                .with_context(|| format!("{what} is not a list"))?
+                .iter()
+                .map(|a| a.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .with_context(|| format!("{what} holds a non-string"))?;
+            anyhow::ensure!(!list.is_empty(), "{what} is empty");
+            Ok(list)
+        };
+        let shards = v["shards"].as_u64().context("no \"shards\" number")? as usize;
+        let masters = addrs(&v["masters"], "\"masters\"")?;
+        let groups = v["groups"]
+            .as_array()
+            .context("no \"groups\" list")?
+            .iter()
+            .map(|g| {
+                Ok(Group {
+                    gid: g["gid"].as_u64().context("a group without a \"gid\"")?,
+                    replicas: addrs(&g["replicas"], "a group's \"replicas\"")?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!groups.is_empty(), "\"groups\" is empty");
+        Ok(Layout {
+            shards,
+            masters,
+            groups,
+        })
+    }
+
+    fn to_json(&self) -> String {
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|g| json!({"gid": g.gid, "replicas": g.replicas}))
+            .collect();
+        let v = json!({"shards": self.shards, "masters": self.masters, "groups": groups});
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+
+    /// Writes `DIR/cluster.json` atomically.
+    fn store(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = file(dir);
+        let tmp = dir.join("cluster.json.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(self.to_json().as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// `n` distinct free ports on 127.0.0.1, outside the kernel's ephemeral range so
+/// that no outgoing connection takes one while the cluster is down.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    super::super::stable_ports::choose(n).context("cannot find free ports on 127.0.0.1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layout_is_recorded_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = Shape {
+            groups: Some(2),
+            replicas: Some(3),
+            masters: Some(1),
+            shards: None,
+        };
+        let (first, new) = Layout::load_or_create(dir.path(), shape).unwrap();
+        assert!(new);
+        assert_eq!(first.groups.len(), 2);
+        assert_eq!(first.groups[1].gid, 2);
+        assert_eq!(first.groups[0].replicas.len(), 3);
+        assert_eq!(first.masters.len(), 1);
+        assert_eq!(first.shards, 10);
+        let (again, new) = Layout::load_or_create(dir.path(), Shape::default()).unwrap();
+        assert!(!new);
+        assert_eq!(again, first);
+        let err = Layout::load_or_create(
+            dir.path(),
+            Shape {
+                groups: Some(3),
+                ..Shape::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--groups 3"), "{err}");
+    }
+}
