@@ -1,4 +1,4 @@
-# Workspace tasks. `make verify` is what CI runs.
+# Workspace tasks. CI (.ci/run) runs `make test`; `make verify` adds fmt and clippy.
 
 CARGO ?= cargo
 
