@@ -21,13 +21,7 @@ impl Replica {
         };
         self.note_round(ballot.round);
         if ballot < self.promised {
-            self.send(
-                from,
-                Message::Reject {
-                    ballot,
-                    promised: self.promised,
-                },
-            );
+            self.reject(from, ballot);
             return;
         }
         if ballot > self.promised {
@@ -104,13 +98,7 @@ impl Replica {
             return;
         }
         if ballot < self.promised {
-            self.send(
-                from,
-                Message::Reject {
-                    ballot,
-                    promised: self.promised,
-                },
-            );
+            self.reject(from, ballot);
             return;
         }
         if ballot > self.promised && slot < self.floor {

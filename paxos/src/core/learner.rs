@@ -120,13 +120,7 @@ impl Replica {
     ) {
         self.note_round(ballot.round);
         if ballot < self.promised {
-            self.send(
-                from,
-                Message::Reject {
-                    ballot,
-                    promised: self.promised,
-                },
-            );
+            self.reject(from, ballot);
             return;
         }
         self.follow(from, ballot);

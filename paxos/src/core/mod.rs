@@ -458,6 +458,12 @@ impl Replica {
         }
     }
 
+    /// Tells `to` that its `ballot` is below this acceptor's promise.
+    fn reject(&mut self, to: NodeId, ballot: Ballot) {
+        let promised = self.promised;
+        self.send(to, Message::Reject { ballot, promised });
+    }
+
     fn persist(&mut self, rec: Record) {
         self.ready.records.push(rec);
     }

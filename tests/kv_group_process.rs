@@ -1,0 +1,521 @@
+//! One KV replica group as users run it: a `diskv shardmaster` process, three
+//! `diskv server` processes and `diskv client` processes speaking the line protocol
+//! of contracts.md §4, with SIGKILL and `--restart`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use support::process::{diskv_bin, reserve_addrs, Process};
+
+/// Longest a single client request may take while the group is healthy.
+const REPLY_LIMIT: Duration = Duration::from_secs(30);
+
+/// One shardmaster and one replica group (gid 1) of three servers.
+struct Group {
+    // Declared first, so the processes are killed (and their logs printed on a
+    // panic) before the directory holding the logs is deleted.
+    servers: Vec<Option<Process>>,
+    master: Option<Process>,
+    masters: String,
+    peers: Vec<String>,
+    root: tempfile::TempDir,
+    spawns: usize,
+}
+
+impl Group {
+    fn start() -> Group {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut addrs = reserve_addrs(4);
+        let masters = addrs.remove(0);
+        let mut g = Group {
+            servers: vec![None, None, None],
+            master: None,
+            masters,
+            peers: addrs,
+            root,
+            spawns: 0,
+        };
+        let sm_dir = g.root.path().join("sm");
+        g.master = Some(Process::spawn_with(
+            "sm0",
+            &g.logs(),
+            diskv_bin(),
+            [
+                "shardmaster".to_string(),
+                "--me".into(),
+                "0".into(),
+                "--peers".into(),
+                g.masters.clone(),
+                "--dir".into(),
+                sm_dir.display().to_string(),
+                "--shards".into(),
+                "4".into(),
+            ],
+            |c| {
+                c.env("RUST_LOG", "info,tarpc=warn");
+            },
+        ));
+        for i in 0..3 {
+            g.spawn(i, false);
+        }
+        g
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.root.path().join("logs")
+    }
+
+    fn dir(&self, i: usize) -> PathBuf {
+        self.root.path().join(format!("g{i}"))
+    }
+
+    /// Starts replica `i` (again) on its directory.
+    fn spawn(&mut self, i: usize, restart: bool) {
+        let mut args = vec![
+            "server".to_string(),
+            "--gid".into(),
+            "1".into(),
+            "--masters".into(),
+            self.masters.clone(),
+            "--peers".into(),
+            self.peers.join(","),
+            "--me".into(),
+            i.to_string(),
+            "--dir".into(),
+            self.dir(i).display().to_string(),
+            "--join".into(),
+        ];
+        if restart {
+            args.push("--restart".into());
+        }
+        self.spawns += 1;
+        let name = format!("s{i}-{}", self.spawns);
+        let p = Process::spawn_with(&name, &self.logs(), diskv_bin(), args, |c| {
+            c.env("RUST_LOG", "info,tarpc=warn");
+        });
+        self.servers[i] = Some(p);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        let mut p = self.servers[i].take().expect("replica is running");
+        p.kill9();
+        // Keep nothing: its logs stay on disk under its unique name.
+    }
+
+    fn client(&self, name: &str) -> Client {
+        Client::spawn(name, &self.masters, &self.logs())
+    }
+}
+
+/// A `diskv client` child with piped stdin and stdout, killed by pid when dropped.
+struct Client {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr_log: PathBuf,
+}
+
+impl Client {
+    fn spawn(name: &str, masters: &str, log_dir: &Path) -> Client {
+        std::fs::create_dir_all(log_dir).expect("log dir");
+        let stderr_log = log_dir.join(format!("client-{name}.stderr.log"));
+        let err = std::fs::File::create(&stderr_log).expect("client stderr log");
+        let mut child = Command::new(diskv_bin())
+            .args(["client", "--masters", masters])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("spawn diskv client");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("client stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            name: name.to_string(),
+            child,
+            stdin,
+            lines: rx,
+            stderr_log,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .unwrap_or_else(|e| panic!("client {}: write {line:?}: {e}", self.name));
+    }
+
+    /// The next reply line, or `None` if none came within `limit`.
+    fn try_recv(&mut self, limit: Duration) -> Option<String> {
+        match self.lines.recv_timeout(limit) {
+            Ok(l) => Some(l),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => panic!(
+                "client {}: stdout closed; stderr: {}",
+                self.name,
+                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+            ),
+        }
+    }
+
+    fn recv(&mut self) -> String {
+        self.try_recv(REPLY_LIMIT).unwrap_or_else(|| {
+            panic!(
+                "client {}: no reply within {REPLY_LIMIT:?}; stderr: {}",
+                self.name,
+                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+            )
+        })
+    }
+
+    /// Sends one request and returns its (single-line) reply.
+    fn req(&mut self, line: &str) -> String {
+        self.send(line);
+        self.recv()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stdin.take();
+        if self.child.try_wait().ok().flatten().is_none() {
+            // By pid: the child has not been reaped.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits until the group serves requests (start-up, join, elections).
+fn wait_serving(c: &mut Client) {
+    c.send("GET warmup");
+    let deadline = Duration::from_secs(60);
+    let r = c
+        .try_recv(deadline)
+        .unwrap_or_else(|| panic!("the group did not serve within {deadline:?}"));
+    assert_eq!(r, "GET warmup null");
+}
+
+#[test]
+fn client_protocol() {
+    let g = Group::start();
+    let mut c = g.client("proto");
+    wait_serving(&mut c);
+
+    assert_eq!(c.req("PUT a 1"), "PUT a not_found");
+    assert_eq!(c.req("PUT a 2"), "PUT a found");
+    assert_eq!(c.req("GET a"), "GET a 2");
+    assert_eq!(c.req("APPEND b x"), "APPEND b not_found");
+    assert_eq!(c.req("APPEND b y"), "APPEND b found");
+    assert_eq!(c.req("GET b"), "GET b xy");
+    assert_eq!(c.req("SWAP c new"), "SWAP c null");
+    assert_eq!(c.req("SWAP c newer"), "SWAP c new");
+    assert_eq!(c.req("GET c"), "GET c newer");
+    assert_eq!(c.req("GET nope"), "GET nope null");
+    assert_eq!(c.req("DELETE nope"), "DELETE nope not_found");
+    assert_eq!(c.req("PUT d 4"), "PUT d not_found");
+    assert_eq!(c.req("DELETE d"), "DELETE d found");
+    assert_eq!(c.req("GET d"), "GET d null");
+    assert_eq!(c.req("PUT e 5"), "PUT e not_found");
+
+    // SCAN: inclusive bounds, sorted, deleted keys absent.
+    c.send("SCAN a c");
+    assert_eq!(c.recv(), "SCAN a c BEGIN");
+    assert_eq!(c.recv(), "  a 2");
+    assert_eq!(c.recv(), "  b xy");
+    assert_eq!(c.recv(), "  c newer");
+    assert_eq!(c.recv(), "SCAN END");
+    c.send("SCAN x z");
+    assert_eq!(c.recv(), "SCAN x z BEGIN");
+    assert_eq!(c.recv(), "SCAN END");
+    c.send("SCAN a z");
+    assert_eq!(c.recv(), "SCAN a z BEGIN");
+    for want in ["  a 2", "  b xy", "  c newer", "  e 5"] {
+        assert_eq!(c.recv(), want);
+    }
+    assert_eq!(c.recv(), "SCAN END");
+
+    // Malformed lines: an ERROR, and the client carries on.
+    for bad in ["PUT k", "FOO", "GET", "GET a b", "put a 1", "STOP now"] {
+        let r = c.req(bad);
+        assert!(r.starts_with("ERROR "), "{bad:?} answered {r:?}");
+        assert!(r.len() > "ERROR ".len(), "{bad:?}: no reason in {r:?}");
+    }
+    assert_eq!(c.req("GET a"), "GET a 2", "the client carries on");
+    assert_eq!(
+        c.req("PUT k v"),
+        "PUT k not_found",
+        "'PUT k' changed nothing"
+    );
+
+    c.send("STOP");
+    assert_eq!(c.recv(), "STOP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = c.child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "client did not exit after STOP");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "client exited with {status}");
+    // Nothing else on stdout.
+    // Nothing else on stdout: the reader sees end of file with no further line.
+    match c.lines.recv_timeout(Duration::from_secs(5)) {
+        Err(RecvTimeoutError::Disconnected) => {}
+        other => panic!("after STOP: {other:?}"),
+    }
+}
+
+#[test]
+fn basic_persistence() {
+    let mut g = Group::start();
+    let mut c = g.client("writer");
+    wait_serving(&mut c);
+    let keys: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
+    for (k, v) in &keys {
+        assert_eq!(c.req(&format!("PUT {k} {v}")), format!("PUT {k} not_found"));
+    }
+    assert_eq!(c.req("APPEND k0 +"), "APPEND k0 found");
+    drop(c);
+
+    for i in 0..3 {
+        g.kill9(i);
+    }
+    let mut bg = g.client("background");
+    bg.send("GET k3");
+    assert_eq!(
+        bg.try_recv(Duration::from_secs(2)),
+        None,
+        "a GET answered with every replica dead"
+    );
+    for i in 0..3 {
+        g.spawn(i, true);
+    }
+    assert_eq!(bg.recv(), "GET k3 v3");
+    for (k, v) in &keys {
+        let v = if k == "k0" {
+            format!("{v}+")
+        } else {
+            v.clone()
+        };
+        assert_eq!(bg.req(&format!("GET {k}")), format!("GET {k} {v}"));
+    }
+}
+
+#[test]
+fn one_restart() {
+    let mut g = Group::start();
+    let mut c = g.client("appender");
+    wait_serving(&mut c);
+    let mut want = String::new();
+    let mut n = 0;
+    let mut append = |c: &mut Client, want: &mut String| {
+        let tok = format!("t{n};");
+        n += 1;
+        let r = c.req(&format!("APPEND log {tok}"));
+        assert!(r.starts_with("APPEND log "), "{r}");
+        want.push_str(&tok);
+    };
+    for _ in 0..10 {
+        append(&mut c, &mut want);
+    }
+    for victim in [0, 2] {
+        g.kill9(victim);
+        for _ in 0..10 {
+            append(&mut c, &mut want);
+        }
+        g.spawn(victim, true);
+        for _ in 0..10 {
+            append(&mut c, &mut want);
+        }
+    }
+    assert_eq!(c.req("GET log"), format!("GET log {want}"));
+    // The restarted replicas caught up: kill the others so only they can answer
+    // together with one survivor.
+    g.kill9(1);
+    for _ in 0..5 {
+        append(&mut c, &mut want);
+    }
+    assert_eq!(c.req("GET log"), format!("GET log {want}"));
+}
+
+/// A small xorshift generator; the seed is printed so a failure can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn concurrent_crash_reliable() {
+    let mut g = Group::start();
+    let mut warm = g.client("warm");
+    wait_serving(&mut warm);
+    drop(warm);
+
+    const CLIENTS: usize = 4;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for ci in 0..CLIENTS {
+        let mut c = g.client(&format!("c{ci}"));
+        let stop = stop.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut j = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let tok = format!("c{ci}.{j};");
+                // Shared key for clients 0 and 1; own key for the others.
+                let key = if ci < 2 {
+                    "shared".to_string()
+                } else {
+                    format!("own{ci}")
+                };
+                let r = c.req(&format!("APPEND {key} {tok}"));
+                assert!(r.starts_with(&format!("APPEND {key} ")), "{r}");
+                acked.push(tok);
+                j += 1;
+            }
+            acked
+        }));
+    }
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("concurrent_crash_reliable: seed {seed}");
+    let mut rng = Rng(seed);
+    let mut kills = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        let victim = (rng.next() % 3) as usize;
+        g.kill9(victim);
+        kills += 1;
+        std::thread::sleep(Duration::from_millis(300 + rng.next() % 400));
+        g.spawn(victim, true);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<Vec<String>> = handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .collect();
+
+    let mut c = g.client("checker");
+    let get = |c: &mut Client, key: &str| -> Vec<String> {
+        let r = c.req(&format!("GET {key}"));
+        let v = r
+            .strip_prefix(&format!("GET {key} "))
+            .unwrap_or_else(|| panic!("{r}"));
+        v.split(';')
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("{s};"))
+            .collect()
+    };
+    let shared = get(&mut c, "shared");
+    for ci in 0..2 {
+        let mine: Vec<String> = shared
+            .iter()
+            .filter(|t| t.starts_with(&format!("c{ci}.")))
+            .cloned()
+            .collect();
+        assert_eq!(mine, acked[ci], "client {ci} on the shared key");
+    }
+    assert_eq!(shared.len(), acked[0].len() + acked[1].len());
+    for ci in 2..CLIENTS {
+        assert_eq!(get(&mut c, &format!("own{ci}")), acked[ci], "client {ci}");
+    }
+    let total: usize = acked.iter().map(Vec::len).sum();
+    eprintln!("concurrent_crash_reliable: {total} acknowledged appends, {kills} SIGKILLs");
+    assert!(total >= CLIENTS * 5, "too few appends got through: {total}");
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut sum = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                sum += dir_size(&e.path());
+            } else {
+                sum += md.len();
+            }
+        }
+    }
+    sum
+}
+
+fn list_files(p: &Path) {
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                list_files(&e.path());
+            } else {
+                eprintln!("disk_use: {} {}", e.path().display(), md.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn disk_use() {
+    let g = Group::start();
+    let mut c = g.client("disk");
+    wait_serving(&mut c);
+    // ~1.1 KB of live values: one 1,000-byte value overwritten, plus small keys.
+    let keys = ["big"];
+    for k in ["s1", "s2", "s3"] {
+        c.req(&format!("PUT {k} small"));
+    }
+    for round in 0..110 {
+        for k in keys {
+            // 1,000-byte values, different each round.
+            let v: String = std::iter::repeat(char::from(b'a' + (round % 26) as u8))
+                .take(1000)
+                .collect();
+            let r = c.req(&format!("PUT {k} {v}"));
+            assert!(r.starts_with(&format!("PUT {k} ")), "{r}");
+        }
+    }
+    let last: String = std::iter::repeat(char::from(b'a' + (109 % 26) as u8))
+        .take(1000)
+        .collect();
+    assert_eq!(c.req("GET big"), format!("GET big {last}"));
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..3 {
+        list_files(&g.dir(i));
+    }
+    let total: u64 = (0..3).map(|i| dir_size(&g.dir(i))).sum();
+    eprintln!(
+        "disk_use: replica dirs {:?} = {total} bytes",
+        (0..3).map(|i| dir_size(&g.dir(i))).collect::<Vec<_>>()
+    );
+    assert!(
+        total < 20_000,
+        "three replica directories hold {total} bytes after 110 rounds of 1,000-byte Puts"
+    );
+}
