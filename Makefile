@@ -6,11 +6,13 @@ CARGO ?= cargo
 
 all: verify
 
-## bench: the paxos group benchmark (3 replicas on loopback, fsync on); prints a
-## table and writes <target dir>/bench/paxos.json. PAXOS_BENCH_SECS=n sets the
-## seconds measured per load level (default 5).
+## bench: the paxos group benchmark (3 replicas on loopback, fsync on) and the KV
+## Clerk benchmark (3-replica group, 1 and 64 clients, 50/50 Get/Put of 1 KB);
+## tables on stdout, JSON in <target dir>/bench/paxos.json and <target dir>/tmp/bench/clerk.json.
+## PAXOS_BENCH_SECS / DISKV_BENCH_SECS set the seconds per load level (default 5).
 bench:
 	$(CARGO) bench -p paxos --bench group
+	$(CARGO) bench -p diskv --bench clerk
 
 ## test: every test of the workspace (unit, integration and doc tests).
 test:

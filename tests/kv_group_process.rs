@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+use support::linearizability::{check, History, Op, Ret};
 use support::process::{diskv_bin, reserve_addrs, Process};
 
 /// Longest a single client request may take while the group is healthy.
@@ -24,10 +25,17 @@ struct Group {
     peers: Vec<String>,
     root: tempfile::TempDir,
     spawns: usize,
+    /// Start every replica with `--unreliable`.
+    unreliable: bool,
 }
 
 impl Group {
     fn start() -> Group {
+        Group::start_with(false)
+    }
+
+    /// Like [`Group::start`]; `unreliable` starts every replica with `--unreliable`.
+    fn start_with(unreliable: bool) -> Group {
         let root = tempfile::tempdir().expect("tempdir");
         let mut addrs = reserve_addrs(4);
         let masters = addrs.remove(0);
@@ -38,6 +46,7 @@ impl Group {
             peers: addrs,
             root,
             spawns: 0,
+            unreliable,
         };
         let sm_dir = g.root.path().join("sm");
         g.master = Some(Process::spawn_with(
@@ -92,6 +101,9 @@ impl Group {
         if restart {
             args.push("--restart".into());
         }
+        if self.unreliable {
+            args.push("--unreliable".into());
+        }
         self.spawns += 1;
         let name = format!("s{i}-{}", self.spawns);
         let p = Process::spawn_with(&name, &self.logs(), diskv_bin(), args, |c| {
@@ -104,6 +116,20 @@ impl Group {
         let mut p = self.servers[i].take().expect("replica is running");
         p.kill9();
         // Keep nothing: its logs stay on disk under its unique name.
+    }
+
+    fn sigstop(&mut self, i: usize) {
+        self.servers[i]
+            .as_mut()
+            .expect("replica is running")
+            .sigstop();
+    }
+
+    fn sigcont(&mut self, i: usize) {
+        self.servers[i]
+            .as_mut()
+            .expect("replica is running")
+            .sigcont();
     }
 
     fn client(&self, name: &str) -> Client {
@@ -518,4 +544,262 @@ fn disk_use() {
         total < 20_000,
         "three replica directories hold {total} bytes after 110 rounds of 1,000-byte Puts"
     );
+}
+
+/// 6.824 AppendUse: n Appends of 1,000-byte values to one key; once the group is idle,
+/// the three replica directories together hold under 3·n·1000 + 20,000 bytes.
+#[test]
+fn append_use() {
+    const N: usize = 120;
+    let g = Group::start();
+    let mut c = g.client("append-use");
+    wait_serving(&mut c);
+    let mut want = String::with_capacity(N * 1000);
+    for round in 0..N {
+        // 1,000 bytes, different each round: a 4-digit round number, then filler.
+        let fill = char::from(b'a' + (round % 26) as u8);
+        let mut v = format!("{round:04}");
+        v.extend(std::iter::repeat(fill).take(1000 - 4));
+        assert_eq!(v.len(), 1000);
+        let r = c.req(&format!("APPEND k {v}"));
+        let exp = if round == 0 {
+            "APPEND k not_found"
+        } else {
+            "APPEND k found"
+        };
+        assert_eq!(r, exp, "round {round}");
+        want.push_str(&v);
+    }
+    let got = c.req("GET k");
+    assert!(
+        got == format!("GET k {want}"),
+        "the value is not the {N} appends in order (got {} bytes, want {})",
+        got.len(),
+        want.len() + "GET k ".len()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..3 {
+        list_files(&g.dir(i));
+    }
+    let sizes: Vec<u64> = (0..3).map(|i| dir_size(&g.dir(i))).collect();
+    let total: u64 = sizes.iter().sum();
+    let bound = (3 * N * 1000 + 20_000) as u64;
+    eprintln!("append_use: n={N}, replica dirs {sizes:?} = {total} bytes (bound {bound})");
+    assert!(
+        total < bound,
+        "three replica directories hold {total} bytes ({sizes:?}) after {N} Appends of \
+         1,000 bytes; AppendUse allows under {bound}"
+    );
+}
+
+/// Parses a reply line to `op` into a [`Ret`]; panics on anything else.
+fn parse_reply(op: &Op, line: &str) -> Ret {
+    let (verb, key) = match op {
+        Op::Get { key } => ("GET", key),
+        Op::Put { key, .. } => ("PUT", key),
+        Op::Append { key, .. } => ("APPEND", key),
+        Op::Swap { key, .. } => ("SWAP", key),
+        Op::Delete { key } => ("DELETE", key),
+        other => panic!("not sent by this test: {other:?}"),
+    };
+    let rest = line
+        .strip_prefix(&format!("{verb} {key} "))
+        .unwrap_or_else(|| panic!("reply {line:?} to {op:?}"));
+    match verb {
+        "GET" | "SWAP" => {
+            if rest == "null" {
+                Ret::missing()
+            } else {
+                Ret::value(rest)
+            }
+        }
+        _ => match rest {
+            "found" => Ret::Existed(true),
+            "not_found" => Ret::Existed(false),
+            _ => panic!("reply {line:?} to {op:?}"),
+        },
+    }
+}
+
+fn op_line(op: &Op) -> String {
+    match op {
+        Op::Get { key } => format!("GET {key}"),
+        Op::Put { key, value } => format!("PUT {key} {value}"),
+        Op::Append { key, value } => format!("APPEND {key} {value}"),
+        Op::Swap { key, value } => format!("SWAP {key} {value}"),
+        Op::Delete { key } => format!("DELETE {key}"),
+        other => panic!("not sent by this test: {other:?}"),
+    }
+}
+
+/// One run of `random_crashes_are_linearizable`.
+fn random_crashes_run(unreliable: bool, seed: u64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const CLIENTS: usize = 4;
+    const KEYS: [&str; 3] = ["x", "y", "z"];
+    /// Cap per client, so the history stays small enough to check.
+    const MAX_OPS: usize = 100;
+    const CHAOS: Duration = Duration::from_secs(8);
+    /// How long outstanding operations may take once the chaos stops.
+    const DRAIN: Duration = Duration::from_secs(15);
+
+    let tag = if unreliable { "unreliable" } else { "reliable" };
+    eprintln!("random_crashes_are_linearizable[{tag}]: seed {seed}");
+    let t0 = Instant::now();
+    let mut g = Group::start_with(unreliable);
+    let mut warm = g.client(&format!("{tag}-warm"));
+    wait_serving(&mut warm);
+    drop(warm);
+    let warmup = t0.elapsed();
+
+    let h = History::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for ci in 0..CLIENTS {
+        let mut c = g.client(&format!("{tag}-c{ci}"));
+        let stop = stop.clone();
+        let h = h.clone();
+        let mut rng = Rng(seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(ci as u64 * 7919)
+            | 1);
+        handles.push(std::thread::spawn(move || {
+            let (mut returned, mut timed_out) = (0usize, 0usize);
+            let mut stopped_at: Option<Instant> = None;
+            for j in 0..MAX_OPS {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // Spread the operations over the chaos.
+                std::thread::sleep(Duration::from_millis(rng.next() % 150));
+                let key = KEYS[(rng.next() % KEYS.len() as u64) as usize];
+                let val = format!("c{ci}.{j};");
+                let op = match rng.next() % 100 {
+                    0..=29 => Op::get(key),
+                    30..=49 => Op::put(key, val),
+                    50..=74 => Op::append(key, val),
+                    75..=89 => Op::swap(key, val),
+                    _ => Op::delete(key),
+                };
+                let line = op_line(&op);
+                let id = h.invoke(ci as u64, op.clone());
+                c.send(&line);
+                let reply = loop {
+                    if let Some(l) = c.try_recv(Duration::from_millis(100)) {
+                        break Some(l);
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        let at = *stopped_at.get_or_insert_with(Instant::now);
+                        if at.elapsed() > DRAIN {
+                            break None;
+                        }
+                    }
+                };
+                match reply {
+                    Some(l) => {
+                        h.ret(id, parse_reply(&op, &l));
+                        returned += 1;
+                    }
+                    None => {
+                        // Unknown outcome; the client is killed when dropped.
+                        h.timeout(id);
+                        timed_out += 1;
+                        break;
+                    }
+                }
+            }
+            drop(c);
+            (returned, timed_out)
+        }));
+    }
+
+    let mut rng = Rng(seed);
+    let (mut kills, mut stops) = (0, 0);
+    let chaos = Instant::now();
+    while chaos.elapsed() < CHAOS {
+        // At most one replica down or stopped at any time.
+        let victim = (rng.next() % 3) as usize;
+        g.kill9(victim);
+        kills += 1;
+        std::thread::sleep(Duration::from_millis(300 + rng.next() % 400));
+        g.spawn(victim, true);
+        std::thread::sleep(Duration::from_millis(500 + rng.next() % 300));
+        let paused = (victim + 1 + (rng.next() % 2) as usize) % 3;
+        g.sigstop(paused);
+        stops += 1;
+        std::thread::sleep(Duration::from_millis(300 + rng.next() % 400));
+        g.sigcont(paused);
+        std::thread::sleep(Duration::from_millis(500 + rng.next() % 300));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let chaos_end = Instant::now();
+    let mut returned = 0;
+    let mut timed_out = 0;
+    for hd in handles {
+        let (r, t) = hd.join().expect("client thread");
+        returned += r;
+        timed_out += t;
+    }
+
+    let drain = chaos_end.elapsed();
+    // Final reads, in the history: every acknowledged write must show.
+    let mut c = g.client(&format!("{tag}-final"));
+    for key in KEYS {
+        let op = Op::get(key);
+        let id = h.invoke(100, op.clone());
+        let l = c.req(&op_line(&op));
+        let r = parse_reply(&op, &l);
+        eprintln!("random_crashes_are_linearizable[{tag}]: final {l}");
+        h.ret(id, r);
+    }
+    drop(c);
+
+    let t_check = Instant::now();
+    let verdict = check(&h);
+    eprintln!(
+        "random_crashes_are_linearizable[{tag}]: {} ops ({returned} returned, {timed_out} \
+         unknown, +3 final GETs), {kills} SIGKILLs, {stops} SIGSTOPs, warm-up {warmup:?}, \
+         drain {drain:?}, check {:?}, run {:?}",
+        h.len(),
+        t_check.elapsed(),
+        t0.elapsed()
+    );
+    assert!(
+        verdict.is_ok(),
+        "[{tag}] seed {seed}: {verdict}\nhistory: {:#?}",
+        h.operations()
+    );
+    // Not vacuous. With --unreliable every lost request or reply costs the Clerk a
+    // 3 s attempt timeout (clerk.rs ATTEMPT), so only tens of operations get through.
+    let floor = if unreliable { CLIENTS } else { CLIENTS * 10 };
+    assert!(
+        returned >= floor,
+        "[{tag}] seed {seed}: too few operations returned: {returned} < {floor}"
+    );
+}
+
+#[test]
+fn random_crashes_are_linearizable() {
+    let seed = std::env::var("DISKV_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+        | 1;
+    // The two runs are independent groups; run them side by side to bound the time.
+    let reliable = std::thread::spawn(move || random_crashes_run(false, seed));
+    let unreliable = std::thread::spawn(move || random_crashes_run(true, seed));
+    let r = reliable.join();
+    let u = unreliable.join();
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+    if let Err(e) = u {
+        std::panic::resume_unwind(e);
+    }
 }
