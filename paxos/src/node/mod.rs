@@ -151,6 +151,7 @@ impl PaxosNode {
             durable,
             appended_promise: Ballot::ZERO,
             unsynced: false,
+            learned_unsynced: false,
         };
         std::thread::Builder::new()
             .name(format!("paxos-persist-{}", opts.core.id))

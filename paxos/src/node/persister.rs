@@ -63,12 +63,18 @@ pub(super) struct Persister {
     pub(super) appended_promise: Ballot,
     /// Records appended and not yet synced (all of them lazy ones between batches).
     pub(super) unsynced: bool,
+    /// True while a Learned record is appended but not yet synced.
+    pub(super) learned_unsynced: bool,
 }
 
 /// True if `record` must be durable before the messages of its batch leave. Only
 /// the records of decisions and forgetting are exempt (rule 5 of the crate docs):
 /// promises and accepts are what messages reveal (rules 1–2), and any other record
 /// (a membership change, or a kind added later) is held to the strict rule too.
+fn is_learned(record: &Record) -> bool {
+    matches!(record, Record::Learned { .. })
+}
+
 fn gates_messages(record: &Record) -> bool {
     !matches!(
         record,
@@ -145,26 +151,49 @@ impl Persister {
             .flat_map(|b| b.records.drain(..))
             .collect();
         let compact = batches.iter().filter_map(|b| b.compact_below).max();
-        if !records.is_empty() {
-            let started = Instant::now();
-            self.storage.append(&records)?;
-            self.unsynced = true;
-            self.stats
-                .records
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
-            self.count_time(started);
-            if let Some(promise) = records.iter().filter_map(promise_of).max() {
-                self.appended_promise = self.appended_promise.max(promise);
-            }
-            if records.iter().any(gates_messages) {
+        // A `Committed` record says "the value of every instance below is its
+        // Learned or latest Accepted record": it must never be durable while a
+        // Learned record before it is not (writeback order is not append order
+        // until fdatasync). So a Committed record after an unsynced Learned one
+        // waits for a sync.
+        let mut start = 0;
+        for (i, record) in records.iter().enumerate() {
+            if matches!(record, Record::Committed { .. })
+                && (self.learned_unsynced || records[start..i].iter().any(is_learned))
+            {
+                self.append_now(&records[start..i])?;
                 self.sync()?;
+                start = i;
             }
+        }
+        self.append_now(&records[start..])?;
+        if records.iter().any(gates_messages) {
+            self.sync()?;
         }
         if let Some(below) = compact {
             // Compaction syncs before it deletes anything; syncing the lazy records
             // here first keeps `unsynced` and the sync counter exact.
             self.sync()?;
             self.storage.compact(below)?;
+        }
+        Ok(())
+    }
+
+    /// Appends records (not yet durable).
+    fn append_now(&mut self, records: &[Record]) -> Result<(), StorageError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.storage.append(records)?;
+        self.unsynced = true;
+        self.learned_unsynced |= records.iter().any(is_learned);
+        self.stats
+            .records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.count_time(started);
+        if let Some(promise) = records.iter().filter_map(promise_of).max() {
+            self.appended_promise = self.appended_promise.max(promise);
         }
         Ok(())
     }
@@ -178,6 +207,7 @@ impl Persister {
         let started = Instant::now();
         self.storage.sync()?;
         self.unsynced = false;
+        self.learned_unsynced = false;
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.count_time(started);
         self.durable.raise(self.appended_promise);
@@ -261,6 +291,7 @@ mod tests {
             durable: durable.clone(),
             appended_promise: Ballot::ZERO,
             unsynced: false,
+            learned_unsynced: false,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || persister.run(rx));
@@ -293,6 +324,47 @@ mod tests {
         tx.send(batch(vec![Record::Committed { upto: 2 }], 3))
             .unwrap();
         wait_for("the lazy sync", || disk.synced_records().len() == 3);
+        drop(tx);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_commit_watermark_is_never_written_before_the_learned_value_it_covers_is_durable() {
+        let disk = MemDisk::new();
+        let watcher = Arc::new(Watcher {
+            disk: disk.clone(),
+            sent: Mutex::new(Vec::new()),
+        });
+        let (loopback, _looped) = tokio::sync::mpsc::channel(8);
+        let persister = Persister {
+            me: 0,
+            storage: Box::new(disk.open()),
+            transport: watcher.clone(),
+            loopback,
+            stats: Arc::default(),
+            failed: Arc::default(),
+            stopping: Arc::default(),
+            durable: Arc::new(DurablePromise::default()),
+            appended_promise: Ballot::ZERO,
+            unsynced: false,
+            learned_unsynced: false,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || persister.run(rx));
+        let learned = Record::Learned {
+            slot: 0,
+            entry: crate::types::Entry::Noop,
+        };
+        tx.send(batch(
+            vec![learned.clone(), Record::Committed { upto: 1 }],
+            1,
+        ))
+        .unwrap();
+        wait_for("the message", || !watcher.sent.lock().unwrap().is_empty());
+        // When the batch's message left, the Learned record was durable and the
+        // watermark after it was only appended.
+        assert_eq!(watcher.sent.lock().unwrap()[0].1, 1);
+        assert_eq!(disk.synced_records(), vec![learned]);
         drop(tx);
         thread.join().unwrap();
     }
