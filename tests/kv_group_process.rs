@@ -462,17 +462,21 @@ fn concurrent_crash_reliable() {
             .collect()
     };
     let shared = get(&mut c, "shared");
-    for ci in 0..2 {
+    for (ci, acked_by_ci) in acked.iter().enumerate().take(2) {
         let mine: Vec<String> = shared
             .iter()
             .filter(|t| t.starts_with(&format!("c{ci}.")))
             .cloned()
             .collect();
-        assert_eq!(mine, acked[ci], "client {ci} on the shared key");
+        assert_eq!(&mine, acked_by_ci, "client {ci} on the shared key");
     }
     assert_eq!(shared.len(), acked[0].len() + acked[1].len());
-    for ci in 2..CLIENTS {
-        assert_eq!(get(&mut c, &format!("own{ci}")), acked[ci], "client {ci}");
+    for (ci, acked_by_ci) in acked.iter().enumerate().skip(2) {
+        assert_eq!(
+            &get(&mut c, &format!("own{ci}")),
+            acked_by_ci,
+            "client {ci}"
+        );
     }
     let total: usize = acked.iter().map(Vec::len).sum();
     eprintln!("concurrent_crash_reliable: {total} acknowledged appends, {kills} SIGKILLs");
@@ -520,16 +524,13 @@ fn disk_use() {
     for round in 0..110 {
         for k in keys {
             // 1,000-byte values, different each round.
-            let v: String = std::iter::repeat(char::from(b'a' + (round % 26) as u8))
-                .take(1000)
-                .collect();
+            let v: String =
+                std::iter::repeat_n(char::from(b'a' + (round % 26) as u8), 1000).collect();
             let r = c.req(&format!("PUT {k} {v}"));
             assert!(r.starts_with(&format!("PUT {k} ")), "{r}");
         }
     }
-    let last: String = std::iter::repeat(char::from(b'a' + (109 % 26) as u8))
-        .take(1000)
-        .collect();
+    let last: String = std::iter::repeat_n(char::from(b'a' + (109 % 26) as u8), 1000).collect();
     assert_eq!(c.req("GET big"), format!("GET big {last}"));
     std::thread::sleep(Duration::from_secs(2));
     for i in 0..3 {
@@ -559,7 +560,7 @@ fn append_use() {
         // 1,000 bytes, different each round: a 4-digit round number, then filler.
         let fill = char::from(b'a' + (round % 26) as u8);
         let mut v = format!("{round:04}");
-        v.extend(std::iter::repeat(fill).take(1000 - 4));
+        v.extend(std::iter::repeat_n(fill, 1000 - 4));
         assert_eq!(v.len(), 1000);
         let r = c.req(&format!("APPEND k {v}"));
         let exp = if round == 0 {
