@@ -4,16 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
+use support::line_client::{wait_serving, Client};
 use support::linearizability::{check, History, Op, Ret};
 use support::process::{diskv_bin, reserve_addrs, Process};
-
-/// Longest a single client request may take while the group is healthy.
-const REPLY_LIMIT: Duration = Duration::from_secs(30);
 
 /// One shardmaster and one replica group (gid 1) of three servers.
 struct Group {
@@ -137,106 +133,6 @@ impl Group {
     }
 }
 
-/// A `diskv client` child with piped stdin and stdout, killed by pid when dropped.
-struct Client {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr_log: PathBuf,
-}
-
-impl Client {
-    fn spawn(name: &str, masters: &str, log_dir: &Path) -> Client {
-        std::fs::create_dir_all(log_dir).expect("log dir");
-        let stderr_log = log_dir.join(format!("client-{name}.stderr.log"));
-        let err = std::fs::File::create(&stderr_log).expect("client stderr log");
-        let mut child = Command::new(diskv_bin())
-            .args(["client", "--masters", masters])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("spawn diskv client");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("client stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Client {
-            name: name.to_string(),
-            child,
-            stdin,
-            lines: rx,
-            stderr_log,
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}")
-            .and_then(|_| stdin.flush())
-            .unwrap_or_else(|e| panic!("client {}: write {line:?}: {e}", self.name));
-    }
-
-    /// The next reply line, or `None` if none came within `limit`.
-    fn try_recv(&mut self, limit: Duration) -> Option<String> {
-        match self.lines.recv_timeout(limit) {
-            Ok(l) => Some(l),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => panic!(
-                "client {}: stdout closed; stderr: {}",
-                self.name,
-                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-            ),
-        }
-    }
-
-    fn recv(&mut self) -> String {
-        self.try_recv(REPLY_LIMIT).unwrap_or_else(|| {
-            panic!(
-                "client {}: no reply within {REPLY_LIMIT:?}; stderr: {}",
-                self.name,
-                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-            )
-        })
-    }
-
-    /// Sends one request and returns its (single-line) reply.
-    fn req(&mut self, line: &str) -> String {
-        self.send(line);
-        self.recv()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.stdin.take();
-        if self.child.try_wait().ok().flatten().is_none() {
-            // By pid: the child has not been reaped.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Waits until the group serves requests (start-up, join, elections).
-fn wait_serving(c: &mut Client) {
-    c.send("GET warmup");
-    let deadline = Duration::from_secs(60);
-    let r = c
-        .try_recv(deadline)
-        .unwrap_or_else(|| panic!("the group did not serve within {deadline:?}"));
-    assert_eq!(r, "GET warmup null");
-}
-
 #[test]
 fn client_protocol() {
     let g = Group::start();
@@ -291,18 +187,12 @@ fn client_protocol() {
 
     c.send("STOP");
     assert_eq!(c.recv(), "STOP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = c.child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "client did not exit after STOP");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = c
+        .wait_exit(Duration::from_secs(10))
+        .expect("client did not exit after STOP");
     assert!(status.success(), "client exited with {status}");
-    // Nothing else on stdout.
     // Nothing else on stdout: the reader sees end of file with no further line.
-    match c.lines.recv_timeout(Duration::from_secs(5)) {
+    match c.next_line(Duration::from_secs(5)) {
         Err(RecvTimeoutError::Disconnected) => {}
         other => panic!("after STOP: {other:?}"),
     }

@@ -4,15 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use support::line_client::{wait_serving, Client};
 use support::process::{diskv_bin, reserve_addrs, run, wait_for, Process};
 
-/// Longest a single client request may take while its group is healthy.
-const REPLY_LIMIT: Duration = Duration::from_secs(30);
 const NSHARDS: usize = 10;
 
 /// One shardmaster process; the groups are started separately.
@@ -153,93 +149,6 @@ impl Cluster {
     }
 }
 
-/// A `diskv client` child with piped stdin and stdout, killed by pid when dropped.
-struct Client {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr_log: PathBuf,
-}
-
-impl Client {
-    fn spawn(name: &str, masters: &str, log_dir: &Path) -> Client {
-        std::fs::create_dir_all(log_dir).expect("log dir");
-        let stderr_log = log_dir.join(format!("client-{name}.stderr.log"));
-        let err = std::fs::File::create(&stderr_log).expect("client stderr log");
-        let mut child = Command::new(diskv_bin())
-            .args(["client", "--masters", masters])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .expect("spawn diskv client");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("client stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Client {
-            name: name.to_string(),
-            child,
-            stdin,
-            lines: rx,
-            stderr_log,
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}")
-            .and_then(|_| stdin.flush())
-            .unwrap_or_else(|e| panic!("client {}: write {line:?}: {e}", self.name));
-    }
-
-    fn try_recv(&mut self, limit: Duration) -> Option<String> {
-        match self.lines.recv_timeout(limit) {
-            Ok(l) => Some(l),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => panic!(
-                "client {}: stdout closed; stderr: {}",
-                self.name,
-                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-            ),
-        }
-    }
-
-    fn recv(&mut self) -> String {
-        self.try_recv(REPLY_LIMIT).unwrap_or_else(|| {
-            panic!(
-                "client {}: no reply within {REPLY_LIMIT:?}; stderr: {}",
-                self.name,
-                std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-            )
-        })
-    }
-
-    fn req(&mut self, line: &str) -> String {
-        self.send(line);
-        self.recv()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.stdin.take();
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -255,15 +164,6 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
-}
-
-fn wait_serving(c: &mut Client) {
-    c.send("GET warmup");
-    let limit = Duration::from_secs(30);
-    let r = c
-        .try_recv(limit)
-        .unwrap_or_else(|| panic!("the cluster did not serve within {limit:?}"));
-    assert_eq!(r, "GET warmup null");
 }
 
 #[test]

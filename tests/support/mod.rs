@@ -2,5 +2,6 @@
 //! Shared helpers of the integration tests.
 
 pub mod http;
+pub mod line_client;
 pub mod linearizability;
 pub mod process;

@@ -4,7 +4,7 @@
 use super::{Event, ReadOutcome, Replica, Role};
 use crate::message::{Message, PromisedSlot};
 use crate::types::{Ballot, Command, Entry, NodeId, Slot};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A set of replicas, one bit each.
 type Votes = u64;
@@ -68,6 +68,9 @@ pub(super) struct Leader {
     /// after a reincarnation decided in `s`, instances up to `s + window` still
     /// need the old membership, so they are closed at once.
     pub(super) fill_until: Slot,
+    /// Instances beyond `commit + window` whose acks arrived: decided (or not)
+    /// once the watermark catches up.
+    deferred: BTreeSet<Slot>,
 }
 
 impl Leader {
@@ -264,6 +267,7 @@ impl Replica {
             promisers: c.promisers,
             reincarnations: VecDeque::new(),
             fill_until: 0,
+            deferred: BTreeSet::new(),
         };
         for (slot, (entry, _)) in std::mem::take(&mut self.waiting_starts) {
             leader.request_slot(slot, entry);
@@ -315,16 +319,14 @@ impl Replica {
     /// sends whatever heartbeat or read confirmation is due.
     pub(super) fn leader_flush(&mut self) {
         // Instances whose decision waited for the commit watermark to catch up.
-        if let Role::Leader(l) = &self.role {
+        if let Role::Leader(l) = &mut self.role {
             let limit = self.commit + self.cfg.window;
-            let waiting: Vec<Slot> = l
-                .inflight
-                .keys()
-                .copied()
-                .take_while(|&s| s <= limit)
-                .collect();
-            for slot in waiting {
-                self.try_decide(slot);
+            if l.deferred.first().is_some_and(|&s| s <= limit) {
+                let later = l.deferred.split_off(&(limit + 1));
+                let ready = std::mem::replace(&mut l.deferred, later);
+                for slot in ready {
+                    self.try_decide(slot);
+                }
             }
         }
         loop {
@@ -472,6 +474,9 @@ impl Replica {
     /// who votes in it.
     fn try_decide(&mut self, slot: Slot) {
         if slot > self.commit + self.cfg.window {
+            if let Role::Leader(l) = &mut self.role {
+                l.deferred.insert(slot);
+            }
             return;
         }
         let Role::Leader(l) = &self.role else {
@@ -657,8 +662,7 @@ impl Replica {
     /// Forwarded starts that were not decided after a while are sent again.
     pub(super) fn resend_waiting_starts(&mut self) {
         let (now, every) = (self.now, self.cfg.retransmit_ticks as u64);
-        for (entry, sent) in self.waiting_starts.values_mut() {
-            let _ = entry;
+        for (_, sent) in self.waiting_starts.values_mut() {
             if matches!(sent, Some(t) if now - *t >= every) {
                 *sent = None;
             }

@@ -29,15 +29,10 @@ impl Replica {
     /// Moves the commit watermark over every contiguous decided instance and hands
     /// them to the application in order.
     fn advance_commit(&mut self) {
-        while let Some(entry) = self.decided.get(&self.commit) {
-            if let Entry::Reincarnate { node, nonce } = *entry {
+        while let Some(entry) = self.decided.get(&self.commit).cloned() {
+            if let Entry::Reincarnate { node, nonce } = entry {
                 self.apply_reincarnation(self.commit, node, nonce);
             }
-            let entry = self
-                .decided
-                .get(&self.commit)
-                .cloned()
-                .unwrap_or(Entry::Noop);
             self.ready.committed.push((self.commit, entry));
             self.commit += 1;
         }

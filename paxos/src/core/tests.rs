@@ -338,3 +338,91 @@ fn config_validation_rejects_nonsense() {
     .validate()
     .is_err());
 }
+
+/// A new leader re-proposes more instances than its window. Acks for one beyond
+/// `commit + window` arrive first: it must not be decided then (its epoch may not
+/// be known yet), but must be once the instances below it are.
+#[test]
+fn an_instance_acked_beyond_the_window_is_decided_once_the_watermark_catches_up() {
+    let mut r = Replica::new(CoreConfig {
+        window: 2,
+        ..CoreConfig::new(0, 3)
+    });
+    r.campaign_now();
+    let mut to_self: Vec<Envelope> = r
+        .take_ready()
+        .messages
+        .into_iter()
+        .filter(|m| m.to == 0)
+        .collect();
+    let ballot = match to_self[0].msg {
+        Message::Prepare { ballot, .. } => ballot,
+        ref other => panic!("expected a prepare, got {other:?}"),
+    };
+    // Replica 1 accepted values in instances 0..5 under an older leader.
+    let old = Ballot::new(0, 1);
+    let accepted = (0..5)
+        .map(|slot| PromisedSlot {
+            slot,
+            ballot: old,
+            entry: val(&format!("v{slot}")),
+            decided: false,
+        })
+        .collect();
+    let deliver = |r: &mut Replica, msgs: &mut Vec<Envelope>| {
+        while !msgs.is_empty() {
+            for m in std::mem::take(msgs) {
+                r.handle(m);
+            }
+            msgs.extend(r.take_ready().messages.into_iter().filter(|m| m.to == 0));
+        }
+    };
+    deliver(&mut r, &mut to_self);
+    r.handle(env(
+        1,
+        0,
+        Message::Promise {
+            ballot,
+            accepted,
+            floor: 0,
+            incarnation: 0,
+        },
+    ));
+    let mut msgs: Vec<Envelope> = r
+        .take_ready()
+        .messages
+        .into_iter()
+        .filter(|m| m.to == 0)
+        .collect();
+    deliver(&mut r, &mut msgs); // the leader's own accepts
+    assert!(r.is_leader());
+    let accepted_by_1 = |slot| {
+        env(
+            1,
+            0,
+            Message::Accepted {
+                ballot,
+                slot,
+                incarnation: 0,
+            },
+        )
+    };
+    r.handle(accepted_by_1(4));
+    r.take_ready();
+    assert_eq!(
+        r.status(4),
+        Status::Pending,
+        "decided beyond commit + window"
+    );
+    for slot in 0..4 {
+        r.handle(accepted_by_1(slot));
+    }
+    r.take_ready();
+    r.take_ready();
+    assert_eq!(
+        r.commit_index(),
+        5,
+        "the deferred instance was never decided"
+    );
+    assert_eq!(r.status(4), Status::Decided(val("v4")));
+}

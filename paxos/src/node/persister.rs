@@ -271,14 +271,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_promises_and_accepts_hold_messages_back_and_the_rest_is_synced_soon() {
-        let disk = MemDisk::new();
+    /// A persister thread on `disk` whose sends are watched.
+    struct Running {
+        tx: std::sync::mpsc::Sender<Batch>,
+        thread: std::thread::JoinHandle<()>,
+        watcher: Arc<Watcher>,
+        durable: Arc<DurablePromise>,
+        _looped: tokio::sync::mpsc::Receiver<Envelope>,
+    }
+
+    fn start(disk: &MemDisk) -> Running {
         let watcher = Arc::new(Watcher {
             disk: disk.clone(),
             sent: Mutex::new(Vec::new()),
         });
-        let (loopback, _looped) = tokio::sync::mpsc::channel(8);
+        let (loopback, looped) = tokio::sync::mpsc::channel(8);
         let durable = Arc::new(DurablePromise::default());
         let persister = Persister {
             me: 0,
@@ -295,6 +302,25 @@ mod tests {
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || persister.run(rx));
+        Running {
+            tx,
+            thread,
+            watcher,
+            durable,
+            _looped: looped,
+        }
+    }
+
+    #[test]
+    fn only_promises_and_accepts_hold_messages_back_and_the_rest_is_synced_soon() {
+        let disk = MemDisk::new();
+        let Running {
+            tx,
+            thread,
+            watcher,
+            durable,
+            _looped,
+        } = start(&disk);
         let sent = |n: usize| watcher.sent.lock().unwrap().len() >= n;
 
         // A decision's record needs no sync before the batch's message goes...
@@ -331,26 +357,13 @@ mod tests {
     #[test]
     fn a_commit_watermark_is_never_written_before_the_learned_value_it_covers_is_durable() {
         let disk = MemDisk::new();
-        let watcher = Arc::new(Watcher {
-            disk: disk.clone(),
-            sent: Mutex::new(Vec::new()),
-        });
-        let (loopback, _looped) = tokio::sync::mpsc::channel(8);
-        let persister = Persister {
-            me: 0,
-            storage: Box::new(disk.open()),
-            transport: watcher.clone(),
-            loopback,
-            stats: Arc::default(),
-            failed: Arc::default(),
-            stopping: Arc::default(),
-            durable: Arc::new(DurablePromise::default()),
-            appended_promise: Ballot::ZERO,
-            unsynced: false,
-            learned_unsynced: false,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || persister.run(rx));
+        let Running {
+            tx,
+            thread,
+            watcher,
+            _looped,
+            ..
+        } = start(&disk);
         let learned = Record::Learned {
             slot: 0,
             entry: crate::types::Entry::Noop,
