@@ -1,5 +1,7 @@
 //! The `diskv` binary: thin subcommands over the libraries (see contracts.md).
 
+#[allow(dead_code)] // used by the `bench` subcommand, being built (issue #8)
+mod bench;
 mod cmd;
 
 use clap::{Parser, Subcommand};
