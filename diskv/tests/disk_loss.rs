@@ -64,6 +64,51 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     assert_eq!(copy, Some(expected));
 }
 
+/// Regression (found by tests/disk_loss_process.rs): once every replica had
+/// checkpointed and the group forgot its log prefix, a replica that lost its disk
+/// could only rejoin through a snapshot, but `Rsm` never asked the application for
+/// one: the replica logged "waiting for a snapshot" forever and was never admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_its_disk_installs_a_snapshot_once_the_log_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, maddrs) = masters(dir.path(), 3, 4).await;
+    let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
+    let mut ck = Clerk::new(maddrs.clone()).await;
+    let expected: String = (0..10).map(|i| format!("{i},")).collect();
+    within(30, "writes before the loss", async {
+        for i in 0..10 {
+            ck.append("k", &format!("{i},")).await.unwrap();
+        }
+    })
+    .await;
+    // Idle: every replica checkpoints and the group forgets the prefix.
+    within(30, "the group forgetting its log prefix", async {
+        while !g.servers.iter().flatten().all(|s| s.node().min() > 1) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let lost = (g.leader().unwrap() + 1) % 3;
+    g.stop(lost);
+    g.lose_disk(lost);
+    g.restart(lost).await;
+    within(
+        30,
+        "the lost replica's reincarnation through a snapshot",
+        async {
+            while g.servers[lost].as_ref().unwrap().node().incarnation() != Some(1) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await;
+    let copy = g.servers[lost].as_ref().unwrap().rsm().with_state(|st| {
+        let shard = shardmaster::shard_of(b"k", 4);
+        st.shard(shard).and_then(|s| s.data.get("k").cloned())
+    });
+    assert_eq!(copy, Some(expected));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_majority_lost_their_disks_halts() {
     let dir = tempfile::tempdir().unwrap();

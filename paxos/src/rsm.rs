@@ -306,11 +306,23 @@ async fn apply_loop<S: StateMachine>(
                         if let Some(upto) = sm.snapshot_needed(floor) {
                             applied = applied.max(upto);
                             node.install_snapshot(upto);
-                        } else {
-                            tracing::warn!(
-                                floor,
-                                "log forgot instances this replica needs; waiting for a snapshot"
-                            );
+                        } else if floor > applied {
+                            // Ask the application (diskv's recovery) for a state
+                            // covering `floor`; say so once per new floor.
+                            let asked = inner.snapshot_wanted.send_if_modified(|w| {
+                                let newer = !matches!(*w, Some(f) if f >= floor);
+                                if newer {
+                                    *w = Some(floor);
+                                }
+                                newer
+                            });
+                            if asked {
+                                tracing::warn!(
+                                    floor,
+                                    applied,
+                                    "log forgot instances this replica needs; waiting for a snapshot"
+                                );
+                            }
                         }
                     }
                 }
