@@ -36,7 +36,11 @@ pub struct Args {
     http: Option<String>,
 }
 
-/// Runs the replica until SIGTERM or SIGINT.
+/// How long a halted replica keeps answering its peers before it exits.
+const HALT_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the replica until SIGTERM or SIGINT (exit 0), or until it halts because a
+/// majority of its group lost their disks (an error: non-zero exit).
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.gid != 0,
@@ -64,18 +68,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         nshards: None,
     };
     let masters = opts.masters.clone();
+    let (gid, me) = (opts.gid, opts.me);
     let server = std::sync::Arc::new(KvServer::start(listener, opts).await?);
     let http = match &args.http {
         Some(addr) => Some(http_front(addr, masters, server.clone()).await?),
         None => None,
     };
-    super::wait_for_signal().await;
-    tracing::info!("signal received; stopping");
+    let halted = tokio::select! {
+        () = super::wait_for_signal() => {
+            tracing::info!("signal received; stopping");
+            false
+        }
+        () = until_halted(&server) => {
+            // Other recovering replicas count this one's `recovering` status to
+            // decide that a majority lost their disks: keep answering it a little
+            // longer than their poll (diskv/src/recovery.rs), so they halt too.
+            tokio::time::sleep(HALT_LINGER).await;
+            true
+        }
+    };
     if let Some(http) = http {
         http.stop().await;
     }
     server.shutdown();
+    anyhow::ensure!(
+        !halted,
+        "replica {} of group {} halted: a majority of its group lost their disks (see the \
+         error above); restore the group's directories from a backup, or rebuild the group",
+        me,
+        gid
+    );
     Ok(())
+}
+
+/// Returns once the replica halts because a majority of its group lost their disks,
+/// so the process exits with an error instead of idling without serving.
+async fn until_halted(server: &diskv::KvServer) {
+    while !server.is_halted() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Serves the HTTP API for the whole cluster on `addr`; ready once a read succeeds.
