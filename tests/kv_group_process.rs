@@ -4,138 +4,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
+use support::kv_group::{seed, Group, Rng};
 use support::line_client::{wait_serving, Client};
-use support::linearizability::{check, History, Op, Ret};
-use support::process::{diskv_bin, reserve_addrs, Process};
-
-/// One shardmaster and one replica group (gid 1) of three servers.
-struct Group {
-    // Declared first, so the processes are killed (and their logs printed on a
-    // panic) before the directory holding the logs is deleted.
-    servers: Vec<Option<Process>>,
-    master: Option<Process>,
-    masters: String,
-    peers: Vec<String>,
-    root: tempfile::TempDir,
-    spawns: usize,
-    /// Start every replica with `--unreliable`.
-    unreliable: bool,
-}
-
-impl Group {
-    fn start() -> Group {
-        Group::start_with(false)
-    }
-
-    /// Like [`Group::start`]; `unreliable` starts every replica with `--unreliable`.
-    fn start_with(unreliable: bool) -> Group {
-        let root = tempfile::tempdir().expect("tempdir");
-        let mut addrs = reserve_addrs(4);
-        let masters = addrs.remove(0);
-        let mut g = Group {
-            servers: vec![None, None, None],
-            master: None,
-            masters,
-            peers: addrs,
-            root,
-            spawns: 0,
-            unreliable,
-        };
-        let sm_dir = g.root.path().join("sm");
-        g.master = Some(Process::spawn_with(
-            "sm0",
-            &g.logs(),
-            diskv_bin(),
-            [
-                "shardmaster".to_string(),
-                "--me".into(),
-                "0".into(),
-                "--peers".into(),
-                g.masters.clone(),
-                "--dir".into(),
-                sm_dir.display().to_string(),
-                "--shards".into(),
-                "4".into(),
-            ],
-            |c| {
-                c.env("RUST_LOG", "info,tarpc=warn");
-            },
-        ));
-        for i in 0..3 {
-            g.spawn(i, false);
-        }
-        g
-    }
-
-    fn logs(&self) -> PathBuf {
-        self.root.path().join("logs")
-    }
-
-    fn dir(&self, i: usize) -> PathBuf {
-        self.root.path().join(format!("g{i}"))
-    }
-
-    /// Starts replica `i` (again) on its directory.
-    fn spawn(&mut self, i: usize, restart: bool) {
-        let mut args = vec![
-            "server".to_string(),
-            "--gid".into(),
-            "1".into(),
-            "--masters".into(),
-            self.masters.clone(),
-            "--peers".into(),
-            self.peers.join(","),
-            "--me".into(),
-            i.to_string(),
-            "--dir".into(),
-            self.dir(i).display().to_string(),
-            "--join".into(),
-        ];
-        if restart {
-            args.push("--restart".into());
-        }
-        if self.unreliable {
-            args.push("--unreliable".into());
-        }
-        self.spawns += 1;
-        let name = format!("s{i}-{}", self.spawns);
-        let p = Process::spawn_with(&name, &self.logs(), diskv_bin(), args, |c| {
-            c.env("RUST_LOG", "info,tarpc=warn");
-        });
-        self.servers[i] = Some(p);
-    }
-
-    fn kill9(&mut self, i: usize) {
-        let mut p = self.servers[i].take().expect("replica is running");
-        p.kill9();
-        // Keep nothing: its logs stay on disk under its unique name.
-    }
-
-    fn sigstop(&mut self, i: usize) {
-        self.servers[i]
-            .as_mut()
-            .expect("replica is running")
-            .sigstop();
-    }
-
-    fn sigcont(&mut self, i: usize) {
-        self.servers[i]
-            .as_mut()
-            .expect("replica is running")
-            .sigcont();
-    }
-
-    fn client(&self, name: &str) -> Client {
-        Client::spawn(name, &self.masters, &self.logs())
-    }
-}
+use support::random_crashes::{random_crashes_run, Faults};
 
 #[test]
 fn client_protocol() {
-    let g = Group::start();
+    let g = Group::start(3);
     let mut c = g.client("proto");
     wait_serving(&mut c);
 
@@ -200,7 +78,7 @@ fn client_protocol() {
 
 #[test]
 fn basic_persistence() {
-    let mut g = Group::start();
+    let mut g = Group::start(3);
     let mut c = g.client("writer");
     wait_serving(&mut c);
     let keys: Vec<(String, String)> = (0..10)
@@ -238,7 +116,7 @@ fn basic_persistence() {
 
 #[test]
 fn one_restart() {
-    let mut g = Group::start();
+    let mut g = Group::start(3);
     let mut c = g.client("appender");
     wait_serving(&mut c);
     let mut want = String::new();
@@ -273,20 +151,9 @@ fn one_restart() {
     assert_eq!(c.req("GET log"), format!("GET log {want}"));
 }
 
-/// A small xorshift generator; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn concurrent_crash_reliable() {
-    let mut g = Group::start();
+    let mut g = Group::start(3);
     let mut warm = g.client("warm");
     wait_serving(&mut warm);
     drop(warm);
@@ -403,7 +270,7 @@ fn list_files(p: &Path) {
 
 #[test]
 fn disk_use() {
-    let g = Group::start();
+    let g = Group::start(3);
     let mut c = g.client("disk");
     wait_serving(&mut c);
     // ~1.1 KB of live values: one 1,000-byte value overwritten, plus small keys.
@@ -442,7 +309,7 @@ fn disk_use() {
 #[test]
 fn append_use() {
     const N: usize = 120;
-    let g = Group::start();
+    let g = Group::start(3);
     let mut c = g.client("append-use");
     wait_serving(&mut c);
     let mut want = String::with_capacity(N * 1000);
@@ -483,208 +350,23 @@ fn append_use() {
     );
 }
 
-/// Parses a reply line to `op` into a [`Ret`]; panics on anything else.
-fn parse_reply(op: &Op, line: &str) -> Ret {
-    let (verb, key) = match op {
-        Op::Get { key } => ("GET", key),
-        Op::Put { key, .. } => ("PUT", key),
-        Op::Append { key, .. } => ("APPEND", key),
-        Op::Swap { key, .. } => ("SWAP", key),
-        Op::Delete { key } => ("DELETE", key),
-        other => panic!("not sent by this test: {other:?}"),
-    };
-    let rest = line
-        .strip_prefix(&format!("{verb} {key} "))
-        .unwrap_or_else(|| panic!("reply {line:?} to {op:?}"));
-    match verb {
-        "GET" | "SWAP" => {
-            if rest == "null" {
-                Ret::missing()
-            } else {
-                Ret::value(rest)
-            }
-        }
-        _ => match rest {
-            "found" => Ret::Existed(true),
-            "not_found" => Ret::Existed(false),
-            _ => panic!("reply {line:?} to {op:?}"),
-        },
-    }
-}
-
-fn op_line(op: &Op) -> String {
-    match op {
-        Op::Get { key } => format!("GET {key}"),
-        Op::Put { key, value } => format!("PUT {key} {value}"),
-        Op::Append { key, value } => format!("APPEND {key} {value}"),
-        Op::Swap { key, value } => format!("SWAP {key} {value}"),
-        Op::Delete { key } => format!("DELETE {key}"),
-        other => panic!("not sent by this test: {other:?}"),
-    }
-}
-
-/// One run of `random_crashes_are_linearizable`.
-fn random_crashes_run(unreliable: bool, seed: u64) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    const CLIENTS: usize = 4;
-    const KEYS: [&str; 3] = ["x", "y", "z"];
-    /// Cap per client, so the history stays small enough to check.
-    const MAX_OPS: usize = 100;
-    const CHAOS: Duration = Duration::from_secs(8);
-    /// How long outstanding operations may take once the chaos stops.
-    const DRAIN: Duration = Duration::from_secs(15);
-
-    let tag = if unreliable { "unreliable" } else { "reliable" };
-    eprintln!("random_crashes_are_linearizable[{tag}]: seed {seed}");
-    let t0 = Instant::now();
-    let mut g = Group::start_with(unreliable);
-    let mut warm = g.client(&format!("{tag}-warm"));
-    wait_serving(&mut warm);
-    drop(warm);
-    let warmup = t0.elapsed();
-
-    let h = History::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::new();
-    for ci in 0..CLIENTS {
-        let mut c = g.client(&format!("{tag}-c{ci}"));
-        let stop = stop.clone();
-        let h = h.clone();
-        let mut rng = Rng(seed
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(ci as u64 * 7919)
-            | 1);
-        handles.push(std::thread::spawn(move || {
-            let (mut returned, mut timed_out) = (0usize, 0usize);
-            let mut stopped_at: Option<Instant> = None;
-            for j in 0..MAX_OPS {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                // Spread the operations over the chaos.
-                std::thread::sleep(Duration::from_millis(rng.next() % 150));
-                let key = KEYS[(rng.next() % KEYS.len() as u64) as usize];
-                let val = format!("c{ci}.{j};");
-                let op = match rng.next() % 100 {
-                    0..=29 => Op::get(key),
-                    30..=49 => Op::put(key, val),
-                    50..=74 => Op::append(key, val),
-                    75..=89 => Op::swap(key, val),
-                    _ => Op::delete(key),
-                };
-                let line = op_line(&op);
-                let id = h.invoke(ci as u64, op.clone());
-                c.send(&line);
-                let reply = loop {
-                    if let Some(l) = c.try_recv(Duration::from_millis(100)) {
-                        break Some(l);
-                    }
-                    if stop.load(Ordering::Relaxed) {
-                        let at = *stopped_at.get_or_insert_with(Instant::now);
-                        if at.elapsed() > DRAIN {
-                            break None;
-                        }
-                    }
-                };
-                match reply {
-                    Some(l) => {
-                        h.ret(id, parse_reply(&op, &l));
-                        returned += 1;
-                    }
-                    None => {
-                        // Unknown outcome; the client is killed when dropped.
-                        h.timeout(id);
-                        timed_out += 1;
-                        break;
-                    }
-                }
-            }
-            drop(c);
-            (returned, timed_out)
-        }));
-    }
-
-    let mut rng = Rng(seed);
-    let (mut kills, mut stops) = (0, 0);
-    let chaos = Instant::now();
-    while chaos.elapsed() < CHAOS {
-        // At most one replica down or stopped at any time.
-        let victim = (rng.next() % 3) as usize;
-        g.kill9(victim);
-        kills += 1;
-        std::thread::sleep(Duration::from_millis(300 + rng.next() % 400));
-        g.spawn(victim, true);
-        std::thread::sleep(Duration::from_millis(500 + rng.next() % 300));
-        let paused = (victim + 1 + (rng.next() % 2) as usize) % 3;
-        g.sigstop(paused);
-        stops += 1;
-        std::thread::sleep(Duration::from_millis(300 + rng.next() % 400));
-        g.sigcont(paused);
-        std::thread::sleep(Duration::from_millis(500 + rng.next() % 300));
-    }
-    stop.store(true, Ordering::Relaxed);
-    let chaos_end = Instant::now();
-    let mut returned = 0;
-    let mut timed_out = 0;
-    for hd in handles {
-        let (r, t) = hd.join().expect("client thread");
-        returned += r;
-        timed_out += t;
-    }
-
-    let drain = chaos_end.elapsed();
-    // Final reads, in the history: every acknowledged write must show.
-    let mut c = g.client(&format!("{tag}-final"));
-    for key in KEYS {
-        let op = Op::get(key);
-        let id = h.invoke(100, op.clone());
-        let l = c.req(&op_line(&op));
-        let r = parse_reply(&op, &l);
-        eprintln!("random_crashes_are_linearizable[{tag}]: final {l}");
-        h.ret(id, r);
-    }
-    drop(c);
-
-    let t_check = Instant::now();
-    let verdict = check(&h);
-    eprintln!(
-        "random_crashes_are_linearizable[{tag}]: {} ops ({returned} returned, {timed_out} \
-         unknown, +3 final GETs), {kills} SIGKILLs, {stops} SIGSTOPs, warm-up {warmup:?}, \
-         drain {drain:?}, check {:?}, run {:?}",
-        h.len(),
-        t_check.elapsed(),
-        t0.elapsed()
-    );
-    assert!(
-        verdict.is_ok(),
-        "[{tag}] seed {seed}: {verdict}\nhistory: {:#?}",
-        h.operations()
-    );
-    // Not vacuous. With --unreliable every lost request or reply costs the Clerk a
-    // 3 s attempt timeout (clerk.rs ATTEMPT), so only tens of operations get through.
-    let floor = if unreliable { CLIENTS } else { CLIENTS * 10 };
-    assert!(
-        returned >= floor,
-        "[{tag}] seed {seed}: too few operations returned: {returned} < {floor}"
-    );
-}
-
 #[test]
 fn random_crashes_are_linearizable() {
-    let seed = std::env::var("DISKV_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-        | 1;
+    let seed = seed();
     // The two runs are independent groups; run them side by side to bound the time.
-    let reliable = std::thread::spawn(move || random_crashes_run(false, seed));
-    let unreliable = std::thread::spawn(move || random_crashes_run(true, seed));
+    let run = |unreliable| {
+        std::thread::spawn(move || {
+            random_crashes_run(
+                Faults {
+                    unreliable,
+                    disk_loss_percent: 0,
+                },
+                seed,
+            )
+        })
+    };
+    let reliable = run(false);
+    let unreliable = run(true);
     let r = reliable.join();
     let u = unreliable.join();
     if let Err(e) = r {
