@@ -311,6 +311,7 @@ async fn apply_loop<S: StateMachine>(
                                 floor,
                                 "log forgot instances this replica needs; waiting for a snapshot"
                             );
+                            inner.snapshot_wanted.send_replace(Some(floor));
                         }
                     }
                 }
