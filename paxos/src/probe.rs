@@ -257,7 +257,7 @@ mod tests {
             }
         );
         // Five replicas: three of the four others.
-        let a = [Some(Fresh), Some(Fresh), None, Some(Fresh), None];
+        let a = [Some(Fresh), Some(Fresh), None, None, None];
         assert_eq!(
             decide(2, &a),
             Verdict::Wait {
