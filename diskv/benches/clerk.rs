@@ -129,8 +129,8 @@ fn main() {
         mo.nshards = Some(10);
         let _master = ShardmasterServer::start(mls.into_iter().next().expect("l"), mo).await.expect("shardmaster");
         let (kls, kaddrs) = listeners(3).await;
-        let mut servers = Vec::new();
-        for (i, l) in kls.into_iter().enumerate() {
+        // All at once: a new replica waits for its peers to say the group is new too.
+        let starts = kls.into_iter().enumerate().map(|(i, l)| {
             let o = ServerOptions {
                 gid: 1,
                 masters: maddrs.clone(),
@@ -142,8 +142,13 @@ fn main() {
                 unreliable: false,
                 nshards: None,
             };
-            servers.push(KvServer::start(l, o).await.expect("kv"));
-        }
+            KvServer::start(l, o)
+        });
+        let servers: Vec<KvServer> = futures::future::join_all(starts)
+            .await
+            .into_iter()
+            .map(|s| s.expect("kv"))
+            .collect();
         // Load every key once.
         let mut loader = Clerk::new(maddrs.clone()).await;
         let value = "v".repeat(VALUE);

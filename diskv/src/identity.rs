@@ -2,7 +2,8 @@
 //! to, the shard count of the cluster, and the acceptor incarnation.
 //!
 //! Written once, atomically, when a replica first starts. A directory without one
-//! is either new (first start) or lost (`--restart`: never start fresh then).
+//! is either new (first start) or lost (`--restart`, or peers that show the group
+//! ran: never start fresh then); see `crate::disk`.
 
 use crate::error::StateError;
 use serde::{Deserialize, Serialize};

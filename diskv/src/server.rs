@@ -1,14 +1,14 @@
 //! A KV replica: state machine + Paxos replica + service, on one port.
 
+use crate::disk;
 use crate::error::StateError;
-use crate::identity::Identity;
 use crate::reconfig;
 use crate::recovery;
 use crate::rpc::KvRpc;
 use crate::service::KvService;
 use crate::state::KvState;
 use futures::StreamExt;
-use paxos::host::{host, HostOptions};
+use paxos::host::{Host, HostOptions};
 use paxos::rsm::Rsm;
 use paxos::transport::{codec, Unreliable};
 use paxos::PaxosNode;
@@ -60,11 +60,10 @@ impl KvServer {
                 opts.peers.len()
             )));
         }
-        let identity = Self::identity(&opts).await?;
-        let (state, applied) = KvState::open(&opts.dir, opts.gid, identity.nshards)?;
+        let host = Host::bind(listener)?;
+        let (identity, state, applied) = disk::open_dir(&opts, &host).await?;
         let (stop, stop_rx) = watch::channel(false);
-        let hosted = host(
-            listener,
+        let hosted = host.start(
             HostOptions {
                 log_dir: opts.dir.join("log"),
                 me: opts.me,
@@ -105,42 +104,6 @@ impl KvServer {
         }
         reconfig::spawn(rsm.clone(), opts.clone(), stop_rx);
         Ok(KvServer { rsm, stop, halted })
-    }
-
-    /// Reads the directory's identity, or makes one at first start. A directory
-    /// without one under `--restart` is a lost disk: never start fresh then.
-    async fn identity(opts: &ServerOptions) -> Result<Identity, StateError> {
-        if let Some(id) = Identity::load(&opts.dir)? {
-            id.check(opts.gid, opts.me, &opts.dir)?;
-            return Ok(id);
-        }
-        let nshards = match opts.nshards {
-            Some(n) => n,
-            None => reconfig::shard_count(&opts.masters).await,
-        };
-        if opts.restart {
-            // This replica ran before but its directory is empty: its disk was
-            // lost. Never start fresh: rejoin as a new acceptor incarnation.
-            let nonce = rand::random::<u64>() | 1;
-            let id = Identity {
-                gid: opts.gid,
-                me: opts.me,
-                nshards,
-                incarnation: 0,
-                recovering: Some(nonce),
-            };
-            id.store(&opts.dir)?;
-            return Ok(id);
-        }
-        let id = Identity {
-            gid: opts.gid,
-            me: opts.me,
-            nshards,
-            incarnation: 0,
-            recovering: None,
-        };
-        id.store(&opts.dir)?;
-        Ok(id)
     }
 
     /// The replicated state machine (for tests and metrics).

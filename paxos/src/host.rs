@@ -1,10 +1,17 @@
 //! Hosting a replica for real: its log on disk, its peers over TCP, and the one
 //! listening port shared with the service built on top (see [`crate::transport::mux`]).
+//!
+//! Two steps, so a replica with an empty directory can ask its peers whether it
+//! lost its disk before it votes ([`crate::probe`]): [`Host::bind`] starts routing
+//! the port (and answering probes), [`Host::start`] opens the log and runs the
+//! replica. [`host`] does both at once.
 
 use crate::error::PaxosError;
 use crate::node::{Decision, NodeOptions, PaxosNode};
+use crate::probe::{self, Responder, Verdict};
 use crate::storage::{LogOptions, SegmentLog};
 use crate::transport::mux;
+use crate::transport::mux::Demux;
 use crate::transport::{PeerNet, PeerServer, Unreliable};
 use crate::types::{NodeId, Slot};
 use std::path::PathBuf;
@@ -46,50 +53,100 @@ pub struct Hosted {
     pub unreliable: Arc<Unreliable>,
 }
 
+/// A listening port, routed and answering probes, whose replica is not running yet.
+pub struct Host {
+    peers: mpsc::Receiver<TcpStream>,
+    clients: mpsc::Receiver<TcpStream>,
+    responder: Responder,
+}
+
+impl Host {
+    /// Starts routing `listener`'s connections by tag. Probes get no answer until
+    /// [`Host::probe`] or [`Host::start`].
+    pub fn bind(listener: TcpListener) -> Result<Host, PaxosError> {
+        let Demux {
+            peers,
+            clients,
+            probes,
+            ..
+        } = mux::demux(listener)?;
+        let responder = Responder::default();
+        responder.serve(probes);
+        Ok(Host {
+            peers,
+            clients,
+            responder,
+        })
+    }
+
+    /// For a replica with nothing on disk: asks the peers whether its group has a
+    /// history, until they say (see [`crate::probe`]). Waits as long as it takes.
+    pub async fn probe(&self, me: NodeId, peers: &[String]) -> Verdict {
+        probe::until_decided(me, peers, &self.responder).await
+    }
+
+    /// Tells peers that probe this replica that it recovers a lost disk (known
+    /// without asking them: `--restart`, or a quarantined directory).
+    pub fn recovering(&self) {
+        self.responder.known(probe::Answer::Recovering);
+    }
+
+    /// Opens the log, connects the peers and starts serving peer traffic until
+    /// `shutdown` turns true.
+    pub fn start(
+        self,
+        opts: HostOptions,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Hosted, PaxosError> {
+        if opts.me >= opts.peers.len() {
+            return Err(PaxosError::Config(format!(
+                "--me {} is not an index into {} peers",
+                opts.me,
+                opts.peers.len()
+            )));
+        }
+        let log = SegmentLog::open(
+            &opts.log_dir,
+            LogOptions {
+                sync: opts.fsync,
+                ..LogOptions::default()
+            },
+        )?;
+        let net = PeerNet::new(opts.me, opts.peers.clone());
+        let mut node_opts = opts
+            .node
+            .clone()
+            .unwrap_or_else(|| NodeOptions::new(opts.me, opts.peers.len()));
+        node_opts.applied = opts.applied;
+        node_opts.core.recovering = opts.recovering;
+        let (node, decisions) = PaxosNode::start(node_opts, Box::new(log), Arc::new(net))?;
+        self.responder.running(node.clone());
+        let unreliable = Arc::new(Unreliable::new(opts.unreliable));
+        let server = PeerServer::new(node.inbox(), unreliable.clone());
+        let stopping = node.clone();
+        let peers = self.peers;
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = shutdown.wait_for(|&s| s).await;
+            };
+            server.serve(peers, stop).await;
+            stopping.stop();
+        });
+        Ok(Hosted {
+            node,
+            decisions,
+            clients: self.clients,
+            unreliable,
+        })
+    }
+}
+
 /// Opens the log, connects the peers and starts serving peer traffic on
-/// `listener` until `shutdown` turns true.
+/// `listener` until `shutdown` turns true ([`Host::bind`] then [`Host::start`]).
 pub fn host(
     listener: TcpListener,
     opts: HostOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<Hosted, PaxosError> {
-    if opts.me >= opts.peers.len() {
-        return Err(PaxosError::Config(format!(
-            "--me {} is not an index into {} peers",
-            opts.me,
-            opts.peers.len()
-        )));
-    }
-    let log = SegmentLog::open(
-        &opts.log_dir,
-        LogOptions {
-            sync: opts.fsync,
-            ..LogOptions::default()
-        },
-    )?;
-    let net = PeerNet::new(opts.me, opts.peers.clone());
-    let mut node_opts = opts
-        .node
-        .clone()
-        .unwrap_or_else(|| NodeOptions::new(opts.me, opts.peers.len()));
-    node_opts.applied = opts.applied;
-    node_opts.core.recovering = opts.recovering;
-    let (node, decisions) = PaxosNode::start(node_opts, Box::new(log), Arc::new(net))?;
-    let demux = mux::demux(listener)?;
-    let unreliable = Arc::new(Unreliable::new(opts.unreliable));
-    let server = PeerServer::new(node.inbox(), unreliable.clone());
-    let stopping = node.clone();
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.wait_for(|&s| s).await;
-        };
-        server.serve(demux.peers, stop).await;
-        stopping.stop();
-    });
-    Ok(Hosted {
-        node,
-        decisions,
-        clients: demux.clients,
-        unreliable,
-    })
+    Host::bind(listener)?.start(opts, shutdown)
 }

@@ -40,9 +40,10 @@
 //!    are lost, the value is learned again from the peers.
 //! 6. New log files and deletions are made durable with an fsync of their
 //!    directory before anything depends on them.
-//! 7. A log that fails its checksum anywhere but a torn tail is corrupt: the replica
-//!    refuses to start (it must not vote with forgotten promises) until it is
-//!    recovered from its peers.
+//! 7. A log that fails its checksum anywhere but a torn tail is corrupt: the log
+//!    refuses to open (the replica must not vote with forgotten promises); the
+//!    application moves the directory aside ([`quarantine`]) and recovers from its
+//!    peers as a lost disk. An empty directory asks its peers first ([`probe`]).
 //! 8. A replica that lost its disk is a new acceptor incarnation: it votes only in
 //!    instances after its reincarnation (decided through the log) plus the window,
 //!    and every vote carries its incarnation (see [`core::Membership`]). Ballots
@@ -58,7 +59,10 @@ pub mod error;
 pub mod host;
 pub mod message;
 pub mod node;
+pub mod probe;
+pub mod quarantine;
 pub mod record;
+pub mod recovery;
 pub mod rsm;
 pub mod sim;
 pub mod storage;

@@ -43,8 +43,11 @@
 //!   the next, with a per-attempt deadline and capped, jittered exponential back-off,
 //!   forever (or until an optional deadline). A refusal retrying cannot change is
 //!   returned at once as a [`ShardmasterError`]. See [`clerk`].
-//! - **Not yet:** a replica whose directory is lost cannot be rebuilt from its peers
-//!   (it must not simply start empty: it would have forgotten its Paxos promises).
+//! - **Lost disks.** A replica whose directory is lost (empty under `--restart`, or
+//!   empty while its peers show the group already ran) or damaged (moved aside to
+//!   `DIR/quarantine-<time>/`) never starts empty: it rejoins as a new Paxos acceptor
+//!   incarnation, installs a snapshot from a peer and catches up; if a majority of
+//!   the replicas lost their disks it halts with an error. See `recovery`.
 //!
 //! # Map
 //!
@@ -83,6 +86,7 @@ pub mod machine;
 pub mod op;
 pub mod persist;
 pub mod rebalance;
+mod recovery;
 pub mod rpc;
 pub mod server;
 mod service;

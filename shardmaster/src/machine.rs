@@ -24,7 +24,7 @@
 use crate::error::ShardmasterError;
 use crate::op::OpResult;
 use crate::persist::{self, Checkpoint, CheckpointRef};
-use crate::rpc::OpRequest;
+use crate::rpc::{MachineSnapshot, OpRequest};
 use crate::state::ConfigStore;
 use paxos::rsm::StateMachine;
 use paxos::Slot;
@@ -63,6 +63,8 @@ pub struct ShardmasterMachine {
     opts: MachineOptions,
     /// Every instance below this is in the checkpoint on disk.
     durable: Slot,
+    /// Every instance below this is applied.
+    applied: Slot,
     /// Completes (by being dropped) when the machine is dropped, that is when the
     /// apply loop and every request handler have finished.
     _alive: Option<oneshot::Sender<()>>,
@@ -86,6 +88,7 @@ impl ShardmasterMachine {
         };
         Ok(ShardmasterMachine {
             durable: ckpt.applied,
+            applied: ckpt.applied,
             store: ckpt.store,
             dups: ckpt.dups,
             opts,
@@ -113,6 +116,41 @@ impl ShardmasterMachine {
     /// Every instance below this is covered by the checkpoint on disk.
     pub fn durable(&self) -> Slot {
         self.durable
+    }
+
+    /// The whole state, for a replica that lost its disk.
+    pub fn snapshot(&self, membership: paxos::core::Membership) -> MachineSnapshot {
+        MachineSnapshot {
+            applied: self.applied,
+            store: self.store.clone(),
+            dups: self.dups.clone(),
+            membership,
+        }
+    }
+
+    /// Replaces the state with a peer's snapshot and makes it durable at once (a
+    /// checkpoint at the snapshot's instance), so the log may forget what it covers.
+    pub fn replace_with(&mut self, snap: &MachineSnapshot) -> Result<(), ShardmasterError> {
+        if snap.store.nshards() != self.store.nshards() {
+            return Err(ShardmasterError::CorruptSnapshot {
+                reason: format!(
+                    "the snapshot has {} shards, this replica {}",
+                    snap.store.nshards(),
+                    self.store.nshards()
+                ),
+            });
+        }
+        let ckpt = CheckpointRef {
+            applied: snap.applied,
+            store: &snap.store,
+            dups: &snap.dups,
+        };
+        persist::save_checkpoint(&self.opts.dir, &ckpt)?;
+        self.store = snap.store.clone();
+        self.dups = snap.dups.clone();
+        self.applied = snap.applied;
+        self.durable = snap.applied;
+        Ok(())
     }
 
     /// Applies one request; see the module docs. Deterministic.
@@ -158,11 +196,13 @@ impl StateMachine for ShardmasterMachine {
     type Command = OpRequest;
     type Output = Result<OpResult, ShardmasterError>;
 
-    fn apply(&mut self, _slot: Slot, cmd: OpRequest) -> Self::Output {
+    fn apply(&mut self, slot: Slot, cmd: OpRequest) -> Self::Output {
+        self.applied = self.applied.max(slot + 1);
         self.apply_request(&cmd)
     }
 
     fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
+        self.applied = self.applied.max(applied);
         let due = applied.saturating_sub(self.durable) >= self.opts.checkpoint_every;
         if applied > self.durable && (idle || due) {
             let ckpt = CheckpointRef {
@@ -184,13 +224,12 @@ impl StateMachine for ShardmasterMachine {
     }
 
     fn snapshot_needed(&mut self, floor: Slot) -> Option<Slot> {
-        tracing::error!(
+        tracing::warn!(
             node = self.opts.me,
             floor,
-            applied = self.durable,
-            "the other replicas forgot log instances this replica never applied (was its \
-             directory lost?); shardmaster replicas cannot fetch a snapshot from their peers: \
-             this replica stays behind"
+            applied = self.applied,
+            "the other replicas forgot log instances this replica never applied; waiting for \
+             a snapshot from a peer"
         );
         None
     }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! DIR/lock      held (flock) while a server uses the directory
-//! DIR/cluster   the cluster's shape, written once at first start (text)
+//! DIR/cluster   the cluster's shape, written once at first start (text), and
+//!               `recovering NONCE` while the replica recovers a lost disk
 //! DIR/log/      the Paxos log (paxos::host)
 //! DIR/state     the latest checkpoint: every configuration, the duplicate table and
 //!               the log instance it covers (binary, checksummed)
@@ -60,6 +61,9 @@ pub struct ClusterRecord {
     pub me: usize,
     /// The number of shardmaster replicas.
     pub peers: usize,
+    /// `Some(nonce)` while this replica recovers a lost disk (its reincarnation
+    /// request, see `paxos::core::Membership`); cleared once it votes again.
+    pub recovering: Option<u64>,
 }
 
 fn storage_err(action: &str, path: &Path, e: impl std::fmt::Display) -> ShardmasterError {
@@ -149,6 +153,25 @@ pub fn open_cluster(
     me: usize,
     peers: usize,
 ) -> Result<ClusterRecord, ShardmasterError> {
+    match read_cluster(dir)? {
+        Some(record) => check_cluster(dir, &record, nshards, me, peers).map(|()| record),
+        None => {
+            let record = ClusterRecord {
+                nshards: nshards.unwrap_or(DEFAULT_SHARDS),
+                me,
+                peers,
+                recovering: None,
+            };
+            write_cluster(dir, &record)?;
+            Ok(record)
+        }
+    }
+}
+
+/// Reads the cluster record; `None` if the directory has none and nothing else
+/// either (a new or lost directory). A record missing next to a log or checkpoint,
+/// or one that does not parse, is [`ShardmasterError::CorruptFile`].
+pub fn read_cluster(dir: &Path) -> Result<Option<ClusterRecord>, ShardmasterError> {
     let path = dir.join(CLUSTER_FILE);
     let Some(bytes) = read_optional(&path)? else {
         if dir.join(STATE_FILE).exists() || dir_has_entries(&dir.join(LOG_DIR))? {
@@ -157,17 +180,29 @@ pub fn open_cluster(
                 "missing, although the directory holds a log or a checkpoint",
             ));
         }
-        let record = ClusterRecord {
-            nshards: nshards.unwrap_or(DEFAULT_SHARDS),
-            me,
-            peers,
-        };
-        ConfigStore::new(record.nshards)?;
-        write_atomic(dir, CLUSTER_FILE, encode_cluster(&record).as_bytes())?;
-        return Ok(record);
+        return Ok(None);
     };
     let text = String::from_utf8(bytes).map_err(|_| corrupt(&path, "not UTF-8 text"))?;
-    let record = decode_cluster(&text).map_err(|reason| corrupt(&path, reason))?;
+    decode_cluster(&text)
+        .map(Some)
+        .map_err(|reason| corrupt(&path, reason))
+}
+
+/// Writes the cluster record (after checking its shard count), atomically.
+pub fn write_cluster(dir: &Path, record: &ClusterRecord) -> Result<(), ShardmasterError> {
+    ConfigStore::new(record.nshards)?;
+    write_atomic(dir, CLUSTER_FILE, encode_cluster(record).as_bytes())
+}
+
+/// Checks the settings given now against the recorded ones.
+pub fn check_cluster(
+    dir: &Path,
+    record: &ClusterRecord,
+    nshards: Option<usize>,
+    me: usize,
+    peers: usize,
+) -> Result<(), ShardmasterError> {
+    let path = dir.join(CLUSTER_FILE);
     let mismatch = |what: &str, recorded: usize, given: usize| ShardmasterError::ClusterMismatch {
         path: path.display().to_string(),
         what: what.into(),
@@ -183,7 +218,7 @@ pub fn open_cluster(
     if peers != record.peers {
         return Err(mismatch("the number of --peers", record.peers, peers));
     }
-    Ok(record)
+    Ok(())
 }
 
 fn dir_has_entries(dir: &Path) -> Result<bool, ShardmasterError> {
@@ -195,14 +230,18 @@ fn dir_has_entries(dir: &Path) -> Result<bool, ShardmasterError> {
 }
 
 fn encode_cluster(r: &ClusterRecord) -> String {
-    format!(
+    let mut text = format!(
         "# diskv shardmaster: fixed when the cluster was made; do not edit\nshards {}\nme {}\npeers {}\n",
         r.nshards, r.me, r.peers
-    )
+    );
+    if let Some(nonce) = r.recovering {
+        text.push_str(&format!("recovering {nonce}\n"));
+    }
+    text
 }
 
 fn decode_cluster(text: &str) -> Result<ClusterRecord, String> {
-    let (mut nshards, mut me, mut peers) = (None, None, None);
+    let (mut nshards, mut me, mut peers, mut recovering) = (None, None, None, None);
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -210,6 +249,14 @@ fn decode_cluster(text: &str) -> Result<ClusterRecord, String> {
         let (key, value) = line
             .split_once(' ')
             .ok_or_else(|| format!("line {line:?} is not `key value`"))?;
+        if key == "recovering" {
+            let nonce: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("recovering {value:?} is not a number"))?;
+            recovering = Some(nonce);
+            continue;
+        }
         let value: usize = value
             .trim()
             .parse()
@@ -223,7 +270,12 @@ fn decode_cluster(text: &str) -> Result<ClusterRecord, String> {
         *slot = Some(value);
     }
     match (nshards, me, peers) {
-        (Some(nshards), Some(me), Some(peers)) => Ok(ClusterRecord { nshards, me, peers }),
+        (Some(nshards), Some(me), Some(peers)) => Ok(ClusterRecord {
+            nshards,
+            me,
+            peers,
+            recovering,
+        }),
         _ => Err("shards, me or peers missing".into()),
     }
 }
@@ -396,7 +448,8 @@ mod tests {
             ClusterRecord {
                 nshards: DEFAULT_SHARDS,
                 me: 1,
-                peers: 3
+                peers: 3,
+                recovering: None,
             }
         );
         assert_eq!(open_cluster(d, None, 1, 3).unwrap(), first);
@@ -452,11 +505,14 @@ mod tests {
         ] {
             assert!(decode_cluster(text).is_err(), "{text:?}");
         }
-        let r = ClusterRecord {
+        let mut r = ClusterRecord {
             nshards: 3,
             me: 2,
             peers: 5,
+            recovering: None,
         };
+        assert_eq!(decode_cluster(&encode_cluster(&r)), Ok(r));
+        r.recovering = Some(77);
         assert_eq!(decode_cluster(&encode_cluster(&r)), Ok(r));
     }
 

@@ -26,6 +26,19 @@ pub struct OpRequest {
 }
 
 /// The shardmaster's RPC.
+/// A shardmaster replica's whole state, for a replica that lost its disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineSnapshot {
+    /// Every log instance below this is reflected.
+    pub applied: paxos::Slot,
+    /// Every configuration.
+    pub store: crate::state::ConfigStore,
+    /// The duplicate table.
+    pub dups: crate::machine::DupTable,
+    /// The sender's Paxos membership epochs.
+    pub membership: paxos::core::Membership,
+}
+
 #[tarpc::service]
 pub trait ShardmasterRpc {
     /// Runs `req` through the Paxos log and returns its result once applied here.
@@ -34,4 +47,9 @@ pub trait ShardmasterRpc {
     /// request (same client and seq), here or at another replica. Every other error
     /// is the operation's final answer.
     async fn call(req: OpRequest) -> Result<OpResult, ShardmasterError>;
+    /// The replica's whole state, linearizably (leader only): for a replica that
+    /// lost its disk.
+    async fn snapshot() -> Result<MachineSnapshot, ShardmasterError>;
+    /// The cluster's shard count, fixed when it was made (no log round).
+    async fn shard_count() -> usize;
 }

@@ -5,15 +5,17 @@ use crate::config::Config;
 use crate::error::ShardmasterError;
 use crate::machine::{MachineOptions, ShardmasterMachine};
 use crate::persist::{self, DirLock};
+use crate::recovery::{self, Opened};
 use crate::rpc::{ShardmasterRpc, ShardmasterRpcRequest, ShardmasterRpcResponse};
 use crate::service::Handler;
 use futures::StreamExt;
-use paxos::host::{host, HostOptions};
+use paxos::host::{Host, HostOptions};
 use paxos::rsm::Rsm;
 use paxos::transport::{codec, Unreliable};
 use paxos::{PaxosNode, Slot};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tarpc::server::incoming::Incoming as _;
@@ -53,6 +55,10 @@ pub struct ServerOptions {
     pub idle_after: Duration,
     /// Whether the Paxos log fdatasyncs (default true; off only for throwaway runs).
     pub fsync: bool,
+    /// This replica has run before: an empty `dir` means its disk was lost, so it
+    /// recovers from its peers without asking them first (default false: an empty
+    /// `dir` asks the peers, see `paxos::probe`).
+    pub restart: bool,
 }
 
 impl ServerOptions {
@@ -68,6 +74,7 @@ impl ServerOptions {
             checkpoint_every: 256,
             idle_after: Duration::from_millis(200),
             fsync: true,
+            restart: false,
         }
     }
 
@@ -105,6 +112,7 @@ pub struct ShardmasterServer {
     serving: JoinHandle<()>,
     machine_dropped: oneshot::Receiver<()>,
     unreliable: Arc<Unreliable>,
+    halted: Arc<AtomicBool>,
     _lock: DirLock,
 }
 
@@ -117,8 +125,15 @@ impl ShardmasterServer {
     ) -> Result<ShardmasterServer, ShardmasterError> {
         opts.validate()?;
         let lock = persist::lock_dir(&opts.dir)?;
-        let cluster = persist::open_cluster(&opts.dir, opts.nshards, opts.me, opts.peers.len())?;
-        let ckpt = persist::load_checkpoint(&opts.dir)?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| ShardmasterError::BadOptions {
+                reason: format!("the listener has no address: {e}"),
+            })?;
+        let host = Host::bind(listener).map_err(|e| ShardmasterError::Paxos {
+            reason: e.to_string(),
+        })?;
+        let Opened { cluster, ckpt } = recovery::open_dir(&opts, &host).await?;
         if let Some(c) = &ckpt {
             if c.store.nshards() != cluster.nshards {
                 return Err(ShardmasterError::CorruptFile {
@@ -143,29 +158,24 @@ impl ShardmasterServer {
             },
         )?;
         let machine_dropped = machine.watch_drop();
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| ShardmasterError::BadOptions {
-                reason: format!("the listener has no address: {e}"),
-            })?;
         let (stop, stop_rx) = watch::channel(false);
-        let hosted = host(
-            listener,
-            HostOptions {
-                log_dir: persist::log_dir(&opts.dir),
-                me: opts.me,
-                peers: opts.peers.clone(),
-                unreliable: opts.unreliable,
-                applied,
-                node: None,
-                fsync: opts.fsync,
-                recovering: None,
-            },
-            stop_rx.clone(),
-        )
-        .map_err(|e| ShardmasterError::Paxos {
-            reason: e.to_string(),
-        })?;
+        let hosted = host
+            .start(
+                HostOptions {
+                    log_dir: persist::log_dir(&opts.dir),
+                    me: opts.me,
+                    peers: opts.peers.clone(),
+                    unreliable: opts.unreliable,
+                    applied,
+                    node: None,
+                    fsync: opts.fsync,
+                    recovering: cluster.recovering,
+                },
+                stop_rx.clone(),
+            )
+            .map_err(|e| ShardmasterError::Paxos {
+                reason: e.to_string(),
+            })?;
         let rsm = Rsm::start(
             opts.me,
             hosted.node,
@@ -184,8 +194,10 @@ impl ShardmasterServer {
             hosted.clients,
             handler,
             hosted.unreliable.clone(),
-            stop_rx,
+            stop_rx.clone(),
         ));
+        let halted = Arc::new(AtomicBool::new(false));
+        recovery::spawn(rsm.clone(), opts.clone(), cluster, halted.clone(), stop_rx);
         tracing::info!(
             node = opts.me,
             addr = %local_addr,
@@ -205,6 +217,7 @@ impl ShardmasterServer {
             serving,
             machine_dropped,
             unreliable: hosted.unreliable,
+            halted,
             _lock: lock,
         })
     }
@@ -243,6 +256,16 @@ impl ShardmasterServer {
     /// Every log instance below this is in the checkpoint on disk.
     pub fn checkpointed(&self) -> Slot {
         self.rsm.with_state(|m| m.durable())
+    }
+
+    /// True if this replica halted because a majority of the group lost their disks.
+    pub fn is_halted(&self) -> bool {
+        self.halted.load(Ordering::SeqCst)
+    }
+
+    /// This replica's acceptor incarnation; `None` while it recovers a lost disk.
+    pub fn incarnation(&self) -> Option<u64> {
+        self.rsm.node().incarnation()
     }
 
     /// The unreliable switch of this replica (client and peer traffic), for tests.

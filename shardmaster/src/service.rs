@@ -21,6 +21,23 @@ pub(crate) struct Handler {
 }
 
 impl ShardmasterRpc for Handler {
+    async fn snapshot(
+        self,
+        _: context::Context,
+    ) -> Result<crate::rpc::MachineSnapshot, ShardmasterError> {
+        let membership = self.rsm.node().membership();
+        self.rsm
+            .read(self.op_timeout, |m| m.snapshot(membership))
+            .await
+            .map_err(|e| ShardmasterError::Unavailable {
+                reason: e.to_string(),
+            })
+    }
+
+    async fn shard_count(self, _: context::Context) -> usize {
+        self.nshards
+    }
+
     async fn call(
         self,
         ctx: context::Context,

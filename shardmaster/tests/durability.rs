@@ -149,7 +149,7 @@ async fn a_directory_serves_one_replica_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_checkpoint_stops_the_replica_from_starting() {
+async fn a_corrupt_checkpoint_is_quarantined_and_recovered_from_the_peers() {
     within(TEST_LIMIT, "corrupt checkpoint", async {
         let mut cl = Cluster::start(ClusterOptions {
             checkpoint_every: 2,
@@ -166,16 +166,30 @@ async fn a_corrupt_checkpoint_stops_the_replica_from_starting() {
         let mut bytes = std::fs::read(&state).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
-        std::fs::write(&state, bytes).unwrap();
-        let err =
-            ShardmasterServer::start(bind_again(&cl.addrs[0]).await, cl.server_options(0, false))
-                .await
-                .err()
-                .expect("a corrupt checkpoint must be refused");
-        assert!(
-            matches!(&err, ShardmasterError::CorruptFile { path, .. } if path.ends_with("state")),
-            "{err:?}"
-        );
+        std::fs::write(&state, &bytes).unwrap();
+        cl.restart(0).await;
+        // Never repaired in place: the damaged file is kept aside, byte for byte.
+        let kept = std::fs::read_dir(cl.dir(0))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with("quarantine-"))
+            .expect("a quarantine folder");
+        assert_eq!(std::fs::read(kept.path().join("state")).unwrap(), bytes);
+        wait_until(
+            Duration::from_secs(40),
+            "recovery as a new incarnation",
+            || cl.server(0).incarnation() == Some(1),
+        )
+        .await;
+        assert_eq!(history(&cl).await, {
+            let ck = cl.clerk_for(&[0]);
+            let latest = ck.query(-1).await.unwrap();
+            let mut all = Vec::new();
+            for num in 0..=latest.num {
+                all.push(ck.query(num as i64).await.unwrap());
+            }
+            all
+        });
         cl.shutdown().await;
     })
     .await;

@@ -24,6 +24,11 @@ pub struct Args {
     /// Drop 10% of requests and discard 20% of the replies of the rest (tests).
     #[arg(long)]
     unreliable: bool,
+    /// This replica has run before: with an empty --dir its disk was lost, so it
+    /// recovers from its peers without asking whether the group ran. Without it, an
+    /// empty --dir asks the peers and recovers if the group has a history.
+    #[arg(long)]
+    restart: bool,
 }
 
 /// Runs the replica until SIGTERM or SIGINT, then stops it and returns.
@@ -35,6 +40,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut opts = ServerOptions::new(args.dir, args.me, args.peers);
     opts.nshards = args.shards;
     opts.unreliable = args.unreliable;
+    opts.restart = args.restart;
     opts.validate()?;
     let addr = opts.peers[opts.me].clone();
     let listener = tokio::net::TcpListener::bind(&addr)

@@ -55,12 +55,17 @@ pub async fn masters(
     nshards: usize,
 ) -> (Vec<ShardmasterServer>, Vec<String>) {
     let (ls, addrs) = listeners(n).await;
-    let mut out = Vec::new();
-    for (i, l) in ls.into_iter().enumerate() {
+    // All at once: a new replica waits for its peers to say the group is new too.
+    let starts = ls.into_iter().enumerate().map(|(i, l)| {
         let mut o = MasterOptions::new(dir.join(format!("sm{i}")), i, addrs.clone());
         o.nshards = Some(nshards);
-        out.push(ShardmasterServer::start(l, o).await.expect("shardmaster"));
-    }
+        ShardmasterServer::start(l, o)
+    });
+    let out = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|s| s.expect("shardmaster"))
+        .collect();
     (out, addrs)
 }
 
@@ -86,11 +91,13 @@ impl Group {
             masters: masters.to_vec(),
             join,
         };
-        for (i, l) in ls.into_iter().enumerate() {
-            let s = KvServer::start(l, g.opts(i, false))
-                .await
-                .expect("kv replica");
-            g.servers.push(Some(s));
+        // All at once: a new replica waits for its peers to say the group is new too.
+        let starts = ls
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| KvServer::start(l, g.opts(i, false)));
+        for s in futures::future::join_all(starts).await {
+            g.servers.push(Some(s.expect("kv replica")));
         }
         g
     }

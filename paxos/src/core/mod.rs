@@ -15,6 +15,7 @@
 
 mod acceptor;
 mod config;
+mod history;
 mod leader;
 mod learner;
 mod membership;

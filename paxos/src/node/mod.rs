@@ -247,6 +247,11 @@ impl PaxosNode {
         self.core().incarnation()
     }
 
+    /// True if this replica knows its group has a history (see [`crate::probe`]).
+    pub fn has_history(&self) -> bool {
+        self.core().has_history()
+    }
+
     /// The membership epochs this replica knows (shipped with snapshots).
     pub fn membership(&self) -> crate::core::Membership {
         self.core().membership().clone()

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 pub const PEER: u8 = b'P';
 /// Tag of client connections (the process's own service).
 pub const CLIENT: u8 = b'C';
+/// Tag of disk-loss probes (see [`crate::probe`]): answered before the replica runs.
+pub const PROBE: u8 = b'Q';
 
 /// How long an accepted connection may take to send its tag.
 const TAG_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,6 +35,8 @@ pub struct Demux {
     pub peers: mpsc::Receiver<TcpStream>,
     /// Connections tagged [`CLIENT`].
     pub clients: mpsc::Receiver<TcpStream>,
+    /// Connections tagged [`PROBE`].
+    pub probes: mpsc::Receiver<TcpStream>,
     /// The address the listener is bound to.
     pub local_addr: SocketAddr,
 }
@@ -44,6 +48,7 @@ pub fn demux(listener: TcpListener) -> io::Result<Demux> {
     let local_addr = listener.local_addr()?;
     let (peer_tx, peers) = mpsc::channel(64);
     let (client_tx, clients) = mpsc::channel(256);
+    let (probe_tx, probes) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
             let both_closed = async {
@@ -63,6 +68,7 @@ pub fn demux(listener: TcpListener) -> io::Result<Demux> {
                 () = both_closed => return,
             };
             let (peer_tx, client_tx) = (peer_tx.clone(), client_tx.clone());
+            let probe_tx = probe_tx.clone();
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
                 let mut tag = [0u8; 1];
@@ -72,6 +78,10 @@ pub fn demux(listener: TcpListener) -> io::Result<Demux> {
                     }
                     Ok(Ok(_)) if tag[0] == CLIENT => {
                         let _ = client_tx.send(stream).await;
+                    }
+                    Ok(Ok(_)) if tag[0] == PROBE => {
+                        // Never wait for room: a probe nobody answers is retried.
+                        let _ = probe_tx.try_send(stream);
                     }
                     _ => {
                         tracing::debug!(%remote, tag = tag[0], "connection without a valid service tag closed")
@@ -83,6 +93,7 @@ pub fn demux(listener: TcpListener) -> io::Result<Demux> {
     Ok(Demux {
         peers,
         clients,
+        probes,
         local_addr,
     })
 }

@@ -90,11 +90,13 @@ impl Cluster {
             links,
             servers: Vec::new(),
         };
-        for (i, l) in listeners.into_iter().enumerate() {
-            let s = ShardmasterServer::start(l, cluster.server_options(i, true))
-                .await
-                .expect("start replica");
-            cluster.servers.push(Some(s));
+        // All at once: a new replica waits for its peers to say the group is new too.
+        let starts = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| ShardmasterServer::start(l, cluster.server_options(i, true)));
+        for s in futures::future::join_all(starts).await {
+            cluster.servers.push(Some(s.expect("start replica")));
         }
         cluster
     }

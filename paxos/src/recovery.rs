@@ -1,0 +1,164 @@
+//! Watching a replica that recovers a lost disk until it votes again, or halts.
+//!
+//! The Paxos side of recovery (the decided `Entry::Reincarnate`, votes only after
+//! the window) is in [`crate::core::Membership`]. What the application must add is
+//! here, once for every service built on [`Rsm`]:
+//!
+//! - if the group forgot log instances this replica needs
+//!   ([`Rsm::snapshot_wanted`]), fetch a state covering them from a peer that votes
+//!   (through the application's own RPC, [`SnapshotSource`]) and install it;
+//! - if a majority of the group is recovering (each peer says so when probed, see
+//!   [`crate::probe`]), nothing can be trusted to hold the acknowledged data: stop
+//!   and say so ([`Outcome::Halted`]);
+//! - while the old membership has no majority to admit this replica, wait and say
+//!   so in the log every few seconds.
+
+use crate::probe::{self, Answer};
+use crate::rsm::{Install, Rsm, StateMachine};
+use crate::types::{NodeId, Slot};
+use futures::future::BoxFuture;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const POLL: Duration = Duration::from_millis(200);
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// Fetches a replacement state from a peer, through the application's own RPC.
+pub trait SnapshotSource<S: StateMachine>: Send + Sync + 'static {
+    /// A state of peer `peer` covering at least every instance below `floor`, or
+    /// `None` if it cannot give one now (not the leader, unreachable, too old).
+    fn fetch(&self, peer: NodeId, floor: Slot) -> BoxFuture<'_, Option<Install<S>>>;
+}
+
+/// How a recovery ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The reincarnation was decided: the replica votes again at this incarnation.
+    Voting(u64),
+    /// A majority of the group is recovering a lost disk: the replica stopped.
+    Halted {
+        /// Replicas recovering, this one included.
+        recovering: usize,
+    },
+    /// `stop` turned true first.
+    Stopped,
+}
+
+/// The error an operator reads when a majority of a group lost its disks.
+pub const MAJORITY_LOST: &str = "a majority of this group lost their disks (or had them \
+    quarantined as corrupt): the acknowledged data may exist nowhere else and the group cannot \
+    recover safely on its own. Halting. Restore the group's directories from a backup (or bring \
+    back the replicas whose disks survived), then start them again.";
+
+/// Runs until the recovering replica `me` of `peers` votes again, halts, or `stop`.
+pub async fn run<S: StateMachine>(
+    rsm: &Rsm<S>,
+    me: NodeId,
+    peers: &[String],
+    source: &dyn SnapshotSource<S>,
+    mut stop: watch::Receiver<bool>,
+) -> Outcome {
+    let wanted = rsm.snapshot_wanted();
+    let majority = peers.len() / 2 + 1;
+    let mut warned = Instant::now();
+    loop {
+        if *stop.borrow() {
+            return Outcome::Stopped;
+        }
+        if let Some(k) = rsm.node().incarnation() {
+            return Outcome::Voting(k);
+        }
+        let answers = probe::ask_all(me, peers).await;
+        let recovering = 1 + answers
+            .iter()
+            .filter(|a| **a == Some(Answer::Recovering))
+            .count();
+        if recovering >= majority {
+            tracing::error!(
+                node = me,
+                recovering,
+                replicas = peers.len(),
+                "{MAJORITY_LOST}"
+            );
+            rsm.node().stop();
+            return Outcome::Halted { recovering };
+        }
+        let floor = *wanted.borrow();
+        if let Some(floor) = floor {
+            fetch_once(rsm, me, &answers, floor, source).await;
+        }
+        if warned.elapsed() >= WARN_EVERY {
+            warned = Instant::now();
+            tracing::warn!(
+                node = me,
+                recovering,
+                snapshot_wanted = ?floor,
+                "recovering a lost disk: waiting for a majority of the old membership to admit \
+                 this replica as a new incarnation"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Tries each voting peer in turn for a snapshot covering `floor`; installs the
+/// first one that does.
+async fn fetch_once<S: StateMachine>(
+    rsm: &Rsm<S>,
+    me: NodeId,
+    answers: &[Option<Answer>],
+    floor: Slot,
+    source: &dyn SnapshotSource<S>,
+) -> bool {
+    for (peer, a) in answers.iter().enumerate() {
+        if *a != Some(Answer::History) {
+            continue;
+        }
+        if let Some(install) = source.fetch(peer, floor).await {
+            if install.applied >= floor {
+                tracing::info!(
+                    node = me,
+                    peer,
+                    applied = install.applied,
+                    "installing a snapshot from a peer"
+                );
+                rsm.install(install);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// For a replica's whole life: whenever the group forgot log instances it still
+/// needs ([`Rsm::snapshot_wanted`]: it was away long, or it recovers a lost disk),
+/// fetches a snapshot from a voting peer and installs it. Returns on `stop`.
+pub async fn keep_up<S: StateMachine>(
+    rsm: &Rsm<S>,
+    me: NodeId,
+    peers: &[String],
+    source: &dyn SnapshotSource<S>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wanted = rsm.snapshot_wanted();
+    loop {
+        let floor = tokio::select! {
+            w = wanted.wait_for(|w| w.is_some()) => match w {
+                Ok(w) => *w,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|&s| s) => return,
+        };
+        if let Some(floor) = floor {
+            let answers = probe::ask_all(me, peers).await;
+            fetch_once(rsm, me, &answers, floor, source).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.wait_for(|&s| s) => return,
+        }
+    }
+}

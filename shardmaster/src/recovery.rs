@@ -1,0 +1,251 @@
+//! A shardmaster replica that lost its disk (or whose state is damaged) rejoins as
+//! a new acceptor incarnation, like a KV replica (see `paxos::probe`,
+//! `paxos::quarantine`, `paxos::recovery`):
+//!
+//! - **Detection** ([`open_dir`]): a directory whose log, checkpoint or cluster
+//!   record fails its checks is moved to `DIR/quarantine-<time>/` and treated as
+//!   lost. An empty directory is lost under `--restart`; without it the replica
+//!   asks its peers and is lost if any of them votes in a group that has started
+//!   (else it starts fresh once enough peers say they are new too, or waits).
+//! - **Recovery**: the cluster record says `recovering NONCE` (so a crash midway
+//!   resumes recovery, never a fresh start); the Paxos replica votes in nothing until
+//!   the group decided its reincarnation; meanwhile it installs a snapshot (configs,
+//!   duplicate table, applied instance, membership) from a voting peer if the group
+//!   forgot log instances it needs, then catches up from the log.
+//! - **Halt**: if a majority of the replicas is recovering, the replica stops with
+//!   [`paxos::recovery::MAJORITY_LOST`].
+
+use crate::error::ShardmasterError;
+use crate::machine::ShardmasterMachine;
+use crate::persist::{self, Checkpoint, ClusterRecord, LOCK_FILE};
+use crate::rpc::ShardmasterRpcClient;
+use crate::server::ServerOptions;
+use futures::future::BoxFuture;
+use paxos::host::Host;
+use paxos::probe::Verdict;
+use paxos::recovery::{Outcome, SnapshotSource};
+use paxos::rsm::{Install, Rsm};
+use paxos::transport::{codec, mux};
+use paxos::{NodeId, Slot};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tarpc::{client, context};
+use tokio::sync::watch;
+
+const CALL: Duration = Duration::from_secs(2);
+
+/// The replica's directory, opened: its cluster record and checkpoint.
+pub(crate) struct Opened {
+    pub(crate) cluster: ClusterRecord,
+    pub(crate) ckpt: Option<Checkpoint>,
+}
+
+/// Opens the directory, deciding whether this replica is new, known, or lost (see
+/// the module docs). May wait for the peers.
+pub(crate) async fn open_dir(
+    opts: &ServerOptions,
+    host: &Host,
+) -> Result<Opened, ShardmasterError> {
+    let dir = &opts.dir;
+    let found = persist::read_cluster(dir).and_then(|c| {
+        let ckpt = persist::load_checkpoint(dir)?;
+        paxos::quarantine::check_log(&persist::log_dir(dir)).map_err(|e| {
+            if paxos::quarantine::is_corrupt(&e) {
+                ShardmasterError::CorruptFile {
+                    path: persist::log_dir(dir).display().to_string(),
+                    reason: e.to_string(),
+                }
+            } else {
+                ShardmasterError::Paxos {
+                    reason: e.to_string(),
+                }
+            }
+        })?;
+        Ok((c, ckpt))
+    });
+    let (cluster, ckpt) = match found {
+        Ok(found) => found,
+        Err(damage @ ShardmasterError::CorruptFile { .. }) => {
+            let moved = paxos::quarantine::quarantine(dir, &[LOCK_FILE]).map_err(|e| {
+                ShardmasterError::Storage {
+                    action: "quarantine".into(),
+                    path: dir.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            tracing::error!(
+                node = opts.me,
+                damage = %damage,
+                moved_to = ?moved,
+                "damaged state moved aside (never repaired in place); recovering from the peers \
+                 like a lost disk"
+            );
+            return lost(opts, host, "its state was damaged").await;
+        }
+        Err(e) => return Err(e),
+    };
+    match cluster {
+        Some(cluster) => {
+            persist::check_cluster(dir, &cluster, opts.nshards, opts.me, opts.peers.len())?;
+            if cluster.recovering.is_some() {
+                host.recovering();
+            }
+            Ok(Opened { cluster, ckpt })
+        }
+        None if opts.restart => lost(opts, host, "--restart with an empty directory").await,
+        None => match host.probe(opts.me, &opts.peers).await {
+            Verdict::Lost { reason } => lost(opts, host, &reason).await,
+            _ => {
+                let cluster = ClusterRecord {
+                    nshards: opts.nshards.unwrap_or(crate::config::DEFAULT_SHARDS),
+                    me: opts.me,
+                    peers: opts.peers.len(),
+                    recovering: None,
+                };
+                persist::write_cluster(dir, &cluster)?;
+                tracing::info!(
+                    node = opts.me,
+                    "a new replica of a new group: starting fresh"
+                );
+                Ok(Opened {
+                    cluster,
+                    ckpt: None,
+                })
+            }
+        },
+    }
+}
+
+/// Records that this replica recovers a lost disk and returns its fresh state.
+async fn lost(opts: &ServerOptions, host: &Host, why: &str) -> Result<Opened, ShardmasterError> {
+    host.recovering();
+    tracing::warn!(
+        node = opts.me,
+        dir = %opts.dir.display(),
+        why,
+        "this shardmaster replica lost its disk: it will rejoin as a new incarnation and take \
+         its state from its peers"
+    );
+    let nshards = match opts.nshards {
+        Some(n) => n,
+        None => shard_count(opts).await,
+    };
+    let cluster = ClusterRecord {
+        nshards,
+        me: opts.me,
+        peers: opts.peers.len(),
+        recovering: Some(rand::random::<u64>() | 1),
+    };
+    persist::write_cluster(&opts.dir, &cluster)?;
+    Ok(Opened {
+        cluster,
+        ckpt: None,
+    })
+}
+
+/// Asks the peers for the cluster's shard count until one answers.
+async fn shard_count(opts: &ServerOptions) -> usize {
+    let mut warned = Instant::now();
+    loop {
+        for (i, addr) in opts.peers.iter().enumerate() {
+            if i == opts.me {
+                continue;
+            }
+            if let Some(c) = connect(addr).await {
+                if let Ok(n) = c.shard_count(deadline()).await {
+                    return n;
+                }
+            }
+        }
+        if warned.elapsed() > Duration::from_secs(5) {
+            warned = Instant::now();
+            tracing::warn!(
+                node = opts.me,
+                "waiting for a peer to tell the cluster's shard count"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn deadline() -> context::Context {
+    let mut ctx = context::current();
+    ctx.deadline = Instant::now() + CALL;
+    ctx
+}
+
+async fn connect(addr: &str) -> Option<ShardmasterRpcClient> {
+    let stream = tokio::time::timeout(CALL, mux::connect(addr, mux::CLIENT))
+        .await
+        .ok()?
+        .ok()?;
+    Some(ShardmasterRpcClient::new(client::Config::default(), codec::framed(stream)).spawn())
+}
+
+/// Snapshots through the shardmaster RPC.
+struct RpcSnapshots {
+    peers: Vec<String>,
+}
+
+impl SnapshotSource<ShardmasterMachine> for RpcSnapshots {
+    fn fetch(
+        &self,
+        peer: NodeId,
+        _floor: Slot,
+    ) -> BoxFuture<'_, Option<Install<ShardmasterMachine>>> {
+        Box::pin(async move {
+            let client = connect(self.peers.get(peer)?).await?;
+            let snap = client.snapshot(deadline()).await.ok()?.ok()?;
+            let (applied, membership) = (snap.applied, snap.membership.clone());
+            Some(Install {
+                replace: Box::new(move |m: &mut ShardmasterMachine| {
+                    m.replace_with(&snap).map_err(|e| e.to_string())
+                }),
+                applied,
+                membership,
+            })
+        })
+    }
+}
+
+/// Watches the replica for its whole life: fetches snapshots when the group forgot
+/// what it needs and, if it recovers a lost disk, clears the cluster record's mark
+/// once it votes again, or halts it (setting `halted`) if a majority is lost.
+pub(crate) fn spawn(
+    rsm: Rsm<ShardmasterMachine>,
+    opts: ServerOptions,
+    cluster: ClusterRecord,
+    halted: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let source = RpcSnapshots {
+            peers: opts.peers.clone(),
+        };
+        if cluster.recovering.is_some() {
+            match paxos::recovery::run(&rsm, opts.me, &opts.peers, &source, stop.clone()).await {
+                Outcome::Voting(incarnation) => {
+                    let done = ClusterRecord {
+                        recovering: None,
+                        ..cluster
+                    };
+                    if let Err(e) = persist::write_cluster(&opts.dir, &done) {
+                        tracing::error!(node = opts.me, error = %e, "cannot record the end of recovery; the next start resumes it");
+                    }
+                    tracing::info!(
+                        node = opts.me,
+                        incarnation,
+                        "recovered from a lost disk; voting again"
+                    );
+                }
+                Outcome::Halted { .. } => {
+                    halted.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Outcome::Stopped => return,
+            }
+        }
+        paxos::recovery::keep_up(&rsm, opts.me, &opts.peers, &source, stop).await;
+    });
+}
