@@ -99,13 +99,18 @@ pub fn render(results: &SweepResults, charts: &str) -> String {
 
     let _ = writeln!(
         md,
-        "### Workloads A-F, {BASE_CLIENTS} clients, 3 replicas per group\n\nThroughput in operations/s; latency of each operation kind as p50 / p99 / max in ms (on the largest cluster measured).\n"
+        "### Workloads A-F, {BASE_CLIENTS} clients, 3 replicas per group\n\nThroughput in operations/s; latency of each operation kind as p50 / p99 / max in ms on {} group(s).\n",
+        groups.last().copied().unwrap_or(0)
     );
     let _ = write!(md, "| workload |");
     for g in &groups {
         let _ = write!(md, " {g} group{} ops/s |", if *g == 1 { "" } else { "s" });
     }
-    let _ = writeln!(md, " latency p50 / p99 / max (ms) | errors |");
+    let _ = writeln!(
+        md,
+        " latency p50 / p99 / max (ms), {} group(s) | errors |",
+        groups.last().copied().unwrap_or(0)
+    );
     let _ = writeln!(md, "|---|{}---|---|", "---:|".repeat(groups.len()));
     for w in Workload::ALL {
         let runs: Vec<Option<&RunReport>> = groups

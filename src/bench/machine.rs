@@ -13,6 +13,33 @@ pub struct Machine {
     pub memory_gib: f64,
     /// Operating system and kernel.
     pub os: String,
+    /// File system of the temporary directory, where spawned clusters keep their data.
+    #[serde(default)]
+    pub temp_fs: String,
+}
+
+/// The file system type holding `path`, by its statfs(2) magic number.
+fn fs_type(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return String::new();
+    };
+    // SAFETY: statfs(2) fills the zeroed struct we own from a valid C string.
+    let magic = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut st) != 0 {
+            return String::new();
+        }
+        st.f_type as i64
+    };
+    match magic {
+        0xEF53 => "ext2/3/4".into(),
+        0x0102_1994 => "tmpfs (no real fsync)".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x794C_7630 => "overlayfs".into(),
+        other => format!("file system 0x{other:x}"),
+    }
 }
 
 impl Machine {
@@ -37,13 +64,14 @@ impl Machine {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             memory_gib: (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             os: format!("{} {}", std::env::consts::OS, kernel.trim()),
+            temp_fs: fs_type(&std::env::temp_dir()),
         }
     }
 
     /// One line for the docs.
     pub fn describe(&self) -> String {
         format!(
-            "{} cores ({}), {} GiB RAM, {}",
+            "{} cores ({}), {} GiB RAM, {}; data in {} on {}",
             self.cores,
             if self.cpu.is_empty() {
                 "unknown CPU"
@@ -51,7 +79,13 @@ impl Machine {
                 &self.cpu
             },
             self.memory_gib,
-            self.os
+            self.os,
+            std::env::temp_dir().display(),
+            if self.temp_fs.is_empty() {
+                "an unknown file system"
+            } else {
+                &self.temp_fs
+            }
         )
     }
 }
