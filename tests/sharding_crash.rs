@@ -110,3 +110,67 @@ fn moves_complete_when_replicas_crash_mid_handoff() {
     );
     assert!(n >= 20, "too few appends got through: {n}");
 }
+
+/// A shard handed over and deleted, then given back and installed while its group
+/// never went idle (so no checkpoint came in between), must survive the group's
+/// next checkpoint and a SIGKILL of all its replicas.
+#[test]
+fn a_shard_that_leaves_and_comes_back_survives_a_full_restart() {
+    let t0 = Instant::now();
+    let mut cl = ShardCluster::start(NSHARDS);
+    cl.start_group(1, 3, false);
+    cl.start_group(2, 3, false);
+    let cfg = cl.wait_groups(&[1, 2]);
+    cl.wait_settled(Duration::from_secs(60));
+    let mut c = cl.client("writer");
+    wait_serving(&mut c);
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        assert_eq!(c.req(&format!("PUT {k} {k}")), format!("PUT {k} not_found"));
+    }
+    let on1 = cfg.shards_of(1);
+    assert!(on1.len() >= 2, "group 1 holds {on1:?}");
+    let shard = on1[0];
+    let moving: Vec<&String> = keys.iter().filter(|k| cl.shard_of(k) == shard).collect();
+    assert!(!moving.is_empty(), "no key on shard {shard}");
+    let busy_key = (0..100)
+        .map(|i| format!("busy{i}"))
+        .find(|k| cl.owner(&cfg, k) == 1 && cl.shard_of(k) != shard)
+        .expect("a key on group 1's other shard");
+
+    // Keep group 1 deciding instances (so it never checkpoints as idle) while the
+    // shard goes to group 2 and comes back.
+    let busy = Appenders::with_keys(vec![cl.client("busy")], vec![vec![busy_key]]);
+    cl.move_shard(shard, 2);
+    cl.wait_settled(Duration::from_secs(60));
+    cl.move_shard(shard, 1);
+    cl.wait_settled(Duration::from_secs(60));
+    let acked = busy.stop();
+    // Idle now: every replica of group 1 checkpoints.
+    let stopped = std::time::SystemTime::now();
+    let checkpointed = |i: usize| {
+        std::fs::metadata(cl.replica_dir(1, i).join("kv/checkpoint"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > stopped)
+    };
+    support::process::wait_until(Duration::from_secs(30), "group 1 checkpoints", || {
+        (0..3).all(checkpointed)
+    });
+    cl.kill_group(1);
+    cl.restart_group(1);
+
+    let mut c = cl.client("reader");
+    for k in &keys {
+        assert_eq!(
+            c.req(&format!("GET {k}")),
+            format!("GET {k} {k}"),
+            "shard {shard}"
+        );
+    }
+    check_appends(&mut c, &acked);
+    eprintln!(
+        "a_shard_that_leaves_and_comes_back_survives_a_full_restart: {} busy appends, {:?}",
+        count(&acked),
+        t0.elapsed()
+    );
+}

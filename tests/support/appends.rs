@@ -26,17 +26,27 @@ impl Appenders {
     /// Starts one appender per client in `clients`; client `c` cycles over the keys
     /// `a<c>.0 .. a<c>.<own_keys - 1>` and [`SHARED_KEY`].
     pub fn start(clients: Vec<Client>, own_keys: usize) -> Appenders {
+        let keys = (0..clients.len())
+            .map(|ci| {
+                (0..own_keys)
+                    .map(|m| format!("a{ci}.{m}"))
+                    .chain([SHARED_KEY.to_string()])
+                    .collect()
+            })
+            .collect();
+        Appenders::with_keys(clients, keys)
+    }
+
+    /// Starts one appender per client; client `c` cycles over `keys[c]`.
+    pub fn with_keys(clients: Vec<Client>, keys: Vec<Vec<String>>) -> Appenders {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = clients
             .into_iter()
+            .zip(keys)
             .enumerate()
-            .map(|(ci, mut c)| {
+            .map(|(ci, (mut c, keys))| {
                 let stop = stop.clone();
                 std::thread::spawn(move || {
-                    let keys: Vec<String> = (0..own_keys)
-                        .map(|m| format!("a{ci}.{m}"))
-                        .chain([SHARED_KEY.to_string()])
-                        .collect();
                     let mut acked = Vec::new();
                     let mut j = 0;
                     while !stop.load(Ordering::Relaxed) {

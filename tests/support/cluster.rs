@@ -124,9 +124,14 @@ impl ShardCluster {
         self.groups[&gid].peers.clone()
     }
 
+    /// The directory of replica `i` of group `gid`.
+    pub fn replica_dir(&self, gid: u64, i: usize) -> PathBuf {
+        self.root.path().join(format!("g{gid}-{i}"))
+    }
+
     fn spawn(&mut self, gid: u64, i: usize, restart: bool) {
         self.spawns += 1;
-        let dir = self.root.path().join(format!("g{gid}-{i}"));
+        let dir = self.replica_dir(gid, i);
         let logs = self.logs();
         let masters = self.masters.clone();
         let g = self.groups.get_mut(&gid).expect("group started");
