@@ -141,7 +141,13 @@ fn concurrent(
         t_check.elapsed(),
         t0.elapsed()
     );
-    assert!(n >= clients * 2, "{tag}: too few appends got through: {n}");
+    // Not vacuous. With --unreliable every lost request or reply costs the Clerk a
+    // 3 s attempt timeout (clerk.rs ATTEMPT), so only a few appends get through.
+    let floor = if unreliable { clients } else { clients * 20 };
+    assert!(
+        n >= floor,
+        "{tag}: too few appends got through: {n} < {floor}"
+    );
 }
 
 #[test]
