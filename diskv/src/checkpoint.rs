@@ -190,7 +190,14 @@ impl DiskStore {
                 None => record.deletes.push((*shard, name)),
             }
         }
-        record.dropped = dropped;
+        for shard in dropped {
+            match shards.get(&shard) {
+                // Deleted, then installed again since the last checkpoint: keep the
+                // folder (it now holds the new copy's files), delete the old copy's.
+                Some(s) => self.stale_files(shard, s, &mut record.deletes)?,
+                None => record.dropped.push(shard),
+            }
+        }
         sync_fs(&self.root)?;
         let bytes = encode_record(&record);
         let tmp = self.root.join("checkpoint.tmp");
@@ -227,6 +234,31 @@ impl DiskStore {
             let dir = self.shard_dir(*shard);
             if dir.exists() {
                 fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds to `deletes` every key file in `shard`'s folder whose key `held` lacks.
+    fn stale_files(
+        &self,
+        shard: usize,
+        held: &Shard,
+        deletes: &mut Vec<(usize, String)>,
+    ) -> Result<(), StateError> {
+        let dir = self.shard_dir(shard);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let keep: std::collections::HashSet<String> =
+            held.data.keys().map(|k| keyfile::file_name(k)).collect();
+        for ent in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let ent = ent.map_err(|e| io_err(&dir, e))?;
+            let Some(name) = ent.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !name.ends_with(".tmp") && !keep.contains(&name) {
+                deletes.push((shard, name));
             }
         }
         Ok(())

@@ -107,10 +107,18 @@ impl Clerk {
     }
 
     /// Every key in `[start, end]` with its value, sorted. Each shard is read
-    /// linearizably, one after another; the scan as a whole is not atomic.
+    /// linearizably, one after another; the scan as a whole is not atomic. A scan
+    /// of one key (`start == end`) reads only that key's shard, so it does not wait
+    /// for groups that cannot hold the key.
     pub async fn scan(&mut self, start: &str, end: &str) -> Result<Vec<(String, String)>, KvError> {
+        let nshards = self.config.shards.len();
+        let shards: Vec<usize> = if start == end && !start.is_empty() {
+            vec![shard_of(start.as_bytes(), nshards)]
+        } else {
+            (0..nshards).collect()
+        };
         let mut all = Vec::new();
-        for shard in 0..self.config.shards.len() {
+        for shard in shards {
             match self
                 .run(
                     shard,

@@ -103,6 +103,40 @@ impl Client {
         self.lines.recv_timeout(limit)
     }
 
+    /// Reads the reply to `SCAN start end`: the BEGIN line, the pairs, the END line.
+    pub fn recv_scan(&mut self, start: &str, end: &str) -> Vec<(String, String)> {
+        let begin = self.recv();
+        assert_eq!(
+            begin,
+            format!("SCAN {start} {end} BEGIN"),
+            "client {}",
+            self.name
+        );
+        self.recv_pairs()
+    }
+
+    /// Reads the `  k v` lines of a Scan reply up to and including `SCAN END`.
+    pub fn recv_pairs(&mut self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        loop {
+            let line = self.recv();
+            if line == "SCAN END" {
+                return pairs;
+            }
+            let (k, v) = line
+                .strip_prefix("  ")
+                .and_then(|kv| kv.split_once(' '))
+                .unwrap_or_else(|| panic!("client {}: scan line {line:?}", self.name));
+            pairs.push((k.to_string(), v.to_string()));
+        }
+    }
+
+    /// Sends `SCAN start end` and returns the pairs of its reply.
+    pub fn scan(&mut self, start: &str, end: &str) -> Vec<(String, String)> {
+        self.send(&format!("SCAN {start} {end}"));
+        self.recv_scan(start, end)
+    }
+
     /// Sends one request and returns its (single-line) reply.
     pub fn req(&mut self, line: &str) -> String {
         self.send(line);

@@ -1,9 +1,13 @@
 #![allow(dead_code)]
 //! Shared helpers of the integration tests.
 
+pub mod appends;
+pub mod cluster;
 pub mod http;
 pub mod kv_group;
 pub mod line_client;
+pub mod line_ops;
 pub mod linearizability;
 pub mod process;
 pub mod random_crashes;
+pub mod seed;
