@@ -155,7 +155,11 @@ mod tests {
             },
         };
         let gated = path.send(vec![accepted.clone(), ack.clone()]);
-        assert_eq!(gated, vec![accepted], "an Accepted must wait for its record");
+        assert_eq!(
+            gated,
+            vec![accepted],
+            "an Accepted must wait for its record"
+        );
         assert_eq!(*sent.0.lock().unwrap(), vec![ack]);
         // Someone else's acknowledgement (never produced here) is not let through.
         let foreign = Envelope {
