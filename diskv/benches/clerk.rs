@@ -159,7 +159,11 @@ fn main() {
         println!("  data dir: {}", dir.path().display());
         println!("  clients     ops/s   get p50 µs  get p99 µs   put p50 µs  put p99 µs");
         let mut json = Vec::new();
-        for clients in [1usize, 64] {
+        let levels: Vec<usize> = std::env::var("DISKV_BENCH_CLIENTS")
+            .ok()
+            .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 64]);
+        for clients in levels {
             let l = run_level(&maddrs, clients, secs).await;
             let rate = l.ops as f64 / l.secs;
             println!(

@@ -32,6 +32,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 const RECORD_MAGIC: &[u8; 4] = b"DKC1";
 
@@ -75,7 +77,71 @@ pub type Loaded = (CheckpointRecord, BTreeMap<usize, Shard>);
 pub struct DiskStore {
     root: PathBuf,
     number: u64,
+    /// `applied` of the newest record written or loaded.
+    written: u64,
 }
+
+/// Roots with a checkpoint being written off the apply loop (see [`Writing`]).
+static WRITING: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
+static WRITTEN: Condvar = Condvar::new();
+
+/// How long opening a store waits for a checkpoint of the same folder that an
+/// earlier replica of this process is still writing.
+const WAIT_FOR_WRITER: Duration = Duration::from_secs(120);
+
+/// Marks a store's folder as being written by a background checkpoint until
+/// dropped. A replica restarted in the same process opens the folder only after
+/// every such checkpoint finished (its start-up would otherwise remove their temp
+/// files under them).
+#[derive(Debug)]
+pub struct Writing(PathBuf);
+
+impl Writing {
+    fn new(root: &Path) -> Writing {
+        *lock_writing().entry(root.to_path_buf()).or_insert(0) += 1;
+        Writing(root.to_path_buf())
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut w = lock_writing();
+        if let Some(n) = w.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&self.0);
+            }
+        }
+        WRITTEN.notify_all();
+    }
+}
+
+fn lock_writing() -> MutexGuard<'static, BTreeMap<PathBuf, usize>> {
+    WRITING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits (bounded) until no checkpoint of `root` is being written.
+fn wait_for_writers(root: &Path) -> Result<(), StateError> {
+    let deadline = Instant::now() + WAIT_FOR_WRITER;
+    let mut w = lock_writing();
+    while w.contains_key(root) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(StateError::Mismatch(format!(
+                "{} is still being checkpointed by an earlier replica of this process; retry later",
+                root.display()
+            )));
+        }
+        w = WRITTEN
+            .wait_timeout(w, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    Ok(())
+}
+
+/// A key changed since the previous checkpoint: (shard, key, value or deleted).
+pub type KeyChange = (usize, String, Option<String>);
 
 fn io_err(path: &Path, e: std::io::Error) -> StateError {
     StateError::Io {
@@ -113,7 +179,17 @@ impl DiskStore {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         let root = dir.join("kv");
         fs::create_dir_all(&root).map_err(|e| io_err(&root, e))?;
-        Ok(DiskStore { root, number: 0 })
+        wait_for_writers(&root)?;
+        Ok(DiskStore {
+            root,
+            number: 0,
+            written: 0,
+        })
+    }
+
+    /// Marks this store as being written until the guard is dropped (see [`Writing`]).
+    pub fn writing(&self) -> Writing {
+        Writing::new(&self.root)
     }
 
     fn shard_dir(&self, shard: usize) -> PathBuf {
@@ -136,6 +212,7 @@ impl DiskStore {
             reason,
         })?;
         self.number = record.number;
+        self.written = record.applied;
         self.finish(&record)?;
         self.remove_temp_files()?;
         let mut shards = BTreeMap::new();
@@ -164,17 +241,40 @@ impl DiskStore {
     /// changed since the previous checkpoint; `dropped` the shards no longer held.
     pub fn checkpoint(
         &mut self,
-        mut record: CheckpointRecord,
+        record: CheckpointRecord,
         shards: &BTreeMap<usize, Shard>,
         dirty: &[(usize, String)],
         dropped: Vec<usize>,
     ) -> Result<(), StateError> {
+        let changes: Vec<KeyChange> = dirty
+            .iter()
+            .map(|(shard, key)| {
+                let value = shards.get(shard).and_then(|s| s.data.get(key)).cloned();
+                (*shard, key.clone(), value)
+            })
+            .collect();
+        self.write(record, &changes, dropped)
+    }
+
+    /// Like [`DiskStore::checkpoint`], with each changed key's value (`None`:
+    /// deleted) taken beforehand, so it can run while the state moves on. A record
+    /// not newer than the last one written is skipped: a later checkpoint (a
+    /// snapshot installed meanwhile) already covers it.
+    pub fn write(
+        &mut self,
+        mut record: CheckpointRecord,
+        changes: &[KeyChange],
+        dropped: Vec<usize>,
+    ) -> Result<(), StateError> {
+        if record.applied <= self.written && self.written > 0 {
+            return Ok(());
+        }
         self.number += 1;
         let n = self.number;
         record.number = n;
-        for (shard, key) in dirty {
+        for (shard, key, value) in changes {
             let name = keyfile::file_name(key);
-            match shards.get(shard).and_then(|s| s.data.get(key)) {
+            match value {
                 Some(value) => {
                     let dir = self.shard_dir(*shard);
                     fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
@@ -208,6 +308,7 @@ impl DiskStore {
         let path = self.root.join("checkpoint");
         fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
         sync_dir(&self.root)?;
+        self.written = record.applied;
         self.finish(&record)
     }
 

@@ -1,17 +1,18 @@
 //! The replicated KV state machine of one group: the shards it holds, the
 //! configuration it has applied, and its checkpoints.
 
-use crate::checkpoint::{CheckpointRecord, DiskStore, ShardMeta};
+use crate::checkpoint::{CheckpointRecord, DiskStore, KeyChange, ShardMeta, Writing};
 use crate::dedup::{DupTable, Seen};
 use crate::error::StateError;
 use crate::op::{KvError, Op, Reply, Request};
 use crate::shard::{Shard, ShardMode};
-use paxos::rsm::StateMachine;
+use paxos::rsm::{Checkpoint, StateMachine};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
 use shardmaster::{Config, Gid, NO_GROUP};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A command in the group's log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,9 +60,12 @@ pub struct KvState {
     config: Config,
     shards: BTreeMap<usize, Shard>,
     now_ms: u64,
-    disk: Option<DiskStore>,
+    disk: Option<Arc<Mutex<DiskStore>>>,
     dirty: BTreeSet<(usize, String)>,
     dropped: Vec<usize>,
+    /// The keys and dropped shards of the checkpoint being written.
+    in_flight: Vec<(usize, String)>,
+    in_flight_dropped: Vec<usize>,
     checkpointed: Slot,
     /// One more than the last instance with a command applied here.
     last_applied: Slot,
@@ -82,6 +86,8 @@ impl KvState {
             disk: None,
             dirty: BTreeSet::new(),
             dropped: Vec::new(),
+            in_flight: Vec::new(),
+            in_flight_dropped: Vec::new(),
             checkpointed: 0,
             last_applied: 0,
             since_checkpoint: 0,
@@ -95,7 +101,7 @@ impl KvState {
         let mut disk = DiskStore::open(dir)?;
         let mut st = KvState::in_memory(gid, nshards);
         let loaded = disk.load()?;
-        st.disk = Some(disk);
+        st.disk = Some(Arc::new(Mutex::new(disk)));
         let Some((record, shards)) = loaded else {
             return Ok((st, 0));
         };
@@ -331,11 +337,23 @@ impl KvState {
         Ok(Reply::Cleared)
     }
 
-    /// Writes a checkpoint covering every instance below `applied`.
+    /// Writes a checkpoint covering every instance below `applied`, here and now.
     fn write_checkpoint(&mut self, applied: Slot) -> Result<(), StateError> {
-        let Some(disk) = self.disk.as_mut() else {
-            return Ok(());
-        };
+        match self.prepare_checkpoint(applied) {
+            Some(write) => {
+                let result = write.run();
+                self.checkpoint_done(result.as_ref().map(|_| applied).map_err(|e| e.to_string()));
+                result
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Takes what a checkpoint at `applied` writes (the changed keys with their
+    /// values, shard metadata, duplicate tables) so the writing can happen while
+    /// the state moves on. `None` without a disk.
+    fn prepare_checkpoint(&mut self, applied: Slot) -> Option<CheckpointWrite> {
+        let disk = self.disk.clone()?;
         for s in self.shards.values_mut() {
             s.dups.expire(self.now_ms);
         }
@@ -362,10 +380,65 @@ impl KvState {
             deletes: Vec::new(),
             dropped: Vec::new(),
         };
-        let dirty: Vec<(usize, String)> = std::mem::take(&mut self.dirty).into_iter().collect();
-        let dropped = std::mem::take(&mut self.dropped);
-        disk.checkpoint(record, &self.shards, &dirty, dropped)
+        self.in_flight = std::mem::take(&mut self.dirty).into_iter().collect();
+        self.in_flight_dropped = std::mem::take(&mut self.dropped);
+        let changes = self
+            .in_flight
+            .iter()
+            .map(|(shard, key)| {
+                let value = self
+                    .shards
+                    .get(shard)
+                    .and_then(|s| s.data.get(key))
+                    .cloned();
+                (*shard, key.clone(), value)
+            })
+            .collect();
+        self.since_checkpoint = 0;
+        let writing = lock_disk(&disk).writing();
+        Some(CheckpointWrite {
+            disk,
+            record,
+            changes,
+            dropped: self.in_flight_dropped.clone(),
+            _writing: writing,
+        })
     }
+
+    /// A checkpoint from [`KvState::prepare_checkpoint`] finished: on success it
+    /// covers everything below the slot; on failure its keys are dirty again.
+    fn checkpoint_done(&mut self, result: Result<Slot, String>) {
+        match result {
+            Ok(applied) => {
+                self.checkpointed = self.checkpointed.max(applied);
+                self.in_flight.clear();
+                self.in_flight_dropped.clear();
+            }
+            Err(_) => {
+                self.dirty.extend(std::mem::take(&mut self.in_flight));
+                self.dropped.append(&mut self.in_flight_dropped);
+            }
+        }
+    }
+}
+
+/// The file writing of one checkpoint, detached from the state.
+struct CheckpointWrite {
+    disk: Arc<Mutex<DiskStore>>,
+    record: CheckpointRecord,
+    changes: Vec<KeyChange>,
+    dropped: Vec<usize>,
+    _writing: Writing,
+}
+
+impl CheckpointWrite {
+    fn run(self) -> Result<(), StateError> {
+        lock_disk(&self.disk).write(self.record, &self.changes, self.dropped)
+    }
+}
+
+fn lock_disk(disk: &Mutex<DiskStore>) -> MutexGuard<'_, DiskStore> {
+    disk.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StateMachine for KvState {
@@ -389,17 +462,38 @@ impl StateMachine for KvState {
     }
 
     fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
+        match self.checkpoint_job(applied, idle)? {
+            None => Ok(None),
+            Some(Checkpoint::Done(slot)) => Ok(Some(slot)),
+            Some(Checkpoint::Job(job)) => {
+                let result = job();
+                self.checkpoint_finished(&result);
+                result.map(Some)
+            }
+        }
+    }
+
+    /// Takes the changed keys' values now; the files are written by the returned
+    /// job, off the apply loop (a checkpoint of many keys can take seconds on a
+    /// busy disk, and applying, hence every read and write, used to wait for it).
+    fn checkpoint_job(&mut self, applied: Slot, idle: bool) -> Result<Option<Checkpoint>, String> {
         if self.disk.is_none() {
-            return Ok(Some(applied));
+            return Ok(Some(Checkpoint::Done(applied)));
         }
         let due =
             applied > self.checkpointed && (idle || self.since_checkpoint >= self.checkpoint_every);
         if !due {
             return Ok(None);
         }
-        self.write_checkpoint(applied).map_err(|e| e.to_string())?;
-        self.checkpointed = applied;
-        self.since_checkpoint = 0;
-        Ok(Some(applied))
+        let Some(write) = self.prepare_checkpoint(applied) else {
+            return Ok(None);
+        };
+        Ok(Some(Checkpoint::Job(Box::new(move || {
+            write.run().map(|()| applied).map_err(|e| e.to_string())
+        }))))
+    }
+
+    fn checkpoint_finished(&mut self, result: &Result<Slot, String>) {
+        self.checkpoint_done(result.clone());
     }
 }

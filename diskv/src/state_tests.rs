@@ -354,3 +354,59 @@ fn a_shard_deleted_and_installed_again_between_checkpoints_survives_a_restart() 
     assert_eq!(get(&st, "a").as_deref(), Some("moved"), "the installed key");
     assert_eq!(get(&st, "b"), None, "a key of the deleted copy came back");
 }
+
+/// A checkpoint written off the apply loop holds the state at the instance it was
+/// taken at, even though applying went on while its files were written; a failed
+/// one leaves its keys to the next checkpoint.
+#[test]
+fn background_checkpoint_holds_the_state_it_was_taken_at() {
+    use paxos::rsm::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    st.apply(1, append(9, 1, "a", "1")).unwrap();
+    st.apply(2, append(9, 2, "b", "x")).unwrap();
+    let Ok(Some(Checkpoint::Job(job))) = st.checkpoint_job(3, true) else {
+        panic!("a checkpoint job was due");
+    };
+    // Applying goes on while the job has not written anything yet.
+    st.apply(3, append(9, 3, "a", "2")).unwrap();
+    st.apply(4, append(9, 4, "c", "y")).unwrap();
+    let result = job();
+    assert_eq!(result, Ok(3));
+    st.checkpoint_finished(&result);
+    drop(st);
+    let (st, applied) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    assert_eq!(applied, 3);
+    assert_eq!(
+        get(&st, "a").as_deref(),
+        Some("1"),
+        "the checkpoint saw a later write"
+    );
+    assert_eq!(get(&st, "b").as_deref(), Some("x"));
+    assert_eq!(get(&st, "c"), None, "the checkpoint saw a later key");
+
+    // A job that failed: its keys go to the next checkpoint.
+    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    st.apply(3, append(9, 3, "a", "2")).unwrap();
+    let Ok(Some(Checkpoint::Job(_lost))) = st.checkpoint_job(4, true) else {
+        panic!("a checkpoint job was due");
+    };
+    st.checkpoint_finished(&Err("disk full".into()));
+    drop(_lost);
+    assert_eq!(st.checkpoint(4, true), Ok(Some(4)));
+    drop(st);
+    let (st, applied) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    assert_eq!(applied, 4);
+    assert_eq!(
+        get(&st, "a").as_deref(),
+        Some("12"),
+        "the failed job's key was forgotten"
+    );
+}

@@ -33,6 +33,8 @@
 //!    no new record. One exception: a leader's `Accept` and `Heartbeat` reveal no
 //!    acceptor state, so they leave at once, but only once a promise at or above
 //!    their ballot is durable on this replica (a restarted leader never reuses it).
+//!    A follower's `HeartbeatAck` reveals none either (no record comes from a
+//!    heartbeat; see `node/early.rs`) and leaves at once too.
 //! 4. Messages a replica sends to itself go through the same gate: the leader's own
 //!    accept counts towards a majority only after its record is durable.
 //! 5. Decisions need no sync of their own: a decided value is already durable on a

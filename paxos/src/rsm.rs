@@ -44,6 +44,20 @@ pub trait StateMachine: Send + 'static {
         Ok(None)
     }
 
+    /// Like [`StateMachine::checkpoint`], but the slow part (writing files) may come
+    /// back as a [`Checkpoint::Job`] that the apply loop runs on a blocking thread
+    /// while it goes on applying; [`StateMachine::checkpoint_finished`] then tells
+    /// how it went. Never called while an earlier job runs. The default runs
+    /// `checkpoint` at once.
+    fn checkpoint_job(&mut self, applied: Slot, idle: bool) -> Result<Option<Checkpoint>, String> {
+        Ok(self.checkpoint(applied, idle)?.map(Checkpoint::Done))
+    }
+
+    /// A job from [`StateMachine::checkpoint_job`] ended with `result`.
+    fn checkpoint_finished(&mut self, result: &Result<Slot, String>) {
+        let _ = result;
+    }
+
     /// The group forgot instances this replica never applied: the state machine must
     /// replace its state with a snapshot from a peer covering everything below a
     /// slot at or after `floor`, and return that slot. `None` if it cannot (yet).
@@ -51,6 +65,18 @@ pub trait StateMachine: Send + 'static {
         let _ = floor;
         None
     }
+}
+
+/// The file writing of a checkpoint, run off the apply loop; returns the instance
+/// below which everything is then durable.
+pub type CheckpointJob = Box<dyn FnOnce() -> Result<Slot, String> + Send>;
+
+/// What [`StateMachine::checkpoint_job`] did.
+pub enum Checkpoint {
+    /// Everything below this instance is durable already.
+    Done(Slot),
+    /// Everything will be durable once this job succeeds.
+    Job(CheckpointJob),
 }
 
 /// Errors of [`Rsm`] calls.
@@ -230,6 +256,25 @@ impl<S: StateMachine> Rsm<S> {
     }
 }
 
+/// What woke the apply loop.
+enum Wake {
+    Decision(Option<Decision>),
+    Idle,
+    CheckpointDone(Result<Slot, String>),
+}
+
+/// Waits for the running checkpoint job, if any (never resolves without one).
+async fn job_done(
+    job: &mut Option<tokio::task::JoinHandle<Result<Slot, String>>>,
+) -> Result<Slot, String> {
+    match job.as_mut() {
+        Some(handle) => handle
+            .await
+            .unwrap_or_else(|e| Err(format!("the checkpoint task failed: {e}"))),
+        None => std::future::pending().await,
+    }
+}
+
 async fn apply_loop<S: StateMachine>(
     inner: Arc<Inner<S>>,
     node: PaxosNode,
@@ -239,9 +284,11 @@ async fn apply_loop<S: StateMachine>(
     idle_after: Duration,
 ) {
     let mut dirty = false;
+    // The checkpoint being written off this loop, if any; one at a time.
+    let mut job = None;
     loop {
-        let next = tokio::select! {
-            d = decisions.recv() => Some(d),
+        let wake = tokio::select! {
+            d = decisions.recv() => Wake::Decision(d),
             Some(ins) = installs.recv() => {
                 if ins.applied > applied {
                     tracing::info!(applied = ins.applied, "installing a state from another replica");
@@ -257,19 +304,25 @@ async fn apply_loop<S: StateMachine>(
                 }
                 continue;
             }
-            _ = tokio::time::sleep(idle_after) => None,
+            result = job_done(&mut job) => Wake::CheckpointDone(result),
+            _ = tokio::time::sleep(idle_after) => Wake::Idle,
         };
-        let first = match next {
-            Some(Some(d)) => Some(d),
-            Some(None) => return,
-            None => None,
-        };
-        let Some(first) = first else {
-            if dirty {
-                dirty = false;
-                checkpoint(&inner, &node, applied, true);
+        let first = match wake {
+            Wake::Decision(Some(d)) => d,
+            Wake::Decision(None) => return,
+            Wake::Idle => {
+                if dirty && job.is_none() {
+                    dirty = false;
+                    checkpoint(&inner, &node, applied, true, &mut job);
+                }
+                continue;
             }
-            continue;
+            Wake::CheckpointDone(result) => {
+                job = None;
+                lock(&inner.sm).checkpoint_finished(&result);
+                checkpoint_durable(&node, applied, result);
+                continue;
+            }
         };
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -338,13 +391,35 @@ async fn apply_loop<S: StateMachine>(
             }
         }
         dirty = true;
-        checkpoint(&inner, &node, applied, false);
+        checkpoint(&inner, &node, applied, false, &mut job);
     }
 }
 
-fn checkpoint<S: StateMachine>(inner: &Inner<S>, node: &PaxosNode, applied: Slot, idle: bool) {
-    match lock(&inner.sm).checkpoint(applied, idle) {
-        Ok(Some(durable)) if durable > 0 => node.done(durable - 1),
+/// Asks the state machine for a checkpoint at `applied`, unless one is being
+/// written already (the next run of decisions or idle period asks again).
+fn checkpoint<S: StateMachine>(
+    inner: &Inner<S>,
+    node: &PaxosNode,
+    applied: Slot,
+    idle: bool,
+    job: &mut Option<tokio::task::JoinHandle<Result<Slot, String>>>,
+) {
+    if job.is_some() {
+        return;
+    }
+    let asked = lock(&inner.sm).checkpoint_job(applied, idle);
+    match asked {
+        Ok(Some(Checkpoint::Done(durable))) => checkpoint_durable(node, applied, Ok(durable)),
+        Ok(Some(Checkpoint::Job(work))) => *job = Some(tokio::task::spawn_blocking(work)),
+        Ok(None) => {}
+        Err(e) => checkpoint_durable(node, applied, Err(e)),
+    }
+}
+
+/// A checkpoint ended: the log may forget what it covers.
+fn checkpoint_durable(node: &PaxosNode, applied: Slot, result: Result<Slot, String>) {
+    match result {
+        Ok(durable) if durable > 0 => node.done(durable - 1),
         Ok(_) => {}
         Err(e) => {
             tracing::error!(applied, error = %e, "checkpoint failed; the log keeps everything until one succeeds")

@@ -426,3 +426,73 @@ fn an_instance_acked_beyond_the_window_is_decided_once_the_watermark_catches_up(
     );
     assert_eq!(r.status(4), Status::Decided(val("v4")));
 }
+
+/// Delivers every message among `rs` until none is left (at most 100 rounds).
+fn settle(rs: &mut [Replica]) {
+    for _ in 0..100 {
+        let msgs: Vec<Envelope> = rs
+            .iter_mut()
+            .flat_map(|r| r.take_ready().messages)
+            .collect();
+        if msgs.is_empty() {
+            return;
+        }
+        for m in msgs {
+            let to = m.to;
+            rs[to].handle(m);
+        }
+    }
+    panic!("the group never went quiet");
+}
+
+/// Read-index: a read is answered only after a majority acknowledged a heartbeat
+/// round that started after the read arrived, even when reads share rounds and an
+/// earlier round is still in flight.
+#[test]
+fn a_read_waits_for_a_round_that_started_after_it_arrived() {
+    let mut rs: Vec<Replica> = (0..3).map(|i| replica(i, 3)).collect();
+    rs[0].campaign_now();
+    settle(&mut rs);
+    assert!(rs[0].is_leader());
+    let heartbeats = |msgs: Vec<Envelope>, to: NodeId| -> Vec<Envelope> {
+        msgs.into_iter()
+            .filter(|m| m.to == to && matches!(m.msg, Message::Heartbeat { .. }))
+            .collect()
+    };
+    let answered = |ready: &Ready| -> Vec<u64> {
+        ready
+            .reads
+            .iter()
+            .map(|o| match o {
+                ReadOutcome::Ready { id, .. } => *id,
+                ReadOutcome::NotLeader { id, .. } => panic!("read {id} refused"),
+            })
+            .collect()
+    };
+    // Reads 1 and 2 arrive together: one round for both.
+    rs[0].read_index(1);
+    rs[0].read_index(2);
+    let first = heartbeats(rs[0].take_ready().messages, 1);
+    assert_eq!(
+        first.len(),
+        1,
+        "two reads arriving together share one round"
+    );
+    // Read 3 arrives while that round is in flight: it needs a round of its own.
+    rs[0].read_index(3);
+    let second = heartbeats(rs[0].take_ready().messages, 1);
+    assert_eq!(second.len(), 1);
+    // Replica 1 answers the first round only.
+    rs[1].handle(first[0].clone());
+    for m in rs[1].take_ready().messages {
+        rs[0].handle(m);
+    }
+    let ready = rs[0].take_ready();
+    assert_eq!(answered(&ready), vec![1, 2]);
+    // Replica 1 answers the second round: now read 3 may be served.
+    rs[1].handle(second[0].clone());
+    for m in rs[1].take_ready().messages {
+        rs[0].handle(m);
+    }
+    assert_eq!(answered(&rs[0].take_ready()), vec![3]);
+}
