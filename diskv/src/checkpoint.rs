@@ -28,7 +28,7 @@ use crate::keyfile::{self, KeyFile};
 use crate::shard::{Shard, ShardMode};
 use serde::{Deserialize, Serialize};
 use shardmaster::{Config, Gid};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -143,6 +143,24 @@ fn wait_for_writers(root: &Path) -> Result<(), StateError> {
 /// A key changed since the previous checkpoint: (shard, key, value or deleted).
 pub type KeyChange = (usize, String, Option<String>);
 
+/// A shard dropped since the last checkpoint, with the file names of the keys it
+/// holds again if it was installed again meanwhile (`None`: not held, its folder goes).
+pub type DroppedShard = (usize, Option<HashSet<String>>);
+
+/// Pairs each dropped shard with the key file names of the copy held now, if any
+/// (taken when the checkpoint is prepared, so the write can run later).
+pub fn dropped_shards(shards: &BTreeMap<usize, Shard>, dropped: Vec<usize>) -> Vec<DroppedShard> {
+    dropped
+        .into_iter()
+        .map(|shard| {
+            let held = shards
+                .get(&shard)
+                .map(|s| s.data.keys().map(|k| keyfile::file_name(k)).collect());
+            (shard, held)
+        })
+        .collect()
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> StateError {
     StateError::Io {
         path: path.to_path_buf(),
@@ -246,6 +264,7 @@ impl DiskStore {
         dirty: &[(usize, String)],
         dropped: Vec<usize>,
     ) -> Result<(), StateError> {
+        let dropped = dropped_shards(shards, dropped);
         let changes: Vec<KeyChange> = dirty
             .iter()
             .map(|(shard, key)| {
@@ -264,7 +283,7 @@ impl DiskStore {
         &mut self,
         mut record: CheckpointRecord,
         changes: &[KeyChange],
-        dropped: Vec<usize>,
+        dropped: Vec<DroppedShard>,
     ) -> Result<(), StateError> {
         if record.applied <= self.written && self.written > 0 {
             return Ok(());
@@ -290,11 +309,11 @@ impl DiskStore {
                 None => record.deletes.push((*shard, name)),
             }
         }
-        for shard in dropped {
-            match shards.get(&shard) {
+        for (shard, held) in dropped {
+            match held {
                 // Deleted, then installed again since the last checkpoint: keep the
                 // folder (it now holds the new copy's files), delete the old copy's.
-                Some(s) => self.stale_files(shard, s, &mut record.deletes)?,
+                Some(keep) => self.stale_files(shard, &keep, &mut record.deletes)?,
                 None => record.dropped.push(shard),
             }
         }
@@ -344,15 +363,13 @@ impl DiskStore {
     fn stale_files(
         &self,
         shard: usize,
-        held: &Shard,
+        keep: &HashSet<String>,
         deletes: &mut Vec<(usize, String)>,
     ) -> Result<(), StateError> {
         let dir = self.shard_dir(shard);
         if !dir.exists() {
             return Ok(());
         }
-        let keep: std::collections::HashSet<String> =
-            held.data.keys().map(|k| keyfile::file_name(k)).collect();
         for ent in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
             let ent = ent.map_err(|e| io_err(&dir, e))?;
             let Some(name) = ent.file_name().to_str().map(str::to_string) else {

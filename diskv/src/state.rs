@@ -1,7 +1,9 @@
 //! The replicated KV state machine of one group: the shards it holds, the
 //! configuration it has applied, and its checkpoints.
 
-use crate::checkpoint::{CheckpointRecord, DiskStore, KeyChange, ShardMeta, Writing};
+use crate::checkpoint::{
+    self, CheckpointRecord, DiskStore, DroppedShard, KeyChange, ShardMeta, Writing,
+};
 use crate::dedup::{DupTable, Seen};
 use crate::error::StateError;
 use crate::op::{KvError, Op, Reply, Request};
@@ -400,7 +402,7 @@ impl KvState {
             disk,
             record,
             changes,
-            dropped: self.in_flight_dropped.clone(),
+            dropped: checkpoint::dropped_shards(&self.shards, self.in_flight_dropped.clone()),
             _writing: writing,
         })
     }
@@ -427,7 +429,7 @@ struct CheckpointWrite {
     disk: Arc<Mutex<DiskStore>>,
     record: CheckpointRecord,
     changes: Vec<KeyChange>,
-    dropped: Vec<usize>,
+    dropped: Vec<DroppedShard>,
     _writing: Writing,
 }
 
