@@ -9,6 +9,7 @@
 //! stops the API, then every child by pid ([`children`]), and exits 0.
 
 mod children;
+pub use children::stop_with_launcher;
 mod layout;
 mod ready;
 
