@@ -1,6 +1,5 @@
 //! The `diskv` binary: thin subcommands over the libraries (see contracts.md).
 
-#[allow(dead_code)] // used by the `bench` subcommand, being built (issue #8)
 mod bench;
 mod cmd;
 
@@ -30,6 +29,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// A local cluster: shardmasters and replica groups as child processes, plus the HTTP API.
     Cluster(cmd::cluster::Args),
+    /// YCSB-style benchmark: workloads A-F against a cluster, or one it starts.
+    Bench(cmd::bench::Args),
 }
 
 fn init_logging() {
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
             Command::Admin(a) => cmd::admin::run(a).await,
             Command::Serve(a) => cmd::serve::run(a).await,
             Command::Cluster(a) => cmd::cluster::run(a).await,
+            Command::Bench(a) => cmd::bench::run(a).await,
         }
     });
     match result {

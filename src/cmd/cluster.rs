@@ -8,10 +8,9 @@
 //! then serves the HTTP API for the whole cluster through Clerks. Ctrl-C or SIGTERM
 //! stops the API, then every child by pid ([`children`]), and exits 0.
 
-mod children;
-pub use children::stop_with_launcher;
-mod layout;
-mod ready;
+pub(crate) mod children;
+pub(crate) mod layout;
+pub(crate) mod ready;
 
 use anyhow::Context;
 use children::{Children, Spec};
@@ -148,7 +147,11 @@ fn has_data(dir: &Path) -> bool {
 }
 
 /// Starts every shardmaster, then every replica, and prints where each listens.
-fn start_children(layout: &Layout, dir: &Path, children: &mut Children) -> anyhow::Result<()> {
+pub(crate) fn start_children(
+    layout: &Layout,
+    dir: &Path,
+    children: &mut Children,
+) -> anyhow::Result<()> {
     let logs = dir.join("logs");
     let masters = layout.masters.join(",");
     let mut specs = Vec::new();

@@ -1,6 +1,7 @@
 //! One module per subcommand: an `Args` struct (clap) and an async `run`.
 
 pub mod admin;
+pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod serve;

@@ -12,7 +12,7 @@
 //! checkpoint whenever it has been idle for 300 ms; a restart replays the log
 //! after the last checkpoint).
 
-mod ports;
+pub(crate) mod ports;
 
 use anyhow::Context;
 use diskv::http::{Front, FrontOptions};

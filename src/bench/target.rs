@@ -1,0 +1,198 @@
+//! Where a run's load goes: a running cluster (`--masters`), or a local one this
+//! command starts and stops (`--spawn GxR` for G groups of R replicas, or
+//! `--spawn serve` for one `diskv serve` node).
+//!
+//! A spawned target lives in a temporary directory. Its processes are children of
+//! this binary started by the `diskv cluster` launcher's code
+//! ([`crate::cmd::cluster`]): each in its own process group, stopped by pid
+//! (SIGTERM, then SIGKILL) when the benchmark ends, fails or is interrupted, killed
+//! when dropped, and sent SIGTERM by the kernel if this process dies.
+
+use super::error::BenchError;
+use crate::cmd::cluster::children::{Children, Spec};
+use crate::cmd::cluster::layout::{Group, Layout, Shape};
+use crate::cmd::cluster::{ready, start_children};
+use anyhow::Context;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Shardmaster replicas of a spawned cluster (they are off the data path).
+const SPAWN_MASTERS: usize = 1;
+/// How long a spawned `diskv serve` may take to record its ports.
+const SERVE_START: Duration = Duration::from_secs(60);
+
+/// What `--spawn` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnShape {
+    /// `diskv cluster` style: G groups of R replicas, one shardmaster.
+    Cluster {
+        /// Replica groups.
+        groups: usize,
+        /// Replicas per group.
+        replicas: usize,
+    },
+    /// One `diskv serve` process (shardmaster and one replica in one process).
+    Serve,
+}
+
+impl SpawnShape {
+    /// Its label in reports: `diskv 3x3`, `diskv serve`.
+    pub fn label(self) -> String {
+        match self {
+            SpawnShape::Cluster { groups, replicas } => format!("diskv {groups}x{replicas}"),
+            SpawnShape::Serve => "diskv serve".into(),
+        }
+    }
+}
+
+impl std::str::FromStr for SpawnShape {
+    type Err = String;
+    /// `GxR`, `G×R` or `serve`.
+    fn from_str(s: &str) -> Result<SpawnShape, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("serve") {
+            return Ok(SpawnShape::Serve);
+        }
+        let bad =
+            || format!("--spawn {s:?}: expected GxR (e.g. 3x3: 3 groups of 3 replicas) or serve");
+        let (g, r) = s.split_once(['x', 'X', '×']).ok_or_else(bad)?;
+        let groups: usize = g.trim().parse().map_err(|_| bad())?;
+        let replicas: usize = r.trim().parse().map_err(|_| bad())?;
+        if groups == 0 || replicas == 0 {
+            return Err(format!(
+                "--spawn {s:?}: groups and replicas must be at least 1"
+            ));
+        }
+        Ok(SpawnShape::Cluster { groups, replicas })
+    }
+}
+
+/// A local cluster or node started for the benchmark.
+pub struct Spawned {
+    /// Its shardmasters.
+    pub masters: Vec<String>,
+    /// Its label.
+    pub label: String,
+    children: Children,
+    // Removed after the children stop (declared after them).
+    _dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    /// Starts `shape` in a new temporary directory and waits until it serves.
+    pub async fn start(shape: SpawnShape) -> Result<Spawned, BenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("diskv-bench-")
+            .tempdir()
+            .context("cannot create a temporary directory")
+            .map_err(BenchError::Spawn)?;
+        let mut children = Children::default();
+        let started = match shape {
+            SpawnShape::Cluster { groups, replicas } => {
+                start_cluster(dir.path(), groups, replicas, &mut children).await
+            }
+            SpawnShape::Serve => start_serve(dir.path(), &mut children).await,
+        };
+        match started {
+            Ok(masters) => Ok(Spawned {
+                masters,
+                label: shape.label(),
+                children,
+                _dir: dir,
+            }),
+            Err(e) => {
+                children.stop().await;
+                Err(BenchError::Spawn(e))
+            }
+        }
+    }
+
+    /// Stops every process (SIGTERM by pid, SIGKILL after a grace period) and
+    /// removes the directory.
+    pub async fn stop(mut self) {
+        self.children.stop().await;
+    }
+}
+
+/// Starts G groups of R replicas and one shardmaster; returns the shardmasters.
+async fn start_cluster(
+    dir: &Path,
+    groups: usize,
+    replicas: usize,
+    children: &mut Children,
+) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let shape = Shape {
+        groups: Some(groups),
+        replicas: Some(replicas),
+        masters: Some(SPAWN_MASTERS),
+        shards: None,
+    };
+    let (layout, _) = Layout::load_or_create(dir, shape)?;
+    start_children(&layout, dir, children)?;
+    ready::wait(&layout, children).await?;
+    Ok(layout.masters)
+}
+
+/// Starts one `diskv serve` node; returns its embedded shardmaster's address.
+async fn start_serve(dir: &Path, children: &mut Children) -> anyhow::Result<Vec<String>> {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let data = dir.join("serve");
+    let spec = Spec {
+        name: "serve".into(),
+        addr: "127.0.0.1:0".into(),
+        args: vec![
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ],
+    };
+    children.spawn(spec, &logs)?;
+    // `diskv serve` records its internal ports in DATA/ports once both are bound.
+    let deadline = Instant::now() + SERVE_START;
+    let ports = loop {
+        let ports = crate::cmd::serve::ports::Ports::load(&data).unwrap_or_default();
+        if let (Some(sm), Some(group)) = (ports.shardmaster, ports.group) {
+            break (sm, group);
+        }
+        if let Some((r, status)) = children.newly_exited().into_iter().next() {
+            anyhow::bail!("diskv serve exited ({status}); see {}", r.log.display());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "diskv serve did not record its ports in {} within {SERVE_START:?}",
+            data.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let layout = Layout {
+        shards: 10,
+        masters: vec![format!("127.0.0.1:{}", ports.0)],
+        groups: vec![Group {
+            gid: 1,
+            replicas: vec![format!("127.0.0.1:{}", ports.1)],
+        }],
+    };
+    ready::wait(&layout, children).await?;
+    Ok(layout.masters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_shapes_parse() {
+        let c = |groups, replicas| SpawnShape::Cluster { groups, replicas };
+        assert_eq!("3x3".parse::<SpawnShape>().unwrap(), c(3, 3));
+        assert_eq!("5×1".parse::<SpawnShape>().unwrap(), c(5, 1));
+        assert_eq!("1X5".parse::<SpawnShape>().unwrap(), c(1, 5));
+        assert_eq!("serve".parse::<SpawnShape>().unwrap(), SpawnShape::Serve);
+        assert!("0x3".parse::<SpawnShape>().is_err());
+        assert!("3".parse::<SpawnShape>().is_err());
+        assert_eq!(c(5, 3).label(), "diskv 5x3");
+    }
+}
