@@ -2,15 +2,28 @@
 
 CARGO ?= cargo
 
-.PHONY: all bench test verify fmt
+.PHONY: all bench bench-full test verify fmt
+
+# The release binary (honours CARGO_TARGET_DIR).
+DISKV ?= $${CARGO_TARGET_DIR:-target}/release/diskv
 
 all: verify
 
-## bench: the paxos group benchmark (3 replicas on loopback, fsync on) and the KV
-## Clerk benchmark (3-replica group, 1 and 64 clients, 50/50 Get/Put of 1 KB);
-## tables on stdout, JSON in <target dir>/bench/paxos.json and <target dir>/tmp/bench/clerk.json.
-## PAXOS_BENCH_SECS / DISKV_BENCH_SECS set the seconds per load level (default 5).
+## bench: the quick YCSB sweep (`diskv bench sweep --preset quick`): local clusters of
+## 1x3, 5x3, 1x1 and 1x5 (groups x replicas), workloads A-F and 1/10/64 clients, about
+## four minutes on two cores. Results in bench-results/ (sweep.json, results.csv, SVG
+## charts); rewrites the tables and charts of docs/BENCHMARKS.md.
 bench:
+	$(CARGO) build --release --bin diskv
+	$(DISKV) bench sweep --preset quick --out bench-results --doc docs/BENCHMARKS.md
+
+## bench-full: the whole matrix (3x3 too, 1-256 clients, 10 s per run) into
+## bench-results/full (rewrites docs/BENCHMARKS.md), then the paxos group
+## microbenchmark and the KV Clerk benchmark (PAXOS_BENCH_SECS / DISKV_BENCH_SECS set
+## their seconds per load level, default 5; tables on stdout, JSON under the target dir).
+bench-full:
+	$(CARGO) build --release --bin diskv
+	$(DISKV) bench sweep --preset full --out bench-results/full --doc docs/BENCHMARKS.md
 	$(CARGO) bench -p paxos --bench group
 	$(CARGO) bench -p diskv --bench clerk
 

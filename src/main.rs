@@ -30,7 +30,7 @@ enum Command {
     /// A local cluster: shardmasters and replica groups as child processes, plus the HTTP API.
     Cluster(cmd::cluster::Args),
     /// YCSB-style benchmark: workloads A-F against a cluster, or one it starts.
-    Bench(cmd::bench::Args),
+    Bench(Box<cmd::bench::Args>),
 }
 
 fn init_logging() {
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             Command::Admin(a) => cmd::admin::run(a).await,
             Command::Serve(a) => cmd::serve::run(a).await,
             Command::Cluster(a) => cmd::cluster::run(a).await,
-            Command::Bench(a) => cmd::bench::run(a).await,
+            Command::Bench(a) => cmd::bench::run(*a).await,
         }
     });
     match result {

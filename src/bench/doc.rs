@@ -36,13 +36,13 @@ fn shape(run: &SweepRun) -> String {
     }
 }
 
-fn find<'a>(
-    results: &'a SweepResults,
+fn find(
+    results: &SweepResults,
     groups: usize,
     replicas: usize,
     w: Workload,
     clients: usize,
-) -> Option<&'a RunReport> {
+) -> Option<&RunReport> {
     results
         .runs
         .iter()
@@ -55,7 +55,7 @@ fn find<'a>(
         .map(|r| &r.report)
 }
 
-fn op<'a>(r: &'a RunReport, kind: OpKind) -> Option<&'a OpReport> {
+fn op(r: &RunReport, kind: OpKind) -> Option<&OpReport> {
     r.per_op.iter().find(|o| o.op == kind)
 }
 

@@ -271,9 +271,8 @@ async fn client_loop(
             shared.failed.fetch_add(1, Ordering::Relaxed);
         }
         // Only operations that started and ended inside the measured interval count.
-        if phase == MEASURING && shared.phase.load(Ordering::Acquire) == MEASURING
-            || phase == MEASURING && shared.count_ops
-        {
+        let still_measuring = shared.phase.load(Ordering::Acquire) == MEASURING;
+        if phase == MEASURING && (still_measuring || shared.count_ops) {
             match result {
                 Ok(()) => recorder.ok(kind, latency),
                 Err(e) => recorder.error(kind, &e.to_string()),
@@ -380,7 +379,7 @@ mod tests {
         fn tick(&mut self) -> Result<(), StoreError> {
             self.ops += 1;
             match self.fail_every {
-                Some(n) if self.ops % n == 0 => Err(StoreError::Store("injected".into())),
+                Some(n) if self.ops.is_multiple_of(n) => Err(StoreError::Store("injected".into())),
                 _ => Ok(()),
             }
         }

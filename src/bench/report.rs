@@ -352,7 +352,7 @@ mod tests {
             }),
             error_samples: r.samples(),
         };
-        let json = serde_json::to_string(&[report.clone()]).unwrap();
+        let json = serde_json::to_string(std::slice::from_ref(&report)).unwrap();
         let back: Vec<RunReport> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, vec![report.clone()]);
         assert!(json.contains("\"op\":\"read\""), "{json}");
