@@ -68,8 +68,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ## the Debian packages first if missing. Results in $(COMPARE_OUT) and the comparison
 ## section of docs/BENCHMARKS.md. Extra flags: make bench-compare ARGS="--rounds 1".
 bench-compare: bench-compare-deps
-	$(CARGO) build --release --features compare
-	$(CARGO) run --release --features compare -- bench compare --out $(COMPARE_OUT) --doc docs/BENCHMARKS.md $(ARGS)
+	$(CARGO) build --release --bin diskv --features compare
+	$(DISKV) bench compare --out $(COMPARE_OUT) --doc docs/BENCHMARKS.md $(ARGS)
 
 ## bench-compare-deps: apt-get install the packages above that are missing. Package
 ## scripts may start system services (redis on 6379, etcd on 2379): they are stopped
