@@ -53,3 +53,37 @@ run:
 ## :8080; data in ./data (or $$DATA_DIR). Extra flags: make serve ARGS="--listen 127.0.0.1:9000".
 serve:
 	$(CARGO) run --release -- serve $(ARGS)
+
+.PHONY: bench-compare bench-compare-deps
+
+## Debian packages the comparison needs: the peers' servers, and protoc with the
+## well-known .proto files for the etcd-client crate's build.
+COMPARE_PACKAGES := etcd-server redis-server protobuf-compiler libprotobuf-dev
+## Where `make bench-compare` writes its JSON, markdown table and plots.
+COMPARE_OUT ?= docs/bench/compare
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+## bench-compare: diskv side by side with etcd (3 members, gRPC, linearizable reads)
+## and Redis (appendfsync always) in alternating runs of the same workloads; installs
+## the Debian packages first if missing. Results in $(COMPARE_OUT) and the comparison
+## section of docs/BENCHMARKS.md. Extra flags: make bench-compare ARGS="--rounds 1".
+bench-compare: bench-compare-deps
+	$(CARGO) build --release --bin diskv --features compare
+	$(DISKV) bench compare --out $(COMPARE_OUT) --doc docs/BENCHMARKS.md $(ARGS)
+
+## bench-compare-deps: apt-get install the packages above that are missing. Package
+## scripts may start system services (redis on 6379, etcd on 2379): they are stopped
+## and disabled again, since the comparison starts its own servers on other ports.
+bench-compare-deps:
+	@missing=""; \
+	for p in $(COMPARE_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "bench-compare: packages present: $(COMPARE_PACKAGES)"; exit 0; fi; \
+	echo "bench-compare: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$(SUDO) apt-get install -y --no-install-recommends $$missing || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; } || exit 1; \
+	if [ -d /run/systemd/system ]; then \
+	  $(SUDO) systemctl disable --now redis-server etcd 2>/dev/null || true; \
+	fi

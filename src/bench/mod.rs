@@ -29,6 +29,8 @@
 //! - in a sweep: [`sweep::run_sweep`] takes the extra stores and runs them on the
 //!   first shape's run list (workload A at each client count, then B-F).
 
+#[cfg(feature = "compare")]
+pub mod compare;
 pub mod diskv_store;
 pub mod distribution;
 pub mod doc;
@@ -37,6 +39,8 @@ pub mod error;
 pub mod figures;
 pub mod keys;
 pub mod machine;
+#[cfg(feature = "compare")]
+pub mod peers;
 pub mod plot;
 pub mod report;
 pub mod spec;

@@ -64,6 +64,9 @@ pub enum Workload {
     E,
     /// Read-modify-write: 50% read, 50% read-modify-write, zipfian.
     F,
+    /// Write only: 100% update, zipfian. Not a YCSB core workload (so not in
+    /// [`Workload::ALL`]); `diskv bench compare` uses it for write latency.
+    W,
 }
 
 impl Workload {
@@ -87,6 +90,7 @@ impl Workload {
             Workload::D => &[(Read, 0.95), (Insert, 0.05)],
             Workload::E => &[(Scan, 0.95), (Insert, 0.05)],
             Workload::F => &[(Read, 0.5), (ReadModifyWrite, 0.5)],
+            Workload::W => &[(Update, 1.0)],
         }
     }
 
@@ -107,6 +111,7 @@ impl Workload {
             Workload::D => "95% read latest / 5% insert",
             Workload::E => "95% scan (1-100 records) / 5% insert, zipfian",
             Workload::F => "50% read / 50% read-modify-write, zipfian",
+            Workload::W => "100% update, zipfian (write only)",
         }
     }
 

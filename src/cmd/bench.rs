@@ -13,6 +13,9 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(feature = "compare")]
+mod compare;
+
 /// YCSB-style benchmark: workloads A-F, results as JSON, CSV and SVG charts.
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -29,6 +32,9 @@ enum BenchCommand {
     Sweep(SweepArgs),
     /// Rewrite the tables and charts of docs/BENCHMARKS.md from a sweep's results.
     Doc(DocArgs),
+    /// diskv side by side with etcd and Redis in alternating runs (feature `compare`).
+    #[cfg(feature = "compare")]
+    Compare(compare::CompareArgs),
 }
 
 /// Settings shared by single runs and sweeps.
@@ -143,6 +149,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("rewrote {}", d.doc.display());
             Ok(())
         }
+        #[cfg(feature = "compare")]
+        Some(BenchCommand::Compare(c)) => compare::run(c).await,
         None => runs_cmd(args.run).await,
     }
 }

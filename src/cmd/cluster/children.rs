@@ -63,7 +63,7 @@ impl Children {
             .env("NO_COLOR", "1")
             .process_group(0)
             .kill_on_drop(true);
-        stop_with_launcher(&mut cmd);
+        stop_with_launcher(cmd.as_std_mut());
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {} ({})", spec.name, exe.display()))?;
@@ -131,7 +131,8 @@ impl Children {
 /// Linux: the child gets SIGTERM when the launcher dies, even by SIGKILL (so no
 /// replica outlives a launcher that could not stop it).
 #[cfg(target_os = "linux")]
-fn stop_with_launcher(cmd: &mut Command) {
+pub fn stop_with_launcher(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
     let launcher = std::process::id();
     // SAFETY: the closure runs between fork and exec and only makes the
     // async-signal-safe calls prctl(2) and getppid(2).
@@ -150,4 +151,4 @@ fn stop_with_launcher(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn stop_with_launcher(_: &mut Command) {}
+pub fn stop_with_launcher(_: &mut std::process::Command) {}

@@ -1,0 +1,166 @@
+//! What `diskv bench compare` runs and what it checks: the runs each pair of
+//! systems shares ([`STEPS`]) and the targets measured from them ([`TARGETS`]).
+
+use crate::bench::workload::Workload;
+use serde::{Deserialize, Serialize};
+
+/// A pair of systems measured side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Pair {
+    /// One diskv group of 3 replicas against 3 etcd members (all on loopback).
+    Replicated,
+    /// One `diskv serve` node against one Redis server with `appendfsync always`.
+    SingleNode,
+}
+
+impl Pair {
+    /// Both pairs, in the order they run.
+    pub const ALL: [Pair; 2] = [Pair::Replicated, Pair::SingleNode];
+}
+
+/// Which side of a pair a run measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Side {
+    /// diskv.
+    Diskv,
+    /// The peer (etcd or Redis).
+    Peer,
+}
+
+/// One workload at one client count, run on both systems of a pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// The pair.
+    pub pair: Pair,
+    /// The workload.
+    pub workload: Workload,
+    /// Concurrent clients.
+    pub clients: usize,
+}
+
+const fn step(pair: Pair, workload: Workload, clients: usize) -> Step {
+    Step {
+        pair,
+        workload,
+        clients,
+    }
+}
+
+/// Every step, in order (each round runs them all, alternating the sides).
+pub const STEPS: [Step; 5] = [
+    step(Pair::Replicated, Workload::A, 64),
+    step(Pair::Replicated, Workload::A, 1),
+    step(Pair::Replicated, Workload::W, 1),
+    step(Pair::Replicated, Workload::C, 64),
+    step(Pair::SingleNode, Workload::A, 64),
+];
+
+/// What a target reads from a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    /// Successful operations per second (higher is better).
+    Throughput,
+    /// The highest p99 latency over the run's operation kinds (lower is better).
+    P99,
+    /// The median latency of updates (lower is better).
+    UpdateP50,
+}
+
+impl Metric {
+    /// Whether a larger value is better.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::Throughput)
+    }
+}
+
+/// What diskv is measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Baseline {
+    /// The pair's peer on the same step.
+    Peer,
+    /// diskv itself on the same workload with this many clients (a scaling target).
+    DiskvClients(usize),
+}
+
+/// One performance target: diskv's figure over the baseline's, as a factor where
+/// 1 means "as good as" and more means better, must reach `goal`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Target {
+    /// What it checks, for tables.
+    pub title: &'static str,
+    /// The step diskv's figure comes from.
+    pub step: Step,
+    /// The figure.
+    pub metric: Metric,
+    /// What diskv is compared with.
+    pub baseline: Baseline,
+    /// The factor to reach.
+    pub goal: f64,
+}
+
+/// The targets of issue #8. The issue names the comparisons, not the factors: the
+/// peer comparisons aim at parity (diskv at least as good as etcd or Redis), the
+/// scaling one at 64 clients doing at least 10 times the work of one.
+pub const TARGETS: [Target; 6] = [
+    Target {
+        title: "3-replica diskv vs 3-member etcd, workload A, 64 clients: throughput",
+        step: STEPS[0],
+        metric: Metric::Throughput,
+        baseline: Baseline::Peer,
+        goal: 1.0,
+    },
+    Target {
+        title: "3-replica diskv vs 3-member etcd, workload A, 64 clients: p99",
+        step: STEPS[0],
+        metric: Metric::P99,
+        baseline: Baseline::Peer,
+        goal: 1.0,
+    },
+    Target {
+        title: "diskv vs etcd, 1 client, writes only: p50",
+        step: STEPS[2],
+        metric: Metric::UpdateP50,
+        baseline: Baseline::Peer,
+        goal: 1.0,
+    },
+    Target {
+        title: "diskv vs etcd, linearizable reads (workload C), 64 clients: throughput",
+        step: STEPS[3],
+        metric: Metric::Throughput,
+        baseline: Baseline::Peer,
+        goal: 1.0,
+    },
+    Target {
+        title: "diskv serve vs Redis appendfsync always, workload A, 64 clients: throughput",
+        step: STEPS[4],
+        metric: Metric::Throughput,
+        baseline: Baseline::Peer,
+        goal: 1.0,
+    },
+    Target {
+        title: "diskv 3-replica group, workload A: 64 clients vs 1 client throughput",
+        step: STEPS[0],
+        metric: Metric::Throughput,
+        baseline: Baseline::DiskvClients(1),
+        goal: 10.0,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_reads_steps_that_are_run() {
+        for t in TARGETS {
+            assert!(STEPS.contains(&t.step), "{}: step not run", t.title);
+            if let Baseline::DiskvClients(c) = t.baseline {
+                let base = Step {
+                    clients: c,
+                    ..t.step
+                };
+                assert!(STEPS.contains(&base), "{}: baseline not run", t.title);
+            }
+        }
+    }
+}
