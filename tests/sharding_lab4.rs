@@ -23,6 +23,7 @@ fn limp_one_replica_of_every_group_down_for_good() {
     let t0 = Instant::now();
     let mut cl = ShardCluster::start(NSHARDS);
     cl.start_group(1, 3, false);
+    cl.wait_started(1);
     cl.kill9(1, 0);
     cl.wait_groups(&[1]);
     let mut c = cl.client("limp");
@@ -34,8 +35,10 @@ fn limp_one_replica_of_every_group_down_for_good() {
 
     // Two more groups join, each with one replica dead from the start.
     cl.start_group(2, 3, false);
+    cl.wait_started(2);
     cl.kill9(2, 1);
     cl.start_group(3, 3, false);
+    cl.wait_started(3);
     cl.kill9(3, 2);
     cl.wait_groups(&[1, 2, 3]);
     for k in &keys {

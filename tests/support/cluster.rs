@@ -7,7 +7,7 @@
 //! group's whole history stays readable for [`ShardCluster::wait_settled`].
 
 use super::line_client::Client;
-use super::process::{diskv_bin, reserve_addrs, run, wait_for, Output, Process};
+use super::process::{diskv_bin, reserve_addrs, run, wait_for, wait_until, Output, Process};
 use shardmaster::Config;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,6 +117,19 @@ impl ShardCluster {
         for i in 0..n {
             self.spawn(gid, i, false);
         }
+    }
+
+    /// Waits until every replica of group `gid` has decided how to start (its
+    /// identity record is written). A brand-new group starts fresh only once every
+    /// replica answered its peers' probes, so a replica killed before that leaves the
+    /// others waiting (see ARCHITECTURE.md, "Disk-loss recovery").
+    pub fn wait_started(&self, gid: u64) {
+        let n = self.groups[&gid].replicas.len();
+        wait_until(
+            Duration::from_secs(60),
+            "every replica wrote its identity",
+            || (0..n).all(|i| self.replica_dir(gid, i).join("identity").exists()),
+        );
     }
 
     /// The replica addresses of group `gid`.
