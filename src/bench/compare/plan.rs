@@ -98,16 +98,18 @@ pub struct Target {
     pub goal: f64,
 }
 
-/// The targets of issue #8. The issue names the comparisons, not the factors: the
-/// peer comparisons aim at parity (diskv at least as good as etcd or Redis), the
-/// scaling one at 64 clients doing at least 10 times the work of one.
+/// The performance targets of issue #8: at least 2x etcd's throughput on workload A
+/// at 64 clients with a p99 no worse; a 1-client write p50 no worse than etcd's;
+/// at least 10x etcd's linearizable-read throughput (workload C, 64 clients); a
+/// one-replica `diskv serve` at least Redis's throughput; 64 clients at least 10x
+/// one client.
 pub const TARGETS: [Target; 6] = [
     Target {
         title: "3-replica diskv vs 3-member etcd, workload A, 64 clients: throughput",
         step: STEPS[0],
         metric: Metric::Throughput,
         baseline: Baseline::Peer,
-        goal: 1.0,
+        goal: 2.0,
     },
     Target {
         title: "3-replica diskv vs 3-member etcd, workload A, 64 clients: p99",
@@ -128,7 +130,7 @@ pub const TARGETS: [Target; 6] = [
         step: STEPS[3],
         metric: Metric::Throughput,
         baseline: Baseline::Peer,
-        goal: 1.0,
+        goal: 10.0,
     },
     Target {
         title: "diskv serve vs Redis appendfsync always, workload A, 64 clients: throughput",
