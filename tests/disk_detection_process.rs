@@ -7,6 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use support::kv_group::{Group, RECOVERED};
 use support::line_client::{wait_serving, Client};
 use support::process::{diskv_bin, reserve_addrs, run, wait_until, Process};
 
@@ -25,74 +26,6 @@ fn master_args(i: usize, peers: &str, dir: &Path) -> Vec<String> {
     a
 }
 
-/// One shardmaster and one KV group of three, started with `--join`.
-struct KvGroup {
-    servers: Vec<Option<Process>>,
-    _master: Process,
-    masters: String,
-    peers: String,
-    root: tempfile::TempDir,
-    spawns: usize,
-}
-
-impl KvGroup {
-    fn start() -> KvGroup {
-        let root = tempfile::tempdir().expect("tempdir");
-        let mut addrs = reserve_addrs(4);
-        let masters = addrs.remove(0);
-        let logs = root.path().join("logs");
-        let master = spawn(
-            "sm",
-            &logs,
-            master_args(0, &masters, &root.path().join("sm")),
-        );
-        let mut g = KvGroup {
-            servers: vec![None, None, None],
-            _master: master,
-            masters,
-            peers: addrs.join(","),
-            root,
-            spawns: 0,
-        };
-        for i in 0..3 {
-            g.spawn(i);
-        }
-        g
-    }
-
-    fn dir(&self, i: usize) -> PathBuf {
-        self.root.path().join(format!("g{i}"))
-    }
-
-    /// Starts replica `i` on its directory, never with `--restart`.
-    fn spawn(&mut self, i: usize) {
-        self.spawns += 1;
-        let mut a: Vec<String> = vec!["server".into(), "--gid".into(), "1".into()];
-        a.extend(["--masters".into(), self.masters.clone()]);
-        a.extend([
-            "--peers".into(),
-            self.peers.clone(),
-            "--me".into(),
-            i.to_string(),
-        ]);
-        a.extend([
-            "--dir".into(),
-            self.dir(i).display().to_string(),
-            "--join".into(),
-        ]);
-        let name = format!("s{i}-{}", self.spawns);
-        self.servers[i] = Some(spawn(&name, &self.root.path().join("logs"), a));
-    }
-
-    fn client(&self) -> Client {
-        Client::spawn("client", &self.masters, &self.root.path().join("logs"))
-    }
-
-    fn stderr(&self, i: usize) -> String {
-        self.servers[i].as_ref().expect("running").stderr()
-    }
-}
-
 fn put_all(c: &mut Client, keys: std::ops::Range<usize>) {
     for k in keys {
         let r = c.req(&format!("PUT k{k} v{k}"));
@@ -107,26 +40,27 @@ fn check_all(c: &mut Client, keys: std::ops::Range<usize>) {
 }
 
 /// Waits until replica `i`'s log says it recovered, after saying `why`.
-fn wait_recovered(g: &KvGroup, i: usize, why: &str) {
+fn wait_recovered(g: &mut Group, i: usize, why: &str) {
+    let p = g.server(i);
     wait_until(LIMIT, "the replica recovers from its peers", || {
-        let log = g.stderr(i);
-        log.contains(why) && log.contains("recovered from a lost disk; voting again")
+        let log = p.stderr();
+        log.contains(why) && log.contains(RECOVERED)
     });
     assert!(
-        !g.stderr(i).contains("starting fresh"),
+        !p.stderr().contains("starting fresh"),
         "the replica started empty:\n{}",
-        g.stderr(i)
+        p.stderr()
     );
 }
 
 /// Kills a replica other than `keep`, so `keep`'s votes are needed, and checks the
 /// data through the group.
-fn check_with_only(g: &mut KvGroup, keep: usize, keys: std::ops::Range<usize>) {
-    let other = (0..3)
-        .find(|&j| j != keep && g.servers[j].is_some())
+fn check_with_only(g: &mut Group, keep: usize, keys: std::ops::Range<usize>) {
+    let other = (0..g.len())
+        .find(|&j| j != keep && g.is_up(j))
         .expect("another");
-    g.servers[other].take().expect("running").kill9();
-    let mut c = g.client();
+    g.kill9(other);
+    let mut c = g.client("after-kill");
     check_all(&mut c, keys.clone());
     put_all(&mut c, keys.end..keys.end + 3);
     check_all(&mut c, keys.end..keys.end + 3);
@@ -134,14 +68,13 @@ fn check_with_only(g: &mut KvGroup, keep: usize, keys: std::ops::Range<usize>) {
 
 #[test]
 fn a_kv_replica_whose_directory_was_emptied_recovers_without_restart_flag() {
-    let mut g = KvGroup::start();
-    let mut c = g.client();
+    let mut g = Group::start(3);
+    let mut c = g.client("writer");
     wait_serving(&mut c);
     put_all(&mut c, 0..20);
-    g.servers[1].take().expect("running").kill9();
-    std::fs::remove_dir_all(g.dir(1)).expect("wipe");
-    g.spawn(1);
-    wait_recovered(&g, 1, "votes in a group that has already started");
+    g.lose_disk(1);
+    g.spawn(1, false);
+    wait_recovered(&mut g, 1, "votes in a group that has already started");
     check_with_only(&mut g, 1, 0..20);
 }
 
@@ -176,15 +109,15 @@ fn flip_mid_log_byte(log_dir: &Path) {
 
 #[test]
 fn a_kv_replica_with_a_corrupt_log_is_quarantined_and_recovered() {
-    let mut g = KvGroup::start();
-    let mut c = g.client();
+    let mut g = Group::start(3);
+    let mut c = g.client("writer");
     wait_serving(&mut c);
     put_all(&mut c, 0..20);
     // Killed right after the writes, before an idle checkpoint compacts its log.
-    g.servers[2].take().expect("running").kill9();
+    g.kill9(2);
     flip_mid_log_byte(&g.dir(2).join("log"));
-    g.spawn(2);
-    wait_recovered(&g, 2, "damaged state moved aside");
+    g.spawn(2, false);
+    wait_recovered(&mut g, 2, "damaged state moved aside");
     let quarantined = std::fs::read_dir(g.dir(2))
         .expect("dir")
         .filter_map(|e| e.ok())

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::kv_group::{seed, Group, Rng, MAJORITY_LOST};
+use support::kv_group::{Group, MAJORITY_LOST};
 use support::line_client::{wait_serving, Client};
 use support::random_crashes::{random_crashes_run, Faults};
+use support::seed::{seed, Rng};
 
 /// How long a replica may take to be admitted again after losing its disk.
 const RECOVERY: Duration = Duration::from_secs(60);
@@ -272,9 +273,7 @@ fn concurrent_crash_with_disk_loss() {
 #[ignore = "a rare 30 s read stall under load is being investigated (issue #6)"]
 fn simultaneous() {
     const ROUNDS: usize = 6;
-    let seed = seed();
-    eprintln!("simultaneous: seed {seed} (DISKV_TEST_SEED replays it)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed("simultaneous"), 0);
     let t0 = Instant::now();
     let mut g = Group::start_with(3, true);
     let mut ck = g.client("checker");
@@ -490,6 +489,6 @@ fn random_crashes_with_disk_loss_are_linearizable() {
             unreliable: false,
             disk_loss_percent: 50,
         },
-        seed(),
+        seed("random_crashes_with_disk_loss_are_linearizable"),
     );
 }

@@ -7,9 +7,10 @@ mod support;
 use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
-use support::kv_group::{seed, Group, Rng};
+use support::kv_group::Group;
 use support::line_client::{wait_serving, Client};
 use support::random_crashes::{random_crashes_run, Faults};
+use support::seed::{seed, Rng};
 
 #[test]
 fn client_protocol() {
@@ -184,13 +185,7 @@ fn concurrent_crash_reliable() {
         }));
     }
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("concurrent_crash_reliable: seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed("concurrent_crash_reliable"), 0);
     let mut kills = 0;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(8) {
@@ -352,7 +347,7 @@ fn append_use() {
 
 #[test]
 fn random_crashes_are_linearizable() {
-    let seed = seed();
+    let seed = seed("random_crashes_are_linearizable");
     // The two runs are independent groups; run them side by side to bound the time.
     let run = |unreliable| {
         std::thread::spawn(move || {

@@ -15,6 +15,7 @@ use support::linearizability::{
     check, check_with, expand_scan, step, CheckOptions, CheckResult, History, KeyOp, KeyRet, Op,
     OpId, Operation, Outcome, Ret,
 };
+use support::seed::Rng;
 
 // ---- helpers ------------------------------------------------------------------------
 
@@ -571,7 +572,7 @@ fn recorder_works_from_many_threads() {
         .map(|client| {
             let (h, store) = (h.clone(), Arc::clone(&store));
             std::thread::spawn(move || {
-                let mut rng = Rng::new(client + 100);
+                let mut rng = Rng::new(client + 100, 0);
                 for i in 0..100 {
                     let op = random_op(&mut rng, client, i, 2);
                     let id = h.invoke(client, op.clone());
@@ -655,7 +656,7 @@ fn ten_clients_two_hundred_ops_each_check_quickly() {
 fn agrees_with_brute_force_on_small_random_histories() {
     let (mut ok, mut violations) = (0, 0);
     for seed in 0..3000 {
-        let h = small_random_history(&mut Rng::new(seed));
+        let h = small_random_history(&mut Rng::new(seed, 0));
         let expected = brute_force(&h.operations());
         let r = check(&h);
         assert!(
@@ -825,21 +826,6 @@ fn assert_checks_quickly(h: &History) {
 
 // ---- a tiny deterministic history generator ---------------------------------------------
 
-/// xorshift64*: enough randomness for generating histories, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 struct Spec {
     seed: u64,
     clients: u64,
@@ -900,7 +886,7 @@ fn generate(spec: &Spec) -> History {
         Invoked(OpId, Op),
         Applied(OpId, Ret),
     }
-    let mut rng = Rng::new(spec.seed);
+    let mut rng = Rng::new(spec.seed, 0);
     let h = History::new();
     let mut map = BTreeMap::new();
     let mut phases: Vec<Phase> = (0..spec.clients).map(|_| Phase::Idle).collect();

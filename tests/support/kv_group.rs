@@ -176,31 +176,3 @@ impl Group {
         Client::spawn(name, &self.masters, &self.logs())
     }
 }
-
-/// A small xorshift generator; tests print its seed so a failure can be replayed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next pseudo-random number.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// The seed of a randomized test: `DISKV_TEST_SEED` if set (to replay a run), else
-/// the clock. Never zero (xorshift would stay at zero).
-pub fn seed() -> u64 {
-    std::env::var("DISKV_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-        | 1
-}

@@ -3,9 +3,11 @@
 //! restarted and SIGSTOPped; the history must be linearizable
 //! ([`super::linearizability::check`]).
 
-use super::kv_group::{Group, Rng};
+use super::kv_group::Group;
 use super::line_client::wait_serving;
-use super::linearizability::{check, History, Op, Ret};
+use super::line_ops::{op_line, parse_reply};
+use super::linearizability::{check, History, Op};
+use super::seed::Rng;
 use std::time::{Duration, Instant};
 
 /// The faults of one run besides SIGKILL + restart and SIGSTOP.
@@ -15,46 +17,6 @@ pub struct Faults {
     pub unreliable: bool,
     /// Percent of the SIGKILLs that also lose the replica's disk (0 = none).
     pub disk_loss_percent: u64,
-}
-
-/// Parses a reply line to `op` into a [`Ret`]; panics on anything else.
-pub fn parse_reply(op: &Op, line: &str) -> Ret {
-    let (verb, key) = match op {
-        Op::Get { key } => ("GET", key),
-        Op::Put { key, .. } => ("PUT", key),
-        Op::Append { key, .. } => ("APPEND", key),
-        Op::Swap { key, .. } => ("SWAP", key),
-        Op::Delete { key } => ("DELETE", key),
-        other => panic!("not sent by this test: {other:?}"),
-    };
-    let rest = line
-        .strip_prefix(&format!("{verb} {key} "))
-        .unwrap_or_else(|| panic!("reply {line:?} to {op:?}"));
-    match verb {
-        "GET" | "SWAP" => {
-            if rest == "null" {
-                Ret::missing()
-            } else {
-                Ret::value(rest)
-            }
-        }
-        _ => match rest {
-            "found" => Ret::Existed(true),
-            "not_found" => Ret::Existed(false),
-            _ => panic!("reply {line:?} to {op:?}"),
-        },
-    }
-}
-
-pub fn op_line(op: &Op) -> String {
-    match op {
-        Op::Get { key } => format!("GET {key}"),
-        Op::Put { key, value } => format!("PUT {key} {value}"),
-        Op::Append { key, value } => format!("APPEND {key} {value}"),
-        Op::Swap { key, value } => format!("SWAP {key} {value}"),
-        Op::Delete { key } => format!("DELETE {key}"),
-        other => panic!("not sent by this test: {other:?}"),
-    }
 }
 
 /// One run of `random_crashes_are_linearizable`.
@@ -96,10 +58,7 @@ pub fn random_crashes_run(faults: Faults, seed: u64) {
         let mut c = g.client(&format!("{tag}-c{ci}"));
         let stop = stop.clone();
         let h = h.clone();
-        let mut rng = Rng(seed
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(ci as u64 * 7919)
-            | 1);
+        let mut rng = Rng::new(seed, ci as u64 + 1);
         handles.push(std::thread::spawn(move || {
             let (mut returned, mut timed_out) = (0usize, 0usize);
             let mut stopped_at: Option<Instant> = None;
@@ -134,7 +93,7 @@ pub fn random_crashes_run(faults: Faults, seed: u64) {
                 };
                 match reply {
                     Some(l) => {
-                        h.ret(id, parse_reply(&op, &l));
+                        h.ret(id, parse_reply(&mut c, &op, &l));
                         returned += 1;
                     }
                     None => {
@@ -150,7 +109,7 @@ pub fn random_crashes_run(faults: Faults, seed: u64) {
         }));
     }
 
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed, 0);
     let (mut kills, mut stops, mut lost) = (0, 0, 0);
     let chaos = Instant::now();
     while chaos.elapsed() < CHAOS {
@@ -195,7 +154,7 @@ pub fn random_crashes_run(faults: Faults, seed: u64) {
         let op = Op::get(key);
         let id = h.invoke(100, op.clone());
         let l = c.req(&op_line(&op));
-        let r = parse_reply(&op, &l);
+        let r = parse_reply(&mut c, &op, &l);
         eprintln!("random_crashes_are_linearizable[{tag}]: final {l}");
         h.ret(id, r);
     }

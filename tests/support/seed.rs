@@ -25,9 +25,14 @@ pub fn seed(test: &str) -> u64 {
 pub struct Rng(u64);
 
 impl Rng {
-    /// A generator for `seed`, mixed with `stream` so threads draw different numbers.
+    /// A generator for `seed`, mixed with `stream` so threads draw different numbers
+    /// (the multiplications spread small seeds over all 64 bits).
     pub fn new(seed: u64, stream: u64) -> Rng {
-        Rng((seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1)
+        const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+        Rng(seed
+            .wrapping_add(stream.wrapping_mul(GOLDEN))
+            .wrapping_mul(GOLDEN)
+            | 1)
     }
 
     /// The next number.
