@@ -26,16 +26,39 @@ pub fn diskv_bin() -> &'static str {
     env!("CARGO_BIN_EXE_diskv")
 }
 
-/// `n` distinct `127.0.0.1:PORT` addresses that were free a moment ago: all are
-/// bound at once (so they differ), then released for the daemons to bind.
+/// The ports [`reserve_addrs`] hands out: below Linux's default ephemeral range
+/// (32768–60999), so an outgoing connection of some other process cannot be given
+/// one of them by the kernel between the reservation and the daemon's bind.
+const RESERVABLE: std::ops::Range<u16> = 12_000..32_000;
+
+/// `n` distinct `127.0.0.1:PORT` addresses that were free a moment ago and that no
+/// earlier call in this test binary returned, so daemons started at different
+/// moments of one test (or by tests running in parallel) never get the same port.
+/// The walk starts at an offset derived from the pid, so test binaries run at the
+/// same time mostly use different ports too.
 pub fn reserve_addrs(n: usize) -> Vec<String> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local address").to_string())
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(RESERVABLE.end - RESERVABLE.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut addrs = Vec::with_capacity(n);
+    for _ in 0..span {
+        if addrs.len() == n {
+            break;
+        }
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = RESERVABLE.start + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            addrs.push(format!("127.0.0.1:{port}"));
+        }
+    }
+    assert_eq!(addrs.len(), n, "no {n} free ports left in {RESERVABLE:?}");
+    addrs
 }
 
 /// A spawned child process, killed by pid when dropped.
