@@ -263,14 +263,13 @@ fn concurrent_crash_with_disk_loss() {
 /// 6.824 Simultaneous, on the `--unreliable` network: each round starts an Append
 /// from a fresh client, kills a replica while it is in flight (every other round
 /// with disk loss), reads, restarts the replica and waits for the Append. Every
-/// finished Append is in the value exactly once, in order.
-///
-/// Not in `make test` for now: in 1 of 8 runs (a CI rehearsal on a machine loaded
-/// by release builds) the final GET got no answer for 30 s with all three replicas
-/// up and a stable leader (issue #6 stays open for it). Run it with
-/// `cargo test --test disk_loss_process -- --ignored simultaneous`.
+/// finished Append is in the value exactly once, in order. A round after a lost
+/// disk starts only once that replica reports "voting again": until every instance
+/// its lost incarnation may have voted in is decided, the group still needs a
+/// majority of the old membership and cannot lose another replica (issue #6: the
+/// report used to come as soon as the reincarnation was decided, and the next
+/// round's kill then stalled the group until the killed replica came back).
 #[test]
-#[ignore = "a rare 30 s read stall under load is being investigated (issue #6)"]
 fn simultaneous() {
     const ROUNDS: usize = 6;
     let mut rng = Rng::new(seed("simultaneous"), 0);

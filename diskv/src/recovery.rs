@@ -1,23 +1,59 @@
 //! A replica that lost its disk rejoins: it learns the log from its peers (or,
 //! if they forgot part of it, installs a snapshot from the group's leader), and its
-//! Paxos replica asks the group to decide its reincarnation; it votes again only
-//! after that (see `paxos::core::membership`). If a majority of the group reports a
-//! lost disk, the group cannot recover on its own: the replica halts, loudly.
+//! Paxos replica asks the group to decide its reincarnation; its votes count again
+//! only once every instance its lost incarnation may have voted in is decided (see
+//! `paxos::core::membership`). If a majority of the group reports a lost disk, the
+//! group cannot recover on its own: the replica halts, loudly. The loop itself is
+//! the one every service shares ([`paxos::recovery::run`]); this module adds the
+//! KV snapshot and the identity record.
 
 use crate::conn::{deadline, Connections};
 use crate::identity::Identity;
 use crate::server::ServerOptions;
 use crate::state::KvState;
+use futures::future::BoxFuture;
+use paxos::recovery::{Outcome, SnapshotSource};
 use paxos::rsm::{Install, Rsm};
+use paxos::{NodeId, Slot};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
-const POLL: Duration = Duration::from_millis(200);
 const CALL: Duration = Duration::from_secs(2);
 
-/// Watches a recovering replica until it votes again, or halts it.
+/// Group snapshots through the KV RPC (`snapshot`, answered by the leader).
+struct KvSnapshots {
+    peers: Vec<String>,
+    conns: Connections,
+}
+
+impl SnapshotSource<KvState> for KvSnapshots {
+    fn fetch(&self, peer: NodeId, _floor: Slot) -> BoxFuture<'_, Option<Install<KvState>>> {
+        Box::pin(async move {
+            let addr = self.peers.get(peer)?;
+            let client = self.conns.get(addr).await.ok()?;
+            let snap = match client.snapshot(deadline(CALL)).await {
+                Ok(r) => r.ok()?,
+                Err(_) => {
+                    self.conns.drop_conn(addr);
+                    return None;
+                }
+            };
+            let (applied, membership) = (snap.applied, snap.membership.clone());
+            Some(Install {
+                replace: Box::new(move |st: &mut KvState| {
+                    st.replace_with(&snap).map_err(|e| e.to_string())
+                }),
+                applied,
+                membership,
+            })
+        })
+    }
+}
+
+/// Watches a recovering replica until its votes count again (then clears the
+/// identity record's recovering mark), or halts it (setting `halted`).
 pub(crate) fn spawn(
     rsm: Rsm<KvState>,
     opts: ServerOptions,
@@ -26,81 +62,38 @@ pub(crate) fn spawn(
     stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let conns = Connections::default();
-        let mut wanted = rsm.snapshot_wanted();
-        let mut last_warning = Instant::now();
-        let majority = opts.peers.len() / 2 + 1;
-        while !*stop.borrow() {
-            tokio::time::sleep(POLL).await;
-            if let Some(k) = rsm.node().incarnation() {
-                let id = Identity {
-                    incarnation: k,
+        let source = KvSnapshots {
+            peers: opts.peers.clone(),
+            conns: Connections::default(),
+        };
+        match paxos::recovery::run(&rsm, opts.me, &opts.peers, &source, stop).await {
+            Outcome::Voting(incarnation) => {
+                let done = Identity {
+                    incarnation,
                     recovering: None,
-                    ..identity.clone()
+                    ..identity
                 };
-                if let Err(e) = id.store(&opts.dir) {
-                    tracing::error!(error = %e, "cannot record the end of recovery; will retry");
-                    continue;
+                if let Err(e) = done.store(&opts.dir) {
+                    tracing::error!(gid = opts.gid, me = opts.me, error = %e, "cannot record the end of recovery; the next start resumes it");
                 }
                 tracing::info!(
                     gid = opts.gid,
                     me = opts.me,
-                    incarnation = k,
+                    incarnation,
                     "recovered from a lost disk; voting again"
                 );
-                return;
             }
-            let floor = *wanted.borrow_and_update();
-            let mut recovering = 1;
-            for (i, addr) in opts.peers.iter().enumerate() {
-                if i == opts.me {
-                    continue;
-                }
-                let Ok(client) = conns.get(addr).await else {
-                    continue;
-                };
-                match client.status(deadline(CALL)).await {
-                    Ok(s) if s.recovering => recovering += 1,
-                    Ok(_) => {}
-                    Err(_) => {
-                        conns.drop_conn(addr);
-                        continue;
-                    }
-                }
-                if let Some(floor) = floor {
-                    if let Ok(Ok(snap)) = client.snapshot(deadline(CALL)).await {
-                        if snap.applied >= floor {
-                            let applied = snap.applied;
-                            let membership = snap.membership.clone();
-                            let replace = Box::new(move |st: &mut KvState| {
-                                st.replace_with(&snap).map_err(|e| e.to_string())
-                            });
-                            rsm.install(Install {
-                                replace,
-                                applied,
-                                membership,
-                            });
-                        }
-                    }
-                }
-            }
-            if recovering >= majority {
+            Outcome::Halted { recovering } => {
                 tracing::error!(
                     gid = opts.gid,
+                    me = opts.me,
                     recovering,
-                    replicas = opts.peers.len(),
-                    "a majority of this group lost their disks: the acknowledged data may exist nowhere else \
-                     and the group cannot recover safely on its own. Halting. Restore the group's directories \
-                     from a backup, or rebuild the group and move its shards."
+                    "halting: restore the group's directories from a backup, or rebuild the \
+                     group and move its shards"
                 );
                 halted.store(true, Ordering::SeqCst);
-                rsm.node().stop();
-                return;
             }
-            if last_warning.elapsed() > Duration::from_secs(5) {
-                last_warning = Instant::now();
-                tracing::warn!(gid = opts.gid, me = opts.me, "recovering a lost disk: waiting for a majority of the old membership to admit this replica");
-            }
+            Outcome::Stopped => {}
         }
     });
 }

@@ -29,13 +29,6 @@ pub struct GroupSnapshot {
     pub membership: paxos::core::Membership,
 }
 
-/// How a replica is doing, for a recovering peer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplicaStatus {
-    /// True while this replica recovers a lost disk (it does not vote).
-    pub recovering: bool,
-}
-
 /// The RPC service every KV replica serves on its port.
 #[tarpc::service]
 pub trait KvRpc {
@@ -50,6 +43,4 @@ pub trait KvRpc {
     async fn shard_installed(config: u64, shard: usize) -> Result<bool, KvError>;
     /// The group's state, linearizable (leader only), for a replica that lost its disk.
     async fn snapshot() -> Result<GroupSnapshot, KvError>;
-    /// Whether this replica is recovering a lost disk.
-    async fn status() -> ReplicaStatus;
 }

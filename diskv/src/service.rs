@@ -170,10 +170,4 @@ impl KvRpc for KvService {
     async fn snapshot(self, _: context::Context) -> Result<crate::rpc::GroupSnapshot, KvError> {
         self.group_snapshot().await
     }
-
-    async fn status(self, _: context::Context) -> crate::rpc::ReplicaStatus {
-        crate::rpc::ReplicaStatus {
-            recovering: self.rsm.node().incarnation().is_none(),
-        }
-    }
 }

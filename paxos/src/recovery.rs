@@ -33,7 +33,9 @@ pub trait SnapshotSource<S: StateMachine>: Send + Sync + 'static {
 /// How a recovery ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The reincarnation was decided: the replica votes again at this incarnation.
+    /// The reincarnation was decided and every instance the lost incarnation may
+    /// have voted in is decided too: the replica's votes count again, at this
+    /// incarnation, and the group can lose another replica.
     Voting(u64),
     /// A majority of the group is recovering a lost disk: the replica stopped.
     Halted {
@@ -65,7 +67,8 @@ pub async fn run<S: StateMachine>(
         if *stop.borrow() {
             return Outcome::Stopped;
         }
-        if let Some(k) = rsm.node().incarnation() {
+        let incarnation = rsm.node().incarnation();
+        if let (Some(k), true) = (incarnation, rsm.node().votes_now()) {
             return Outcome::Voting(k);
         }
         let answers = probe::ask_all(me, peers).await;
@@ -89,13 +92,23 @@ pub async fn run<S: StateMachine>(
         }
         if warned.elapsed() >= WARN_EVERY {
             warned = Instant::now();
-            tracing::warn!(
-                node = me,
-                recovering,
-                snapshot_wanted = ?floor,
-                "recovering a lost disk: waiting for a majority of the old membership to admit \
-                 this replica as a new incarnation"
-            );
+            match incarnation {
+                None => tracing::warn!(
+                    node = me,
+                    recovering,
+                    snapshot_wanted = ?floor,
+                    "recovering a lost disk: waiting for a majority of the old membership to \
+                     admit this replica as a new incarnation"
+                ),
+                Some(k) => tracing::warn!(
+                    node = me,
+                    incarnation = k,
+                    snapshot_wanted = ?floor,
+                    "recovering a lost disk: admitted, waiting for the instances the lost \
+                     incarnation may have voted in to be decided (this needs a majority of the \
+                     old membership)"
+                ),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}

@@ -172,3 +172,86 @@ fn the_unsafe_rule_decides_an_instance_two_ways_on_the_same_schedule() {
         "failed for another reason: {msg}"
     );
 }
+
+/// A replica that lost its disk is admitted (its incarnation decided) before its
+/// votes count: the instances its lost incarnation may have voted in still need a
+/// majority of the old membership. Until `votes_now`, losing another replica stalls
+/// the group (safely); once `votes_now`, the group survives it. Recovery reports a
+/// replica "voting again" only then (`paxos::recovery::run`).
+#[test]
+fn an_admitted_replica_counts_once_the_old_membership_is_no_longer_needed() {
+    let mut sim = Sim::new(3, 11);
+    assert!(
+        sim.run_until(500 * UNITS_PER_TICK, |s| s.leader().is_some()),
+        "no leader"
+    );
+    let leader = sim.leader().unwrap();
+    let (other, lost) = ((leader + 1) % 3, (leader + 2) % 3);
+    sim.node_mut(leader).unwrap().propose(b"warm-up".to_vec());
+    assert!(
+        sim.run_until(500 * UNITS_PER_TICK, |s| decided_everywhere(s, 0)),
+        "no warm-up decision"
+    );
+
+    sim.lose_disk(lost);
+    // The other old member goes down as soon as the leader decided the
+    // reincarnation, before the window is closed: the leader and the new
+    // incarnation are two replicas, but not a majority for those instances.
+    assert!(
+        sim.run_until(500 * UNITS_PER_TICK, |s| s.node(leader).is_some_and(|r| r
+            .membership()
+            .latest()[lost]
+            .incarnation
+            == 1)),
+        "the leader never decided the reincarnation"
+    );
+    sim.crash(other, false);
+    let stalled_at = sim.node(leader).unwrap().commit_index();
+    sim.node_mut(leader)
+        .unwrap()
+        .propose(b"while stalled".to_vec());
+    assert!(
+        sim.run_until(300 * UNITS_PER_TICK, |s| s
+            .node(lost)
+            .is_some_and(|r| r.incarnation().is_some())),
+        "the lost replica never learned it was admitted"
+    );
+    sim.run(300 * UNITS_PER_TICK);
+    let admitted = sim.node(lost).unwrap();
+    assert!(
+        !admitted.votes_now(),
+        "counted at commit {} without the old membership closing the window",
+        admitted.commit_index()
+    );
+    let window_end = stalled_at + CoreConfig::new(0, 3).window;
+    assert!(
+        sim.node(leader).unwrap().commit_index() <= window_end,
+        "instances of the window were decided without a majority of the old membership"
+    );
+
+    sim.restart(other);
+    assert!(
+        sim.run_until(2000 * UNITS_PER_TICK, |s| s
+            .node(lost)
+            .is_some_and(|r| r.votes_now())),
+        "the window never closed with the old membership back"
+    );
+    sim.crash(other, false);
+    assert!(
+        sim.run_until(2000 * UNITS_PER_TICK, |s| s
+            .leader()
+            .is_some_and(|l| l != other)),
+        "no leader among the two replicas left"
+    );
+    let now_leader = sim.leader().unwrap();
+    let before = sim.node(now_leader).unwrap().commit_index();
+    sim.node_mut(now_leader).unwrap().propose(b"after".to_vec());
+    assert!(
+        sim.run_until(2000 * UNITS_PER_TICK, |s| {
+            s.applied(lost)
+                .iter()
+                .any(|(slot, e)| *slot >= before && e.commands().iter().any(|c| c == b"after"))
+        }),
+        "the leader and the admitted replica did not decide a new instance together"
+    );
+}

@@ -80,9 +80,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             false
         }
         () = until_halted(&server) => {
-            // Other recovering replicas count this one's `recovering` status to
-            // decide that a majority lost their disks: keep answering it a little
-            // longer than their poll (diskv/src/recovery.rs), so they halt too.
+            // Other recovering replicas count this one's `Recovering` probe answer
+            // to decide that a majority lost their disks: keep answering a little
+            // longer than their poll (paxos/src/recovery.rs), so they halt too.
             tokio::time::sleep(HALT_LINGER).await;
             true
         }

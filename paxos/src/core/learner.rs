@@ -35,6 +35,14 @@ impl Replica {
             }
             self.ready.committed.push((self.commit, entry));
             self.commit += 1;
+            if self.membership.starts_at(self.commit) {
+                tracing::info!(
+                    node = self.cfg.id,
+                    from = self.commit,
+                    "every instance a lost incarnation may have voted in is decided: the new \
+                     membership is in force"
+                );
+            }
         }
     }
 

@@ -101,6 +101,11 @@ impl Membership {
         true
     }
 
+    /// True if an epoch starts at `slot`.
+    pub fn starts_at(&self, slot: Slot) -> bool {
+        self.epochs.contains_key(&slot)
+    }
+
     /// The first instance of every epoch, ascending.
     pub fn epoch_starts(&self) -> Vec<Slot> {
         self.epochs.keys().copied().collect()

@@ -306,6 +306,15 @@ impl Replica {
         self.incarnation
     }
 
+    /// True once this replica's vote counts in the next instance to decide: its
+    /// incarnation is known and every instance its lost incarnation may have voted
+    /// in is decided. Until then, the group still needs a majority of the old
+    /// membership, so it cannot yet lose another replica.
+    pub fn votes_now(&self) -> bool {
+        self.incarnation
+            .is_some_and(|k| self.membership.counts(self.commit, self.cfg.id, k))
+    }
+
     /// The membership epochs this replica knows.
     pub fn membership(&self) -> &Membership {
         &self.membership

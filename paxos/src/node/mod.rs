@@ -247,6 +247,12 @@ impl PaxosNode {
         self.core().incarnation()
     }
 
+    /// True once this replica's vote counts in the next instance to decide (see
+    /// [`crate::core::Replica::votes_now`]).
+    pub fn votes_now(&self) -> bool {
+        self.core().votes_now()
+    }
+
     /// True if this replica knows its group has a history (see [`crate::probe`]).
     pub fn has_history(&self) -> bool {
         self.core().has_history()
