@@ -6,6 +6,30 @@ use common::{masters, within, Group};
 use diskv::Clerk;
 use std::time::Duration;
 
+/// Waits until replica `i` is admitted as incarnation 1 and its votes count (the
+/// instances its lost incarnation may have voted in are decided), so the group
+/// can lose another replica.
+async fn voting_again(g: &Group, i: usize, what: &str) {
+    within(30, what, async {
+        loop {
+            let node = g.servers[i].as_ref().unwrap().node();
+            if node.incarnation() == Some(1) && node.votes_now() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// Replica `i`'s own copy of `key` (a group with 4 shards).
+fn copy_of(g: &Group, i: usize, key: &str) -> Option<String> {
+    g.servers[i].as_ref().unwrap().rsm().with_state(|st| {
+        let shard = shardmaster::shard_of(key.as_bytes(), 4);
+        st.shard(shard).and_then(|s| s.data.get(key).cloned())
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     common::init_logs();
@@ -23,16 +47,7 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     g.stop(lost);
     g.lose_disk(lost);
     g.restart(lost).await;
-    within(30, "the lost replica's reincarnation", async {
-        loop {
-            let inc = g.servers[lost].as_ref().unwrap().node().incarnation();
-            if inc == Some(1) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
+    voting_again(&g, lost, "the lost replica's reincarnation").await;
     within(30, "writes after the rejoin", async {
         for i in 10..15 {
             ck.append("k", &format!("{i},")).await.unwrap();
@@ -57,11 +72,7 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     )
     .await;
     // Its own copy of the data is complete.
-    let copy = g.servers[lost].as_ref().unwrap().rsm().with_state(|st| {
-        let shard = shardmaster::shard_of(b"k", 4);
-        st.shard(shard).and_then(|s| s.data.get("k").cloned())
-    });
-    assert_eq!(copy, Some(expected));
+    assert_eq!(copy_of(&g, lost, "k"), Some(expected));
 }
 
 /// Regression (found by tests/disk_loss_process.rs): once every replica had
@@ -92,21 +103,8 @@ async fn a_replica_that_lost_its_disk_installs_a_snapshot_once_the_log_is_forgot
     g.stop(lost);
     g.lose_disk(lost);
     g.restart(lost).await;
-    within(
-        30,
-        "the lost replica's reincarnation through a snapshot",
-        async {
-            while g.servers[lost].as_ref().unwrap().node().incarnation() != Some(1) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        },
-    )
-    .await;
-    let copy = g.servers[lost].as_ref().unwrap().rsm().with_state(|st| {
-        let shard = shardmaster::shard_of(b"k", 4);
-        st.shard(shard).and_then(|s| s.data.get("k").cloned())
-    });
-    assert_eq!(copy, Some(expected));
+    voting_again(&g, lost, "the lost replica's reincarnation through a snapshot").await;
+    assert_eq!(copy_of(&g, lost, "k"), Some(expected));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

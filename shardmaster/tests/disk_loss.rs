@@ -4,35 +4,11 @@
 
 mod common;
 
-use common::{servers, wait_until, within, Cluster, ClusterOptions};
-use shardmaster::Config;
+use common::{churn, history, servers, wait_until, within, Cluster, ClusterOptions};
 use std::time::Duration;
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
 const STEP: Duration = Duration::from_secs(40);
-
-/// Every configuration, as the replicas in `via` answer through the log.
-async fn history(cl: &Cluster, via: &[usize]) -> Vec<Config> {
-    let ck = cl.clerk_for(via);
-    let latest = ck.query(-1).await.unwrap();
-    let mut all = Vec::new();
-    for num in 0..=latest.num {
-        all.push(ck.query(num as i64).await.unwrap());
-    }
-    all
-}
-
-/// Joins, a Move and Leaves: more instances than `checkpoint_every`, so the
-/// group's logs forget their prefix and a newcomer needs a snapshot.
-async fn churn(cl: &Cluster, base: u64) {
-    let ck = cl.clerk();
-    for g in base..base + 6 {
-        ck.join(g, servers(g)).await.unwrap();
-        ck.query(-1).await.unwrap();
-    }
-    ck.move_shard(0, base + 5).await.unwrap();
-    ck.leave(base + 1).await.unwrap();
-}
 
 fn wipe(cl: &Cluster, i: usize) {
     std::fs::remove_dir_all(cl.dir(i)).unwrap();
@@ -43,7 +19,7 @@ async fn a_replica_that_lost_its_disk_rejoins_from_its_peers_and_votes_again() {
     within(TEST_LIMIT, "lost disk", async {
         let mut cl = Cluster::start(ClusterOptions::default()).await;
         churn(&cl, 100).await;
-        let before = history(&cl, &[0, 1, 2]).await;
+        let before = history(&cl.clerk_for(&[0, 1, 2])).await;
         let lost = 1;
         cl.stop(lost).await;
         // Writes it never saw, then its disk is gone.
@@ -55,10 +31,10 @@ async fn a_replica_that_lost_its_disk_rejoins_from_its_peers_and_votes_again() {
         })
         .await;
         assert!(!cl.server(lost).is_halted());
-        let expected = history(&cl, &[0, 2]).await;
+        let expected = history(&cl.clerk_for(&[0, 2])).await;
         assert!(expected.len() > before.len());
         // Answered through the recovered replica alone: the same history.
-        assert_eq!(history(&cl, &[lost]).await, expected);
+        assert_eq!(history(&cl.clerk_for(&[lost])).await, expected);
         // Its own copy matches too (the snapshot and the catch-up were applied).
         let peer_latest = cl.server(0).latest();
         wait_until(STEP, "the local state catches up", || {

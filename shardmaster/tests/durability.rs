@@ -4,36 +4,12 @@
 
 mod common;
 
-use common::{bind_again, servers, wait_until, within, Cluster, ClusterOptions};
-use shardmaster::{Config, ServerOptions, ShardmasterError, ShardmasterServer};
+use common::{bind_again, churn, history, servers, wait_until, within, Cluster, ClusterOptions};
+use shardmaster::{ServerOptions, ShardmasterError, ShardmasterServer};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 const TEST_LIMIT: Duration = Duration::from_secs(180);
-
-/// Every configuration from 0 to the latest, as the group answers now.
-async fn history(cl: &Cluster) -> Vec<Config> {
-    let ck = cl.clerk();
-    let latest = ck.query(-1).await.unwrap();
-    let mut all = Vec::new();
-    for num in 0..=latest.num {
-        all.push(ck.query(num as i64).await.unwrap());
-    }
-    all
-}
-
-/// A mix of Joins, Leaves and Moves; more instances than `checkpoint_every`, so
-/// the logs are cut behind checkpoints.
-async fn churn(cl: &Cluster, base: u64) {
-    let ck = cl.clerk();
-    for g in base..base + 6 {
-        ck.join(g, servers(g)).await.unwrap();
-        ck.query(-1).await.unwrap();
-    }
-    ck.move_shard(0, base + 5).await.unwrap();
-    ck.leave(base + 1).await.unwrap();
-    ck.leave(base + 3).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_config_survives_restarts_of_every_replica() {
@@ -44,7 +20,7 @@ async fn every_config_survives_restarts_of_every_replica() {
         })
         .await;
         churn(&cl, 10).await;
-        let before = history(&cl).await;
+        let before = history(&cl.clerk()).await;
         assert!(before.len() > 8);
         // The logs were cut behind checkpoints.
         wait_until(Duration::from_secs(20), "min() advances", || {
@@ -56,7 +32,7 @@ async fn every_config_survives_restarts_of_every_replica() {
         cl.stop(2).await;
         churn(&cl, 20).await;
         cl.restart(2).await;
-        let mid = history(&cl).await;
+        let mid = history(&cl.clerk()).await;
         assert_eq!(mid[..before.len()], before[..], "history changed");
         let latest = mid.last().unwrap().clone();
         wait_until(Duration::from_secs(20), "replica 2 catches up", || {
@@ -71,7 +47,7 @@ async fn every_config_survives_restarts_of_every_replica() {
         for i in 0..3 {
             cl.restart(i).await;
         }
-        assert_eq!(history(&cl).await, mid);
+        assert_eq!(history(&cl.clerk()).await, mid);
         let ck = cl.clerk();
         for c in &mid {
             for i in 0..3 {
@@ -181,7 +157,7 @@ async fn a_corrupt_checkpoint_is_quarantined_and_recovered_from_the_peers() {
             || cl.server(0).incarnation() == Some(1),
         )
         .await;
-        assert_eq!(history(&cl).await, {
+        assert_eq!(history(&cl.clerk()).await, {
             let ck = cl.clerk_for(&[0]);
             let latest = ck.query(-1).await.unwrap();
             let mut all = Vec::new();

@@ -276,3 +276,27 @@ pub fn check(c: &Config, groups: &[Gid]) {
         );
     }
 }
+
+/// Every configuration from 0 to the latest, as `ck` answers through the log.
+pub async fn history(ck: &Clerk) -> Vec<Config> {
+    let latest = ck.query(-1).await.unwrap();
+    let mut all = Vec::new();
+    for num in 0..=latest.num {
+        all.push(ck.query(num as i64).await.unwrap());
+    }
+    all
+}
+
+/// Joins groups `base..base + 6`, a Move and two Leaves: more instances than
+/// `checkpoint_every`, so the logs forget their prefix behind checkpoints (and a
+/// replica that lost its disk needs a snapshot).
+pub async fn churn(cl: &Cluster, base: u64) {
+    let ck = cl.clerk();
+    for g in base..base + 6 {
+        ck.join(g, servers(g)).await.unwrap();
+        ck.query(-1).await.unwrap();
+    }
+    ck.move_shard(0, base + 5).await.unwrap();
+    ck.leave(base + 1).await.unwrap();
+    ck.leave(base + 3).await.unwrap();
+}
