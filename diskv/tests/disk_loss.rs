@@ -103,7 +103,12 @@ async fn a_replica_that_lost_its_disk_installs_a_snapshot_once_the_log_is_forgot
     g.stop(lost);
     g.lose_disk(lost);
     g.restart(lost).await;
-    voting_again(&g, lost, "the lost replica's reincarnation through a snapshot").await;
+    voting_again(
+        &g,
+        lost,
+        "the lost replica's reincarnation through a snapshot",
+    )
+    .await;
     assert_eq!(copy_of(&g, lost, "k"), Some(expected));
 }
 

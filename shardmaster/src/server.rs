@@ -268,6 +268,13 @@ impl ShardmasterServer {
         self.rsm.node().incarnation()
     }
 
+    /// True once this replica's votes count in the next instance (after a lost
+    /// disk: admitted, and every instance its lost incarnation may have voted in
+    /// decided; see `paxos::PaxosNode::votes_now`).
+    pub fn votes_now(&self) -> bool {
+        self.rsm.node().votes_now()
+    }
+
     /// The unreliable switch of this replica (client and peer traffic), for tests.
     pub fn unreliable(&self) -> &Arc<Unreliable> {
         &self.unreliable

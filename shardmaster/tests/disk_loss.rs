@@ -26,9 +26,11 @@ async fn a_replica_that_lost_its_disk_rejoins_from_its_peers_and_votes_again() {
         churn(&cl, 200).await;
         wipe(&cl, lost);
         cl.restart(lost).await;
-        wait_until(STEP, "the reincarnation is decided", || {
-            cl.server(lost).incarnation() == Some(1)
-        })
+        wait_until(
+            STEP,
+            "the reincarnation is decided and its votes count",
+            || cl.server(lost).incarnation() == Some(1) && cl.server(lost).votes_now(),
+        )
         .await;
         assert!(!cl.server(lost).is_halted());
         let expected = history(&cl.clerk_for(&[0, 2])).await;
