@@ -71,6 +71,12 @@ pub(super) struct Leader {
     /// Instances beyond `commit + window` whose acks arrived: decided (or not)
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,
+    /// Per replica, the last catch-up sent: the instance it reaches (exclusive)
+    /// and when. A follower's acks come every heartbeat; answering each one with a
+    /// new copy of the same entries (up to `catchup_bytes`) while the first is in
+    /// flight swamped lagging followers and the leader (see docs/BENCHMARKS.md,
+    /// "Where the time goes").
+    catchup: Vec<(Slot, u64)>,
 }
 
 impl Leader {
@@ -268,6 +274,7 @@ impl Replica {
             reincarnations: VecDeque::new(),
             fill_until: 0,
             deferred: BTreeSet::new(),
+            catchup: vec![(0, 0); peers],
         };
         for (slot, (entry, _)) in std::mem::take(&mut self.waiting_starts) {
             leader.request_slot(slot, entry);
@@ -545,6 +552,7 @@ impl Replica {
         incarnation: Option<u64>,
     ) {
         let (now, floor, budget) = (self.now, self.floor, self.cfg.catchup_bytes);
+        let resend_after = u64::from(self.cfg.retransmit_ticks);
         // Only a voter of the current epoch confirms leadership for reads.
         let confirms = incarnation.is_some_and(|k| self.vote_counts(self.commit, from, k));
         let Role::Leader(l) = &mut self.role else {
@@ -559,7 +567,11 @@ impl Replica {
             l.acked_round[from] = l.acked_round[from].max(round);
         }
         self.done[from] = self.done[from].max(done);
-        if commit < self.commit {
+        // Catch a lagging follower up, one message at a time: the next once it
+        // acknowledges having learned the last (or that one may have been lost).
+        let (sent_to, sent_at) = l.catchup[from];
+        let in_flight = commit < sent_to && now.saturating_sub(sent_at) < resend_after;
+        if commit < self.commit && !in_flight {
             let mut entries = Vec::new();
             let mut bytes = 0;
             for (&slot, entry) in self.decided.range(commit..self.commit) {
@@ -569,6 +581,8 @@ impl Replica {
                 bytes += entry.size_hint();
                 entries.push((slot, entry.clone()));
             }
+            let reach = entries.last().map_or(commit, |&(slot, _)| slot + 1);
+            l.catchup[from] = (reach, now);
             self.send(from, Message::Decided { entries, floor });
         }
         self.forget();

@@ -496,3 +496,88 @@ fn a_read_waits_for_a_round_that_started_after_it_arrived() {
     }
     assert_eq!(answered(&rs[0].take_ready()), vec![3]);
 }
+
+/// A lagging follower acknowledges every heartbeat; the leader answers with one
+/// catch-up message at a time — the next once the follower reports having learned
+/// the last, or after `retransmit_ticks` (it may have been lost) — not a fresh copy
+/// of the same entries per acknowledgement.
+#[test]
+fn a_lagging_follower_gets_one_catch_up_message_at_a_time() {
+    let cfg = |id| CoreConfig {
+        catchup_bytes: 1, // one instance per catch-up message
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    rs[0].campaign_now();
+    settle(&mut rs);
+    assert!(rs[0].is_leader());
+    // Instances decided by replicas 0 and 1 while 2 hears nothing.
+    for i in 0..5u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        for _ in 0..10 {
+            let msgs: Vec<Envelope> = rs[..2]
+                .iter_mut()
+                .flat_map(|r| r.take_ready().messages)
+                .filter(|m| m.to != 2)
+                .collect();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                let to = m.to;
+                rs[to].handle(m);
+            }
+        }
+    }
+    let lag = rs[2].commit_index();
+    assert!(rs[0].commit_index() >= lag + 5, "nothing to catch up on");
+    let ballot = rs[0].promised();
+    let ack = |commit| {
+        env(
+            2,
+            0,
+            Message::HeartbeatAck {
+                ballot,
+                round: 0,
+                commit,
+                done: 0,
+                incarnation: Some(0),
+            },
+        )
+    };
+    let catch_ups = |r: &mut Replica| -> Vec<Vec<Slot>> {
+        r.take_ready()
+            .messages
+            .into_iter()
+            .filter_map(|m| match m.msg {
+                Message::Decided { entries, .. } if m.to == 2 => {
+                    Some(entries.iter().map(|(s, _)| *s).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..5 {
+        rs[0].handle(ack(lag));
+    }
+    assert_eq!(
+        catch_ups(&mut rs[0]),
+        vec![vec![lag]],
+        "one message for five acks"
+    );
+    // Learned: the next instance goes at once.
+    rs[0].handle(ack(lag + 1));
+    assert_eq!(catch_ups(&mut rs[0]), vec![vec![lag + 1]]);
+    // Lost: sent again once retransmit_ticks have passed, not before.
+    for _ in 0..cfg(0).retransmit_ticks - 1 {
+        rs[0].tick();
+        rs[0].handle(ack(lag + 1));
+    }
+    assert!(
+        catch_ups(&mut rs[0]).is_empty(),
+        "resent before retransmit_ticks"
+    );
+    rs[0].tick();
+    rs[0].handle(ack(lag + 1));
+    assert_eq!(catch_ups(&mut rs[0]), vec![vec![lag + 1]]);
+}
