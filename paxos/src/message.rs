@@ -114,6 +114,7 @@ pub enum Message {
     /// A follower hands client commands to the leader.
     Forward {
         /// Commands to batch into the log.
+        #[serde(with = "crate::types::commands_as_bytes")]
         commands: Vec<Command>,
     },
     /// A replica that lost its disk asks the leader to decide its reincarnation.

@@ -72,7 +72,7 @@ pub enum Entry {
     Noop,
     /// One or more application commands, applied in order. A leader batches every
     /// command that is waiting when it opens an instance.
-    Batch(Vec<Command>),
+    Batch(#[serde(with = "commands_as_bytes")] Vec<Command>),
     /// Replica `node` lost its disk and comes back as a new acceptor incarnation;
     /// `nonce` lets it recognise its own request (see `core::membership`).
     Reincarnate {
@@ -100,5 +100,53 @@ impl Entry {
     /// Approximate encoded size in bytes, used to bound batches and messages.
     pub fn size_hint(&self) -> usize {
         8 + self.commands().iter().map(|c| c.len() + 4).sum::<usize>()
+    }
+}
+
+/// Commands as byte strings on the wire and on disk: each one copied whole, not
+/// visited byte by byte as a generic sequence of `u8` (profiling showed followers
+/// spending most of their time there). With postcard both forms encode the same
+/// bytes (a length, then the bytes), so logs written before read the same.
+pub(crate) mod commands_as_bytes {
+    use super::Command;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(commands: &[Command], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(commands.iter().map(|c| Bytes::new(c)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Command>, D::Error> {
+        let bufs = Vec::<ByteBuf>::deserialize(d)?;
+        Ok(bufs.into_iter().map(ByteBuf::into_vec).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Entry` as it was declared before commands were encoded as byte strings.
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum OldEntry {
+        Noop,
+        Batch(Vec<Vec<u8>>),
+        Reincarnate { node: NodeId, nonce: u64 },
+    }
+
+    #[test]
+    fn commands_encode_as_before_so_old_logs_read_the_same() {
+        let commands = vec![b"put k v".to_vec(), Vec::new(), vec![0u8, 255, 7]];
+        let new = postcard::to_allocvec(&Entry::Batch(commands.clone())).unwrap();
+        let old = postcard::to_allocvec(&OldEntry::Batch(commands.clone())).unwrap();
+        assert_eq!(new, old);
+        let back: Entry = postcard::from_bytes(&old).unwrap();
+        assert_eq!(back, Entry::Batch(commands));
+        let r = Entry::Reincarnate { node: 2, nonce: 9 };
+        let old_r = OldEntry::Reincarnate { node: 2, nonce: 9 };
+        assert_eq!(
+            postcard::to_allocvec(&r).unwrap(),
+            postcard::to_allocvec(&old_r).unwrap()
+        );
     }
 }
