@@ -1,7 +1,8 @@
 //! Lost and damaged disks detected without `--restart`, as real processes: a KV
 //! replica whose directory was emptied, a KV replica whose log has a flipped byte
 //! before its tail, and a `diskv shardmaster` replica whose directory was wiped all
-//! rejoin from their peers (never starting empty) and the data survives.
+//! rejoin from their peers (never starting empty) and the data survives; a KV
+//! directory started with another cluster's shardmasters is refused.
 
 mod support;
 
@@ -76,6 +77,46 @@ fn a_kv_replica_whose_directory_was_emptied_recovers_without_restart_flag() {
     g.spawn(1, false);
     wait_recovered(&mut g, 1, "votes in a group that has already started");
     check_with_only(&mut g, 1, 0..20);
+}
+
+/// A replica directory remembers its cluster (the shardmaster addresses): started
+/// with another cluster's `--masters`, the replica refuses, says why, and changes
+/// nothing; started right again, it serves.
+#[test]
+fn a_kv_replica_directory_of_another_cluster_is_refused() {
+    let mut g = Group::start(3);
+    let mut c = g.client("writer");
+    wait_serving(&mut c);
+    put_all(&mut c, 0..5);
+    g.kill9(0);
+    let before = std::fs::read(g.dir(0).join("identity")).expect("identity");
+    let mut args = g.server_args(0, false);
+    let at = args
+        .iter()
+        .position(|a| a == "--masters")
+        .expect("--masters")
+        + 1;
+    args[at] = reserve_addrs(1).remove(0);
+    let out = run(diskv_bin(), &args, Duration::from_secs(20));
+    assert!(
+        out.status.is_some_and(|s| !s.success()),
+        "started with another cluster's shardmasters: {:?}\n{}",
+        out.status,
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("belongs to the cluster whose shardmasters are"),
+        "no clear error:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(g.dir(0).join("identity")).expect("identity"),
+        before,
+        "the refused start changed the identity record"
+    );
+    g.spawn(0, false);
+    check_with_only(&mut g, 0, 0..5);
 }
 
 /// Flips one payload byte of a frame that has frames after it, in the first log

@@ -58,6 +58,7 @@ pub(crate) async fn open_dir(
         Verdict::Lost { reason } => lost(opts, host, &reason).await,
         _ => {
             let id = Identity {
+                cluster: Identity::cluster_of(&opts.masters),
                 gid: opts.gid,
                 me: opts.me,
                 nshards: shard_count(opts).await,
@@ -89,7 +90,17 @@ fn inspect(opts: &ServerOptions) -> Result<Option<(Identity, KvState, Slot)>, St
         }
         return Ok(None);
     };
-    id.check(opts.gid, opts.me, &opts.dir)?;
+    id.check(&opts.masters, opts.gid, opts.me, &opts.dir)?;
+    let id = if id.cluster.is_empty() {
+        let named = Identity {
+            cluster: Identity::cluster_of(&opts.masters),
+            ..id
+        };
+        named.store(&opts.dir)?;
+        named
+    } else {
+        id
+    };
     paxos::quarantine::check_log(&log_dir).map_err(|e| match e {
         paxos::StorageError::Corrupt {
             path,
@@ -134,6 +145,7 @@ async fn lost(
     // This replica ran before but its directory is empty: never start fresh, rejoin
     // as a new acceptor incarnation.
     let id = Identity {
+        cluster: Identity::cluster_of(&opts.masters),
         gid: opts.gid,
         me: opts.me,
         nshards: shard_count(opts).await,

@@ -1,5 +1,6 @@
-//! The identity record of a replica directory: which group and replica it belongs
-//! to, the shard count of the cluster, and the acceptor incarnation.
+//! The identity record of a replica directory: which cluster (named by its
+//! shardmaster addresses), group and replica it belongs to, the shard count of the
+//! cluster, and the acceptor incarnation.
 //!
 //! Written once, atomically, when a replica first starts. A directory without one
 //! is either new (first start) or lost (`--restart`, or peers that show the group
@@ -16,6 +17,10 @@ const FILE: &str = "identity";
 /// Who a replica directory belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
+    /// The cluster: its shardmaster addresses (`--masters`), sorted. Empty in
+    /// records written before it was kept; filled in at the next start.
+    #[serde(default)]
+    pub cluster: Vec<String>,
     /// The replica group.
     pub gid: u64,
     /// The replica's index in its group.
@@ -68,8 +73,36 @@ impl Identity {
             .map_err(|e| io(dir, e))
     }
 
-    /// Checks that this identity is the one the command line describes.
-    pub fn check(&self, gid: u64, me: usize, dir: &Path) -> Result<(), StateError> {
+    /// The cluster name of shardmaster addresses `masters`: the same whatever
+    /// their order on the command line.
+    pub fn cluster_of(masters: &[String]) -> Vec<String> {
+        let mut c = masters.to_vec();
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    /// Checks that this identity is the one the command line describes: the same
+    /// cluster (unless the record predates cluster names), group and replica.
+    pub fn check(
+        &self,
+        masters: &[String],
+        gid: u64,
+        me: usize,
+        dir: &Path,
+    ) -> Result<(), StateError> {
+        let cluster = Self::cluster_of(masters);
+        if !self.cluster.is_empty() && self.cluster != cluster {
+            return Err(StateError::Mismatch(format!(
+                "{} belongs to the cluster whose shardmasters are {}, not {}; use this \
+                 cluster's own directory (if the shardmasters really moved, set \"cluster\" in \
+                 {} to the new addresses)",
+                dir.display(),
+                self.cluster.join(","),
+                cluster.join(","),
+                dir.join(FILE).display()
+            )));
+        }
         if self.gid != gid || self.me != me {
             return Err(StateError::Mismatch(format!(
                 "{} belongs to replica {} of group {}, not replica {me} of group {gid}; use that replica's own directory",
@@ -79,5 +112,59 @@ impl Identity {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masters(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn identity(cluster: &[&str]) -> Identity {
+        Identity {
+            cluster: Identity::cluster_of(&masters(cluster)),
+            gid: 1,
+            me: 0,
+            nshards: 10,
+            incarnation: 0,
+            recovering: None,
+        }
+    }
+
+    #[test]
+    fn a_directory_of_another_cluster_is_refused() {
+        let dir = Path::new("/data/g1r0");
+        let id = identity(&["127.0.0.1:7001", "127.0.0.1:7002"]);
+        let err = id
+            .check(&masters(&["127.0.0.1:9001"]), 1, 0, dir)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("127.0.0.1:7001,127.0.0.1:7002"), "{err}");
+        assert!(err.contains("127.0.0.1:9001"), "{err}");
+        // The same shardmasters in another order are the same cluster.
+        id.check(&masters(&["127.0.0.1:7002", "127.0.0.1:7001"]), 1, 0, dir)
+            .unwrap();
+        // Another group or replica of the right cluster is refused too.
+        let same = masters(&["127.0.0.1:7001", "127.0.0.1:7002"]);
+        assert!(id.check(&same, 2, 0, dir).is_err());
+        assert!(id.check(&same, 1, 1, dir).is_err());
+    }
+
+    #[test]
+    fn a_record_written_before_cluster_names_is_accepted_and_reads_back() {
+        let old = r#"{"gid":1,"me":0,"nshards":10,"incarnation":2}"#;
+        let id: Identity = serde_json::from_str(old).unwrap();
+        assert!(id.cluster.is_empty());
+        id.check(&masters(&["127.0.0.1:1"]), 1, 0, Path::new("d"))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let named = identity(&["b:1", "a:1"]);
+        named.store(dir.path()).unwrap();
+        let back = Identity::load(dir.path()).unwrap().unwrap();
+        assert_eq!(back, named);
+        assert_eq!(back.cluster, vec!["a:1".to_string(), "b:1".to_string()]);
     }
 }

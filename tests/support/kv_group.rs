@@ -92,6 +92,17 @@ impl Group {
     /// Starts replica `i` (again) on its directory; `restart` passes `--restart`.
     pub fn spawn(&mut self, i: usize, restart: bool) {
         assert!(self.servers[i].is_none(), "replica {i} is already running");
+        let args = self.server_args(i, restart);
+        self.spawns += 1;
+        let name = format!("s{i}-{}", self.spawns);
+        let p = Process::spawn_with(&name, &self.logs(), diskv_bin(), args, |c| {
+            c.env("RUST_LOG", "info,tarpc=warn");
+        });
+        self.servers[i] = Some(p);
+    }
+
+    /// The `diskv server` arguments of replica `i`.
+    pub fn server_args(&self, i: usize, restart: bool) -> Vec<String> {
         let mut args = vec![
             "server".to_string(),
             "--gid".into(),
@@ -112,12 +123,7 @@ impl Group {
         if self.unreliable {
             args.push("--unreliable".into());
         }
-        self.spawns += 1;
-        let name = format!("s{i}-{}", self.spawns);
-        let p = Process::spawn_with(&name, &self.logs(), diskv_bin(), args, |c| {
-            c.env("RUST_LOG", "info,tarpc=warn");
-        });
-        self.servers[i] = Some(p);
+        args
     }
 
     /// SIGKILLs replica `i`; its directory stays as it was.
