@@ -272,7 +272,9 @@ impl Replica {
             reads: Vec::new(),
             promisers: c.promisers,
             reincarnations: VecDeque::new(),
-            fill_until: 0,
+            // A reincarnation's window may still be open (its previous leader
+            // failed before closing it): close it, traffic or not.
+            fill_until: self.membership.epoch_starts().last().copied().unwrap_or(0),
             deferred: BTreeSet::new(),
             catchup: vec![(0, 0); peers],
         };

@@ -581,3 +581,89 @@ fn a_lagging_follower_gets_one_catch_up_message_at_a_time() {
     rs[0].handle(ack(lag + 1));
     assert_eq!(catch_ups(&mut rs[0]), vec![vec![lag + 1]]);
 }
+
+/// A leader elected after a reincarnation was decided, while instances of its
+/// window are still open and accepted nowhere, closes the window itself (with
+/// no-ops), even with no client traffic: otherwise the recovering replica would
+/// wait for traffic before its votes count, and the group would keep needing the
+/// old membership.
+#[test]
+fn a_new_leader_closes_a_reincarnation_window_left_open() {
+    const WINDOW: u64 = 8;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    let mut disks: Vec<Vec<Record>> = vec![Vec::new(); 3];
+    // One step: every replica ticks, its records reach its disk, and its messages
+    // are delivered unless `drop` says otherwise.
+    let step =
+        |rs: &mut Vec<Replica>, disks: &mut Vec<Vec<Record>>, drop: &dyn Fn(&Envelope) -> bool| {
+            let mut msgs = Vec::new();
+            for (i, r) in rs.iter_mut().enumerate() {
+                r.tick();
+                let ready = r.take_ready();
+                disks[i].extend(ready.records);
+                msgs.extend(ready.messages);
+            }
+            for m in msgs {
+                if !drop(&m) {
+                    let to = m.to;
+                    rs[to].handle(m);
+                }
+            }
+        };
+    rs[0].campaign_now();
+    for _ in 0..50 {
+        step(&mut rs, &mut disks, &|_| false);
+    }
+    assert!(rs[0].is_leader());
+    // Replica 2 loses its disk and asks to be reincarnated.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(77),
+        ..cfg(2)
+    });
+    disks[2].clear();
+    // Replica 0's Accepts beyond the reincarnation's instance (its window no-ops)
+    // go nowhere, not even to itself, until replica 1 has applied it.
+    let reincarnated = |r: &Replica| r.membership().latest()[2].incarnation == 1;
+    let mut s = None;
+    for _ in 0..300 {
+        let after = s;
+        step(
+            &mut rs,
+            &mut disks,
+            &|m| matches!((m.from, after, &m.msg), (0, Some(s), Message::Accept { slot, .. }) if *slot > s),
+        );
+        if s.is_none() && reincarnated(&rs[0]) {
+            s = (0..rs[0].commit_index())
+                .find(|&i| matches!(rs[0].status(i), Status::Decided(Entry::Reincarnate { .. })));
+        }
+        if reincarnated(&rs[1]) {
+            break;
+        }
+    }
+    let s = s.expect("the reincarnation was never decided");
+    assert!(reincarnated(&rs[1]), "replica 1 never applied it");
+    assert!(
+        rs[1].commit_index() <= s + WINDOW,
+        "the window closed already"
+    );
+    // Replica 0 restarts from its disk; replica 1 takes over; no client traffic.
+    rs[0] = Replica::restore(cfg(0), disks[0].iter().cloned());
+    rs[1].campaign_now();
+    for _ in 0..500 {
+        step(&mut rs, &mut disks, &|_| false);
+        if rs[2].votes_now() {
+            break;
+        }
+    }
+    assert!(rs[1].is_leader(), "replica 1 did not take over");
+    assert!(
+        rs[1].commit_index() > s + WINDOW,
+        "the new leader left the window open: commit {} after a reincarnation in {s}",
+        rs[1].commit_index()
+    );
+    assert!(rs[2].votes_now(), "the recovering replica never counted");
+}
