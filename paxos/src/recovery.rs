@@ -76,7 +76,10 @@ pub async fn run<S: StateMachine>(
             .iter()
             .filter(|a| **a == Some(Answer::Recovering))
             .count();
-        if recovering >= majority {
+        // Only a replica not yet admitted halts: once admitted it answers `History`
+        // and may merely lag behind the window's decisions, so a peer losing its
+        // disk now must not make it stop (the group stalls, safely, instead).
+        if incarnation.is_none() && recovering >= majority {
             tracing::error!(
                 node = me,
                 recovering,

@@ -141,7 +141,15 @@ mod tests {
         let old = postcard::to_allocvec(&OldEntry::Batch(commands.clone())).unwrap();
         assert_eq!(new, old);
         let back: Entry = postcard::from_bytes(&old).unwrap();
-        assert_eq!(back, Entry::Batch(commands));
+        assert_eq!(back, Entry::Batch(commands.clone()));
+        let forward = crate::Message::Forward {
+            commands: commands.clone(),
+        };
+        let bytes = postcard::to_allocvec(&forward).unwrap();
+        match postcard::from_bytes::<crate::Message>(&bytes).unwrap() {
+            crate::Message::Forward { commands: back } => assert_eq!(back, commands),
+            other => panic!("read back as {other:?}"),
+        }
         let r = Entry::Reincarnate { node: 2, nonce: 9 };
         let old_r = OldEntry::Reincarnate { node: 2, nonce: 9 };
         assert_eq!(

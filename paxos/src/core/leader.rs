@@ -576,14 +576,17 @@ impl Replica {
         if commit < self.commit && !in_flight {
             let mut entries = Vec::new();
             let mut bytes = 0;
-            for (&slot, entry) in self.decided.range(commit..self.commit) {
+            // Below the floor the follower needs a snapshot (the floor in the message
+            // tells it so); entries from the floor on would be of no use to it yet.
+            let start = if commit < floor { self.commit } else { commit };
+            for (&slot, entry) in self.decided.range(start..self.commit) {
                 if bytes > budget {
                     break;
                 }
                 bytes += entry.size_hint();
                 entries.push((slot, entry.clone()));
             }
-            let reach = entries.last().map_or(commit, |&(slot, _)| slot + 1);
+            let reach = entries.last().map_or(floor, |&(slot, _)| slot + 1);
             l.catchup[from] = (reach, now);
             self.send(from, Message::Decided { entries, floor });
         }
