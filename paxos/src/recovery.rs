@@ -61,7 +61,6 @@ pub async fn run<S: StateMachine>(
     mut stop: watch::Receiver<bool>,
 ) -> Outcome {
     let wanted = rsm.snapshot_wanted();
-    let majority = peers.len() / 2 + 1;
     let mut warned = Instant::now();
     loop {
         if *stop.borrow() {
@@ -76,10 +75,7 @@ pub async fn run<S: StateMachine>(
             .iter()
             .filter(|a| **a == Some(Answer::Recovering))
             .count();
-        // Only a replica not yet admitted halts: once admitted it answers `History`
-        // and may merely lag behind the window's decisions, so a peer losing its
-        // disk now must not make it stop (the group stalls, safely, instead).
-        if incarnation.is_none() && recovering >= majority {
+        if must_halt(incarnation, recovering, peers.len()) {
             tracing::error!(
                 node = me,
                 recovering,
@@ -118,6 +114,16 @@ pub async fn run<S: StateMachine>(
             _ = stop.changed() => {}
         }
     }
+}
+
+/// Whether a recovering replica must halt: `recovering` of the group's `replicas`
+/// (itself included) are recovering a lost disk, a majority, so nothing can be
+/// trusted to hold the acknowledged data. Only a replica not yet admitted
+/// (`incarnation` unknown) halts: once admitted it answers `History` and may merely
+/// lag behind its window's decisions, so a peer losing its disk then must not stop
+/// it (the group stalls, safely, instead).
+fn must_halt(incarnation: Option<u64>, recovering: usize, replicas: usize) -> bool {
+    incarnation.is_none() && recovering > replicas / 2
 }
 
 /// Tries each voting peer in turn for a snapshot covering `floor`; installs the
@@ -176,5 +182,23 @@ pub async fn keep_up<S: StateMachine>(
             _ = tokio::time::sleep(POLL) => {}
             _ = stop.wait_for(|&s| s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::must_halt;
+
+    #[test]
+    fn only_a_replica_not_yet_admitted_halts_on_a_lost_majority() {
+        // Not admitted: halts once a majority (itself included) is recovering.
+        assert!(!must_halt(None, 1, 3));
+        assert!(must_halt(None, 2, 3));
+        assert!(!must_halt(None, 2, 5));
+        assert!(must_halt(None, 3, 5));
+        // Admitted, its window still open: a peer losing its disk stalls the group
+        // but never halts this replica.
+        assert!(!must_halt(Some(1), 2, 3));
+        assert!(!must_halt(Some(1), 5, 5));
     }
 }
