@@ -18,6 +18,7 @@ pub struct Client {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr_log: PathBuf,
+    reply_limit: Duration,
 }
 
 impl Client {
@@ -50,6 +51,7 @@ impl Client {
             stdin,
             lines: rx,
             stderr_log,
+            reply_limit: REPLY_LIMIT,
         }
     }
 
@@ -73,10 +75,17 @@ impl Client {
         }
     }
 
+    /// Waits up to `limit` (instead of [`REPLY_LIMIT`]) for each reply of
+    /// [`Client::recv`] and [`Client::req`].
+    pub fn set_reply_limit(&mut self, limit: Duration) {
+        self.reply_limit = limit;
+    }
+
     pub fn recv(&mut self) -> String {
-        self.try_recv(REPLY_LIMIT).unwrap_or_else(|| {
+        let limit = self.reply_limit;
+        self.try_recv(limit).unwrap_or_else(|| {
             panic!(
-                "client {}: no reply within {REPLY_LIMIT:?}; stderr: {}",
+                "client {}: no reply within {limit:?}; stderr: {}",
                 self.name,
                 std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
             )

@@ -71,13 +71,17 @@ pub(super) struct Leader {
     /// Instances beyond `commit + window` whose acks arrived: decided (or not)
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,
-    /// Per replica, the last catch-up sent: the instance it reaches (exclusive)
-    /// and when. A follower's acks come every heartbeat; answering each one with a
-    /// new copy of the same entries (up to `catchup_bytes`) while the first is in
-    /// flight swamped lagging followers and the leader (see docs/BENCHMARKS.md,
-    /// "Where the time goes").
+    /// Per replica, the last large catch-up sent and still unacknowledged: the
+    /// instance it reaches (exclusive) and when; `(0, 0)` if none. A follower's
+    /// acks come every heartbeat; answering each one with a new copy of the same
+    /// entries (up to `catchup_bytes`) while the first is in flight swamped lagging
+    /// followers and the leader (see docs/BENCHMARKS.md, "Where the time goes").
     catchup: Vec<(Slot, u64)>,
 }
+
+/// A catch-up larger than `catchup_bytes / LARGE_CATCHUP_PART` (64 KiB by
+/// default) is sent one at a time per follower (see `on_heartbeat_ack`).
+const LARGE_CATCHUP_PART: usize = 64;
 
 impl Leader {
     pub(super) fn enqueue(&mut self, cmd: Command) {
@@ -569,8 +573,10 @@ impl Replica {
             l.acked_round[from] = l.acked_round[from].max(round);
         }
         self.done[from] = self.done[from].max(done);
-        // Catch a lagging follower up, one message at a time: the next once it
-        // acknowledges having learned the last (or that one may have been lost).
+        // Catch a lagging follower up. A small catch-up goes with every ack (the
+        // usual few instances a follower misses when an Accept is lost); a large
+        // one, one at a time: the next once the follower acknowledges having
+        // learned it, or after `retransmit_ticks` (it may have been lost).
         let (sent_to, sent_at) = l.catchup[from];
         let in_flight = commit < sent_to && now.saturating_sub(sent_at) < resend_after;
         if commit < self.commit && !in_flight {
@@ -587,7 +593,11 @@ impl Replica {
                 entries.push((slot, entry.clone()));
             }
             let reach = entries.last().map_or(floor, |&(slot, _)| slot + 1);
-            l.catchup[from] = (reach, now);
+            l.catchup[from] = if bytes > budget / LARGE_CATCHUP_PART {
+                (reach, now)
+            } else {
+                (0, 0)
+            };
             self.send(from, Message::Decided { entries, floor });
         }
         self.forget();

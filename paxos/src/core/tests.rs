@@ -497,21 +497,17 @@ fn a_read_waits_for_a_round_that_started_after_it_arrived() {
     assert_eq!(answered(&rs[0].take_ready()), vec![3]);
 }
 
-/// A lagging follower acknowledges every heartbeat; the leader answers with one
-/// catch-up message at a time — the next once the follower reports having learned
-/// the last, or after `retransmit_ticks` (it may have been lost) — not a fresh copy
-/// of the same entries per acknowledgement.
-#[test]
-fn a_lagging_follower_gets_one_catch_up_message_at_a_time() {
+/// Three replicas where replica 2 heard nothing while five instances were
+/// decided; returns them and replica 2's commit index.
+fn lagging_follower(catchup_bytes: usize) -> (Vec<Replica>, Slot) {
     let cfg = |id| CoreConfig {
-        catchup_bytes: 1, // one instance per catch-up message
+        catchup_bytes,
         ..CoreConfig::new(id, 3)
     };
     let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
     rs[0].campaign_now();
     settle(&mut rs);
     assert!(rs[0].is_leader());
-    // Instances decided by replicas 0 and 1 while 2 hears nothing.
     for i in 0..5u32 {
         rs[0].propose(i.to_le_bytes().to_vec());
         for _ in 0..10 {
@@ -531,55 +527,88 @@ fn a_lagging_follower_gets_one_catch_up_message_at_a_time() {
     }
     let lag = rs[2].commit_index();
     assert!(rs[0].commit_index() >= lag + 5, "nothing to catch up on");
-    let ballot = rs[0].promised();
-    let ack = |commit| {
-        env(
-            2,
-            0,
-            Message::HeartbeatAck {
-                ballot,
-                round: 0,
-                commit,
-                done: 0,
-                incarnation: Some(0),
-            },
-        )
-    };
-    let catch_ups = |r: &mut Replica| -> Vec<Vec<Slot>> {
-        r.take_ready()
-            .messages
-            .into_iter()
-            .filter_map(|m| match m.msg {
-                Message::Decided { entries, .. } if m.to == 2 => {
-                    Some(entries.iter().map(|(s, _)| *s).collect())
-                }
-                _ => None,
-            })
-            .collect()
-    };
+    (rs, lag)
+}
+
+/// Replica 2's heartbeat acknowledgement reporting `commit`, to leader `r`.
+fn ack_from_2(r: &Replica, commit: Slot) -> Envelope {
+    env(
+        2,
+        0,
+        Message::HeartbeatAck {
+            ballot: r.promised(),
+            round: 0,
+            commit,
+            done: 0,
+            incarnation: Some(0),
+        },
+    )
+}
+
+/// The first slot of every catch-up message `r` sends to replica 2.
+fn catch_ups_to_2(r: &mut Replica) -> Vec<Vec<Slot>> {
+    r.take_ready()
+        .messages
+        .into_iter()
+        .filter_map(|m| match m.msg {
+            Message::Decided { entries, .. } if m.to == 2 => {
+                Some(entries.iter().map(|(s, _)| *s).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A follower far behind acknowledges every heartbeat; the leader answers with one
+/// large catch-up message at a time — the next once the follower reports having
+/// learned the last, or after `retransmit_ticks` (it may have been lost) — not a
+/// fresh copy of the same entries per acknowledgement.
+#[test]
+fn a_lagging_follower_gets_one_catch_up_message_at_a_time() {
+    // A budget of one byte: every catch-up holds one instance and counts as large.
+    let (mut rs, lag) = lagging_follower(1);
     for _ in 0..5 {
-        rs[0].handle(ack(lag));
+        let ack = ack_from_2(&rs[0], lag);
+        rs[0].handle(ack);
     }
     assert_eq!(
-        catch_ups(&mut rs[0]),
+        catch_ups_to_2(&mut rs[0]),
         vec![vec![lag]],
         "one message for five acks"
     );
     // Learned: the next instance goes at once.
-    rs[0].handle(ack(lag + 1));
-    assert_eq!(catch_ups(&mut rs[0]), vec![vec![lag + 1]]);
+    let ack = ack_from_2(&rs[0], lag + 1);
+    rs[0].handle(ack);
+    assert_eq!(catch_ups_to_2(&mut rs[0]), vec![vec![lag + 1]]);
     // Lost: sent again once retransmit_ticks have passed, not before.
-    for _ in 0..cfg(0).retransmit_ticks - 1 {
+    for _ in 0..rs[0].config().retransmit_ticks - 1 {
         rs[0].tick();
-        rs[0].handle(ack(lag + 1));
+        let ack = ack_from_2(&rs[0], lag + 1);
+        rs[0].handle(ack);
     }
     assert!(
-        catch_ups(&mut rs[0]).is_empty(),
+        catch_ups_to_2(&mut rs[0]).is_empty(),
         "resent before retransmit_ticks"
     );
     rs[0].tick();
-    rs[0].handle(ack(lag + 1));
-    assert_eq!(catch_ups(&mut rs[0]), vec![vec![lag + 1]]);
+    let ack = ack_from_2(&rs[0], lag + 1);
+    rs[0].handle(ack);
+    assert_eq!(catch_ups_to_2(&mut rs[0]), vec![vec![lag + 1]]);
+}
+
+/// The usual small lag (an Accept or two lost) is caught up on every
+/// acknowledgement, as before: waiting `retransmit_ticks` for a lost small
+/// catch-up slowed shard handovers under a lossy network.
+#[test]
+fn a_small_lag_is_caught_up_on_every_ack() {
+    let (mut rs, lag) = lagging_follower(CoreConfig::new(0, 3).catchup_bytes);
+    for _ in 0..3 {
+        let ack = ack_from_2(&rs[0], lag);
+        rs[0].handle(ack);
+    }
+    let sent = catch_ups_to_2(&mut rs[0]);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent.iter().all(|c| c.first() == Some(&lag) && c.len() >= 5));
 }
 
 /// A leader elected after a reincarnation was decided, while instances of its
