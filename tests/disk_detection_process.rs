@@ -115,7 +115,25 @@ fn a_kv_replica_directory_of_another_cluster_is_refused() {
         before,
         "the refused start changed the identity record"
     );
+    // A record written before identities named their cluster: accepted, and named
+    // at this start.
+    let mut record: serde_json::Value = serde_json::from_slice(&before).expect("identity JSON");
+    let written = record
+        .as_object_mut()
+        .and_then(|o| o.remove("cluster"))
+        .expect("the identity names its cluster");
+    std::fs::write(g.dir(0).join("identity"), record.to_string()).expect("rewrite identity");
     g.spawn(0, false);
+    let named = || {
+        std::fs::read(g.dir(0).join("identity"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("cluster").cloned())
+    };
+    wait_until(LIMIT, "the old identity record is named", || {
+        named().is_some()
+    });
+    assert_eq!(named(), Some(written));
     check_with_only(&mut g, 0, 0..5);
 }
 

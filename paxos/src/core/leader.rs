@@ -64,10 +64,6 @@ pub(super) struct Leader {
     promisers: Vec<(NodeId, u64)>,
     /// Reincarnations asked for and not yet proposed.
     reincarnations: VecDeque<(NodeId, u64)>,
-    /// Fill every instance below this with no-ops as soon as the window allows:
-    /// after a reincarnation decided in `s`, instances up to `s + window` still
-    /// need the old membership, so they are closed at once.
-    pub(super) fill_until: Slot,
     /// Instances beyond `commit + window` whose acks arrived: decided (or not)
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,
@@ -103,9 +99,14 @@ impl Leader {
             >= majority
     }
 
-    pub(super) fn has_work(&self) -> bool {
+    /// True if the leader has something to propose. `fill_until` is the newest
+    /// membership epoch's first instance: after a reincarnation decided in `s`,
+    /// instances up to `s + window` still need the old membership, so the leader
+    /// closes them with no-ops at once, traffic or not — whether it decided the
+    /// reincarnation itself or was elected while that window was still open.
+    pub(super) fn has_work(&self, fill_until: Slot) -> bool {
         !self.reincarnations.is_empty()
-            || self.next < self.fill_until
+            || self.next < fill_until
             || !self.queue.is_empty()
             || !self.starts.is_empty()
             || self.reads.iter().any(|r| r.round.is_none())
@@ -276,9 +277,6 @@ impl Replica {
             reads: Vec::new(),
             promisers: c.promisers,
             reincarnations: VecDeque::new(),
-            // A reincarnation's window may still be open (its previous leader
-            // failed before closing it): close it, traffic or not.
-            fill_until: self.membership.epoch_starts().last().copied().unwrap_or(0),
             deferred: BTreeSet::new(),
             catchup: vec![(0, 0); peers],
         };
@@ -349,6 +347,8 @@ impl Replica {
                 self.cfg.max_batch_commands,
             );
             let limit = self.commit + window;
+            // See `Leader::has_work`: window no-ops up to the newest epoch.
+            let fill_until = self.membership.latest_start();
             let Role::Leader(l) = &mut self.role else {
                 return;
             };
@@ -374,7 +374,7 @@ impl Replica {
                     batch.extend(l.queue.pop_front());
                 }
                 Entry::Batch(batch)
-            } else if !l.starts.is_empty() || slot < l.fill_until {
+            } else if !l.starts.is_empty() || slot < fill_until {
                 Entry::Noop
             } else {
                 break;
@@ -582,21 +582,16 @@ impl Replica {
         if commit < self.commit && !in_flight {
             let mut entries = Vec::new();
             let mut bytes = 0;
-            // Below the floor the follower needs a snapshot (the floor in the message
-            // tells it so); entries from the floor on would be of no use to it yet.
-            let start = if commit < floor { self.commit } else { commit };
-            for (&slot, entry) in self.decided.range(start..self.commit) {
+            for (&slot, entry) in self.decided.range(commit..self.commit) {
                 if bytes > budget {
                     break;
                 }
                 bytes += entry.size_hint();
                 entries.push((slot, entry.clone()));
             }
-            let reach = entries.last().map_or(floor, |&(slot, _)| slot + 1);
-            l.catchup[from] = if bytes > budget / LARGE_CATCHUP_PART {
-                (reach, now)
-            } else {
-                (0, 0)
+            l.catchup[from] = match entries.last() {
+                Some(&(last, _)) if bytes > budget / LARGE_CATCHUP_PART => (last + 1, now),
+                _ => (0, 0),
             };
             self.send(from, Message::Decided { entries, floor });
         }

@@ -68,9 +68,6 @@ impl Replica {
             slot,
             "replica reincarnated"
         );
-        if let Role::Leader(l) = &mut self.role {
-            l.fill_until = l.fill_until.max(from);
-        }
         if node == self.cfg.id && self.cfg.recovering == Some(nonce) && self.incarnation.is_none() {
             self.incarnation = Some(incarnation);
         }

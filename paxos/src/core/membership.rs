@@ -101,6 +101,11 @@ impl Membership {
         true
     }
 
+    /// The first instance of the newest epoch (0 while no replica was reincarnated).
+    pub fn latest_start(&self) -> Slot {
+        self.epochs.keys().next_back().copied().unwrap_or(0)
+    }
+
     /// True if an epoch starts at `slot`.
     pub fn starts_at(&self, slot: Slot) -> bool {
         self.epochs.contains_key(&slot)

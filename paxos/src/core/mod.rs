@@ -447,7 +447,7 @@ impl Replica {
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
             || self.commit > self.commit_persisted
-            || matches!(&self.role, Role::Leader(l) if l.has_work())
+            || matches!(&self.role, Role::Leader(l) if l.has_work(self.membership.latest_start()))
     }
 
     // ---- helpers shared by the role files ----
