@@ -39,16 +39,9 @@ const ROUND: Duration = Duration::from_millis(150);
 /// How often a waiting replica says so in its log.
 const WARN_EVERY: Duration = Duration::from_secs(5);
 
-/// A peer's answer to "has this group a history?".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// Nothing on this peer shows that the group ever started.
-    Fresh,
-    /// This peer votes in a group that has started.
-    History,
-    /// This peer is recovering a lost disk (so the group has a history).
-    Recovering,
-}
+/// A peer's answer to "has this group a history?" (computed by the core:
+/// [`crate::core::Replica::probe_answer`]).
+pub use crate::core::ProbeAnswer as Answer;
 
 impl Answer {
     fn to_byte(self) -> u8 {
@@ -160,9 +153,7 @@ impl Responder {
         match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
             Stage::Starting => None,
             Stage::Known(a) => Some(*a),
-            Stage::Running(node) if node.incarnation().is_none() => Some(Answer::Recovering),
-            Stage::Running(node) if node.has_history() => Some(Answer::History),
-            Stage::Running(_) => Some(Answer::Fresh),
+            Stage::Running(node) => Some(node.probe_answer()),
         }
     }
 

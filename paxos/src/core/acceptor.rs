@@ -88,9 +88,12 @@ impl Replica {
         commit: Slot,
     ) {
         self.note_round(ballot.round);
-        if slot >= self.floor && !self.can_vote(slot) {
+        if !self.can_vote(slot) {
             // Not a voter in this instance: recovering a lost disk, or the instance
-            // belongs to this index's previous incarnation. Learn, never vote.
+            // belongs to this index's previous incarnation. Learn, never vote —
+            // whatever the floor: a snapshot may have raised it above instances the
+            // lost incarnation voted in, and an `Accepted` for one of them would be
+            // counted as that incarnation's vote by a stale leader.
             if ballot >= self.promised && from != self.cfg.id {
                 self.follow(from, ballot);
             }
@@ -125,7 +128,9 @@ impl Replica {
                 self.accepted.insert(slot, (ballot, entry));
             }
         }
-        let incarnation = self.incarnation.unwrap_or_default();
+        let Some(incarnation) = self.incarnation else {
+            return; // unreachable: `can_vote` needs a known incarnation
+        };
         self.send(
             from,
             Message::Accepted {

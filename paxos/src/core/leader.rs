@@ -79,6 +79,13 @@ pub(super) struct Leader {
 /// default) is sent one at a time per follower (see `on_heartbeat_ack`).
 const LARGE_CATCHUP_PART: usize = 64;
 
+impl Candidate {
+    /// True if a replica other than `me` promised this candidate's ballot.
+    pub(super) fn holds_promise_of_another(&self, me: NodeId) -> bool {
+        self.promises & !(1 << me) != 0
+    }
+}
+
 impl Leader {
     pub(super) fn enqueue(&mut self, cmd: Command) {
         self.queue.push_back(cmd);

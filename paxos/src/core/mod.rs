@@ -22,6 +22,7 @@ mod membership;
 mod ready;
 
 pub use config::{CoreConfig, MAX_PEERS};
+pub use history::ProbeAnswer;
 pub use membership::{Member, Membership};
 pub use ready::{Event, ReadOutcome, Ready};
 

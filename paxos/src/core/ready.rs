@@ -61,6 +61,11 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// Every message of this Ready, whatever its durability gate (tests, tracing).
+    pub fn all_messages(&self) -> impl Iterator<Item = &Envelope> {
+        self.messages.iter()
+    }
+
     /// True if there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()

@@ -696,3 +696,124 @@ fn a_new_leader_closes_a_reincarnation_window_left_open() {
     );
     assert!(rs[2].votes_now(), "the recovering replica never counted");
 }
+
+/// Issue #12, bug 1: after a lost disk, a snapshot install raises the floor above
+/// instances the lost incarnation voted in. A stale leader's `Accept` for such an
+/// instance must get no `Accepted` (it would carry incarnation 0, the lost one's
+/// number, and count as its vote: FAST'18's double decision).
+#[test]
+fn a_recovering_replica_never_answers_accepted_below_its_snapshot() {
+    let mut x = Replica::new(CoreConfig {
+        recovering: Some(77),
+        ..CoreConfig::new(2, 5)
+    });
+    x.install_snapshot(10);
+    let _ = x.take_ready();
+    let stale = Ballot::new(1, 0);
+    x.handle(env(
+        0,
+        2,
+        Message::Accept {
+            ballot: stale,
+            slot: 4,
+            entry: val("v'"),
+            commit: 0,
+        },
+    ));
+    let ready = x.take_ready();
+    let accepted: Vec<_> = ready
+        .all_messages()
+        .filter(|e| matches!(e.msg, Message::Accepted { .. }))
+        .collect();
+    assert!(accepted.is_empty(), "voted while recovering: {accepted:?}");
+}
+
+/// Bug 1, admitted variant: once the new incarnation is known, instances of the
+/// epochs before it (below its snapshot's floor) still get no vote from it.
+#[test]
+fn a_new_incarnation_never_answers_accepted_in_an_earlier_epoch() {
+    let mut x = Replica::new(CoreConfig {
+        recovering: Some(77),
+        window: 4,
+        ..CoreConfig::new(2, 5)
+    });
+    let mut m = Membership::initial(5);
+    assert!(m.reincarnate(20, 4, 2, 77));
+    x.merge_membership(&m);
+    assert_eq!(x.incarnation(), Some(1));
+    x.install_snapshot(30);
+    let _ = x.take_ready();
+    for slot in [4, 24] {
+        x.handle(env(
+            0,
+            2,
+            Message::Accept {
+                ballot: Ballot::new(1, 0),
+                slot,
+                entry: val("v'"),
+                commit: 0,
+            },
+        ));
+        let ready = x.take_ready();
+        assert!(
+            !ready
+                .all_messages()
+                .any(|e| matches!(e.msg, Message::Accepted { .. })),
+            "voted in instance {slot}, which belongs to the lost incarnation"
+        );
+    }
+}
+
+/// Issue #12, bug 5: a candidate that holds a promise from another replica has a
+/// history (that replica, wiped, must not start fresh: its old promise could
+/// still complete this candidate's quorum).
+#[test]
+fn a_candidate_holding_another_replicas_promise_has_a_history() {
+    let mut rs: Vec<Replica> = (0..5).map(|i| replica(i, 5)).collect();
+    rs[1].campaign_now();
+    let prepare = rs[1]
+        .take_ready()
+        .all_messages()
+        .find(|e| e.to == 0)
+        .cloned()
+        .expect("a prepare for replica 0");
+    rs[0].handle(prepare);
+    let promise = rs[0]
+        .take_ready()
+        .all_messages()
+        .find(|e| e.to == 1)
+        .cloned()
+        .expect("a promise");
+    assert!(!rs[1].has_history(), "nothing received yet");
+    rs[1].handle(promise);
+    assert!(rs[1].has_history());
+}
+
+/// Bug 5, in flight: a candidate that answers `Fresh` to a probe drops its
+/// ballot, so a promise the prober's lost incarnation sent before the loss (still
+/// in flight) can never complete its quorum.
+#[test]
+fn a_candidate_that_answers_fresh_drops_its_ballot() {
+    let mut rs: Vec<Replica> = (0..5).map(|i| replica(i, 5)).collect();
+    rs[1].campaign_now();
+    let prepares: Vec<Envelope> = rs[1].take_ready().all_messages().cloned().collect();
+    // Replicas 0 and 3 promise; their answers are in flight while 0 is wiped and
+    // probes replica 1.
+    let mut promises = Vec::new();
+    for p in prepares {
+        let to = p.to;
+        if to == 0 || to == 3 || to == 1 {
+            rs[to].handle(p);
+            promises.extend(rs[to].take_ready().all_messages().cloned());
+        }
+    }
+    assert_eq!(rs[1].probe_answer(), ProbeAnswer::Fresh);
+    for p in promises.into_iter().filter(|e| e.to == 1) {
+        rs[1].handle(p);
+    }
+    let _ = rs[1].take_ready();
+    assert!(
+        !rs[1].is_leader(),
+        "a quorum completed with a promise from before the probe"
+    );
+}

@@ -258,6 +258,15 @@ impl PaxosNode {
         self.core().has_history()
     }
 
+    /// This replica's answer to a probe from a peer with an empty disk (see
+    /// [`crate::core::Replica::probe_answer`]: a candidate answering `Fresh`
+    /// drops its ballot).
+    pub fn probe_answer(&self) -> crate::core::ProbeAnswer {
+        let answer = self.core().probe_answer();
+        self.shared.wake.notify_one();
+        answer
+    }
+
     /// The membership epochs this replica knows (shipped with snapshots).
     pub fn membership(&self) -> crate::core::Membership {
         self.core().membership().clone()
