@@ -25,21 +25,26 @@
 //!    returned — before the `Promise` message that reveals it leaves the process.
 //! 2. An acceptor's **accepted value** (`Record::Accepted`, which also carries the
 //!    implied promise) is durable before the `Accepted` message leaves the process.
-//! 3. The driver carries out every `Ready` in order: append `ready.records`;
-//!    fdatasync if any of them is not `Committed`, `Learned` or `Forgotten` (those
-//!    only speed up restarts: see rule 5; they are synced by the next sync, or
-//!    within 10 ms); *then* send `ready.messages`. A later batch's messages wait for
-//!    a sync that covers every earlier promise and accept, so a repeated reply needs
-//!    no new record. One exception: a leader's `Accept` and `Heartbeat` reveal no
+//! 3. The core decides, record by record and message by message, what may leave
+//!    before what is durable (`core/durability.rs`), and every driver — the tokio
+//!    one and the simulator — carries out its [`core::Ready`] mechanically: send
+//!    `messages` at once; append `records` after every earlier Ready's, syncing at
+//!    once if `sync`; send `after_sync` only once every record appended so far is
+//!    durable; report durability back with [`core::Replica::on_durable`]. An
+//!    acceptor's message (`Promise`, `Accepted`, `Reject`) waits for every
+//!    `Promised`, `Accepted` and `Membership` record before it, so a repeated reply
+//!    needs no new record. Exceptions: a leader's `Accept` and `Heartbeat` reveal no
 //!    acceptor state, so they leave at once, but only once a promise at or above
-//!    their ballot is durable on this replica (a restarted leader never reuses it).
-//!    A follower's `HeartbeatAck` reveals none either (no record comes from a
-//!    heartbeat; see `node/early.rs`) and leaves at once too.
+//!    their ballot is durable on this replica (a restarted leader never reuses it);
+//!    a follower's `HeartbeatAck` reveals none either and leaves at once.
 //! 4. Messages a replica sends to itself go through the same gate: the leader's own
 //!    accept counts towards a majority only after its record is durable.
 //! 5. Decisions need no sync of their own: a decided value is already durable on a
-//!    majority. `Committed` and `Learned` records only speed up restarts; if they
-//!    are lost, the value is learned again from the peers.
+//!    majority. `Committed`, `Learned` and `Forgotten` records only speed up
+//!    restarts (a Ready holding only those has `sync == false`); if they are lost,
+//!    the value is learned again from the peers. A `Committed { upto }` record is
+//!    handed out only once the value records of every instance below `upto` are
+//!    durable, so it can never outlive them.
 //! 6. New log files and deletions are made durable with an fsync of their
 //!    directory before anything depends on them.
 //! 7. A log that fails its checksum anywhere but a torn tail is corrupt: the log

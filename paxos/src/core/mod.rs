@@ -5,16 +5,24 @@
 //! [`Replica::read_index`], [`Replica::done`]); then take a [`Ready`] with
 //! [`Replica::take_ready`] and carry it out **in this order**:
 //!
-//! 1. append `ready.records` to storage and make them durable (fdatasync);
-//! 2. only then send `ready.messages` (those addressed to this replica are delivered
+//! 1. send `ready.messages` at once (those addressed to this replica are delivered
 //!    back to [`Replica::handle`]);
-//! 3. apply `ready.committed` to the state machine, answer `ready.reads`.
+//! 2. append `ready.records` to storage, in order after every earlier Ready's;
+//!    make them durable (fdatasync) now if `ready.sync`, else soon;
+//! 3. only once every record appended so far is durable, send `ready.after_sync`,
+//!    and tell the core how far records are durable ([`Replica::on_durable`]);
+//! 4. apply `ready.committed` to the state machine, answer `ready.reads`.
+//!
+//! Which message may leave before which record is durable is the core's decision
+//! (`durability.rs`): the driver carries it out mechanically, and the simulator
+//! runs the very same rules.
 //!
 //! The core never does I/O, reads no clock and uses only its seeded generator, so a
 //! test can run a whole group deterministically.
 
 mod acceptor;
 mod config;
+mod durability;
 mod history;
 mod leader;
 mod learner;
@@ -95,6 +103,7 @@ pub struct Replica {
     waiting_starts: BTreeMap<Slot, (Entry, Option<u64>)>,
 
     ready: Ready,
+    durability: durability::Durability,
 }
 
 impl Replica {
@@ -131,6 +140,7 @@ impl Replica {
             waiting_commands: Vec::new(),
             waiting_starts: BTreeMap::new(),
             ready: Ready::default(),
+            durability: durability::Durability::default(),
             cfg,
         }
     }
@@ -314,6 +324,7 @@ impl Replica {
     pub fn votes_now(&self) -> bool {
         self.incarnation
             .is_some_and(|k| self.membership.counts(self.commit, self.cfg.id, k))
+            && self.membership_durable()
     }
 
     /// The membership epochs this replica knows.
@@ -435,19 +446,18 @@ impl Replica {
         } else {
             self.flush_waiting();
         }
-        if self.commit > self.commit_persisted {
-            self.commit_persisted = self.commit;
-            self.ready
-                .records
-                .push(Record::Committed { upto: self.commit });
+        let upto = self.committed_record_upto();
+        if upto > self.commit_persisted {
+            self.commit_persisted = upto;
+            self.persist(Record::Committed { upto });
         }
-        std::mem::take(&mut self.ready)
+        self.seal_ready()
     }
 
     /// True if [`Replica::take_ready`] would return work.
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
-            || self.commit > self.commit_persisted
+            || self.committed_record_upto() > self.commit_persisted
             || matches!(&self.role, Role::Leader(l) if l.has_work(self.membership.latest_start()))
     }
 
@@ -473,10 +483,6 @@ impl Replica {
     fn reject(&mut self, to: NodeId, ballot: Ballot) {
         let promised = self.promised;
         self.send(to, Message::Reject { ballot, promised });
-    }
-
-    fn persist(&mut self, rec: Record) {
-        self.ready.records.push(rec);
     }
 
     fn note_round(&mut self, round: u64) {

@@ -42,14 +42,23 @@ pub enum Event {
     },
 }
 
-/// Everything the driver must do after a step, in order: persist `records` durably,
-/// then send `messages`, then apply `committed` and answer `reads`.
+/// Everything the driver must do after a step (see the [module docs](super) for
+/// the order): send `messages`, append `records` (syncing now if `sync`), send
+/// `after_sync` once every record appended so far is durable, apply `committed`
+/// and answer `reads`.
 #[derive(Debug, Default)]
 pub struct Ready {
-    /// Records to append and fdatasync before any message below leaves the process.
+    /// Records to append, after every record of earlier Readies.
     pub records: Vec<Record>,
-    /// Messages to send once `records` are durable (some may be to this replica).
+    /// True if the records appended so far must be made durable now: a message
+    /// below waits for them, or a record reveals acceptor state. False: they may be
+    /// synced lazily (they only speed up restarts).
+    pub sync: bool,
+    /// Messages that may leave at once (some may be to this replica).
     pub messages: Vec<Envelope>,
+    /// Messages that may leave only once every record appended so far, this
+    /// Ready's included, is durable.
+    pub after_sync: Vec<Envelope>,
     /// Newly decided instances, contiguous and in order, for the state machine.
     pub committed: Vec<(Slot, Entry)>,
     /// Answers to read-index requests.
@@ -63,13 +72,14 @@ pub struct Ready {
 impl Ready {
     /// Every message of this Ready, whatever its durability gate (tests, tracing).
     pub fn all_messages(&self) -> impl Iterator<Item = &Envelope> {
-        self.messages.iter()
+        self.messages.iter().chain(&self.after_sync)
     }
 
     /// True if there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
             && self.messages.is_empty()
+            && self.after_sync.is_empty()
             && self.committed.is_empty()
             && self.reads.is_empty()
             && self.compact_below.is_none()

@@ -16,6 +16,16 @@ fn val(s: &str) -> Entry {
     Entry::single(s.as_bytes().to_vec())
 }
 
+/// Takes `r`'s Ready as a driver whose disk is durable at once would: every record
+/// durable, every message sent.
+fn take(r: &mut Replica) -> Ready {
+    let mut ready = r.take_ready();
+    r.on_durable(r.records_handed_out());
+    let after = std::mem::take(&mut ready.after_sync);
+    ready.messages.extend(after);
+    ready
+}
+
 /// Restores a replica from everything it persisted so far (a crash and restart).
 fn bounce(r: Replica, records: &[Record]) -> Replica {
     Replica::restore(r.config().clone(), records.iter().cloned())
@@ -33,7 +43,7 @@ fn promise_is_persisted_in_the_same_ready_as_the_promise_message() {
             from_slot: 0,
         },
     ));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     assert_eq!(ready.records, vec![Record::Promised(b)]);
     assert!(
         matches!(&ready.messages[..], [Envelope { to: 2, msg: Message::Promise { ballot, .. }, .. }] if *ballot == b)
@@ -52,7 +62,7 @@ fn a_promise_survives_restart_and_blocks_lower_ballots() {
             from_slot: 0,
         },
     ));
-    let records = a.take_ready().records;
+    let records = take(&mut a).records;
     let mut a = bounce(a, &records);
     let low = Ballot::new(4, 0);
     a.handle(env(
@@ -65,7 +75,7 @@ fn a_promise_survives_restart_and_blocks_lower_ballots() {
             commit: 0,
         },
     ));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     assert!(
         ready.records.is_empty(),
         "accepted below its promise after restart"
@@ -89,7 +99,7 @@ fn an_accept_survives_restart_and_is_reported_in_promises() {
             commit: 0,
         },
     ));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     assert_eq!(
         ready.records,
         vec![Record::Accepted {
@@ -115,7 +125,7 @@ fn an_accept_survives_restart_and_is_reported_in_promises() {
             from_slot: 0,
         },
     ));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     let Some(Envelope {
         msg: Message::Promise { accepted, .. },
         ..
@@ -145,9 +155,9 @@ fn a_repeated_accept_is_answered_without_a_second_record() {
         commit: 0,
     };
     a.handle(env(0, 1, accept.clone()));
-    assert_eq!(a.take_ready().records.len(), 1);
+    assert_eq!(take(&mut a).records.len(), 1);
     a.handle(env(0, 1, accept));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     assert!(ready.records.is_empty());
     assert_eq!(ready.messages.len(), 1);
 }
@@ -167,7 +177,7 @@ fn decisions_survive_restart_through_commit_and_learned_records() {
             commit: 0,
         },
     ));
-    disk.extend(a.take_ready().records);
+    disk.extend(take(&mut a).records);
     // The leader's commit watermark decides slot 0 (accepted at the same ballot);
     // slot 1 is learned by catch-up with a value this replica never accepted.
     a.handle(env(
@@ -188,13 +198,17 @@ fn decisions_survive_restart_through_commit_and_learned_records() {
             done: vec![0; 3],
         },
     ));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     assert_eq!(ready.committed, vec![(0, val("x")), (1, val("y"))]);
     assert!(ready.records.contains(&Record::Learned {
         slot: 1,
         entry: val("y")
     }));
-    assert!(ready.records.contains(&Record::Committed { upto: 2 }));
+    // The watermark is written once the Learned record it covers is durable.
+    assert!(!ready.records.contains(&Record::Committed { upto: 2 }));
+    disk.extend(ready.records);
+    let ready = take(&mut a);
+    assert_eq!(ready.records, vec![Record::Committed { upto: 2 }]);
     disk.extend(ready.records);
     let a = bounce(a, &disk);
     assert_eq!(a.commit_index(), 2);
@@ -215,7 +229,7 @@ fn a_value_accepted_at_another_ballot_is_not_decided_by_the_watermark() {
             commit: 0,
         },
     ));
-    a.take_ready();
+    take(&mut a);
     // A new leader at ballot 2.2 says slot 0 is decided: its value may differ.
     a.handle(env(
         2,
@@ -227,7 +241,7 @@ fn a_value_accepted_at_another_ballot_is_not_decided_by_the_watermark() {
             done: vec![0; 3],
         },
     ));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     assert!(
         ready.committed.is_empty(),
         "decided from an accept of another ballot"
@@ -242,7 +256,7 @@ fn a_single_replica_group_elects_itself_and_decides() {
     r.propose(b"a".to_vec());
     for _ in 0..200 {
         r.tick();
-        let ready = r.take_ready();
+        let ready = take(&mut r);
         disk.extend(ready.records);
         for m in ready.messages {
             r.handle(m);
@@ -263,7 +277,7 @@ fn the_leader_batches_waiting_commands_into_one_instance() {
     let mut r = replica(0, 1);
     for _ in 0..200 {
         r.tick();
-        let ready = r.take_ready();
+        let ready = take(&mut r);
         for m in ready.messages {
             r.handle(m);
         }
@@ -274,7 +288,7 @@ fn the_leader_batches_waiting_commands_into_one_instance() {
     for i in 0..100u32 {
         r.propose(i.to_le_bytes().to_vec());
     }
-    let ready = r.take_ready();
+    let ready = take(&mut r);
     let accepts: Vec<_> = ready
         .messages
         .iter()
@@ -320,7 +334,7 @@ fn messages_from_outside_the_group_are_ignored() {
             done: vec![5],
         },
     ));
-    let ready = a.take_ready();
+    let ready = take(&mut a);
     assert!(ready.records.is_empty());
     assert_eq!(a.min(), 0, "a malformed done vector was merged");
 }
@@ -374,7 +388,7 @@ fn an_instance_acked_beyond_the_window_is_decided_once_the_watermark_catches_up(
             for m in std::mem::take(msgs) {
                 r.handle(m);
             }
-            msgs.extend(r.take_ready().messages.into_iter().filter(|m| m.to == 0));
+            msgs.extend(take(r).messages.into_iter().filter(|m| m.to == 0));
         }
     };
     deliver(&mut r, &mut to_self);
@@ -408,7 +422,7 @@ fn an_instance_acked_beyond_the_window_is_decided_once_the_watermark_catches_up(
         )
     };
     r.handle(accepted_by_1(4));
-    r.take_ready();
+    take(&mut r);
     assert_eq!(
         r.status(4),
         Status::Pending,
@@ -417,8 +431,8 @@ fn an_instance_acked_beyond_the_window_is_decided_once_the_watermark_catches_up(
     for slot in 0..4 {
         r.handle(accepted_by_1(slot));
     }
-    r.take_ready();
-    r.take_ready();
+    take(&mut r);
+    take(&mut r);
     assert_eq!(
         r.commit_index(),
         5,
@@ -430,10 +444,7 @@ fn an_instance_acked_beyond_the_window_is_decided_once_the_watermark_catches_up(
 /// Delivers every message among `rs` until none is left (at most 100 rounds).
 fn settle(rs: &mut [Replica]) {
     for _ in 0..100 {
-        let msgs: Vec<Envelope> = rs
-            .iter_mut()
-            .flat_map(|r| r.take_ready().messages)
-            .collect();
+        let msgs: Vec<Envelope> = rs.iter_mut().flat_map(|r| take(r).messages).collect();
         if msgs.is_empty() {
             return;
         }
@@ -472,7 +483,7 @@ fn a_read_waits_for_a_round_that_started_after_it_arrived() {
     // Reads 1 and 2 arrive together: one round for both.
     rs[0].read_index(1);
     rs[0].read_index(2);
-    let first = heartbeats(rs[0].take_ready().messages, 1);
+    let first = heartbeats(take(&mut rs[0]).messages, 1);
     assert_eq!(
         first.len(),
         1,
@@ -480,21 +491,21 @@ fn a_read_waits_for_a_round_that_started_after_it_arrived() {
     );
     // Read 3 arrives while that round is in flight: it needs a round of its own.
     rs[0].read_index(3);
-    let second = heartbeats(rs[0].take_ready().messages, 1);
+    let second = heartbeats(take(&mut rs[0]).messages, 1);
     assert_eq!(second.len(), 1);
     // Replica 1 answers the first round only.
     rs[1].handle(first[0].clone());
-    for m in rs[1].take_ready().messages {
+    for m in take(&mut rs[1]).messages {
         rs[0].handle(m);
     }
-    let ready = rs[0].take_ready();
+    let ready = take(&mut rs[0]);
     assert_eq!(answered(&ready), vec![1, 2]);
     // Replica 1 answers the second round: now read 3 may be served.
     rs[1].handle(second[0].clone());
-    for m in rs[1].take_ready().messages {
+    for m in take(&mut rs[1]).messages {
         rs[0].handle(m);
     }
-    assert_eq!(answered(&rs[0].take_ready()), vec![3]);
+    assert_eq!(answered(&take(&mut rs[0])), vec![3]);
 }
 
 /// Three replicas where replica 2 heard nothing while five instances were
@@ -513,7 +524,7 @@ fn lagging_follower(catchup_bytes: usize) -> (Vec<Replica>, Slot) {
         for _ in 0..10 {
             let msgs: Vec<Envelope> = rs[..2]
                 .iter_mut()
-                .flat_map(|r| r.take_ready().messages)
+                .flat_map(|r| take(r).messages)
                 .filter(|m| m.to != 2)
                 .collect();
             if msgs.is_empty() {
@@ -547,7 +558,7 @@ fn ack_from_2(r: &Replica, commit: Slot) -> Envelope {
 
 /// The first slot of every catch-up message `r` sends to replica 2.
 fn catch_ups_to_2(r: &mut Replica) -> Vec<Vec<Slot>> {
-    r.take_ready()
+    take(r)
         .messages
         .into_iter()
         .filter_map(|m| match m.msg {
@@ -632,7 +643,7 @@ fn a_new_leader_closes_a_reincarnation_window_left_open() {
             let mut msgs = Vec::new();
             for (i, r) in rs.iter_mut().enumerate() {
                 r.tick();
-                let ready = r.take_ready();
+                let ready = take(r);
                 disks[i].extend(ready.records);
                 msgs.extend(ready.messages);
             }
@@ -708,7 +719,7 @@ fn a_recovering_replica_never_answers_accepted_below_its_snapshot() {
         ..CoreConfig::new(2, 5)
     });
     x.install_snapshot(10);
-    let _ = x.take_ready();
+    let _ = take(&mut x);
     let stale = Ballot::new(1, 0);
     x.handle(env(
         0,
@@ -720,7 +731,7 @@ fn a_recovering_replica_never_answers_accepted_below_its_snapshot() {
             commit: 0,
         },
     ));
-    let ready = x.take_ready();
+    let ready = take(&mut x);
     let accepted: Vec<_> = ready
         .all_messages()
         .filter(|e| matches!(e.msg, Message::Accepted { .. }))
@@ -742,7 +753,7 @@ fn a_new_incarnation_never_answers_accepted_in_an_earlier_epoch() {
     x.merge_membership(&m);
     assert_eq!(x.incarnation(), Some(1));
     x.install_snapshot(30);
-    let _ = x.take_ready();
+    let _ = take(&mut x);
     for slot in [4, 24] {
         x.handle(env(
             0,
@@ -754,7 +765,7 @@ fn a_new_incarnation_never_answers_accepted_in_an_earlier_epoch() {
                 commit: 0,
             },
         ));
-        let ready = x.take_ready();
+        let ready = take(&mut x);
         assert!(
             !ready
                 .all_messages()
@@ -796,7 +807,7 @@ fn a_candidate_holding_another_replicas_promise_has_a_history() {
 fn a_candidate_that_answers_fresh_drops_its_ballot() {
     let mut rs: Vec<Replica> = (0..5).map(|i| replica(i, 5)).collect();
     rs[1].campaign_now();
-    let prepares: Vec<Envelope> = rs[1].take_ready().all_messages().cloned().collect();
+    let prepares: Vec<Envelope> = take(&mut rs[1]).all_messages().cloned().collect();
     // Replicas 0 and 3 promise; their answers are in flight while 0 is wiped and
     // probes replica 1.
     let mut promises = Vec::new();
@@ -804,16 +815,46 @@ fn a_candidate_that_answers_fresh_drops_its_ballot() {
         let to = p.to;
         if to == 0 || to == 3 || to == 1 {
             rs[to].handle(p);
-            promises.extend(rs[to].take_ready().all_messages().cloned());
+            promises.extend(take(&mut rs[to]).all_messages().cloned());
         }
     }
     assert_eq!(rs[1].probe_answer(), ProbeAnswer::Fresh);
     for p in promises.into_iter().filter(|e| e.to == 1) {
         rs[1].handle(p);
     }
-    let _ = rs[1].take_ready();
+    let _ = take(&mut rs[1]);
     assert!(
         !rs[1].is_leader(),
         "a quorum completed with a promise from before the probe"
     );
+}
+
+/// Issue #12, bug 4: the application records "recovered" (clearing the recovering
+/// mark of its identity) once `votes_now`; a restart then takes the incarnation
+/// from the log's membership record. So `votes_now` must wait until that record
+/// is durable, not just applied in memory.
+#[test]
+fn a_recovered_replica_votes_only_once_its_new_membership_is_durable() {
+    let mut x = Replica::new(CoreConfig {
+        recovering: Some(77),
+        window: 4,
+        ..CoreConfig::new(2, 3)
+    });
+    let mut m = Membership::initial(3);
+    assert!(m.reincarnate(20, 4, 2, 77));
+    x.merge_membership(&m);
+    x.install_snapshot(30);
+    let ready = x.take_ready();
+    assert!(ready.sync, "a membership record is synced at once");
+    assert!(
+        !x.votes_now(),
+        "votes before its new incarnation is durable: a crash now would restart it as \
+         incarnation 0"
+    );
+    let records: Vec<Record> = ready.records;
+    x.on_durable(x.records_handed_out());
+    assert!(x.votes_now());
+    // And indeed a restart without the recovering mark finds the incarnation.
+    let back = Replica::restore(CoreConfig::new(2, 3), records);
+    assert_eq!(back.incarnation(), Some(1));
 }

@@ -6,19 +6,19 @@
 //!   application at once (they are durable on a majority already) and passes records
 //!   and messages to the persister;
 //! - the **persister** (a thread, because fdatasync blocks) appends and syncs the
-//!   records of every batch waiting for it, then sends those batches' messages.
+//!   records of every batch waiting for it, then sends those batches' gated
+//!   messages, and reports how far the records are durable.
 //!
 //! The core loop never waits for a disk, so while one fdatasync runs, the next
 //! batch builds up: that is group commit, and the leader's batching of commands into
 //! instances rides on the same effect.
 //!
-//! Two refinements keep fdatasyncs off a command's path (each module says why it is
-//! safe): the leader's `Accept` and `Heartbeat` messages leave from the core loop at
-//! once when their ballot's promise is durable (`node/early.rs`), and records no
-//! message reveals (`Committed`, `Learned`, `Forgotten`) are synced by the next sync
-//! instead of one of their own (`node/persister.rs`).
+//! The driver is mechanical: the core decides which messages leave at once (a
+//! leader's `Accept` and `Heartbeat` once its promise is durable, a follower's
+//! `HeartbeatAck`, anything whose records are durable already), which wait for the
+//! persister's next sync, and which records may be synced lazily
+//! (`core/durability.rs`). The simulator carries out the same decisions.
 
-mod early;
 mod persister;
 
 pub use persister::PersistStats;
@@ -28,8 +28,7 @@ use crate::error::PaxosError;
 use crate::message::Envelope;
 use crate::storage::Storage;
 use crate::transport::Transport;
-use crate::types::{Ballot, Command, Entry, NodeId, Slot};
-use early::{DurablePromise, EarlyPath};
+use crate::types::{Command, Entry, NodeId, Slot};
 use persister::{Batch, Persister};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,6 +81,8 @@ struct Shared {
     failed: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
     stats: Arc<PersistStats>,
+    /// Position of the last record the persister made durable.
+    durable: AtomicU64,
 }
 
 /// A running replica: the 6.824 API plus command proposals, read-index and the
@@ -131,27 +132,24 @@ impl PaxosNode {
             failed: failed.clone(),
             stopping: stopping.clone(),
             stats: stats.clone(),
+            durable: AtomicU64::new(0),
         });
         let (batch_tx, batch_rx) = std::sync::mpsc::channel();
-        let durable = Arc::new(DurablePromise::default());
-        let early = EarlyPath {
-            me: opts.core.id,
-            transport: transport.clone(),
-            loopback: inbox_tx.clone(),
-            durable: durable.clone(),
-        };
+        let reported = shared.clone();
         let persister = Persister {
             me: opts.core.id,
             storage,
-            transport,
+            transport: transport.clone(),
             loopback: inbox_tx.clone(),
             stats,
             failed,
             stopping,
-            durable,
-            appended_promise: Ballot::ZERO,
+            on_durable: Box::new(move |pos| {
+                reported.durable.fetch_max(pos, Ordering::SeqCst);
+                reported.wake.notify_one();
+            }),
+            appended: 0,
             unsynced: false,
-            learned_unsynced: false,
         };
         std::thread::Builder::new()
             .name(format!("paxos-persist-{}", opts.core.id))
@@ -161,11 +159,13 @@ impl PaxosNode {
             inbox: inbox_tx,
         };
         let core_loop = CoreLoop {
+            me: opts.core.id,
             shared,
             inbox: inbox_rx,
+            loopback: node.inbox.clone(),
+            transport,
             batches: batch_tx,
             decisions: decisions_tx,
-            early,
         };
         tokio::spawn(core_loop.run(opts.tick));
         Ok((node, decisions_rx))
@@ -321,11 +321,14 @@ impl PaxosNode {
 
 /// The task that drives the core: see the module docs.
 struct CoreLoop {
+    me: NodeId,
     shared: Arc<Shared>,
     inbox: mpsc::Receiver<Envelope>,
+    /// This replica's own inbox, for messages it sends itself.
+    loopback: mpsc::Sender<Envelope>,
+    transport: Arc<dyn Transport>,
     batches: std::sync::mpsc::Sender<Batch>,
     decisions: mpsc::UnboundedSender<Decision>,
-    early: EarlyPath,
 }
 
 impl CoreLoop {
@@ -361,6 +364,7 @@ impl CoreLoop {
     /// Feeds the core `first` and every message already waiting, and takes its Ready.
     fn step(&mut self, first: Option<Envelope>) -> crate::core::Ready {
         let mut core = self.shared.core.lock().unwrap_or_else(|p| p.into_inner());
+        core.on_durable(self.shared.durable.load(Ordering::SeqCst));
         if let Some(env) = first {
             core.handle(env);
             // Take everything already waiting: one Ready, one fsync for all.
@@ -374,10 +378,18 @@ impl CoreLoop {
         core.take_ready()
     }
 
-    /// Sends the early messages, hands out decisions, events and reads, and passes
-    /// the rest to the persister. False if the persister is gone.
+    /// Sends the messages that may leave at once, hands out decisions, events and
+    /// reads, and passes the rest to the persister. False if the persister is gone.
     fn carry_out(&self, ready: crate::core::Ready) -> bool {
-        let messages = self.early.send(ready.messages);
+        for env in ready.messages {
+            if env.to == self.me {
+                // Never block the core loop on its own inbox: a full inbox loses the
+                // message like the network would, and the leader retransmits.
+                let _ = self.loopback.try_send(env);
+            } else {
+                self.transport.send(env);
+            }
+        }
         for (slot, entry) in ready.committed {
             let _ = self.decisions.send(Decision::Entry(slot, entry));
         }
@@ -394,12 +406,14 @@ impl CoreLoop {
         if !ready.reads.is_empty() {
             answer_reads(&self.shared, ready.reads);
         }
-        if ready.records.is_empty() && messages.is_empty() && ready.compact_below.is_none() {
+        if ready.records.is_empty() && ready.after_sync.is_empty() && ready.compact_below.is_none()
+        {
             return true;
         }
         let batch = Batch {
             records: ready.records,
-            messages,
+            sync: ready.sync,
+            after_sync: ready.after_sync,
             compact_below: ready.compact_below,
         };
         self.batches.send(batch).is_ok()

@@ -1,22 +1,21 @@
-//! The persister: a thread that makes records durable and only then lets the
-//! messages that reveal them go (rule 3 of the crate docs). Batches that arrive while
-//! an fdatasync is running share the next one: group commit.
+//! The persister: a thread that appends the records of every Ready, makes them
+//! durable when the core asks (or lazily), and only then sends the messages that
+//! waited for them. Batches that arrive while an fdatasync is running share the
+//! next one: group commit.
 //!
-//! Messages reveal `Promised` and `Accepted` records (rules 1–2), so a batch holding
-//! one of them (or any record other than the three below) waits for an fdatasync
-//! before its messages go. `Committed`, `Learned` and `Forgotten` records need no
-//! sync of their own (rule 5): they are appended at once and made durable by the next
-//! sync, or after [`LAZY_SYNC_AFTER`] if no other batch comes. This halves the
-//! fsyncs of a lightly loaded group, where every decision would otherwise cost a
-//! second sync for its `Committed` record, and keeps that sync off the path of the
-//! next command.
+//! Which message waits for which record, and which records need a sync at once,
+//! is the core's decision (`core/durability.rs`); this thread carries it out: a
+//! batch's `after_sync` messages leave only after a sync that covers every record
+//! appended so far, and a batch with `sync == false` (only records that speed up
+//! restarts) is made durable by the next sync, or after [`LAZY_SYNC_AFTER`] if no
+//! other batch comes. After each sync it reports how far the records are durable,
+//! so the core can let more messages leave early.
 
-use super::early::DurablePromise;
 use crate::message::Envelope;
 use crate::record::Record;
 use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
-use crate::types::{Ballot, NodeId, Slot};
+use crate::types::{NodeId, Slot};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -33,7 +32,10 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// One Ready's worth of durable work.
 pub(super) struct Batch {
     pub(super) records: Vec<Record>,
-    pub(super) messages: Vec<Envelope>,
+    /// Sync now rather than lazily.
+    pub(super) sync: bool,
+    /// Messages that leave once every record appended so far is durable.
+    pub(super) after_sync: Vec<Envelope>,
     pub(super) compact_below: Option<Slot>,
 }
 
@@ -49,6 +51,10 @@ pub struct PersistStats {
     pub sync_nanos: AtomicU64,
 }
 
+/// Tells the core loop how far records are durable (a position, see
+/// `Replica::on_durable`).
+pub(super) type OnDurable = Box<dyn Fn(u64) + Send>;
+
 pub(super) struct Persister {
     pub(super) me: NodeId,
     pub(super) storage: Box<dyn Storage>,
@@ -57,37 +63,11 @@ pub(super) struct Persister {
     pub(super) stats: Arc<PersistStats>,
     pub(super) failed: Arc<AtomicBool>,
     pub(super) stopping: Arc<AtomicBool>,
-    /// This replica's highest promise known durable, for the early path.
-    pub(super) durable: Arc<DurablePromise>,
-    /// The highest promise among the records appended so far.
-    pub(super) appended_promise: Ballot,
-    /// Records appended and not yet synced (all of them lazy ones between batches).
+    pub(super) on_durable: OnDurable,
+    /// Position of the last record appended.
+    pub(super) appended: u64,
+    /// Records appended and not yet synced.
     pub(super) unsynced: bool,
-    /// True while a Learned record is appended but not yet synced.
-    pub(super) learned_unsynced: bool,
-}
-
-/// True if `record` must be durable before the messages of its batch leave. Only
-/// the records of decisions and forgetting are exempt (rule 5 of the crate docs):
-/// promises and accepts are what messages reveal (rules 1–2), and any other record
-/// (a membership change, or a kind added later) is held to the strict rule too.
-fn is_learned(record: &Record) -> bool {
-    matches!(record, Record::Learned { .. })
-}
-
-fn gates_messages(record: &Record) -> bool {
-    !matches!(
-        record,
-        Record::Committed { .. } | Record::Learned { .. } | Record::Forgotten { .. }
-    )
-}
-
-/// The ballot a record promises, if any (accepting a ballot promises it).
-fn promise_of(record: &Record) -> Option<Ballot> {
-    match record {
-        Record::Promised(ballot) | Record::Accepted { ballot, .. } => Some(*ballot),
-        _ => None,
-    }
 }
 
 impl Persister {
@@ -119,7 +99,7 @@ impl Persister {
                 return self.fail(&e);
             }
             for b in batches {
-                self.send(b.messages);
+                self.send(b.after_sync);
             }
         }
     }
@@ -130,7 +110,7 @@ impl Persister {
         self.failed.store(true, Ordering::SeqCst);
     }
 
-    /// Sends a batch's messages once its records are durable.
+    /// Sends messages whose records are durable.
     fn send(&self, messages: Vec<Envelope>) {
         for env in messages {
             if env.to == self.me {
@@ -143,36 +123,20 @@ impl Persister {
         }
     }
 
-    /// Appends the batches' records, syncs if any of them gates a message, then
-    /// compacts.
+    /// Appends the batches' records, syncs if any batch asks for it, then compacts.
     fn persist(&mut self, batches: &mut [Batch]) -> Result<(), StorageError> {
         let records: Vec<Record> = batches
             .iter_mut()
             .flat_map(|b| b.records.drain(..))
             .collect();
         let compact = batches.iter().filter_map(|b| b.compact_below).max();
-        // A `Committed` record says "the value of every instance below is its
-        // Learned or latest Accepted record": it must never be durable while a
-        // Learned record before it is not (writeback order is not append order
-        // until fdatasync). So a Committed record after an unsynced Learned one
-        // waits for a sync.
-        let mut start = 0;
-        for (i, record) in records.iter().enumerate() {
-            if matches!(record, Record::Committed { .. })
-                && (self.learned_unsynced || records[start..i].iter().any(is_learned))
-            {
-                self.append_now(&records[start..i])?;
-                self.sync()?;
-                start = i;
-            }
-        }
-        self.append_now(&records[start..])?;
-        if records.iter().any(gates_messages) {
+        self.append_now(&records)?;
+        if batches.iter().any(|b| b.sync || !b.after_sync.is_empty()) {
             self.sync()?;
         }
         if let Some(below) = compact {
-            // Compaction syncs before it deletes anything; syncing the lazy records
-            // here first keeps `unsynced` and the sync counter exact.
+            // Compaction syncs before it deletes anything; syncing the appended
+            // records here first keeps `unsynced` and the sync counter exact.
             self.sync()?;
             self.storage.compact(below)?;
         }
@@ -186,20 +150,16 @@ impl Persister {
         }
         let started = Instant::now();
         self.storage.append(records)?;
+        self.appended += records.len() as u64;
         self.unsynced = true;
-        self.learned_unsynced |= records.iter().any(is_learned);
         self.stats
             .records
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         self.count_time(started);
-        if let Some(promise) = records.iter().filter_map(promise_of).max() {
-            self.appended_promise = self.appended_promise.max(promise);
-        }
         Ok(())
     }
 
-    /// Makes every appended record durable, if any is not yet, and publishes the
-    /// promise that is now durable.
+    /// Makes every appended record durable, if any is not yet, and tells the core.
     fn sync(&mut self) -> Result<(), StorageError> {
         if !self.unsynced {
             return Ok(());
@@ -207,10 +167,9 @@ impl Persister {
         let started = Instant::now();
         self.storage.sync()?;
         self.unsynced = false;
-        self.learned_unsynced = false;
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.count_time(started);
-        self.durable.raise(self.appended_promise);
+        (self.on_durable)(self.appended);
         Ok(())
     }
 
@@ -226,6 +185,7 @@ mod tests {
     use super::*;
     use crate::message::Message;
     use crate::storage::MemDisk;
+    use crate::types::{Ballot, Entry};
     use std::sync::Mutex;
 
     /// Remembers, for each message sent, how many records were durable then.
@@ -241,24 +201,15 @@ mod tests {
         }
     }
 
-    fn heartbeat(round: u64) -> Envelope {
+    fn accepted(slot: Slot) -> Envelope {
         Envelope {
-            from: 0,
-            to: 1,
-            msg: Message::Heartbeat {
+            from: 1,
+            to: 0,
+            msg: Message::Accepted {
                 ballot: Ballot::new(1, 0),
-                commit: 0,
-                round,
-                done: vec![],
+                slot,
+                incarnation: 0,
             },
-        }
-    }
-
-    fn batch(records: Vec<Record>, round: u64) -> Batch {
-        Batch {
-            records,
-            messages: vec![heartbeat(round)],
-            compact_below: None,
         }
     }
 
@@ -271,12 +222,12 @@ mod tests {
         }
     }
 
-    /// A persister thread on `disk` whose sends are watched.
+    /// A persister thread on `disk` whose sends and durable reports are watched.
     struct Running {
         tx: std::sync::mpsc::Sender<Batch>,
         thread: std::thread::JoinHandle<()>,
         watcher: Arc<Watcher>,
-        durable: Arc<DurablePromise>,
+        durable: Arc<AtomicU64>,
         _looped: tokio::sync::mpsc::Receiver<Envelope>,
     }
 
@@ -286,19 +237,19 @@ mod tests {
             sent: Mutex::new(Vec::new()),
         });
         let (loopback, looped) = tokio::sync::mpsc::channel(8);
-        let durable = Arc::new(DurablePromise::default());
+        let durable = Arc::new(AtomicU64::new(0));
+        let reported = durable.clone();
         let persister = Persister {
-            me: 0,
+            me: 1,
             storage: Box::new(disk.open()),
             transport: watcher.clone(),
             loopback,
             stats: Arc::default(),
             failed: Arc::default(),
             stopping: Arc::default(),
-            durable: durable.clone(),
-            appended_promise: Ballot::ZERO,
+            on_durable: Box::new(move |pos| reported.store(pos, Ordering::SeqCst)),
+            appended: 0,
             unsynced: false,
-            learned_unsynced: false,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || persister.run(rx));
@@ -312,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn only_promises_and_accepts_hold_messages_back_and_the_rest_is_synced_soon() {
+    fn messages_wait_for_a_sync_of_every_record_appended_before_them() {
         let disk = MemDisk::new();
         let Running {
             tx,
@@ -321,63 +272,47 @@ mod tests {
             durable,
             _looped,
         } = start(&disk);
-        let sent = |n: usize| watcher.sent.lock().unwrap().len() >= n;
-
-        // A decision's record needs no sync before the batch's message goes...
-        tx.send(batch(vec![Record::Committed { upto: 1 }], 1))
-            .unwrap();
-        wait_for("the first message", || sent(1));
-        // ...while an accept is durable, with everything before it, first.
-        let accepted = Record::Accepted {
-            slot: 1,
-            ballot: Ballot::new(2, 0),
-            entry: crate::types::Entry::Noop,
+        let record = |slot| Record::Accepted {
+            slot,
+            ballot: Ballot::new(1, 0),
+            entry: Entry::Noop,
         };
-        tx.send(batch(vec![accepted], 2)).unwrap();
-        wait_for("the second message", || sent(2));
+        tx.send(Batch {
+            records: vec![record(0), record(1)],
+            sync: true,
+            after_sync: vec![accepted(0), accepted(1)],
+            compact_below: None,
+        })
+        .unwrap();
+        wait_for("the replies", || watcher.sent.lock().unwrap().len() == 2);
         let durable_at_send: Vec<usize> =
             watcher.sent.lock().unwrap().iter().map(|s| s.1).collect();
-        // The lazy sync only runs on this same thread once no batch comes for
-        // LAZY_SYNC_AFTER, so the first message surely went before any sync.
-        assert_eq!(
-            durable_at_send,
-            vec![0, 2],
-            "durable records when each message left"
-        );
-        assert_eq!(durable.get(), Ballot::new(2, 0));
-
-        // A lazy record left alone is synced after LAZY_SYNC_AFTER.
-        tx.send(batch(vec![Record::Committed { upto: 2 }], 3))
-            .unwrap();
-        wait_for("the lazy sync", || disk.synced_records().len() == 3);
+        assert_eq!(durable_at_send, vec![2, 2]);
+        assert_eq!(durable.load(Ordering::SeqCst), 2, "positions reported");
         drop(tx);
         thread.join().unwrap();
     }
 
     #[test]
-    fn a_commit_watermark_is_never_written_before_the_learned_value_it_covers_is_durable() {
+    fn records_that_need_no_sync_are_synced_soon_and_reported() {
         let disk = MemDisk::new();
         let Running {
             tx,
             thread,
-            watcher,
+            durable,
             _looped,
             ..
         } = start(&disk);
-        let learned = Record::Learned {
-            slot: 0,
-            entry: crate::types::Entry::Noop,
-        };
-        tx.send(batch(
-            vec![learned.clone(), Record::Committed { upto: 1 }],
-            1,
-        ))
+        tx.send(Batch {
+            records: vec![Record::Committed { upto: 1 }],
+            sync: false,
+            after_sync: vec![],
+            compact_below: None,
+        })
         .unwrap();
-        wait_for("the message", || !watcher.sent.lock().unwrap().is_empty());
-        // When the batch's message left, the Learned record was durable and the
-        // watermark after it was only appended.
-        assert_eq!(watcher.sent.lock().unwrap()[0].1, 1);
-        assert_eq!(disk.synced_records(), vec![learned]);
+        // The lazy sync only runs once no batch came for LAZY_SYNC_AFTER.
+        wait_for("the lazy sync", || disk.synced_records().len() == 1);
+        wait_for("the report", || durable.load(Ordering::SeqCst) == 1);
         drop(tx);
         thread.join().unwrap();
     }

@@ -248,9 +248,12 @@ impl Sim {
             self.persisted.0 += ready.records.len() as u64;
             self.persisted.1 += 1;
         }
-        // Persist before send: the records reach the disk first.
+        // Persist before send: this simulator's disk is durable at once, so every
+        // message may go (the whole-group simulator models syncs).
         self.disks[i].extend(ready.records);
-        for env in ready.messages {
+        let handed_out = r.records_handed_out();
+        r.on_durable(handed_out);
+        for env in ready.messages.into_iter().chain(ready.after_sync) {
             if env.to != env.from {
                 *self.sent_by_kind.entry(env.msg.kind()).or_default() += 1;
             }
