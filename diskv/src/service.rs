@@ -124,10 +124,11 @@ impl KvService {
     pub async fn group_snapshot(&self) -> Result<crate::rpc::GroupSnapshot, KvError> {
         self.check_leader()?;
         let rsm = &self.rsm;
-        let membership = rsm.node().membership();
-        rsm.read(REQUEST_TIMEOUT, |st| st.snapshot(membership))
-            .await
-            .map_err(|e| rsm_error(e, rsm))
+        rsm.snapshot(REQUEST_TIMEOUT, |st, applied, membership| {
+            st.snapshot(applied, membership)
+        })
+        .await
+        .map_err(|e| rsm_error(e, rsm))
     }
 }
 

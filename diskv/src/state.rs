@@ -51,6 +51,10 @@ pub enum KvCommand {
     },
 }
 
+/// Duplicate entries of silent clients are dropped each time the log clock
+/// enters a new period of this length (see `KvState::advance_clock`).
+pub const EXPIRE_EVERY_MS: u64 = 60 * 1000;
+
 /// What applying a command returns to its proposer.
 pub type KvOutput = Result<Reply, KvError>;
 
@@ -69,8 +73,6 @@ pub struct KvState {
     in_flight: Vec<(usize, String)>,
     in_flight_dropped: Vec<usize>,
     checkpointed: Slot,
-    /// One more than the last instance with a command applied here.
-    last_applied: Slot,
     since_checkpoint: u64,
     /// Checkpoint after this many applied instances even if not idle.
     pub checkpoint_every: u64,
@@ -91,7 +93,6 @@ impl KvState {
             in_flight: Vec::new(),
             in_flight_dropped: Vec::new(),
             checkpointed: 0,
-            last_applied: 0,
             since_checkpoint: 0,
             checkpoint_every: 20_000,
         }
@@ -119,15 +120,19 @@ impl KvState {
         st.now_ms = record.now_ms;
         st.shards = shards;
         st.checkpointed = record.applied;
-        st.last_applied = record.applied;
         Ok((st, record.applied))
     }
 
-    /// Everything this replica holds, for a peer that lost its disk: every
-    /// instance below the returned slot is reflected (later ones were no-ops).
-    pub fn snapshot(&self, membership: paxos::core::Membership) -> crate::rpc::GroupSnapshot {
+    /// Everything this replica holds, for a peer that lost its disk, covering every
+    /// instance below `applied`, with the group's `membership` (both from
+    /// [`paxos::rsm::Rsm::snapshot`], which reads them consistently).
+    pub fn snapshot(
+        &self,
+        applied: Slot,
+        membership: paxos::core::Membership,
+    ) -> crate::rpc::GroupSnapshot {
         crate::rpc::GroupSnapshot {
-            applied: self.last_applied,
+            applied,
             config: self.config.clone(),
             now_ms: self.now_ms,
             shards: self.shards.clone(),
@@ -161,9 +166,20 @@ impl KvState {
         self.dropped.extend(old);
         self.write_checkpoint(snap.applied)?;
         self.checkpointed = snap.applied;
-        self.last_applied = snap.applied;
         self.since_checkpoint = 0;
         Ok(())
+    }
+
+    /// A digest of the replicated state — configuration, log clock, and every
+    /// shard's mode, keys, values and duplicate table — equal on two replicas
+    /// that applied the same log prefix (the simulator checks it).
+    pub fn digest(&self) -> u64 {
+        let bytes =
+            postcard::to_allocvec(&(&self.config, self.now_ms, &self.shards)).unwrap_or_default();
+        // FNV-1a: stable across processes and versions.
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
     }
 
     /// The configuration applied.
@@ -236,8 +252,23 @@ impl KvState {
         }
     }
 
+    /// Moves the log clock to `at_ms` (a command's proposer time). Duplicate
+    /// entries expire here, when the log clock enters a new period: a point of the
+    /// log, so every replica expires the same entries at the same instance
+    /// (expiring at each replica's own checkpoint time made replicas answer a
+    /// retry differently).
+    fn advance_clock(&mut self, at_ms: u64) {
+        let before = self.now_ms;
+        self.now_ms = before.max(at_ms);
+        if self.now_ms / EXPIRE_EVERY_MS != before / EXPIRE_EVERY_MS {
+            for s in self.shards.values_mut() {
+                s.dups.expire(self.now_ms);
+            }
+        }
+    }
+
     fn apply_op(&mut self, req: Request, at_ms: u64) -> KvOutput {
-        self.now_ms = self.now_ms.max(at_ms);
+        self.advance_clock(at_ms);
         self.serving(req.shard)?;
         let now = self.now_ms;
         let shard_id = req.shard;
@@ -356,9 +387,6 @@ impl KvState {
     /// the state moves on. `None` without a disk.
     fn prepare_checkpoint(&mut self, applied: Slot) -> Option<CheckpointWrite> {
         let disk = self.disk.clone()?;
-        for s in self.shards.values_mut() {
-            s.dups.expire(self.now_ms);
-        }
         let record = CheckpointRecord {
             number: 0,
             applied,
@@ -447,9 +475,8 @@ impl StateMachine for KvState {
     type Command = KvCommand;
     type Output = KvOutput;
 
-    fn apply(&mut self, slot: Slot, cmd: KvCommand) -> KvOutput {
+    fn apply(&mut self, _slot: Slot, cmd: KvCommand) -> KvOutput {
         self.since_checkpoint += 1;
-        self.last_applied = self.last_applied.max(slot + 1);
         match cmd {
             KvCommand::Op { req, at_ms } => self.apply_op(req, at_ms),
             KvCommand::Reconfigure { config } => self.apply_config(config),

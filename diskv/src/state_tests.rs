@@ -410,3 +410,45 @@ fn background_checkpoint_holds_the_state_it_was_taken_at() {
         "the failed job's key was forgotten"
     );
 }
+
+/// Issue #12, bug 2: duplicate entries used to expire inside each replica's own
+/// checkpoint (at a moment of local idleness), so two replicas applying the same
+/// log answered a silent client's retry differently. Expiry now happens at a point
+/// of the log; whether a replica checkpointed in between changes nothing.
+#[test]
+fn replicas_that_checkpoint_at_different_moments_stay_identical() {
+    use crate::dedup::CLIENT_TTL_MS;
+    let at = |cmd: KvCommand, at_ms: u64| match cmd {
+        KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
+        other => other,
+    };
+    let log = vec![
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+        at(append(7, 1, "k", "x"), 1_000),
+        // Another client, long after client 7 went silent: log time moves on.
+        at(append(8, 1, "j", "y"), 1_000 + CLIENT_TTL_MS + 60_000),
+        // Client 7 retries its old append.
+        at(append(7, 1, "k", "x"), 1_000 + CLIENT_TTL_MS + 61_000),
+    ];
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut replicas: Vec<KvState> = dirs
+        .iter()
+        .map(|d| KvState::open(d.path(), 1, NSHARDS).unwrap().0)
+        .collect();
+    let mut replies = vec![Vec::new(), Vec::new()];
+    for (slot, cmd) in log.into_iter().enumerate() {
+        let slot = slot as u64;
+        for (i, st) in replicas.iter_mut().enumerate() {
+            // Replica 0 checkpoints after every instance, replica 1 never.
+            replies[i].push(st.apply(slot, cmd.clone()));
+            if i == 0 {
+                st.checkpoint(slot + 1, true).unwrap();
+            }
+        }
+    }
+    assert_eq!(replies[0], replies[1], "the same log answered differently");
+    assert_eq!(get(&replicas[0], "k"), get(&replicas[1], "k"));
+    assert_eq!(replicas[0].digest(), replicas[1].digest());
+}

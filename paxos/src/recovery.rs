@@ -52,6 +52,73 @@ pub const MAJORITY_LOST: &str = "a majority of this group lost their disks (or h
     recover safely on its own. Halting. Restore the group's directories from a backup (or bring \
     back the replicas whose disks survived), then start them again.";
 
+/// What a recovering replica does next (the decision of [`run`], without I/O; the
+/// simulator takes the same decisions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Recovery is over: the replica votes again at this incarnation.
+    Voting(u64),
+    /// A majority of the group is recovering: stop.
+    Halt {
+        /// Replicas recovering, this one included.
+        recovering: usize,
+    },
+    /// Fetch a snapshot covering `floor` from one of `from` (voting peers, in
+    /// order of preference), then look again.
+    Fetch {
+        /// The instance the snapshot must cover.
+        floor: Slot,
+        /// Peers that answered `History`.
+        from: Vec<NodeId>,
+    },
+    /// Nothing to do but wait (for the reincarnation, the window, or peers).
+    Wait {
+        /// Replicas recovering, this one included.
+        recovering: usize,
+    },
+}
+
+/// The next step of replica `me`'s recovery: its `incarnation` (`None` until the
+/// reincarnation is decided), whether its votes count (`votes_now`), its peers'
+/// probe `answers` (`answers[me]` ignored) and the snapshot its state machine
+/// waits for.
+pub fn next_step(
+    me: NodeId,
+    incarnation: Option<u64>,
+    votes_now: bool,
+    answers: &[Option<Answer>],
+    snapshot_wanted: Option<Slot>,
+) -> Step {
+    if let (Some(k), true) = (incarnation, votes_now) {
+        return Step::Voting(k);
+    }
+    let recovering = 1 + answers
+        .iter()
+        .enumerate()
+        .filter(|&(i, a)| i != me && *a == Some(Answer::Recovering))
+        .count();
+    if must_halt(incarnation, recovering, answers.len()) {
+        return Step::Halt { recovering };
+    }
+    match snapshot_wanted {
+        Some(floor) => Step::Fetch {
+            floor,
+            from: voting_peers(me, answers),
+        },
+        None => Step::Wait { recovering },
+    }
+}
+
+/// The peers that answered `History`: they vote, so they can give a snapshot.
+fn voting_peers(me: NodeId, answers: &[Option<Answer>]) -> Vec<NodeId> {
+    answers
+        .iter()
+        .enumerate()
+        .filter(|&(i, a)| i != me && *a == Some(Answer::History))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Runs until the recovering replica `me` of `peers` votes again, halts, or `stop`.
 pub async fn run<S: StateMachine>(
     rsm: &Rsm<S>,
@@ -67,34 +134,37 @@ pub async fn run<S: StateMachine>(
             return Outcome::Stopped;
         }
         let incarnation = rsm.node().incarnation();
-        if let (Some(k), true) = (incarnation, rsm.node().votes_now()) {
-            return Outcome::Voting(k);
-        }
-        let answers = probe::ask_all(me, peers).await;
-        let recovering = 1 + answers
-            .iter()
-            .filter(|a| **a == Some(Answer::Recovering))
-            .count();
-        if must_halt(incarnation, recovering, peers.len()) {
-            tracing::error!(
-                node = me,
-                recovering,
-                replicas = peers.len(),
-                "{MAJORITY_LOST}"
-            );
-            rsm.node().stop();
-            return Outcome::Halted { recovering };
-        }
+        let votes_now = rsm.node().votes_now();
+        let answers = if votes_now {
+            Vec::new()
+        } else {
+            probe::ask_all(me, peers).await
+        };
         let floor = *wanted.borrow();
-        if let Some(floor) = floor {
-            fetch_once(rsm, me, &answers, floor, source).await;
-        }
+        let recovering = match next_step(me, incarnation, votes_now, &answers, floor) {
+            Step::Voting(k) => return Outcome::Voting(k),
+            Step::Halt { recovering } => {
+                tracing::error!(
+                    node = me,
+                    recovering,
+                    replicas = peers.len(),
+                    "{MAJORITY_LOST}"
+                );
+                rsm.node().stop();
+                return Outcome::Halted { recovering };
+            }
+            Step::Fetch { floor, from } => {
+                fetch_once(rsm, me, &from, floor, source).await;
+                None
+            }
+            Step::Wait { recovering } => Some(recovering),
+        };
         if warned.elapsed() >= WARN_EVERY {
             warned = Instant::now();
             match incarnation {
                 None => tracing::warn!(
                     node = me,
-                    recovering,
+                    ?recovering,
                     snapshot_wanted = ?floor,
                     "recovering a lost disk: waiting for a majority of the old membership to \
                      admit this replica as a new incarnation"
@@ -126,19 +196,16 @@ fn must_halt(incarnation: Option<u64>, recovering: usize, replicas: usize) -> bo
     incarnation.is_none() && recovering > replicas / 2
 }
 
-/// Tries each voting peer in turn for a snapshot covering `floor`; installs the
-/// first one that does.
+/// Tries each voting peer of `from` in turn for a snapshot covering `floor`;
+/// installs the first one that does.
 async fn fetch_once<S: StateMachine>(
     rsm: &Rsm<S>,
     me: NodeId,
-    answers: &[Option<Answer>],
+    from: &[NodeId],
     floor: Slot,
     source: &dyn SnapshotSource<S>,
 ) -> bool {
-    for (peer, a) in answers.iter().enumerate() {
-        if *a != Some(Answer::History) {
-            continue;
-        }
+    for &peer in from {
         if let Some(install) = source.fetch(peer, floor).await {
             if install.applied >= floor {
                 tracing::info!(
@@ -176,7 +243,7 @@ pub async fn keep_up<S: StateMachine>(
         };
         if let Some(floor) = floor {
             let answers = probe::ask_all(me, peers).await;
-            fetch_once(rsm, me, &answers, floor, source).await;
+            fetch_once(rsm, me, &voting_peers(me, &answers), floor, source).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -187,7 +254,30 @@ pub async fn keep_up<S: StateMachine>(
 
 #[cfg(test)]
 mod tests {
-    use super::must_halt;
+    use super::{must_halt, next_step, Answer, Step};
+
+    #[test]
+    fn the_next_step_follows_votes_halts_and_snapshots() {
+        use Answer::{History, Recovering};
+        let answers = [None, Some(History), Some(Recovering)];
+        assert_eq!(next_step(0, Some(2), true, &[], None), Step::Voting(2));
+        assert_eq!(
+            next_step(0, None, false, &answers, None),
+            Step::Halt { recovering: 2 }
+        );
+        assert_eq!(
+            next_step(0, Some(1), false, &answers, Some(7)),
+            Step::Fetch {
+                floor: 7,
+                from: vec![1]
+            },
+            "an admitted replica never halts; it fetches from a voting peer"
+        );
+        assert_eq!(
+            next_step(0, None, false, &[None, Some(History), None], None),
+            Step::Wait { recovering: 1 }
+        );
+    }
 
     #[test]
     fn only_a_replica_not_yet_admitted_halts_on_a_lost_majority() {

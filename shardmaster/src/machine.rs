@@ -118,10 +118,12 @@ impl ShardmasterMachine {
         self.durable
     }
 
-    /// The whole state, for a replica that lost its disk.
-    pub fn snapshot(&self, membership: paxos::core::Membership) -> MachineSnapshot {
+    /// The whole state, for a replica that lost its disk, covering every instance
+    /// below `applied`, with the group's `membership` (both from
+    /// [`paxos::rsm::Rsm::snapshot`], which reads them consistently).
+    pub fn snapshot(&self, applied: Slot, membership: paxos::core::Membership) -> MachineSnapshot {
         MachineSnapshot {
-            applied: self.applied,
+            applied,
             store: self.store.clone(),
             dups: self.dups.clone(),
             membership,

@@ -25,9 +25,10 @@ impl ShardmasterRpc for Handler {
         self,
         _: context::Context,
     ) -> Result<crate::rpc::MachineSnapshot, ShardmasterError> {
-        let membership = self.rsm.node().membership();
         self.rsm
-            .read(self.op_timeout, |m| m.snapshot(membership))
+            .snapshot(self.op_timeout, |m, applied, membership| {
+                m.snapshot(applied, membership)
+            })
             .await
             .map_err(|e| ShardmasterError::Unavailable {
                 reason: e.to_string(),

@@ -12,12 +12,22 @@
 //! - After each run of decisions, and when the log is idle, the state machine may
 //!   make its state durable ([`StateMachine::checkpoint`]); the log may then forget
 //!   what the checkpoint covers.
+//! - [`Rsm::snapshot`] copies the state for a peer that lost its disk, with the
+//!   instance it covers and the membership, consistently.
+//!
+//! The apply side itself has no I/O ([`Applier`]): this module runs it on tokio, and
+//! the simulator runs the very same code.
 
+mod applier;
+
+pub use applier::{encode, Applied, Applier, CheckpointStep, Origin};
+
+use crate::core::Membership;
 use crate::error::PaxosError;
 use crate::node::{Decision, PaxosNode};
 use crate::types::{NodeId, Slot};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,13 +100,6 @@ pub enum RsmError {
     Paxos(#[from] PaxosError),
 }
 
-#[derive(Serialize, Deserialize)]
-struct Tagged<C> {
-    /// (replica, process nonce, counter): unique across replicas and restarts.
-    origin: (u32, u64, u64),
-    cmd: C,
-}
-
 /// A state handed over by another replica, to replace the local one.
 pub struct Install<S> {
     /// Replaces the local state (and makes it durable); an error leaves it as is.
@@ -109,7 +112,7 @@ pub struct Install<S> {
 }
 
 struct Inner<S: StateMachine> {
-    sm: Mutex<S>,
+    applier: Mutex<Applier<S>>,
     installs: mpsc::UnboundedSender<Install<S>>,
     snapshot_wanted: watch::Sender<Option<Slot>>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<S::Output>>>,
@@ -153,13 +156,14 @@ impl<S: StateMachine> Rsm<S> {
         let (applied_tx, _) = watch::channel(applied);
         let (installs_tx, installs_rx) = mpsc::unbounded_channel();
         let (wanted_tx, _) = watch::channel(None);
+        let nonce = rand::random();
         let inner = Arc::new(Inner {
-            sm: Mutex::new(sm),
+            applier: Mutex::new(Applier::new(sm, applied, me as u32, nonce)),
             installs: installs_tx,
             snapshot_wanted: wanted_tx,
             waiters: Mutex::new(HashMap::new()),
             me: me as u32,
-            nonce: rand::random(),
+            nonce,
             counter: AtomicU64::new(1),
             applied: applied_tx,
         });
@@ -168,7 +172,6 @@ impl<S: StateMachine> Rsm<S> {
             node.clone(),
             decisions,
             installs_rx,
-            applied,
             idle_after,
         ));
         Rsm { node, inner }
@@ -201,11 +204,12 @@ impl<S: StateMachine> Rsm<S> {
     /// for what a timeout means.
     pub async fn execute(&self, cmd: S::Command, timeout: Duration) -> Result<S::Output, RsmError> {
         let id = self.inner.counter.fetch_add(1, Ordering::Relaxed);
-        let tagged = Tagged {
-            origin: (self.inner.me, self.inner.nonce, id),
-            cmd,
+        let origin = Origin {
+            replica: self.inner.me,
+            nonce: self.inner.nonce,
+            id,
         };
-        let bytes = postcard::to_allocvec(&tagged)
+        let bytes = encode(origin, &cmd)
             .map_err(|e| PaxosError::Config(format!("cannot encode command: {e}")))?;
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.waiters).insert(id, tx);
@@ -228,7 +232,26 @@ impl<S: StateMachine> Rsm<S> {
         let work = async {
             let index = self.node.read_index().await?;
             self.wait_applied(index).await?;
-            Ok::<R, RsmError>(f(&lock(&self.inner.sm)))
+            Ok::<R, RsmError>(f(lock(&self.inner.applier).state()))
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| RsmError::Timeout)?
+    }
+
+    /// A linearizable copy of the state for a peer that lost its disk (see
+    /// [`Applier::snapshot`]): `copy` gets the state, the instance it covers and
+    /// the membership, consistently.
+    pub async fn snapshot<R>(
+        &self,
+        timeout: Duration,
+        copy: impl FnOnce(&S, Slot, Membership) -> R,
+    ) -> Result<R, RsmError> {
+        let work = async {
+            let index = self.node.read_index().await?;
+            self.wait_applied(index).await?;
+            let applier = lock(&self.inner.applier);
+            Ok::<_, RsmError>(applier.snapshot(|| self.node.membership(), copy))
         };
         tokio::time::timeout(timeout, work)
             .await
@@ -246,13 +269,13 @@ impl<S: StateMachine> Rsm<S> {
 
     /// Runs `f` on the local state as it is now (possibly stale: not linearizable).
     pub fn with_state<R>(&self, f: impl FnOnce(&S) -> R) -> R {
-        f(&lock(&self.inner.sm))
+        f(lock(&self.inner.applier).state())
     }
 
     /// Runs `f` on the local state mutably, outside the log (for installing a
     /// snapshot or local bookkeeping that does not change replicated state).
     pub fn with_state_mut<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
-        f(&mut lock(&self.inner.sm))
+        f(lock(&self.inner.applier).state_mut())
     }
 }
 
@@ -280,28 +303,15 @@ async fn apply_loop<S: StateMachine>(
     node: PaxosNode,
     mut decisions: mpsc::UnboundedReceiver<Decision>,
     mut installs: mpsc::UnboundedReceiver<Install<S>>,
-    mut applied: Slot,
     idle_after: Duration,
 ) {
-    let mut dirty = false;
     // The checkpoint being written off this loop, if any; one at a time.
     let mut job = None;
     loop {
         let wake = tokio::select! {
             d = decisions.recv() => Wake::Decision(d),
             Some(ins) = installs.recv() => {
-                if ins.applied > applied {
-                    tracing::info!(applied = ins.applied, "installing a state from another replica");
-                    if let Err(e) = (ins.replace)(&mut lock(&inner.sm)) {
-                        tracing::error!(error = %e, "cannot install the state from another replica");
-                        continue;
-                    }
-                    applied = ins.applied;
-                    node.merge_membership(&ins.membership);
-                    node.install_snapshot(applied);
-                    inner.applied.send_replace(applied);
-                    inner.snapshot_wanted.send_replace(None);
-                }
+                install(&inner, &node, ins);
                 continue;
             }
             result = job_done(&mut job) => Wake::CheckpointDone(result),
@@ -311,16 +321,14 @@ async fn apply_loop<S: StateMachine>(
             Wake::Decision(Some(d)) => d,
             Wake::Decision(None) => return,
             Wake::Idle => {
-                if dirty && job.is_none() {
-                    dirty = false;
-                    checkpoint(&inner, &node, applied, true, &mut job);
-                }
+                let step = lock(&inner.applier).checkpoint(true);
+                carry_out(&node, step, &mut job);
                 continue;
             }
             Wake::CheckpointDone(result) => {
                 job = None;
-                lock(&inner.sm).checkpoint_finished(&result);
-                checkpoint_durable(&node, applied, result);
+                let step = lock(&inner.applier).checkpoint_finished(result);
+                carry_out(&node, step, &mut job);
                 continue;
             }
         };
@@ -332,97 +340,88 @@ async fn apply_loop<S: StateMachine>(
             }
         }
         let mut outputs = Vec::new();
-        {
-            let mut sm = lock(&inner.sm);
+        let applied = {
+            let mut applier = lock(&inner.applier);
             for d in batch {
-                match d {
-                    Decision::Entry(slot, entry) => {
-                        if slot < applied {
-                            continue;
-                        }
-                        for raw in entry.commands() {
-                            match postcard::from_bytes::<Tagged<S::Command>>(raw) {
-                                Ok(t) => {
-                                    let out = sm.apply(slot, t.cmd);
-                                    if t.origin.0 == inner.me && t.origin.1 == inner.nonce {
-                                        outputs.push((t.origin.2, out));
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::error!(slot, error = %e, "undecodable command in the log; skipped")
-                                }
-                            }
-                        }
-                        applied = slot + 1;
-                    }
-                    Decision::SnapshotNeeded(floor) => {
-                        if let Some(upto) = sm.snapshot_needed(floor) {
-                            applied = applied.max(upto);
-                            node.install_snapshot(upto);
-                        } else if floor > applied {
-                            // Ask the application (diskv's recovery) for a state
-                            // covering `floor`; say so once per new floor.
-                            let asked = inner.snapshot_wanted.send_if_modified(|w| {
-                                let newer = !matches!(*w, Some(f) if f >= floor);
-                                if newer {
-                                    *w = Some(floor);
-                                }
-                                newer
-                            });
-                            if asked {
-                                tracing::warn!(
-                                    floor,
-                                    applied,
-                                    "log forgot instances this replica needs; waiting for a snapshot"
-                                );
-                            }
-                        }
-                    }
+                let done = applier.apply(d);
+                outputs.extend(done.outputs);
+                if let Some(upto) = done.installed {
+                    node.install_snapshot(upto);
+                }
+                if let Some(floor) = done.snapshot_wanted {
+                    want_snapshot(&inner, floor, applier.applied());
                 }
             }
-        }
+            applier.applied()
+        };
         inner.applied.send_replace(applied);
         if !outputs.is_empty() {
             let mut waiters = lock(&inner.waiters);
-            for (id, out) in outputs {
-                if let Some(tx) = waiters.remove(&id) {
+            for (origin, out) in outputs {
+                if let Some(tx) = waiters.remove(&origin.id) {
                     let _ = tx.send(out);
                 }
             }
         }
-        dirty = true;
-        checkpoint(&inner, &node, applied, false, &mut job);
+        let step = lock(&inner.applier).checkpoint(false);
+        carry_out(&node, step, &mut job);
     }
 }
 
-/// Asks the state machine for a checkpoint at `applied`, unless one is being
-/// written already (the next run of decisions or idle period asks again).
-fn checkpoint<S: StateMachine>(
-    inner: &Inner<S>,
+/// Installs a state from another replica, in order with the decisions.
+fn install<S: StateMachine>(inner: &Inner<S>, node: &PaxosNode, ins: Install<S>) {
+    let Install {
+        replace,
+        applied,
+        membership,
+    } = ins;
+    let installed = lock(&inner.applier).install(applied, replace);
+    match installed {
+        Ok(true) => {
+            tracing::info!(applied, "installed a state from another replica");
+            node.merge_membership(&membership);
+            node.install_snapshot(applied);
+            inner.applied.send_replace(applied);
+            inner.snapshot_wanted.send_replace(None);
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "cannot install the state from another replica"),
+    }
+}
+
+/// Asks the application (diskv's recovery) for a state covering `floor`; says so
+/// once per new floor.
+fn want_snapshot<S: StateMachine>(inner: &Inner<S>, floor: Slot, applied: Slot) {
+    let asked = inner.snapshot_wanted.send_if_modified(|w| {
+        let newer = !matches!(*w, Some(f) if f >= floor);
+        if newer {
+            *w = Some(floor);
+        }
+        newer
+    });
+    if asked {
+        tracing::warn!(
+            floor,
+            applied,
+            "log forgot instances this replica needs; waiting for a snapshot"
+        );
+    }
+}
+
+/// Carries out a checkpoint step: a job goes to a blocking thread; a durable
+/// checkpoint lets the log forget what it covers.
+fn carry_out(
     node: &PaxosNode,
-    applied: Slot,
-    idle: bool,
+    step: CheckpointStep,
     job: &mut Option<tokio::task::JoinHandle<Result<Slot, String>>>,
 ) {
-    if job.is_some() {
-        return;
-    }
-    let asked = lock(&inner.sm).checkpoint_job(applied, idle);
-    match asked {
-        Ok(Some(Checkpoint::Done(durable))) => checkpoint_durable(node, applied, Ok(durable)),
-        Ok(Some(Checkpoint::Job(work))) => *job = Some(tokio::task::spawn_blocking(work)),
-        Ok(None) => {}
-        Err(e) => checkpoint_durable(node, applied, Err(e)),
-    }
-}
-
-/// A checkpoint ended: the log may forget what it covers.
-fn checkpoint_durable(node: &PaxosNode, applied: Slot, result: Result<Slot, String>) {
-    match result {
-        Ok(durable) if durable > 0 => node.done(durable - 1),
-        Ok(_) => {}
-        Err(e) => {
-            tracing::error!(applied, error = %e, "checkpoint failed; the log keeps everything until one succeeds")
+    match step {
+        CheckpointStep::Idle => {}
+        CheckpointStep::Durable(durable) if durable > 0 => node.done(durable - 1),
+        CheckpointStep::Durable(_) => {}
+        CheckpointStep::Job(work) => *job = Some(tokio::task::spawn_blocking(work)),
+        CheckpointStep::Failed(e) => {
+            tracing::error!(error = %e, "checkpoint failed; the log keeps everything until one succeeds")
         }
     }
 }
