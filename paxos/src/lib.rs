@@ -58,6 +58,7 @@
 
 pub mod core;
 pub mod error;
+pub mod fs;
 pub mod host;
 pub mod message;
 pub mod node;
