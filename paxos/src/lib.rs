@@ -11,6 +11,9 @@
 //! - [`storage`] keeps the records: an append-only log of checksummed segment
 //!   files with group commit ([`storage::SegmentLog`]), and an in-memory store for
 //!   tests.
+//! - [`fs`] is the file I/O of all durable state behind one trait: the machine's
+//!   file system ([`fs::OsFs`]) or a simulated disk that loses, at a crash, exactly
+//!   what was not synced ([`fs::SimFs`]).
 //! - [`transport`] moves messages: tarpc over TCP with a postcard codec.
 //! - [`node::PaxosNode`] drives a replica on tokio and offers the application API:
 //!   the 6.824 calls (`start_instance`, `status`, `done`, `max`, `min`), command
@@ -55,14 +58,17 @@
 //!    instances after its reincarnation (decided through the log) plus the window,
 //!    and every vote carries its incarnation (see [`core::Membership`]). Ballots
 //!    carry it too, so no two incarnations share a ballot.
-//! 9. At start, the log fdatasyncs its last segment: what a killed process left in
-//!    the page cache is made durable before anything acts on it.
+//! 9. At start, the log fdatasyncs its last segment and fsyncs its directory and
+//!    that directory's parent: what a killed process left in the page cache
+//!    (appends, segments created or deleted, the log folder itself) is made durable
+//!    before anything acts on it.
 //!
 //! The unit tests in `core/tests.rs` check rules 1–2 record by record, and the
 //! simulator checks agreement over thousands of seeded runs with crashes.
 
 pub mod core;
 pub mod error;
+pub mod fs;
 pub mod host;
 pub mod message;
 pub mod node;

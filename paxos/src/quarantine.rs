@@ -8,8 +8,9 @@
 //! forensics), says so in the log, and recovers like a lost disk: as a new acceptor
 //! incarnation with a snapshot from its peers.
 
+use crate::fs::{self, FileSystem, SharedFs};
 use crate::storage::{LogOptions, SegmentLog, StorageError};
-use std::fs;
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,10 +21,15 @@ pub const PREFIX: &str = "quarantine-";
 /// Opens the log in `log_dir` once, to find out whether it is corrupt (a torn tail
 /// is cut, as at every start). A missing folder is fine.
 pub fn check_log(log_dir: &Path) -> Result<(), StorageError> {
-    if !log_dir.exists() {
+    check_log_on(fs::os(), log_dir)
+}
+
+/// Like [`check_log`], on the file system `fs`.
+pub fn check_log_on(fs: SharedFs, log_dir: &Path) -> Result<(), StorageError> {
+    if !fs.exists(log_dir) {
         return Ok(());
     }
-    SegmentLog::open(log_dir, LogOptions::default()).map(drop)
+    SegmentLog::open_on(fs, log_dir, LogOptions::default()).map(drop)
 }
 
 /// True if `e` says the log is damaged (rather than, say, unreadable).
@@ -35,39 +41,52 @@ pub fn is_corrupt(e: &StorageError) -> bool {
 /// folders) into a new `dir/quarantine-<unix seconds>/`, durably. Returns that
 /// folder, or `None` if there was nothing to move.
 pub fn quarantine(dir: &Path, keep: &[&str]) -> io::Result<Option<PathBuf>> {
-    let mut moving = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let s = name.to_string_lossy();
-        if !s.starts_with(PREFIX) && !keep.iter().any(|k| *k == s) {
-            moving.push(name);
-        }
-    }
-    if moving.is_empty() {
-        return Ok(None);
-    }
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    quarantine_on(&fs::OsFs, dir, keep, secs)
+}
+
+/// Like [`quarantine`], on the file system `fs`, naming the folder after `secs`
+/// (the caller's clock: a simulator passes its own time).
+pub fn quarantine_on(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    keep: &[&str],
+    secs: u64,
+) -> io::Result<Option<PathBuf>> {
+    let moving: Vec<OsString> = fs
+        .read_dir(dir)?
+        .into_iter()
+        .filter(|name| {
+            let s = name.to_string_lossy();
+            !s.starts_with(PREFIX) && !keep.iter().any(|k| *k == s)
+        })
+        .collect();
+    if moving.is_empty() {
+        return Ok(None);
+    }
     let mut target = dir.join(format!("{PREFIX}{secs}"));
     for n in 1.. {
-        if !target.exists() {
+        if !fs.exists(&target) {
             break;
         }
         target = dir.join(format!("{PREFIX}{secs}-{n}"));
     }
-    fs::create_dir(&target)?;
+    fs.create_dir_all(&target)?;
     for name in moving {
-        fs::rename(dir.join(&name), target.join(&name))?;
+        fs.rename(&dir.join(&name), &target.join(&name))?;
     }
-    fs::File::open(&target)?.sync_all()?;
-    fs::File::open(dir)?.sync_all()?;
+    fs.sync_dir(&target)?;
+    fs.sync_dir(dir)?;
     Ok(Some(target))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::SimFs;
+    use std::fs;
 
     #[test]
     fn everything_but_the_kept_entries_moves_aside() {
@@ -97,5 +116,33 @@ mod tests {
     fn a_missing_log_is_not_corrupt() {
         let d = tempfile::tempdir().unwrap();
         assert!(check_log(&d.path().join("log")).is_ok());
+    }
+
+    #[test]
+    fn a_quarantine_is_named_after_the_given_time_and_durable() {
+        let sim = SimFs::new();
+        let dir = Path::new("/replica");
+        sim.create_dir_all(&dir.join("log")).unwrap();
+        sim.write(&dir.join("log/0.log"), b"x").unwrap();
+        sim.write(&dir.join("identity"), b"{}").unwrap();
+        sim.sync_file_system(dir).unwrap();
+        let q = quarantine_on(&sim, dir, &[], 77).unwrap().unwrap();
+        assert_eq!(q, dir.join("quarantine-77"));
+        let again = Path::new("/replica/state");
+        sim.write(again, b"y").unwrap();
+        assert_eq!(
+            quarantine_on(&sim, dir, &[], 77).unwrap().unwrap(),
+            dir.join("quarantine-77-1")
+        );
+        // Durable: a crash that keeps nothing unsynced keeps the moves.
+        sim.crash_losing_unsynced();
+        assert_eq!(
+            sim.files(),
+            [
+                dir.join("quarantine-77/identity"),
+                dir.join("quarantine-77/log/0.log"),
+                dir.join("quarantine-77-1/state"),
+            ]
+        );
     }
 }

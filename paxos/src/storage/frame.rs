@@ -165,6 +165,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<(Record, usize), FrameDefect> {
     }
 }
 
+/// True if `payload` is exactly the postcard encoding of one [`Record`].
+pub(crate) fn is_record(payload: &[u8]) -> bool {
+    matches!(postcard::take_from_bytes::<Record>(payload), Ok((_, [])))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

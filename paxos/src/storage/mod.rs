@@ -14,6 +14,7 @@ mod frame;
 pub mod memory;
 mod segment;
 pub mod segment_log;
+mod tail;
 #[cfg(test)]
 mod tests;
 

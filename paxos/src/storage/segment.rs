@@ -2,11 +2,12 @@
 //! the recovery rule (see [`crate::storage::segment_log`] for the rule and why).
 
 use super::facts::Facts;
-use super::frame::{self, FrameDefect, HEADER_LEN};
+use super::frame::{self, FrameDefect};
+use super::tail;
 use super::StorageError;
+use crate::fs::{FileHandle, FileSystem};
 use crate::record::Record;
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use tracing::info;
@@ -32,18 +33,13 @@ pub(crate) fn parse_file_name(name: &OsStr) -> Option<u64> {
 }
 
 /// The segment files of `dir`, in log order. Other files are ignored.
-pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
-    let io = |source| StorageError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut segments = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        if let Some(seq) = parse_file_name(&entry.file_name()) {
-            segments.push((seq, entry.path()));
-        }
-    }
+pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
+    let mut segments: Vec<(u64, PathBuf)> = fs
+        .read_dir(dir)
+        .map_err(io_err(dir))?
+        .into_iter()
+        .filter_map(|name| parse_file_name(&name).map(|seq| (seq, dir.join(name))))
+        .collect();
     segments.sort_unstable_by_key(|(seq, _)| *seq);
     Ok(segments)
 }
@@ -69,39 +65,36 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_
     }
 }
 
-/// Creates the empty segment file `seq` in `dir`; durable once `dir` is synced.
-pub(crate) fn create_segment(dir: &Path, seq: u64) -> Result<Segment, StorageError> {
+/// Creates the empty segment file `seq` in `dir` and opens it to append; durable
+/// once `dir` is synced.
+pub(crate) fn create_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    seq: u64,
+) -> Result<(Segment, Box<dyn FileHandle>), StorageError> {
     let path = dir.join(file_name(seq));
-    OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
+    let file = fs.create_new(&path).map_err(io_err(&path))?;
     info!(path = %path.display(), seq, "new log segment");
-    Ok(Segment {
+    let segment = Segment {
         seq,
         path,
         facts: Facts::default(),
         len: 0,
-    })
+    };
+    Ok((segment, file))
 }
 
 /// Opens segment `path` to append to it.
-pub(crate) fn open_for_append(path: &Path) -> Result<File, StorageError> {
-    OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(io_err(path))
+pub(crate) fn open_for_append(
+    fs: &dyn FileSystem,
+    path: &Path,
+) -> Result<Box<dyn FileHandle>, StorageError> {
+    fs.open_append(path).map_err(io_err(path))
 }
 
 /// Makes the creation and deletion of files in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| StorageError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+pub(crate) fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(), StorageError> {
+    fs.sync_dir(dir).map_err(io_err(dir))
 }
 
 /// What reading one segment found.
@@ -120,8 +113,9 @@ pub(crate) struct Scan {
 ///
 /// A defective frame ends the segment as a torn tail (the scan stops there) only if
 /// the segment is the last one, the frame is not a record that passes its checksum
-/// but does not decode, and no valid frame starts where the frame's length field says
-/// it ends. Any other defective frame is [`StorageError::Corrupt`].
+/// but does not decode, and [`tail::corruption`] finds no sign of a flipped bit
+/// (a valid frame behind it, or a frame one bit from valid). Any other defective
+/// frame is [`StorageError::Corrupt`].
 pub(crate) fn scan(
     path: &Path,
     bytes: &[u8],
@@ -153,13 +147,8 @@ pub(crate) fn scan(
                 "{defect}, in a segment that is not the last"
             )));
         }
-        if let Some(len) = defect.plausible_len() {
-            let next = offset + HEADER_LEN + len;
-            if next < bytes.len() && frame::parse(&bytes[next..]).is_ok() {
-                return Err(corrupt(format!(
-                    "{defect}, followed by a valid record at byte {next}"
-                )));
-            }
+        if let Some(reason) = tail::corruption(bytes, offset, &defect) {
+            return Err(corrupt(reason));
         }
         return Ok(Scan {
             facts,

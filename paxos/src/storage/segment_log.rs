@@ -28,32 +28,58 @@
 //! held are durable in a later one first, and syncs the directory after deleting, so
 //! an idle log does not wait for a later sync to make the deletions durable.
 //!
+//! At open, what a killed process may have left in the page cache is made durable
+//! before anything acts on it: the last segment's data, the directory's entries
+//! (a segment it created or deleted) and the directory's own entry in its parent.
+//!
 //! # Recovery rule
 //!
-//! A crash can only tear the end of the last segment; anything else is corruption,
-//! and a replica with a corrupt log must not vote, so it is never silently repaired.
-//! On [`SegmentLog::open`] a defective frame (short header, zero or oversized length,
-//! short payload, checksum mismatch) is a **torn tail** if and only if:
+//! A crash can only tear the end of the last segment: the bytes after its last
+//! complete frame are a prefix of what was being appended, possibly followed by
+//! zeros (space allocated, data never written) or by garbage up to a page end (a
+//! page written in part). Anything else is corruption, and a replica with a corrupt
+//! log must not vote, so it is never silently repaired. On [`SegmentLog::open`] a
+//! defective frame (short header, zero or oversized length, short payload, checksum
+//! mismatch) is a **torn tail** if and only if:
 //!
 //! 1. it is in the last segment, and
 //! 2. it is not a frame that passes its checksum but does not decode, and
-//! 3. no valid frame starts where its length field says it ends (checked only when the
-//!    length field is plausible: non-zero, within the limit, within the file).
+//! 3. no valid frame starts anywhere after it in the segment (zero runs are skipped;
+//!    a torn write never leaves a complete frame behind its first defect), and
+//! 4. it is not one flipped bit from a valid frame: neither its checksum field is
+//!    one bit off its payload's checksum, nor its length field one bit off a length
+//!    whose payload passes the checksum and decodes.
 //!
 //! A torn tail is truncated away (and the truncation synced), with a `warn!` giving the
 //! bytes cut; a zero-filled (preallocated) tail is a torn tail. Every other defect is
-//! [`StorageError::Corrupt`] naming the file and offset. Known limit: a flipped bit in a
-//! *length field* of the last segment looks like a torn write and is cut, since only
-//! the length field says where the next frame would start.
+//! [`StorageError::Corrupt`] naming the file and offset.
+//!
+//! **Detected** without any format change: a flipped bit (or any damage) in a frame
+//! of a segment that is not the last; in the last segment, damage to any frame
+//! that has a valid frame after it, whichever field it hit (a length field that
+//! now points past the file or into the middle of a frame included), and one
+//! flipped bit in the length or checksum field of the last frame.
+//!
+//! **Not detected** (cut as a torn tail): damage to the last frame's payload, or
+//! more than one flipped bit in its header, when nothing valid follows (a torn
+//! write of that frame looks the same); damage that also wiped every later frame
+//! (zeros to the end look like preallocation); and anything past the scan budget
+//! of 3 and 4 (64 MiB of payload hashed per defect, far more than one torn write;
+//! a `warn!` says when it ran out).
+//!
+//! **False alarms**, safe (the replica recovers from its peers) but possible: a torn
+//! record whose command bytes themselves hold a complete valid frame, and a file
+//! system that persists a later page of an unsynced append without an earlier one
+//! (the log assumes appends survive a crash in order, as a prefix).
 
 use super::facts::Facts;
 use super::frame::{self, EncodeError};
 use super::segment::{self, create_segment, io_err, open_for_append, Segment};
 use super::{Storage, StorageError};
+use crate::fs::{self, FileHandle, FileSystem, SharedFs};
 use crate::record::Record;
 use crate::types::Slot;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::{debug, info, warn};
@@ -102,12 +128,14 @@ pub struct LogStats {
 /// recovery rule.
 #[derive(Debug)]
 pub struct SegmentLog {
+    /// The file system the log lives on.
+    fs: SharedFs,
     dir: PathBuf,
     opts: LogOptions,
     /// In log order; never empty. The last one is the current segment.
     segments: Vec<Segment>,
     /// The current segment, opened for appending.
-    current: File,
+    current: Box<dyn FileHandle>,
     /// The facts of the whole log, including deleted segments.
     facts: Facts,
     /// Encode buffer, reused by every append.
@@ -125,24 +153,24 @@ pub struct SegmentLog {
 
 /// Reads every segment of `dir` in order, cutting a torn tail off the last one.
 /// Returns the segments, the facts of the whole log and its records.
-fn read_segments(dir: &Path) -> Result<(Vec<Segment>, Facts, Vec<Record>), StorageError> {
-    let listed = segment::list(dir)?;
+fn read_segments(
+    fs: &dyn FileSystem,
+    dir: &Path,
+) -> Result<(Vec<Segment>, Facts, Vec<Record>), StorageError> {
+    let listed = segment::list(fs, dir)?;
     let mut records = Vec::new();
     let mut segments = Vec::with_capacity(listed.len());
     let mut facts = Facts::default();
     for (i, (seq, path)) in listed.iter().enumerate() {
-        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        let bytes = fs.read(path).map_err(io_err(path))?;
         let scan = segment::scan(path, &bytes, i + 1 == listed.len(), &mut records)?;
         if let Some(defect) = &scan.torn {
             let cut_bytes = bytes.len() as u64 - scan.valid_len;
             warn!(path = %path.display(), offset = scan.valid_len, cut_bytes, %defect,
                 "cutting a torn record off the tail of the log");
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io_err(path))?;
+            let mut file = open_for_append(fs, path)?;
             file.set_len(scan.valid_len).map_err(io_err(path))?;
-            file.sync_all().map_err(io_err(path))?;
+            file.sync_data().map_err(io_err(path))?;
         }
         facts.absorb(&scan.facts);
         segments.push(Segment {
@@ -160,28 +188,50 @@ impl SegmentLog {
     /// is read, a torn tail is cut off, and a corrupt log is refused with
     /// [`StorageError::Corrupt`]. The records read are kept for the first
     /// [`Storage::load`] (which reads the disk again if the log changed since).
+    ///
+    /// The log lives on the machine's real file system; see
+    /// [`SegmentLog::open_on`] for any other.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<SegmentLog, StorageError> {
-        if !dir.is_dir() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                segment::sync_dir(parent)?;
+        SegmentLog::open_on(fs::os(), dir, opts)
+    }
+
+    /// Like [`SegmentLog::open`], on the file system `fs` (a simulated disk in
+    /// tests).
+    pub fn open_on(fs: SharedFs, dir: &Path, opts: LogOptions) -> Result<SegmentLog, StorageError> {
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        let existed = fs.is_dir(dir);
+        if !existed {
+            fs.create_dir_all(dir).map_err(io_err(dir))?;
+            if let Some(parent) = parent {
+                segment::sync_dir(&*fs, parent)?;
             }
         }
-        let (mut segments, facts, records) = read_segments(dir)?;
-        let dir_unsynced = segments.is_empty();
-        if dir_unsynced {
-            segments.push(create_segment(dir, 0)?);
-        }
-        let current = open_for_append(&segments[segments.len() - 1].path)?;
-        // A process killed with SIGKILL leaves its last appends in the page cache:
-        // readable now, but not durable. Make them durable before anyone acts on
-        // them (a promise read back must survive a power loss too).
+        let (mut segments, facts, records) = read_segments(&*fs, dir)?;
+        let fresh = segments.is_empty();
+        let mut current = if fresh {
+            let (first, file) = create_segment(&*fs, dir, 0)?;
+            segments.push(first);
+            file
+        } else {
+            open_for_append(&*fs, &segments[segments.len() - 1].path)?
+        };
+        // A process killed with SIGKILL leaves its last appends, and the segments it
+        // created or deleted, in the page cache: visible now, but not durable. Make
+        // them durable before anyone acts on them (a promise read back must survive
+        // a power loss too, and so must the entry of the segment holding it).
         if opts.sync {
             current
                 .sync_data()
                 .map_err(io_err(&segments[segments.len() - 1].path))?;
+            if !fresh {
+                segment::sync_dir(&*fs, dir)?;
+            }
+            if let Some(parent) = parent.filter(|_| existed) {
+                segment::sync_dir(&*fs, parent)?;
+            }
         }
         let mut log = SegmentLog {
+            fs,
             dir: dir.to_path_buf(),
             opts,
             segments,
@@ -189,7 +239,8 @@ impl SegmentLog {
             facts: facts.clone(),
             buf: Vec::new(),
             unsynced: false,
-            dir_unsynced,
+            // A new first segment's entry is synced by the first sync.
+            dir_unsynced: fresh,
             recovered: Some(records),
             failed: None,
             stats: LogStats::default(),
@@ -216,9 +267,9 @@ impl SegmentLog {
         // recovery treats a defect in any segment but the last as corruption.
         self.sync()?;
         let seq = self.segments[self.segments.len() - 1].seq + 1;
-        let next = create_segment(&self.dir, seq)?;
+        let (next, file) = create_segment(&*self.fs, &self.dir, seq)?;
         self.dir_unsynced = true;
-        self.current = open_for_append(&next.path)?;
+        self.current = file;
         self.segments.push(next);
         let head: Vec<Record> = self.facts.head().collect();
         self.write_records(&head)
@@ -242,7 +293,7 @@ impl SegmentLog {
             log_facts.observe(record);
         }
         let segment = &mut self.segments[current];
-        if let Err(source) = self.current.write_all(&self.buf) {
+        if let Err(source) = self.current.append(&self.buf) {
             // Cut whatever part was written, so the next append does not land behind
             // a torn frame (which recovery would call corruption).
             if let Err(undo) = self.current.set_len(segment.len) {
@@ -280,7 +331,7 @@ impl Storage for SegmentLog {
             return Ok(records);
         }
         // Read the log again from disk, keeping what this handle still owes it.
-        let mut reopened = SegmentLog::open(&self.dir, self.opts)?;
+        let mut reopened = SegmentLog::open_on(self.fs.clone(), &self.dir, self.opts)?;
         reopened.unsynced |= self.unsynced;
         reopened.dir_unsynced |= self.dir_unsynced;
         reopened.stats = self.stats;
@@ -325,7 +376,7 @@ impl Storage for SegmentLog {
         }
         if self.dir_unsynced {
             if self.opts.sync {
-                if let Err(e) = segment::sync_dir(&self.dir) {
+                if let Err(e) = segment::sync_dir(&*self.fs, &self.dir) {
                     self.failed = Some(format!("directory fsync failed: {e}"));
                     return Err(e);
                 }
@@ -408,7 +459,7 @@ impl SegmentLog {
         for &i in doomed {
             // Descending order: earlier indices stay valid.
             let segment = &self.segments[i];
-            match std::fs::remove_file(&segment.path) {
+            match self.fs.remove_file(&segment.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => {

@@ -7,6 +7,7 @@ mod crash_property;
 mod memory;
 mod recovery;
 mod segment_log;
+mod sim_disk;
 
 use super::{LogOptions, SegmentLog, Storage, StorageError};
 use crate::record::Record;
@@ -69,7 +70,7 @@ fn every_variant() -> Vec<Record> {
 
 /// The segment files of `dir`, in log order.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    super::segment::list(dir)
+    super::segment::list(&crate::fs::OsFs, dir)
         .unwrap()
         .into_iter()
         .map(|(_, path)| path)

@@ -216,3 +216,82 @@ fn a_torn_head_of_the_last_segment_is_restated_so_compaction_keeps_the_facts() {
     assert_eq!((state.promised, state.committed), (Ballot::new(8, 0), 1));
     assert_eq!(state.accepted.keys().copied().collect::<Vec<_>>(), vec![5]);
 }
+
+#[test]
+fn a_flipped_bit_in_a_length_field_of_the_last_segment_is_corruption() {
+    let records: Vec<Record> = (0..5).map(|slot| accepted(slot, 1)).collect();
+    // Every bit of the length field of a middle record, and of the last record.
+    for target in [2, 4] {
+        for bit in 0..32 {
+            let dir = TempDir::new().unwrap();
+            let (file, offsets) = one_segment(dir.path(), &records);
+            let len = file_len(&file);
+            let mut bytes = std::fs::read(&file).unwrap();
+            bytes[offsets[target] as usize + bit / 8] ^= 1 << (bit % 8);
+            std::fs::write(&file, bytes).unwrap();
+            let err = SegmentLog::open(dir.path(), opts(1 << 20))
+                .expect_err(&format!("record {target}, bit {bit}: cut as a torn tail"));
+            assert_corrupt_at(err, &file, offsets[target]);
+            assert_eq!(
+                file_len(&file),
+                len,
+                "a corrupt segment must not be truncated"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_zeroed_header_with_valid_records_after_it_is_corruption() {
+    let dir = TempDir::new().unwrap();
+    let records: Vec<Record> = (0..4).map(|slot| accepted(slot, 1)).collect();
+    let (file, offsets) = one_segment(dir.path(), &records);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[offsets[1] as usize..offsets[1] as usize + 8].fill(0);
+    std::fs::write(&file, bytes).unwrap();
+    assert_corrupt_at(
+        SegmentLog::open(dir.path(), opts(1 << 20)).unwrap_err(),
+        &file,
+        offsets[1],
+    );
+}
+
+#[test]
+fn a_flipped_bit_in_the_checksum_field_of_the_last_record_is_corruption() {
+    let dir = TempDir::new().unwrap();
+    let records: Vec<Record> = (0..3).map(|slot| accepted(slot, 1)).collect();
+    let (file, offsets) = one_segment(dir.path(), &records);
+    flip_byte(&file, offsets[2] + 6);
+    assert_corrupt_at(
+        SegmentLog::open(dir.path(), opts(1 << 20)).unwrap_err(),
+        &file,
+        offsets[2],
+    );
+}
+
+#[test]
+fn a_torn_batch_of_records_followed_by_garbage_is_still_a_torn_tail() {
+    // One append of several records, torn inside the second, then a page of
+    // garbage: nothing valid follows the defect.
+    let template = TempDir::new().unwrap();
+    let (file, offsets) = one_segment(template.path(), &[accepted(0, 1)]);
+    let mut log = open(template.path(), 1 << 20);
+    let batch: Vec<Record> = (1..4).map(|slot| accepted(slot, 1)).collect();
+    log.append(&batch).unwrap();
+    drop(log);
+    let full = std::fs::read(&file).unwrap();
+    let second = offsets[0] as usize + (full.len() - offsets[0] as usize) / 4 * 2;
+    for cut in [second, second + 3, second + 9, full.len() - 1] {
+        let dir = TempDir::new().unwrap();
+        let torn_file = dir.path().join(file.file_name().unwrap());
+        let mut bytes = full[..cut].to_vec();
+        bytes.extend((0..4096_u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        std::fs::write(&torn_file, bytes).unwrap();
+        let loaded = reopen_and_load(dir.path(), 1 << 20);
+        assert!(loaded.len() < 4, "cut at {cut}");
+        assert_eq!(
+            loaded[..],
+            [[accepted(0, 1)].as_slice(), &batch][..].concat()[..loaded.len()]
+        );
+    }
+}
