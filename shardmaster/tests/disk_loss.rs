@@ -71,12 +71,16 @@ async fn a_group_whose_majority_lost_their_disks_halts_instead_of_starting_empty
         })
         .await;
         for i in [1, 2] {
+            // Never admitted: no reincarnation can be decided without a majority of
+            // the old membership. (It may have learned decided instances from the
+            // leader's catch-up before it halted: a learner never votes, so that is
+            // harmless, and it depends only on timing.)
             assert_eq!(
                 cl.server(i).incarnation(),
                 None,
                 "replica {i} was admitted empty"
             );
-            assert_eq!(cl.server(i).latest().num, 0);
+            assert!(!cl.server(i).votes_now());
         }
         cl.shutdown().await;
     })
