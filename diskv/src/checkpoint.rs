@@ -21,16 +21,18 @@
 //! file (an unfinished later checkpoint), and loads the key files. The key files then
 //! hold exactly the state at `applied`, so replaying the log from there applies every
 //! instance exactly once (Append and duplicate-table replies included).
+//!
+//! All file I/O goes through a [`FileSystem`]: the machine's, or a simulated disk.
 
 use crate::dedup::DupTable;
 use crate::error::StateError;
 use crate::keyfile::{self, KeyFile};
 use crate::shard::{Shard, ShardMode};
+use paxos::fs::{durable, SharedFs};
 use serde::{Deserialize, Serialize};
 use shardmaster::{Config, Gid};
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io::Write;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -75,14 +77,18 @@ pub type Loaded = (CheckpointRecord, BTreeMap<usize, Shard>);
 /// The on-disk KV state of one replica.
 #[derive(Debug)]
 pub struct DiskStore {
+    fs: SharedFs,
     root: PathBuf,
     number: u64,
     /// `applied` of the newest record written or loaded.
     written: u64,
 }
 
+/// A store's folder on one file system: (the file system's identity, the folder).
+type Root = (usize, PathBuf);
+
 /// Roots with a checkpoint being written off the apply loop (see [`Writing`]).
-static WRITING: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
+static WRITING: Mutex<BTreeMap<Root, usize>> = Mutex::new(BTreeMap::new());
 static WRITTEN: Condvar = Condvar::new();
 
 /// How long opening a store waits for a checkpoint of the same folder that an
@@ -94,12 +100,12 @@ const WAIT_FOR_WRITER: Duration = Duration::from_secs(120);
 /// every such checkpoint finished (its start-up would otherwise remove their temp
 /// files under them).
 #[derive(Debug)]
-pub struct Writing(PathBuf);
+pub struct Writing(Root);
 
 impl Writing {
-    fn new(root: &Path) -> Writing {
-        *lock_writing().entry(root.to_path_buf()).or_insert(0) += 1;
-        Writing(root.to_path_buf())
+    fn new(root: Root) -> Writing {
+        *lock_writing().entry(root.clone()).or_insert(0) += 1;
+        Writing(root)
     }
 }
 
@@ -116,12 +122,12 @@ impl Drop for Writing {
     }
 }
 
-fn lock_writing() -> MutexGuard<'static, BTreeMap<PathBuf, usize>> {
+fn lock_writing() -> MutexGuard<'static, BTreeMap<Root, usize>> {
     WRITING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Waits (bounded) until no checkpoint of `root` is being written.
-fn wait_for_writers(root: &Path) -> Result<(), StateError> {
+fn wait_for_writers(root: &Root) -> Result<(), StateError> {
     let deadline = Instant::now() + WAIT_FOR_WRITER;
     let mut w = lock_writing();
     while w.contains_key(root) {
@@ -129,7 +135,7 @@ fn wait_for_writers(root: &Path) -> Result<(), StateError> {
         if left.is_zero() {
             return Err(StateError::Mismatch(format!(
                 "{} is still being checkpointed by an earlier replica of this process; retry later",
-                root.display()
+                root.1.display()
             )));
         }
         w = WRITTEN
@@ -168,37 +174,19 @@ fn io_err(path: &Path, e: std::io::Error) -> StateError {
     }
 }
 
-fn sync_dir(path: &Path) -> Result<(), StateError> {
-    fs::File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(path, e))
-}
-
-/// Flushes every dirty page and inode of the file system holding `path`.
-fn sync_fs(path: &Path) -> Result<(), StateError> {
-    let dir = fs::File::open(path).map_err(|e| io_err(path, e))?;
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is valid for the duration of the call.
-        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(io_err(path, std::io::Error::last_os_error()));
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        dir.sync_all().map_err(|e| io_err(path, e))
-    }
-}
-
 impl DiskStore {
-    /// The store under `dir/kv` (created if missing).
+    /// The store under `dir/kv` (created if missing), on the machine's file system.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
+        DiskStore::open_on(paxos::fs::os(), dir)
+    }
+
+    /// The store under `dir/kv` (created if missing), on the file system `fs`.
+    pub fn open_on(fs: SharedFs, dir: &Path) -> Result<Self, StateError> {
         let root = dir.join("kv");
-        fs::create_dir_all(&root).map_err(|e| io_err(&root, e))?;
-        wait_for_writers(&root)?;
+        fs.create_dir_all(&root).map_err(|e| io_err(&root, e))?;
+        wait_for_writers(&(fs.identity(), root.clone()))?;
         Ok(DiskStore {
+            fs,
             root,
             number: 0,
             written: 0,
@@ -207,7 +195,7 @@ impl DiskStore {
 
     /// Marks this store as being written until the guard is dropped (see [`Writing`]).
     pub fn writing(&self) -> Writing {
-        Writing::new(&self.root)
+        Writing::new((self.fs.identity(), self.root.clone()))
     }
 
     fn shard_dir(&self, shard: usize) -> PathBuf {
@@ -217,13 +205,11 @@ impl DiskStore {
     /// Loads the latest checkpoint and its shards' data; `None` if there is none.
     pub fn load(&mut self) -> Result<Option<Loaded>, StateError> {
         let path = self.root.join("checkpoint");
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.remove_temp_files()?;
-                return Ok(None);
-            }
-            Err(e) => return Err(io_err(&path, e)),
+        let Some(bytes) =
+            durable::read_if_exists(&*self.fs, &path).map_err(|e| io_err(&path, e))?
+        else {
+            self.remove_temp_files()?;
+            return Ok(None);
         };
         let record = decode_record(&bytes).map_err(|reason| StateError::Corrupt {
             path: path.clone(),
@@ -238,11 +224,10 @@ impl DiskStore {
             let mut s = Shard::new(meta.mode.clone());
             s.dups = meta.dups.clone();
             let dir = self.shard_dir(shard);
-            if dir.exists() {
-                for ent in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
-                    let ent = ent.map_err(|e| io_err(&dir, e))?;
-                    let p = ent.path();
-                    let bytes = fs::read(&p).map_err(|e| io_err(&p, e))?;
+            if self.fs.exists(&dir) {
+                for name in self.fs.read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+                    let p = dir.join(name);
+                    let bytes = self.fs.read(&p).map_err(|e| io_err(&p, e))?;
                     let kf = KeyFile::decode(&bytes).map_err(|reason| StateError::Corrupt {
                         path: p.clone(),
                         reason,
@@ -296,14 +281,14 @@ impl DiskStore {
             match value {
                 Some(value) => {
                     let dir = self.shard_dir(*shard);
-                    fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+                    self.fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
                     let tmp = dir.join(format!("{name}.{n}.tmp"));
                     let bytes = KeyFile {
                         key: key.clone(),
                         value: value.clone(),
                     }
                     .encode();
-                    fs::write(&tmp, bytes).map_err(|e| io_err(&tmp, e))?;
+                    self.fs.write(&tmp, &bytes).map_err(|e| io_err(&tmp, e))?;
                     record.writes.push((*shard, name));
                 }
                 None => record.deletes.push((*shard, name)),
@@ -317,16 +302,12 @@ impl DiskStore {
                 None => record.dropped.push(shard),
             }
         }
-        sync_fs(&self.root)?;
-        let bytes = encode_record(&record);
-        let tmp = self.root.join("checkpoint.tmp");
-        let mut f = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| io_err(&tmp, e))?;
+        self.fs
+            .sync_file_system(&self.root)
+            .map_err(|e| io_err(&self.root, e))?;
         let path = self.root.join("checkpoint");
-        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        sync_dir(&self.root)?;
+        durable::replace(&*self.fs, &path, &encode_record(&record))
+            .map_err(|e| io_err(&path, e))?;
         self.written = record.applied;
         self.finish(&record)
     }
@@ -337,23 +318,23 @@ impl DiskStore {
         for (shard, name) in &record.writes {
             let dir = self.shard_dir(*shard);
             let tmp = dir.join(format!("{name}.{n}.tmp"));
-            if tmp.exists() {
+            if self.fs.exists(&tmp) {
                 let dst = dir.join(name);
-                fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+                self.fs.rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
             }
         }
         for (shard, name) in &record.deletes {
             let p = self.shard_dir(*shard).join(name);
-            match fs::remove_file(&p) {
+            match self.fs.remove_file(&p) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err(&p, e)),
             }
         }
         for shard in &record.dropped {
             let dir = self.shard_dir(*shard);
-            if dir.exists() {
-                fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+            if self.fs.exists(&dir) {
+                self.fs.remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
             }
         }
         Ok(())
@@ -367,12 +348,11 @@ impl DiskStore {
         deletes: &mut Vec<(usize, String)>,
     ) -> Result<(), StateError> {
         let dir = self.shard_dir(shard);
-        if !dir.exists() {
+        if !self.fs.exists(&dir) {
             return Ok(());
         }
-        for ent in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
-            let ent = ent.map_err(|e| io_err(&dir, e))?;
-            let Some(name) = ent.file_name().to_str().map(str::to_string) else {
+        for name in self.fs.read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let Some(name) = name.to_str().map(str::to_string) else {
                 continue;
             };
             if !name.ends_with(".tmp") && !keep.contains(&name) {
@@ -383,17 +363,19 @@ impl DiskStore {
     }
 
     fn remove_temp_files(&self) -> Result<(), StateError> {
-        for ent in fs::read_dir(&self.root).map_err(|e| io_err(&self.root, e))? {
-            let p = ent.map_err(|e| io_err(&self.root, e))?.path();
-            if p.is_dir() {
-                for f in fs::read_dir(&p).map_err(|e| io_err(&p, e))? {
-                    let f = f.map_err(|e| io_err(&p, e))?.path();
-                    if f.extension().is_some_and(|x| x == "tmp") {
-                        fs::remove_file(&f).map_err(|e| io_err(&f, e))?;
+        let fs = &*self.fs;
+        let is_temp = |p: &Path| p.extension().is_some_and(|x| x == "tmp");
+        for name in fs.read_dir(&self.root).map_err(|e| io_err(&self.root, e))? {
+            let p = self.root.join(name);
+            if fs.is_dir(&p) {
+                for f in fs.read_dir(&p).map_err(|e| io_err(&p, e))? {
+                    let f = p.join(f);
+                    if is_temp(&f) {
+                        fs.remove_file(&f).map_err(|e| io_err(&f, e))?;
                     }
                 }
-            } else if p.extension().is_some_and(|x| x == "tmp") {
-                fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+            } else if is_temp(&p) {
+                fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
             }
         }
         Ok(())
@@ -418,4 +400,120 @@ fn decode_record(bytes: &[u8]) -> Result<CheckpointRecord, String> {
         return Err("checksum mismatch".into());
     }
     postcard::from_bytes(&bytes[8..]).map_err(|e| format!("undecodable: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos::fs::{FileSystem, SimFs};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::sync::Arc;
+
+    const DIR: &str = "/r";
+
+    /// A simulated disk holding the durable, empty replica folder `/r`.
+    fn disk() -> (SimFs, SharedFs) {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new(DIR)).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let fs: SharedFs = Arc::new(sim.clone());
+        (sim, fs)
+    }
+
+    fn record(applied: u64) -> CheckpointRecord {
+        let meta = ShardMeta {
+            mode: ShardMode::Serving,
+            dups: DupTable::default(),
+        };
+        CheckpointRecord {
+            number: 0,
+            applied,
+            gid: 1,
+            config: Config::initial(2),
+            now_ms: 0,
+            shards: [(0, meta)].into_iter().collect(),
+            writes: Vec::new(),
+            deletes: Vec::new(),
+            dropped: Vec::new(),
+        }
+    }
+
+    fn change(key: &str, value: Option<&str>) -> KeyChange {
+        (0, key.to_string(), value.map(str::to_string))
+    }
+
+    /// The applied instance and shard 0's data of the checkpoint on the disk.
+    fn loaded(fs: &SharedFs) -> (u64, BTreeMap<String, String>) {
+        let (record, shards) = DiskStore::open_on(fs.clone(), Path::new(DIR))
+            .unwrap()
+            .load()
+            .unwrap()
+            .expect("a checkpoint");
+        let data = shards.get(&0).map(|s| s.data.clone()).unwrap_or_default();
+        (record.applied, data.into_iter().collect())
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_crash_at_any_step_of_a_checkpoint_leaves_the_old_one_or_the_new_one() {
+        let first = data(&[("a", "1"), ("b", "2")]);
+        let second = data(&[("a", "3"), ("c", "4")]);
+        let (mut old_seen, mut new_seen) = (false, false);
+        // Fail the nth write or sync of the second checkpoint, then crash; n past
+        // the last step lets it finish.
+        for (n, fail_sync) in (1..12).flat_map(|n| [(n, false), (n, true)]) {
+            for seed in 0..4 {
+                let (sim, fs) = disk();
+                let mut store = DiskStore::open_on(fs.clone(), Path::new(DIR)).unwrap();
+                let changes = [change("a", Some("1")), change("b", Some("2"))];
+                store.write(record(10), &changes, vec![]).unwrap();
+                if fail_sync {
+                    sim.fail_nth_sync(n);
+                } else {
+                    sim.fail_nth_write(n);
+                }
+                let changes = [
+                    change("a", Some("3")),
+                    change("b", None),
+                    change("c", Some("4")),
+                ];
+                let finished = store.write(record(20), &changes, vec![]).is_ok();
+                drop(store);
+                sim.crash(&mut StdRng::seed_from_u64(seed));
+                let (applied, found) = loaded(&fs);
+                let expected = match applied {
+                    10 if !finished => &first,
+                    20 => &second,
+                    other => panic!("checkpoint {other} after step {n} (finished: {finished})"),
+                };
+                assert_eq!(&found, expected, "step {n}, sync {fail_sync}, seed {seed}");
+                old_seen |= applied == 10;
+                new_seen |= applied == 20;
+                // Loading redid the renames and removed temp files for good.
+                sim.crash_losing_unsynced();
+                assert_eq!(loaded(&fs), (applied, expected.clone()));
+            }
+        }
+        assert!(old_seen && new_seen, "old {old_seen}, new {new_seen}");
+    }
+
+    #[test]
+    fn stores_at_the_same_path_on_two_disks_do_not_wait_for_each_other() {
+        let (_a, fs_a) = disk();
+        let (_b, fs_b) = disk();
+        let store_a = DiskStore::open_on(fs_a.clone(), Path::new(DIR)).unwrap();
+        let _writing = store_a.writing();
+        // Would wait for the checkpoint of disk a if stores were keyed by path only.
+        let started = Instant::now();
+        DiskStore::open_on(fs_b, Path::new(DIR)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(lock_writing().contains_key(&(fs_a.identity(), PathBuf::from("/r/kv"))));
+    }
 }

@@ -10,22 +10,32 @@
 //!   started; fresh once enough of them say they are new too; otherwise it waits.
 //! - A lost replica gets an identity marked `recovering` and rejoins as a new acceptor
 //!   incarnation (see `crate::recovery`).
+//!
+//! A replica creates its (empty) log durably *before* it first writes its identity,
+//! so a directory with an identity but no log lost the log, and with it the
+//! promises this replica made: it is damaged, never a known replica (which would
+//! vote as if it had promised nothing). An empty log without an identity is a
+//! replica that crashed while first starting: new.
 
 use crate::error::StateError;
 use crate::identity::Identity;
 use crate::reconfig;
 use crate::server::ServerOptions;
 use crate::state::KvState;
+use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;
 use paxos::probe::Verdict;
-use paxos::Slot;
+use paxos::storage::SegmentLog;
+use paxos::{Slot, StorageError};
+use std::path::{Path, PathBuf};
 
-/// Opens `opts.dir`: the identity, the state and the instance it covers.
+/// Opens `opts.dir` on `fs`: the identity, the state and the instance it covers.
 pub(crate) async fn open_dir(
+    fs: &SharedFs,
     opts: &ServerOptions,
     host: &Host,
 ) -> Result<(Identity, KvState, Slot), StateError> {
-    match inspect(opts) {
+    match inspect(fs, opts) {
         Ok(Some((id, state, applied))) => {
             if id.recovering.is_some() {
                 host.recovering();
@@ -33,14 +43,17 @@ pub(crate) async fn open_dir(
             return Ok((id, state, applied));
         }
         Ok(None) if opts.restart => {
-            return lost(opts, host, "--restart with an empty directory").await
+            return lost(fs, opts, host, "--restart with an empty directory").await
         }
         Ok(None) => {}
         Err(damage @ StateError::Corrupt { .. }) => {
+            let now = paxos::quarantine::now_secs();
             let moved =
-                paxos::quarantine::quarantine(&opts.dir, &[]).map_err(|e| StateError::Io {
-                    path: opts.dir.clone(),
-                    source: e,
+                paxos::quarantine::quarantine_on(&**fs, &opts.dir, &[], now).map_err(|e| {
+                    StateError::Io {
+                        path: opts.dir.clone(),
+                        source: e,
+                    }
                 })?;
             tracing::error!(
                 gid = opts.gid,
@@ -50,12 +63,12 @@ pub(crate) async fn open_dir(
                 "damaged state moved aside (never repaired in place); recovering from the peers \
                  like a lost disk"
             );
-            return lost(opts, host, "its state was damaged").await;
+            return lost(fs, opts, host, "its state was damaged").await;
         }
         Err(e) => return Err(e),
     }
     match host.probe(opts.me, &opts.peers).await {
-        Verdict::Lost { reason } => lost(opts, host, &reason).await,
+        Verdict::Lost { reason } => lost(fs, opts, host, &reason).await,
         _ => {
             let id = Identity {
                 cluster: Identity::cluster_of(&opts.masters),
@@ -65,24 +78,47 @@ pub(crate) async fn open_dir(
                 incarnation: 0,
                 recovering: None,
             };
-            id.store(&opts.dir)?;
+            let (state, applied) = create(fs, opts, &id)?;
             tracing::info!(
                 gid = opts.gid,
                 me = opts.me,
                 "a new replica of a new group: starting fresh"
             );
-            let (state, applied) = KvState::open(&opts.dir, opts.gid, id.nshards)?;
             Ok((id, state, applied))
         }
     }
 }
 
-/// The directory's identity and state; `None` if it is empty. `Corrupt` if anything
-/// in it fails its checks.
-fn inspect(opts: &ServerOptions) -> Result<Option<(Identity, KvState, Slot)>, StateError> {
-    let log_dir = opts.dir.join("log");
-    let Some(id) = Identity::load(&opts.dir)? else {
-        if has_entries(&log_dir) || has_entries(&opts.dir.join("kv")) {
+/// The log folder of `opts.dir`.
+fn log_dir(opts: &ServerOptions) -> PathBuf {
+    opts.dir.join("log")
+}
+
+/// A damaged-log error as the KV state reports it.
+fn log_damage(e: StorageError) -> StateError {
+    match e {
+        StorageError::Corrupt {
+            path,
+            offset,
+            reason,
+        } => StateError::Corrupt {
+            path,
+            reason: format!("at byte {offset}: {reason}"),
+        },
+        other => StateError::Paxos(other.into()),
+    }
+}
+
+/// The directory's identity and state; `None` if it is new (nothing in it, or only
+/// the empty log of a first start that crashed). `Corrupt` if anything in it fails
+/// its checks, a known replica's missing log included.
+fn inspect(
+    fs: &SharedFs,
+    opts: &ServerOptions,
+) -> Result<Option<(Identity, KvState, Slot)>, StateError> {
+    let Some(id) = Identity::load(&**fs, &opts.dir)? else {
+        let log_data = SegmentLog::holds_data_on(&**fs, &log_dir(opts)).map_err(log_damage)?;
+        if log_data || has_entries(&**fs, &opts.dir.join("kv")) {
             return Err(StateError::Corrupt {
                 path: opts.dir.join("identity"),
                 reason: "missing, although the directory holds a log or data".into(),
@@ -96,28 +132,31 @@ fn inspect(opts: &ServerOptions) -> Result<Option<(Identity, KvState, Slot)>, St
             cluster: Identity::cluster_of(&opts.masters),
             ..id
         };
-        named.store(&opts.dir)?;
+        named.store(&**fs, &opts.dir)?;
         named
     } else {
         id
     };
-    paxos::quarantine::check_log(&log_dir).map_err(|e| match e {
-        paxos::StorageError::Corrupt {
-            path,
-            offset,
-            reason,
-        } => StateError::Corrupt {
-            path,
-            reason: format!("at byte {offset}: {reason}"),
-        },
-        other => StateError::Paxos(other.into()),
-    })?;
-    let (state, applied) = KvState::open(&opts.dir, opts.gid, id.nshards)?;
+    paxos::quarantine::check_known_log_on(fs.clone(), &log_dir(opts)).map_err(log_damage)?;
+    let (state, applied) = KvState::open_on(fs.clone(), &opts.dir, opts.gid, id.nshards)?;
     Ok(Some((id, state, applied)))
 }
 
-fn has_entries(dir: &std::path::Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+/// Makes `opts.dir` the directory of replica `id`: its log first, then its
+/// identity (see the module docs), then its (empty) state.
+fn create(
+    fs: &SharedFs,
+    opts: &ServerOptions,
+    id: &Identity,
+) -> Result<(KvState, Slot), StateError> {
+    paxos::quarantine::create_log_on(fs.clone(), &log_dir(opts))
+        .map_err(|e| StateError::Paxos(e.into()))?;
+    id.store(&**fs, &opts.dir)?;
+    KvState::open_on(fs.clone(), &opts.dir, opts.gid, id.nshards)
+}
+
+fn has_entries(fs: &dyn FileSystem, dir: &Path) -> bool {
+    fs.read_dir(dir).is_ok_and(|names| !names.is_empty())
 }
 
 async fn shard_count(opts: &ServerOptions) -> usize {
@@ -129,6 +168,7 @@ async fn shard_count(opts: &ServerOptions) -> usize {
 
 /// Records that this replica recovers a lost disk and opens its (empty) state.
 async fn lost(
+    fs: &SharedFs,
     opts: &ServerOptions,
     host: &Host,
     why: &str,
@@ -152,7 +192,84 @@ async fn lost(
         incarnation: 0,
         recovering: Some(rand::random::<u64>() | 1),
     };
-    id.store(&opts.dir)?;
-    let (state, applied) = KvState::open(&opts.dir, opts.gid, id.nshards)?;
+    let (state, applied) = create(fs, opts, &id)?;
     Ok((id, state, applied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos::fs::SimFs;
+    use std::sync::Arc;
+
+    /// Replica 0 of group 1, kept in `/r` on a simulated disk.
+    fn replica() -> (SimFs, SharedFs, ServerOptions) {
+        let sim = SimFs::new();
+        sim.create_dir_all(Path::new("/r")).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let opts = ServerOptions {
+            gid: 1,
+            masters: vec!["127.0.0.1:1".into()],
+            peers: vec!["127.0.0.1:2".into(), "127.0.0.1:3".into()],
+            me: 0,
+            dir: PathBuf::from("/r"),
+            restart: false,
+            join: false,
+            unreliable: false,
+            nshards: Some(4),
+        };
+        let fs: SharedFs = Arc::new(sim.clone());
+        (sim, fs, opts)
+    }
+
+    fn identity(opts: &ServerOptions) -> Identity {
+        Identity {
+            cluster: Identity::cluster_of(&opts.masters),
+            gid: opts.gid,
+            me: opts.me,
+            nshards: 4,
+            incarnation: 0,
+            recovering: None,
+        }
+    }
+
+    fn is_damaged(r: Result<Option<(Identity, KvState, Slot)>, StateError>) -> bool {
+        matches!(r, Err(StateError::Corrupt { .. }))
+    }
+
+    #[test]
+    fn an_identity_without_a_log_is_damaged() {
+        let (sim, fs, opts) = replica();
+        identity(&opts).store(&sim, &opts.dir).unwrap();
+        assert!(is_damaged(inspect(&fs, &opts)), "no log folder");
+        sim.create_dir_all(&log_dir(&opts)).unwrap();
+        assert!(
+            is_damaged(inspect(&fs, &opts)),
+            "a log folder without segments"
+        );
+    }
+
+    #[test]
+    fn a_created_replica_is_known_after_any_crash_once_created() {
+        let (sim, fs, opts) = replica();
+        let id = identity(&opts);
+        create(&fs, &opts, &id).unwrap();
+        sim.crash_losing_unsynced();
+        let (known, _, applied) = inspect(&fs, &opts).unwrap().expect("a known replica");
+        assert_eq!((known, applied), (id, 0));
+    }
+
+    #[test]
+    fn an_empty_log_without_an_identity_is_a_new_replica_but_records_are_damage() {
+        let (sim, fs, opts) = replica();
+        // A first start that crashed between its log and its identity.
+        paxos::quarantine::create_log_on(fs.clone(), &log_dir(&opts)).unwrap();
+        sim.crash_losing_unsynced();
+        assert!(matches!(inspect(&fs, &opts), Ok(None)));
+        // A log with records but no identity is damage.
+        let mut log = SegmentLog::open_on(fs.clone(), &log_dir(&opts), Default::default()).unwrap();
+        paxos::Storage::append(&mut log, &[paxos::Record::Committed { upto: 1 }]).unwrap();
+        drop(log);
+        assert!(is_damaged(inspect(&fs, &opts)));
+    }
 }

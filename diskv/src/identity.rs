@@ -7,9 +7,8 @@
 //! ran: never start fresh then); see `crate::disk`.
 
 use crate::error::StateError;
+use paxos::fs::{durable, FileSystem};
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 const FILE: &str = "identity";
@@ -36,41 +35,32 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Reads the identity of `dir`, if it has one.
-    pub fn load(dir: &Path) -> Result<Option<Identity>, StateError> {
+    /// Reads the identity of `dir` on `fs`, if it has one.
+    pub fn load(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Identity>, StateError> {
         let path = dir.join(FILE);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StateError::Corrupt {
-                        path,
-                        reason: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::Io { path, source: e }),
-        }
+        let bytes = match durable::read_if_exists(fs, &path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(source) => return Err(StateError::Io { path, source }),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
     }
 
-    /// Writes the identity durably (temp file, fsync, rename, directory fsync).
-    pub fn store(&self, dir: &Path) -> Result<(), StateError> {
-        let io = |path: &Path, e| StateError::Io {
+    /// Writes the identity of `dir` on `fs` durably ([`durable::replace`]).
+    pub fn store(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), StateError> {
+        let io = |path: &Path, source| StateError::Io {
             path: path.to_path_buf(),
-            source: e,
+            source,
         };
-        fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        let mut f = fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| io(&tmp, e))?;
+        fs.create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join(FILE);
-        fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io(dir, e))
+        let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        durable::replace(fs, &path, &bytes).map_err(|e| io(&path, e))
     }
 
     /// The cluster name of shardmaster addresses `masters`: the same whatever
@@ -118,6 +108,7 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paxos::fs::OsFs;
 
     fn masters(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -162,8 +153,8 @@ mod tests {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let named = identity(&["b:1", "a:1"]);
-        named.store(dir.path()).unwrap();
-        let back = Identity::load(dir.path()).unwrap().unwrap();
+        named.store(&OsFs, dir.path()).unwrap();
+        let back = Identity::load(&OsFs, dir.path()).unwrap().unwrap();
         assert_eq!(back, named);
         assert_eq!(back.cluster, vec!["a:1".to_string(), "b:1".to_string()]);
     }

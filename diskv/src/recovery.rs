@@ -12,6 +12,7 @@ use crate::identity::Identity;
 use crate::server::ServerOptions;
 use crate::state::KvState;
 use futures::future::BoxFuture;
+use paxos::fs::SharedFs;
 use paxos::recovery::{Outcome, SnapshotSource};
 use paxos::rsm::{Install, Rsm};
 use paxos::{NodeId, Slot};
@@ -58,6 +59,7 @@ pub(crate) fn spawn(
     rsm: Rsm<KvState>,
     opts: ServerOptions,
     identity: Identity,
+    fs: SharedFs,
     halted: Arc<AtomicBool>,
     stop: watch::Receiver<bool>,
 ) {
@@ -73,7 +75,7 @@ pub(crate) fn spawn(
                     recovering: None,
                     ..identity
                 };
-                if let Err(e) = done.store(&opts.dir) {
+                if let Err(e) = done.store(&*fs, &opts.dir) {
                     tracing::error!(gid = opts.gid, me = opts.me, error = %e, "cannot record the end of recovery; the next start resumes it");
                 }
                 tracing::info!(

@@ -61,7 +61,10 @@ impl KvServer {
             )));
         }
         let host = Host::bind(listener)?;
-        let (identity, state, applied) = disk::open_dir(&opts, &host).await?;
+        // Every file of the replica but the log goes through this file system (the
+        // log is opened by the host, on the machine's).
+        let fs = paxos::fs::os();
+        let (identity, state, applied) = disk::open_dir(&fs, &opts, &host).await?;
         let (stop, stop_rx) = watch::channel(false);
         let hosted = host.start(
             HostOptions {
@@ -98,6 +101,7 @@ impl KvServer {
                 rsm.clone(),
                 opts.clone(),
                 identity,
+                fs,
                 halted.clone(),
                 stop_rx.clone(),
             );

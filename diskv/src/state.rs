@@ -101,7 +101,17 @@ impl KvState {
     /// Opens the state kept under `dir`; returns it with the first log instance not
     /// yet reflected in it.
     pub fn open(dir: &Path, gid: Gid, nshards: usize) -> Result<(Self, Slot), StateError> {
-        let mut disk = DiskStore::open(dir)?;
+        KvState::open_on(paxos::fs::os(), dir, gid, nshards)
+    }
+
+    /// Like [`KvState::open`], on the file system `fs`.
+    pub fn open_on(
+        fs: paxos::fs::SharedFs,
+        dir: &Path,
+        gid: Gid,
+        nshards: usize,
+    ) -> Result<(Self, Slot), StateError> {
+        let mut disk = DiskStore::open_on(fs, dir)?;
         let mut st = KvState::in_memory(gid, nshards);
         let loaded = disk.load()?;
         st.disk = Some(Arc::new(Mutex::new(disk)));

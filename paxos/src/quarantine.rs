@@ -7,9 +7,14 @@
 //! whole directory's contents to `DIR/quarantine-<unix seconds>/` (kept for
 //! forensics), says so in the log, and recovers like a lost disk: as a new acceptor
 //! incarnation with a snapshot from its peers.
+//!
+//! A missing log is damage too, once the replica's identity record says it ran: a
+//! replica creates its log durably ([`create_log_on`]) before it first writes its
+//! identity, so an identity without a log ([`check_known_log_on`]) means the log,
+//! and the promises in it, were lost.
 
 use crate::fs::{self, FileSystem, SharedFs};
-use crate::storage::{LogOptions, SegmentLog, StorageError};
+use crate::storage::{LogOptions, SegmentLog, Storage, StorageError};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,6 +37,30 @@ pub fn check_log_on(fs: SharedFs, log_dir: &Path) -> Result<(), StorageError> {
     SegmentLog::open_on(fs, log_dir, LogOptions::default()).map(drop)
 }
 
+/// Creates the (empty) log in `log_dir` on `fs`, durably: its folder, its first
+/// segment and both directory entries. A replica does this before it first writes
+/// its identity record.
+pub fn create_log_on(fs: SharedFs, log_dir: &Path) -> Result<(), StorageError> {
+    SegmentLog::open_on(fs, log_dir, LogOptions::default())?.sync()
+}
+
+/// Checks the log of a replica whose identity record says it has run: like
+/// [`check_log_on`], and a missing log (no folder, or no segment in it) is
+/// [`StorageError::Corrupt`] too, since the replica would vote without the
+/// promises it made.
+pub fn check_known_log_on(fs: SharedFs, log_dir: &Path) -> Result<(), StorageError> {
+    if !SegmentLog::exists_on(&*fs, log_dir)? {
+        return Err(StorageError::Corrupt {
+            path: log_dir.to_path_buf(),
+            offset: 0,
+            reason: "no log segment, although the replica's identity record says it has run \
+                     (it would vote without the promises it made)"
+                .into(),
+        });
+    }
+    check_log_on(fs, log_dir)
+}
+
 /// True if `e` says the log is damaged (rather than, say, unreadable).
 pub fn is_corrupt(e: &StorageError) -> bool {
     matches!(e, StorageError::Corrupt { .. })
@@ -41,10 +70,15 @@ pub fn is_corrupt(e: &StorageError) -> bool {
 /// folders) into a new `dir/quarantine-<unix seconds>/`, durably. Returns that
 /// folder, or `None` if there was nothing to move.
 pub fn quarantine(dir: &Path, keep: &[&str]) -> io::Result<Option<PathBuf>> {
-    let secs = SystemTime::now()
+    quarantine_on(&fs::OsFs, dir, keep, now_secs())
+}
+
+/// Seconds since the Unix epoch by the system clock: the name of a quarantine
+/// folder made now.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    quarantine_on(&fs::OsFs, dir, keep, secs)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Like [`quarantine`], on the file system `fs`, naming the folder after `secs`
@@ -116,6 +150,28 @@ mod tests {
     fn a_missing_log_is_not_corrupt() {
         let d = tempfile::tempdir().unwrap();
         assert!(check_log(&d.path().join("log")).is_ok());
+    }
+
+    #[test]
+    fn a_known_replica_needs_a_log_with_a_segment() {
+        let sim = SimFs::new();
+        let shared: SharedFs = std::sync::Arc::new(sim.clone());
+        let log = Path::new("/replica/log");
+        sim.create_dir_all(Path::new("/replica")).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let missing = check_known_log_on(shared.clone(), log).unwrap_err();
+        assert!(is_corrupt(&missing), "{missing}");
+        sim.create_dir_all(log).unwrap();
+        let empty = check_known_log_on(shared.clone(), log).unwrap_err();
+        assert!(is_corrupt(&empty), "{empty}");
+        assert!(
+            check_log_on(shared.clone(), log).is_ok(),
+            "an unknown replica may have none"
+        );
+        sim.remove_dir_all(log).unwrap();
+        create_log_on(shared.clone(), log).unwrap();
+        sim.crash_losing_unsynced();
+        check_known_log_on(shared, log).unwrap();
     }
 
     #[test]

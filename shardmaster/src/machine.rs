@@ -26,6 +26,7 @@ use crate::op::OpResult;
 use crate::persist::{self, Checkpoint, CheckpointRef};
 use crate::rpc::{MachineSnapshot, OpRequest};
 use crate::state::ConfigStore;
+use paxos::fs::SharedFs;
 use paxos::rsm::StateMachine;
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,8 @@ pub struct DupEntry {
 /// Settings of a [`ShardmasterMachine`].
 #[derive(Clone, Debug)]
 pub struct MachineOptions {
+    /// The file system holding the data directory.
+    pub fs: SharedFs,
     /// The data directory, where checkpoints go (`DIR/state`).
     pub dir: PathBuf,
     /// Write a checkpoint at the latest after this many applied instances.
@@ -147,7 +150,7 @@ impl ShardmasterMachine {
             store: &snap.store,
             dups: &snap.dups,
         };
-        persist::save_checkpoint(&self.opts.dir, &ckpt)?;
+        persist::save_checkpoint(&*self.opts.fs, &self.opts.dir, &ckpt)?;
         self.store = snap.store.clone();
         self.dups = snap.dups.clone();
         self.applied = snap.applied;
@@ -212,7 +215,8 @@ impl StateMachine for ShardmasterMachine {
                 store: &self.store,
                 dups: &self.dups,
             };
-            persist::save_checkpoint(&self.opts.dir, &ckpt).map_err(|e| e.to_string())?;
+            persist::save_checkpoint(&*self.opts.fs, &self.opts.dir, &ckpt)
+                .map_err(|e| e.to_string())?;
             tracing::debug!(
                 node = self.opts.me,
                 applied,
@@ -247,6 +251,7 @@ mod tests {
             None,
             4,
             MachineOptions {
+                fs: paxos::fs::os(),
                 dir: dir.to_path_buf(),
                 checkpoint_every: 10,
                 me: 0,
@@ -330,14 +335,19 @@ mod tests {
         m.apply_request(&req(1, 1, join(5))).unwrap();
         // Not idle and fewer than checkpoint_every instances: nothing written.
         assert_eq!(m.checkpoint(3, false), Ok(Some(0)));
-        assert_eq!(persist::load_checkpoint(dir.path()).unwrap(), None);
+        assert_eq!(
+            persist::load_checkpoint(&paxos::fs::OsFs, dir.path()).unwrap(),
+            None
+        );
         // Idle: written.
         assert_eq!(m.checkpoint(3, true), Ok(Some(3)));
         // Due: written even though busy.
         m.apply_request(&req(1, 2, join(6))).unwrap();
         assert_eq!(m.checkpoint(12, false), Ok(Some(3)));
         assert_eq!(m.checkpoint(13, false), Ok(Some(13)));
-        let ckpt = persist::load_checkpoint(dir.path()).unwrap().unwrap();
+        let ckpt = persist::load_checkpoint(&paxos::fs::OsFs, dir.path())
+            .unwrap()
+            .unwrap();
         assert_eq!(ckpt.applied, 13);
         assert_eq!(&ckpt.store, m.store());
         assert_eq!(&ckpt.dups, m.dups());
@@ -346,6 +356,7 @@ mod tests {
             Some(ckpt),
             4,
             MachineOptions {
+                fs: paxos::fs::os(),
                 dir: dir.path().to_path_buf(),
                 checkpoint_every: 10,
                 me: 0,
@@ -368,6 +379,7 @@ mod tests {
             None,
             4,
             MachineOptions {
+                fs: paxos::fs::os(),
                 dir: missing,
                 checkpoint_every: 1,
                 me: 0,

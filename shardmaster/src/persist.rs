@@ -11,9 +11,13 @@
 //!
 //! **The log is the durability point.** An operation is acknowledged once its log
 //! instance is durable on a majority; the checkpoint only lets the log forget its
-//! prefix. Every file is replaced atomically: written to `NAME.tmp`, fsynced, renamed
-//! over `NAME`, and the directory fsynced. A crash at any instant leaves either the
-//! old or the new file, and the log holds every instance after the checkpoint's.
+//! prefix. Every file is replaced atomically ([`paxos::fs::durable::replace`]:
+//! written to `NAME.tmp`, fsynced, renamed over `NAME`, and the directory fsynced).
+//! A crash at any instant leaves either the old or the new file, and the log holds
+//! every instance after the checkpoint's.
+//!
+//! Every function takes the [`FileSystem`] the directory lives on: the machine's
+//! ([`paxos::fs::OsFs`]) or a simulated disk.
 //!
 //! The checkpoint's format is `"DSM1"`, the CRC-32C of the payload (u32 LE), the
 //! payload's length (u64 LE) and the payload, [`Checkpoint`] in postcard. A file
@@ -23,10 +27,10 @@ use crate::config::DEFAULT_SHARDS;
 use crate::error::ShardmasterError;
 use crate::machine::DupTable;
 use crate::state::ConfigStore;
+use paxos::fs::{durable, FileLock, FileSystem};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 /// Name of the checkpoint file.
@@ -81,79 +85,53 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> ShardmasterError {
     }
 }
 
-/// Makes `path`'s entries (new files, renames) durable.
-fn sync_dir(path: &Path) -> Result<(), ShardmasterError> {
-    fs::File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| storage_err("fsync", path, e))
-}
-
 /// Replaces `dir/name` with `bytes` atomically and durably.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ShardmasterError> {
-    let tmp = dir.join(format!("{name}.tmp"));
+fn write_atomic(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), ShardmasterError> {
     let path = dir.join(name);
-    let mut f = fs::File::create(&tmp).map_err(|e| storage_err("create", &tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| storage_err("write", &tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(|e| storage_err("rename", &path, e))?;
-    sync_dir(dir)
+    durable::replace(fs, &path, bytes).map_err(|e| storage_err("replace", &path, e))
 }
 
 /// Reads `path`, `None` if it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ShardmasterError> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(storage_err("read", path, e)),
-    }
+fn read_optional(fs: &dyn FileSystem, path: &Path) -> Result<Option<Vec<u8>>, ShardmasterError> {
+    durable::read_if_exists(fs, path).map_err(|e| storage_err("read", path, e))
 }
 
 /// An exclusive lock on a data directory, released when dropped.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: fs::File,
+    _lock: FileLock,
 }
 
 /// Creates `dir` if missing and locks it for this server.
-pub fn lock_dir(dir: &Path) -> Result<DirLock, ShardmasterError> {
-    fs::create_dir_all(dir).map_err(|e| storage_err("create", dir, e))?;
+pub fn lock_dir(fs: &dyn FileSystem, dir: &Path) -> Result<DirLock, ShardmasterError> {
+    fs.create_dir_all(dir)
+        .map_err(|e| storage_err("create", dir, e))?;
     let path = dir.join(LOCK_FILE);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| storage_err("open", &path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is valid for the duration of the call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(if e.kind() == ErrorKind::WouldBlock {
-                ShardmasterError::DirInUse {
-                    path: dir.display().to_string(),
-                }
-            } else {
-                storage_err("lock", &path, e)
-            });
-        }
+    match fs.lock(&path) {
+        Ok(lock) => Ok(DirLock { _lock: lock }),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Err(ShardmasterError::DirInUse {
+            path: dir.display().to_string(),
+        }),
+        Err(e) => Err(storage_err("lock", &path, e)),
     }
-    Ok(DirLock { _file: file })
 }
 
 /// Reads the cluster record, or writes it at first start, and checks the settings
 /// given now against it. `nshards: None` means "as recorded" (or the default, 10,
 /// at first start).
 pub fn open_cluster(
+    fs: &dyn FileSystem,
     dir: &Path,
     nshards: Option<usize>,
     me: usize,
     peers: usize,
 ) -> Result<ClusterRecord, ShardmasterError> {
-    match read_cluster(dir)? {
+    match read_cluster(fs, dir)? {
         Some(record) => check_cluster(dir, &record, nshards, me, peers).map(|()| record),
         None => {
             let record = ClusterRecord {
@@ -162,19 +140,26 @@ pub fn open_cluster(
                 peers,
                 recovering: None,
             };
-            write_cluster(dir, &record)?;
+            write_cluster(fs, dir, &record)?;
             Ok(record)
         }
     }
 }
 
 /// Reads the cluster record; `None` if the directory has none and nothing else
-/// either (a new or lost directory). A record missing next to a log or checkpoint,
-/// or one that does not parse, is [`ShardmasterError::CorruptFile`].
-pub fn read_cluster(dir: &Path) -> Result<Option<ClusterRecord>, ShardmasterError> {
+/// either (a new or lost directory; an empty log, created before the record at
+/// first start, counts as nothing). A record missing next to a log with records or
+/// a checkpoint, or one that does not parse, is [`ShardmasterError::CorruptFile`].
+pub fn read_cluster(
+    fs: &dyn FileSystem,
+    dir: &Path,
+) -> Result<Option<ClusterRecord>, ShardmasterError> {
     let path = dir.join(CLUSTER_FILE);
-    let Some(bytes) = read_optional(&path)? else {
-        if dir.join(STATE_FILE).exists() || dir_has_entries(&dir.join(LOG_DIR))? {
+    let Some(bytes) = read_optional(fs, &path)? else {
+        let log = dir.join(LOG_DIR);
+        let log_data = paxos::storage::SegmentLog::holds_data_on(fs, &log)
+            .map_err(|e| storage_err("list", &log, e))?;
+        if fs.exists(&dir.join(STATE_FILE)) || log_data {
             return Err(corrupt(
                 &path,
                 "missing, although the directory holds a log or a checkpoint",
@@ -189,9 +174,13 @@ pub fn read_cluster(dir: &Path) -> Result<Option<ClusterRecord>, ShardmasterErro
 }
 
 /// Writes the cluster record (after checking its shard count), atomically.
-pub fn write_cluster(dir: &Path, record: &ClusterRecord) -> Result<(), ShardmasterError> {
+pub fn write_cluster(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    record: &ClusterRecord,
+) -> Result<(), ShardmasterError> {
     ConfigStore::new(record.nshards)?;
-    write_atomic(dir, CLUSTER_FILE, encode_cluster(record).as_bytes())
+    write_atomic(fs, dir, CLUSTER_FILE, encode_cluster(record).as_bytes())
 }
 
 /// Checks the settings given now against the recorded ones.
@@ -219,14 +208,6 @@ pub fn check_cluster(
         return Err(mismatch("the number of --peers", record.peers, peers));
     }
     Ok(())
-}
-
-fn dir_has_entries(dir: &Path) -> Result<bool, ShardmasterError> {
-    match fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_some()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(storage_err("list", dir, e)),
-    }
 }
 
 fn encode_cluster(r: &ClusterRecord) -> String {
@@ -303,16 +284,23 @@ impl Checkpoint {
 }
 
 /// Writes `ckpt` as `dir/state`, atomically and durably.
-pub fn save_checkpoint(dir: &Path, ckpt: &CheckpointRef<'_>) -> Result<(), ShardmasterError> {
+pub fn save_checkpoint(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    ckpt: &CheckpointRef<'_>,
+) -> Result<(), ShardmasterError> {
     let path = dir.join(STATE_FILE);
     let bytes = encode_checkpoint(ckpt).map_err(|e| storage_err("encode", &path, e))?;
-    write_atomic(dir, STATE_FILE, &bytes)
+    write_atomic(fs, dir, STATE_FILE, &bytes)
 }
 
 /// Reads `dir/state`; `None` if there is none yet.
-pub fn load_checkpoint(dir: &Path) -> Result<Option<Checkpoint>, ShardmasterError> {
+pub fn load_checkpoint(
+    fs: &dyn FileSystem,
+    dir: &Path,
+) -> Result<Option<Checkpoint>, ShardmasterError> {
     let path = dir.join(STATE_FILE);
-    match read_optional(&path)? {
+    match read_optional(fs, &path)? {
         None => Ok(None),
         Some(bytes) => decode_checkpoint(&bytes)
             .map(Some)
@@ -367,6 +355,8 @@ mod tests {
     use super::*;
     use crate::machine::DupEntry;
     use crate::op::{Op, OpResult};
+    use paxos::fs::OsFs;
+    use std::fs;
 
     fn sample() -> Checkpoint {
         let mut store = ConfigStore::new(4).unwrap();
@@ -401,9 +391,9 @@ mod tests {
     #[test]
     fn checkpoint_round_trips_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load_checkpoint(dir.path()).unwrap(), None);
-        save_checkpoint(dir.path(), &sample().borrowed()).unwrap();
-        assert_eq!(load_checkpoint(dir.path()).unwrap(), Some(sample()));
+        assert_eq!(load_checkpoint(&OsFs, dir.path()).unwrap(), None);
+        save_checkpoint(&OsFs, dir.path(), &sample().borrowed()).unwrap();
+        assert_eq!(load_checkpoint(&OsFs, dir.path()).unwrap(), Some(sample()));
         assert!(!dir.path().join("state.tmp").exists());
     }
 
@@ -430,7 +420,7 @@ mod tests {
     fn a_corrupt_checkpoint_file_is_reported_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(STATE_FILE), b"DSM1garbage-garbage").unwrap();
-        let err = load_checkpoint(dir.path()).unwrap_err();
+        let err = load_checkpoint(&OsFs, dir.path()).unwrap_err();
         assert!(
             matches!(&err, ShardmasterError::CorruptFile { path, .. } if path.ends_with("state")),
             "{err:?}"
@@ -442,7 +432,7 @@ mod tests {
     fn cluster_record_is_written_once_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let first = open_cluster(d, None, 1, 3).unwrap();
+        let first = open_cluster(&OsFs, d, None, 1, 3).unwrap();
         assert_eq!(
             first,
             ClusterRecord {
@@ -452,9 +442,9 @@ mod tests {
                 recovering: None,
             }
         );
-        assert_eq!(open_cluster(d, None, 1, 3).unwrap(), first);
-        assert_eq!(open_cluster(d, Some(10), 1, 3).unwrap(), first);
-        let err = open_cluster(d, Some(12), 1, 3).unwrap_err();
+        assert_eq!(open_cluster(&OsFs, d, None, 1, 3).unwrap(), first);
+        assert_eq!(open_cluster(&OsFs, d, Some(10), 1, 3).unwrap(), first);
+        let err = open_cluster(&OsFs, d, Some(12), 1, 3).unwrap_err();
         assert_eq!(
             err,
             ShardmasterError::ClusterMismatch {
@@ -466,11 +456,11 @@ mod tests {
         );
         assert!(err.to_string().contains("omit it or pass 10"), "{err}");
         assert!(matches!(
-            open_cluster(d, None, 2, 3),
+            open_cluster(&OsFs, d, None, 2, 3),
             Err(ShardmasterError::ClusterMismatch { .. })
         ));
         assert!(matches!(
-            open_cluster(d, None, 1, 5),
+            open_cluster(&OsFs, d, None, 1, 5),
             Err(ShardmasterError::ClusterMismatch { .. })
         ));
     }
@@ -479,7 +469,7 @@ mod tests {
     fn a_bad_first_shard_count_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            open_cluster(dir.path(), Some(0), 0, 3),
+            open_cluster(&OsFs, dir.path(), Some(0), 0, 3),
             Err(ShardmasterError::BadShardCount { nshards: 0 })
         );
         assert!(!dir.path().join(CLUSTER_FILE).exists());
@@ -488,9 +478,9 @@ mod tests {
     #[test]
     fn a_missing_cluster_record_next_to_a_checkpoint_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
-        save_checkpoint(dir.path(), &sample().borrowed()).unwrap();
+        save_checkpoint(&OsFs, dir.path(), &sample().borrowed()).unwrap();
         assert!(matches!(
-            open_cluster(dir.path(), None, 0, 3),
+            open_cluster(&OsFs, dir.path(), None, 0, 3),
             Err(ShardmasterError::CorruptFile { .. })
         ));
     }
@@ -519,12 +509,12 @@ mod tests {
     #[test]
     fn a_directory_is_locked_by_one_server_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let lock = lock_dir(dir.path()).unwrap();
+        let lock = lock_dir(&OsFs, dir.path()).unwrap();
         assert!(matches!(
-            lock_dir(dir.path()),
+            lock_dir(&OsFs, dir.path()),
             Err(ShardmasterError::DirInUse { .. })
         ));
         drop(lock);
-        lock_dir(dir.path()).unwrap();
+        lock_dir(&OsFs, dir.path()).unwrap();
     }
 }

@@ -3,8 +3,9 @@
 //! `paxos::quarantine`, `paxos::recovery`):
 //!
 //! - **Detection** ([`open_dir`]): a directory whose log, checkpoint or cluster
-//!   record fails its checks is moved to `DIR/quarantine-<time>/` and treated as
-//!   lost. An empty directory is lost under `--restart`; without it the replica
+//!   record fails its checks, or whose cluster record has no log beside it (a
+//!   replica creates its log before its record, so the log was lost), is moved to
+//!   `DIR/quarantine-<time>/` and treated as lost. An empty directory is lost under `--restart`; without it the replica
 //!   asks its peers and is lost if any of them votes in a group that has started
 //!   (else it starts fresh once enough peers say they are new too, or waits).
 //! - **Recovery**: the cluster record says `recovering NONCE` (so a crash midway
@@ -21,12 +22,14 @@ use crate::persist::{self, Checkpoint, ClusterRecord, LOCK_FILE};
 use crate::rpc::ShardmasterRpcClient;
 use crate::server::ServerOptions;
 use futures::future::BoxFuture;
+use paxos::fs::SharedFs;
 use paxos::host::Host;
 use paxos::probe::Verdict;
 use paxos::recovery::{Outcome, SnapshotSource};
 use paxos::rsm::{Install, Rsm};
 use paxos::transport::{codec, mux};
 use paxos::{NodeId, Slot};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,39 +44,26 @@ pub(crate) struct Opened {
     pub(crate) ckpt: Option<Checkpoint>,
 }
 
-/// Opens the directory, deciding whether this replica is new, known, or lost (see
-/// the module docs). May wait for the peers.
+/// Opens the directory on `fs`, deciding whether this replica is new, known, or
+/// lost (see the module docs). May wait for the peers.
 pub(crate) async fn open_dir(
+    fs: &SharedFs,
     opts: &ServerOptions,
     host: &Host,
 ) -> Result<Opened, ShardmasterError> {
     let dir = &opts.dir;
-    let found = persist::read_cluster(dir).and_then(|c| {
-        let ckpt = persist::load_checkpoint(dir)?;
-        paxos::quarantine::check_log(&persist::log_dir(dir)).map_err(|e| {
-            if paxos::quarantine::is_corrupt(&e) {
-                ShardmasterError::CorruptFile {
-                    path: persist::log_dir(dir).display().to_string(),
-                    reason: e.to_string(),
-                }
-            } else {
-                ShardmasterError::Paxos {
-                    reason: e.to_string(),
-                }
-            }
-        })?;
-        Ok((c, ckpt))
-    });
-    let (cluster, ckpt) = match found {
+    let (cluster, ckpt) = match inspect(fs, dir) {
         Ok(found) => found,
         Err(damage @ ShardmasterError::CorruptFile { .. }) => {
-            let moved = paxos::quarantine::quarantine(dir, &[LOCK_FILE]).map_err(|e| {
-                ShardmasterError::Storage {
-                    action: "quarantine".into(),
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                }
-            })?;
+            let now = paxos::quarantine::now_secs();
+            let moved =
+                paxos::quarantine::quarantine_on(&**fs, dir, &[LOCK_FILE], now).map_err(|e| {
+                    ShardmasterError::Storage {
+                        action: "quarantine".into(),
+                        path: dir.display().to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
             tracing::error!(
                 node = opts.me,
                 damage = %damage,
@@ -81,7 +71,7 @@ pub(crate) async fn open_dir(
                 "damaged state moved aside (never repaired in place); recovering from the peers \
                  like a lost disk"
             );
-            return lost(opts, host, "its state was damaged").await;
+            return lost(fs, opts, host, "its state was damaged").await;
         }
         Err(e) => return Err(e),
     };
@@ -93,9 +83,9 @@ pub(crate) async fn open_dir(
             }
             Ok(Opened { cluster, ckpt })
         }
-        None if opts.restart => lost(opts, host, "--restart with an empty directory").await,
+        None if opts.restart => lost(fs, opts, host, "--restart with an empty directory").await,
         None => match host.probe(opts.me, &opts.peers).await {
-            Verdict::Lost { reason } => lost(opts, host, &reason).await,
+            Verdict::Lost { reason } => lost(fs, opts, host, &reason).await,
             _ => {
                 let cluster = ClusterRecord {
                     nshards: opts.nshards.unwrap_or(crate::config::DEFAULT_SHARDS),
@@ -103,7 +93,7 @@ pub(crate) async fn open_dir(
                     peers: opts.peers.len(),
                     recovering: None,
                 };
-                persist::write_cluster(dir, &cluster)?;
+                create(fs, dir, &cluster)?;
                 tracing::info!(
                     node = opts.me,
                     "a new replica of a new group: starting fresh"
@@ -117,8 +107,54 @@ pub(crate) async fn open_dir(
     }
 }
 
+/// The cluster record (`None`: a new directory) and checkpoint of `dir`.
+/// [`ShardmasterError::CorruptFile`] if anything fails its checks: the log, the
+/// checkpoint, the record, or a log missing although the record says this replica
+/// ran (it creates its log before its record: see [`create`]).
+pub(crate) fn inspect(
+    fs: &SharedFs,
+    dir: &Path,
+) -> Result<(Option<ClusterRecord>, Option<Checkpoint>), ShardmasterError> {
+    let cluster = persist::read_cluster(&**fs, dir)?;
+    let ckpt = persist::load_checkpoint(&**fs, dir)?;
+    let log = persist::log_dir(dir);
+    let checked = match cluster {
+        Some(_) => paxos::quarantine::check_known_log_on(fs.clone(), &log),
+        None => paxos::quarantine::check_log_on(fs.clone(), &log),
+    };
+    checked.map_err(|e| {
+        if paxos::quarantine::is_corrupt(&e) {
+            ShardmasterError::CorruptFile {
+                path: log.display().to_string(),
+                reason: e.to_string(),
+            }
+        } else {
+            ShardmasterError::Paxos {
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    Ok((cluster, ckpt))
+}
+
+/// Makes `dir` the directory of a replica: its log first, then its cluster record,
+/// so a record without a log means the log was lost.
+fn create(fs: &SharedFs, dir: &Path, cluster: &ClusterRecord) -> Result<(), ShardmasterError> {
+    paxos::quarantine::create_log_on(fs.clone(), &persist::log_dir(dir)).map_err(|e| {
+        ShardmasterError::Paxos {
+            reason: e.to_string(),
+        }
+    })?;
+    persist::write_cluster(&**fs, dir, cluster)
+}
+
 /// Records that this replica recovers a lost disk and returns its fresh state.
-async fn lost(opts: &ServerOptions, host: &Host, why: &str) -> Result<Opened, ShardmasterError> {
+async fn lost(
+    fs: &SharedFs,
+    opts: &ServerOptions,
+    host: &Host,
+    why: &str,
+) -> Result<Opened, ShardmasterError> {
     host.recovering();
     tracing::warn!(
         node = opts.me,
@@ -137,7 +173,7 @@ async fn lost(opts: &ServerOptions, host: &Host, why: &str) -> Result<Opened, Sh
         peers: opts.peers.len(),
         recovering: Some(rand::random::<u64>() | 1),
     };
-    persist::write_cluster(&opts.dir, &cluster)?;
+    create(fs, &opts.dir, &cluster)?;
     Ok(Opened {
         cluster,
         ckpt: None,
@@ -216,6 +252,7 @@ pub(crate) fn spawn(
     rsm: Rsm<ShardmasterMachine>,
     opts: ServerOptions,
     cluster: ClusterRecord,
+    fs: SharedFs,
     halted: Arc<AtomicBool>,
     stop: watch::Receiver<bool>,
 ) {
@@ -230,7 +267,7 @@ pub(crate) fn spawn(
                         recovering: None,
                         ..cluster
                     };
-                    if let Err(e) = persist::write_cluster(&opts.dir, &done) {
+                    if let Err(e) = persist::write_cluster(&*fs, &opts.dir, &done) {
                         tracing::error!(node = opts.me, error = %e, "cannot record the end of recovery; the next start resumes it");
                     }
                     tracing::info!(
@@ -248,4 +285,56 @@ pub(crate) fn spawn(
         }
         paxos::recovery::keep_up(&rsm, opts.me, &opts.peers, &source, stop).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos::fs::{FileSystem, SimFs};
+
+    /// A shardmaster directory `/sm` on a simulated disk.
+    fn disk() -> (SimFs, SharedFs, &'static Path) {
+        let sim = SimFs::new();
+        let dir = Path::new("/sm");
+        sim.create_dir_all(dir).unwrap();
+        sim.sync_dir(Path::new("/")).unwrap();
+        let fs: SharedFs = Arc::new(sim.clone());
+        (sim, fs, dir)
+    }
+
+    fn record() -> ClusterRecord {
+        ClusterRecord {
+            nshards: 4,
+            me: 0,
+            peers: 3,
+            recovering: None,
+        }
+    }
+
+    #[test]
+    fn a_cluster_record_without_a_log_is_damaged() {
+        let (sim, fs, dir) = disk();
+        persist::write_cluster(&sim, dir, &record()).unwrap();
+        assert!(matches!(
+            inspect(&fs, dir),
+            Err(ShardmasterError::CorruptFile { .. })
+        ));
+        sim.create_dir_all(&persist::log_dir(dir)).unwrap();
+        assert!(matches!(
+            inspect(&fs, dir),
+            Err(ShardmasterError::CorruptFile { .. })
+        ));
+    }
+
+    #[test]
+    fn a_created_directory_is_known_after_a_crash_and_an_unfinished_one_is_new() {
+        let (sim, fs, dir) = disk();
+        // Crashed between the log and the record: new.
+        paxos::quarantine::create_log_on(fs.clone(), &persist::log_dir(dir)).unwrap();
+        sim.crash_losing_unsynced();
+        assert!(matches!(inspect(&fs, dir), Ok((None, None))));
+        create(&fs, dir, &record()).unwrap();
+        sim.crash_losing_unsynced();
+        assert!(matches!(inspect(&fs, dir), Ok((Some(r), None)) if r == record()));
+    }
 }

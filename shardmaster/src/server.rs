@@ -124,7 +124,10 @@ impl ShardmasterServer {
         opts: ServerOptions,
     ) -> Result<ShardmasterServer, ShardmasterError> {
         opts.validate()?;
-        let lock = persist::lock_dir(&opts.dir)?;
+        // Every file of the replica but the log goes through this file system (the
+        // log is opened by the host, on the machine's).
+        let fs = paxos::fs::os();
+        let lock = persist::lock_dir(&*fs, &opts.dir)?;
         let local_addr = listener
             .local_addr()
             .map_err(|e| ShardmasterError::BadOptions {
@@ -133,7 +136,7 @@ impl ShardmasterServer {
         let host = Host::bind(listener).map_err(|e| ShardmasterError::Paxos {
             reason: e.to_string(),
         })?;
-        let Opened { cluster, ckpt } = recovery::open_dir(&opts, &host).await?;
+        let Opened { cluster, ckpt } = recovery::open_dir(&fs, &opts, &host).await?;
         if let Some(c) = &ckpt {
             if c.store.nshards() != cluster.nshards {
                 return Err(ShardmasterError::CorruptFile {
@@ -152,6 +155,7 @@ impl ShardmasterServer {
             ckpt,
             cluster.nshards,
             MachineOptions {
+                fs: fs.clone(),
                 dir: opts.dir.clone(),
                 checkpoint_every: opts.checkpoint_every,
                 me: opts.me,
@@ -197,7 +201,14 @@ impl ShardmasterServer {
             stop_rx.clone(),
         ));
         let halted = Arc::new(AtomicBool::new(false));
-        recovery::spawn(rsm.clone(), opts.clone(), cluster, halted.clone(), stop_rx);
+        recovery::spawn(
+            rsm.clone(),
+            opts.clone(),
+            cluster,
+            fs,
+            halted.clone(),
+            stop_rx,
+        );
         tracing::info!(
             node = opts.me,
             addr = %local_addr,

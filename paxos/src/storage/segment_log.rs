@@ -253,6 +253,36 @@ impl SegmentLog {
         Ok(log)
     }
 
+    /// True if `dir` on `fs` holds a log: at least one segment file (a log, once
+    /// opened, always has one). A missing folder holds none.
+    pub fn exists_on(fs: &dyn FileSystem, dir: &Path) -> Result<bool, StorageError> {
+        if !fs.is_dir(dir) {
+            return Ok(false);
+        }
+        Ok(!segment::list(fs, dir)?.is_empty())
+    }
+
+    /// True if `dir` on `fs` holds anything a replica wrote: a segment with bytes in
+    /// it, or a file that is not a segment. A missing folder, or one holding only
+    /// empty segments (a log created but never written), holds nothing.
+    pub fn holds_data_on(fs: &dyn FileSystem, dir: &Path) -> Result<bool, StorageError> {
+        let names = match fs.read_dir(dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err(dir)(e)),
+        };
+        for name in names {
+            if segment::parse_file_name(&name).is_none() {
+                return Ok(true);
+            }
+            let path = dir.join(name);
+            if fs.metadata(&path).map_err(io_err(&path))?.len > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The log's counters.
     pub fn stats(&self) -> LogStats {
         LogStats {

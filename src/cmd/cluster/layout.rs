@@ -8,8 +8,8 @@
 //! ```
 
 use anyhow::Context;
+use paxos::fs::{durable, OsFs};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One replica group.
@@ -166,19 +166,12 @@ impl Layout {
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
-    /// Writes `DIR/cluster.json` atomically.
+    /// Writes `DIR/cluster.json` atomically and durably.
     fn store(&self, dir: &Path) -> anyhow::Result<()> {
         let path = file(dir);
-        let tmp = dir.join("cluster.json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(self.to_json().as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().with_context(|| format!("cannot write {}", path.display()))
+        let text = self.to_json() + "\n";
+        durable::replace(&OsFs, &path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 

@@ -16,7 +16,7 @@
 //!   one is picked with a warning.
 
 use anyhow::Context;
-use std::io::Write;
+use paxos::fs::{durable, OsFs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -64,24 +64,17 @@ impl Ports {
         })
     }
 
-    /// Writes `DIR/ports` atomically (temp file, fsync, rename, fsync of DIR).
+    /// Writes `DIR/ports` atomically and durably.
     pub fn store(&self, dir: &Path) -> anyhow::Result<()> {
         let path = path(dir);
-        let tmp = dir.join("ports.tmp");
         let text = serde_json::json!({
             "shardmaster": self.shardmaster,
             "group": self.group,
         })
-        .to_string();
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().with_context(|| format!("cannot write {}", path.display()))
+        .to_string()
+            + "\n";
+        durable::replace(&OsFs, &path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
