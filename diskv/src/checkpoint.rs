@@ -183,7 +183,7 @@ impl DiskStore {
     /// The store under `dir/kv` (created if missing), on the file system `fs`.
     pub fn open_on(fs: SharedFs, dir: &Path) -> Result<Self, StateError> {
         let root = dir.join("kv");
-        fs.create_dir_all(&root).map_err(|e| io_err(&root, e))?;
+        paxos::fs::durable::create_dir_all(&*fs, &root).map_err(|e| io_err(&root, e))?;
         wait_for_writers(&(fs.identity(), root.clone()))?;
         Ok(DiskStore {
             fs,

@@ -4,7 +4,8 @@
 //!
 //! Entries expire when their client has sent nothing for [`CLIENT_TTL_MS`] of log
 //! time (timestamps come from the proposer and travel in the log, so every replica
-//! expires the same entries). A Clerk retries every few hundred milliseconds while an
+//! expires the same entries; `crate::logclock` says why they are not wall-clock
+//! times). A Clerk retries every few hundred milliseconds while an
 //! operation is outstanding, so only a client that went silent for that long can
 //! lose its entry; a retry arriving after that is treated as new.
 
@@ -69,9 +70,9 @@ impl DupTable {
         }
     }
 
-    /// Drops entries of clients silent since `now_ms - CLIENT_TTL_MS`.
-    pub fn expire(&mut self, now_ms: u64) {
-        let cutoff = now_ms.saturating_sub(CLIENT_TTL_MS);
+    /// Drops entries of clients silent since `now_ms - ttl_ms` (log time).
+    pub fn expire(&mut self, now_ms: u64, ttl_ms: u64) {
+        let cutoff = now_ms.saturating_sub(ttl_ms);
         self.entries.retain(|_, e| e.last_ms >= cutoff);
     }
 
@@ -121,7 +122,7 @@ mod tests {
         t.record(1, 1, Reply::Cleared, 0);
         t.record(2, 1, Reply::Cleared, 0);
         t.touch(2, CLIENT_TTL_MS);
-        t.expire(CLIENT_TTL_MS + 1);
+        t.expire(CLIENT_TTL_MS + 1, CLIENT_TTL_MS);
         assert_eq!(t.seen(1, 1), Seen::New);
         assert_eq!(t.seen(2, 1), Seen::Duplicate(Reply::Cleared));
     }

@@ -13,8 +13,10 @@ use std::path::Path;
 
 const FILE: &str = "identity";
 
-/// Who a replica directory belongs to.
+/// Who a replica directory belongs to. Stored as JSON sealed with a checksum
+/// ([`durable::seal`]); an unknown field is damage too.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Identity {
     /// The cluster: its shardmaster addresses (`--masters`), sorted. Empty in
     /// records written before it was kept; filled in at the next start.
@@ -43,11 +45,12 @@ impl Identity {
             Ok(None) => return Ok(None),
             Err(source) => return Err(StateError::Io { path, source }),
         };
-        serde_json::from_slice(&bytes)
+        durable::unseal(&bytes)
+            .and_then(|text| serde_json::from_slice(text).map_err(|e| e.to_string()))
             .map(Some)
-            .map_err(|e| StateError::Corrupt {
+            .map_err(|reason| StateError::Corrupt {
                 path,
-                reason: e.to_string(),
+                reason,
             })
     }
 
@@ -57,9 +60,9 @@ impl Identity {
             path: path.to_path_buf(),
             source,
         };
-        fs.create_dir_all(dir).map_err(|e| io(dir, e))?;
+        durable::create_dir_all(fs, dir).map_err(|e| io(dir, e))?;
         let path = dir.join(FILE);
-        let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let bytes = durable::seal(&serde_json::to_vec_pretty(self).unwrap_or_default());
         durable::replace(fs, &path, &bytes).map_err(|e| io(&path, e))
     }
 
@@ -122,6 +125,39 @@ mod tests {
             nshards: 10,
             incarnation: 0,
             recovering: None,
+        }
+    }
+
+    /// Found by the simulator: one flipped bit in the key `"recovering"` made the
+    /// JSON parser drop the field, and a replica recovering a lost disk restarted
+    /// as a voter of its lost incarnation. No single flipped bit may turn a
+    /// recovering identity into one that is not.
+    #[test]
+    fn no_flipped_bit_makes_a_recovering_replica_forget_it_recovers() {
+        use paxos::fs::{FileSystem, SimFs};
+        let sim = SimFs::new();
+        let dir = Path::new("/r");
+        let id = Identity {
+            recovering: Some(0x5eed),
+            ..identity(&["127.0.0.1:7001"])
+        };
+        id.store(&sim, dir).unwrap();
+        let path = dir.join(FILE);
+        let stored = sim.read(&path).unwrap();
+        for byte in 0..stored.len() {
+            for bit in 0..8 {
+                let mut damaged = stored.clone();
+                damaged[byte] ^= 1 << bit;
+                sim.write(&path, &damaged).unwrap();
+                match Identity::load(&sim, dir) {
+                    Err(StateError::Corrupt { .. }) => {}
+                    Ok(Some(read)) => assert_eq!(
+                        read, id,
+                        "byte {byte} bit {bit} changed the identity unnoticed"
+                    ),
+                    other => panic!("byte {byte} bit {bit}: {other:?}"),
+                }
+            }
         }
     }
 

@@ -6,7 +6,9 @@ use crate::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
 use paxos::rsm::{Rsm, RsmError};
 use paxos::PaxosError;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::logclock::LogClock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tarpc::context;
 
 /// How long one request may wait for its log instance or read index.
@@ -16,13 +18,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct KvService {
     rsm: Rsm<KvState>,
+    clock: Arc<Mutex<LogClock>>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// This process's monotonic clock, in ms since it first read it.
+fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// Translates a log-layer failure into what the Clerk should do.
@@ -43,7 +45,10 @@ pub(crate) fn rsm_error(e: RsmError, rsm: &Rsm<KvState>) -> KvError {
 impl KvService {
     /// A service over a running replicated state machine.
     pub fn new(rsm: Rsm<KvState>) -> Self {
-        KvService { rsm }
+        KvService {
+            rsm,
+            clock: Arc::default(),
+        }
     }
 
     /// Refuses requests this replica should not take: followers redirect to the
@@ -69,10 +74,13 @@ impl KvService {
                 .await
                 .map_err(|e| rsm_error(e, rsm))?
         } else {
-            let cmd = KvCommand::Op {
-                req,
-                at_ms: now_ms(),
-            };
+            let applied_ms = self.rsm.with_state(|st| st.now_ms());
+            let at_ms = self
+                .clock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stamp(applied_ms, monotonic_ms());
+            let cmd = KvCommand::Op { req, at_ms };
             self.rsm
                 .execute(cmd, REQUEST_TIMEOUT)
                 .await

@@ -23,7 +23,8 @@ pub enum KvCommand {
     Op {
         /// The request.
         req: Request,
-        /// The proposer's clock, in ms since the epoch (expires duplicate entries).
+        /// The proposer's log time stamp, in ms (expires duplicate entries; see
+        /// `crate::logclock`).
         at_ms: u64,
     },
     /// Move to the next configuration (its number must be the applied one plus one).
@@ -51,9 +52,6 @@ pub enum KvCommand {
     },
 }
 
-/// Duplicate entries of silent clients are dropped each time the log clock
-/// enters a new period of this length (see `KvState::advance_clock`).
-pub const EXPIRE_EVERY_MS: u64 = 60 * 1000;
 
 /// What applying a command returns to its proposer.
 pub type KvOutput = Result<Reply, KvError>;
@@ -76,6 +74,9 @@ pub struct KvState {
     since_checkpoint: u64,
     /// Checkpoint after this many applied instances even if not idle.
     pub checkpoint_every: u64,
+    /// How long (log time) a silent client's duplicate entry is kept; part of the
+    /// replicated state machine, so every replica of a group must use the same.
+    client_ttl_ms: u64,
 }
 
 impl KvState {
@@ -95,6 +96,7 @@ impl KvState {
             checkpointed: 0,
             since_checkpoint: 0,
             checkpoint_every: 20_000,
+            client_ttl_ms: crate::dedup::CLIENT_TTL_MS,
         }
     }
 
@@ -262,19 +264,32 @@ impl KvState {
         }
     }
 
-    /// Moves the log clock to `at_ms` (a command's proposer time). Duplicate
-    /// entries expire here, when the log clock enters a new period: a point of the
-    /// log, so every replica expires the same entries at the same instance
-    /// (expiring at each replica's own checkpoint time made replicas answer a
-    /// retry differently).
+    /// Moves the log clock to `at_ms` (a command's proposer stamp). Duplicate
+    /// entries expire here, each time the log clock enters a new period (a
+    /// fifteenth of the time to live): a point of the log, so every replica
+    /// expires the same entries at the same instance (expiring at each replica's
+    /// own checkpoint time made replicas answer a retry differently).
     fn advance_clock(&mut self, at_ms: u64) {
         let before = self.now_ms;
         self.now_ms = before.max(at_ms);
-        if self.now_ms / EXPIRE_EVERY_MS != before / EXPIRE_EVERY_MS {
+        let period = (self.client_ttl_ms / 15).max(1);
+        if self.now_ms / period != before / period {
             for s in self.shards.values_mut() {
-                s.dups.expire(self.now_ms);
+                s.dups.expire(self.now_ms, self.client_ttl_ms);
             }
         }
+    }
+
+    /// The log time of the last applied command (see `crate::logclock`).
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Sets how long a silent client's duplicate entry is kept (default
+    /// [`crate::dedup::CLIENT_TTL_MS`]; the simulator shortens it). Every replica
+    /// of a group must use the same value.
+    pub fn set_client_ttl(&mut self, ttl_ms: u64) {
+        self.client_ttl_ms = ttl_ms;
     }
 
     fn apply_op(&mut self, req: Request, at_ms: u64) -> KvOutput {

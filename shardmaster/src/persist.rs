@@ -109,8 +109,7 @@ pub struct DirLock {
 
 /// Creates `dir` if missing and locks it for this server.
 pub fn lock_dir(fs: &dyn FileSystem, dir: &Path) -> Result<DirLock, ShardmasterError> {
-    fs.create_dir_all(dir)
-        .map_err(|e| storage_err("create", dir, e))?;
+    paxos::fs::durable::create_dir_all(fs, dir).map_err(|e| storage_err("create", dir, e))?;
     let path = dir.join(LOCK_FILE);
     match fs.lock(&path) {
         Ok(lock) => Ok(DirLock { _lock: lock }),
@@ -167,8 +166,9 @@ pub fn read_cluster(
         }
         return Ok(None);
     };
-    let text = String::from_utf8(bytes).map_err(|_| corrupt(&path, "not UTF-8 text"))?;
-    decode_cluster(&text)
+    let sealed = paxos::fs::durable::unseal(&bytes).map_err(|reason| corrupt(&path, reason))?;
+    let text = std::str::from_utf8(sealed).map_err(|_| corrupt(&path, "not UTF-8 text"))?;
+    decode_cluster(text)
         .map(Some)
         .map_err(|reason| corrupt(&path, reason))
 }
@@ -180,7 +180,8 @@ pub fn write_cluster(
     record: &ClusterRecord,
 ) -> Result<(), ShardmasterError> {
     ConfigStore::new(record.nshards)?;
-    write_atomic(fs, dir, CLUSTER_FILE, encode_cluster(record).as_bytes())
+    let sealed = paxos::fs::durable::seal(encode_cluster(record).as_bytes());
+    write_atomic(fs, dir, CLUSTER_FILE, &sealed)
 }
 
 /// Checks the settings given now against the recorded ones.

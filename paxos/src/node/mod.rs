@@ -103,22 +103,10 @@ impl PaxosNode {
         mut storage: Box<dyn Storage>,
         transport: Arc<dyn Transport>,
     ) -> Result<(PaxosNode, mpsc::UnboundedReceiver<Decision>), PaxosError> {
-        opts.core.validate().map_err(PaxosError::Config)?;
-        let records = storage.load()?;
-        let replica = Replica::restore(opts.core.clone(), records);
-        if opts.applied < replica.floor() {
-            return Err(PaxosError::Config(format!(
-                "the application applied instances below {} only, but the log forgot everything below {}: \
-                 its checkpoint is older than the log allows",
-                opts.applied,
-                replica.floor()
-            )));
-        }
+        let (replica, replay) = restore(&opts.core, storage.as_mut(), opts.applied)?;
         let (decisions_tx, decisions_rx) = mpsc::unbounded_channel();
-        for slot in opts.applied..replica.commit_index() {
-            if let Some(e) = replica.decided(slot) {
-                let _ = decisions_tx.send(Decision::Entry(slot, e.clone()));
-            }
+        for d in replay {
+            let _ = decisions_tx.send(d);
         }
         let (inbox_tx, inbox_rx) = mpsc::channel(opts.inbox_capacity);
         let failed = Arc::new(AtomicBool::new(false));
@@ -317,6 +305,30 @@ impl PaxosNode {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wake.notify_one();
     }
+}
+
+/// Rebuilds a replica from `storage` for an application whose state covers every
+/// instance below `applied`; returns it with the decided instances from `applied`
+/// on, to replay to the application. Every driver starts a replica this way.
+pub fn restore(
+    cfg: &CoreConfig,
+    storage: &mut dyn Storage,
+    applied: Slot,
+) -> Result<(Replica, Vec<Decision>), PaxosError> {
+    cfg.validate().map_err(PaxosError::Config)?;
+    let records = storage.load()?;
+    let replica = Replica::restore(cfg.clone(), records);
+    if applied < replica.floor() {
+        return Err(PaxosError::Config(format!(
+            "the application applied instances below {applied} only, but the log forgot \
+             everything below {}: its checkpoint is older than the log allows",
+            replica.floor()
+        )));
+    }
+    let replay = (applied..replica.commit_index())
+        .filter_map(|slot| replica.decided(slot).map(|e| Decision::Entry(slot, e.clone())))
+        .collect();
+    Ok((replica, replay))
 }
 
 /// The task that drives the core: see the module docs.

@@ -107,6 +107,12 @@ impl<S: StateMachine> Applier<S> {
         }
     }
 
+    /// The origin tag of this process: (replica, nonce). Commands proposed with
+    /// it ([`encode`]) get their outputs back from [`Applier::apply`].
+    pub fn origin_tag(&self) -> (u32, u64) {
+        self.me
+    }
+
     /// The state machine.
     pub fn state(&self) -> &S {
         &self.sm

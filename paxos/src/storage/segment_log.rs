@@ -200,12 +200,7 @@ impl SegmentLog {
     pub fn open_on(fs: SharedFs, dir: &Path, opts: LogOptions) -> Result<SegmentLog, StorageError> {
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
         let existed = fs.is_dir(dir);
-        if !existed {
-            fs.create_dir_all(dir).map_err(io_err(dir))?;
-            if let Some(parent) = parent {
-                segment::sync_dir(&*fs, parent)?;
-            }
-        }
+        crate::fs::durable::create_dir_all(&*fs, dir).map_err(io_err(dir))?;
         let (mut segments, facts, records) = read_segments(&*fs, dir)?;
         let fresh = segments.is_empty();
         let mut current = if fresh {

@@ -1,0 +1,262 @@
+//! Simulated clients: each runs one operation at a time against one KV group,
+//! the way the Clerk does — to the replica it believes leads, following
+//! `NotLeader` hints, trying the next replica after a timeout, retrying forever
+//! with the same sequence number — and records every operation in the shared
+//! linearizability history. A Scan asks every shard in turn and is recorded as
+//! one operation spanning all the requests.
+
+use crate::clock::{Time, MS};
+use crate::linearizability::{History, Op as LinOp, OpId, Ret};
+use diskv::{KvError, Op, Reply, Request};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// The keys clients use: few, so operations collide.
+pub const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+/// What a client asks a replica (one attempt).
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// Which replica.
+    pub to: usize,
+    /// The request.
+    pub req: Request,
+}
+
+/// One client.
+pub struct Client {
+    /// Its id (also its client id at the store).
+    pub id: u64,
+    /// Replicas of its group.
+    replicas: usize,
+    /// Shards of the cluster.
+    nshards: usize,
+    /// The replica it sends to next.
+    target: usize,
+    /// The next sequence number.
+    seq: u64,
+    /// Operations completed.
+    pub done: u64,
+    /// The operation in flight.
+    pub pending: Option<Pending>,
+    /// Stops taking new operations.
+    pub stopping: bool,
+}
+
+/// An operation in flight.
+pub struct Pending {
+    /// What the client asked for.
+    pub op: LinOp,
+    /// Its entry in the history.
+    pub hist: OpId,
+    /// Its sequence number.
+    pub seq: u64,
+    /// The shard being asked (every shard in turn for a Scan).
+    pub shard: usize,
+    /// A Scan's pairs so far.
+    pairs: Vec<(String, String)>,
+    /// When it was invoked.
+    pub since: Time,
+    /// Attempts sent.
+    pub attempts: u32,
+    /// Identifies the latest attempt (replies to older ones are still accepted).
+    pub attempt_id: u64,
+}
+
+/// What a client does after an event.
+pub enum Next {
+    /// Send this attempt, and give up on it after the timeout.
+    Send(Attempt),
+    /// Try again after a pause.
+    Pause(Time),
+    /// Nothing (idle, or done).
+    Idle,
+}
+
+/// How long a client waits for an answer before trying the next replica.
+pub const ATTEMPT_TIMEOUT: Time = 400 * MS;
+
+fn shard_of(key: &str, nshards: usize) -> usize {
+    shardmaster::shard_of(key.as_bytes(), nshards)
+}
+
+impl Client {
+    /// Client `id` of a group of `replicas` in a cluster of `nshards` shards.
+    pub fn new(id: u64, replicas: usize, nshards: usize) -> Self {
+        Client {
+            id,
+            replicas,
+            nshards,
+            target: (id as usize) % replicas,
+            seq: 0,
+            done: 0,
+            pending: None,
+            stopping: false,
+        }
+    }
+
+    /// Starts a random operation (or `op` if given) at time `now`.
+    pub fn start(&mut self, rng: &mut StdRng, history: &History, now: Time, op: Option<LinOp>) -> Next {
+        if self.pending.is_some() || (self.stopping && op.is_none()) {
+            return Next::Idle;
+        }
+        let op = op.unwrap_or_else(|| self.random_op(rng));
+        self.seq += 1;
+        let hist = history.invoke(self.id, op.clone());
+        let shard = match &op {
+            LinOp::Scan { .. } | LinOp::Clear => 0,
+            other => shard_of(key_of(other), self.nshards),
+        };
+        self.pending = Some(Pending {
+            op,
+            hist,
+            seq: self.seq,
+            shard,
+            pairs: Vec::new(),
+            since: now,
+            attempts: 0,
+            attempt_id: 0,
+        });
+        self.attempt()
+    }
+
+    fn random_op(&self, rng: &mut StdRng) -> LinOp {
+        let key = KEYS[rng.gen_range(0..KEYS.len())];
+        let value = format!("{}.{}", self.id, self.seq + 1);
+        match rng.gen_range(0..100) {
+            0..=24 => LinOp::get(key),
+            25..=44 => LinOp::put(key, value),
+            45..=69 => LinOp::append(key, value),
+            70..=79 => LinOp::delete(key),
+            80..=89 => LinOp::swap(key, value),
+            _ => {
+                let a = KEYS[rng.gen_range(0..KEYS.len())];
+                let b = KEYS[rng.gen_range(0..KEYS.len())];
+                LinOp::scan(a.min(b), a.max(b))
+            }
+        }
+    }
+
+    /// The next attempt of the pending operation.
+    fn attempt(&mut self) -> Next {
+        let (id, target) = (self.id, self.target);
+        let Some(p) = self.pending.as_mut() else {
+            return Next::Idle;
+        };
+        p.attempts += 1;
+        p.attempt_id += 1;
+        let op = match &p.op {
+            LinOp::Get { key } => Op::Get { key: key.clone() },
+            LinOp::Put { key, value } => Op::Put {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            LinOp::Append { key, value } => Op::Append {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            LinOp::Swap { key, value } => Op::Swap {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            LinOp::Delete { key } => Op::Delete { key: key.clone() },
+            LinOp::Scan { start, end } => Op::Scan {
+                start: start.clone(),
+                end: end.clone(),
+            },
+            LinOp::Clear => Op::Clear,
+        };
+        Next::Send(Attempt {
+            to: target,
+            req: Request {
+                client: id,
+                seq: p.seq,
+                shard: p.shard,
+                op,
+            },
+        })
+    }
+
+    /// The current attempt got no answer in time: try the next replica.
+    pub fn timed_out(&mut self, attempt_id: u64) -> Next {
+        match &self.pending {
+            Some(p) if p.attempt_id == attempt_id => {
+                self.target = (self.target + 1) % self.replicas;
+                self.attempt()
+            }
+            _ => Next::Idle,
+        }
+    }
+
+    /// A reply to request (`seq`, `shard`) arrived from replica `from` at `now`.
+    pub fn reply(
+        &mut self,
+        history: &History,
+        now: Time,
+        from: usize,
+        seq: u64,
+        shard: usize,
+        result: Result<Reply, KvError>,
+    ) -> Next {
+        let Some(p) = self.pending.as_mut() else {
+            return Next::Idle;
+        };
+        if p.seq != seq || p.shard != shard {
+            return Next::Idle; // a late answer to an earlier operation or shard
+        }
+        match result {
+            Ok(reply) => {
+                self.target = from;
+                if let (LinOp::Scan { .. }, Reply::Pairs(pairs)) = (&p.op, &reply) {
+                    p.pairs.extend(pairs.iter().cloned());
+                    if p.shard + 1 < self.nshards {
+                        p.shard += 1;
+                        return self.attempt();
+                    }
+                    let mut pairs = std::mem::take(&mut p.pairs);
+                    pairs.sort();
+                    history.ret(p.hist, Ret::Pairs(pairs));
+                } else {
+                    history.ret(p.hist, ret_of(reply));
+                }
+                let _ = now;
+                self.pending = None;
+                self.done += 1;
+                Next::Idle
+            }
+            Err(KvError::NotLeader { leader: Some(l) }) if l < self.replicas && l != from => {
+                self.target = l;
+                self.attempt()
+            }
+            Err(_) => {
+                self.target = (from + 1) % self.replicas;
+                Next::Pause(20 * MS)
+            }
+        }
+    }
+
+    /// Resends the pending operation after a pause.
+    pub fn resume(&mut self) -> Next {
+        self.attempt()
+    }
+}
+
+fn key_of(op: &LinOp) -> &str {
+    match op {
+        LinOp::Get { key }
+        | LinOp::Put { key, .. }
+        | LinOp::Append { key, .. }
+        | LinOp::Swap { key, .. }
+        | LinOp::Delete { key } => key,
+        LinOp::Scan { .. } | LinOp::Clear => "",
+    }
+}
+
+fn ret_of(reply: Reply) -> Ret {
+    match reply {
+        Reply::Value(v) => Ret::Value(v),
+        Reply::Existed(e) => Ret::Existed(e),
+        Reply::Pairs(p) => Ret::Pairs(p),
+        Reply::Cleared => Ret::Done,
+    }
+}

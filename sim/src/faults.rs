@@ -1,0 +1,340 @@
+//! The fault schedule: which fault strikes next, chosen from the seed with
+//! per-run weights (so some runs are all crashes, others all partitions, others a
+//! mix), and the calm that ends it.
+//!
+//! Disk losses (and corruption, which a replica recovers from like a lost disk)
+//! follow the rule operators follow — one at a time, only while every other
+//! replica votes and the previous reincarnation's window is closed — so the
+//! group must stay live. In a few runs ("reckless") they strike anyhow: two at
+//! once, the same replica twice, a majority; the group may then stall or halt,
+//! and only safety is checked.
+
+use crate::clock::{Time, MS, SECOND};
+use crate::net::{Addr, Weather};
+use crate::replica::Process;
+use crate::world::{Event, World, GID};
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::collections::BTreeMap;
+
+/// The kinds of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// `kill -9` a replica process; it restarts later.
+    Kill,
+    /// Power loss: unsynced writes are partly lost.
+    PowerLoss,
+    /// Crash and restart at once.
+    Bounce,
+    /// The disk is lost (wiped).
+    LoseDisk,
+    /// A byte of a durable file flips.
+    Corrupt,
+    /// The disk fills up for a while.
+    FullDisk,
+    /// The replicas split into sides.
+    Partition,
+    /// One direction of one link stops.
+    Block,
+    /// Every partition heals.
+    Heal,
+    /// The network gets better or worse.
+    Weather,
+    /// A replica stops running for a while (GC pause, VM migration).
+    Pause,
+    /// A client goes silent for longer than the duplicate table keeps it.
+    Silence,
+    /// A replica's tick rate drifts.
+    Drift,
+}
+
+const KINDS: [Kind; 13] = [
+    Kind::Kill,
+    Kind::PowerLoss,
+    Kind::Bounce,
+    Kind::LoseDisk,
+    Kind::Corrupt,
+    Kind::FullDisk,
+    Kind::Partition,
+    Kind::Block,
+    Kind::Heal,
+    Kind::Weather,
+    Kind::Pause,
+    Kind::Silence,
+    Kind::Drift,
+];
+
+/// The fault schedule of one run.
+pub struct Faults {
+    /// When the first fault strikes.
+    pub start: Time,
+    /// How long faults keep striking.
+    pub duration: Time,
+    /// The range of pauses between faults.
+    pub gap: (Time, Time),
+    /// Until when each replica is paused.
+    pub paused_until: Vec<Time>,
+    /// A majority of the group lost its disks at some point.
+    pub majority_lost: bool,
+    /// Disk losses ignore the one-at-a-time rule.
+    reckless: bool,
+    weights: Vec<(Kind, u32)>,
+    /// Replicas whose disk was lost or corrupted and that do not vote again yet.
+    lost: Vec<bool>,
+    /// Faults struck, by kind.
+    counts: BTreeMap<Kind, u32>,
+}
+
+impl Faults {
+    /// A schedule for a group of `peers`.
+    pub fn new(rng: &mut StdRng, peers: usize) -> Self {
+        let weights = KINDS
+            .iter()
+            .map(|&k| {
+                let w = if rng.gen_bool(0.25) {
+                    0
+                } else {
+                    rng.gen_range(1..10)
+                };
+                (k, w)
+            })
+            .collect();
+        Faults {
+            start: rng.gen_range(300..2000) * MS,
+            duration: rng.gen_range(3..25) * SECOND,
+            gap: (10 * MS, rng.gen_range(50..1000) * MS),
+            paused_until: vec![0; peers],
+            majority_lost: false,
+            reckless: rng.gen_bool(0.1),
+            weights,
+            lost: vec![false; peers],
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// What struck, for the report.
+    pub fn summary(&self) -> String {
+        let mut s: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(k, n)| format!("{k:?} {n}"))
+            .collect();
+        if self.reckless {
+            s.push("reckless".into());
+        }
+        if self.majority_lost {
+            s.push("MAJORITY LOST".into());
+        }
+        s.join(", ")
+    }
+
+    fn pick(&self, rng: &mut StdRng) -> Option<Kind> {
+        let total: u32 = self.weights.iter().map(|(_, w)| w).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut x = rng.gen_range(0..total);
+        for &(k, w) in &self.weights {
+            if x < w {
+                return Some(k);
+            }
+            x -= w;
+        }
+        None
+    }
+}
+
+fn addr(node: usize) -> Addr {
+    Addr::Replica { group: GID, node }
+}
+
+/// Strikes the next fault.
+pub(crate) fn strike(w: &mut World) {
+    note_recovered(w);
+    let Some(kind) = w.faults.pick(&mut w.rng) else {
+        return;
+    };
+    let n = w.machines.len();
+    let node = w.rng.gen_range(0..n);
+    let struck = match kind {
+        Kind::Kill | Kind::PowerLoss | Kind::Bounce => crash(w, node, kind),
+        Kind::LoseDisk | Kind::Corrupt => lose(w, node, kind),
+        Kind::FullDisk => fill(w, node),
+        Kind::Partition => {
+            let sides = (0..n)
+                .map(|i| (addr(i), w.rng.gen_range(0..3)))
+                .collect();
+            w.net.partition(sides);
+            true
+        }
+        Kind::Block => {
+            let to = w.rng.gen_range(0..n);
+            w.net.block(addr(node), addr(to));
+            true
+        }
+        Kind::Heal => {
+            w.net.heal();
+            true
+        }
+        Kind::Weather => {
+            w.net.weather = if w.rng.gen_bool(0.4) {
+                Weather::calm()
+            } else {
+                Weather::stormy(&mut w.rng)
+            };
+            true
+        }
+        Kind::Pause => {
+            w.faults.paused_until[node] = w.now + w.rng.gen_range(20 * MS..3 * SECOND);
+            true
+        }
+        Kind::Silence => w.silence_a_client(),
+        Kind::Drift => {
+            w.machines[node].tick_len = w.rng.gen_range(5..20) * MS;
+            true
+        }
+    };
+    if struck {
+        *w.faults.counts.entry(kind).or_default() += 1;
+        let desc = w.net.describe();
+        w.trace
+            .note(w.now, "faults", || format!("{kind:?} replica {node} ({desc})"));
+    }
+}
+
+/// A recovered replica counts as intact again.
+fn note_recovered(w: &mut World) {
+    for (i, m) in w.machines.iter().enumerate() {
+        if let Process::Running(r) = &m.process {
+            if r.identity.recovering.is_none() && r.core.votes_now() {
+                w.faults.lost[i] = false;
+            }
+        }
+    }
+}
+
+fn restart_later(w: &mut World, node: usize, max: Time) {
+    let at = w.now + w.rng.gen_range(1..max.max(2));
+    let epoch = w.machines[node].epoch;
+    w.agenda.at(at, Event::Restart { node, epoch });
+}
+
+fn crash(w: &mut World, node: usize, kind: Kind) -> bool {
+    if w.machines[node].down() {
+        return false;
+    }
+    match kind {
+        Kind::PowerLoss => w.with_machine(node, |m, io| m.power_loss(io)),
+        _ => w.with_machine(node, |m, io| m.kill(io)),
+    }
+    let max = if kind == Kind::Bounce { 2 } else { 3 * SECOND };
+    restart_later(w, node, max);
+    true
+}
+
+/// True if losing `node`'s disk now keeps a majority of every epoch's members
+/// reachable: every other replica runs and votes, and every reincarnation's
+/// window is closed.
+fn loss_is_survivable(w: &World, node: usize) -> bool {
+    let last_epoch = w
+        .machines
+        .iter()
+        .filter_map(|m| m.core())
+        .flat_map(|c| c.membership().epoch_starts())
+        .max()
+        .unwrap_or(0);
+    w.machines.iter().enumerate().all(|(j, m)| {
+        j == node
+            || (!w.faults.lost[j]
+                && m.running().is_some_and(|r| {
+                    r.identity.recovering.is_none()
+                        && r.core.votes_now()
+                        && r.core.commit_index() >= last_epoch
+                }))
+    })
+}
+
+fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
+    let reckless = w.faults.reckless;
+    if !reckless && (w.machines.len() == 1 || !loss_is_survivable(w, node)) {
+        return false;
+    }
+    match kind {
+        Kind::Corrupt => {
+            let files: Vec<_> = w.machines[node]
+                .fs
+                .durable_files()
+                .into_iter()
+                .filter(|p| !p.to_string_lossy().contains("quarantine"))
+                .collect();
+            if files.is_empty() {
+                return false;
+            }
+            let file = files[w.rng.gen_range(0..files.len())].clone();
+            let len = w.machines[node]
+                .fs
+                .durable_read(&file)
+                .map_or(0, |b| b.len());
+            if len == 0 {
+                return false;
+            }
+            let offset = w.rng.gen_range(0..len) as u64;
+            let bit = 1u8 << w.rng.gen_range(0..8);
+            let _ = w.machines[node].fs.corrupt(&file, offset, bit);
+            w.trace.note(w.now, "faults", || {
+                format!("corrupt {} byte {offset}", file.display())
+            });
+            w.with_machine(node, |m, io| m.kill(io));
+        }
+        _ => {
+            // The operator restarts it with `--restart` — or forgets, and the
+            // replica asks its peers. A reckless run always says `--restart`: with
+            // every disk gone, nobody could tell the replica it ran before.
+            let flag = reckless || w.rng.gen_bool(0.6);
+            w.with_machine(node, |m, io| m.lose_disk(io, flag));
+        }
+    }
+    w.faults.lost[node] = true;
+    let lost = w.faults.lost.iter().filter(|&&l| l).count();
+    if lost > w.machines.len() / 2 {
+        w.faults.majority_lost = true;
+    }
+    restart_later(w, node, 2 * SECOND);
+    true
+}
+
+fn fill(w: &mut World, node: usize) -> bool {
+    let fs = &w.machines[node].fs;
+    let room = w.rng.gen_range(0..8192);
+    fs.set_capacity(Some(fs.used() + room));
+    let lift = w.now + w.rng.gen_range(100 * MS..3 * SECOND);
+    w.agenda.at(lift, Event::Lift { node });
+    true
+}
+
+/// The disk of `node` has room again; a process whose storage failed restarts.
+pub(crate) fn lift(w: &mut World, node: usize) {
+    w.machines[node].fs.set_capacity(None);
+    let failed = matches!(&w.machines[node].process, Process::Running(r) if r.failed.is_some());
+    if failed {
+        w.with_machine(node, |m, io| m.kill(io));
+        restart_later(w, node, 500 * MS);
+    }
+}
+
+/// The faults stop: the network heals, pauses end, disks get room, and every
+/// replica that is down (or whose storage failed) restarts.
+pub(crate) fn calm(w: &mut World) {
+    w.net.heal();
+    w.net.weather = Weather::calm();
+    for p in &mut w.faults.paused_until {
+        *p = 0;
+    }
+    for node in 0..w.machines.len() {
+        lift(w, node);
+        if w.machines[node].down() {
+            let epoch = w.machines[node].epoch;
+            w.agenda.at(w.now + 1, Event::Restart { node, epoch });
+        }
+    }
+}

@@ -1,0 +1,689 @@
+//! One replica's machine: its simulated disk, and the process that runs on it
+//! (probing its peers, running, or halted). Crashes kill the process (and, for a
+//! power loss, lose what the disk had not synced); a lost disk is wiped and comes
+//! back as a new disk generation.
+
+mod running;
+pub use running::Running;
+
+use crate::check::{Digests, Votes};
+use crate::clock::{Time, MS, SECOND};
+use crate::net::Addr;
+use crate::packet::Packet;
+use crate::trace::Trace;
+use diskv::identity::Identity;
+use diskv::{KvCommand, KvError, KvState, Request};
+use paxos::core::{CoreConfig, Membership, Replica};
+use paxos::fs::{FileSystem, SimFs};
+use paxos::probe::{self, Answer, Verdict};
+use paxos::recovery::{next_step, Step};
+use paxos::rsm::Applier;
+use paxos::storage::{LogOptions, SegmentLog};
+use paxos::{Entry, Envelope, Message, NodeId, Slot};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use shardmaster::Config;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a replica keeps everything on its disk.
+pub const DATA: &str = "/data";
+
+/// Timers of a machine's process.
+#[derive(Clone, Copy, Debug)]
+pub enum Timer {
+    /// The core's clock.
+    Tick,
+    /// The pending sync completes.
+    SyncDone,
+    /// The apply loop runs.
+    Apply,
+    /// No decision came since apply number `n`.
+    Idle(u64),
+    /// The background checkpoint is written.
+    CheckpointDone,
+    /// A recovering replica (or one that needs a snapshot) looks again.
+    RecoveryPoll,
+    /// A replica with an empty disk asks its peers again.
+    ProbeRound,
+}
+
+/// What a call into a machine may do to the world.
+pub struct Io<'a> {
+    /// Now.
+    pub now: Time,
+    /// The run's generator.
+    pub rng: &'a mut StdRng,
+    /// The machine's group.
+    pub group: u64,
+    /// The machine's index.
+    pub node: NodeId,
+    /// Its disk generation.
+    pub generation: u32,
+    /// Packets to send: (to, packet).
+    pub sends: Vec<(Addr, Packet)>,
+    /// Timers to set.
+    pub timers: Vec<(Time, Timer)>,
+    /// The group's vote record.
+    pub votes: &'a mut Votes,
+    /// Every group's digests.
+    pub digests: &'a mut Digests,
+    /// The trace.
+    pub trace: &'a mut Trace,
+    /// Invariant violations found.
+    pub violations: &'a mut Vec<String>,
+}
+
+impl Io<'_> {
+    fn who(&self) -> String {
+        format!("g{}r{}", self.group, self.node)
+    }
+
+    /// Records a trace line.
+    pub fn note(&mut self, what: impl FnOnce() -> String) {
+        if self.trace.on() {
+            let who = self.who();
+            self.trace.note(self.now, &who, what);
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        let line = format!(
+            "t={} ms group {} replica {} (disk generation {}): {what}",
+            self.now / MS,
+            self.group,
+            self.node,
+            self.generation
+        );
+        self.note(|| format!("VIOLATION {line}"));
+        self.violations.push(line);
+    }
+
+    /// Sets a timer.
+    pub fn timer(&mut self, at: Time, timer: Timer) {
+        self.timers.push((at, timer));
+    }
+
+    /// The machine's monotonic clock, in ms.
+    pub fn monotonic_ms(&self) -> u64 {
+        self.now / MS
+    }
+
+    /// Sends a Paxos message, recording proposals and votes as they leave.
+    pub fn send_paxos(&mut self, env: Envelope) {
+        let checked = match &env.msg {
+            Message::Accept {
+                ballot, slot, entry, ..
+            } => self.votes.proposed(*slot, *ballot, entry),
+            Message::Accepted {
+                ballot,
+                slot,
+                incarnation,
+            } => self
+                .votes
+                .accepted(self.node, self.generation, *slot, *ballot, *incarnation),
+            Message::Promise { incarnation, .. } => {
+                self.votes
+                    .promised(self.node, self.generation, *incarnation)
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = checked {
+            self.violation(e);
+        }
+        let to = Addr::Replica {
+            group: self.group,
+            node: env.to,
+        };
+        self.sends.push((to, Packet::Paxos(env)));
+    }
+
+    /// Sends `packet` to peer `peer` of the group.
+    pub fn send_peer(&mut self, peer: NodeId, packet: Packet) {
+        let to = Addr::Replica {
+            group: self.group,
+            node: peer,
+        };
+        self.sends.push((to, packet));
+    }
+
+    /// Answers client `client`'s request.
+    pub fn reply(&mut self, client: u64, req: &Request, result: Result<diskv::Reply, KvError>) {
+        let packet = Packet::Reply {
+            from: self.node,
+            seq: req.seq,
+            shard: req.shard,
+            result,
+        };
+        self.sends.push((Addr::Client(client), packet));
+    }
+
+    /// The core decided `slot` with `entry`: it must be the chosen value.
+    pub fn decided(&mut self, slot: Slot, entry: &Entry) {
+        if let Err(e) = self.votes.decided(self.node, slot, entry) {
+            self.violation(e);
+        }
+    }
+
+    /// The state machine covers every instance below `applied` with `digest`.
+    pub fn digest(&mut self, applied: Slot, digest: u64, how: &'static str) {
+        if let Err(e) = self
+            .digests
+            .observe(self.group, self.node, applied, digest, how)
+        {
+            self.violation(e);
+        }
+    }
+}
+
+/// The process on a machine.
+pub enum Process {
+    /// Not running.
+    Down,
+    /// An empty directory without `--restart`: asking the peers before voting.
+    Probing,
+    /// Running.
+    Running(Box<Running>),
+    /// Halted because a majority of the group lost their disks; still answers
+    /// probes with `Recovering` until `until`, as `diskv server` does.
+    Halted {
+        /// When it stops answering.
+        until: Time,
+    },
+}
+
+/// One replica's machine.
+pub struct Machine {
+    /// The group.
+    pub group: u64,
+    /// The replica's index.
+    pub node: NodeId,
+    /// Replicas in the group.
+    peers: usize,
+    /// Shards in the cluster.
+    nshards: usize,
+    /// The disk.
+    pub fs: SimFs,
+    /// Bumped each time the disk is lost.
+    pub generation: u32,
+    /// Started with `--restart`: an empty disk is then a lost one.
+    pub ran_before: bool,
+    /// Bumped at each process start or stop; timers of an older epoch are stale.
+    pub epoch: u64,
+    /// The process.
+    pub process: Process,
+    /// How long the group keeps a silent client's duplicate entry (log time).
+    client_ttl_ms: u64,
+    /// Length of one core tick (clocks drift).
+    pub tick_len: Time,
+    /// The core's settings (the same window in every replica of the group).
+    core: CoreConfig,
+    /// The current probe round and its answers.
+    round: u64,
+    answers: Vec<Option<Answer>>,
+    /// Which voting peer the next snapshot request goes to.
+    ask_next: usize,
+    /// When the leader may propose the configuration again.
+    next_reconfig: Time,
+}
+
+impl Machine {
+    /// Replica `node` of `group` (of `peers`), with core settings `core` and the
+    /// group's duplicate time to live.
+    pub fn new(
+        group: u64,
+        node: NodeId,
+        peers: usize,
+        nshards: usize,
+        core: CoreConfig,
+        client_ttl_ms: u64,
+    ) -> Self {
+        Machine {
+            group,
+            node,
+            peers,
+            nshards,
+            fs: SimFs::new(),
+            generation: 0,
+            ran_before: false,
+            epoch: 0,
+            process: Process::Down,
+            client_ttl_ms,
+            tick_len: 10 * MS,
+            core,
+            round: 0,
+            answers: vec![None; peers],
+            ask_next: 0,
+            next_reconfig: 0,
+        }
+    }
+
+    /// True if a process runs and votes (or at least serves).
+    pub fn running(&self) -> Option<&Running> {
+        match &self.process {
+            Process::Running(r) if r.failed.is_none() => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The Paxos core of the running process.
+    pub fn core(&self) -> Option<&Replica> {
+        self.running().map(|r| &r.core)
+    }
+
+    /// True if the process halted (a lost majority).
+    pub fn halted(&self) -> bool {
+        matches!(self.process, Process::Halted { .. })
+    }
+
+    /// True if nothing runs.
+    pub fn down(&self) -> bool {
+        matches!(self.process, Process::Down)
+    }
+
+    fn shared_fs(&self) -> Arc<dyn FileSystem> {
+        Arc::new(self.fs.clone())
+    }
+
+    /// Starts the process: opens the directory as `diskv server` does.
+    pub fn start(&mut self, io: &mut Io<'_>) {
+        self.epoch += 1;
+        io.timer(io.now + self.tick_len, Timer::Tick);
+        match self.open(io) {
+            Ok(Opened::Probe) => {
+                io.note(|| "empty directory: asking the peers".into());
+                self.process = Process::Probing;
+                self.new_round(io);
+                io.timer(io.now + 150 * MS, Timer::ProbeRound);
+            }
+            Ok(Opened::Run(running)) => self.run(io, running),
+            Err(e) => {
+                io.note(|| format!("cannot start: {e}"));
+                self.process = Process::Down;
+            }
+        }
+    }
+
+    fn run(&mut self, io: &mut Io<'_>, running: Box<Running>) {
+        if let Some(nonce) = running.identity.recovering {
+            io.votes.recovering(self.node, self.generation, nonce);
+            io.note(|| format!("recovering a lost disk, nonce {nonce}"));
+        }
+        self.ran_before = true;
+        self.process = Process::Running(running);
+        io.timer(io.now + 200 * MS, Timer::RecoveryPoll);
+        if let Process::Running(r) = &mut self.process {
+            r.drive(io);
+        }
+    }
+
+    /// The directory's verdict: known, lost, damaged, or empty (ask the peers).
+    fn open(&mut self, io: &mut Io<'_>) -> Result<Opened, String> {
+        let dir = Path::new(DATA);
+        let fs = self.shared_fs();
+        let found = Identity::load(fs.as_ref(), dir).and_then(|id| match id {
+            None => Ok(None),
+            Some(id) => {
+                paxos::quarantine::check_log_on(fs.clone(), &dir.join("log")).map_err(|e| {
+                    match e {
+                        paxos::StorageError::Corrupt {
+                            path,
+                            offset,
+                            reason,
+                        } => diskv::StateError::Corrupt {
+                            path,
+                            reason: format!("at byte {offset}: {reason}"),
+                        },
+                        other => diskv::StateError::Paxos(other.into()),
+                    }
+                })?;
+                let (state, applied) = KvState::open_on(fs.clone(), dir, self.group, self.nshards)?;
+                Ok(Some((id, state, applied)))
+            }
+        });
+        match found {
+            Ok(Some((id, state, applied))) => self.boot(io, id, state, applied),
+            Ok(None) => {
+                let has = |d: &str| fs.read_dir(&dir.join(d)).is_ok_and(|e| !e.is_empty());
+                if has("log") || has("kv") {
+                    self.damaged(io, "data without an identity".into())
+                } else if self.ran_before {
+                    self.lost(io, "--restart with an empty directory")
+                } else {
+                    Ok(Opened::Probe)
+                }
+            }
+            Err(e @ diskv::StateError::Corrupt { .. }) => self.damaged(io, e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn damaged(&mut self, io: &mut Io<'_>, why: String) -> Result<Opened, String> {
+        io.note(|| format!("damaged state quarantined: {why}"));
+        paxos::quarantine::quarantine_on(&self.fs, Path::new(DATA), &[], io.now / SECOND)
+            .map_err(|e| e.to_string())?;
+        self.lost(io, "its state was damaged")
+    }
+
+    fn lost(&mut self, io: &mut Io<'_>, why: &str) -> Result<Opened, String> {
+        io.note(|| format!("lost its disk ({why})"));
+        let nonce = io.rng.gen::<u64>() | 1;
+        let id = self.identity(Some(nonce));
+        let fs = self.shared_fs();
+        id.store(fs.as_ref(), Path::new(DATA))
+            .map_err(|e| e.to_string())?;
+        let (state, applied) = KvState::open_on(fs, Path::new(DATA), self.group, self.nshards)
+            .map_err(|e| e.to_string())?;
+        self.boot(io, id, state, applied)
+    }
+
+    fn fresh(&mut self, io: &mut Io<'_>) -> Result<Opened, String> {
+        let id = self.identity(None);
+        let fs = self.shared_fs();
+        id.store(fs.as_ref(), Path::new(DATA))
+            .map_err(|e| e.to_string())?;
+        let (state, applied) = KvState::open_on(fs, Path::new(DATA), self.group, self.nshards)
+            .map_err(|e| e.to_string())?;
+        io.note(|| "a new replica of a new group: starting fresh".into());
+        self.boot(io, id, state, applied)
+    }
+
+    fn identity(&self, recovering: Option<u64>) -> Identity {
+        Identity {
+            cluster: vec!["sim:master".into()],
+            gid: self.group,
+            me: self.node,
+            nshards: self.nshards,
+            incarnation: 0,
+            recovering,
+        }
+    }
+
+    /// Opens the log and starts the core and the state machine.
+    fn boot(
+        &mut self,
+        io: &mut Io<'_>,
+        id: Identity,
+        state: KvState,
+        applied: Slot,
+    ) -> Result<Opened, String> {
+        let fs = self.shared_fs();
+        let mut log = SegmentLog::open_on(fs, &PathBuf::from(DATA).join("log"), LogOptions::default())
+            .map_err(|e| e.to_string())?;
+        let cfg = CoreConfig {
+            recovering: id.recovering,
+            seed: io.rng.gen(),
+            ..self.core.clone()
+        };
+        let (core, replay) =
+            paxos::node::restore(&cfg, &mut log, applied).map_err(|e| e.to_string())?;
+        let mut state = state;
+        state.set_client_ttl(self.client_ttl_ms);
+        io.digest(applied, state.digest(), "restart");
+        let applier = Applier::new(state, applied, self.node as u32, io.rng.gen());
+        Ok(Opened::Run(Box::new(Running::start(
+            io, core, replay, log, applier, id,
+        ))))
+    }
+
+    /// Stops the process (`kill -9`): the disk keeps what the page cache had.
+    pub fn kill(&mut self, io: &mut Io<'_>) {
+        io.note(|| "killed".into());
+        self.epoch += 1;
+        self.process = Process::Down;
+    }
+
+    /// Power loss: the process dies and the disk keeps only part of what it had
+    /// not synced.
+    pub fn power_loss(&mut self, io: &mut Io<'_>) {
+        self.epoch += 1;
+        self.process = Process::Down;
+        let report = self.fs.crash(io.rng);
+        io.note(|| format!("power loss: {report:?}"));
+    }
+
+    /// The disk is lost: wiped, a new generation. `restart_flag`: whether the
+    /// operator restarts it with `--restart`.
+    pub fn lose_disk(&mut self, io: &mut Io<'_>, restart_flag: bool) {
+        self.epoch += 1;
+        self.process = Process::Down;
+        self.fs.wipe();
+        self.generation += 1;
+        self.ran_before = restart_flag;
+        io.generation = self.generation;
+        io.note(|| format!("disk lost (restart flag {restart_flag})"));
+    }
+
+    /// A timer of the current process fired.
+    pub fn timer(&mut self, io: &mut Io<'_>, timer: Timer) {
+        match timer {
+            Timer::Tick => {
+                io.timer(io.now + self.tick_len, Timer::Tick);
+                self.reconfigure(io);
+                if let Process::Running(r) = &mut self.process {
+                    r.tick(io);
+                }
+            }
+            Timer::ProbeRound => self.probe_round(io),
+            Timer::RecoveryPoll => self.recovery_poll(io),
+            other => {
+                if let Process::Running(r) = &mut self.process {
+                    match other {
+                        Timer::SyncDone => r.sync_done(io),
+                        Timer::Apply => r.apply(io),
+                        Timer::Idle(n) => r.idle(io, n),
+                        Timer::CheckpointDone => r.checkpoint_done(io),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The leader proposes the group's configuration (every shard to this group)
+    /// until it is applied: the reconfiguration loop's first step.
+    fn reconfigure(&mut self, io: &mut Io<'_>) {
+        let Process::Running(r) = &mut self.process else {
+            return;
+        };
+        if !r.core.is_leader() || r.applier.state().config().num > 0 || io.now < self.next_reconfig
+        {
+            return;
+        }
+        self.next_reconfig = io.now + 200 * MS;
+        let mut config = Config::initial(self.nshards);
+        config.num = 1;
+        config.shards = vec![self.group; self.nshards];
+        config.groups.insert(
+            self.group,
+            (0..self.peers).map(|i| format!("sim:g{}r{i}", self.group)).collect(),
+        );
+        r.propose_unwaited(io, &KvCommand::Reconfigure { config });
+    }
+
+    fn new_round(&mut self, io: &mut Io<'_>) {
+        self.round += 1;
+        self.answers = vec![None; self.peers];
+        for peer in (0..self.peers).filter(|&p| p != self.node) {
+            io.send_peer(
+                peer,
+                Packet::Probe {
+                    from: self.node,
+                    round: self.round,
+                },
+            );
+        }
+    }
+
+    /// An empty directory without `--restart`: decide from the peers' answers.
+    fn probe_round(&mut self, io: &mut Io<'_>) {
+        if !matches!(self.process, Process::Probing) {
+            return;
+        }
+        let opened = match probe::decide(self.node, &self.answers) {
+            Verdict::Fresh => self.fresh(io),
+            Verdict::Lost { reason } => self.lost(io, &reason),
+            Verdict::Wait { .. } => {
+                self.new_round(io);
+                io.timer(io.now + 150 * MS, Timer::ProbeRound);
+                return;
+            }
+        };
+        match opened {
+            Ok(Opened::Run(r)) => self.run(io, r),
+            Ok(Opened::Probe) => {}
+            Err(e) => {
+                io.note(|| format!("cannot start: {e}"));
+                self.process = Process::Down;
+            }
+        }
+    }
+
+    /// A recovering replica's loop (`paxos::recovery::run`), and every replica's
+    /// snapshot keep-up (`paxos::recovery::keep_up`).
+    fn recovery_poll(&mut self, io: &mut Io<'_>) {
+        let Process::Running(r) = &mut self.process else {
+            return;
+        };
+        io.timer(io.now + 200 * MS, Timer::RecoveryPoll);
+        if r.failed.is_some() {
+            return;
+        }
+        let recovering = r.identity.recovering.is_some();
+        if !recovering && r.snapshot_wanted.is_none() {
+            return;
+        }
+        let step = if recovering {
+            next_step(
+                self.node,
+                r.core.incarnation(),
+                r.core.votes_now(),
+                &self.answers,
+                r.snapshot_wanted,
+            )
+        } else {
+            let from = (0..self.peers)
+                .filter(|&p| p != self.node && self.answers[p] == Some(Answer::History))
+                .collect();
+            Step::Fetch {
+                floor: r.snapshot_wanted.unwrap_or(0),
+                from,
+            }
+        };
+        match step {
+            Step::Voting(k) => {
+                r.identity.incarnation = k;
+                r.identity.recovering = None;
+                let fs: Arc<dyn FileSystem> = Arc::new(self.fs.clone());
+                match r.identity.store(fs.as_ref(), Path::new(DATA)) {
+                    Ok(()) => io.note(|| format!("recovered: voting again as incarnation {k}")),
+                    Err(e) => io.note(|| format!("cannot record the end of recovery: {e}")),
+                }
+                return;
+            }
+            Step::Halt { recovering } => {
+                io.note(|| format!("halts: {recovering} replicas recovering"));
+                self.epoch += 1;
+                self.process = Process::Halted {
+                    until: io.now + 5 * SECOND,
+                };
+                return;
+            }
+            Step::Fetch { floor, from } => {
+                if !from.is_empty() {
+                    self.ask_next = (self.ask_next + 1) % from.len();
+                    let peer = from[self.ask_next];
+                    io.send_peer(
+                        peer,
+                        Packet::SnapshotAsk {
+                            from: self.node,
+                            floor,
+                        },
+                    );
+                }
+            }
+            Step::Wait { .. } => {}
+        }
+        self.new_round(io);
+    }
+
+    /// A packet arrived.
+    pub fn deliver(&mut self, io: &mut Io<'_>, from: Addr, packet: Packet) {
+        match packet {
+            Packet::Paxos(env) => {
+                if let Process::Running(r) = &mut self.process {
+                    if r.failed.is_none() {
+                        r.core.handle(env);
+                        r.drive(io);
+                    }
+                }
+            }
+            Packet::Request { req } => {
+                if let (Process::Running(r), Addr::Client(c)) = (&mut self.process, from) {
+                    r.request(io, c, req);
+                }
+            }
+            Packet::Probe { from, round } => {
+                if let Some(answer) = self.probe_answer(io) {
+                    io.send_peer(
+                        from,
+                        Packet::ProbeAnswer {
+                            from: self.node,
+                            round,
+                            answer,
+                        },
+                    );
+                }
+            }
+            Packet::ProbeAnswer {
+                from,
+                round,
+                answer,
+            } => {
+                if round == self.round && from < self.peers {
+                    self.answers[from] = Some(answer);
+                }
+            }
+            Packet::SnapshotAsk { from, .. } => {
+                if let Process::Running(r) = &mut self.process {
+                    r.snapshot_ask(io, from);
+                }
+            }
+            Packet::SnapshotGive { snap, .. } => {
+                if let (Process::Running(r), Ok(snap)) = (&mut self.process, snap) {
+                    r.install(io, *snap);
+                }
+            }
+            Packet::Reply { .. } => {}
+        }
+    }
+
+    /// What this machine answers to a probe now (`None`: no answer).
+    fn probe_answer(&mut self, io: &mut Io<'_>) -> Option<Answer> {
+        match &mut self.process {
+            Process::Down => None,
+            Process::Probing => Some(Answer::Fresh),
+            Process::Running(r) if r.failed.is_some() => None,
+            Process::Running(r) => {
+                let a = r.core.probe_answer();
+                r.drive(io);
+                Some(a)
+            }
+            Process::Halted { until } => (io.now < *until).then_some(Answer::Recovering),
+        }
+    }
+
+    /// The membership this machine's core knows (for reports).
+    pub fn membership(&self) -> Option<Membership> {
+        self.core().map(|c| c.membership().clone())
+    }
+}
+
+/// How opening the directory ended.
+enum Opened {
+    /// Ask the peers first.
+    Probe,
+    /// Run.
+    Run(Box<Running>),
+}

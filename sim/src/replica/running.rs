@@ -1,0 +1,502 @@
+//! A running replica process: the real Paxos core driven as the tokio driver
+//! drives it (its durability decisions carried out against the real segment log
+//! on the simulated disk), the real apply side ([`Applier`]) over the real
+//! [`KvState`] with its checkpoints, and the KV service's request handling.
+
+use super::{Io, Timer};
+use crate::clock::{Time, MS};
+use crate::packet::Packet;
+use diskv::identity::Identity;
+use diskv::logclock::LogClock;
+use diskv::rpc::GroupSnapshot;
+use diskv::{KvCommand, KvError, KvState, Request};
+use paxos::core::{Event, ReadOutcome, Replica};
+use paxos::rsm::{encode, Applier, CheckpointJob, CheckpointStep, Origin};
+use paxos::storage::{SegmentLog, Storage};
+use paxos::{Decision, Envelope, Slot};
+use rand::Rng;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How long a request may wait for its instance or read index (as the service).
+const REQUEST_TIMEOUT: Time = 2_000 * MS;
+
+/// Who waits for a read index or a command's output.
+#[derive(Clone, Debug)]
+pub(crate) enum Waiter {
+    /// A client request.
+    Client {
+        client: u64,
+        req: Request,
+        since: Time,
+    },
+    /// A peer's snapshot request.
+    Snapshot { peer: usize, since: Time },
+}
+
+impl Waiter {
+    fn since(&self) -> Time {
+        match self {
+            Waiter::Client { since, .. } | Waiter::Snapshot { since, .. } => *since,
+        }
+    }
+}
+
+/// A replica process that runs.
+pub struct Running {
+    pub(crate) core: Replica,
+    log: SegmentLog,
+    /// Position of the last record appended (see `Replica::on_durable`).
+    appended: u64,
+    /// Appended records not yet synced.
+    unsynced: bool,
+    /// When the next sync completes, if one is due.
+    sync_due: Option<Time>,
+    /// Messages waiting for a sync: each leaves once records up to its position
+    /// are durable.
+    gated: VecDeque<(u64, Envelope)>,
+    pub(crate) applier: Applier<KvState>,
+    /// Decisions not yet applied (the apply loop runs a little behind the core).
+    decisions: VecDeque<Decision>,
+    apply_due: bool,
+    /// Bumped by each apply; an idle timer of an older generation is stale.
+    applies: u64,
+    /// How long without decisions counts as idle (checkpoint).
+    idle_after: Time,
+    /// The checkpoint being written "in the background".
+    job: Option<CheckpointJob>,
+    /// Commands proposed here, by origin id.
+    waiters: BTreeMap<u64, Waiter>,
+    /// Reads waiting for their read index, by read id.
+    reads: BTreeMap<u64, Waiter>,
+    /// Reads whose index is known, waiting for the state to cover it.
+    ready_reads: Vec<(Slot, Waiter)>,
+    /// The stamps this process puts on the commands it proposes.
+    clock: LogClock,
+    /// This process's origin nonce and next ids.
+    nonce: u64,
+    next_id: u64,
+    /// The identity record (its `recovering` nonce while recovering).
+    pub(crate) identity: Identity,
+    /// The instance a snapshot must cover, while the group forgot what this
+    /// replica still needs.
+    pub(crate) snapshot_wanted: Option<Slot>,
+    /// Failed storage: the replica stopped voting (as the tokio driver's
+    /// persister would).
+    pub(crate) failed: Option<String>,
+}
+
+impl Running {
+    /// Starts the replica on its log and state.
+    pub(crate) fn start(
+        io: &mut Io<'_>,
+        core: Replica,
+        replay: Vec<Decision>,
+        log: SegmentLog,
+        applier: Applier<KvState>,
+        identity: Identity,
+    ) -> Running {
+        let idle_after = io.rng.gen_range(20..600) * MS;
+        let nonce = applier.origin_tag().1;
+        let mut r = Running {
+            core,
+            log,
+            appended: 0,
+            unsynced: false,
+            sync_due: None,
+            gated: VecDeque::new(),
+            applier,
+            decisions: replay.into(),
+            apply_due: false,
+            applies: 0,
+            idle_after,
+            job: None,
+            waiters: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            ready_reads: Vec::new(),
+            clock: LogClock::default(),
+            nonce,
+            next_id: 1,
+            identity,
+            snapshot_wanted: None,
+            failed: None,
+        };
+        r.schedule_apply(io);
+        r
+    }
+
+    /// Storage failed: the replica stops (its votes would not be durable).
+    fn fail(&mut self, io: &mut Io<'_>, what: &str, e: impl std::fmt::Display) {
+        if self.failed.is_none() {
+            let why = format!("{what}: {e}");
+            io.note(|| format!("storage failed, stops voting: {why}"));
+            self.failed = Some(why);
+        }
+    }
+
+    // ---- the driver: Ready in, I/O out ----
+
+    /// Carries out what the core asks, as the tokio driver does.
+    pub(crate) fn drive(&mut self, io: &mut Io<'_>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let ready = self.core.take_ready();
+        for env in ready.messages {
+            io.send_paxos(env);
+        }
+        if !ready.records.is_empty() {
+            if let Err(e) = self.log.append(&ready.records) {
+                return self.fail(io, "append", e);
+            }
+            self.appended += ready.records.len() as u64;
+            self.unsynced = true;
+        }
+        for env in ready.after_sync {
+            self.gated.push_back((self.appended, env));
+        }
+        if ready.sync || !self.gated.is_empty() {
+            let latency = if io.rng.gen_bool(0.05) {
+                io.rng.gen_range(5 * MS..40 * MS)
+            } else {
+                io.rng.gen_range(50..2 * MS)
+            };
+            self.want_sync(io, latency);
+        } else if self.unsynced {
+            self.want_sync(io, 10 * MS);
+        }
+        for (slot, entry) in ready.committed {
+            io.decided(slot, &entry);
+            self.decisions.push_back(Decision::Entry(slot, entry));
+        }
+        for ev in ready.events {
+            match ev {
+                Event::SnapshotNeeded { floor } => {
+                    self.decisions.push_back(Decision::SnapshotNeeded(floor))
+                }
+                Event::LeaderChanged { leader, ballot } => {
+                    io.note(|| format!("follows {leader:?} at {ballot}"))
+                }
+            }
+        }
+        for outcome in ready.reads {
+            self.read_outcome(io, outcome);
+        }
+        if let Some(below) = ready.compact_below {
+            // Compaction syncs the log before it deletes anything.
+            if let Err(e) = self.log.compact(below) {
+                return self.fail(io, "compact", e);
+            }
+            self.unsynced = false;
+            self.durable(io);
+        }
+        self.schedule_apply(io);
+    }
+
+    fn want_sync(&mut self, io: &mut Io<'_>, latency: Time) {
+        let at = io.now + latency;
+        if self.sync_due.is_none_or(|due| at < due) {
+            self.sync_due = Some(at);
+            io.timer(at, Timer::SyncDone);
+        }
+    }
+
+    /// A sync completed (if one is due by now: a paused process's timers fire
+    /// late, and an earlier request may have been overtaken by a sooner one).
+    pub(crate) fn sync_done(&mut self, io: &mut Io<'_>) {
+        if !self.sync_due.is_some_and(|due| due <= io.now) || self.failed.is_some() {
+            return;
+        }
+        self.sync_due = None;
+        if self.unsynced {
+            if let Err(e) = self.log.sync() {
+                return self.fail(io, "sync", e);
+            }
+            self.unsynced = false;
+        }
+        self.durable(io);
+        self.drive(io);
+    }
+
+    /// Every record appended so far is durable: tell the core, let the gated
+    /// messages go.
+    fn durable(&mut self, io: &mut Io<'_>) {
+        self.core.on_durable(self.appended);
+        while let Some((pos, _)) = self.gated.front() {
+            if *pos > self.appended {
+                break;
+            }
+            let (_, env) = self.gated.pop_front().expect("front exists");
+            io.send_paxos(env);
+        }
+    }
+
+    // ---- the apply loop ----
+
+    fn schedule_apply(&mut self, io: &mut Io<'_>) {
+        if !self.decisions.is_empty() && !self.apply_due {
+            self.apply_due = true;
+            let lag = io.rng.gen_range(10..1500);
+            io.timer(io.now + lag, Timer::Apply);
+        }
+    }
+
+    /// Applies the decisions waiting, answers what waited for them, and asks for
+    /// a checkpoint.
+    pub(crate) fn apply(&mut self, io: &mut Io<'_>) {
+        self.apply_due = false;
+        if self.failed.is_some() || self.decisions.is_empty() {
+            return;
+        }
+        while let Some(d) = self.decisions.pop_front() {
+            let done = self.applier.apply(d);
+            for (origin, output) in done.outputs {
+                if let Some(Waiter::Client { client, req, .. }) = self.waiters.remove(&origin.id) {
+                    io.reply(client, &req, output);
+                }
+            }
+            if let Some(upto) = done.installed {
+                self.core.install_snapshot(upto);
+            }
+            if let Some(floor) = done.snapshot_wanted {
+                self.snapshot_wanted = Some(self.snapshot_wanted.map_or(floor, |f| f.max(floor)));
+            }
+        }
+        let applied = self.applier.applied();
+        io.digest(applied, self.applier.state().digest(), "apply");
+        self.serve_ready_reads(io);
+        let step = self.applier.checkpoint(false);
+        self.checkpoint_step(io, step);
+        self.applies += 1;
+        io.timer(io.now + self.idle_after, Timer::Idle(self.applies));
+        self.drive(io);
+    }
+
+    /// No decision came for a while: an idle checkpoint.
+    pub(crate) fn idle(&mut self, io: &mut Io<'_>, applies: u64) {
+        if applies != self.applies || self.failed.is_some() {
+            return;
+        }
+        let step = self.applier.checkpoint(true);
+        self.checkpoint_step(io, step);
+        self.drive(io);
+    }
+
+    fn checkpoint_step(&mut self, io: &mut Io<'_>, step: CheckpointStep) {
+        match step {
+            CheckpointStep::Idle => {}
+            CheckpointStep::Durable(durable) => {
+                if durable > 0 {
+                    self.core.done(durable - 1);
+                }
+            }
+            CheckpointStep::Job(job) => {
+                self.job = Some(job);
+                let at = io.now + io.rng.gen_range(200..30 * MS);
+                io.timer(at, Timer::CheckpointDone);
+            }
+            CheckpointStep::Failed(e) => io.note(|| format!("checkpoint failed: {e}")),
+        }
+    }
+
+    /// The background checkpoint's files are written now.
+    pub(crate) fn checkpoint_done(&mut self, io: &mut Io<'_>) {
+        let Some(job) = self.job.take() else {
+            return;
+        };
+        let result = job();
+        io.note(|| format!("checkpoint written: {result:?}"));
+        let step = self.applier.checkpoint_finished(result);
+        self.checkpoint_step(io, step);
+        self.drive(io);
+    }
+
+    // ---- the service ----
+
+    /// A client request, handled as `KvService::execute_request` does.
+    pub(crate) fn request(&mut self, io: &mut Io<'_>, client: u64, req: Request) {
+        if let Some(why) = &self.failed {
+            let e = KvError::Unavailable(format!("storage failed: {why}"));
+            return io.reply(client, &req, Err(e));
+        }
+        if !self.core.is_leader() {
+            let leader = self.core.leader();
+            return io.reply(client, &req, Err(KvError::NotLeader { leader }));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let waiter = Waiter::Client {
+            client,
+            req: req.clone(),
+            since: io.now,
+        };
+        if req.op.is_read() {
+            self.reads.insert(id, waiter);
+            self.core.read_index(id);
+        } else {
+            let applied_ms = self.applier.state().now_ms();
+            let at_ms = self.clock.stamp(applied_ms, io.monotonic_ms());
+            let cmd = KvCommand::Op { req, at_ms };
+            self.propose(io, id, &cmd);
+            self.waiters.insert(id, waiter);
+        }
+        self.drive(io);
+    }
+
+    /// Proposes `cmd` tagged with origin `id` of this process.
+    pub(crate) fn propose(&mut self, io: &mut Io<'_>, id: u64, cmd: &KvCommand) {
+        let origin = Origin {
+            replica: io.node as u32,
+            nonce: self.nonce,
+            id,
+        };
+        match encode(origin, cmd) {
+            Ok(bytes) => self.core.propose(bytes),
+            Err(e) => io.note(|| format!("cannot encode a command: {e}")),
+        }
+    }
+
+    /// Proposes a command nobody waits for (reconfiguration).
+    pub(crate) fn propose_unwaited(&mut self, io: &mut Io<'_>, cmd: &KvCommand) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.propose(io, id, cmd);
+        self.drive(io);
+    }
+
+    /// A peer's snapshot request (`KvService::group_snapshot`).
+    pub(crate) fn snapshot_ask(&mut self, io: &mut Io<'_>, peer: usize) {
+        if self.failed.is_some() || !self.core.is_leader() {
+            let leader = self.core.leader();
+            let snap = Err(KvError::NotLeader { leader });
+            return io.send_peer(peer, Packet::SnapshotGive { from: io.node, snap });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.reads.insert(id, Waiter::Snapshot { peer, since: io.now });
+        self.core.read_index(id);
+        self.drive(io);
+    }
+
+    fn read_outcome(&mut self, io: &mut Io<'_>, outcome: ReadOutcome) {
+        match outcome {
+            ReadOutcome::Ready { id, index } => {
+                if let Some(w) = self.reads.remove(&id) {
+                    self.ready_reads.push((index, w));
+                    self.serve_ready_reads(io);
+                }
+            }
+            ReadOutcome::NotLeader { id, leader } => match self.reads.remove(&id) {
+                Some(Waiter::Client { client, req, .. }) => {
+                    io.reply(client, &req, Err(KvError::NotLeader { leader }))
+                }
+                Some(Waiter::Snapshot { peer, .. }) => io.send_peer(
+                    peer,
+                    Packet::SnapshotGive {
+                        from: io.node,
+                        snap: Err(KvError::NotLeader { leader }),
+                    },
+                ),
+                None => {}
+            },
+        }
+    }
+
+    /// Serves the reads whose index the state covers now.
+    fn serve_ready_reads(&mut self, io: &mut Io<'_>) {
+        let applied = self.applier.applied();
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ready_reads)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.ready_reads = later;
+        for (_, w) in now {
+            match w {
+                Waiter::Client { client, req, .. } => {
+                    let out = self.applier.state().read(&req);
+                    io.reply(client, &req, out);
+                }
+                Waiter::Snapshot { peer, .. } => {
+                    let core = &self.core;
+                    let snap: GroupSnapshot = self.applier.snapshot(
+                        || core.membership().clone(),
+                        |st, applied, membership| st.snapshot(applied, membership),
+                    );
+                    io.send_peer(
+                        peer,
+                        Packet::SnapshotGive {
+                            from: io.node,
+                            snap: Ok(Box::new(snap)),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// A snapshot from a peer: installed if it covers what is wanted.
+    pub(crate) fn install(&mut self, io: &mut Io<'_>, snap: GroupSnapshot) {
+        let Some(floor) = self.snapshot_wanted else {
+            return;
+        };
+        if snap.applied < floor || self.failed.is_some() {
+            return;
+        }
+        let applied = snap.applied;
+        let installed = self
+            .applier
+            .install(applied, |st| st.replace_with(&snap).map_err(|e| e.to_string()));
+        match installed {
+            Ok(true) => {
+                io.note(|| format!("installed a snapshot covering {applied}"));
+                self.core.merge_membership(&snap.membership);
+                self.core.install_snapshot(applied);
+                self.snapshot_wanted = None;
+                io.digest(applied, self.applier.state().digest(), "snapshot");
+                self.serve_ready_reads(io);
+                self.drive(io);
+            }
+            Ok(false) => {}
+            Err(e) => io.note(|| format!("cannot install a snapshot: {e}")),
+        }
+    }
+
+    /// A tick of the core's clock; requests that waited too long time out.
+    pub(crate) fn tick(&mut self, io: &mut Io<'_>) {
+        if self.failed.is_some() {
+            return;
+        }
+        self.core.tick();
+        let cutoff = io.now.saturating_sub(REQUEST_TIMEOUT);
+        let expired: Vec<Waiter> = take_expired(&mut self.waiters, cutoff)
+            .into_iter()
+            .chain(take_expired(&mut self.reads, cutoff))
+            .collect();
+        let mut kept = Vec::new();
+        for (index, w) in std::mem::take(&mut self.ready_reads) {
+            if w.since() < cutoff {
+                self.timeout(io, w);
+            } else {
+                kept.push((index, w));
+            }
+        }
+        self.ready_reads = kept;
+        for w in expired {
+            self.timeout(io, w);
+        }
+        self.drive(io);
+    }
+
+    fn timeout(&self, io: &mut Io<'_>, w: Waiter) {
+        if let Waiter::Client { client, req, .. } = w {
+            io.reply(client, &req, Err(KvError::Timeout));
+        }
+    }
+}
+
+fn take_expired(map: &mut BTreeMap<u64, Waiter>, cutoff: Time) -> Vec<Waiter> {
+    let old: Vec<u64> = map
+        .iter()
+        .filter(|(_, w)| w.since() < cutoff)
+        .map(|(k, _)| *k)
+        .collect();
+    old.into_iter().filter_map(|k| map.remove(&k)).collect()
+}

@@ -1,0 +1,90 @@
+//! Many seeds, on every core: each seed is one run; a panic in a run is a
+//! failure of that seed like a violated invariant.
+
+use crate::world::{Report, RunOptions};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a sweep did.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// Seeds run.
+    pub runs: u64,
+    /// The failing seeds' reports.
+    pub failures: Vec<Report>,
+    /// Wall-clock time taken.
+    pub elapsed: Duration,
+}
+
+/// Runs one seed, turning a panic into a failed report.
+pub fn run_one(seed: u64, trace: bool) -> Report {
+    let opts = RunOptions { seed, trace };
+    match panic::catch_unwind(AssertUnwindSafe(|| crate::run(&opts))) {
+        Ok(report) => report,
+        Err(e) => {
+            let what = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into());
+            Report {
+                seed,
+                violations: vec![format!("panicked: {what}")],
+                ..Report::default()
+            }
+        }
+    }
+}
+
+/// Runs seeds `first..first + count` on `threads` threads, stopping early after
+/// `max_failures` failures or when `budget` runs out. `progress` is called with
+/// each finished report.
+pub fn sweep(
+    first: u64,
+    count: u64,
+    threads: usize,
+    max_failures: usize,
+    budget: Option<Duration>,
+    progress: &(dyn Fn(&Report) + Sync),
+) -> Sweep {
+    let started = Instant::now();
+    let next = AtomicU64::new(first);
+    let stop = AtomicBool::new(false);
+    let runs = AtomicU64::new(0);
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if budget.is_some_and(|b| started.elapsed() >= b) {
+                    return;
+                }
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= first + count {
+                    return;
+                }
+                let report = run_one(seed, false);
+                runs.fetch_add(1, Ordering::Relaxed);
+                progress(&report);
+                if !report.ok() {
+                    let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+                    f.push(report);
+                    if f.len() >= max_failures {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner()));
+    failures.sort_by_key(|r| r.seed);
+    Sweep {
+        runs: runs.load(Ordering::Relaxed),
+        failures,
+        elapsed: started.elapsed(),
+    }
+}
