@@ -37,13 +37,17 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// One step of the script: what is appended, whether a sync follows, how many
+/// records the append carries.
+type Scripted = (Step, bool, usize);
+
 /// Turns steps into records: accepts at the latest promise, strictly growing facts.
-fn records(steps: &[Step]) -> Vec<Record> {
+fn records(steps: &[Scripted]) -> Vec<Record> {
     let (mut round, mut committed, mut forgotten) = (1, 0, 0);
     let cmd = |slot: Slot, len: usize| vec![slot as u8; len];
     steps
         .iter()
-        .map(|step| match *step {
+        .map(|(step, _, _)| match *step {
             Step::Accept { slot, cmd_len } => Record::Accepted {
                 slot,
                 ballot: Ballot::new(round, 0),
@@ -67,6 +71,21 @@ fn records(steps: &[Step]) -> Vec<Record> {
             }
         })
         .collect()
+}
+
+/// The records cut into the script's appends, each with whether a sync follows it.
+fn batches<'a>(all: &'a [Record], steps: &[Scripted]) -> Vec<(&'a [Record], bool)> {
+    let mut rest = all;
+    let mut out = Vec::new();
+    for (_, sync, size) in steps {
+        if rest.is_empty() {
+            break;
+        }
+        let (batch, tail) = rest.split_at((*size).min(rest.len()));
+        out.push((batch, *sync));
+        rest = tail;
+    }
+    out
 }
 
 /// Removes the segment heads: facts that repeat one already seen.
@@ -113,18 +132,12 @@ proptest! {
     ) {
         let dir = TempDir::new().unwrap();
         let mut log = open(dir.path(), segment_bytes);
-        let all = records(&steps.iter().map(|(s, _, _)| s.clone()).collect::<Vec<_>>());
+        let all = records(&steps);
         let (mut appended, mut synced, mut synced_tail) = (0, 0, log.tail());
-        let mut rest = all.as_slice();
-        for (_, sync, batch) in &steps {
-            if rest.is_empty() {
-                break;
-            }
-            let (batch, tail) = rest.split_at((*batch).min(rest.len()));
+        for (batch, sync) in batches(&all, &steps) {
             log.append(batch).unwrap();
             appended += batch.len();
-            rest = tail;
-            if *sync {
+            if sync {
                 log.sync().unwrap();
                 (synced, synced_tail) = (appended, log.tail());
             }
@@ -186,19 +199,13 @@ proptest! {
         fs.create_dir_all(Path::new("/r")).unwrap();
         fs.sync_dir(Path::new("/")).unwrap();
         let mut log = open_sim(&fs, segment_bytes);
-        let all = records(&steps.iter().map(|(s, _, _)| s.clone()).collect::<Vec<_>>());
+        let all = records(&steps);
         let kill_at = kill_at.index(steps.len());
         let (mut appended, mut synced) = (0, 0);
-        let mut rest = all.as_slice();
-        for (i, (_, sync, batch)) in steps.iter().enumerate() {
-            if rest.is_empty() {
-                break;
-            }
-            let (batch, tail) = rest.split_at((*batch).min(rest.len()));
+        for (i, (batch, sync)) in batches(&all, &steps).into_iter().enumerate() {
             log.append(batch).unwrap();
             appended += batch.len();
-            rest = tail;
-            if *sync {
+            if sync {
                 log.sync().unwrap();
                 synced = appended;
             }
