@@ -10,7 +10,7 @@ use super::*;
 use crate::fs::{FileSystem, SharedFs, SimFs, SimOptions};
 use crate::storage::facts::Facts;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed};
+use proptest::test_runner::{Config, RngSeed, TestCaseError};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::Arc;
@@ -110,6 +110,35 @@ fn without_heads(loaded: Vec<Record>) -> Vec<Record> {
     out
 }
 
+/// Checks a log reopened after a crash: it holds a prefix of `all` at least
+/// `synced` records long, goes on, and what it syncs next is still there after
+/// `restart` (which reopens it, after another crash or not, and loads it).
+fn recovered(
+    mut log: SegmentLog,
+    all: &[Record],
+    synced: usize,
+    restart: impl FnOnce() -> Vec<Record>,
+) -> Result<(), TestCaseError> {
+    let loaded = without_heads(log.load().unwrap());
+    prop_assert!(
+        loaded.len() >= synced,
+        "lost synced records: {} < {synced}",
+        loaded.len()
+    );
+    prop_assert_eq!(&loaded[..], &all[..loaded.len()]);
+    let marker = Record::Learned {
+        slot: 999,
+        entry: Entry::Noop,
+    };
+    log.append(std::slice::from_ref(&marker)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let mut expected = loaded;
+    expected.push(marker);
+    prop_assert_eq!(without_heads(restart()), expected);
+    Ok(())
+}
+
 fn config() -> Config {
     Config {
         cases: 96,
@@ -159,19 +188,8 @@ proptest! {
             std::fs::write(&last, bytes).unwrap();
         }
 
-        let mut log = open(dir.path(), segment_bytes);
-        let loaded = without_heads(log.load().unwrap());
-        prop_assert!(loaded.len() >= synced, "lost synced records: {} < {synced}", loaded.len());
-        prop_assert_eq!(&loaded[..], &all[..loaded.len()]);
-
-        // The log goes on after recovery, and what it writes survives another restart.
-        let marker = Record::Learned { slot: 999, entry: Entry::Noop };
-        log.append(std::slice::from_ref(&marker)).unwrap();
-        log.sync().unwrap();
-        drop(log);
-        let mut expected = loaded;
-        expected.push(marker);
-        prop_assert_eq!(without_heads(reopen_and_load(dir.path(), segment_bytes)), expected);
+        let log = open(dir.path(), segment_bytes);
+        recovered(log, &all, synced, || reopen_and_load(dir.path(), segment_bytes))?;
     }
 }
 
@@ -221,19 +239,10 @@ proptest! {
 
         let mut rng = StdRng::seed_from_u64(seed);
         fs.crash(&mut rng);
-        let mut log = open_sim(&fs, segment_bytes);
-        let loaded = without_heads(log.load().unwrap());
-        prop_assert!(loaded.len() >= synced, "lost synced records: {} < {synced}", loaded.len());
-        prop_assert_eq!(&loaded[..], &all[..loaded.len()]);
-
-        // The log goes on after recovery, and what it syncs survives another crash.
-        let marker = Record::Learned { slot: 999, entry: Entry::Noop };
-        log.append(std::slice::from_ref(&marker)).unwrap();
-        log.sync().unwrap();
-        drop(log);
-        fs.crash(&mut rng);
-        let mut expected = loaded;
-        expected.push(marker);
-        prop_assert_eq!(without_heads(open_sim(&fs, segment_bytes).load().unwrap()), expected);
+        let log = open_sim(&fs, segment_bytes);
+        recovered(log, &all, synced, || {
+            fs.crash(&mut rng);
+            open_sim(&fs, segment_bytes).load().unwrap()
+        })?;
     }
 }
