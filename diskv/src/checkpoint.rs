@@ -22,7 +22,8 @@
 //! hold exactly the state at `applied`, so replaying the log from there applies every
 //! instance exactly once (Append and duplicate-table replies included).
 //!
-//! All file I/O goes through a [`FileSystem`]: the machine's, or a simulated disk.
+//! All file I/O goes through a [`paxos::fs::FileSystem`]: the machine's, or a
+//! simulated disk.
 
 use crate::dedup::DupTable;
 use crate::error::StateError;

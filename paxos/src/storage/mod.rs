@@ -4,8 +4,9 @@
 //! [`crate::core::Ready`], and the driver appends them here and calls [`Storage::sync`]
 //! before it sends any message of the same `Ready`.
 //!
-//! Implementations: [`SegmentLog`], the checksummed on-disk log (its module docs give
-//! the format and the recovery rule), and [`MemStorage`], an in-memory log for
+//! Implementations: [`SegmentLog`], the checksummed on-disk log on any
+//! [`crate::fs::FileSystem`] (its module docs give the format and the recovery
+//! rule), and [`MemStorage`], an in-memory log for
 //! simulation tests that loses unsynced records on a simulated crash, with
 //! [`FaultyStorage`] to inject failures into either.
 

@@ -236,35 +236,39 @@ impl Disk {
         self.generation = generation;
     }
 
+    fn node(&self, ino: Ino) -> io::Result<&Node> {
+        self.nodes.get(&ino).ok_or_else(|| errno(libc::ENOENT))
+    }
+
+    fn node_mut(&mut self, ino: Ino) -> io::Result<&mut Node> {
+        self.nodes.get_mut(&ino).ok_or_else(|| errno(libc::ENOENT))
+    }
+
     pub(super) fn dir(&self, ino: Ino) -> io::Result<&DirNode> {
-        match self.nodes.get(&ino) {
-            Some(Node::Dir(d)) => Ok(d),
-            Some(Node::File(_)) => Err(errno(libc::ENOTDIR)),
-            None => Err(errno(libc::ENOENT)),
+        match self.node(ino)? {
+            Node::Dir(d) => Ok(d),
+            Node::File(_) => Err(errno(libc::ENOTDIR)),
         }
     }
 
     pub(super) fn dir_mut(&mut self, ino: Ino) -> io::Result<&mut DirNode> {
-        match self.nodes.get_mut(&ino) {
-            Some(Node::Dir(d)) => Ok(d),
-            Some(Node::File(_)) => Err(errno(libc::ENOTDIR)),
-            None => Err(errno(libc::ENOENT)),
+        match self.node_mut(ino)? {
+            Node::Dir(d) => Ok(d),
+            Node::File(_) => Err(errno(libc::ENOTDIR)),
         }
     }
 
     pub(super) fn file(&self, ino: Ino) -> io::Result<&FileNode> {
-        match self.nodes.get(&ino) {
-            Some(Node::File(f)) => Ok(f),
-            Some(Node::Dir(_)) => Err(errno(libc::EISDIR)),
-            None => Err(errno(libc::ENOENT)),
+        match self.node(ino)? {
+            Node::File(f) => Ok(f),
+            Node::Dir(_) => Err(errno(libc::EISDIR)),
         }
     }
 
     pub(super) fn file_mut(&mut self, ino: Ino) -> io::Result<&mut FileNode> {
-        match self.nodes.get_mut(&ino) {
-            Some(Node::File(f)) => Ok(f),
-            Some(Node::Dir(_)) => Err(errno(libc::EISDIR)),
-            None => Err(errno(libc::ENOENT)),
+        match self.node_mut(ino)? {
+            Node::File(f) => Ok(f),
+            Node::Dir(_) => Err(errno(libc::EISDIR)),
         }
     }
 

@@ -12,11 +12,17 @@
 //! - **A process killed** (`kill -9`): drop its handles. Nothing is lost; the page
 //!   cache (current state) is still there for the next process.
 //! - **A machine crash** (power loss): [`SimFs::crash`] keeps what is durable plus
-//!   a random part of the rest (the model is in the docs of [`CrashReport`]'s
-//!   module, `crash.rs`: prefixes of unsynced directory operations and of unsynced
-//!   appends, occasionally a torn tail), and every handle and lock from before it
-//!   fails from then on. [`SimFs::crash_losing_unsynced`] is the worst case: only
-//!   what was synced survives.
+//!   a random part of the rest, and every handle and lock from before it fails from
+//!   then on. Per directory, a prefix (in order) of its unsynced entry operations
+//!   survives (creations, renames, removals; a rename between two directories
+//!   survives in both or in neither). Per file, unsynced appended bytes survive as
+//!   a prefix of any length; a file rewritten whole (or truncated) since its last
+//!   sync comes back as its synced bytes or as a prefix of its new ones; with
+//!   [`SimOptions::torn_chance`] the survivor ends in a torn tail (zeros, or garbage
+//!   to the end of its page); with [`SimOptions::reorder_pages`] unsynced pages
+//!   survive independently. Only what the surviving entries reach is kept.
+//!   [`SimFs::crash_losing_unsynced`] is the worst case: only what was synced
+//!   survives.
 //!
 //! Faults: a capacity ([`SimOptions::capacity`]: writes beyond it fail with
 //! `ENOSPC`), [`SimFs::corrupt`] (a flipped bit on the disk), [`SimFs::wipe`] (the

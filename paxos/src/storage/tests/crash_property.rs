@@ -10,7 +10,7 @@ use super::*;
 use crate::fs::{FileSystem, SharedFs, SimFs, SimOptions};
 use crate::storage::facts::Facts;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed};
+use proptest::test_runner::{Config, RngSeed, TestCaseError};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::Arc;
@@ -37,13 +37,17 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// One step of the script: what is appended, whether a sync follows, how many
+/// records the append carries.
+type Scripted = (Step, bool, usize);
+
 /// Turns steps into records: accepts at the latest promise, strictly growing facts.
-fn records(steps: &[Step]) -> Vec<Record> {
+fn records(steps: &[Scripted]) -> Vec<Record> {
     let (mut round, mut committed, mut forgotten) = (1, 0, 0);
     let cmd = |slot: Slot, len: usize| vec![slot as u8; len];
     steps
         .iter()
-        .map(|step| match *step {
+        .map(|(step, _, _)| match *step {
             Step::Accept { slot, cmd_len } => Record::Accepted {
                 slot,
                 ballot: Ballot::new(round, 0),
@@ -69,6 +73,21 @@ fn records(steps: &[Step]) -> Vec<Record> {
         .collect()
 }
 
+/// The records cut into the script's appends, each with whether a sync follows it.
+fn batches<'a>(all: &'a [Record], steps: &[Scripted]) -> Vec<(&'a [Record], bool)> {
+    let mut rest = all;
+    let mut out = Vec::new();
+    for (_, sync, size) in steps {
+        if rest.is_empty() {
+            break;
+        }
+        let (batch, tail) = rest.split_at((*size).min(rest.len()));
+        out.push((batch, *sync));
+        rest = tail;
+    }
+    out
+}
+
 /// Removes the segment heads: facts that repeat one already seen.
 fn without_heads(loaded: Vec<Record>) -> Vec<Record> {
     let mut seen = Facts::default();
@@ -89,6 +108,35 @@ fn without_heads(loaded: Vec<Record>) -> Vec<Record> {
         }
     }
     out
+}
+
+/// Checks a log reopened after a crash: it holds a prefix of `all` at least
+/// `synced` records long, goes on, and what it syncs next is still there after
+/// `restart` (which reopens it, after another crash or not, and loads it).
+fn recovered(
+    mut log: SegmentLog,
+    all: &[Record],
+    synced: usize,
+    restart: impl FnOnce() -> Vec<Record>,
+) -> Result<(), TestCaseError> {
+    let loaded = without_heads(log.load().unwrap());
+    prop_assert!(
+        loaded.len() >= synced,
+        "lost synced records: {} < {synced}",
+        loaded.len()
+    );
+    prop_assert_eq!(&loaded[..], &all[..loaded.len()]);
+    let marker = Record::Learned {
+        slot: 999,
+        entry: Entry::Noop,
+    };
+    log.append(std::slice::from_ref(&marker)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let mut expected = loaded;
+    expected.push(marker);
+    prop_assert_eq!(without_heads(restart()), expected);
+    Ok(())
 }
 
 fn config() -> Config {
@@ -113,18 +161,12 @@ proptest! {
     ) {
         let dir = TempDir::new().unwrap();
         let mut log = open(dir.path(), segment_bytes);
-        let all = records(&steps.iter().map(|(s, _, _)| s.clone()).collect::<Vec<_>>());
+        let all = records(&steps);
         let (mut appended, mut synced, mut synced_tail) = (0, 0, log.tail());
-        let mut rest = all.as_slice();
-        for (_, sync, batch) in &steps {
-            if rest.is_empty() {
-                break;
-            }
-            let (batch, tail) = rest.split_at((*batch).min(rest.len()));
+        for (batch, sync) in batches(&all, &steps) {
             log.append(batch).unwrap();
             appended += batch.len();
-            rest = tail;
-            if *sync {
+            if sync {
                 log.sync().unwrap();
                 (synced, synced_tail) = (appended, log.tail());
             }
@@ -146,19 +188,8 @@ proptest! {
             std::fs::write(&last, bytes).unwrap();
         }
 
-        let mut log = open(dir.path(), segment_bytes);
-        let loaded = without_heads(log.load().unwrap());
-        prop_assert!(loaded.len() >= synced, "lost synced records: {} < {synced}", loaded.len());
-        prop_assert_eq!(&loaded[..], &all[..loaded.len()]);
-
-        // The log goes on after recovery, and what it writes survives another restart.
-        let marker = Record::Learned { slot: 999, entry: Entry::Noop };
-        log.append(std::slice::from_ref(&marker)).unwrap();
-        log.sync().unwrap();
-        drop(log);
-        let mut expected = loaded;
-        expected.push(marker);
-        prop_assert_eq!(without_heads(reopen_and_load(dir.path(), segment_bytes)), expected);
+        let log = open(dir.path(), segment_bytes);
+        recovered(log, &all, synced, || reopen_and_load(dir.path(), segment_bytes))?;
     }
 }
 
@@ -186,19 +217,13 @@ proptest! {
         fs.create_dir_all(Path::new("/r")).unwrap();
         fs.sync_dir(Path::new("/")).unwrap();
         let mut log = open_sim(&fs, segment_bytes);
-        let all = records(&steps.iter().map(|(s, _, _)| s.clone()).collect::<Vec<_>>());
+        let all = records(&steps);
         let kill_at = kill_at.index(steps.len());
         let (mut appended, mut synced) = (0, 0);
-        let mut rest = all.as_slice();
-        for (i, (_, sync, batch)) in steps.iter().enumerate() {
-            if rest.is_empty() {
-                break;
-            }
-            let (batch, tail) = rest.split_at((*batch).min(rest.len()));
+        for (i, (batch, sync)) in batches(&all, &steps).into_iter().enumerate() {
             log.append(batch).unwrap();
             appended += batch.len();
-            rest = tail;
-            if *sync {
+            if sync {
                 log.sync().unwrap();
                 synced = appended;
             }
@@ -214,19 +239,10 @@ proptest! {
 
         let mut rng = StdRng::seed_from_u64(seed);
         fs.crash(&mut rng);
-        let mut log = open_sim(&fs, segment_bytes);
-        let loaded = without_heads(log.load().unwrap());
-        prop_assert!(loaded.len() >= synced, "lost synced records: {} < {synced}", loaded.len());
-        prop_assert_eq!(&loaded[..], &all[..loaded.len()]);
-
-        // The log goes on after recovery, and what it syncs survives another crash.
-        let marker = Record::Learned { slot: 999, entry: Entry::Noop };
-        log.append(std::slice::from_ref(&marker)).unwrap();
-        log.sync().unwrap();
-        drop(log);
-        fs.crash(&mut rng);
-        let mut expected = loaded;
-        expected.push(marker);
-        prop_assert_eq!(without_heads(open_sim(&fs, segment_bytes).load().unwrap()), expected);
+        let log = open_sim(&fs, segment_bytes);
+        recovered(log, &all, synced, || {
+            fs.crash(&mut rng);
+            open_sim(&fs, segment_bytes).load().unwrap()
+        })?;
     }
 }

@@ -24,9 +24,27 @@ fn file_len(path: &Path) -> u64 {
 }
 
 fn flip_byte(path: &Path, offset: u64) {
+    flip_bits(path, offset, 0x10);
+}
+
+fn flip_bits(path: &Path, offset: u64, mask: u8) {
     let mut bytes = std::fs::read(path).unwrap();
-    bytes[offset as usize] ^= 0x10;
+    bytes[offset as usize] ^= mask;
     std::fs::write(path, bytes).unwrap();
+}
+
+/// Opening the single-segment log in `dir` must fail with corruption at `offset`
+/// of `file`, and leave the file as it was. `what` names the case.
+fn assert_refused_untouched(dir: &Path, file: &Path, offset: u64, what: &str) {
+    let len = file_len(file);
+    let err = SegmentLog::open(dir, opts(1 << 20))
+        .expect_err(&format!("{what}: opened (cut as a torn tail?)"));
+    assert_corrupt_at(err, file, offset);
+    assert_eq!(
+        file_len(file),
+        len,
+        "{what}: a corrupt segment was truncated"
+    );
 }
 
 fn append_bytes(path: &Path, bytes: &[u8]) {
@@ -120,15 +138,8 @@ fn a_flipped_byte_followed_by_valid_records_in_the_last_segment_is_corruption() 
     let dir = TempDir::new().unwrap();
     let records: Vec<Record> = (0..5).map(|slot| accepted(slot, 1)).collect();
     let (file, offsets) = one_segment(dir.path(), &records);
-    let len = file_len(&file);
     flip_byte(&file, offsets[2] + 12); // inside the payload of the third record
-    let err = SegmentLog::open(dir.path(), opts(1 << 20)).unwrap_err();
-    assert_corrupt_at(err, &file, offsets[2]);
-    assert_eq!(
-        file_len(&file),
-        len,
-        "a corrupt segment must not be truncated"
-    );
+    assert_refused_untouched(dir.path(), &file, offsets[2], "a payload byte");
 }
 
 #[test]
@@ -225,18 +236,9 @@ fn a_flipped_bit_in_a_length_field_of_the_last_segment_is_corruption() {
         for bit in 0..32 {
             let dir = TempDir::new().unwrap();
             let (file, offsets) = one_segment(dir.path(), &records);
-            let len = file_len(&file);
-            let mut bytes = std::fs::read(&file).unwrap();
-            bytes[offsets[target] as usize + bit / 8] ^= 1 << (bit % 8);
-            std::fs::write(&file, bytes).unwrap();
-            let err = SegmentLog::open(dir.path(), opts(1 << 20))
-                .expect_err(&format!("record {target}, bit {bit}: cut as a torn tail"));
-            assert_corrupt_at(err, &file, offsets[target]);
-            assert_eq!(
-                file_len(&file),
-                len,
-                "a corrupt segment must not be truncated"
-            );
+            flip_bits(&file, offsets[target] + bit / 8, 1 << (bit % 8));
+            let what = format!("record {target}, length bit {bit}");
+            assert_refused_untouched(dir.path(), &file, offsets[target], &what);
         }
     }
 }
@@ -249,11 +251,7 @@ fn a_zeroed_header_with_valid_records_after_it_is_corruption() {
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[offsets[1] as usize..offsets[1] as usize + 8].fill(0);
     std::fs::write(&file, bytes).unwrap();
-    assert_corrupt_at(
-        SegmentLog::open(dir.path(), opts(1 << 20)).unwrap_err(),
-        &file,
-        offsets[1],
-    );
+    assert_refused_untouched(dir.path(), &file, offsets[1], "a zeroed header");
 }
 
 #[test]
@@ -262,11 +260,7 @@ fn a_flipped_bit_in_the_checksum_field_of_the_last_record_is_corruption() {
     let records: Vec<Record> = (0..3).map(|slot| accepted(slot, 1)).collect();
     let (file, offsets) = one_segment(dir.path(), &records);
     flip_byte(&file, offsets[2] + 6);
-    assert_corrupt_at(
-        SegmentLog::open(dir.path(), opts(1 << 20)).unwrap_err(),
-        &file,
-        offsets[2],
-    );
+    assert_refused_untouched(dir.path(), &file, offsets[2], "a checksum bit");
 }
 
 #[test]
