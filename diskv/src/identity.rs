@@ -48,10 +48,7 @@ impl Identity {
         durable::unseal(&bytes)
             .and_then(|text| serde_json::from_slice(text).map_err(|e| e.to_string()))
             .map(Some)
-            .map_err(|reason| StateError::Corrupt {
-                path,
-                reason,
-            })
+            .map_err(|reason| StateError::Corrupt { path, reason })
     }
 
     /// Writes the identity of `dir` on `fs` durably ([`durable::replace`]).

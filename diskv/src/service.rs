@@ -1,12 +1,12 @@
 //! The KV service a replica serves to Clerks and to other groups.
 
+use crate::logclock::LogClock;
 use crate::op::{KvError, Reply, Request};
 use crate::rpc::{KvRpc, ShardTransfer};
 use crate::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
 use paxos::rsm::{Rsm, RsmError};
 use paxos::PaxosError;
-use crate::logclock::LogClock;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tarpc::context;

@@ -52,7 +52,6 @@ pub enum KvCommand {
     },
 }
 
-
 /// What applying a command returns to its proposer.
 pub type KvOutput = Result<Reply, KvError>;
 
@@ -161,22 +160,32 @@ impl KvState {
             .copied()
             .filter(|s| !snap.shards.contains_key(s))
             .collect();
-        self.config = snap.config.clone();
-        self.now_ms = snap.now_ms;
-        self.dirty.clear();
-        for (&shard, s) in &self.shards {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for (&shard, s) in self.shards.iter().chain(&snap.shards) {
             for key in s.data.keys() {
-                self.dirty.insert((shard, key.clone()));
+                dirty.insert((shard, key.clone()));
             }
         }
-        self.shards = snap.shards.clone();
-        for (&shard, s) in &self.shards {
-            for key in s.data.keys() {
-                self.dirty.insert((shard, key.clone()));
-            }
-        }
+        let kept = (
+            std::mem::replace(&mut self.config, snap.config.clone()),
+            std::mem::replace(&mut self.now_ms, snap.now_ms),
+            std::mem::replace(&mut self.shards, snap.shards.clone()),
+            self.dropped.len(),
+        );
+        self.dirty = dirty;
         self.dropped.extend(old);
-        self.write_checkpoint(snap.applied)?;
+        if let Err(e) = self.write_checkpoint(snap.applied) {
+            // All or nothing: the state stays what it was (found by the
+            // simulator: a full disk during an install left the snapshot's data in
+            // a state that still claimed its old applied instance). The files
+            // changed nothing either: the checkpoint record is the commit point.
+            let (config, now_ms, shards, dropped) = kept;
+            self.config = config;
+            self.now_ms = now_ms;
+            self.shards = shards;
+            self.dropped.truncate(dropped);
+            return Err(e);
+        }
         self.checkpointed = snap.applied;
         self.since_checkpoint = 0;
         Ok(())

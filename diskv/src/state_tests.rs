@@ -452,3 +452,44 @@ fn replicas_that_checkpoint_at_different_moments_stay_identical() {
     assert_eq!(get(&replicas[0], "k"), get(&replicas[1], "k"));
     assert_eq!(replicas[0].digest(), replicas[1].digest());
 }
+
+/// Found by the simulator: installing a peer's snapshot on a full disk failed
+/// after the state was replaced in memory, so the replica went on applying the
+/// log on top of the snapshot's data while claiming its old applied instance.
+/// A failed install changes nothing.
+#[test]
+fn a_snapshot_install_that_cannot_be_written_changes_nothing() {
+    use paxos::fs::{SimFs, SimOptions};
+    use std::sync::Arc;
+    let sim = SimFs::with_options(SimOptions::default());
+    let dir = std::path::Path::new("/r");
+    let (mut st, _) = KvState::open_on(Arc::new(sim.clone()), dir, 1, NSHARDS).unwrap();
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    st.apply(1, append(7, 1, "k", "mine")).unwrap();
+    let before = st.digest();
+    // A peer's state, with more in it.
+    let mut peer = KvState::in_memory(1, NSHARDS);
+    peer.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    peer.apply(1, append(8, 1, "j", "theirs")).unwrap();
+    let snap = peer.snapshot(5, paxos::core::Membership::initial(3));
+    sim.set_capacity(Some(sim.used()));
+    assert!(st.replace_with(&snap).is_err(), "the disk is full");
+    assert_eq!(st.digest(), before, "a failed install changed the state");
+    assert_eq!(get(&st, "k").as_deref(), Some("mine"));
+    // With room again, it installs.
+    sim.set_capacity(None);
+    st.replace_with(&snap).unwrap();
+    assert_eq!(st.digest(), peer.digest());
+}

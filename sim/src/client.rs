@@ -96,7 +96,13 @@ impl Client {
     }
 
     /// Starts a random operation (or `op` if given) at time `now`.
-    pub fn start(&mut self, rng: &mut StdRng, history: &History, now: Time, op: Option<LinOp>) -> Next {
+    pub fn start(
+        &mut self,
+        rng: &mut StdRng,
+        history: &History,
+        now: Time,
+        op: Option<LinOp>,
+    ) -> Next {
         if self.pending.is_some() || (self.stopping && op.is_none()) {
             return Next::Idle;
         }

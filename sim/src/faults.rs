@@ -161,9 +161,7 @@ pub(crate) fn strike(w: &mut World) {
         Kind::LoseDisk | Kind::Corrupt => lose(w, node, kind),
         Kind::FullDisk => fill(w, node),
         Kind::Partition => {
-            let sides = (0..n)
-                .map(|i| (addr(i), w.rng.gen_range(0..3)))
-                .collect();
+            let sides = (0..n).map(|i| (addr(i), w.rng.gen_range(0..3))).collect();
             w.net.partition(sides);
             true
         }
@@ -197,8 +195,9 @@ pub(crate) fn strike(w: &mut World) {
     if struck {
         *w.faults.counts.entry(kind).or_default() += 1;
         let desc = w.net.describe();
-        w.trace
-            .note(w.now, "faults", || format!("{kind:?} replica {node} ({desc})"));
+        w.trace.note(w.now, "faults", || {
+            format!("{kind:?} replica {node} ({desc})")
+        });
     }
 }
 

@@ -63,14 +63,35 @@ impl Report {
 
 /// Events of a run.
 pub(crate) enum Event {
-    Deliver { from: Addr, to: Addr, packet: Packet },
-    Timer { node: usize, epoch: u64, timer: Timer },
-    ClientStart { client: usize },
-    ClientTimeout { client: usize, attempt: u64 },
-    ClientResume { client: usize, attempt: u64 },
+    Deliver {
+        from: Addr,
+        to: Addr,
+        packet: Packet,
+    },
+    Timer {
+        node: usize,
+        epoch: u64,
+        timer: Timer,
+    },
+    ClientStart {
+        client: usize,
+    },
+    ClientTimeout {
+        client: usize,
+        attempt: u64,
+    },
+    ClientResume {
+        client: usize,
+        attempt: u64,
+    },
     Fault,
-    Restart { node: usize, epoch: u64 },
-    Lift { node: usize },
+    Restart {
+        node: usize,
+        epoch: u64,
+    },
+    Lift {
+        node: usize,
+    },
     Calm,
     Audit,
     Deadline,
@@ -174,7 +195,8 @@ impl World {
             self.agenda.at(at, Event::Restart { node: i, epoch: 0 });
         }
         for c in 0..self.clients.len() {
-            self.agenda.at(300 * MS + c as Time, Event::ClientStart { client: c });
+            self.agenda
+                .at(300 * MS + c as Time, Event::ClientStart { client: c });
         }
         self.agenda.at(self.faults.start, Event::Fault);
         let calm_at = self.faults.start + self.faults.duration;
@@ -354,7 +376,10 @@ impl World {
             Next::Send(a) => {
                 let id = client.id;
                 self.trace.note(self.now, &format!("c{id}"), || {
-                    format!("-> r{} seq {} shard {} {:?}", a.to, a.req.seq, a.req.shard, a.req.op)
+                    format!(
+                        "-> r{} seq {} shard {} {:?}",
+                        a.to, a.req.seq, a.req.shard, a.req.op
+                    )
                 });
                 let from = Addr::Client(client.id);
                 let to = Addr::Replica {
@@ -402,7 +427,8 @@ impl World {
     /// The faults stop: heal, restart, and watch for progress.
     fn calm(&mut self) {
         self.phase = Phase::Calm;
-        self.trace.note(self.now, "world", || "calm: faults stop".into());
+        self.trace
+            .note(self.now, "world", || "calm: faults stop".into());
         faults::calm(self);
         self.done_at_calm = self.clients.iter().map(|c| c.done).collect();
         // The audit waits for silent clients to be back, so every run lives
@@ -502,8 +528,9 @@ impl World {
                 verdict,
                 CheckResult::Violation { .. } | CheckResult::Malformed { .. }
             ) {
-                self.violations
-                    .push(format!("the clients' history is not linearizable: {verdict}"));
+                self.violations.push(format!(
+                    "the clients' history is not linearizable: {verdict}"
+                ));
             }
         }
         let ops: u64 = self.clients.iter().map(|c| c.done).sum();

@@ -245,11 +245,24 @@ impl Replica {
         };
         let ballot = c.ballot;
         if c.floor > self.commit {
-            // Every replica has done these instances: nothing to recover below.
-            self.install_snapshot(c.floor);
+            // The group forgot instances this replica never applied: it cannot
+            // lead without their state (it could not even answer a read). Ask the
+            // application for a snapshot and let a replica that has the state
+            // lead; the one that reported this floor does. (Installing the floor
+            // here, before the application had the state, left a log that had
+            // forgotten what the state machine never saw.)
+            tracing::info!(
+                node = self.cfg.id,
+                %ballot,
+                floor = c.floor,
+                commit = self.commit,
+                "elected but behind the group's forgotten instances; asking for a snapshot"
+            );
             self.ready
                 .events
                 .push(Event::SnapshotNeeded { floor: c.floor });
+            self.reset_election_timer();
+            return;
         }
         let mut to_propose = Vec::new();
         let end = c

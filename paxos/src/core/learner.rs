@@ -152,13 +152,21 @@ impl Replica {
         }
     }
 
-    /// Takes the higher of each replica's known `done` watermark.
+    /// Takes the higher of each other replica's known `done` watermark. This
+    /// replica's own comes only from its application ([`Replica::done`]): the
+    /// leader's copy of it may be a lost incarnation's, or describe a checkpoint
+    /// that was quarantined, and forgetting on its word would leave a log that
+    /// forgot what the local state machine never made durable (found by the
+    /// simulator: such a replica could never start again).
     pub(super) fn merge_done(&mut self, done: &[Slot]) {
         if done.len() != self.done.len() {
             return;
         }
-        for (mine, theirs) in self.done.iter_mut().zip(done) {
-            *mine = (*mine).max(*theirs);
+        let me = self.cfg.id;
+        for (i, (mine, theirs)) in self.done.iter_mut().zip(done).enumerate() {
+            if i != me {
+                *mine = (*mine).max(*theirs);
+            }
         }
         self.forget();
     }

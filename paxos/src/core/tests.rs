@@ -858,3 +858,103 @@ fn a_recovered_replica_votes_only_once_its_new_membership_is_durable() {
     let back = Replica::restore(CoreConfig::new(2, 3), records);
     assert_eq!(back.incarnation(), Some(1));
 }
+
+/// Found by the simulator: a candidate whose promises showed the group had
+/// forgotten instances it never applied "installed" a snapshot in its log (a
+/// `Forgotten` record, and its commit watermark moved) before the application
+/// had any such state. Killed before it fetched one, it could never start again
+/// ("the log forgot everything below 343" with a checkpoint at 325), and the
+/// decisions after the gap went to a state machine that had skipped it. Such a
+/// candidate must not lead: it asks for a snapshot and lets a replica that has
+/// the state lead.
+#[test]
+fn a_candidate_behind_the_groups_floor_asks_for_a_snapshot_instead_of_leading() {
+    let mut r = replica(0, 3);
+    r.campaign_now();
+    let ballot = take(&mut r)
+        .messages
+        .iter()
+        .find_map(|e| match e.msg {
+            Message::Prepare { ballot, .. } => Some(ballot),
+            _ => None,
+        })
+        .expect("a prepare");
+    for from in [1, 2] {
+        r.handle(env(
+            from,
+            0,
+            Message::Promise {
+                ballot,
+                accepted: vec![],
+                floor: 10,
+                incarnation: 0,
+            },
+        ));
+    }
+    let ready = take(&mut r);
+    assert!(!r.is_leader(), "led without the state below the floor");
+    assert_eq!(r.commit_index(), 0);
+    assert!(
+        !ready
+            .records
+            .iter()
+            .any(|rec| matches!(rec, Record::Forgotten { .. })),
+        "forgot instances the application never had: {:?}",
+        ready.records
+    );
+    assert!(
+        ready.events.contains(&Event::SnapshotNeeded { floor: 10 }),
+        "{:?}",
+        ready.events
+    );
+}
+
+/// Found by the simulator: a replica that lost its disk took its own `done`
+/// watermark from the leader's gossip (its lost incarnation's), forgot instances
+/// its new state machine had not made durable, and after a power loss could never
+/// start again. Its own watermark comes from its application only.
+#[test]
+fn a_replica_never_forgets_on_the_word_of_others_about_itself() {
+    let mut r = replica(1, 3);
+    let b = Ballot::new(1, 0);
+    for slot in 0..4 {
+        r.handle(env(
+            0,
+            1,
+            Message::Accept {
+                ballot: b,
+                slot,
+                entry: val("v"),
+                commit: slot,
+            },
+        ));
+    }
+    let _ = take(&mut r);
+    // Everyone, this replica included as far as the leader knows, is done with 3.
+    r.handle(env(
+        0,
+        1,
+        Message::Heartbeat {
+            ballot: b,
+            commit: 4,
+            round: 1,
+            done: vec![3, 3, 3],
+        },
+    ));
+    let ready = take(&mut r);
+    assert_eq!(r.commit_index(), 4);
+    assert_eq!(
+        r.floor(),
+        0,
+        "forgot what its own application never made durable"
+    );
+    assert!(!ready
+        .records
+        .iter()
+        .any(|rec| matches!(rec, Record::Forgotten { .. })));
+    // Once its application is done too, it forgets.
+    r.done(2);
+    let ready = take(&mut r);
+    assert_eq!(r.floor(), 3);
+    assert!(ready.records.contains(&Record::Forgotten { below: 3 }));
+}

@@ -326,7 +326,11 @@ pub fn restore(
         )));
     }
     let replay = (applied..replica.commit_index())
-        .filter_map(|slot| replica.decided(slot).map(|e| Decision::Entry(slot, e.clone())))
+        .filter_map(|slot| {
+            replica
+                .decided(slot)
+                .map(|e| Decision::Entry(slot, e.clone()))
+        })
         .collect();
     Ok((replica, replay))
 }

@@ -54,6 +54,10 @@ pub struct Applied<O> {
     /// The group forgot instances this replica still needs: fetch a snapshot
     /// covering at least this instance from a peer.
     pub snapshot_wanted: Option<Slot>,
+    /// A decision arrived past a gap (instances never applied here): it was not
+    /// applied. The replica must never do this; the state machine waits for a
+    /// snapshot instead of skipping instances.
+    pub gap: Option<Slot>,
 }
 
 impl<O> Default for Applied<O> {
@@ -62,6 +66,7 @@ impl<O> Default for Applied<O> {
             outputs: Vec::new(),
             installed: None,
             snapshot_wanted: None,
+            gap: None,
         }
     }
 }
@@ -134,6 +139,17 @@ impl<S: StateMachine> Applier<S> {
         match decision {
             Decision::Entry(slot, entry) => {
                 if slot < self.applied {
+                    return out;
+                }
+                if slot > self.applied {
+                    tracing::error!(
+                        slot,
+                        applied = self.applied,
+                        "a decision arrived past instances this state machine never applied; \
+                         not applied, waiting for a snapshot"
+                    );
+                    out.gap = Some(slot);
+                    out.snapshot_wanted = Some(slot + 1);
                     return out;
                 }
                 for raw in entry.commands() {
@@ -289,6 +305,20 @@ mod tests {
             .outputs
             .is_empty());
         assert_eq!((a.state().0, a.applied()), (7, 3));
+    }
+
+    #[test]
+    fn a_decision_past_a_gap_is_never_applied() {
+        let other = Origin {
+            replica: 1,
+            nonce: 4,
+            id: 1,
+        };
+        let mut a = Applier::new(Sum::default(), 2, 0, 9);
+        let out = a.apply(Decision::Entry(5, command(other, 7)));
+        assert_eq!(out.gap, Some(5));
+        assert_eq!(out.snapshot_wanted, Some(6));
+        assert_eq!((a.state().0, a.applied()), (0, 2));
     }
 
     #[test]

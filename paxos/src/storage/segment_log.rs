@@ -48,7 +48,11 @@
 //!    a torn write never leaves a complete frame behind its first defect), and
 //! 4. it is not one flipped bit from a valid frame: neither its checksum field is
 //!    one bit off its payload's checksum, nor its length field one bit off a length
-//!    whose payload passes the checksum and decodes.
+//!    whose payload passes the checksum and decodes, nor its payload one bit off a
+//!    payload that passes the checksum and decodes (one pass over the payload: a
+//!    checksum is linear, so every bit position's effect is known without
+//!    rehashing) — unless that bit is the last set bit of the file, which a write
+//!    that never reached the disk explains as well.
 //!
 //! A torn tail is truncated away (and the truncation synced), with a `warn!` giving the
 //! bytes cut; a zero-filled (preallocated) tail is a torn tail. Every other defect is
@@ -58,14 +62,16 @@
 //! of a segment that is not the last; in the last segment, damage to any frame
 //! that has a valid frame after it, whichever field it hit (a length field that
 //! now points past the file or into the middle of a frame included), and one
-//! flipped bit in the length or checksum field of the last frame.
+//! flipped bit anywhere in the last frame (length, checksum or payload). The last
+//! frame matters most: it is usually synced, so its promise or vote may already
+//! have been revealed, and cutting it would forget it.
 //!
-//! **Not detected** (cut as a torn tail): damage to the last frame's payload, or
-//! more than one flipped bit in its header, when nothing valid follows (a torn
-//! write of that frame looks the same); damage that also wiped every later frame
-//! (zeros to the end look like preallocation); and anything past the scan budget
-//! of 3 and 4 (64 MiB of payload hashed per defect, far more than one torn write;
-//! a `warn!` says when it ran out).
+//! **Not detected** (cut as a torn tail): two or more flipped bits in the last
+//! frame when nothing valid follows (a torn write of that frame looks the same); a
+//! flip that clears the file's last set bit; damage that also wiped every later
+//! frame (zeros to the end look like preallocation); and anything past the scan
+//! budget of 3 and 4 (64 MiB of payload hashed per defect, far more than one torn
+//! write; a `warn!` says when it ran out).
 //!
 //! **False alarms**, safe (the replica recovers from its peers) but possible: a torn
 //! record whose command bytes themselves hold a complete valid frame, and a file

@@ -96,7 +96,12 @@ impl Votes {
 
     /// Acceptor `node` (disk generation `generation`) sent a promise as
     /// `incarnation`.
-    pub fn promised(&mut self, node: NodeId, generation: u32, incarnation: u64) -> Result<(), String> {
+    pub fn promised(
+        &mut self,
+        node: NodeId,
+        generation: u32,
+        incarnation: u64,
+    ) -> Result<(), String> {
         self.owns(node, generation, incarnation)
     }
 
@@ -173,9 +178,10 @@ impl Votes {
         for (&slot, entry) in &self.chosen {
             if let Entry::Reincarnate { node, nonce } = *entry {
                 if m.reincarnate(slot, self.window, node, nonce) {
-                    if let (Some((k, _)), Some(&g)) =
-                        (m.incarnation_of(node, nonce), self.nonces.get(&(node, nonce)))
-                    {
+                    if let (Some((k, _)), Some(&g)) = (
+                        m.incarnation_of(node, nonce),
+                        self.nonces.get(&(node, nonce)),
+                    ) {
                         self.owners.insert((node, k), g);
                     }
                 }
@@ -212,7 +218,10 @@ mod tests {
         let (b1, b2) = (Ballot::new(1, 0), Ballot::new(2, 1));
         votes.proposed(0, b1, &v("x")).unwrap();
         votes.accepted(0, 0, 0, b1, 0).unwrap();
-        assert!(votes.decided(0, 0, &v("x")).is_err(), "one vote chooses nothing");
+        assert!(
+            votes.decided(0, 0, &v("x")).is_err(),
+            "one vote chooses nothing"
+        );
         votes.accepted(1, 0, 0, b1, 0).unwrap();
         votes.decided(0, 0, &v("x")).unwrap();
         votes.proposed(0, b2, &v("y")).unwrap();
@@ -247,6 +256,9 @@ mod tests {
         assert!(votes.decided(0, 8, &v("z")).is_err());
         votes.accepted(0, 0, 8, b, 0).unwrap();
         votes.decided(0, 8, &v("z")).unwrap();
-        assert!(votes.accepted(2, 0, 9, b, 0).is_err(), "the old disk is gone");
+        assert!(
+            votes.accepted(2, 0, 9, b, 0).is_err(),
+            "the old disk is gone"
+        );
     }
 }

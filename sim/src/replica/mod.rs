@@ -88,7 +88,8 @@ impl Io<'_> {
         }
     }
 
-    fn violation(&mut self, what: String) {
+    /// Records an invariant violation.
+    pub fn violation(&mut self, what: String) {
         let line = format!(
             "t={} ms group {} replica {} (disk generation {}): {what}",
             self.now / MS,
@@ -114,7 +115,10 @@ impl Io<'_> {
     pub fn send_paxos(&mut self, env: Envelope) {
         let checked = match &env.msg {
             Message::Accept {
-                ballot, slot, entry, ..
+                ballot,
+                slot,
+                entry,
+                ..
             } => self.votes.proposed(*slot, *ballot, entry),
             Message::Accepted {
                 ballot,
@@ -298,10 +302,19 @@ impl Machine {
                 io.timer(io.now + 150 * MS, Timer::ProbeRound);
             }
             Ok(Opened::Run(running)) => self.run(io, running),
-            Err(e) => {
-                io.note(|| format!("cannot start: {e}"));
-                self.process = Process::Down;
-            }
+            Err(e) => self.cannot_start(io, e),
+        }
+    }
+
+    /// A replica whose disk is intact must always be able to start again; one
+    /// that cannot (an I/O error aside) is stuck for good.
+    fn cannot_start(&mut self, io: &mut Io<'_>, e: String) {
+        io.note(|| format!("cannot start: {e}"));
+        self.process = Process::Down;
+        // A full disk is not stuck for good: it restarts once it has room.
+        let full = e.contains("os error 28");
+        if !full {
+            io.violation(format!("replica cannot start again: {e}"));
         }
     }
 
@@ -325,8 +338,8 @@ impl Machine {
         let found = Identity::load(fs.as_ref(), dir).and_then(|id| match id {
             None => Ok(None),
             Some(id) => {
-                paxos::quarantine::check_log_on(fs.clone(), &dir.join("log")).map_err(|e| {
-                    match e {
+                paxos::quarantine::check_log_on(fs.clone(), &dir.join("log")).map_err(
+                    |e| match e {
                         paxos::StorageError::Corrupt {
                             path,
                             offset,
@@ -336,8 +349,8 @@ impl Machine {
                             reason: format!("at byte {offset}: {reason}"),
                         },
                         other => diskv::StateError::Paxos(other.into()),
-                    }
-                })?;
+                    },
+                )?;
                 let (state, applied) = KvState::open_on(fs.clone(), dir, self.group, self.nshards)?;
                 Ok(Some((id, state, applied)))
             }
@@ -409,8 +422,9 @@ impl Machine {
         applied: Slot,
     ) -> Result<Opened, String> {
         let fs = self.shared_fs();
-        let mut log = SegmentLog::open_on(fs, &PathBuf::from(DATA).join("log"), LogOptions::default())
-            .map_err(|e| e.to_string())?;
+        let mut log =
+            SegmentLog::open_on(fs, &PathBuf::from(DATA).join("log"), LogOptions::default())
+                .map_err(|e| e.to_string())?;
         let cfg = CoreConfig {
             recovering: id.recovering,
             seed: io.rng.gen(),
@@ -418,6 +432,15 @@ impl Machine {
         };
         let (core, replay) =
             paxos::node::restore(&cfg, &mut log, applied).map_err(|e| e.to_string())?;
+        io.note(|| {
+            format!(
+                "restored: incarnation {:?}, epochs {:?}, floor {}, commit {}, applied {applied}",
+                core.incarnation(),
+                core.membership().epoch_starts(),
+                core.floor(),
+                core.commit_index()
+            )
+        });
         let mut state = state;
         state.set_client_ttl(self.client_ttl_ms);
         io.digest(applied, state.digest(), "restart");
@@ -497,7 +520,9 @@ impl Machine {
         config.shards = vec![self.group; self.nshards];
         config.groups.insert(
             self.group,
-            (0..self.peers).map(|i| format!("sim:g{}r{i}", self.group)).collect(),
+            (0..self.peers)
+                .map(|i| format!("sim:g{}r{i}", self.group))
+                .collect(),
         );
         r.propose_unwaited(io, &KvCommand::Reconfigure { config });
     }
@@ -533,10 +558,7 @@ impl Machine {
         match opened {
             Ok(Opened::Run(r)) => self.run(io, r),
             Ok(Opened::Probe) => {}
-            Err(e) => {
-                io.note(|| format!("cannot start: {e}"));
-                self.process = Process::Down;
-            }
+            Err(e) => self.cannot_start(io, e),
         }
     }
 

@@ -144,6 +144,14 @@ impl Running {
         for env in ready.messages {
             io.send_paxos(env);
         }
+        if io.trace.on() {
+            for rec in &ready.records {
+                if let paxos::Record::Forgotten { below } = rec {
+                    let commit = self.core.commit_index();
+                    io.note(|| format!("log forgets below {below} (commit {commit})"));
+                }
+            }
+        }
         if !ready.records.is_empty() {
             if let Err(e) = self.log.append(&ready.records) {
                 return self.fail(io, "append", e);
@@ -257,6 +265,13 @@ impl Running {
             if let Some(upto) = done.installed {
                 self.core.install_snapshot(upto);
             }
+            if let Some(slot) = done.gap {
+                let applied = self.applier.applied();
+                io.violation(format!(
+                    "instance {slot} was handed to the state machine, which had applied only \
+                     up to {applied}"
+                ));
+            }
             if let Some(floor) = done.snapshot_wanted {
                 self.snapshot_wanted = Some(self.snapshot_wanted.map_or(floor, |f| f.max(floor)));
             }
@@ -368,11 +383,23 @@ impl Running {
         if self.failed.is_some() || !self.core.is_leader() {
             let leader = self.core.leader();
             let snap = Err(KvError::NotLeader { leader });
-            return io.send_peer(peer, Packet::SnapshotGive { from: io.node, snap });
+            return io.send_peer(
+                peer,
+                Packet::SnapshotGive {
+                    from: io.node,
+                    snap,
+                },
+            );
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.reads.insert(id, Waiter::Snapshot { peer, since: io.now });
+        self.reads.insert(
+            id,
+            Waiter::Snapshot {
+                peer,
+                since: io.now,
+            },
+        );
         self.core.read_index(id);
         self.drive(io);
     }
@@ -441,9 +468,9 @@ impl Running {
             return;
         }
         let applied = snap.applied;
-        let installed = self
-            .applier
-            .install(applied, |st| st.replace_with(&snap).map_err(|e| e.to_string()));
+        let installed = self.applier.install(applied, |st| {
+            st.replace_with(&snap).map_err(|e| e.to_string())
+        });
         match installed {
             Ok(true) => {
                 io.note(|| format!("installed a snapshot covering {applied}"));
