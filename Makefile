@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all bench bench-full test verify fmt
+.PHONY: all bench bench-full test verify fmt sim mutants
 
 # The release binary (honours CARGO_TARGET_DIR).
 DISKV ?= $${CARGO_TARGET_DIR:-target}/release/diskv
@@ -27,9 +27,24 @@ bench-full:
 	$(CARGO) bench -p paxos --bench group
 	$(CARGO) bench -p diskv --bench clerk
 
-## test: every test of the workspace (unit, integration and doc tests).
+## test: every test of the workspace (unit, integration and doc tests), including
+## a short sweep of the deterministic simulator (sim/tests/sweep.rs: SIM_TEST_SEEDS
+## seeds, default 400, about a minute).
 test:
 	$(CARGO) test --workspace
+
+## sim: the deterministic simulator's sweep on the release build: SEEDS seeds
+## (default 1500, about four minutes on two cores) from FIRST_SEED (default 0); every
+## failure prints its seed and the command that replays it with a full trace.
+## Long runs: SEEDS=100000 make sim. See docs/TESTING.md.
+sim:
+	$(CARGO) build --release -p diskv-sim
+	$${CARGO_TARGET_DIR:-target}/release/diskv-sim --seeds $${SEEDS:-1500}
+
+## mutants: re-introduces each bug of scripts/mutations/ and measures how many
+## seeds the simulator needs to find it (the table of docs/TESTING.md).
+mutants:
+	scripts/mutants.sh
 
 ## verify: formatting, lints as errors, then every test.
 verify:

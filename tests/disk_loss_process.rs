@@ -88,7 +88,8 @@ impl Expect {
 fn assert_incarnation(dir: &Path, want: u64) {
     let path = dir.join("identity");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let id: serde_json::Value = serde_json::from_str(&text).expect("identity is JSON");
+    let json = paxos::fs::durable::unseal(text.as_bytes()).expect("a sealed identity");
+    let id: serde_json::Value = serde_json::from_slice(json).expect("identity is JSON");
     assert_eq!(id["incarnation"], want, "{}: {text}", path.display());
     assert!(id["recovering"].is_null(), "{}: {text}", path.display());
 }

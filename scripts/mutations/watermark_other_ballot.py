@@ -1,0 +1,9 @@
+"""Ours: a follower decides from the leader's commit watermark an instance it
+accepted at another ballot."""
+import sys
+from mutate import replace
+
+root = sys.argv[1]
+replace(root, "paxos/src/core/learner.rs",
+        "                    Some((b, e)) if *b == ballot => {",
+        "                    Some((_, e)) => {")
