@@ -437,7 +437,7 @@ fn replicas_that_checkpoint_at_different_moments_stay_identical() {
         .iter()
         .map(|d| KvState::open(d.path(), 1, NSHARDS).unwrap().0)
         .collect();
-    let mut replies = vec![Vec::new(), Vec::new()];
+    let mut replies = [Vec::new(), Vec::new()];
     for (slot, cmd) in log.into_iter().enumerate() {
         let slot = slot as u64;
         for (i, st) in replicas.iter_mut().enumerate() {

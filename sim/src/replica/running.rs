@@ -211,7 +211,7 @@ impl Running {
     /// A sync completed (if one is due by now: a paused process's timers fire
     /// late, and an earlier request may have been overtaken by a sooner one).
     pub(crate) fn sync_done(&mut self, io: &mut Io<'_>) {
-        if !self.sync_due.is_some_and(|due| due <= io.now) || self.failed.is_some() {
+        if self.sync_due.is_none_or(|due| due > io.now) || self.failed.is_some() {
             return;
         }
         self.sync_due = None;
