@@ -28,9 +28,17 @@ for name in "${names[@]}"; do
   git worktree add --detach "$wt" HEAD >/dev/null 2>&1
   # Whatever happens, the scratch worktree goes.
   trap 'git -C "$root" worktree remove --force "$wt" >/dev/null 2>&1 || true' EXIT
-  (cd scripts/mutations && python3 "$name.py" "$wt")
-  CARGO_TARGET_DIR="$target" cargo build --quiet --release -p diskv-sim \
-    --manifest-path "$wt/Cargo.toml" >"$work/$name.build.log" 2>&1
+  if ! (cd scripts/mutations && python3 "$name.py" "$wt"); then
+    printf '| %s | - | - | - | the mutation no longer applies to this code |\n' "$name"
+    git worktree remove --force "$wt" >/dev/null 2>&1 || true
+    continue
+  fi
+  if ! CARGO_TARGET_DIR="$target" cargo build --quiet --release -p diskv-sim \
+    --manifest-path "$wt/Cargo.toml" >"$work/$name.build.log" 2>&1; then
+    printf '| %s | - | - | - | the mutant does not build: %s |\n' "$name" "$work/$name.build.log"
+    git worktree remove --force "$wt" >/dev/null 2>&1 || true
+    continue
+  fi
   start=$(date +%s.%N)
   set +e
   "$target/release/diskv-sim" --seeds "$seeds" --max-failures 1 >"$work/$name.log" 2>&1

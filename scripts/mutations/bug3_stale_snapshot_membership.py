@@ -19,8 +19,15 @@ replace(root, "paxos/src/rsm/mod.rs",
             let applier = lock(&self.inner.applier);
             Ok::<_, RsmError>(applier.snapshot(|| early, copy))""")
 replace(root, "sim/src/replica/running.rs",
-        "        self.reads.insert(id, Waiter::Snapshot { peer, since: io.now });",
-        "        self.reads.insert(id, Waiter::Snapshot { peer, since: io.now, early: self.core.membership().clone() });")
+        """            Waiter::Snapshot {
+                peer,
+                since: io.now,
+            },""",
+        """            Waiter::Snapshot {
+                peer,
+                since: io.now,
+                early: self.core.membership().clone(),
+            },""")
 replace(root, "sim/src/replica/running.rs",
         "    Snapshot { peer: usize, since: Time },",
         "    Snapshot { peer: usize, since: Time, early: paxos::core::Membership },")
