@@ -14,7 +14,7 @@
 
 use paxos::core::Membership;
 use paxos::{Ballot, Entry, NodeId, Slot};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The global record of proposals and votes of one group.
 pub struct Votes {
@@ -32,6 +32,8 @@ pub struct Votes {
     nonces: HashMap<(NodeId, u64), u32>,
     /// The true membership, from the chosen reincarnations.
     membership: Membership,
+    /// Disk generations of each replica that ever sent an `Accepted`.
+    voted: HashSet<(NodeId, u32)>,
 }
 
 impl Votes {
@@ -46,12 +48,31 @@ impl Votes {
             owners: (0..peers).map(|n| ((n, 0), 0)).collect(),
             nonces: HashMap::new(),
             membership: Membership::initial(peers),
+            voted: HashSet::new(),
         }
     }
 
     /// Disk generation `generation` of replica `node` recovers with `nonce`.
     pub fn recovering(&mut self, node: NodeId, generation: u32, nonce: u64) {
         self.nonces.insert((node, nonce), generation);
+    }
+
+    /// Disk generation `generation` of `node` starts fresh, as incarnation 0: its
+    /// peers all said the group has no history. That is true only if no earlier
+    /// generation of it ever voted; then incarnation 0 is the new disk's.
+    pub fn fresh_start(&mut self, node: NodeId, generation: u32) -> Result<(), String> {
+        if let Some(&(_, g)) = self
+            .voted
+            .iter()
+            .find(|&&(n, g)| n == node && g < generation)
+        {
+            return Err(format!(
+                "replica {node} (disk generation {generation}) started fresh although its \
+                 disk generation {g} had voted: the group had a history the probe missed"
+            ));
+        }
+        self.owners.insert((node, 0), generation);
+        Ok(())
     }
 
     /// The value chosen in `slot`, if any.
@@ -116,6 +137,7 @@ impl Votes {
         incarnation: u64,
     ) -> Result<(), String> {
         self.owns(node, generation, incarnation)?;
+        self.voted.insert((node, generation));
         let voters = self.votes.entry((slot, ballot)).or_default();
         if !voters.contains(&(node, incarnation)) {
             voters.push((node, incarnation));
@@ -238,6 +260,20 @@ mod tests {
         // Replica 2's second disk (generation 1) answers as incarnation 0.
         let err = votes.accepted(2, 1, 0, b, 0).unwrap_err();
         assert!(err.contains("belongs to its disk generation 0"), "{err}");
+    }
+
+    #[test]
+    fn a_fresh_start_is_legitimate_only_if_the_lost_disk_never_voted() {
+        let mut votes = Votes::new(3, 4);
+        let b = Ballot::new(1, 0);
+        // Replica 2 lost its disk before anything happened: its new disk is
+        // incarnation 0.
+        votes.fresh_start(2, 1).unwrap();
+        votes.proposed(0, b, &v("x")).unwrap();
+        votes.accepted(2, 1, 0, b, 0).unwrap();
+        // Its next disk may not start fresh: the previous one voted.
+        let err = votes.fresh_start(2, 2).unwrap_err();
+        assert!(err.contains("had voted"), "{err}");
     }
 
     #[test]

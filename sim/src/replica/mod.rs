@@ -547,7 +547,12 @@ impl Machine {
             return;
         }
         let opened = match probe::decide(self.node, &self.answers) {
-            Verdict::Fresh => self.fresh(io),
+            Verdict::Fresh => {
+                if let Err(e) = io.votes.fresh_start(self.node, self.generation) {
+                    io.violation(e);
+                }
+                self.fresh(io)
+            }
             Verdict::Lost { reason } => self.lost(io, &reason),
             Verdict::Wait { .. } => {
                 self.new_round(io);
