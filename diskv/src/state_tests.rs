@@ -493,3 +493,56 @@ fn a_snapshot_install_that_cannot_be_written_changes_nothing() {
     st.replace_with(&snap).unwrap();
     assert_eq!(st.digest(), peer.digest());
 }
+
+/// Review: a background checkpoint job is prepared (it holds the deletion of key
+/// `k`, taken out of the dirty set), then a peer's snapshot is installed before
+/// the job writes anything. The install's checkpoint rewrites only the keys of
+/// the old and new states (`k` is in neither), and the job, older than the
+/// install's record, is skipped: `k`'s file stays on disk and comes back at the
+/// next start, so this replica's state differs from every other replica's at the
+/// same applied instance.
+#[test]
+fn review_a_snapshot_installed_while_a_checkpoint_job_waits_keeps_its_deletions() {
+    use paxos::rsm::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    let log = vec![
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+        req(
+            9,
+            1,
+            "k",
+            Op::Put {
+                key: "k".into(),
+                value: "old".into(),
+            },
+        ),
+        req(9, 2, "k", Op::Delete { key: "k".into() }),
+        append(8, 1, "j", "y"),
+    ];
+    let mut peer = KvState::in_memory(1, NSHARDS);
+    for (slot, cmd) in log.iter().enumerate() {
+        peer.apply(slot as u64, cmd.clone()).unwrap();
+    }
+    st.apply(0, log[0].clone()).unwrap();
+    st.apply(1, log[1].clone()).unwrap();
+    assert_eq!(st.checkpoint(2, true), Ok(Some(2)), "k is on disk");
+    st.apply(2, log[2].clone()).unwrap();
+    let Ok(Some(Checkpoint::Job(job))) = st.checkpoint_job(3, true) else {
+        panic!("a checkpoint job was due");
+    };
+    // The group forgot past this replica: it installs a peer's snapshot before
+    // the job (still queued on its blocking thread) runs.
+    let snap = peer.snapshot(4, paxos::core::Membership::initial(3));
+    st.replace_with(&snap).unwrap();
+    assert_eq!(st.digest(), peer.digest());
+    let result = job();
+    st.checkpoint_finished(&result);
+    drop(st);
+    let (st, applied) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    assert_eq!(applied, 4);
+    assert_eq!(get(&st, "k"), None, "a deleted key came back from the disk");
+    assert_eq!(st.digest(), peer.digest());
+}
