@@ -190,7 +190,11 @@ impl Running {
             self.read_outcome(io, outcome);
         }
         if let Some(below) = ready.compact_below {
-            // Compaction syncs the log before it deletes anything.
+            // As the tokio persister: sync what was appended, then compact (which
+            // syncs only when it rotates or deletes a segment).
+            if let Err(e) = self.log.sync() {
+                return self.fail(io, "sync", e);
+            }
             if let Err(e) = self.log.compact(below) {
                 return self.fail(io, "compact", e);
             }
