@@ -1089,3 +1089,102 @@ fn review_two_wiped_replicas_of_five_vouch_for_each_other() {
         "two values chosen in instance 0"
     );
 }
+
+/// Review: a lagging replica installs a peer's snapshot covering every instance
+/// below 3 (its state machine makes it durable at once) and its core writes
+/// `Forgotten { below: 3 }` — a record that needs no sync of its own. A power
+/// loss takes that record; the state machine restarts at 3, the log at commit 0.
+/// The group has forgotten below 3 meanwhile (this replica reported `done` 3).
+/// The leader's catch-up starts at its floor 3, so the core asks for a snapshot
+/// at 3, which the application already has: the Applier does nothing, and the
+/// replica's commit index never moves again (it never applies another instance,
+/// never leads, and its `done` holds the whole group's log at 3 forever).
+#[test]
+fn review_a_replica_whose_forgotten_record_was_lost_catches_up_again() {
+    use crate::node::{restore, Decision};
+    use crate::rsm::{Applier, StateMachine};
+    use crate::storage::{MemStorage, Storage};
+    struct Nothing;
+    impl StateMachine for Nothing {
+        type Command = u64;
+        type Output = ();
+        fn apply(&mut self, _slot: Slot, _cmd: u64) {}
+    }
+    let mut rs: Vec<Replica> = (0..3).map(|i| replica(i, 3)).collect();
+    let mut disk1 = MemStorage::new();
+    rs[0].campaign_now();
+    settle(&mut rs);
+    assert!(rs[0].is_leader());
+    disk1.append(&rs[1].take_ready().records).unwrap();
+    // Replica 1 is cut off while instances 0..3 are decided.
+    for i in 0..3u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        deliver_only(&mut rs, &|m| m.to != 1 && m.from != 1);
+    }
+    assert_eq!(rs[0].commit_index(), 3);
+    // Its application installs a snapshot at 3 (durable in its own files).
+    rs[1].install_snapshot(3);
+    let ready = rs[1].take_ready();
+    assert!(!ready.sync, "the Forgotten record is synced lazily");
+    // Everyone checkpoints at 3; the group forgets below 3.
+    rs[0].done(2);
+    rs[2].done(2);
+    rs[1].done(2);
+    for _ in 0..5 {
+        rs[0].tick();
+        rs[0].tick();
+        rs[0].tick();
+        settle(&mut rs);
+    }
+    assert_eq!(rs[0].floor(), 3, "the group forgot below 3");
+    // Power loss on replica 1 before the lazy sync: its log has no Forgotten.
+    let cfg = rs[1].config().clone();
+    let (restarted, replay) = restore(&cfg, &mut disk1, 3).unwrap();
+    assert!(replay.is_empty());
+    rs[1] = restarted;
+    let mut app = Applier::new(Nothing, 3, 1, 9);
+    let mut wanted = None;
+    for i in 3..6u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        for _ in 0..10 {
+            for r in rs.iter_mut() {
+                r.tick();
+            }
+            // The apply side of replica 1, as the drivers run it.
+            let mut ready = rs[1].take_ready();
+            let handed = rs[1].records_handed_out();
+            rs[1].on_durable(handed);
+            let mut msgs: Vec<Envelope> = ready.messages.drain(..).collect();
+            msgs.append(&mut ready.after_sync);
+            let decisions = ready
+                .committed
+                .into_iter()
+                .map(|(s, e)| Decision::Entry(s, e))
+                .chain(ready.events.into_iter().filter_map(|ev| match ev {
+                    Event::SnapshotNeeded { floor } => Some(Decision::SnapshotNeeded(floor)),
+                    _ => None,
+                }));
+            for d in decisions {
+                let out = app.apply(d);
+                if let Some(upto) = out.installed {
+                    rs[1].install_snapshot(upto);
+                }
+                wanted = wanted.or(out.snapshot_wanted);
+            }
+            for r in [0, 2] {
+                msgs.extend(take(&mut rs[r]).messages);
+            }
+            for m in msgs {
+                let to = m.to;
+                rs[to].handle(m);
+            }
+        }
+    }
+    assert_eq!(rs[0].commit_index(), 6);
+    assert!(
+        rs[1].commit_index() == 6 || wanted.is_some(),
+        "replica 1 is stuck at commit {} (applied 3, group floor 3) and asks for nothing",
+        rs[1].commit_index()
+    );
+    assert_eq!(app.applied(), 6);
+}
