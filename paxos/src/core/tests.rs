@@ -1188,3 +1188,69 @@ fn review_a_replica_whose_forgotten_record_was_lost_catches_up_again() {
     );
     assert_eq!(app.applied(), 6);
 }
+
+/// Review: replica 2 loses its disk, asks to be reincarnated (nonce 11), loses
+/// its disk again before that is decided and asks again (nonce 22). Its second
+/// request is decided; it votes again. Then its first request, delayed in the
+/// network, reaches the leader, which proposes it (`on_reincarnate` only checks
+/// that nonce 11 is not in the membership yet): a newer epoch names incarnation 2
+/// with nonce 11 — a process that no longer exists — and the live replica 2
+/// (incarnation 1, nonce 22) never counts again; restarted, it still recovers
+/// with nonce 22 and never votes. The group has lost a replica for good.
+#[test]
+fn review_a_stale_reincarnation_request_disowns_the_live_incarnation() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    let run = |rs: &mut Vec<Replica>, ticks: usize, hold: &mut Vec<Envelope>| {
+        for _ in 0..ticks {
+            let mut msgs = Vec::new();
+            for r in rs.iter_mut() {
+                r.tick();
+                msgs.extend(take(r).messages);
+            }
+            for m in msgs {
+                if matches!(m.msg, Message::Reincarnate { nonce: 11 }) {
+                    hold.push(m); // delayed in the network
+                } else {
+                    let to = m.to;
+                    rs[to].handle(m);
+                }
+            }
+        }
+    };
+    let mut held = Vec::new();
+    rs[0].campaign_now();
+    run(&mut rs, 20, &mut held);
+    assert!(rs[0].is_leader());
+    // Lost disk: recovering with nonce 11; its requests are delayed.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(2)
+    });
+    run(&mut rs, 30, &mut held);
+    assert!(!held.is_empty());
+    // Lost again: nonce 22.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(22),
+        ..cfg(2)
+    });
+    run(&mut rs, 200, &mut held);
+    assert!(rs[2].votes_now(), "the second request was never decided");
+    // The first request arrives at last.
+    for m in held.drain(..).filter(|m| m.to == 0).take(1) {
+        rs[0].handle(m);
+    }
+    for i in 0..20u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        run(&mut rs, 5, &mut held);
+    }
+    assert!(
+        rs[2].votes_now(),
+        "replica 2 no longer counts: membership {:?}",
+        rs[0].membership().latest()
+    );
+}
