@@ -546,3 +546,65 @@ fn review_a_snapshot_installed_while_a_checkpoint_job_waits_keeps_its_deletions(
     assert_eq!(get(&st, "k"), None, "a deleted key came back from the disk");
     assert_eq!(st.digest(), peer.digest());
 }
+
+/// Review: log time is now each group's own (it starts at 0 with the group's
+/// first command and runs with its leaders' monotonic clocks), but a shard's
+/// duplicate table moves between groups with its entries stamped in the old
+/// group's log time. A group whose log time is more than the time to live ahead
+/// of the sender's expires every moved entry at its next period (a minute), and
+/// a client's retry of a write it never got the answer to is applied twice.
+/// (With wall-clock stamps, both groups shared one time line.)
+#[test]
+fn review_a_moved_duplicate_table_survives_the_other_groups_log_time() {
+    use crate::dedup::CLIENT_TTL_MS;
+    let at = |cmd: KvCommand, at_ms: u64| match cmd {
+        KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
+        other => other,
+    };
+    let mut young = KvState::in_memory(1, NSHARDS);
+    let mut old = KvState::in_memory(2, NSHARDS);
+    // Group 1 owns every shard; group 2 (running for hours longer) none yet.
+    for st in [&mut young, &mut old] {
+        st.apply(
+            0,
+            KvCommand::Reconfigure {
+                config: config_of(1, 1),
+            },
+        )
+        .unwrap();
+    }
+    let old_now = 20 * CLIENT_TTL_MS;
+    let _ = old.apply(1, at(append(8, 1, "j", "z"), old_now));
+    // Client 7's append is applied by group 1; the reply is lost.
+    assert_eq!(
+        young.apply(1, at(append(7, 1, "k", "x"), 60_000)),
+        Ok(Reply::Existed(false))
+    );
+    // Every shard moves to group 2 with its data and duplicate table.
+    for st in [&mut young, &mut old] {
+        st.apply(
+            2,
+            KvCommand::Reconfigure {
+                config: config_of(2, 2),
+            },
+        )
+        .unwrap();
+    }
+    for shard in 0..NSHARDS {
+        let s = young.shard(shard).unwrap();
+        old.apply(
+            3,
+            KvCommand::InstallShard {
+                config: 2,
+                shard,
+                data: s.data.clone(),
+                dups: s.dups.clone(),
+            },
+        )
+        .unwrap();
+    }
+    // Client 7 retries at group 2 a little over a minute later (config refresh,
+    // back-off): the same request, seq 1.
+    let retry = old.apply(4, at(append(7, 1, "k", "x"), old_now + 61_000));
+    assert_eq!(get(&old, "k").as_deref(), Some("x"), "applied twice ({retry:?})");
+}
