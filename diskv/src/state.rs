@@ -383,7 +383,7 @@ impl KvState {
                     self.dirty.insert((shard, key.clone()));
                 }
                 s.data = data;
-                s.dups.merge(&dups);
+                s.dups.merge(&dups, self.now_ms);
                 s.mode = ShardMode::Serving;
                 tracing::info!(
                     gid = self.gid,
