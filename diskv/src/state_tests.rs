@@ -608,3 +608,45 @@ fn review_a_moved_duplicate_table_survives_the_other_groups_log_time() {
     let retry = old.apply(4, at(append(7, 1, "k", "x"), old_now + 61_000));
     assert_eq!(get(&old, "k").as_deref(), Some("x"), "applied twice ({retry:?})");
 }
+
+/// Review: log time jumps within one group. Leader A stamps commands (its clock
+/// anchored at log time 0); the group idles for an hour; leader B takes over and
+/// anchors its clock at the applied log time (10 s: the idle hour is not in log
+/// time), and client 7's append is applied at 10 s; its reply is lost. A second
+/// later A leads again: its anchor is older than the idle hour, so its next stamp
+/// is 3611 s — a jump of an hour in one command. Client 7's retry (silent for a
+/// second) finds its entry expired and is applied twice.
+#[test]
+fn review_log_time_does_not_jump_when_an_older_leader_returns() {
+    use crate::logclock::LogClock;
+    let at = |cmd: KvCommand, at_ms: u64| match cmd {
+        KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
+        other => other,
+    };
+    let mut st = KvState::in_memory(1, NSHARDS);
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    let (mut a, mut b) = (LogClock::default(), LogClock::default());
+    // Leader A, its monotonic clock at 0 ms, then 10 s.
+    let s = a.stamp(st.now_ms(), 0);
+    st.apply(1, at(append(8, 1, "j", "1"), s)).unwrap();
+    let s = a.stamp(st.now_ms(), 10_000);
+    st.apply(2, at(append(8, 2, "j", "2"), s)).unwrap();
+    // An hour later, leader B (its own monotonic clock).
+    let s = b.stamp(st.now_ms(), 50_000);
+    st.apply(3, at(append(7, 1, "k", "x"), s)).unwrap();
+    // One second later, leader A again; client 7 retries.
+    let s = a.stamp(st.now_ms(), 10_000 + 3_601_000);
+    let retry = st.apply(4, at(append(7, 1, "k", "x"), s));
+    assert_eq!(
+        get(&st, "k").as_deref(),
+        Some("x"),
+        "applied twice ({retry:?}); log time went from 10 s to {} s in one command",
+        s / 1000
+    );
+}
