@@ -54,6 +54,14 @@ impl Votes {
         self.nonces.insert((node, nonce), generation);
     }
 
+    /// Disk generation `generation` of replica `node` started fresh (its peers'
+    /// probe answers showed no history): it is incarnation 0 now. The design allows
+    /// it — no quorum can have counted a vote of the lost generation — so it is not
+    /// an impostor; if the probe was wrong, agreement (checked on every vote) fails.
+    pub fn started_fresh(&mut self, node: NodeId, generation: u32) {
+        self.owners.insert((node, 0), generation);
+    }
+
     /// The value chosen in `slot`, if any.
     pub fn chosen(&self, slot: Slot) -> Option<&Entry> {
         self.chosen.get(&slot)

@@ -392,6 +392,7 @@ impl Machine {
     }
 
     fn fresh(&mut self, io: &mut Io<'_>) -> Result<Opened, String> {
+        io.votes.started_fresh(self.node, self.generation);
         let id = self.identity(None);
         let fs = self.shared_fs();
         id.store(fs.as_ref(), Path::new(DATA))
