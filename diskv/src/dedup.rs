@@ -87,13 +87,20 @@ impl DupTable {
     }
 
     /// Takes in the entries of `other` (a shard arriving from another group),
-    /// keeping the newer entry per client.
-    pub fn merge(&mut self, other: &DupTable) {
+    /// keeping the newer entry per client. Log time is each group's own, so an
+    /// entry taken in counts as seen at `now_ms`, this group's log time: stamped in
+    /// the sender's time, it could expire at once here (found in review: a retry
+    /// was then applied twice) or live far too long.
+    pub fn merge(&mut self, other: &DupTable, now_ms: u64) {
         for (client, e) in &other.entries {
             match self.entries.get(client) {
                 Some(mine) if mine.seq >= e.seq => {}
                 _ => {
-                    self.entries.insert(*client, e.clone());
+                    let e = Entry {
+                        last_ms: now_ms,
+                        ..e.clone()
+                    };
+                    self.entries.insert(*client, e);
                 }
             }
         }
@@ -134,7 +141,7 @@ mod tests {
         a.record(1, 5, Reply::Existed(true), 0);
         b.record(1, 3, Reply::Existed(false), 0);
         b.record(2, 1, Reply::Existed(false), 0);
-        a.merge(&b);
+        a.merge(&b, 0);
         assert_eq!(a.seen(1, 5), Seen::Duplicate(Reply::Existed(true)));
         assert_eq!(a.seen(2, 1), Seen::Duplicate(Reply::Existed(false)));
     }

@@ -9,12 +9,27 @@
 //! applied again (the simulator found exactly that). So a proposer stamps the
 //! log time it has applied plus the time its *monotonic* clock says has passed
 //! since — log time runs at the speed of real time, whatever the wall clocks do.
+//!
+//! An anchor is trusted for [`ANCHOR_MAX_AGE_MS`] only. Log time does not count
+//! the time a group sat idle or without a leader (a new proposer anchors at the
+//! applied time), so a proposer holding an old anchor would otherwise put the
+//! whole gap into one stamp when it proposes again: log time would jump by an
+//! idle hour in one command and expire a client whose retry is a second old
+//! (found in review). With fresh anchors, a stamp exceeds the log time this
+//! proposer saw applied by at most the anchor's age, so between any two commands
+//! log time advances by at most the real time between them plus that age plus
+//! the time a command is in flight. Re-anchoring only ever slows log time down,
+//! which keeps duplicate entries longer, never shorter.
+
+/// How long an anchor is trusted before the proposer anchors again at the log
+/// time it has applied.
+pub const ANCHOR_MAX_AGE_MS: u64 = 1_000;
 
 /// The stamps one proposer puts on its commands.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogClock {
-    /// A log time this proposer stamped or saw applied, and its monotonic clock
-    /// (ms) at that moment.
+    /// A log time this proposer saw applied, and its monotonic clock (ms) at
+    /// that moment.
     anchor: Option<(u64, u64)>,
 }
 
@@ -23,8 +38,9 @@ impl LogClock {
     /// local state, `monotonic_ms` this process's monotonic clock.
     pub fn stamp(&mut self, applied_ms: u64, monotonic_ms: u64) -> u64 {
         if let Some((log, at)) = self.anchor {
-            let ours = log.saturating_add(monotonic_ms.saturating_sub(at));
-            if ours >= applied_ms {
+            let age = monotonic_ms.saturating_sub(at);
+            let ours = log.saturating_add(age);
+            if age <= ANCHOR_MAX_AGE_MS && ours >= applied_ms {
                 return ours;
             }
         }
@@ -47,5 +63,15 @@ mod tests {
         assert_eq!(c.stamp(9_000, 500), 9_100);
         // A monotonic clock never goes back; if it did, the stamp would not.
         assert_eq!(c.stamp(9_000, 450), 9_050);
+    }
+
+    #[test]
+    fn an_old_anchor_is_not_trusted() {
+        let mut c = LogClock::default();
+        assert_eq!(c.stamp(10_000, 0), 10_000);
+        // An hour later, log time has moved by a second only (the group was idle,
+        // another proposer stamped): no jump of an hour.
+        assert_eq!(c.stamp(11_000, 3_600_000), 11_000);
+        assert_eq!(c.stamp(11_000, 3_600_400), 11_400);
     }
 }

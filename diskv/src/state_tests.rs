@@ -493,3 +493,164 @@ fn a_snapshot_install_that_cannot_be_written_changes_nothing() {
     st.replace_with(&snap).unwrap();
     assert_eq!(st.digest(), peer.digest());
 }
+
+/// Review: a background checkpoint job is prepared (it holds the deletion of key
+/// `k`, taken out of the dirty set), then a peer's snapshot is installed before
+/// the job writes anything. The install's checkpoint rewrites only the keys of
+/// the old and new states (`k` is in neither), and the job, older than the
+/// install's record, is skipped: `k`'s file stays on disk and comes back at the
+/// next start, so this replica's state differs from every other replica's at the
+/// same applied instance.
+#[test]
+fn review_a_snapshot_installed_while_a_checkpoint_job_waits_keeps_its_deletions() {
+    use paxos::rsm::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    let log = vec![
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+        req(
+            9,
+            1,
+            "k",
+            Op::Put {
+                key: "k".into(),
+                value: "old".into(),
+            },
+        ),
+        req(9, 2, "k", Op::Delete { key: "k".into() }),
+        append(8, 1, "j", "y"),
+    ];
+    let mut peer = KvState::in_memory(1, NSHARDS);
+    for (slot, cmd) in log.iter().enumerate() {
+        peer.apply(slot as u64, cmd.clone()).unwrap();
+    }
+    st.apply(0, log[0].clone()).unwrap();
+    st.apply(1, log[1].clone()).unwrap();
+    assert_eq!(st.checkpoint(2, true), Ok(Some(2)), "k is on disk");
+    st.apply(2, log[2].clone()).unwrap();
+    let Ok(Some(Checkpoint::Job(job))) = st.checkpoint_job(3, true) else {
+        panic!("a checkpoint job was due");
+    };
+    // The group forgot past this replica: it installs a peer's snapshot before
+    // the job (still queued on its blocking thread) runs.
+    let snap = peer.snapshot(4, paxos::core::Membership::initial(3));
+    st.replace_with(&snap).unwrap();
+    assert_eq!(st.digest(), peer.digest());
+    let result = job();
+    st.checkpoint_finished(&result);
+    drop(st);
+    let (st, applied) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    assert_eq!(applied, 4);
+    assert_eq!(get(&st, "k"), None, "a deleted key came back from the disk");
+    assert_eq!(st.digest(), peer.digest());
+}
+
+/// Review: log time is now each group's own (it starts at 0 with the group's
+/// first command and runs with its leaders' monotonic clocks), but a shard's
+/// duplicate table moves between groups with its entries stamped in the old
+/// group's log time. A group whose log time is more than the time to live ahead
+/// of the sender's expires every moved entry at its next period (a minute), and
+/// a client's retry of a write it never got the answer to is applied twice.
+/// (With wall-clock stamps, both groups shared one time line.)
+#[test]
+fn review_a_moved_duplicate_table_survives_the_other_groups_log_time() {
+    use crate::dedup::CLIENT_TTL_MS;
+    let at = |cmd: KvCommand, at_ms: u64| match cmd {
+        KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
+        other => other,
+    };
+    let mut young = KvState::in_memory(1, NSHARDS);
+    let mut old = KvState::in_memory(2, NSHARDS);
+    // Group 1 owns every shard; group 2 (running for hours longer) none yet.
+    for st in [&mut young, &mut old] {
+        st.apply(
+            0,
+            KvCommand::Reconfigure {
+                config: config_of(1, 1),
+            },
+        )
+        .unwrap();
+    }
+    let old_now = 20 * CLIENT_TTL_MS;
+    let _ = old.apply(1, at(append(8, 1, "j", "z"), old_now));
+    // Client 7's append is applied by group 1; the reply is lost.
+    assert_eq!(
+        young.apply(1, at(append(7, 1, "k", "x"), 60_000)),
+        Ok(Reply::Existed(false))
+    );
+    // Every shard moves to group 2 with its data and duplicate table.
+    for st in [&mut young, &mut old] {
+        st.apply(
+            2,
+            KvCommand::Reconfigure {
+                config: config_of(2, 2),
+            },
+        )
+        .unwrap();
+    }
+    for shard in 0..NSHARDS {
+        let s = young.shard(shard).unwrap();
+        old.apply(
+            3,
+            KvCommand::InstallShard {
+                config: 2,
+                shard,
+                data: s.data.clone(),
+                dups: s.dups.clone(),
+            },
+        )
+        .unwrap();
+    }
+    // Client 7 retries at group 2 a little over a minute later (config refresh,
+    // back-off): the same request, seq 1.
+    let retry = old.apply(4, at(append(7, 1, "k", "x"), old_now + 61_000));
+    assert_eq!(
+        get(&old, "k").as_deref(),
+        Some("x"),
+        "applied twice ({retry:?})"
+    );
+}
+
+/// Review: log time jumps within one group. Leader A stamps commands (its clock
+/// anchored at log time 0); the group idles for an hour; leader B takes over and
+/// anchors its clock at the applied log time (10 s: the idle hour is not in log
+/// time), and client 7's append is applied at 10 s; its reply is lost. A second
+/// later A leads again: its anchor is older than the idle hour, so its next stamp
+/// is 3611 s — a jump of an hour in one command. Client 7's retry (silent for a
+/// second) finds its entry expired and is applied twice.
+#[test]
+fn review_log_time_does_not_jump_when_an_older_leader_returns() {
+    use crate::logclock::LogClock;
+    let at = |cmd: KvCommand, at_ms: u64| match cmd {
+        KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
+        other => other,
+    };
+    let mut st = KvState::in_memory(1, NSHARDS);
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    let (mut a, mut b) = (LogClock::default(), LogClock::default());
+    // Leader A, its monotonic clock at 0 ms, then 10 s.
+    let s = a.stamp(st.now_ms(), 0);
+    st.apply(1, at(append(8, 1, "j", "1"), s)).unwrap();
+    let s = a.stamp(st.now_ms(), 10_000);
+    st.apply(2, at(append(8, 2, "j", "2"), s)).unwrap();
+    // An hour later, leader B (its own monotonic clock).
+    let s = b.stamp(st.now_ms(), 50_000);
+    st.apply(3, at(append(7, 1, "k", "x"), s)).unwrap();
+    // One second later, leader A again; client 7 retries.
+    let s = a.stamp(st.now_ms(), 10_000 + 3_601_000);
+    let retry = st.apply(4, at(append(7, 1, "k", "x"), s));
+    assert_eq!(
+        get(&st, "k").as_deref(),
+        Some("x"),
+        "applied twice ({retry:?}); log time went from 10 s to {} s in one command",
+        s / 1000
+    );
+}

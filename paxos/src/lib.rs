@@ -88,4 +88,4 @@ pub use node::{Decision, NodeOptions, PaxosNode};
 pub use record::Record;
 pub use storage::{Storage, StorageError};
 pub use transport::Transport;
-pub use types::{Ballot, Command, Entry, NodeId, Slot};
+pub use types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};

@@ -121,6 +121,8 @@ pub enum Message {
     Reincarnate {
         /// The recovering process's random number.
         nonce: u64,
+        /// The sender's newest known incarnation (the one it replaces).
+        replaces: u64,
     },
     /// A follower hands a 6.824-style `start(slot, entry)` to the leader.
     ForwardStart {

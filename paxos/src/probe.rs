@@ -16,7 +16,8 @@
 //! 1. any peer with a history (or recovering) → **lost disk**: recover as a new
 //!    incarnation, never start empty;
 //! 2. enough peers answered `Fresh` that every quorum containing this replica has
-//!    one of them (all the others in a group of 3, 3 of 4 in a group of 5) → **fresh**:
+//!    one of them *and* no silent candidate can complete a quorum with a lost promise
+//!    of this replica later: every other replica (see [`fresh_needed`]) → **fresh**:
 //!    no quorum can ever have counted a vote of this replica, so it bootstraps;
 //! 3. otherwise → **wait** and ask again, saying so in the log every few seconds.
 //!    A group's first start works because all its replicas start at about the same
@@ -81,10 +82,16 @@ pub enum Verdict {
     },
 }
 
-/// `Fresh` answers (from peers other than this replica) needed to start fresh: as
-/// many as make every quorum containing this replica include one of them.
+/// `Fresh` answers (from peers other than this replica) needed to start fresh:
+/// every other replica's. Fewer (enough that every quorum containing this replica
+/// includes one of them, 3 of 4 in a group of 5) covers the past but not the
+/// future: a silent candidate may hold this replica's lost promise and complete its
+/// quorum later with the promise of a peer that answered `Fresh` (it answers from
+/// what it holds now); and a peer that answers `Fresh` because it is probing too
+/// may have lost its disk as well, so a quorum of the two lost incarnations and the
+/// silent replica may have chosen a value (found in review).
 pub fn fresh_needed(peers: usize) -> usize {
-    (peers - peers / 2).min(peers.saturating_sub(1))
+    peers.saturating_sub(1)
 }
 
 /// The verdict for replica `me`, given each peer's answer (`None`: no answer;
@@ -247,16 +254,17 @@ mod tests {
                 needed: 2
             }
         );
-        // Five replicas: three of the four others.
-        let a = [Some(Fresh), Some(Fresh), None, None, None];
+        // Five replicas: all four others (three would leave a silent one that may
+        // hold this replica's lost promise, or a quorum with another wiped one).
+        let a = [Some(Fresh), Some(Fresh), None, Some(Fresh), None];
         assert_eq!(
             decide(2, &a),
             Verdict::Wait {
-                fresh: 2,
-                needed: 3
+                fresh: 3,
+                needed: 4
             }
         );
-        let a = [Some(Fresh), Some(Fresh), None, Some(Fresh), Some(Fresh)];
+        let a = [Some(Fresh), Some(Fresh), Some(Fresh), Some(Fresh), None];
         assert_eq!(decide(4, &a), Verdict::Fresh);
         // Alone: nobody to ask.
         assert_eq!(decide(0, &[None]), Verdict::Fresh);

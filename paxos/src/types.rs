@@ -73,14 +73,39 @@ pub enum Entry {
     /// One or more application commands, applied in order. A leader batches every
     /// command that is waiting when it opens an instance.
     Batch(#[serde(with = "commands_as_bytes")] Vec<Command>),
-    /// Replica `node` lost its disk and comes back as a new acceptor incarnation;
-    /// `nonce` lets it recognise its own request (see `core::membership`).
-    Reincarnate {
+    /// A reincarnation as logs written before `Reincarnate` named the incarnation
+    /// it replaces: applied as if it named the current one. Never proposed now;
+    /// kept so that those logs still read.
+    LegacyReincarnate {
         /// The replica index.
         node: NodeId,
         /// The recovering process's random number.
         nonce: u64,
     },
+    /// Replica `node` lost its disk and comes back as a new acceptor incarnation;
+    /// `nonce` lets it recognise its own request (see `core::membership`). It takes
+    /// effect only if `node`'s newest incarnation is still `replaces` when it is
+    /// applied: a request delayed in the network, from a process that has since
+    /// lost its disk again and been reincarnated, must not disown the live one.
+    Reincarnate {
+        /// The replica index.
+        node: NodeId,
+        /// The recovering process's random number.
+        nonce: u64,
+        /// The incarnation this one replaces, as the requester last saw it.
+        replaces: u64,
+    },
+}
+
+/// A decided reincarnation, whichever way it was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reincarnation {
+    /// The replica index.
+    pub node: NodeId,
+    /// The recovering process's random number.
+    pub nonce: u64,
+    /// The incarnation it replaces (`None`: written before requests said so).
+    pub replaces: Option<u64>,
 }
 
 impl Entry {
@@ -92,8 +117,29 @@ impl Entry {
     /// The commands of this entry, in order (none for a no-op).
     pub fn commands(&self) -> &[Command] {
         match self {
-            Entry::Noop | Entry::Reincarnate { .. } => &[],
             Entry::Batch(cmds) => cmds,
+            Entry::Noop | Entry::LegacyReincarnate { .. } | Entry::Reincarnate { .. } => &[],
+        }
+    }
+
+    /// The reincarnation this entry decides, if it is one.
+    pub fn reincarnation(&self) -> Option<Reincarnation> {
+        match *self {
+            Entry::LegacyReincarnate { node, nonce } => Some(Reincarnation {
+                node,
+                nonce,
+                replaces: None,
+            }),
+            Entry::Reincarnate {
+                node,
+                nonce,
+                replaces,
+            } => Some(Reincarnation {
+                node,
+                nonce,
+                replaces: Some(replaces),
+            }),
+            Entry::Noop | Entry::Batch(_) => None,
         }
     }
 
@@ -150,7 +196,7 @@ mod tests {
             crate::Message::Forward { commands: back } => assert_eq!(back, commands),
             other => panic!("read back as {other:?}"),
         }
-        let r = Entry::Reincarnate { node: 2, nonce: 9 };
+        let r = Entry::LegacyReincarnate { node: 2, nonce: 9 };
         let old_r = OldEntry::Reincarnate { node: 2, nonce: 9 };
         assert_eq!(
             postcard::to_allocvec(&r).unwrap(),

@@ -3,7 +3,7 @@
 
 use super::{Event, ReadOutcome, Replica, Role};
 use crate::message::{Message, PromisedSlot};
-use crate::types::{Ballot, Command, Entry, NodeId, Slot};
+use crate::types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A set of replicas, one bit each.
@@ -63,7 +63,7 @@ pub(super) struct Leader {
     /// decided (an epoch learned after the election may not count some of them).
     promisers: Vec<(NodeId, u64)>,
     /// Reincarnations asked for and not yet proposed.
-    reincarnations: VecDeque<(NodeId, u64)>,
+    reincarnations: VecDeque<Reincarnation>,
     /// Instances beyond `commit + window` whose acks arrived: decided (or not)
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,
@@ -379,8 +379,12 @@ impl Replica {
             l.starts = l.starts.split_off(&slot);
             let entry = if let Some(e) = l.starts.remove(&slot) {
                 e
-            } else if let Some((node, nonce)) = l.reincarnations.pop_front() {
-                Entry::Reincarnate { node, nonce }
+            } else if let Some(r) = l.reincarnations.pop_front() {
+                Entry::Reincarnate {
+                    node: r.node,
+                    nonce: r.nonce,
+                    replaces: r.replaces.unwrap_or_default(),
+                }
             } else if !l.queue.is_empty() {
                 let mut bytes = 0;
                 let mut batch = Vec::new();
@@ -546,16 +550,31 @@ impl Replica {
     }
 
     /// A replica that lost its disk asks to be reincarnated.
-    pub(super) fn on_reincarnate(&mut self, from: NodeId, nonce: u64) {
+    /// It names the incarnation it replaces as it last saw it; a request that
+    /// names an older one is stale (delayed in the network, or the requester has
+    /// not caught up yet) and is left out: it would change nothing when applied.
+    pub(super) fn on_reincarnate(&mut self, from: NodeId, nonce: u64, replaces: u64) {
         if self.membership.incarnation_of(from, nonce).is_some() {
+            return;
+        }
+        if self
+            .membership
+            .latest()
+            .get(from)
+            .is_none_or(|m| m.incarnation != replaces)
+        {
             return;
         }
         let Role::Leader(l) = &mut self.role else {
             return;
         };
-        let wanted = Entry::Reincarnate { node: from, nonce };
-        if l.reincarnations.contains(&(from, nonce))
-            || l.inflight.values().any(|p| p.entry == wanted)
+        let asked = |node: NodeId, n: u64| node == from && n == nonce;
+        if l.reincarnations.iter().any(|r| asked(r.node, r.nonce))
+            || l.inflight.values().any(|p| {
+                p.entry
+                    .reincarnation()
+                    .is_some_and(|r| asked(r.node, r.nonce))
+            })
         {
             return;
         }
@@ -565,7 +584,11 @@ impl Replica {
             nonce,
             "proposing the reincarnation of a replica that lost its disk"
         );
-        l.reincarnations.push_back((from, nonce));
+        l.reincarnations.push_back(Reincarnation {
+            node: from,
+            nonce,
+            replaces: Some(replaces),
+        });
     }
 
     pub(super) fn on_heartbeat_ack(

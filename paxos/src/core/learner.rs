@@ -3,7 +3,7 @@
 use super::{Event, Membership, Replica, Role};
 use crate::message::Message;
 use crate::record::Record;
-use crate::types::{Ballot, Entry, NodeId, Slot};
+use crate::types::{Ballot, Entry, NodeId, Reincarnation, Slot};
 
 impl Replica {
     /// Records that `slot` is decided with `entry`. `backed` says whether this
@@ -30,8 +30,8 @@ impl Replica {
     /// them to the application in order.
     fn advance_commit(&mut self) {
         while let Some(entry) = self.decided.get(&self.commit).cloned() {
-            if let Entry::Reincarnate { node, nonce } = entry {
-                self.apply_reincarnation(self.commit, node, nonce);
+            if let Some(r) = entry.reincarnation() {
+                self.apply_reincarnation(self.commit, r);
             }
             self.ready.committed.push((self.commit, entry));
             self.commit += 1;
@@ -48,11 +48,16 @@ impl Replica {
 
     /// A decided reincarnation: a new membership epoch, and, if it is this
     /// replica's own request, its new incarnation.
-    fn apply_reincarnation(&mut self, slot: Slot, node: NodeId, nonce: u64) {
-        if !self
-            .membership
-            .reincarnate(slot, self.cfg.window, node, nonce)
-        {
+    fn apply_reincarnation(&mut self, slot: Slot, r: Reincarnation) {
+        let Reincarnation { node, nonce, .. } = r;
+        if !self.membership.reincarnate(slot, self.cfg.window, r) {
+            tracing::debug!(
+                node = self.cfg.id,
+                replica = node,
+                nonce,
+                slot,
+                "decided reincarnation changes nothing (already applied, or stale)"
+            );
             return;
         }
         self.persist(Record::Membership(self.membership.clone()));

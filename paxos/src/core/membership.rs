@@ -10,7 +10,7 @@
 //! and a vote for instance `j` counts only if it comes from the incarnation that
 //! `j`'s epoch names.
 
-use crate::types::{NodeId, Slot};
+use crate::types::{NodeId, Reincarnation, Slot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -85,12 +85,21 @@ impl Membership {
             .map(|(&from, ms)| (ms[node].incarnation, from))
     }
 
-    /// Applies `Reincarnate { node, nonce }` decided in `slot`: a new epoch from
-    /// `slot + window + 1`. Returns false if it was already applied (same nonce) or
-    /// names no replica.
-    pub fn reincarnate(&mut self, slot: Slot, window: u64, node: NodeId, nonce: u64) -> bool {
+    /// Applies a reincarnation decided in `slot`: a new epoch from
+    /// `slot + window + 1`. Returns false, changing nothing, if it was already
+    /// applied (same nonce), names no replica, or replaces an incarnation that is
+    /// no longer the newest (a stale request).
+    pub fn reincarnate(&mut self, slot: Slot, window: u64, r: Reincarnation) -> bool {
+        let Reincarnation {
+            node,
+            nonce,
+            replaces,
+        } = r;
         let mut members = self.latest().to_vec();
         if node >= members.len() || self.incarnation_of(node, nonce).is_some() {
+            return false;
+        }
+        if replaces.is_some_and(|k| k != members[node].incarnation) {
             return false;
         }
         members[node] = Member {
@@ -150,10 +159,18 @@ impl Membership {
 mod tests {
     use super::*;
 
+    fn re(node: NodeId, nonce: u64, replaces: u64) -> Reincarnation {
+        Reincarnation {
+            node,
+            nonce,
+            replaces: Some(replaces),
+        }
+    }
+
     #[test]
     fn a_reincarnation_takes_effect_after_the_window() {
         let mut m = Membership::initial(3);
-        assert!(m.reincarnate(10, 4, 1, 77));
+        assert!(m.reincarnate(10, 4, re(1, 77, 0)));
         // Decided in 10 with a window of 4: instances up to 14 stay with the old one.
         assert!(
             m.counts(14, 1, 0),
@@ -167,17 +184,40 @@ mod tests {
         );
         assert_eq!(m.incarnation_of(1, 77), Some((1, 15)));
         assert!(
-            !m.reincarnate(20, 4, 1, 77),
+            !m.reincarnate(20, 4, re(1, 77, 1)),
             "the same request applied twice"
         );
-        assert!(m.reincarnate(20, 4, 1, 78));
+        assert!(m.reincarnate(20, 4, re(1, 78, 1)));
         assert!(m.counts(25, 1, 2));
+    }
+
+    #[test]
+    fn a_stale_reincarnation_changes_nothing() {
+        let mut m = Membership::initial(3);
+        // Nonce 22 replaced incarnation 0; nonce 11 asked to replace it too, but
+        // its request was decided later: the live incarnation stays.
+        assert!(m.reincarnate(10, 4, re(1, 22, 0)));
+        let before = m.clone();
+        assert!(!m.reincarnate(12, 4, re(1, 11, 0)));
+        assert_eq!(m, before);
+        assert_eq!(m.latest()[1].nonce, 22);
+        // A legacy entry (no `replaces`) applies as before.
+        assert!(m.reincarnate(
+            20,
+            4,
+            Reincarnation {
+                node: 1,
+                nonce: 33,
+                replaces: None
+            }
+        ));
+        assert_eq!(m.latest()[1].incarnation, 2);
     }
 
     #[test]
     fn pruning_keeps_the_epoch_in_effect() {
         let mut m = Membership::initial(3);
-        m.reincarnate(10, 4, 0, 5);
+        m.reincarnate(10, 4, re(0, 5, 0));
         m.prune_below(20);
         assert!(m.counts(20, 0, 1));
         assert_eq!(m.epochs_from(0).count(), 1);

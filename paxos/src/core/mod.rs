@@ -200,8 +200,8 @@ impl Replica {
         // Reincarnations decided after the last Membership record was written.
         let window = r.cfg.window;
         for (&slot, entry) in r.decided.range(..r.commit) {
-            if let Entry::Reincarnate { node, nonce } = entry {
-                r.membership.reincarnate(slot, window, *node, *nonce);
+            if let Some(re) = entry.reincarnation() {
+                r.membership.reincarnate(slot, window, re);
             }
         }
         r.incarnation = match r.cfg.recovering {
@@ -262,7 +262,7 @@ impl Replica {
                 slot,
                 incarnation,
             } => self.on_accepted(from, ballot, slot, incarnation),
-            Message::Reincarnate { nonce } => self.on_reincarnate(from, nonce),
+            Message::Reincarnate { nonce, replaces } => self.on_reincarnate(from, nonce, replaces),
             Message::HeartbeatAck {
                 ballot,
                 round,
@@ -293,7 +293,12 @@ impl Replica {
                         .is_multiple_of(u64::from(self.cfg.retransmit_ticks))
                     {
                         if let Some(nonce) = self.cfg.recovering {
-                            self.broadcast(Message::Reincarnate { nonce }, false);
+                            let replaces = self
+                                .membership
+                                .latest()
+                                .get(self.cfg.id)
+                                .map_or(0, |m| m.incarnation);
+                            self.broadcast(Message::Reincarnate { nonce, replaces }, false);
                         }
                     }
                 } else if self.idle_ticks >= self.election_timeout {

@@ -749,7 +749,15 @@ fn a_new_incarnation_never_answers_accepted_in_an_earlier_epoch() {
         ..CoreConfig::new(2, 5)
     });
     let mut m = Membership::initial(5);
-    assert!(m.reincarnate(20, 4, 2, 77));
+    assert!(m.reincarnate(
+        20,
+        4,
+        crate::Reincarnation {
+            node: 2,
+            nonce: 77,
+            replaces: Some(0)
+        }
+    ));
     x.merge_membership(&m);
     assert_eq!(x.incarnation(), Some(1));
     x.install_snapshot(30);
@@ -841,7 +849,15 @@ fn a_recovered_replica_votes_only_once_its_new_membership_is_durable() {
         ..CoreConfig::new(2, 3)
     });
     let mut m = Membership::initial(3);
-    assert!(m.reincarnate(20, 4, 2, 77));
+    assert!(m.reincarnate(
+        20,
+        4,
+        crate::Reincarnation {
+            node: 2,
+            nonce: 77,
+            replaces: Some(0)
+        }
+    ));
     x.merge_membership(&m);
     x.install_snapshot(30);
     let ready = x.take_ready();
@@ -957,4 +973,300 @@ fn a_replica_never_forgets_on_the_word_of_others_about_itself() {
     let ready = take(&mut r);
     assert_eq!(r.floor(), 3);
     assert!(ready.records.contains(&Record::Forgotten { below: 3 }));
+}
+
+// ---- review: the probe's fresh start in a group of five ----
+
+/// Delivers, among `rs`, every message `pass` lets through (each replica's Ready
+/// durable at once), until none is left; returns the messages dropped.
+fn deliver_only(rs: &mut [Replica], pass: &dyn Fn(&Envelope) -> bool) -> Vec<Envelope> {
+    let mut dropped = Vec::new();
+    for _ in 0..100 {
+        let msgs: Vec<Envelope> = rs.iter_mut().flat_map(|r| take(r).messages).collect();
+        if msgs.is_empty() {
+            return dropped;
+        }
+        for m in msgs {
+            if pass(&m) {
+                let to = m.to;
+                rs[to].handle(m);
+            } else {
+                dropped.push(m);
+            }
+        }
+    }
+    panic!("the group never went quiet");
+}
+
+/// Review: "answering Fresh is a promise about the past *and* the future" holds
+/// for a candidate that answers (it drops its ballot), but not for a follower
+/// that answers `Fresh` and *later* promises the ballot of a replica that did not
+/// answer (3 of the 4 others suffice in a group of five). That silent candidate
+/// may hold the prober's lost promise: its quorum {silent, lost promise, follower}
+/// then never saw what the prober's new incarnation (same incarnation number 0)
+/// accepted, and two values are chosen in one instance.
+#[test]
+fn review_a_fresh_answer_does_not_stop_a_silent_candidate_holding_the_lost_promise() {
+    use crate::probe::{decide, Verdict};
+    let (a, b, c, d, e) = (0, 1, 2, 3, 4);
+    let mut rs: Vec<Replica> = (0..5).map(|i| replica(i, 5)).collect();
+    // Replica e campaigns a few times (its round grows); its last Prepare reaches
+    // only itself and a, and a's promise reaches e.
+    for _ in 0..3 {
+        rs[e].campaign_now();
+        let _ = take(&mut rs[e]);
+    }
+    rs[e].campaign_now();
+    let prepares: Vec<Envelope> = take(&mut rs[e]).messages;
+    let prepare_to_b = prepares.iter().find(|m| m.to == b).cloned().unwrap();
+    for p in prepares.into_iter().filter(|m| m.to == e || m.to == a) {
+        rs[p.to].handle(p);
+    }
+    deliver_only(&mut rs, &|m| m.to == e && (m.from == a || m.from == e));
+    // a loses its disk and probes: b, c and d answer; e is cut off.
+    let answers = vec![
+        None,
+        Some(rs[b].probe_answer()),
+        Some(rs[c].probe_answer()),
+        Some(rs[d].probe_answer()),
+        None,
+    ];
+    if decide(a, &answers) != Verdict::Fresh {
+        return; // a recovers as a lost disk: a new incarnation, safe
+    }
+    rs[a] = replica(a, 5);
+    // d leads with a (new), c and itself, and decides "x" in instance 0; nothing
+    // of this reaches b or e.
+    rs[d].campaign_now();
+    let cut = |m: &Envelope| m.to != b && m.to != e && m.from != e && m.from != b;
+    deliver_only(&mut rs, &cut);
+    assert!(rs[d].is_leader());
+    rs[d].propose(b"x".to_vec());
+    deliver_only(&mut rs, &cut);
+    assert_eq!(rs[d].decided(0), Some(&val("x")));
+    // e's Prepare, retransmitted, reaches b (which answered Fresh): quorum
+    // {e, a's lost promise, b}. e proposes "y": e, b and the new a accept.
+    rs[b].handle(prepare_to_b);
+    let to_e = |m: &Envelope| (m.to == e && m.from != d) || (m.from == e && m.to != d);
+    deliver_only(&mut rs, &to_e);
+    assert!(rs[e].is_leader(), "e never completed its quorum");
+    rs[e].propose(b"y".to_vec());
+    deliver_only(&mut rs, &to_e);
+    assert_eq!(
+        rs[e].decided(0),
+        rs[d].decided(0),
+        "two values chosen in instance 0"
+    );
+}
+
+/// Review: in a group of five, two replicas whose directories were emptied
+/// (a minority of disks lost) probe at once and each answers `Fresh` to the
+/// other while probing. With two more peers that never took part (cut off), each
+/// counts three `Fresh` answers and starts fresh, though the lost pair and the
+/// silent fifth formed the quorum that chose a value.
+#[test]
+fn review_two_wiped_replicas_of_five_vouch_for_each_other() {
+    use crate::probe::{decide, Verdict};
+    let (e, a, x, b, c) = (0, 1, 2, 3, 4);
+    let mut rs: Vec<Replica> = (0..5).map(|i| replica(i, 5)).collect();
+    let trio = |m: &Envelope| [e, a, x].contains(&m.to) && [e, a, x].contains(&m.from);
+    rs[e].campaign_now();
+    deliver_only(&mut rs, &trio);
+    assert!(rs[e].is_leader());
+    rs[e].propose(b"v".to_vec());
+    deliver_only(&mut rs, &trio);
+    assert_eq!(rs[e].decided(0), Some(&val("v")));
+    // a and x lose their disks and probe at once (each answers Fresh while it
+    // probes); e is cut off, b and c never heard anything.
+    for me in [a, x] {
+        let mut answers = vec![None; 5];
+        for (i, ans) in answers.iter_mut().enumerate() {
+            if i == b || i == c {
+                *ans = Some(rs[i].probe_answer());
+            } else if (i == a || i == x) && i != me {
+                *ans = Some(ProbeAnswer::Fresh); // probing itself
+            }
+        }
+        if decide(me, &answers) != Verdict::Fresh {
+            return; // it recovers as a lost disk: a new incarnation, safe
+        }
+    }
+    rs[a] = replica(a, 5);
+    rs[x] = replica(x, 5);
+    let four = |m: &Envelope| m.to != e && m.from != e;
+    rs[b].campaign_now();
+    deliver_only(&mut rs, &four);
+    assert!(rs[b].is_leader());
+    rs[b].propose(b"w".to_vec());
+    deliver_only(&mut rs, &four);
+    assert_eq!(
+        rs[e].decided(0),
+        rs[b].decided(0),
+        "two values chosen in instance 0"
+    );
+}
+
+/// Review: a lagging replica installs a peer's snapshot covering every instance
+/// below 3 (its state machine makes it durable at once) and its core writes
+/// `Forgotten { below: 3 }` — a record that needs no sync of its own. A power
+/// loss takes that record; the state machine restarts at 3, the log at commit 0.
+/// The group has forgotten below 3 meanwhile (this replica reported `done` 3).
+/// The leader's catch-up starts at its floor 3, so the core asks for a snapshot
+/// at 3, which the application already has: the Applier does nothing, and the
+/// replica's commit index never moves again (it never applies another instance,
+/// never leads, and its `done` holds the whole group's log at 3 forever).
+#[test]
+fn review_a_replica_whose_forgotten_record_was_lost_catches_up_again() {
+    use crate::node::{restore, Decision};
+    use crate::rsm::{Applier, StateMachine};
+    use crate::storage::{MemStorage, Storage};
+    struct Nothing;
+    impl StateMachine for Nothing {
+        type Command = u64;
+        type Output = ();
+        fn apply(&mut self, _slot: Slot, _cmd: u64) {}
+    }
+    let mut rs: Vec<Replica> = (0..3).map(|i| replica(i, 3)).collect();
+    let mut disk1 = MemStorage::new();
+    rs[0].campaign_now();
+    settle(&mut rs);
+    assert!(rs[0].is_leader());
+    disk1.append(&rs[1].take_ready().records).unwrap();
+    // Replica 1 is cut off while instances 0..3 are decided.
+    for i in 0..3u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        deliver_only(&mut rs, &|m| m.to != 1 && m.from != 1);
+    }
+    assert_eq!(rs[0].commit_index(), 3);
+    // Its application installs a snapshot at 3 (durable in its own files).
+    rs[1].install_snapshot(3);
+    let ready = rs[1].take_ready();
+    assert!(!ready.sync, "the Forgotten record is synced lazily");
+    // Everyone checkpoints at 3; the group forgets below 3.
+    rs[0].done(2);
+    rs[2].done(2);
+    rs[1].done(2);
+    for _ in 0..5 {
+        rs[0].tick();
+        rs[0].tick();
+        rs[0].tick();
+        settle(&mut rs);
+    }
+    assert_eq!(rs[0].floor(), 3, "the group forgot below 3");
+    // Power loss on replica 1 before the lazy sync: its log has no Forgotten.
+    let cfg = rs[1].config().clone();
+    let (restarted, replay) = restore(&cfg, &mut disk1, 3).unwrap();
+    assert!(replay.is_empty());
+    rs[1] = restarted;
+    let mut app = Applier::new(Nothing, 3, 1, 9);
+    let mut wanted = None;
+    for i in 3..6u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        for _ in 0..10 {
+            for r in rs.iter_mut() {
+                r.tick();
+            }
+            // The apply side of replica 1, as the drivers run it.
+            let mut ready = rs[1].take_ready();
+            let handed = rs[1].records_handed_out();
+            rs[1].on_durable(handed);
+            let mut msgs: Vec<Envelope> = ready.messages.drain(..).collect();
+            msgs.append(&mut ready.after_sync);
+            let decisions = ready
+                .committed
+                .into_iter()
+                .map(|(s, e)| Decision::Entry(s, e))
+                .chain(ready.events.into_iter().filter_map(|ev| match ev {
+                    Event::SnapshotNeeded { floor } => Some(Decision::SnapshotNeeded(floor)),
+                    _ => None,
+                }));
+            for d in decisions {
+                let out = app.apply(d);
+                if let Some(upto) = out.installed {
+                    rs[1].install_snapshot(upto);
+                }
+                wanted = wanted.or(out.snapshot_wanted);
+            }
+            for r in [0, 2] {
+                msgs.extend(take(&mut rs[r]).messages);
+            }
+            for m in msgs {
+                let to = m.to;
+                rs[to].handle(m);
+            }
+        }
+    }
+    assert_eq!(rs[0].commit_index(), 6);
+    assert!(
+        rs[1].commit_index() == 6 || wanted.is_some(),
+        "replica 1 is stuck at commit {} (applied 3, group floor 3) and asks for nothing",
+        rs[1].commit_index()
+    );
+    assert_eq!(app.applied(), 6);
+}
+
+/// Review: replica 2 loses its disk, asks to be reincarnated (nonce 11), loses
+/// its disk again before that is decided and asks again (nonce 22). Its second
+/// request is decided; it votes again. Then its first request, delayed in the
+/// network, reaches the leader, which proposes it (`on_reincarnate` only checks
+/// that nonce 11 is not in the membership yet): a newer epoch names incarnation 2
+/// with nonce 11 — a process that no longer exists — and the live replica 2
+/// (incarnation 1, nonce 22) never counts again; restarted, it still recovers
+/// with nonce 22 and never votes. The group has lost a replica for good.
+#[test]
+fn review_a_stale_reincarnation_request_disowns_the_live_incarnation() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    let run = |rs: &mut Vec<Replica>, ticks: usize, hold: &mut Vec<Envelope>| {
+        for _ in 0..ticks {
+            let mut msgs = Vec::new();
+            for r in rs.iter_mut() {
+                r.tick();
+                msgs.extend(take(r).messages);
+            }
+            for m in msgs {
+                if matches!(m.msg, Message::Reincarnate { nonce: 11, .. }) {
+                    hold.push(m); // delayed in the network
+                } else {
+                    let to = m.to;
+                    rs[to].handle(m);
+                }
+            }
+        }
+    };
+    let mut held = Vec::new();
+    rs[0].campaign_now();
+    run(&mut rs, 20, &mut held);
+    assert!(rs[0].is_leader());
+    // Lost disk: recovering with nonce 11; its requests are delayed.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(2)
+    });
+    run(&mut rs, 30, &mut held);
+    assert!(!held.is_empty());
+    // Lost again: nonce 22.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(22),
+        ..cfg(2)
+    });
+    run(&mut rs, 200, &mut held);
+    assert!(rs[2].votes_now(), "the second request was never decided");
+    // The first request arrives at last.
+    for m in held.drain(..).filter(|m| m.to == 0).take(1) {
+        rs[0].handle(m);
+    }
+    for i in 0..20u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        run(&mut rs, 5, &mut held);
+    }
+    assert!(
+        rs[2].votes_now(),
+        "replica 2 no longer counts: membership {:?}",
+        rs[0].membership().latest()
+    );
 }

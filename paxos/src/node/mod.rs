@@ -317,13 +317,20 @@ pub fn restore(
 ) -> Result<(Replica, Vec<Decision>), PaxosError> {
     cfg.validate().map_err(PaxosError::Config)?;
     let records = storage.load()?;
-    let replica = Replica::restore(cfg.clone(), records);
+    let mut replica = Replica::restore(cfg.clone(), records);
     if applied < replica.floor() {
         return Err(PaxosError::Config(format!(
             "the application applied instances below {applied} only, but the log forgot \
              everything below {}: its checkpoint is older than the log allows",
             replica.floor()
         )));
+    }
+    if applied > replica.commit_index() {
+        // The application's durable state covers more than the log knows decided:
+        // a snapshot installed just before a crash, whose `Forgotten` record (synced
+        // lazily) was lost. Say so again, or the log would wait forever for
+        // instances the group may have forgotten (found in review).
+        replica.install_snapshot(applied);
     }
     let replay = (applied..replica.commit_index())
         .filter_map(|slot| {

@@ -13,7 +13,7 @@
 //! counts that vote. Every value a replica reports decided must be the chosen one.
 
 use paxos::core::Membership;
-use paxos::{Ballot, Entry, NodeId, Slot};
+use paxos::{Ballot, Entry, NodeId, Reincarnation, Slot};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The global record of proposals and votes of one group.
@@ -178,7 +178,7 @@ impl Votes {
             None => {}
         }
         self.chosen.insert(slot, entry.clone());
-        if let Entry::Reincarnate { .. } = entry {
+        if entry.reincarnation().is_some() {
             self.rebuild_membership();
             // Votes beyond the new epoch's start may count differently now.
             let from = slot + self.window + 1;
@@ -198,8 +198,9 @@ impl Votes {
     fn rebuild_membership(&mut self) {
         let mut m = Membership::initial(self.peers);
         for (&slot, entry) in &self.chosen {
-            if let Entry::Reincarnate { node, nonce } = *entry {
-                if m.reincarnate(slot, self.window, node, nonce) {
+            if let Some(r) = entry.reincarnation() {
+                let Reincarnation { node, nonce, .. } = r;
+                if m.reincarnate(slot, self.window, r) {
                     if let (Some((k, _)), Some(&g)) = (
                         m.incarnation_of(node, nonce),
                         self.nonces.get(&(node, nonce)),
@@ -282,7 +283,15 @@ mod tests {
         let b = Ballot::new(1, 0);
         votes.recovering(2, 1, 77);
         votes
-            .proposed(5, b, &Entry::Reincarnate { node: 2, nonce: 77 })
+            .proposed(
+                5,
+                b,
+                &Entry::Reincarnate {
+                    node: 2,
+                    nonce: 77,
+                    replaces: 0,
+                },
+            )
             .unwrap();
         votes.accepted(0, 0, 5, b, 0).unwrap();
         votes.accepted(1, 0, 5, b, 0).unwrap();
