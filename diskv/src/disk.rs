@@ -111,8 +111,9 @@ fn log_damage(e: StorageError) -> StateError {
 
 /// The directory's identity and state; `None` if it is new (nothing in it, or only
 /// the empty log of a first start that crashed). `Corrupt` if anything in it fails
-/// its checks, a known replica's missing log included.
-fn inspect(
+/// its checks, a known replica's missing log included. The part of opening a
+/// directory that needs no peer (the simulator calls it too).
+pub fn inspect(
     fs: &SharedFs,
     opts: &ServerOptions,
 ) -> Result<Option<(Identity, KvState, Slot)>, StateError> {
@@ -144,7 +145,7 @@ fn inspect(
 
 /// Makes `opts.dir` the directory of replica `id`: its log first, then its
 /// identity (see the module docs), then its (empty) state.
-fn create(
+pub fn create(
     fs: &SharedFs,
     opts: &ServerOptions,
     id: &Identity,

@@ -6,7 +6,7 @@ pub mod checkpoint;
 pub mod clerk;
 pub mod conn;
 pub mod dedup;
-mod disk;
+pub mod disk;
 pub mod error;
 pub mod http;
 pub mod identity;

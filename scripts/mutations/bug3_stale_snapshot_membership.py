@@ -35,5 +35,5 @@ replace(root, "sim/src/replica/running.rs",
         "                Waiter::Snapshot { peer, .. } => {\n                    let core = &self.core;",
         "                Waiter::Snapshot { peer, early, .. } => {\n                    let _core = &self.core;")
 replace(root, "sim/src/replica/running.rs",
-        "                        || core.membership().clone(),",
-        "                        || early,")
+        "                        .snapshot(|| core.membership().clone(), S::snapshot);",
+        "                        .snapshot(|| early, S::snapshot);")

@@ -86,7 +86,7 @@ pub mod machine;
 pub mod op;
 pub mod persist;
 pub mod rebalance;
-mod recovery;
+pub mod recovery;
 pub mod rpc;
 pub mod server;
 mod service;

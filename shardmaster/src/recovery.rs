@@ -22,7 +22,7 @@ use crate::persist::{self, Checkpoint, ClusterRecord, LOCK_FILE};
 use crate::rpc::ShardmasterRpcClient;
 use crate::server::ServerOptions;
 use futures::future::BoxFuture;
-use paxos::fs::SharedFs;
+use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;
 use paxos::probe::Verdict;
 use paxos::recovery::{Outcome, SnapshotSource};
@@ -39,9 +39,80 @@ use tokio::sync::watch;
 const CALL: Duration = Duration::from_secs(2);
 
 /// The replica's directory, opened: its cluster record and checkpoint.
-pub(crate) struct Opened {
-    pub(crate) cluster: ClusterRecord,
-    pub(crate) ckpt: Option<Checkpoint>,
+#[derive(Debug)]
+pub struct Opened {
+    /// The cluster record (`recovering` set while the replica recovers a lost disk).
+    pub cluster: ClusterRecord,
+    /// The checkpoint, if one was written.
+    pub ckpt: Option<Checkpoint>,
+}
+
+/// The directory of a replica that ran before, checked against `opts`; `None` if
+/// it is new or lost (nothing in it). [`ShardmasterError::CorruptFile`] if
+/// anything in it is damaged (see [`inspect`]): the caller quarantines it and
+/// recovers like a lost disk. The part of `open_dir` that needs no peer.
+pub fn open_known(fs: &SharedFs, opts: &ServerOptions) -> Result<Option<Opened>, ShardmasterError> {
+    let (cluster, ckpt) = inspect(fs, &opts.dir)?;
+    let Some(cluster) = cluster else {
+        return Ok(None);
+    };
+    persist::check_cluster(&opts.dir, &cluster, opts.nshards, opts.me, opts.peers.len())?;
+    Ok(Some(Opened { cluster, ckpt }))
+}
+
+/// Makes `opts.dir` the directory of a new replica of a new group (after its
+/// peers said so, see `paxos::probe`).
+pub fn create_fresh(fs: &SharedFs, opts: &ServerOptions) -> Result<Opened, ShardmasterError> {
+    let cluster = ClusterRecord {
+        nshards: opts.nshards.unwrap_or(crate::config::DEFAULT_SHARDS),
+        me: opts.me,
+        peers: opts.peers.len(),
+        recovering: None,
+    };
+    create(fs, &opts.dir, &cluster)?;
+    tracing::info!(
+        node = opts.me,
+        "a new replica of a new group: starting fresh"
+    );
+    Ok(Opened {
+        cluster,
+        ckpt: None,
+    })
+}
+
+/// Makes `opts.dir` the directory of a replica that lost its disk: a cluster of
+/// `nshards` shards, its record marked `recovering nonce`.
+pub fn create_lost(
+    fs: &SharedFs,
+    opts: &ServerOptions,
+    nshards: usize,
+    nonce: u64,
+) -> Result<Opened, ShardmasterError> {
+    let cluster = ClusterRecord {
+        nshards,
+        me: opts.me,
+        peers: opts.peers.len(),
+        recovering: Some(nonce),
+    };
+    create(fs, &opts.dir, &cluster)?;
+    Ok(Opened {
+        cluster,
+        ckpt: None,
+    })
+}
+
+/// Clears the cluster record's `recovering` mark once the replica votes again.
+pub fn finish_recovery(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    cluster: &ClusterRecord,
+) -> Result<ClusterRecord, ShardmasterError> {
+    let done = ClusterRecord {
+        recovering: None,
+        ..*cluster
+    };
+    persist::write_cluster(fs, dir, &done)?;
+    Ok(done)
 }
 
 /// Opens the directory on `fs`, deciding whether this replica is new, known, or
@@ -52,8 +123,18 @@ pub(crate) async fn open_dir(
     host: &Host,
 ) -> Result<Opened, ShardmasterError> {
     let dir = &opts.dir;
-    let (cluster, ckpt) = match inspect(fs, dir) {
-        Ok(found) => found,
+    match open_known(fs, opts) {
+        Ok(Some(opened)) => {
+            if opened.cluster.recovering.is_some() {
+                host.recovering();
+            }
+            Ok(opened)
+        }
+        Ok(None) if opts.restart => lost(fs, opts, host, "--restart with an empty directory").await,
+        Ok(None) => match host.probe(opts.me, &opts.peers).await {
+            Verdict::Lost { reason } => lost(fs, opts, host, &reason).await,
+            _ => create_fresh(fs, opts),
+        },
         Err(damage @ ShardmasterError::CorruptFile { .. }) => {
             let now = paxos::quarantine::now_secs();
             let moved =
@@ -71,39 +152,9 @@ pub(crate) async fn open_dir(
                 "damaged state moved aside (never repaired in place); recovering from the peers \
                  like a lost disk"
             );
-            return lost(fs, opts, host, "its state was damaged").await;
+            lost(fs, opts, host, "its state was damaged").await
         }
-        Err(e) => return Err(e),
-    };
-    match cluster {
-        Some(cluster) => {
-            persist::check_cluster(dir, &cluster, opts.nshards, opts.me, opts.peers.len())?;
-            if cluster.recovering.is_some() {
-                host.recovering();
-            }
-            Ok(Opened { cluster, ckpt })
-        }
-        None if opts.restart => lost(fs, opts, host, "--restart with an empty directory").await,
-        None => match host.probe(opts.me, &opts.peers).await {
-            Verdict::Lost { reason } => lost(fs, opts, host, &reason).await,
-            _ => {
-                let cluster = ClusterRecord {
-                    nshards: opts.nshards.unwrap_or(crate::config::DEFAULT_SHARDS),
-                    me: opts.me,
-                    peers: opts.peers.len(),
-                    recovering: None,
-                };
-                create(fs, dir, &cluster)?;
-                tracing::info!(
-                    node = opts.me,
-                    "a new replica of a new group: starting fresh"
-                );
-                Ok(Opened {
-                    cluster,
-                    ckpt: None,
-                })
-            }
-        },
+        Err(e) => Err(e),
     }
 }
 
@@ -111,7 +162,7 @@ pub(crate) async fn open_dir(
 /// [`ShardmasterError::CorruptFile`] if anything fails its checks: the log, the
 /// checkpoint, the record, or a log missing although the record says this replica
 /// ran (it creates its log before its record: see [`create`]).
-pub(crate) fn inspect(
+pub fn inspect(
     fs: &SharedFs,
     dir: &Path,
 ) -> Result<(Option<ClusterRecord>, Option<Checkpoint>), ShardmasterError> {
@@ -139,7 +190,7 @@ pub(crate) fn inspect(
 
 /// Makes `dir` the directory of a replica: its log first, then its cluster record,
 /// so a record without a log means the log was lost.
-fn create(fs: &SharedFs, dir: &Path, cluster: &ClusterRecord) -> Result<(), ShardmasterError> {
+pub fn create(fs: &SharedFs, dir: &Path, cluster: &ClusterRecord) -> Result<(), ShardmasterError> {
     paxos::quarantine::create_log_on(fs.clone(), &persist::log_dir(dir)).map_err(|e| {
         ShardmasterError::Paxos {
             reason: e.to_string(),
@@ -167,17 +218,7 @@ async fn lost(
         Some(n) => n,
         None => shard_count(opts).await,
     };
-    let cluster = ClusterRecord {
-        nshards,
-        me: opts.me,
-        peers: opts.peers.len(),
-        recovering: Some(rand::random::<u64>() | 1),
-    };
-    create(fs, &opts.dir, &cluster)?;
-    Ok(Opened {
-        cluster,
-        ckpt: None,
-    })
+    create_lost(fs, opts, nshards, rand::random::<u64>() | 1)
 }
 
 /// Asks the peers for the cluster's shard count until one answers.
@@ -263,11 +304,7 @@ pub(crate) fn spawn(
         if cluster.recovering.is_some() {
             match paxos::recovery::run(&rsm, opts.me, &opts.peers, &source, stop.clone()).await {
                 Outcome::Voting(incarnation) => {
-                    let done = ClusterRecord {
-                        recovering: None,
-                        ..cluster
-                    };
-                    if let Err(e) = persist::write_cluster(&*fs, &opts.dir, &done) {
+                    if let Err(e) = finish_recovery(&*fs, &opts.dir, &cluster) {
                         tracing::error!(node = opts.me, error = %e, "cannot record the end of recovery; the next start resumes it");
                     }
                     tracing::info!(

@@ -25,6 +25,21 @@ pub struct OpRequest {
     pub op: Op,
 }
 
+impl OpRequest {
+    /// Refuses what no state can make valid before it costs a log instance: the
+    /// op's own checks ([`Op::validate`]) and a write without a sequence number.
+    /// Replicas check again when they apply it.
+    pub fn check(&self, nshards: usize) -> Result<(), ShardmasterError> {
+        self.op.validate(nshards)?;
+        if self.op.is_write() && self.seq == 0 {
+            return Err(ShardmasterError::BadRequest {
+                reason: "a Join, Leave or Move needs a sequence number of 1 or more".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The shardmaster's RPC.
 /// A shardmaster replica's whole state, for a replica that lost its disk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,4 +67,34 @@ pub trait ShardmasterRpc {
     async fn snapshot() -> Result<MachineSnapshot, ShardmasterError>;
     /// The cluster's shard count, fixed when it was made (no log round).
     async fn shard_count() -> usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(seq: u64, op: Op) -> OpRequest {
+        OpRequest { client: 1, seq, op }
+    }
+
+    #[test]
+    fn check_refuses_invalid_ops_and_unnumbered_writes_but_not_queries() {
+        assert_eq!(req(0, Op::Query { num: -1 }).check(4), Ok(()));
+        assert_eq!(req(3, Op::Leave { gid: 2 }).check(4), Ok(()));
+        assert!(matches!(
+            req(0, Op::Leave { gid: 2 }).check(4),
+            Err(ShardmasterError::BadRequest { .. })
+        ));
+        assert_eq!(
+            req(1, Op::Move { shard: 4, gid: 2 }).check(4),
+            Err(ShardmasterError::ShardOutOfRange {
+                shard: 4,
+                nshards: 4
+            })
+        );
+        assert_eq!(
+            req(0, Op::Query { num: -2 }).check(4),
+            Err(ShardmasterError::BadConfigNum { num: -2 })
+        );
+    }
 }

@@ -9,6 +9,7 @@ use crate::recovery::{self, Opened};
 use crate::rpc::{ShardmasterRpc, ShardmasterRpcRequest, ShardmasterRpcResponse};
 use crate::service::Handler;
 use futures::StreamExt;
+use paxos::fs::SharedFs;
 use paxos::host::{Host, HostOptions};
 use paxos::rsm::Rsm;
 use paxos::transport::{codec, Unreliable};
@@ -136,31 +137,10 @@ impl ShardmasterServer {
         let host = Host::bind(listener).map_err(|e| ShardmasterError::Paxos {
             reason: e.to_string(),
         })?;
-        let Opened { cluster, ckpt } = recovery::open_dir(&fs, &opts, &host).await?;
-        if let Some(c) = &ckpt {
-            if c.store.nshards() != cluster.nshards {
-                return Err(ShardmasterError::CorruptFile {
-                    path: opts.dir.join(persist::STATE_FILE).display().to_string(),
-                    reason: format!(
-                        "it holds {} shards, the cluster record {}",
-                        c.store.nshards(),
-                        cluster.nshards
-                    ),
-                });
-            }
-        }
-        let applied = ckpt.as_ref().map_or(0, |c| c.applied);
-        let configs = ckpt.as_ref().map_or(1, |c| c.store.latest().num + 1);
-        let mut machine = ShardmasterMachine::new(
-            ckpt,
-            cluster.nshards,
-            MachineOptions {
-                fs: fs.clone(),
-                dir: opts.dir.clone(),
-                checkpoint_every: opts.checkpoint_every,
-                me: opts.me,
-            },
-        )?;
+        let opened = recovery::open_dir(&fs, &opts, &host).await?;
+        let cluster = opened.cluster;
+        let configs = opened.ckpt.as_ref().map_or(1, |c| c.store.latest().num + 1);
+        let (mut machine, applied) = open_machine(fs.clone(), &opts, opened)?;
         let machine_dropped = machine.watch_drop();
         let (stop, stop_rx) = watch::channel(false);
         let hosted = host
@@ -317,6 +297,41 @@ impl ShardmasterServer {
         tokio::time::sleep(PERSISTER_GRACE).await;
         tracing::info!(node = me, "shardmaster replica stopped");
     }
+}
+
+/// The state machine of an opened directory (its checkpoint, or config 0), and
+/// the first log instance it does not cover. A checkpoint whose shard count is not
+/// the cluster record's is [`ShardmasterError::CorruptFile`].
+pub fn open_machine(
+    fs: SharedFs,
+    opts: &ServerOptions,
+    opened: Opened,
+) -> Result<(ShardmasterMachine, Slot), ShardmasterError> {
+    let Opened { cluster, ckpt } = opened;
+    if let Some(c) = &ckpt {
+        if c.store.nshards() != cluster.nshards {
+            return Err(ShardmasterError::CorruptFile {
+                path: opts.dir.join(persist::STATE_FILE).display().to_string(),
+                reason: format!(
+                    "it holds {} shards, the cluster record {}",
+                    c.store.nshards(),
+                    cluster.nshards
+                ),
+            });
+        }
+    }
+    let applied = ckpt.as_ref().map_or(0, |c| c.applied);
+    let machine = ShardmasterMachine::new(
+        ckpt,
+        cluster.nshards,
+        MachineOptions {
+            fs,
+            dir: opts.dir.clone(),
+            checkpoint_every: opts.checkpoint_every,
+            me: opts.me,
+        },
+    )?;
+    Ok((machine, applied))
 }
 
 /// Serves the RPC on every client connection until `stop` turns true, then closes

@@ -46,7 +46,7 @@ impl ShardmasterRpc for Handler {
     ) -> Result<OpResult, ShardmasterError> {
         // Refuse what no state can make valid before it costs a log instance; the
         // replicas check again when they apply it.
-        if let Err(e) = req.op.validate(self.nshards) {
+        if let Err(e) = req.check(self.nshards) {
             tracing::debug!(
                 node = self.me,
                 client = req.client,
@@ -55,11 +55,6 @@ impl ShardmasterRpc for Handler {
                 "request refused"
             );
             return Err(e);
-        }
-        if req.op.is_write() && req.seq == 0 {
-            return Err(ShardmasterError::BadRequest {
-                reason: "a Join, Leave or Move needs a sequence number of 1 or more".into(),
-            });
         }
         let budget = ctx
             .deadline

@@ -1,21 +1,22 @@
 //! The fault schedule: which fault strikes next, chosen from the seed with
 //! per-run weights (so some runs are all crashes, others all partitions, others a
-//! mix), and the calm that ends it.
+//! mix), and the calm that ends it. A fault strikes a replica of the KV group or,
+//! with a per-run share, of the shardmaster's; a partition splits the replicas
+//! of both.
 //!
 //! Disk losses (and corruption, which a replica recovers from like a lost disk)
-//! follow the rule operators follow — one at a time, only while every other
-//! replica votes and the previous reincarnation's window is closed — so the
-//! group must stay live. In a few runs ("reckless") they strike anyhow: two at
-//! once, the same replica twice, a majority; the group may then stall or halt,
-//! and only safety is checked.
+//! follow the rule operators follow — one at a time per group, only while every
+//! other replica of the group votes and its previous reincarnation's window is
+//! closed — so the groups must stay live. In a few runs ("reckless") they strike
+//! anyhow: two at once, the same replica twice, a majority; a group may then
+//! stall or halt, and only safety is checked for it.
 
 use crate::clock::{Time, MS, SECOND};
-use crate::net::{Addr, Weather};
-use crate::replica::Process;
-use crate::world::{Event, World, GID};
+use crate::net::Weather;
+use crate::world::{Event, World};
 use rand::rngs::StdRng;
 use rand::Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The kinds of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,22 +73,25 @@ pub struct Faults {
     pub duration: Time,
     /// The range of pauses between faults.
     pub gap: (Time, Time),
-    /// Until when each replica is paused.
+    /// Until when each machine is paused.
     pub paused_until: Vec<Time>,
-    /// A majority of the group lost its disks at some point.
-    pub majority_lost: bool,
+    /// The groups (ids) a majority of which lost their disks at some point.
+    pub majority_lost: BTreeSet<u64>,
     /// Disk losses ignore the one-at-a-time rule.
     reckless: bool,
+    /// The share of faults that strike the shardmaster's group.
+    master_share: f64,
     weights: Vec<(Kind, u32)>,
-    /// Replicas whose disk was lost or corrupted and that do not vote again yet.
+    /// Machines whose disk was lost or corrupted and that do not vote again yet.
     lost: Vec<bool>,
     /// Faults struck, by kind.
     counts: BTreeMap<Kind, u32>,
 }
 
 impl Faults {
-    /// A schedule for a group of `peers`.
-    pub fn new(rng: &mut StdRng, peers: usize) -> Self {
+    /// A schedule for `machines` machines (with a shardmaster group if
+    /// `masters`).
+    pub fn new(rng: &mut StdRng, machines: usize, masters: bool) -> Self {
         let weights = KINDS
             .iter()
             .map(|&k| {
@@ -103,11 +107,16 @@ impl Faults {
             start: rng.gen_range(300..2000) * MS,
             duration: rng.gen_range(3..25) * SECOND,
             gap: (10 * MS, rng.gen_range(50..1000) * MS),
-            paused_until: vec![0; peers],
-            majority_lost: false,
+            paused_until: vec![0; machines],
+            majority_lost: BTreeSet::new(),
             reckless: rng.gen_bool(0.1),
+            master_share: if masters {
+                rng.gen_range(0.2..0.5)
+            } else {
+                0.0
+            },
             weights,
-            lost: vec![false; peers],
+            lost: vec![false; machines],
             counts: BTreeMap::new(),
         }
     }
@@ -122,8 +131,8 @@ impl Faults {
         if self.reckless {
             s.push("reckless".into());
         }
-        if self.majority_lost {
-            s.push("MAJORITY LOST".into());
+        for gid in &self.majority_lost {
+            s.push(format!("MAJORITY LOST in group {gid}"));
         }
         s.join(", ")
     }
@@ -144,30 +153,29 @@ impl Faults {
     }
 }
 
-fn addr(node: usize) -> Addr {
-    Addr::Replica { group: GID, node }
-}
-
 /// Strikes the next fault.
 pub(crate) fn strike(w: &mut World) {
     note_recovered(w);
     let Some(kind) = w.faults.pick(&mut w.rng) else {
         return;
     };
-    let n = w.machines.len();
-    let node = w.rng.gen_range(0..n);
+    let g = usize::from(w.groups.len() > 1 && w.rng.gen_bool(w.faults.master_share));
+    let members = w.groups[g].members();
+    let node = w.rng.gen_range(members.clone());
     let struck = match kind {
         Kind::Kill | Kind::PowerLoss | Kind::Bounce => crash(w, node, kind),
         Kind::LoseDisk | Kind::Corrupt => lose(w, node, kind),
         Kind::FullDisk => fill(w, node),
         Kind::Partition => {
-            let sides = (0..n).map(|i| (addr(i), w.rng.gen_range(0..3))).collect();
+            let sides = (0..w.machines.len())
+                .map(|i| (w.addr_of(i), w.rng.gen_range(0..3)))
+                .collect();
             w.net.partition(sides);
             true
         }
         Kind::Block => {
-            let to = w.rng.gen_range(0..n);
-            w.net.block(addr(node), addr(to));
+            let to = w.rng.gen_range(members);
+            w.net.block(w.addr_of(node), w.addr_of(to));
             true
         }
         Kind::Heal => {
@@ -188,15 +196,18 @@ pub(crate) fn strike(w: &mut World) {
         }
         Kind::Silence => w.silence_a_client(),
         Kind::Drift => {
-            w.machines[node].tick_len = w.rng.gen_range(5..20) * MS;
+            let len = w.rng.gen_range(5..20) * MS;
+            w.machines[node].set_tick_len(len);
             true
         }
     };
     if struck {
         *w.faults.counts.entry(kind).or_default() += 1;
         let desc = w.net.describe();
+        let gid = w.groups[g].gid;
+        let replica = node - w.groups[g].first;
         w.trace.note(w.now, "faults", || {
-            format!("{kind:?} replica {node} ({desc})")
+            format!("{kind:?} g{gid}r{replica} ({desc})")
         });
     }
 }
@@ -204,17 +215,15 @@ pub(crate) fn strike(w: &mut World) {
 /// A recovered replica counts as intact again.
 fn note_recovered(w: &mut World) {
     for (i, m) in w.machines.iter().enumerate() {
-        if let Process::Running(r) = &m.process {
-            if r.identity.recovering.is_none() && r.core.votes_now() {
-                w.faults.lost[i] = false;
-            }
+        if !m.recovering() && m.core().is_some_and(|c| c.votes_now()) {
+            w.faults.lost[i] = false;
         }
     }
 }
 
 fn restart_later(w: &mut World, node: usize, max: Time) {
     let at = w.now + w.rng.gen_range(1..max.max(2));
-    let epoch = w.machines[node].epoch;
+    let epoch = w.machines[node].epoch();
     w.agenda.at(at, Event::Restart { node, epoch });
 }
 
@@ -232,36 +241,36 @@ fn crash(w: &mut World, node: usize, kind: Kind) -> bool {
 }
 
 /// True if losing `node`'s disk now keeps a majority of every epoch's members
-/// reachable: every other replica runs and votes, and every reincarnation's
-/// window is closed.
+/// of its group reachable: every other replica of the group runs and votes, and
+/// every reincarnation's window is closed.
 fn loss_is_survivable(w: &World, node: usize) -> bool {
-    let last_epoch = w
-        .machines
-        .iter()
-        .filter_map(|m| m.core())
+    let members = w.group_of(node).members();
+    let last_epoch = members
+        .clone()
+        .filter_map(|j| w.machines[j].core())
         .flat_map(|c| c.membership().epoch_starts())
         .max()
         .unwrap_or(0);
-    w.machines.iter().enumerate().all(|(j, m)| {
+    members.into_iter().all(|j| {
+        let m = &w.machines[j];
         j == node
             || (!w.faults.lost[j]
-                && m.running().is_some_and(|r| {
-                    r.identity.recovering.is_none()
-                        && r.core.votes_now()
-                        && r.core.commit_index() >= last_epoch
-                }))
+                && !m.recovering()
+                && m.core()
+                    .is_some_and(|c| c.votes_now() && c.commit_index() >= last_epoch))
     })
 }
 
 fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
     let reckless = w.faults.reckless;
-    if !reckless && (w.machines.len() == 1 || !loss_is_survivable(w, node)) {
+    let size = w.group_of(node).size;
+    if !reckless && (size == 1 || !loss_is_survivable(w, node)) {
         return false;
     }
     match kind {
         Kind::Corrupt => {
             let files: Vec<_> = w.machines[node]
-                .fs
+                .fs()
                 .durable_files()
                 .into_iter()
                 .filter(|p| !p.to_string_lossy().contains("quarantine"))
@@ -271,7 +280,7 @@ fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
             }
             let file = files[w.rng.gen_range(0..files.len())].clone();
             let len = w.machines[node]
-                .fs
+                .fs()
                 .durable_read(&file)
                 .map_or(0, |b| b.len());
             if len == 0 {
@@ -279,7 +288,7 @@ fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
             }
             let offset = w.rng.gen_range(0..len) as u64;
             let bit = 1u8 << w.rng.gen_range(0..8);
-            let _ = w.machines[node].fs.corrupt(&file, offset, bit);
+            let _ = w.machines[node].fs().corrupt(&file, offset, bit);
             w.trace.note(w.now, "faults", || {
                 format!("corrupt {} byte {offset}", file.display())
             });
@@ -294,16 +303,18 @@ fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
         }
     }
     w.faults.lost[node] = true;
-    let lost = w.faults.lost.iter().filter(|&&l| l).count();
-    if lost > w.machines.len() / 2 {
-        w.faults.majority_lost = true;
+    let group = w.group_of(node);
+    let lost = group.members().filter(|&j| w.faults.lost[j]).count();
+    if lost > group.size / 2 {
+        let gid = group.gid;
+        w.faults.majority_lost.insert(gid);
     }
     restart_later(w, node, 2 * SECOND);
     true
 }
 
 fn fill(w: &mut World, node: usize) -> bool {
-    let fs = &w.machines[node].fs;
+    let fs = w.machines[node].fs();
     let room = w.rng.gen_range(0..8192);
     fs.set_capacity(Some(fs.used() + room));
     let lift = w.now + w.rng.gen_range(100 * MS..3 * SECOND);
@@ -313,9 +324,8 @@ fn fill(w: &mut World, node: usize) -> bool {
 
 /// The disk of `node` has room again; a process whose storage failed restarts.
 pub(crate) fn lift(w: &mut World, node: usize) {
-    w.machines[node].fs.set_capacity(None);
-    let failed = matches!(&w.machines[node].process, Process::Running(r) if r.failed.is_some());
-    if failed {
+    w.machines[node].fs().set_capacity(None);
+    if w.machines[node].storage_failed() {
         w.with_machine(node, |m, io| m.kill(io));
         restart_later(w, node, 500 * MS);
     }
@@ -332,7 +342,7 @@ pub(crate) fn calm(w: &mut World) {
     for node in 0..w.machines.len() {
         lift(w, node);
         if w.machines[node].down() {
-            let epoch = w.machines[node].epoch;
+            let epoch = w.machines[node].epoch();
             w.agenda.at(w.now + 1, Event::Restart { node, epoch });
         }
     }

@@ -19,6 +19,8 @@ pub mod client;
 pub mod clock;
 pub mod faults;
 pub mod linearizability;
+pub mod master_client;
+mod masters;
 pub mod net;
 pub mod packet;
 pub mod replica;

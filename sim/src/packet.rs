@@ -4,6 +4,57 @@ use diskv::rpc::GroupSnapshot;
 use diskv::{KvError, Reply, Request};
 use paxos::probe::Answer;
 use paxos::{Envelope, Slot};
+use shardmaster::rpc::MachineSnapshot;
+use shardmaster::{OpRequest, OpResult, ShardmasterError};
+
+/// A client's request, to the service it is for.
+#[derive(Clone, Debug)]
+pub enum ClientRequest {
+    /// To a KV replica.
+    Kv(Request),
+    /// To a shardmaster replica.
+    Master(MasterCall),
+}
+
+/// One attempt of a shardmaster client's operation.
+#[derive(Clone, Debug)]
+pub struct MasterCall {
+    /// The request (the same for every attempt of one operation).
+    pub req: OpRequest,
+    /// The client's number for the operation, echoed in the reply (an RPC's
+    /// request id: Queries all carry seq 0).
+    pub tag: u64,
+}
+
+/// A replica's answer to a client.
+#[derive(Clone, Debug)]
+pub enum ClientReply {
+    /// From a KV replica.
+    Kv {
+        /// The request's sequence number.
+        seq: u64,
+        /// The shard it was addressed to.
+        shard: usize,
+        /// The result.
+        result: Result<Reply, KvError>,
+    },
+    /// From a shardmaster replica.
+    Master {
+        /// The operation's tag ([`MasterCall::tag`]).
+        tag: u64,
+        /// The result.
+        result: Result<OpResult, ShardmasterError>,
+    },
+}
+
+/// A whole state for a peer, of either service.
+#[derive(Clone, Debug)]
+pub enum Snapshot {
+    /// A KV group's.
+    Kv(Box<GroupSnapshot>),
+    /// The shardmaster's.
+    Master(Box<MachineSnapshot>),
+}
 
 /// One message between endpoints.
 #[derive(Clone, Debug)]
@@ -11,20 +62,13 @@ pub enum Packet {
     /// Paxos traffic within a group.
     Paxos(Envelope),
     /// A client's request to a replica.
-    Request {
-        /// The request.
-        req: Request,
-    },
+    Request(ClientRequest),
     /// A replica's answer to a client.
     Reply {
         /// The answering replica.
         from: usize,
-        /// The request's sequence number.
-        seq: u64,
-        /// The shard it was addressed to.
-        shard: usize,
-        /// The result.
-        result: Result<Reply, KvError>,
+        /// The answer.
+        reply: ClientReply,
     },
     /// "Has this group a history?" from a replica with an empty disk or one that
     /// recovers (see `paxos::probe`).
@@ -50,12 +94,13 @@ pub enum Packet {
         /// The instance the snapshot must cover.
         floor: Slot,
     },
-    /// A snapshot (linearizable: taken after a read index), or why not.
+    /// A snapshot (linearizable: taken after a read index), or `None` if the
+    /// peer cannot give one (not the leader).
     SnapshotGive {
         /// The giving replica.
         from: usize,
         /// The snapshot.
-        snap: Result<Box<GroupSnapshot>, KvError>,
+        snap: Option<Snapshot>,
     },
 }
 
@@ -64,7 +109,7 @@ impl Packet {
     pub fn kind(&self) -> &'static str {
         match self {
             Packet::Paxos(env) => env.msg.kind(),
-            Packet::Request { .. } => "request",
+            Packet::Request(_) => "request",
             Packet::Reply { .. } => "reply",
             Packet::Probe { .. } => "probe",
             Packet::ProbeAnswer { .. } => "probe_answer",

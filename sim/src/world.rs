@@ -1,32 +1,42 @@
-//! One simulated run: a replica group, its clients, the network, the faults and
-//! the checks, all driven by one seeded generator through one agenda of events.
+//! One simulated run: a KV replica group and, in most runs, the shardmaster's
+//! group next to it, their clients, the network, the faults and the checks, all
+//! driven by one seeded generator through one agenda of events.
 //!
 //! A run has three phases. **Faulty**: clients run operations while the fault
-//! schedule crashes processes and machines, loses, corrupts and fills disks,
-//! pauses replicas, jumps clocks, and partitions or degrades the network.
-//! **Calm**: the faults stop, the network heals, every machine that is down
-//! restarts; every client must then complete operations within a bound
-//! (liveness), unless the group lost a majority of its disks and halted, which is
-//! then what must happen. **Audit**: one client reads every key, and the whole
-//! history is checked for linearizability (which also shows any acknowledged
-//! write that was lost).
+//! schedule crashes processes and machines (of either group), loses, corrupts
+//! and fills disks, pauses replicas, jumps clocks, and partitions or degrades the
+//! network. **Calm**: the faults stop, the network heals, every machine that is
+//! down restarts; every client must then complete operations within a bound
+//! (liveness), unless its group lost a majority of its disks and halted, which is
+//! then what must happen. **Audit**: one KV client reads every key and one
+//! shardmaster client queries the latest configuration; the KV history is checked
+//! for linearizability (which also shows any acknowledged write that was lost),
+//! the shardmaster's against its configurations ([`crate::check::configs`]).
 
-use crate::check::{Digests, Votes};
+use crate::check::{configs, ConfigLog, Digests, Votes};
 use crate::client::{Client, Next, ATTEMPT_TIMEOUT, KEYS};
 use crate::clock::{Agenda, Time, MS, SECOND};
 use crate::faults::{self, Faults};
 use crate::linearizability::{check, CheckResult, History, Op as LinOp};
+use crate::master_client::{MasterClient, MasterHistory};
 use crate::net::{Addr, Network};
-use crate::packet::Packet;
-use crate::replica::{Io, Machine, Process, Timer};
+use crate::packet::{ClientReply, ClientRequest, Packet};
+use crate::replica::kv::Kv;
+use crate::replica::master::Shardmaster;
+use crate::replica::{Io, Machine, Node, Timer};
 use crate::trace::Trace;
 use paxos::core::CoreConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
+use std::ops::Range;
 
 /// The KV group's id.
 pub const GID: u64 = 1;
+/// The shardmaster's group id (see [`Addr`]).
+pub const MASTER_GID: u64 = 0;
+/// The share of runs with a shardmaster group.
+const MASTER_RUNS: f64 = 0.9;
 /// Shards in the simulated cluster.
 pub const NSHARDS: usize = 4;
 /// How long clients have to make progress once the faults stop.
@@ -61,7 +71,26 @@ impl Report {
     }
 }
 
-/// Events of a run.
+/// One replica group of the run.
+pub struct Group {
+    /// Its id.
+    pub gid: u64,
+    /// The index of its replica 0 among the world's machines.
+    pub first: usize,
+    /// Its replicas.
+    pub size: usize,
+    /// Its record of proposals and votes.
+    pub votes: Votes,
+}
+
+impl Group {
+    /// Its machines' indices.
+    pub fn members(&self) -> Range<usize> {
+        self.first..self.first + self.size
+    }
+}
+
+/// Events of a run (`node`: an index into the world's machines).
 pub(crate) enum Event {
     Deliver {
         from: Addr,
@@ -84,6 +113,17 @@ pub(crate) enum Event {
         client: usize,
         attempt: u64,
     },
+    MasterStart {
+        client: usize,
+    },
+    MasterTimeout {
+        client: usize,
+        attempt: u64,
+    },
+    MasterResume {
+        client: usize,
+        attempt: u64,
+    },
     Fault,
     Restart {
         node: usize,
@@ -98,7 +138,7 @@ pub(crate) enum Event {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
+pub(crate) enum Phase {
     Faulty,
     Calm,
     Audit,
@@ -111,14 +151,23 @@ pub struct World {
     pub(crate) now: Time,
     pub(crate) agenda: Agenda<Event>,
     pub(crate) net: Network,
-    pub(crate) machines: Vec<Machine>,
-    votes: Votes,
+    /// Every group's machines: the KV group's, then the shardmaster's.
+    pub(crate) machines: Vec<Box<dyn Node>>,
+    /// The groups, KV first.
+    pub(crate) groups: Vec<Group>,
     digests: Digests,
+    /// Every shardmaster configuration any replica held.
+    configs: ConfigLog,
     clients: Vec<Client>,
     history: History,
+    /// The shardmaster's clients and their history.
+    pub(crate) masters: Vec<MasterClient>,
+    pub(crate) master_history: MasterHistory,
+    /// The audit's last Query, until a shardmaster client takes it.
+    pub(crate) master_audit: Option<shardmaster::Op>,
     pub(crate) trace: Trace,
     pub(crate) violations: Vec<String>,
-    phase: Phase,
+    pub(crate) phase: Phase,
     /// Operations the auditing client still has to run.
     audit: VecDeque<LinOp>,
     /// Operations completed by each client when the faults stopped.
@@ -140,31 +189,52 @@ impl World {
             1..=3 => 5,
             _ => 3,
         };
-        let faults = Faults::new(&mut rng, peers);
+        let masters = match rng.gen_bool(MASTER_RUNS) {
+            true if rng.gen_bool(0.3) => 5,
+            true => 3,
+            false => 0,
+        };
+        let faults = Faults::new(&mut rng, peers + masters, masters > 0);
         // The duplicate table keeps a silent client longer than any operation can
         // wait for the group (the contract: only a client silent at the log for
         // that long may see a retry applied again), and short enough for runs to
         // see entries expire.
         let client_ttl = faults.duration + LIVENESS_BOUND + 10 * SECOND;
+        let mut machines: Vec<Box<dyn Node>> = Vec::new();
+        let mut groups = Vec::new();
         let window = rng.gen_range(1..12);
-        let heartbeat = rng.gen_range(1..4);
-        let machines = (0..peers)
-            .map(|i| {
-                let core = CoreConfig {
-                    heartbeat_ticks: heartbeat,
-                    election_ticks: rng.gen_range(3 * heartbeat + 4..40),
-                    retransmit_ticks: rng.gen_range(2..15),
-                    window,
-                    catchup_bytes: if rng.gen_bool(0.3) { 200 } else { 4 << 20 },
-                    ..CoreConfig::new(i, peers)
-                };
-                Machine::new(GID, i, peers, NSHARDS, core, client_ttl / MS)
-            })
-            .collect();
+        for (i, core) in cores(&mut rng, peers, window).into_iter().enumerate() {
+            let kv = Kv::new(GID, i, peers, NSHARDS, client_ttl / MS);
+            machines.push(Box::new(Machine::new(kv, GID, i, peers, core)));
+        }
+        groups.push(Group {
+            gid: GID,
+            first: 0,
+            size: peers,
+            votes: Votes::new(peers, window),
+        });
         let nclients = rng.gen_range(2..6);
         let clients = (0..nclients)
             .map(|c| Client::new(100 + c as u64, peers, NSHARDS))
             .collect();
+        let mut master_clients = Vec::new();
+        if masters > 0 {
+            let window = rng.gen_range(1..12);
+            let checkpoint_every = rng.gen_range(1..64);
+            for (i, core) in cores(&mut rng, masters, window).into_iter().enumerate() {
+                let sm = Shardmaster::new(i, masters, NSHARDS, checkpoint_every);
+                machines.push(Box::new(Machine::new(sm, MASTER_GID, i, masters, core)));
+            }
+            groups.push(Group {
+                gid: MASTER_GID,
+                first: peers,
+                size: masters,
+                votes: Votes::new(masters, window),
+            });
+            master_clients = (0..rng.gen_range(1..4))
+                .map(|c| MasterClient::new(1000 + c as u64, masters))
+                .collect();
+        }
         World {
             seed: opts.seed,
             rng,
@@ -172,10 +242,14 @@ impl World {
             agenda: Agenda::default(),
             net: Network::default(),
             machines,
-            votes: Votes::new(peers, window),
+            groups,
             digests: Digests::default(),
+            configs: ConfigLog::default(),
             clients,
             history: History::new(),
+            masters: master_clients,
+            master_history: MasterHistory::default(),
+            master_audit: None,
             trace: Trace::new(opts.trace),
             violations: Vec::new(),
             phase: Phase::Faulty,
@@ -198,6 +272,10 @@ impl World {
             self.agenda
                 .at(300 * MS + c as Time, Event::ClientStart { client: c });
         }
+        for c in 0..self.masters.len() {
+            let at = 300 * MS + self.rng.gen_range(0..500 * MS);
+            self.agenda.at(at, Event::MasterStart { client: c });
+        }
         self.agenda.at(self.faults.start, Event::Fault);
         let calm_at = self.faults.start + self.faults.duration;
         self.agenda.at(calm_at, Event::Calm);
@@ -216,7 +294,7 @@ impl World {
         match event {
             Event::Deliver { from, to, packet } => self.deliver(from, to, packet),
             Event::Timer { node, epoch, timer } => {
-                if self.machines[node].epoch == epoch {
+                if self.machines[node].epoch() == epoch {
                     if self.paused(node) {
                         let at = self.faults.paused_until[node] + 1;
                         self.agenda.at(at, Event::Timer { node, epoch, timer });
@@ -240,6 +318,12 @@ impl World {
                     self.client_next(client, next);
                 }
             }
+            Event::MasterStart { client } => self.master_start(client),
+            Event::MasterTimeout { client, attempt } => {
+                let next = self.masters[client].timed_out(&mut self.rng, attempt);
+                self.master_next(client, next);
+            }
+            Event::MasterResume { client, attempt } => self.master_resume(client, attempt),
             Event::Fault => {
                 if self.phase == Phase::Faulty {
                     faults::strike(self);
@@ -249,7 +333,7 @@ impl World {
             }
             Event::Restart { node, epoch } => {
                 let m = &self.machines[node];
-                if m.down() && m.epoch == epoch {
+                if m.down() && m.epoch() == epoch {
                     self.with_machine(node, |m, io| m.start(io));
                 }
             }
@@ -261,7 +345,11 @@ impl World {
                 return false;
             }
         }
-        if self.phase == Phase::Audit && self.audit.is_empty() && self.clients_idle() {
+        if self.phase == Phase::Audit
+            && self.audit.is_empty()
+            && self.clients_idle()
+            && self.masters_idle()
+        {
             return false;
         }
         true
@@ -271,31 +359,56 @@ impl World {
         self.now < self.faults.paused_until[node]
     }
 
+    /// The group of machine `node`.
+    pub(crate) fn group_of(&self, node: usize) -> &Group {
+        let g = self.groups.iter().position(|g| g.members().contains(&node));
+        &self.groups[g.unwrap_or(0)]
+    }
+
+    /// The machine of replica `node` of group `gid`.
+    fn machine_of(&self, gid: u64, node: usize) -> Option<usize> {
+        self.groups
+            .iter()
+            .find(|g| g.gid == gid && node < g.size)
+            .map(|g| g.first + node)
+    }
+
+    /// The network address of machine `node`.
+    pub(crate) fn addr_of(&self, node: usize) -> Addr {
+        let m = &self.machines[node];
+        Addr::Replica {
+            group: m.group(),
+            node: m.node(),
+        }
+    }
+
     /// Calls into machine `node` and carries out what it asks.
-    pub(crate) fn with_machine(&mut self, node: usize, f: impl FnOnce(&mut Machine, &mut Io<'_>)) {
+    pub(crate) fn with_machine(&mut self, node: usize, f: impl FnOnce(&mut dyn Node, &mut Io<'_>)) {
+        let g = self
+            .groups
+            .iter()
+            .position(|g| g.members().contains(&node))
+            .unwrap_or(0);
+        let group = &mut self.groups[g];
         let m = &mut self.machines[node];
         let mut io = Io {
             now: self.now,
             rng: &mut self.rng,
-            group: m.group,
-            node,
-            generation: m.generation,
+            group: group.gid,
+            node: m.node(),
+            generation: m.generation(),
             sends: Vec::new(),
             timers: Vec::new(),
-            votes: &mut self.votes,
+            votes: &mut group.votes,
             digests: &mut self.digests,
+            configs: &mut self.configs,
             trace: &mut self.trace,
             violations: &mut self.violations,
         };
-        f(m, &mut io);
+        f(m.as_mut(), &mut io);
         let (sends, timers) = (io.sends, io.timers);
-        let (epoch, from) = (
-            m.epoch,
-            Addr::Replica {
-                group: m.group,
-                node,
-            },
-        );
+        let epoch = m.epoch();
+        let from = self.addr_of(node);
         for (to, packet) in sends {
             self.send(from, to, packet);
         }
@@ -304,7 +417,7 @@ impl World {
         }
     }
 
-    fn send(&mut self, from: Addr, to: Addr, packet: Packet) {
+    pub(crate) fn send(&mut self, from: Addr, to: Addr, packet: Packet) {
         for at in self.net.fate(&mut self.rng, self.now, from, to) {
             self.agenda.at(
                 at,
@@ -321,8 +434,11 @@ impl World {
         if !self.net.passes(from, to) {
             return;
         }
-        match to {
-            Addr::Replica { node, .. } => {
+        match (to, packet) {
+            (Addr::Replica { group, node }, packet) => {
+                let Some(node) = self.machine_of(group, node) else {
+                    return;
+                };
                 if self.paused(node) {
                     let at = self.faults.paused_until[node] + 1;
                     self.agenda.at(at, Event::Deliver { from, to, packet });
@@ -330,29 +446,34 @@ impl World {
                 }
                 self.with_machine(node, |m, io| m.deliver(io, from, packet));
             }
-            Addr::Client(id) => {
+            (
+                Addr::Client(id),
+                Packet::Reply {
+                    from,
+                    reply: ClientReply::Master { tag, result },
+                },
+            ) => self.master_reply(id, from, tag, result),
+            (
+                Addr::Client(id),
+                Packet::Reply {
+                    from,
+                    reply: ClientReply::Kv { seq, shard, result },
+                },
+            ) => {
                 let Some(c) = self.clients.iter().position(|c| c.id == id) else {
                     return;
                 };
-                if let Packet::Reply {
-                    from,
-                    seq,
-                    shard,
-                    result,
-                } = packet
-                {
-                    self.trace.note(self.now, &format!("c{id}"), || {
-                        format!("<- r{from} seq {seq} shard {shard} {result:?}")
-                    });
-                    let next =
-                        self.clients[c].reply(&self.history, self.now, from, seq, shard, result);
-                    let finished = self.clients[c].pending.is_none();
-                    self.client_next(c, next);
-                    if finished {
-                        self.client_idle(c);
-                    }
+                self.trace.note(self.now, &format!("c{id}"), || {
+                    format!("<- r{from} seq {seq} shard {shard} {result:?}")
+                });
+                let next = self.clients[c].reply(&self.history, self.now, from, seq, shard, result);
+                let finished = self.clients[c].pending.is_none();
+                self.client_next(c, next);
+                if finished {
+                    self.client_idle(c);
                 }
             }
+            (Addr::Client(_), _) => {}
         }
     }
 
@@ -386,7 +507,7 @@ impl World {
                     group: GID,
                     node: a.to,
                 };
-                self.send(from, to, Packet::Request { req: a.req });
+                self.send(from, to, Packet::Request(ClientRequest::Kv(a.req)));
                 self.agenda.at(
                     self.now + ATTEMPT_TIMEOUT,
                     Event::ClientTimeout { client: c, attempt },
@@ -453,69 +574,55 @@ impl World {
         self.audit
             .push_back(LinOp::scan(KEYS[0], KEYS[KEYS.len() - 1]));
         self.agenda.at(self.now, Event::ClientStart { client: 0 });
+        self.audit_masters();
     }
 
     /// Invariant (e): once the faults stopped, every client makes progress —
-    /// unless a majority of the group lost its disks, in which case it halted.
+    /// unless a majority of its group lost their disks, in which case that group
+    /// halted (or stalls).
     fn check_liveness(&mut self) {
         if self.phase == Phase::Faulty {
             return;
         }
-        let halted = self.machines.iter().filter(|m| m.halted()).count();
-        if halted > 0 {
-            if !self.faults.majority_lost {
+        for g in &self.groups {
+            let halted = g.members().filter(|&i| self.machines[i].halted()).count();
+            if halted > 0 && !self.faults.majority_lost.contains(&g.gid) {
                 self.violations.push(format!(
-                    "{halted} replica(s) halted although no majority of the group lost its disks"
-                ));
-            }
-            return;
-        }
-        if self.faults.majority_lost {
-            return; // a stall is what a lost majority may also look like
-        }
-        for (c, client) in self.clients.iter().enumerate() {
-            let before = self.done_at_calm.get(c).copied().unwrap_or(0);
-            let stuck = client
-                .pending
-                .as_ref()
-                .filter(|p| self.now.saturating_sub(p.since) > LIVENESS_BOUND / 2);
-            let _ = before;
-            if let Some(p) = stuck {
-                let states = self.describe_machines();
-                self.violations.push(format!(
-                    "liveness: client {} has waited {} ms for {:?} since the faults stopped; \
-                     replicas: {states}",
-                    client.id,
-                    (self.now - p.since) / MS,
-                    p.op
+                    "group {}: {halted} replica(s) halted although no majority of the group lost \
+                     its disks",
+                    g.gid
                 ));
                 return;
             }
+        }
+        let bound = LIVENESS_BOUND / 2;
+        let stuck_kv = self.clients.iter().find_map(|c| {
+            let p = c.pending.as_ref()?;
+            (self.now.saturating_sub(p.since) > bound)
+                .then(|| (c.id, p.since, format!("{:?}", p.op)))
+        });
+        let stuck_master = self.masters.iter().find_map(|c| {
+            let p = c.pending.as_ref()?;
+            (self.now.saturating_sub(p.since) > bound)
+                .then(|| (c.id, p.since, format!("{:?}", p.req.op)))
+        });
+        let stuck = [(GID, stuck_kv), (MASTER_GID, stuck_master)]
+            .into_iter()
+            .find_map(|(gid, s)| s.filter(|_| !self.faults.majority_lost.contains(&gid)));
+        if let Some((id, since, op)) = stuck {
+            let states = self.describe_machines();
+            self.violations.push(format!(
+                "liveness: client {id} has waited {} ms for {op} since the faults stopped; \
+                 replicas: {states}",
+                (self.now - since) / MS,
+            ));
         }
     }
 
     fn describe_machines(&self) -> String {
         self.machines
             .iter()
-            .map(|m| match &m.process {
-                Process::Down => format!("[r{} down]", m.node),
-                Process::Probing => format!("[r{} probing]", m.node),
-                Process::Halted { .. } => format!("[r{} halted]", m.node),
-                Process::Running(r) => format!(
-                    "[r{} gen{} {} leader={:?} commit={} applied={} inc={:?} votes={} \
-                     epochs={:?} failed={:?}]",
-                    m.node,
-                    m.generation,
-                    if r.core.is_leader() { "LEADER" } else { "" },
-                    r.core.leader(),
-                    r.core.commit_index(),
-                    r.applier.applied(),
-                    r.core.incarnation(),
-                    r.core.votes_now(),
-                    r.core.membership().epoch_starts(),
-                    r.failed
-                ),
-            })
+            .map(|m| m.describe())
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -533,15 +640,31 @@ impl World {
                 ));
             }
         }
+        if self.violations.is_empty() {
+            let found = configs::check(&self.master_history, &self.configs, NSHARDS);
+            self.violations
+                .extend(found.into_iter().map(|v| format!("shardmaster: {v}")));
+        }
         let ops: u64 = self.clients.iter().map(|c| c.done).sum();
+        let master_ops: u64 = self.masters.iter().map(|c| c.done).sum();
+        let masters = match self.groups.get(1) {
+            Some(g) => format!(
+                "shardmaster {} replicas, {} clients, {master_ops} ops, {} configs, {} instances",
+                g.size,
+                self.masters.len(),
+                self.configs.latest() + 1,
+                g.votes.chosen_count()
+            ),
+            None => "no shardmaster".into(),
+        };
         let summary = format!(
-            "seed {}: {} replicas, {} clients, {} ops, {} instances chosen, {} events, {:.1} s \
-             simulated; faults: {}",
+            "seed {}: {} replicas, {} clients, {} ops, {} instances chosen; {masters}; {} events, \
+             {:.1} s simulated; faults: {}",
             self.seed,
-            self.machines.len(),
+            self.groups[0].size,
             self.clients.len(),
             ops,
-            self.votes.chosen_count(),
+            self.groups[0].votes.chosen_count(),
             self.events,
             self.now as f64 / SECOND as f64,
             self.faults.summary()
@@ -558,4 +681,19 @@ impl World {
             summary,
         }
     }
+}
+
+/// The core settings of a group of `peers` with in-flight window `window`.
+fn cores(rng: &mut StdRng, peers: usize, window: u64) -> Vec<CoreConfig> {
+    let heartbeat = rng.gen_range(1..4);
+    (0..peers)
+        .map(|i| CoreConfig {
+            heartbeat_ticks: heartbeat,
+            election_ticks: rng.gen_range(3 * heartbeat + 4..40),
+            retransmit_ticks: rng.gen_range(2..15),
+            window,
+            catchup_bytes: if rng.gen_bool(0.3) { 200 } else { 4 << 20 },
+            ..CoreConfig::new(i, peers)
+        })
+        .collect()
 }

@@ -2,17 +2,27 @@
 //! (probing its peers, running, or halted). Crashes kill the process (and, for a
 //! power loss, lose what the disk had not synced); a lost disk is wiped and comes
 //! back as a new disk generation.
+//!
+//! A machine runs one [`Service`]: the KV group's ([`kv::Kv`]) or the
+//! shardmaster's ([`master::Shardmaster`]). Opening the directory, probing,
+//! recovery and the whole running process are the same code for both; the world
+//! sees every machine through [`Node`].
 
+pub mod kv;
+pub mod master;
+mod node;
 mod running;
-pub use running::Running;
+pub mod service;
 
-use crate::check::{Digests, Votes};
+pub use node::Node;
+pub use running::Running;
+pub use service::Service;
+
+use crate::check::{ConfigLog, Digests, Votes};
 use crate::clock::{Time, MS, SECOND};
 use crate::net::Addr;
 use crate::packet::Packet;
 use crate::trace::Trace;
-use diskv::identity::Identity;
-use diskv::{KvCommand, KvError, KvState, Request};
 use paxos::core::{CoreConfig, Membership, Replica};
 use paxos::fs::{FileSystem, SimFs};
 use paxos::probe::{self, Answer, Verdict};
@@ -22,8 +32,7 @@ use paxos::storage::{LogOptions, SegmentLog};
 use paxos::{Entry, Envelope, Message, NodeId, Slot};
 use rand::rngs::StdRng;
 use rand::Rng;
-
-use shardmaster::Config;
+use service::Refused;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,6 +78,8 @@ pub struct Io<'a> {
     pub votes: &'a mut Votes,
     /// Every group's digests.
     pub digests: &'a mut Digests,
+    /// Every shardmaster configuration seen.
+    pub configs: &'a mut ConfigLog,
     /// The trace.
     pub trace: &'a mut Trace,
     /// Invariant violations found.
@@ -152,15 +163,9 @@ impl Io<'_> {
         self.sends.push((to, packet));
     }
 
-    /// Answers client `client`'s request.
-    pub fn reply(&mut self, client: u64, req: &Request, result: Result<diskv::Reply, KvError>) {
-        let packet = Packet::Reply {
-            from: self.node,
-            seq: req.seq,
-            shard: req.shard,
-            result,
-        };
-        self.sends.push((Addr::Client(client), packet));
+    /// Sends `packet` to `to`.
+    pub fn send(&mut self, to: Addr, packet: Packet) {
+        self.sends.push((to, packet));
     }
 
     /// The core decided `slot` with `entry`: it must be the chosen value.
@@ -182,13 +187,13 @@ impl Io<'_> {
 }
 
 /// The process on a machine.
-pub enum Process {
+pub enum Process<S: Service> {
     /// Not running.
     Down,
     /// An empty directory without `--restart`: asking the peers before voting.
     Probing,
     /// Running.
-    Running(Box<Running>),
+    Running(Box<Running<S>>),
     /// Halted because a majority of the group lost their disks; still answers
     /// probes with `Recovering` until `until`, as `diskv server` does.
     Halted {
@@ -197,16 +202,16 @@ pub enum Process {
     },
 }
 
-/// One replica's machine.
-pub struct Machine {
+/// One replica's machine, running service `S`.
+pub struct Machine<S: Service> {
     /// The group.
     pub group: u64,
     /// The replica's index.
     pub node: NodeId,
     /// Replicas in the group.
     peers: usize,
-    /// Shards in the cluster.
-    nshards: usize,
+    /// The service, with its settings.
+    svc: S,
     /// The disk.
     pub fs: SimFs,
     /// Bumped each time the disk is lost.
@@ -216,9 +221,7 @@ pub struct Machine {
     /// Bumped at each process start or stop; timers of an older epoch are stale.
     pub epoch: u64,
     /// The process.
-    pub process: Process,
-    /// How long the group keeps a silent client's duplicate entry (log time).
-    client_ttl_ms: u64,
+    pub process: Process<S>,
     /// Length of one core tick (clocks drift).
     pub tick_len: Time,
     /// The core's settings (the same window in every replica of the group).
@@ -228,43 +231,32 @@ pub struct Machine {
     answers: Vec<Option<Answer>>,
     /// Which voting peer the next snapshot request goes to.
     ask_next: usize,
-    /// When the leader may propose the configuration again.
-    next_reconfig: Time,
 }
 
-impl Machine {
-    /// Replica `node` of `group` (of `peers`), with core settings `core` and the
-    /// group's duplicate time to live.
-    pub fn new(
-        group: u64,
-        node: NodeId,
-        peers: usize,
-        nshards: usize,
-        core: CoreConfig,
-        client_ttl_ms: u64,
-    ) -> Self {
+impl<S: Service> Machine<S> {
+    /// Replica `node` of `group` (of `peers`) running `svc`, with core settings
+    /// `core`.
+    pub fn new(svc: S, group: u64, node: NodeId, peers: usize, core: CoreConfig) -> Self {
         Machine {
             group,
             node,
             peers,
-            nshards,
+            svc,
             fs: SimFs::new(),
             generation: 0,
             ran_before: false,
             epoch: 0,
             process: Process::Down,
-            client_ttl_ms,
             tick_len: 10 * MS,
             core,
             round: 0,
             answers: vec![None; peers],
             ask_next: 0,
-            next_reconfig: 0,
         }
     }
 
     /// True if a process runs and votes (or at least serves).
-    pub fn running(&self) -> Option<&Running> {
+    pub fn running(&self) -> Option<&Running<S>> {
         match &self.process {
             Process::Running(r) if r.failed.is_none() => Some(r),
             _ => None,
@@ -295,13 +287,13 @@ impl Machine {
         self.epoch += 1;
         io.timer(io.now + self.tick_len, Timer::Tick);
         match self.open(io) {
-            Ok(Opened::Probe) => {
+            Ok(Opening::Probe) => {
                 io.note(|| "empty directory: asking the peers".into());
                 self.process = Process::Probing;
                 self.new_round(io);
                 io.timer(io.now + 150 * MS, Timer::ProbeRound);
             }
-            Ok(Opened::Run(running)) => self.run(io, running),
+            Ok(Opening::Run(running)) => self.run(io, running),
             Err(e) => self.cannot_start(io, e),
         }
     }
@@ -318,8 +310,8 @@ impl Machine {
         }
     }
 
-    fn run(&mut self, io: &mut Io<'_>, running: Box<Running>) {
-        if let Some(nonce) = running.identity.recovering {
+    fn run(&mut self, io: &mut Io<'_>, running: Box<Running<S>>) {
+        if let Some(nonce) = S::recovering(&running.record) {
             io.votes.recovering(self.node, self.generation, nonce);
             io.note(|| format!("recovering a lost disk, nonce {nonce}"));
         }
@@ -332,101 +324,52 @@ impl Machine {
     }
 
     /// The directory's verdict: known, lost, damaged, or empty (ask the peers).
-    fn open(&mut self, io: &mut Io<'_>) -> Result<Opened, String> {
-        let dir = Path::new(DATA);
+    fn open(&mut self, io: &mut Io<'_>) -> Result<Opening<S>, String> {
         let fs = self.shared_fs();
-        let found = Identity::load(fs.as_ref(), dir).and_then(|id| match id {
-            None => Ok(None),
-            Some(id) => {
-                paxos::quarantine::check_log_on(fs.clone(), &dir.join("log")).map_err(
-                    |e| match e {
-                        paxos::StorageError::Corrupt {
-                            path,
-                            offset,
-                            reason,
-                        } => diskv::StateError::Corrupt {
-                            path,
-                            reason: format!("at byte {offset}: {reason}"),
-                        },
-                        other => diskv::StateError::Paxos(other.into()),
-                    },
-                )?;
-                let (state, applied) = KvState::open_on(fs.clone(), dir, self.group, self.nshards)?;
-                Ok(Some((id, state, applied)))
-            }
-        });
-        match found {
-            Ok(Some((id, state, applied))) => self.boot(io, id, state, applied),
-            Ok(None) => {
-                let has = |d: &str| fs.read_dir(&dir.join(d)).is_ok_and(|e| !e.is_empty());
-                if has("log") || has("kv") {
-                    self.damaged(io, "data without an identity".into())
-                } else if self.ran_before {
-                    self.lost(io, "--restart with an empty directory")
-                } else {
-                    Ok(Opened::Probe)
-                }
-            }
-            Err(e @ diskv::StateError::Corrupt { .. }) => self.damaged(io, e.to_string()),
-            Err(e) => Err(e.to_string()),
+        match self.svc.inspect(&fs, Path::new(DATA)) {
+            Ok(Some(opened)) => self.boot(io, opened),
+            Ok(None) if self.ran_before => self.lost(io, "--restart with an empty directory"),
+            Ok(None) => Ok(Opening::Probe),
+            Err(Refused::Damaged(why)) => self.damaged(io, why),
+            Err(Refused::Failed(e)) => Err(e),
         }
     }
 
-    fn damaged(&mut self, io: &mut Io<'_>, why: String) -> Result<Opened, String> {
+    fn damaged(&mut self, io: &mut Io<'_>, why: String) -> Result<Opening<S>, String> {
         io.note(|| format!("damaged state quarantined: {why}"));
-        paxos::quarantine::quarantine_on(&self.fs, Path::new(DATA), &[], io.now / SECOND)
+        paxos::quarantine::quarantine_on(&self.fs, Path::new(DATA), S::KEEP, io.now / SECOND)
             .map_err(|e| e.to_string())?;
         self.lost(io, "its state was damaged")
     }
 
-    fn lost(&mut self, io: &mut Io<'_>, why: &str) -> Result<Opened, String> {
+    fn lost(&mut self, io: &mut Io<'_>, why: &str) -> Result<Opening<S>, String> {
         io.note(|| format!("lost its disk ({why})"));
         let nonce = io.rng.gen::<u64>() | 1;
-        let id = self.identity(Some(nonce));
-        let fs = self.shared_fs();
-        id.store(fs.as_ref(), Path::new(DATA))
-            .map_err(|e| e.to_string())?;
-        let (state, applied) = KvState::open_on(fs, Path::new(DATA), self.group, self.nshards)
-            .map_err(|e| e.to_string())?;
-        self.boot(io, id, state, applied)
+        let opened = self
+            .svc
+            .create(&self.shared_fs(), Path::new(DATA), Some(nonce))?;
+        self.boot(io, opened)
     }
 
-    fn fresh(&mut self, io: &mut Io<'_>) -> Result<Opened, String> {
-        let id = self.identity(None);
-        let fs = self.shared_fs();
-        id.store(fs.as_ref(), Path::new(DATA))
-            .map_err(|e| e.to_string())?;
-        let (state, applied) = KvState::open_on(fs, Path::new(DATA), self.group, self.nshards)
-            .map_err(|e| e.to_string())?;
+    fn fresh(&mut self, io: &mut Io<'_>) -> Result<Opening<S>, String> {
+        let opened = self.svc.create(&self.shared_fs(), Path::new(DATA), None)?;
         io.note(|| "a new replica of a new group: starting fresh".into());
-        self.boot(io, id, state, applied)
-    }
-
-    fn identity(&self, recovering: Option<u64>) -> Identity {
-        Identity {
-            cluster: vec!["sim:master".into()],
-            gid: self.group,
-            me: self.node,
-            nshards: self.nshards,
-            incarnation: 0,
-            recovering,
-        }
+        self.boot(io, opened)
     }
 
     /// Opens the log and starts the core and the state machine.
-    fn boot(
-        &mut self,
-        io: &mut Io<'_>,
-        id: Identity,
-        state: KvState,
-        applied: Slot,
-    ) -> Result<Opened, String> {
+    fn boot(&mut self, io: &mut Io<'_>, opened: service::Opened<S>) -> Result<Opening<S>, String> {
+        let service::Opened {
+            record,
+            state,
+            applied,
+        } = opened;
         let fs = self.shared_fs();
         let mut log =
             SegmentLog::open_on(fs, &PathBuf::from(DATA).join("log"), LogOptions::default())
                 .map_err(|e| e.to_string())?;
         let cfg = CoreConfig {
-            recovering: id.recovering,
+            recovering: S::recovering(&record),
             seed: io.rng.gen(),
             ..self.core.clone()
         };
@@ -441,12 +384,11 @@ impl Machine {
                 core.commit_index()
             )
         });
-        let mut state = state;
-        state.set_client_ttl(self.client_ttl_ms);
-        io.digest(applied, state.digest(), "restart");
+        io.digest(applied, S::digest(&state), "restart");
+        S::observe(&state, io);
         let applier = Applier::new(state, applied, self.node as u32, io.rng.gen());
-        Ok(Opened::Run(Box::new(Running::start(
-            io, core, replay, log, applier, id,
+        Ok(Opening::Run(Box::new(Running::start(
+            io, core, replay, log, applier, record,
         ))))
     }
 
@@ -483,8 +425,8 @@ impl Machine {
         match timer {
             Timer::Tick => {
                 io.timer(io.now + self.tick_len, Timer::Tick);
-                self.reconfigure(io);
                 if let Process::Running(r) = &mut self.process {
+                    self.svc.duties(io, r);
                     r.tick(io);
                 }
             }
@@ -502,29 +444,6 @@ impl Machine {
                 }
             }
         }
-    }
-
-    /// The leader proposes the group's configuration (every shard to this group)
-    /// until it is applied: the reconfiguration loop's first step.
-    fn reconfigure(&mut self, io: &mut Io<'_>) {
-        let Process::Running(r) = &mut self.process else {
-            return;
-        };
-        if !r.core.is_leader() || r.applier.state().config().num > 0 || io.now < self.next_reconfig
-        {
-            return;
-        }
-        self.next_reconfig = io.now + 200 * MS;
-        let mut config = Config::initial(self.nshards);
-        config.num = 1;
-        config.shards = vec![self.group; self.nshards];
-        config.groups.insert(
-            self.group,
-            (0..self.peers)
-                .map(|i| format!("sim:g{}r{i}", self.group))
-                .collect(),
-        );
-        r.propose_unwaited(io, &KvCommand::Reconfigure { config });
     }
 
     fn new_round(&mut self, io: &mut Io<'_>) {
@@ -561,8 +480,8 @@ impl Machine {
             }
         };
         match opened {
-            Ok(Opened::Run(r)) => self.run(io, r),
-            Ok(Opened::Probe) => {}
+            Ok(Opening::Run(r)) => self.run(io, r),
+            Ok(Opening::Probe) => {}
             Err(e) => self.cannot_start(io, e),
         }
     }
@@ -577,7 +496,7 @@ impl Machine {
         if r.failed.is_some() {
             return;
         }
-        let recovering = r.identity.recovering.is_some();
+        let recovering = S::recovering(&r.record).is_some();
         if !recovering && r.snapshot_wanted.is_none() {
             return;
         }
@@ -600,10 +519,10 @@ impl Machine {
         };
         match step {
             Step::Voting(k) => {
-                r.identity.incarnation = k;
-                r.identity.recovering = None;
-                let fs: Arc<dyn FileSystem> = Arc::new(self.fs.clone());
-                match r.identity.store(fs.as_ref(), Path::new(DATA)) {
+                match self
+                    .svc
+                    .recovered(&self.fs, Path::new(DATA), &mut r.record, k)
+                {
                     Ok(()) => io.note(|| format!("recovered: voting again as incarnation {k}")),
                     Err(e) => io.note(|| format!("cannot record the end of recovery: {e}")),
                 }
@@ -646,9 +565,11 @@ impl Machine {
                     }
                 }
             }
-            Packet::Request { req } => {
-                if let (Process::Running(r), Addr::Client(c)) = (&mut self.process, from) {
-                    r.request(io, c, req);
+            Packet::Request(req) => {
+                if let (Process::Running(r), Addr::Client(c), Some(req)) =
+                    (&mut self.process, from, S::request_of(req))
+                {
+                    r.request(io, &self.svc, c, req);
                 }
             }
             Packet::Probe { from, round } => {
@@ -678,8 +599,10 @@ impl Machine {
                 }
             }
             Packet::SnapshotGive { snap, .. } => {
-                if let (Process::Running(r), Ok(snap)) = (&mut self.process, snap) {
-                    r.install(io, *snap);
+                if let (Process::Running(r), Some(snap)) =
+                    (&mut self.process, snap.and_then(S::unwrap))
+                {
+                    r.install(io, snap);
                 }
             }
             Packet::Reply { .. } => {}
@@ -708,9 +631,9 @@ impl Machine {
 }
 
 /// How opening the directory ended.
-enum Opened {
+enum Opening<S: Service> {
     /// Ask the peers first.
     Probe,
     /// Run.
-    Run(Box<Running>),
+    Run(Box<Running<S>>),
 }

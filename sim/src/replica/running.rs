@@ -1,15 +1,14 @@
 //! A running replica process: the real Paxos core driven as the tokio driver
 //! drives it (its durability decisions carried out against the real segment log
-//! on the simulated disk), the real apply side ([`Applier`]) over the real
-//! [`KvState`] with its checkpoints, and the KV service's request handling.
+//! on the simulated disk), the real apply side ([`Applier`]) over the service's
+//! real state machine with its checkpoints, and the service's request handling
+//! (see [`Service`]). One code path for every service.
 
+use super::service::{Admit, Command, Service};
 use super::{Io, Timer};
 use crate::clock::{Time, MS};
+use crate::net::Addr;
 use crate::packet::Packet;
-use diskv::identity::Identity;
-use diskv::logclock::LogClock;
-use diskv::rpc::GroupSnapshot;
-use diskv::{KvCommand, KvError, KvState, Request};
 use paxos::core::{Event, ReadOutcome, Replica};
 use paxos::rsm::{encode, Applier, CheckpointJob, CheckpointStep, Origin};
 use paxos::storage::{SegmentLog, Storage};
@@ -17,23 +16,16 @@ use paxos::{Decision, Envelope, Slot};
 use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
 
-/// How long a request may wait for its instance or read index (as the service).
-const REQUEST_TIMEOUT: Time = 2_000 * MS;
-
 /// Who waits for a read index or a command's output.
 #[derive(Clone, Debug)]
-pub(crate) enum Waiter {
+pub(crate) enum Waiter<R> {
     /// A client request.
-    Client {
-        client: u64,
-        req: Request,
-        since: Time,
-    },
+    Client { client: u64, req: R, since: Time },
     /// A peer's snapshot request.
     Snapshot { peer: usize, since: Time },
 }
 
-impl Waiter {
+impl<R> Waiter<R> {
     fn since(&self) -> Time {
         match self {
             Waiter::Client { since, .. } | Waiter::Snapshot { since, .. } => *since,
@@ -41,8 +33,8 @@ impl Waiter {
     }
 }
 
-/// A replica process that runs.
-pub struct Running {
+/// A replica process that runs service `S`.
+pub struct Running<S: Service> {
     pub(crate) core: Replica,
     log: SegmentLog,
     /// Position of the last record appended (see `Replica::on_durable`).
@@ -54,7 +46,7 @@ pub struct Running {
     /// Messages waiting for a sync: each leaves once records up to its position
     /// are durable.
     gated: VecDeque<(u64, Envelope)>,
-    pub(crate) applier: Applier<KvState>,
+    pub(crate) applier: Applier<S::State>,
     /// Decisions not yet applied (the apply loop runs a little behind the core).
     decisions: VecDeque<Decision>,
     apply_due: bool,
@@ -65,18 +57,18 @@ pub struct Running {
     /// The checkpoint being written "in the background".
     job: Option<CheckpointJob>,
     /// Commands proposed here, by origin id.
-    waiters: BTreeMap<u64, Waiter>,
+    waiters: BTreeMap<u64, Waiter<S::Request>>,
     /// Reads waiting for their read index, by read id.
-    reads: BTreeMap<u64, Waiter>,
+    reads: BTreeMap<u64, Waiter<S::Request>>,
     /// Reads whose index is known, waiting for the state to cover it.
-    ready_reads: Vec<(Slot, Waiter)>,
-    /// The stamps this process puts on the commands it proposes.
-    clock: LogClock,
+    ready_reads: Vec<(Slot, Waiter<S::Request>)>,
+    /// The request path's own state in this process (the KV log clock).
+    front: S::Front,
     /// This process's origin nonce and next ids.
     nonce: u64,
     next_id: u64,
-    /// The identity record (its `recovering` nonce while recovering).
-    pub(crate) identity: Identity,
+    /// The directory's record (its `recovering` nonce while recovering).
+    pub(crate) record: S::Record,
     /// The instance a snapshot must cover, while the group forgot what this
     /// replica still needs.
     pub(crate) snapshot_wanted: Option<Slot>,
@@ -85,16 +77,16 @@ pub struct Running {
     pub(crate) failed: Option<String>,
 }
 
-impl Running {
+impl<S: Service> Running<S> {
     /// Starts the replica on its log and state.
     pub(crate) fn start(
         io: &mut Io<'_>,
         core: Replica,
         replay: Vec<Decision>,
         log: SegmentLog,
-        applier: Applier<KvState>,
-        identity: Identity,
-    ) -> Running {
+        applier: Applier<S::State>,
+        record: S::Record,
+    ) -> Self {
         let idle_after = io.rng.gen_range(20..600) * MS;
         let nonce = applier.origin_tag().1;
         let mut r = Running {
@@ -113,10 +105,10 @@ impl Running {
             waiters: BTreeMap::new(),
             reads: BTreeMap::new(),
             ready_reads: Vec::new(),
-            clock: LogClock::default(),
+            front: S::Front::default(),
             nonce,
             next_id: 1,
-            identity,
+            record,
             snapshot_wanted: None,
             failed: None,
         };
@@ -263,7 +255,7 @@ impl Running {
             let done = self.applier.apply(d);
             for (origin, output) in done.outputs {
                 if let Some(Waiter::Client { client, req, .. }) = self.waiters.remove(&origin.id) {
-                    io.reply(client, &req, output);
+                    reply::<S>(io, client, &req, S::answer(output));
                 }
             }
             if let Some(upto) = done.installed {
@@ -281,7 +273,8 @@ impl Running {
             }
         }
         let applied = self.applier.applied();
-        io.digest(applied, self.applier.state().digest(), "apply");
+        io.digest(applied, S::digest(self.applier.state()), "apply");
+        S::observe(self.applier.state(), io);
         self.serve_ready_reads(io);
         let step = self.applier.checkpoint(false);
         self.checkpoint_step(io, step);
@@ -331,38 +324,48 @@ impl Running {
 
     // ---- the service ----
 
-    /// A client request, handled as `KvService::execute_request` does.
-    pub(crate) fn request(&mut self, io: &mut Io<'_>, client: u64, req: Request) {
+    /// A client request, handled as the service's RPC handler does.
+    pub(crate) fn request(&mut self, io: &mut Io<'_>, svc: &S, client: u64, req: S::Request) {
         if let Some(why) = &self.failed {
-            let e = KvError::Unavailable(format!("storage failed: {why}"));
-            return io.reply(client, &req, Err(e));
+            let answer = S::unavailable(format!("storage failed: {why}"));
+            return reply::<S>(io, client, &req, answer);
         }
-        if !self.core.is_leader() {
-            let leader = self.core.leader();
-            return io.reply(client, &req, Err(KvError::NotLeader { leader }));
-        }
+        let admit = svc.admit(
+            &mut self.front,
+            &self.core,
+            self.applier.state(),
+            &req,
+            io.monotonic_ms(),
+        );
         let id = self.next_id;
-        self.next_id += 1;
         let waiter = Waiter::Client {
             client,
-            req: req.clone(),
+            req,
             since: io.now,
         };
-        if req.op.is_read() {
-            self.reads.insert(id, waiter);
-            self.core.read_index(id);
-        } else {
-            let applied_ms = self.applier.state().now_ms();
-            let at_ms = self.clock.stamp(applied_ms, io.monotonic_ms());
-            let cmd = KvCommand::Op { req, at_ms };
-            self.propose(io, id, &cmd);
-            self.waiters.insert(id, waiter);
+        match admit {
+            Admit::Answer(answer) => {
+                if let Waiter::Client { req, .. } = &waiter {
+                    reply::<S>(io, client, req, answer);
+                }
+                return;
+            }
+            Admit::Read => {
+                self.next_id += 1;
+                self.reads.insert(id, waiter);
+                self.core.read_index(id);
+            }
+            Admit::Propose(cmd) => {
+                self.next_id += 1;
+                self.propose(io, id, &cmd);
+                self.waiters.insert(id, waiter);
+            }
         }
         self.drive(io);
     }
 
     /// Proposes `cmd` tagged with origin `id` of this process.
-    pub(crate) fn propose(&mut self, io: &mut Io<'_>, id: u64, cmd: &KvCommand) {
+    pub(crate) fn propose(&mut self, io: &mut Io<'_>, id: u64, cmd: &Command<S>) {
         let origin = Origin {
             replica: io.node as u32,
             nonce: self.nonce,
@@ -375,18 +378,18 @@ impl Running {
     }
 
     /// Proposes a command nobody waits for (reconfiguration).
-    pub(crate) fn propose_unwaited(&mut self, io: &mut Io<'_>, cmd: &KvCommand) {
+    pub(crate) fn propose_unwaited(&mut self, io: &mut Io<'_>, cmd: &Command<S>) {
         let id = self.next_id;
         self.next_id += 1;
         self.propose(io, id, cmd);
         self.drive(io);
     }
 
-    /// A peer's snapshot request (`KvService::group_snapshot`).
+    /// A peer's snapshot request (the services' `snapshot` RPC: a read index on
+    /// the leader, refused elsewhere).
     pub(crate) fn snapshot_ask(&mut self, io: &mut Io<'_>, peer: usize) {
         if self.failed.is_some() || !self.core.is_leader() {
-            let leader = self.core.leader();
-            let snap = Err(KvError::NotLeader { leader });
+            let snap = None;
             return io.send_peer(
                 peer,
                 Packet::SnapshotGive {
@@ -418,13 +421,13 @@ impl Running {
             }
             ReadOutcome::NotLeader { id, leader } => match self.reads.remove(&id) {
                 Some(Waiter::Client { client, req, .. }) => {
-                    io.reply(client, &req, Err(KvError::NotLeader { leader }))
+                    reply::<S>(io, client, &req, S::not_leader(leader))
                 }
                 Some(Waiter::Snapshot { peer, .. }) => io.send_peer(
                     peer,
                     Packet::SnapshotGive {
                         from: io.node,
-                        snap: Err(KvError::NotLeader { leader }),
+                        snap: None,
                     },
                 ),
                 None => {}
@@ -442,20 +445,19 @@ impl Running {
         for (_, w) in now {
             match w {
                 Waiter::Client { client, req, .. } => {
-                    let out = self.applier.state().read(&req);
-                    io.reply(client, &req, out);
+                    let out = S::read(self.applier.state(), &req);
+                    reply::<S>(io, client, &req, out);
                 }
                 Waiter::Snapshot { peer, .. } => {
                     let core = &self.core;
-                    let snap: GroupSnapshot = self.applier.snapshot(
-                        || core.membership().clone(),
-                        |st, applied, membership| st.snapshot(applied, membership),
-                    );
+                    let snap = self
+                        .applier
+                        .snapshot(|| core.membership().clone(), S::snapshot);
                     io.send_peer(
                         peer,
                         Packet::SnapshotGive {
                             from: io.node,
-                            snap: Ok(Box::new(snap)),
+                            snap: Some(S::wrap(snap)),
                         },
                     );
                 }
@@ -464,24 +466,23 @@ impl Running {
     }
 
     /// A snapshot from a peer: installed if it covers what is wanted.
-    pub(crate) fn install(&mut self, io: &mut Io<'_>, snap: GroupSnapshot) {
+    pub(crate) fn install(&mut self, io: &mut Io<'_>, snap: S::Snapshot) {
         let Some(floor) = self.snapshot_wanted else {
             return;
         };
-        if snap.applied < floor || self.failed.is_some() {
+        let (applied, membership) = S::covers(&snap);
+        if applied < floor || self.failed.is_some() {
             return;
         }
-        let applied = snap.applied;
-        let installed = self.applier.install(applied, |st| {
-            st.replace_with(&snap).map_err(|e| e.to_string())
-        });
+        let installed = self.applier.install(applied, |st| S::install(st, &snap));
         match installed {
             Ok(true) => {
                 io.note(|| format!("installed a snapshot covering {applied}"));
-                self.core.merge_membership(&snap.membership);
+                self.core.merge_membership(membership);
                 self.core.install_snapshot(applied);
                 self.snapshot_wanted = None;
-                io.digest(applied, self.applier.state().digest(), "snapshot");
+                io.digest(applied, S::digest(self.applier.state()), "snapshot");
+                S::observe(self.applier.state(), io);
                 self.serve_ready_reads(io);
                 self.drive(io);
             }
@@ -496,8 +497,8 @@ impl Running {
             return;
         }
         self.core.tick();
-        let cutoff = io.now.saturating_sub(REQUEST_TIMEOUT);
-        let expired: Vec<Waiter> = take_expired(&mut self.waiters, cutoff)
+        let cutoff = io.now.saturating_sub(S::REQUEST_TIMEOUT);
+        let expired: Vec<Waiter<S::Request>> = take_expired(&mut self.waiters, cutoff)
             .into_iter()
             .chain(take_expired(&mut self.reads, cutoff))
             .collect();
@@ -516,14 +517,20 @@ impl Running {
         self.drive(io);
     }
 
-    fn timeout(&self, io: &mut Io<'_>, w: Waiter) {
+    fn timeout(&self, io: &mut Io<'_>, w: Waiter<S::Request>) {
         if let Waiter::Client { client, req, .. } = w {
-            io.reply(client, &req, Err(KvError::Timeout));
+            reply::<S>(io, client, &req, S::timed_out());
         }
     }
 }
 
-fn take_expired(map: &mut BTreeMap<u64, Waiter>, cutoff: Time) -> Vec<Waiter> {
+/// Answers client `client`'s request `req`.
+fn reply<S: Service>(io: &mut Io<'_>, client: u64, req: &S::Request, response: S::Response) {
+    let packet = S::reply(io.node, req, response);
+    io.send(Addr::Client(client), packet);
+}
+
+fn take_expired<W>(map: &mut BTreeMap<u64, Waiter<W>>, cutoff: Time) -> Vec<Waiter<W>> {
     let old: Vec<u64> = map
         .iter()
         .filter(|(_, w)| w.since() < cutoff)
