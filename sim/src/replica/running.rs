@@ -541,9 +541,12 @@ fn take_expired<W>(map: &mut BTreeMap<u64, Waiter<W>>, cutoff: Time) -> Vec<Wait
 
 #[cfg(test)]
 mod tests {
+    use super::super::kv::Kv;
     use super::*;
-    use crate::check::{Digests, Votes};
+    use crate::check::{ConfigLog, Digests, Votes};
     use crate::trace::Trace;
+    use diskv::identity::Identity;
+    use diskv::KvState;
     use paxos::core::CoreConfig;
     use paxos::fs::{SharedFs, SimFs};
     use paxos::storage::LogOptions;
@@ -591,6 +594,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let mut votes = Votes::new(3, 64);
         let mut digests = Digests::default();
+        let mut configs = ConfigLog::default();
         let mut trace = Trace::new(false);
         let mut violations = Vec::new();
         let mut io = Io {
@@ -603,12 +607,13 @@ mod tests {
             timers: Vec::new(),
             votes: &mut votes,
             digests: &mut digests,
+            configs: &mut configs,
             trace: &mut trace,
             violations: &mut violations,
         };
         let core = Replica::new(CoreConfig::new(1, 3));
         let applier = Applier::new(state, applied, 1, 7);
-        let mut r = Running::start(&mut io, core, Vec::new(), log, applier, identity);
+        let mut r: Running<Kv> = Running::start(&mut io, core, Vec::new(), log, applier, identity);
         // Instance 0 accepted and synced.
         r.core.handle(accept(0, 0));
         r.drive(&mut io);
