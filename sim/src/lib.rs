@@ -5,7 +5,7 @@
 //! checkpoint files, identity records, quarantine, probing and disk-loss recovery
 //! — on a simulated network ([`net`]) and simulated disks (`paxos::fs::SimFs`),
 //! and draws every source of nondeterminism (delays, drops, crashes, what a crash
-//! keeps of unsynced data, clock jumps, which fault strikes when) from the seed.
+//! keeps of unsynced data, clock drift, which fault strikes when) from the seed.
 //! The same seed replays the same run, event for event.
 //!
 //! Every run checks the invariants listed in [`check`]; a failing seed prints a

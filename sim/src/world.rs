@@ -4,7 +4,7 @@
 //!
 //! A run has three phases. **Faulty**: clients run operations while the fault
 //! schedule crashes processes and machines (of either group), loses, corrupts
-//! and fills disks, pauses replicas, jumps clocks, and partitions or degrades the
+//! and fills disks, pauses replicas, drifts clocks, and partitions or degrades the
 //! network. **Calm**: the faults stop, the network heals, every machine that is
 //! down restarts; every client must then complete operations within a bound
 //! (liveness), unless its group lost a majority of its disks and halted, which is
