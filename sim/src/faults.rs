@@ -89,6 +89,11 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// True if disk losses ignore the one-at-a-time rule in this run.
+    pub fn reckless(&self) -> bool {
+        self.reckless
+    }
+
     /// A schedule for `machines` machines (with a shardmaster group if
     /// `masters`).
     pub fn new(rng: &mut StdRng, machines: usize, masters: bool) -> Self {

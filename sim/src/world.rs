@@ -595,6 +595,10 @@ impl World {
                 return;
             }
         }
+        if let Some(v) = self.disowned_replica() {
+            self.violations.push(v);
+            return;
+        }
         let bound = LIVENESS_BOUND / 2;
         let stuck_kv = self.clients.iter().find_map(|c| {
             let p = c.pending.as_ref()?;
@@ -617,6 +621,38 @@ impl World {
                 (self.now - since) / MS,
             ));
         }
+    }
+
+    /// Invariant (e), for replicas: once the faults stopped (and they followed the
+    /// operator's rules), every running replica knows its incarnation and it is
+    /// its index's newest in the membership it holds. A replica that never learns
+    /// its reincarnation (a snapshot whose membership is older than its state), or
+    /// whose live incarnation a stale request replaced, leaves its group one
+    /// failure from a stall for good, although every client still progresses.
+    fn disowned_replica(&self) -> Option<String> {
+        if self.faults.reckless() {
+            return None;
+        }
+        self.groups
+            .iter()
+            .filter(|g| !self.faults.majority_lost.contains(&g.gid))
+            .flat_map(|g| g.members())
+            .find_map(|i| {
+                let m = &self.machines[i];
+                let core = m.core()?;
+                let newest = core.membership().latest().get(m.node())?.incarnation;
+                (core.incarnation() != Some(newest)).then(|| {
+                    format!(
+                        "liveness: group {} replica {} is no voter long after the faults \
+                         stopped: it knows incarnation {:?}, its index's newest is {newest}; \
+                         replicas: {}",
+                        m.group(),
+                        m.node(),
+                        core.incarnation(),
+                        self.describe_machines()
+                    )
+                })
+            })
     }
 
     fn describe_machines(&self) -> String {
