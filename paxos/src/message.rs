@@ -3,6 +3,7 @@
 //! Every message is one-way: a reply is just another message. The transport may drop,
 //! delay, duplicate or reorder them; the protocol core copes with all of that.
 
+use crate::core::Membership;
 use crate::types::{Ballot, Command, Entry, NodeId, Slot};
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +132,14 @@ pub enum Message {
         /// The proposed value.
         entry: Entry,
     },
+    /// The membership epochs the sender knows (every one decided), sent to a
+    /// replica that asks to be reincarnated although its request is decided: it
+    /// lost the record of it (a snapshot installed, then a crash before the
+    /// membership record was durable) and no later decision would tell it again.
+    Membership {
+        /// The sender's epochs.
+        membership: Membership,
+    },
 }
 
 impl Message {
@@ -148,6 +157,7 @@ impl Message {
             Message::Forward { .. } => "forward",
             Message::ForwardStart { .. } => "forward_start",
             Message::Reincarnate { .. } => "reincarnate",
+            Message::Membership { .. } => "membership",
         }
     }
 }

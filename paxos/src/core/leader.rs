@@ -553,8 +553,13 @@ impl Replica {
     /// It names the incarnation it replaces as it last saw it; a request that
     /// names an older one is stale (delayed in the network, or the requester has
     /// not caught up yet) and is left out: it would change nothing when applied.
+    ///
+    /// A request that is decided already means the requester lost the record of
+    /// it: any replica that knows the decision sends it its membership.
     pub(super) fn on_reincarnate(&mut self, from: NodeId, nonce: u64, replaces: u64) {
         if self.membership.incarnation_of(from, nonce).is_some() {
+            let membership = self.membership.clone();
+            self.send(from, Message::Membership { membership });
             return;
         }
         if self

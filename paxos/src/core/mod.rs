@@ -274,6 +274,7 @@ impl Replica {
             Message::Decided { entries, floor } => self.on_decided(entries, floor),
             Message::Forward { commands } => self.on_forward(commands),
             Message::ForwardStart { slot, entry } => self.on_forward_start(slot, entry),
+            Message::Membership { membership } => self.merge_membership(&membership),
         }
     }
 

@@ -1270,3 +1270,66 @@ fn review_a_stale_reincarnation_request_disowns_the_live_incarnation() {
         rs[0].membership().latest()
     );
 }
+
+/// Found by the simulator (seed 777, once a replica had to be a voter after the
+/// faults): a recovering replica installed a snapshot past its own
+/// reincarnation, and the disk filled before the membership record that came
+/// with it was written. Restarted, its state and log floor were past the
+/// `Reincarnate` instance, its membership was not: no decision, snapshot or
+/// heartbeat would ever tell it its incarnation, and it stayed a non-voter for
+/// good. A replica that knows a request is decided now answers it with its
+/// membership.
+#[test]
+fn a_replica_that_lost_the_record_of_its_reincarnation_learns_it_again() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    let run = |rs: &mut Vec<Replica>, ticks: usize| {
+        for _ in 0..ticks {
+            let mut msgs = Vec::new();
+            for r in rs.iter_mut() {
+                r.tick();
+                msgs.extend(take(r).messages);
+            }
+            for m in msgs {
+                let to = m.to;
+                rs[to].handle(m);
+            }
+        }
+    };
+    rs[0].campaign_now();
+    run(&mut rs, 20);
+    assert!(rs[0].is_leader());
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(2)
+    });
+    run(&mut rs, 50);
+    for i in 0..10u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        run(&mut rs, 5);
+    }
+    assert!(rs[2].votes_now(), "the reincarnation was never decided");
+    let floor = rs[0].commit_index();
+    // Restarted from a log that kept the snapshot's floor but not the membership.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(2)
+    });
+    rs[2].install_snapshot(floor);
+    assert_eq!(rs[2].incarnation(), None);
+    run(&mut rs, 50);
+    assert_eq!(
+        rs[2].incarnation(),
+        Some(1),
+        "the replica never learned its decided reincarnation"
+    );
+    for i in 10..20u32 {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        run(&mut rs, 5);
+    }
+    assert!(rs[2].votes_now());
+}
