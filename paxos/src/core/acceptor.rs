@@ -112,7 +112,7 @@ impl Replica {
         if from != self.cfg.id {
             self.follow(from, ballot);
         }
-        self.seen_end = self.seen_end.max(slot + 1);
+        self.seen_end = self.seen_end.max(slot.saturating_add(1));
         if slot >= self.floor {
             let already =
                 matches!(self.accepted.get(&slot), Some((b, e)) if *b == ballot && *e == entry);
