@@ -506,7 +506,7 @@ fn review_a_snapshot_installed_while_a_checkpoint_job_waits_keeps_its_deletions(
     use paxos::rsm::Checkpoint;
     let dir = tempfile::tempdir().unwrap();
     let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
-    let log = vec![
+    let log = [
         KvCommand::Reconfigure {
             config: owning_config(1, 1),
         },
