@@ -87,6 +87,18 @@ impl Replica {
         entry: Entry,
         commit: Slot,
     ) {
+        if slot > self.commit.saturating_add(super::bounds::SLOT_REACH) {
+            // No honest leader runs this far ahead (`bounds.rs`); accepted, it
+            // would make every promise of this replica one to ignore.
+            tracing::warn!(
+                node = self.cfg.id,
+                from,
+                slot,
+                commit = self.commit,
+                "ignored an accept far beyond the decided log"
+            );
+            return;
+        }
         self.note_round(ballot.round);
         if !self.can_vote(slot) {
             // Not a voter in this instance: recovering a lost disk, or the instance

@@ -11,10 +11,13 @@
 //!    watermark a leader announced here: a replica forgets only decided instances,
 //!    so an honest floor is never above its sender's commit, which the receiver
 //!    heard in the heartbeat its catch-up answers.
-//! 3. **Recovered instances** (`Promise`): a new leader recovers the reported
-//!    instances only up to the first run of [`CoreConfig::window`] instances nobody
-//!    reported ([`recovery_end`]); an honest group cannot have accepted anything
-//!    beyond it.
+//! 3. **Accepts and promises** for, or reporting, an instance more than
+//!    [`SLOT_REACH`] above the receiver's commit watermark are ignored (an accepted
+//!    one would make every later promise of this replica one to ignore).
+//!    Promises reporting an instance more than [`SLOT_REACH`] above the
+//!    candidate's commit watermark are ignored whole: the new leader would fill the
+//!    gap up to it with no-ops. A promise is dropped whole, never trimmed: the
+//!    values it reports must all be re-proposed if any instance after them is.
 //! 4. **Ballot rounds** more than [`ROUND_REACH`] above every round this replica
 //!    has seen are ignored ([`plausible_rounds`]), so no ballot can pin an acceptor's
 //!    promise at `u64::MAX` (which would stop every election for good).
@@ -28,15 +31,17 @@
 //! it); each bound is far above what an honest group produces. A peer that forges
 //! several consistent messages under the current leader's ballot can still stall
 //! a follower: authenticating peers is the transport's job, not the core's.
-//!
-//! [`CoreConfig::window`]: super::CoreConfig::window
 
 use crate::message::Message;
-use crate::types::Slot;
 
 /// A ballot round more than this far above every round a replica has seen is
 /// not believed: 2^32 elections is centuries of leader changes.
 pub const ROUND_REACH: u64 = 1 << 32;
+
+/// A `Promise` reporting an instance more than this far above the candidate's
+/// commit watermark is ignored: no group runs 2^32 instances ahead of a replica
+/// that could still lead without a snapshot.
+pub const SLOT_REACH: u64 = 1 << 32;
 
 /// A `ForwardStart` more than this many instances above the leader's commit
 /// watermark is ignored.
@@ -61,49 +66,10 @@ pub(super) fn plausible_rounds(msg: &Message, max_round: u64) -> bool {
     }
 }
 
-/// The end (exclusive) of the log suffix a new leader recovers from `start`, given
-/// the instances its promise quorum reported, ascending: up to the first run of
-/// `window` instances nobody reported.
-///
-/// No leader opens instance `j` before every instance `<= j - window` is decided,
-/// and a promise quorum reports every decided instance from `start` on; so every
-/// instance an honest group accepted lies below `end + window` once the scan has
-/// passed the decided prefix. A report beyond that gap is bogus, and filling the
-/// gap up to it with no-ops could take forever.
-pub(super) fn recovery_end(start: Slot, reported: impl Iterator<Item = Slot>, window: u64) -> Slot {
-    let mut end = start;
-    for slot in reported.skip_while(|&s| s < start) {
-        if slot >= end.saturating_add(window) {
-            tracing::warn!(
-                slot,
-                recovered_up_to = end,
-                window,
-                "a promise reported an instance beyond any leader's window; ignored"
-            );
-            break;
-        }
-        end = slot.saturating_add(1);
-    }
-    end
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::Ballot;
-
-    #[test]
-    fn recovery_stops_at_the_first_gap_of_a_whole_window() {
-        assert_eq!(recovery_end(5, [].into_iter(), 4), 5);
-        assert_eq!(recovery_end(5, [1, 5, 6, 8].into_iter(), 4), 9);
-        assert_eq!(recovery_end(5, [5, 8, 11, 12].into_iter(), 4), 13);
-        assert_eq!(recovery_end(5, [5, 10, 11].into_iter(), 4), 6);
-        assert_eq!(recovery_end(0, [0, u64::MAX].into_iter(), 64), 1);
-        assert_eq!(
-            recovery_end(u64::MAX - 1, [u64::MAX - 1, u64::MAX].into_iter(), 64),
-            u64::MAX
-        );
-    }
 
     #[test]
     fn rounds_far_above_every_round_seen_are_not_believed() {

@@ -1,7 +1,7 @@
 //! The proposer: elections (phase 1 over the whole log suffix), the stable leader
 //! (batching, pipelining, retransmission, catch-up, read-index), and forwarding.
 
-use super::bounds::{self, START_REACH};
+use super::bounds::{SLOT_REACH, START_REACH};
 use super::{Event, ReadOutcome, Replica, Role, COMMAND_OVERHEAD};
 use crate::message::{Message, PromisedSlot};
 use crate::types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};
@@ -190,6 +190,21 @@ impl Replica {
         {
             return;
         }
+        if let Some(p) = accepted
+            .iter()
+            .find(|p| p.slot > self.commit.saturating_add(SLOT_REACH))
+        {
+            // Dropping a whole message is always safe; dropping part of what a
+            // promise reports is not (`bounds.rs`).
+            tracing::warn!(
+                node = self.cfg.id,
+                from,
+                slot = p.slot,
+                commit = self.commit,
+                "ignored a promise reporting an instance far beyond the decided log"
+            );
+            return;
+        }
         // Only what the acceptor reports for instances its vote counts in.
         let accepted: Vec<PromisedSlot> = accepted
             .into_iter()
@@ -267,7 +282,12 @@ impl Replica {
         }
         let mut to_propose = Vec::new();
         let start = self.commit.max(c.from_slot);
-        let end = bounds::recovery_end(start, c.merged.keys().copied(), self.cfg.window);
+        let end = c
+            .merged
+            .keys()
+            .next_back()
+            .map_or(0, |s| s.saturating_add(1))
+            .max(self.commit);
         for slot in start..end {
             match c.merged.get(&slot) {
                 Some((_, entry, true)) => self.learn(slot, entry.clone(), false),
