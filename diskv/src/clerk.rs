@@ -150,6 +150,7 @@ impl Clerk {
         if key.is_empty() {
             return Err(KvError::Invalid("key cannot be empty".into()));
         }
+        op.check_size()?;
         let shard = shard_of(key.as_bytes(), self.config.shards.len());
         self.run(shard, op).await
     }

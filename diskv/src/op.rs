@@ -2,6 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest value stored: 16 MiB. The one limit of every front door: the Clerk
+/// refuses a larger value before sending it, every replica refuses it before
+/// proposing it ([`Op::check_size`]), and HTTP answers 413. It keeps every log
+/// record far below the Paxos log's frame limit.
+pub const MAX_VALUE_BYTES: usize = 16 << 20;
+
+/// Largest key: the key files' own limit.
+pub use crate::keyfile::MAX_KEY_BYTES;
+
 /// Identifies a client (one per [`crate::Clerk`]); random 64 bits.
 pub type ClientId = u64;
 
@@ -25,6 +34,36 @@ pub enum Op {
 }
 
 impl Op {
+    /// The value the operation writes, if any.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Op::Put { value, .. } | Op::Append { value, .. } | Op::Swap { value, .. } => {
+                Some(value)
+            }
+            Op::Get { .. } | Op::Delete { .. } | Op::Scan { .. } | Op::Clear => None,
+        }
+    }
+
+    /// Refuses a key above [`MAX_KEY_BYTES`] or a value above [`MAX_VALUE_BYTES`]:
+    /// checked by the Clerk before sending and by a replica before proposing.
+    pub fn check_size(&self) -> Result<(), KvError> {
+        if let Some(key) = self.key().filter(|k| k.len() > MAX_KEY_BYTES) {
+            return Err(KvError::TooLarge {
+                what: "key".into(),
+                bytes: key.len(),
+                limit: MAX_KEY_BYTES,
+            });
+        }
+        if let Some(value) = self.value().filter(|v| v.len() > MAX_VALUE_BYTES) {
+            return Err(KvError::TooLarge {
+                what: "value".into(),
+                bytes: value.len(),
+                limit: MAX_VALUE_BYTES,
+            });
+        }
+        Ok(())
+    }
+
     /// The key the operation routes by (`None` for Scan and Clear, which fan out).
     pub fn key(&self) -> Option<&str> {
         match self {
@@ -91,11 +130,22 @@ pub enum KvError {
     /// The replica has stopped or failed; try another replica.
     #[error("replica unavailable: {0}")]
     Unavailable(String),
+    /// A key or value is above its limit ([`MAX_KEY_BYTES`], [`MAX_VALUE_BYTES`]):
+    /// do not retry.
+    #[error("{what} of {bytes} bytes is over the {limit}-byte limit")]
+    TooLarge {
+        /// `"key"` or `"value"`.
+        what: String,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl KvError {
     /// True if retrying (elsewhere or later) may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, KvError::Invalid(_))
+        !matches!(self, KvError::Invalid(_) | KvError::TooLarge { .. })
     }
 }

@@ -32,6 +32,11 @@ pub(crate) fn rsm_error(e: RsmError, rsm: &Rsm<KvState>) -> KvError {
     match e {
         RsmError::Timeout => KvError::Timeout,
         RsmError::Paxos(PaxosError::NotLeader { leader }) => KvError::NotLeader { leader },
+        RsmError::Paxos(PaxosError::CommandTooLarge { bytes, limit }) => KvError::TooLarge {
+            what: "command".into(),
+            bytes,
+            limit,
+        },
         RsmError::Paxos(other) => {
             if rsm.node().has_failed() {
                 KvError::Unavailable("this replica's storage failed; it no longer serves".into())
@@ -140,17 +145,14 @@ impl KvService {
     }
 }
 
-/// Rejects requests that can never succeed.
+/// Rejects requests that can never succeed, before anything is proposed: an
+/// empty key, or a key or value above the store's limits (a replica never
+/// proposes a command its log could not hold).
 fn validate(req: &Request) -> Result<(), KvError> {
-    let key_ok = |k: &str| !k.is_empty() && k.len() <= crate::keyfile::MAX_KEY_BYTES;
-    match req.op.key() {
-        Some(k) if !key_ok(k) => Err(KvError::Invalid(format!(
-            "key must be 1 to {} bytes long, got {}",
-            crate::keyfile::MAX_KEY_BYTES,
-            k.len()
-        ))),
-        _ => Ok(()),
+    if req.op.key().is_some_and(str::is_empty) {
+        return Err(KvError::Invalid("key cannot be empty".into()));
     }
+    req.op.check_size()
 }
 
 impl KvRpc for KvService {
@@ -178,5 +180,57 @@ impl KvRpc for KvService {
 
     async fn snapshot(self, _: context::Context) -> Result<crate::rpc::GroupSnapshot, KvError> {
         self.group_snapshot().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Op, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+    fn put(key: &str, value: String) -> Request {
+        Request {
+            client: 1,
+            seq: 1,
+            shard: 0,
+            op: Op::Put {
+                key: key.into(),
+                value,
+            },
+        }
+    }
+
+    /// Issue #18, B2: a 100 MiB value was proposed, made a log record above the
+    /// frame limit and stopped the replicas' storage. It is refused before
+    /// `execute_request` proposes anything (`validate` is its first step).
+    #[test]
+    fn a_value_or_key_over_the_limit_is_refused_before_proposing() {
+        assert_eq!(validate(&put("k", "v".repeat(MAX_VALUE_BYTES))), Ok(()));
+        assert_eq!(
+            validate(&put("k", "v".repeat(MAX_VALUE_BYTES + 1))),
+            Err(KvError::TooLarge {
+                what: "value".into(),
+                bytes: MAX_VALUE_BYTES + 1,
+                limit: MAX_VALUE_BYTES
+            })
+        );
+        let long_key = "k".repeat(MAX_KEY_BYTES + 1);
+        assert!(matches!(
+            validate(&put(&long_key, "v".into())),
+            Err(KvError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            validate(&put("", "v".into())),
+            Err(KvError::Invalid(_))
+        ));
+        let e = validate(&put("k", "v".repeat(MAX_VALUE_BYTES + 1))).unwrap_err();
+        assert!(!e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "value of {} bytes is over the {MAX_VALUE_BYTES}-byte limit",
+                MAX_VALUE_BYTES + 1
+            )
+        );
     }
 }

@@ -19,6 +19,15 @@ pub enum PaxosError {
         /// The leader this replica knows of.
         leader: Option<NodeId>,
     },
+    /// The command is above [`crate::core::MAX_COMMAND_BYTES`]: no log record
+    /// could hold it. Do not retry.
+    #[error("command of {bytes} bytes is over the {limit}-byte limit of one log record")]
+    CommandTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The replica has stopped (shut down or failed); no further progress here.
     #[error("the paxos replica has stopped")]
     Stopped,

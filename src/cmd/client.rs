@@ -65,64 +65,130 @@ fn found(b: bool) -> &'static str {
     }
 }
 
+/// True if `s` prints as one token of the line protocol: non-empty, without
+/// whitespace (the characters [`parse`] splits on, newlines among them).
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && !s.contains(char::is_whitespace)
+}
+
+/// Why a stored value cannot be printed faithfully on one line.
+const NOT_A_TOKEN: &str = "is not a single token (it is empty or holds whitespace, such as \
+    a newline) and cannot be printed faithfully in the line protocol; read it over HTTP";
+
+/// The reply to `VERB k` whose answer is `value` (`GET`, `SWAP`): the value, or
+/// `null`, or an error if the value is not a token (the rule of README.md,
+/// "Line-protocol client").
+fn value_reply(verb: &str, key: &str, value: Option<String>) -> Result<String, String> {
+    match value {
+        None => Ok(format!("{verb} {key} null")),
+        Some(v) if is_token(&v) => Ok(format!("{verb} {key} {v}")),
+        Some(_) if verb == "SWAP" => Err(format!(
+            "SWAP {key} took effect, but the old value {NOT_A_TOKEN}"
+        )),
+        Some(_) => Err(format!("{verb} {key}: the value {NOT_A_TOKEN}")),
+    }
+}
+
+/// The reply lines of `SCAN a b` over `rows`; an error naming the first key
+/// whose value (or the key itself) is not a token, so that every row printed is
+/// exactly one key and one value.
+fn scan_reply(a: &str, b: &str, rows: &[(String, String)]) -> Result<String, String> {
+    let mut out = format!("SCAN {a} {b} BEGIN");
+    for (k, v) in rows {
+        if !is_token(k) {
+            return Err(format!("SCAN {a} {b}: a key in the range {NOT_A_TOKEN}"));
+        }
+        if !is_token(v) {
+            return Err(format!("SCAN {a} {b}: the value of {k} {NOT_A_TOKEN}"));
+        }
+        out.push_str(&format!("\n  {k} {v}"));
+    }
+    out.push_str("\nSCAN END");
+    Ok(out)
+}
+
 /// Executes one request and renders its reply lines.
 async fn answer(clerk: &mut Clerk, req: Line) -> Result<String, String> {
     let e = |e: diskv::KvError| e.to_string();
-    Ok(match req {
-        Line::Put(k, v) => format!("PUT {k} {}", found(clerk.put(&k, &v).await.map_err(e)?)),
-        Line::Append(k, v) => format!(
+    match req {
+        Line::Put(k, v) => Ok(format!(
+            "PUT {k} {}",
+            found(clerk.put(&k, &v).await.map_err(e)?)
+        )),
+        Line::Append(k, v) => Ok(format!(
             "APPEND {k} {}",
             found(clerk.append(&k, &v).await.map_err(e)?)
-        ),
-        Line::Swap(k, v) => format!(
-            "SWAP {k} {}",
-            clerk
-                .swap(&k, &v)
-                .await
-                .map_err(e)?
-                .unwrap_or_else(|| "null".into())
-        ),
-        Line::Get(k) => format!(
-            "GET {k} {}",
-            clerk
-                .get(&k)
-                .await
-                .map_err(e)?
-                .unwrap_or_else(|| "null".into())
-        ),
-        Line::Delete(k) => format!("DELETE {k} {}", found(clerk.delete(&k).await.map_err(e)?)),
-        Line::Scan(a, b) => {
-            let mut out = format!("SCAN {a} {b} BEGIN");
-            for (k, v) in clerk.scan(&a, &b).await.map_err(e)? {
-                out.push_str(&format!("\n  {k} {v}"));
-            }
-            out.push_str("\nSCAN END");
-            out
+        )),
+        Line::Swap(k, v) => {
+            let old = clerk.swap(&k, &v).await.map_err(e)?;
+            value_reply("SWAP", &k, old)
         }
-        Line::Stop => "STOP".into(),
+        Line::Get(k) => {
+            let value = clerk.get(&k).await.map_err(e)?;
+            value_reply("GET", &k, value)
+        }
+        Line::Delete(k) => Ok(format!(
+            "DELETE {k} {}",
+            found(clerk.delete(&k).await.map_err(e)?)
+        )),
+        Line::Scan(a, b) => scan_reply(&a, &b, &clerk.scan(&a, &b).await.map_err(e)?),
+        Line::Stop => Ok("STOP".into()),
+    }
+}
+
+/// One request line as read from stdin, without its line ending; an error if
+/// it is not UTF-8 (the client answers `ERROR` and reads on).
+fn decode_line(raw: &[u8]) -> Result<&str, String> {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    std::str::from_utf8(raw).map_err(|e| {
+        format!(
+            "the line is not valid UTF-8 (bad byte at offset {})",
+            e.valid_up_to()
+        )
+    })
+}
+
+/// The reply to one raw input line, and whether it was `STOP`; `None` for a
+/// blank line.
+async fn reply_to(clerk: &mut Clerk, raw: &[u8]) -> Option<(String, bool)> {
+    let line = match decode_line(raw) {
+        Ok(line) => line,
+        Err(reason) => return Some((format!("ERROR {reason}"), false)),
+    };
+    if line.trim().is_empty() {
+        return None;
+    }
+    Some(match parse(line) {
+        Ok(req) => {
+            let stop = req == Line::Stop;
+            let reply = answer(clerk, req)
+                .await
+                .unwrap_or_else(|e| format!("ERROR {e}"));
+            (reply, stop)
+        }
+        Err(reason) => (format!("ERROR {reason}"), false),
     })
 }
 
 /// Runs the client until STOP or end of input.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut clerk = Clerk::new(args.masters).await;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = BufReader::new(tokio::io::stdin());
     let mut stdout = std::io::stdout();
-    while let Some(line) = lines.next_line().await.context("reading stdin")? {
-        if line.trim().is_empty() {
-            continue;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if stdin
+            .read_until(b'\n', &mut raw)
+            .await
+            .context("reading stdin")?
+            == 0
+        {
+            break;
         }
-        let (reply, stop) = match parse(&line) {
-            Ok(req) => {
-                let stop = req == Line::Stop;
-                (
-                    answer(&mut clerk, req)
-                        .await
-                        .unwrap_or_else(|e| format!("ERROR {e}")),
-                    stop,
-                )
-            }
-            Err(reason) => (format!("ERROR {reason}"), false),
+        let Some((reply, stop)) = reply_to(&mut clerk, &raw).await else {
+            continue;
         };
         writeln!(stdout, "{reply}")
             .and_then(|_| stdout.flush())
@@ -162,5 +228,66 @@ mod tests {
             .contains("GET takes 1 argument, got 0"));
         assert!(parse("put k v").unwrap_err().contains("unknown request"));
         assert!(parse("STOP now").is_err());
+    }
+
+    #[test]
+    fn token_values_print_byte_for_byte() {
+        assert_eq!(
+            value_reply("GET", "k", Some("v".into())),
+            Ok("GET k v".into())
+        );
+        assert_eq!(value_reply("GET", "k", None), Ok("GET k null".into()));
+        assert_eq!(
+            value_reply("SWAP", "k", Some("héllo,🙂".into())),
+            Ok("SWAP k héllo,🙂".into())
+        );
+        let rows = [("a".to_string(), "1".to_string()), ("b".into(), "2".into())];
+        assert_eq!(
+            scan_reply("a", "z", &rows),
+            Ok("SCAN a z BEGIN\n  a 1\n  b 2\nSCAN END".into())
+        );
+        assert_eq!(
+            scan_reply("a", "z", &[]),
+            Ok("SCAN a z BEGIN\nSCAN END".into())
+        );
+    }
+
+    /// Issue #18, B8: a value written over HTTP with a newline printed a second
+    /// line indistinguishable from a real answer.
+    #[test]
+    fn a_value_that_is_not_a_token_is_an_error_on_one_line() {
+        for v in [
+            "x\nGET inj:2 forged",
+            "a b",
+            "tab\t",
+            "",
+            "cr\r",
+            "nel\u{85}",
+        ] {
+            let got = value_reply("GET", "inj:1", Some(v.into()));
+            let reason = got.expect_err(v);
+            assert!(!reason.contains('\n'), "{reason:?}");
+            assert!(reason.starts_with("GET inj:1: the value is not a single token"));
+            assert!(reason.contains("read it over HTTP"));
+        }
+        let swap = value_reply("SWAP", "k", Some("x\ny".into())).unwrap_err();
+        assert!(swap.starts_with("SWAP k took effect"), "{swap}");
+        let rows = [
+            ("a".to_string(), "1".to_string()),
+            ("b".into(), "2\n  c 3".into()),
+        ];
+        let scan = scan_reply("a", "z", &rows).unwrap_err();
+        assert!(scan.starts_with("SCAN a z: the value of b is not a single token"));
+        assert!(!scan.contains('\n'));
+    }
+
+    /// Issue #18: a line that is not UTF-8 made the client exit.
+    #[test]
+    fn a_line_that_is_not_utf8_is_an_error_and_the_next_line_is_read() {
+        assert_eq!(decode_line(b"GET k\n"), Ok("GET k"));
+        assert_eq!(decode_line(b"GET k\r\n"), Ok("GET k"));
+        assert_eq!(decode_line(b"GET k"), Ok("GET k"));
+        let reason = decode_line(b"GET \xff\xfe\n").unwrap_err();
+        assert!(reason.contains("not valid UTF-8"), "{reason}");
     }
 }

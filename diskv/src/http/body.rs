@@ -6,8 +6,8 @@ use axum::http::{header, HeaderMap};
 use futures::StreamExt;
 use std::time::Duration;
 
-/// Largest value accepted: 16 MiB. A larger body is answered 413.
-pub const MAX_VALUE_BYTES: usize = 16 << 20;
+/// Largest value accepted (the store's one limit): a larger body is answered 413.
+pub use crate::op::MAX_VALUE_BYTES;
 
 /// An oversized body is read and thrown away up to this many bytes before the 413,
 /// so that a client that sends its whole body before reading sees the answer

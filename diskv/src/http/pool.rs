@@ -58,6 +58,9 @@ pub enum PoolError {
     /// The servers refused the request as malformed; retrying will not help.
     #[error("{0}")]
     Invalid(String),
+    /// A key or value is above the store's limit (answered 413).
+    #[error("{0}")]
+    TooLarge(String),
     /// No answer before the deadline. A write may or may not have taken effect.
     #[error(
         "no answer from the store within {0:?}; a write may or may not have taken effect, retry it"
@@ -131,6 +134,9 @@ impl ClerkPool {
             match tokio::time::timeout(deadline, work).await {
                 Ok(Ok(Ok(v))) => Ok(v),
                 Ok(Ok(Err(KvError::Invalid(why)))) => Err(PoolError::Invalid(why)),
+                Ok(Ok(Err(e @ KvError::TooLarge { .. }))) => {
+                    Err(PoolError::TooLarge(e.to_string()))
+                }
                 Ok(Ok(Err(e))) => Err(PoolError::Failed(e.to_string())),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(PoolError::Timeout(deadline)),

@@ -94,6 +94,7 @@ fn bad_key(e: KeyError) -> Response {
 fn store_error(e: PoolError) -> Response {
     let status = match e {
         PoolError::Invalid(_) => StatusCode::BAD_REQUEST,
+        PoolError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         PoolError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
         PoolError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };

@@ -87,6 +87,18 @@ impl Replica {
         entry: Entry,
         commit: Slot,
     ) {
+        if slot > self.commit.saturating_add(super::bounds::SLOT_REACH) {
+            // No honest leader runs this far ahead (`bounds.rs`); accepted, it
+            // would make every promise of this replica one to ignore.
+            tracing::warn!(
+                node = self.cfg.id,
+                from,
+                slot,
+                commit = self.commit,
+                "ignored an accept far beyond the decided log"
+            );
+            return;
+        }
         self.note_round(ballot.round);
         if !self.can_vote(slot) {
             // Not a voter in this instance: recovering a lost disk, or the instance
@@ -112,7 +124,7 @@ impl Replica {
         if from != self.cfg.id {
             self.follow(from, ballot);
         }
-        self.seen_end = self.seen_end.max(slot + 1);
+        self.seen_end = self.seen_end.max(slot.saturating_add(1));
         if slot >= self.floor {
             let already =
                 matches!(self.accepted.get(&slot), Some((b, e)) if *b == ballot && *e == entry);

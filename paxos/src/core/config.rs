@@ -5,6 +5,16 @@ use crate::types::NodeId;
 /// Largest group the core supports (acks are kept in a 64-bit set).
 pub const MAX_PEERS: usize = 64;
 
+/// Largest command the core proposes: half the log's 64 MiB frame limit, so that
+/// a record holding a batch (at most [`CoreConfig::max_batch_bytes`], itself at
+/// most this, or one command this large) always fits in one frame. A larger
+/// command is refused by `PaxosNode::propose` and dropped by the core.
+pub const MAX_COMMAND_BYTES: usize = 32 << 20;
+
+/// Batching counts each command's bytes plus this much for its length prefix
+/// and framing, so the count bounds the encoded size.
+pub const COMMAND_OVERHEAD: usize = 10;
+
 /// Settings of one replica's protocol core. Time is in ticks: the driver decides how
 /// long a tick is (10 ms in the daemons).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +97,13 @@ impl CoreConfig {
         }
         if self.max_batch_bytes == 0 || self.max_batch_commands == 0 {
             return Err("batches must allow at least one command".into());
+        }
+        if self.max_batch_bytes > MAX_COMMAND_BYTES {
+            return Err(format!(
+                "max_batch_bytes ({}) must be at most {MAX_COMMAND_BYTES}, so that every \
+                 batch fits in one log record",
+                self.max_batch_bytes
+            ));
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The proposer: elections (phase 1 over the whole log suffix), the stable leader
 //! (batching, pipelining, retransmission, catch-up, read-index), and forwarding.
 
-use super::{Event, ReadOutcome, Replica, Role};
+use super::bounds::{SLOT_REACH, START_REACH};
+use super::{Event, ReadOutcome, Replica, Role, COMMAND_OVERHEAD};
 use crate::message::{Message, PromisedSlot};
 use crate::types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -125,7 +126,7 @@ impl Replica {
     pub(super) fn campaign(&mut self) {
         self.note_round(self.promised.round);
         let ballot = Ballot::of(
-            self.max_round + 1,
+            self.max_round.saturating_add(1),
             self.incarnation.unwrap_or(0),
             self.cfg.id,
         );
@@ -187,6 +188,21 @@ impl Replica {
     ) {
         if !matches!(&self.role, Role::Candidate(c) if c.ballot == ballot && c.promises & (1 << from) == 0)
         {
+            return;
+        }
+        if let Some(p) = accepted
+            .iter()
+            .find(|p| p.slot > self.commit.saturating_add(SLOT_REACH))
+        {
+            // Dropping a whole message is always safe; dropping part of what a
+            // promise reports is not (`bounds.rs`).
+            tracing::warn!(
+                node = self.cfg.id,
+                from,
+                slot = p.slot,
+                commit = self.commit,
+                "ignored a promise reporting an instance far beyond the decided log"
+            );
             return;
         }
         // Only what the acceptor reports for instances its vote counts in.
@@ -265,13 +281,14 @@ impl Replica {
             return;
         }
         let mut to_propose = Vec::new();
+        let start = self.commit.max(c.from_slot);
         let end = c
             .merged
             .keys()
             .next_back()
-            .map_or(0, |s| s + 1)
+            .map_or(0, |s| s.saturating_add(1))
             .max(self.commit);
-        for slot in self.commit.max(c.from_slot)..end {
+        for slot in start..end {
             match c.merged.get(&slot) {
                 Some((_, entry, true)) => self.learn(slot, entry.clone(), false),
                 Some((_, entry, false)) => to_propose.push((slot, entry.clone())),
@@ -334,7 +351,7 @@ impl Replica {
             },
         );
         l.commit_sent = commit;
-        self.seen_end = self.seen_end.max(slot + 1);
+        self.seen_end = self.seen_end.max(slot.saturating_add(1));
         self.broadcast(
             Message::Accept {
                 ballot,
@@ -388,13 +405,14 @@ impl Replica {
             } else if !l.queue.is_empty() {
                 let mut bytes = 0;
                 let mut batch = Vec::new();
+                // At most `max_bytes` counted, or one command alone: either way
+                // below the log's frame limit (see `MAX_COMMAND_BYTES`).
                 while let Some(cmd) = l.queue.front() {
-                    if !batch.is_empty()
-                        && (bytes + cmd.len() > max_bytes || batch.len() >= max_cmds)
-                    {
+                    let size = cmd.len() + COMMAND_OVERHEAD;
+                    if !batch.is_empty() && (bytes + size > max_bytes || batch.len() >= max_cmds) {
                         break;
                     }
-                    bytes += cmd.len();
+                    bytes += size;
                     batch.extend(l.queue.pop_front());
                 }
                 Entry::Batch(batch)
@@ -617,7 +635,8 @@ impl Replica {
         }
         l.last_heard[from] = now;
         l.peer_commit[from] = commit;
-        if confirms {
+        // A round this leader never sent confirms nothing (`bounds.rs`).
+        if confirms && round <= l.round {
             l.acked_round[from] = l.acked_round[from].max(round);
         }
         self.done[from] = self.done[from].max(done);
@@ -664,15 +683,30 @@ impl Replica {
     pub(super) fn on_forward(&mut self, commands: Vec<Command>) {
         // Only the leader batches forwarded commands; anyone else drops them (the
         // client retries) rather than risk forwarding in a loop.
+        let commands: Vec<Command> = commands
+            .into_iter()
+            .filter(|c| self.fits_a_record(c))
+            .collect();
         if let Role::Leader(l) = &mut self.role {
             l.queue.extend(commands);
         }
     }
 
     pub(super) fn on_forward_start(&mut self, slot: Slot, entry: Entry) {
-        if let Role::Leader(_) = self.role {
-            self.start(slot, entry);
+        if !matches!(self.role, Role::Leader(_)) {
+            return;
         }
+        if slot > self.commit.saturating_add(START_REACH) {
+            // The gap up to it would be filled with no-ops (`bounds.rs`).
+            tracing::warn!(
+                node = self.cfg.id,
+                slot,
+                commit = self.commit,
+                "ignored a forwarded start far beyond the decided log"
+            );
+            return;
+        }
+        self.start(slot, entry);
     }
 
     /// Leaves the leader or candidate role; waiting work is kept for the next leader.

@@ -20,7 +20,7 @@ impl Replica {
                 entry: entry.clone(),
             });
         }
-        self.seen_end = self.seen_end.max(slot + 1);
+        self.seen_end = self.seen_end.max(slot.saturating_add(1));
         self.decided.insert(slot, entry);
         self.waiting_starts.remove(&slot);
         self.advance_commit();
@@ -96,22 +96,24 @@ impl Replica {
     /// A leader at `ballot` says every instance below `leader_commit` is decided.
     /// Instances this replica accepted at that very ballot are decided with the
     /// accepted value (a leader proposes one value per instance and ballot); the
-    /// rest arrive by catch-up.
+    /// rest arrive by catch-up. The walk goes over the instances accepted here,
+    /// never slot by slot up to a watermark from the network (`bounds.rs`).
     pub(super) fn apply_leader_commit(&mut self, ballot: Ballot, leader_commit: Slot) {
-        let mut slot = self.commit.max(self.floor);
-        while slot < leader_commit {
-            if !self.decided.contains_key(&slot) {
-                match self.accepted.get(&slot) {
-                    Some((b, e)) if *b == ballot => {
-                        let entry = e.clone();
-                        self.learn(slot, entry, true);
-                    }
-                    _ => {}
-                }
-            }
-            slot += 1;
-        }
+        self.announced_commit = self.announced_commit.max(leader_commit);
         self.seen_end = self.seen_end.max(leader_commit);
+        let start = self.commit.max(self.floor);
+        if leader_commit <= start {
+            return;
+        }
+        let decided_now: Vec<(Slot, Entry)> = self
+            .accepted
+            .range(start..leader_commit)
+            .filter(|&(slot, (b, _))| *b == ballot && !self.decided.contains_key(slot))
+            .map(|(&slot, (_, e))| (slot, e.clone()))
+            .collect();
+        for (slot, entry) in decided_now {
+            self.learn(slot, entry, true);
+        }
     }
 
     /// A follower hears the leader's heartbeat.
@@ -152,6 +154,8 @@ impl Replica {
         for (slot, entry) in entries {
             self.learn(slot, entry, false);
         }
+        // Believed only up to a commit watermark a leader announced (`bounds.rs`).
+        let floor = floor.min(self.announced_commit.max(self.commit));
         if floor > self.commit {
             self.ready.events.push(Event::SnapshotNeeded { floor });
         }

@@ -21,6 +21,7 @@
 //! test can run a whole group deterministically.
 
 mod acceptor;
+mod bounds;
 mod config;
 mod durability;
 mod history;
@@ -29,7 +30,8 @@ mod learner;
 mod membership;
 mod ready;
 
-pub use config::{CoreConfig, MAX_PEERS};
+pub use bounds::{ROUND_REACH, START_REACH};
+pub use config::{CoreConfig, COMMAND_OVERHEAD, MAX_COMMAND_BYTES, MAX_PEERS};
 pub use history::ProbeAnswer;
 pub use membership::{Member, Membership};
 pub use ready::{Event, ReadOutcome, Ready};
@@ -89,6 +91,9 @@ pub struct Replica {
     done: Vec<Slot>,
     /// Highest instance this replica has heard of, plus one.
     seen_end: Slot,
+    /// Highest commit watermark a leader announced to this replica (or its own):
+    /// the most a floor from a peer is believed (see `bounds.rs`).
+    announced_commit: Slot,
     /// Highest ballot round seen anywhere.
     max_round: u64,
 
@@ -132,6 +137,7 @@ impl Replica {
             commit_persisted: 0,
             floor: 0,
             seen_end: 0,
+            announced_commit: 0,
             max_round: 0,
             role: Role::Follower,
             leader: None,
@@ -197,6 +203,7 @@ impl Replica {
             r.commit += 1;
         }
         r.commit_persisted = r.commit;
+        r.announced_commit = r.commit;
         // Reincarnations decided after the last Membership record was written.
         let window = r.cfg.window;
         for (&slot, entry) in r.decided.range(..r.commit) {
@@ -211,8 +218,14 @@ impl Replica {
         r.done = vec![floor; r.cfg.peers];
         r.seen_end = [
             r.commit,
-            r.accepted.keys().next_back().map_or(0, |s| s + 1),
-            r.decided.keys().next_back().map_or(0, |s| s + 1),
+            r.accepted
+                .keys()
+                .next_back()
+                .map_or(0, |s| s.saturating_add(1)),
+            r.decided
+                .keys()
+                .next_back()
+                .map_or(0, |s| s.saturating_add(1)),
         ]
         .into_iter()
         .max()
@@ -234,6 +247,16 @@ impl Replica {
     /// malformed, stale or not addressed here are ignored.
     pub fn handle(&mut self, env: Envelope) {
         if env.to != self.cfg.id || env.from >= self.cfg.peers {
+            return;
+        }
+        if !bounds::plausible_rounds(&env.msg, self.max_round) {
+            tracing::warn!(
+                node = self.cfg.id,
+                from = env.from,
+                kind = env.msg.kind(),
+                max_round = self.max_round,
+                "ignored a message whose ballot round is far beyond any seen"
+            );
             return;
         }
         let from = env.from;
@@ -356,6 +379,9 @@ impl Replica {
     /// leadership changes: the application learns the outcome from the decided
     /// stream and retries on its own deadline.
     pub fn propose(&mut self, cmd: Command) {
+        if !self.fits_a_record(&cmd) {
+            return;
+        }
         if let Role::Leader(l) = &mut self.role {
             l.enqueue(cmd);
         } else {
@@ -373,7 +399,7 @@ impl Replica {
         if slot < self.floor || self.decided.contains_key(&slot) {
             return;
         }
-        self.seen_end = self.seen_end.max(slot + 1);
+        self.seen_end = self.seen_end.max(slot.saturating_add(1));
         if let Role::Leader(l) = &mut self.role {
             l.request_slot(slot, entry);
         } else {
@@ -469,6 +495,21 @@ impl Replica {
 
     // ---- helpers shared by the role files ----
 
+    /// True if `cmd` is at most [`MAX_COMMAND_BYTES`]; a larger one could not be
+    /// logged (it would stop this replica's storage), so it is dropped here.
+    fn fits_a_record(&self, cmd: &Command) -> bool {
+        let fits = cmd.len() <= MAX_COMMAND_BYTES;
+        if !fits {
+            tracing::error!(
+                node = self.cfg.id,
+                bytes = cmd.len(),
+                limit = MAX_COMMAND_BYTES,
+                "dropped a command too large for one log record"
+            );
+        }
+        fits
+    }
+
     fn send(&mut self, to: NodeId, msg: Message) {
         self.ready.messages.push(Envelope {
             from: self.cfg.id,
@@ -531,5 +572,7 @@ impl Replica {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

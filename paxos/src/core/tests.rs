@@ -4,21 +4,21 @@
 use super::*;
 use crate::message::PromisedSlot;
 
-fn replica(id: NodeId, n: usize) -> Replica {
+pub(super) fn replica(id: NodeId, n: usize) -> Replica {
     Replica::new(CoreConfig::new(id, n))
 }
 
-fn env(from: NodeId, to: NodeId, msg: Message) -> Envelope {
+pub(super) fn env(from: NodeId, to: NodeId, msg: Message) -> Envelope {
     Envelope { from, to, msg }
 }
 
-fn val(s: &str) -> Entry {
+pub(super) fn val(s: &str) -> Entry {
     Entry::single(s.as_bytes().to_vec())
 }
 
 /// Takes `r`'s Ready as a driver whose disk is durable at once would: every record
 /// durable, every message sent.
-fn take(r: &mut Replica) -> Ready {
+pub(super) fn take(r: &mut Replica) -> Ready {
     let mut ready = r.take_ready();
     r.on_durable(r.records_handed_out());
     let after = std::mem::take(&mut ready.after_sync);
@@ -442,7 +442,7 @@ fn an_instance_acked_beyond_the_window_is_decided_once_the_watermark_catches_up(
 }
 
 /// Delivers every message among `rs` until none is left (at most 100 rounds).
-fn settle(rs: &mut [Replica]) {
+pub(super) fn settle(rs: &mut [Replica]) {
     for _ in 0..100 {
         let msgs: Vec<Envelope> = rs.iter_mut().flat_map(|r| take(r).messages).collect();
         if msgs.is_empty() {

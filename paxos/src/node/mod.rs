@@ -182,6 +182,12 @@ impl PaxosNode {
     /// outcome shows in the decision stream; the caller retries on its own deadline.
     pub fn propose(&self, cmd: Command) -> Result<(), PaxosError> {
         self.check_running()?;
+        if cmd.len() > crate::core::MAX_COMMAND_BYTES {
+            return Err(PaxosError::CommandTooLarge {
+                bytes: cmd.len(),
+                limit: crate::core::MAX_COMMAND_BYTES,
+            });
+        }
         self.core().propose(cmd);
         self.shared.wake.notify_one();
         Ok(())

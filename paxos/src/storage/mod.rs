@@ -11,7 +11,7 @@
 //! [`FaultyStorage`] to inject failures into either.
 
 mod facts;
-mod frame;
+pub(crate) mod frame;
 pub mod memory;
 mod segment;
 pub mod segment_log;
