@@ -62,7 +62,8 @@ pub(super) fn plausible_rounds(msg: &Message, max_round: u64) -> bool {
         Message::Decided { .. }
         | Message::Forward { .. }
         | Message::Reincarnate { .. }
-        | Message::ForwardStart { .. } => true,
+        | Message::ForwardStart { .. }
+        | Message::Membership { .. } => true,
     }
 }
 
