@@ -572,20 +572,19 @@ impl Replica {
     /// names an older one is stale (delayed in the network, or the requester has
     /// not caught up yet) and is left out: it would change nothing when applied.
     ///
-    /// A request that is decided already means the requester lost the record of
-    /// it: any replica that knows the decision sends it its membership.
+    /// A request that is decided already, or that names an incarnation older
+    /// than the newest, means the requester's membership is behind (it lost the
+    /// record of its reincarnation, or a snapshot's membership record with a
+    /// full disk): any replica that knows more sends it its membership, so it
+    /// learns its incarnation or asks again naming the newest one.
     pub(super) fn on_reincarnate(&mut self, from: NodeId, nonce: u64, replaces: u64) {
-        if self.membership.incarnation_of(from, nonce).is_some() {
-            let membership = self.membership.clone();
-            self.send(from, Message::Membership { membership });
-            return;
-        }
-        if self
-            .membership
-            .latest()
-            .get(from)
-            .is_none_or(|m| m.incarnation != replaces)
-        {
+        let decided = self.membership.incarnation_of(from, nonce).is_some();
+        let newest = self.membership.latest().get(from).map(|m| m.incarnation);
+        if decided || newest != Some(replaces) {
+            if newest.is_some_and(|k| k > replaces) || decided {
+                let membership = self.membership.clone();
+                self.send(from, Message::Membership { membership });
+            }
             return;
         }
         let Role::Leader(l) = &mut self.role else {

@@ -1271,6 +1271,29 @@ fn review_a_stale_reincarnation_request_disowns_the_live_incarnation() {
     );
 }
 
+/// Ticks every replica `ticks` times, delivering every message at once.
+fn exchange(rs: &mut [Replica], ticks: usize) {
+    for _ in 0..ticks {
+        let mut msgs = Vec::new();
+        for r in rs.iter_mut() {
+            r.tick();
+            msgs.extend(take(r).messages);
+        }
+        for m in msgs {
+            let to = m.to;
+            rs[to].handle(m);
+        }
+    }
+}
+
+/// Replica 0 proposes one command per number in `values`, five ticks apart.
+fn propose_and_exchange(rs: &mut [Replica], values: std::ops::Range<u32>) {
+    for i in values {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        exchange(rs, 5);
+    }
+}
+
 /// Found by the simulator (seed 777, once a replica had to be a voter after the
 /// faults): a recovering replica installed a snapshot past its own
 /// reincarnation, and the disk filled before the membership record that came
@@ -1287,31 +1310,15 @@ fn a_replica_that_lost_the_record_of_its_reincarnation_learns_it_again() {
         ..CoreConfig::new(id, 3)
     };
     let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
-    let run = |rs: &mut Vec<Replica>, ticks: usize| {
-        for _ in 0..ticks {
-            let mut msgs = Vec::new();
-            for r in rs.iter_mut() {
-                r.tick();
-                msgs.extend(take(r).messages);
-            }
-            for m in msgs {
-                let to = m.to;
-                rs[to].handle(m);
-            }
-        }
-    };
     rs[0].campaign_now();
-    run(&mut rs, 20);
+    exchange(&mut rs, 20);
     assert!(rs[0].is_leader());
     rs[2] = Replica::new(CoreConfig {
         recovering: Some(11),
         ..cfg(2)
     });
-    run(&mut rs, 50);
-    for i in 0..10u32 {
-        rs[0].propose(i.to_le_bytes().to_vec());
-        run(&mut rs, 5);
-    }
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 0..10);
     assert!(rs[2].votes_now(), "the reincarnation was never decided");
     let floor = rs[0].commit_index();
     // Restarted from a log that kept the snapshot's floor but not the membership.
@@ -1321,15 +1328,53 @@ fn a_replica_that_lost_the_record_of_its_reincarnation_learns_it_again() {
     });
     rs[2].install_snapshot(floor);
     assert_eq!(rs[2].incarnation(), None);
-    run(&mut rs, 50);
+    exchange(&mut rs, 50);
     assert_eq!(
         rs[2].incarnation(),
         Some(1),
         "the replica never learned its decided reincarnation"
     );
-    for i in 10..20u32 {
-        rs[0].propose(i.to_le_bytes().to_vec());
-        run(&mut rs, 5);
-    }
+    propose_and_exchange(&mut rs, 10..20);
+    assert!(rs[2].votes_now());
+}
+
+/// Found by the simulator (seed 2150): a replica lost its disk a second time and
+/// recovered from a snapshot whose membership record it could not write (a full
+/// disk); its view still named incarnation 0 for itself, so every request it
+/// sent named 0 as the incarnation it replaces, and the group, whose newest was 1,
+/// left each one out. Now the request is answered with the membership, and the
+/// next one names the newest incarnation.
+#[test]
+fn a_recovering_replica_with_a_stale_membership_is_reincarnated() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    rs[0].campaign_now();
+    exchange(&mut rs, 20);
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(2)
+    });
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 0..10);
+    assert_eq!(rs[2].incarnation(), Some(1));
+    // Lost again; its state comes from a snapshot, its membership does not.
+    let floor = rs[0].commit_index();
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(22),
+        ..cfg(2)
+    });
+    rs[2].install_snapshot(floor);
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 10..20);
+    assert_eq!(
+        rs[2].incarnation(),
+        Some(2),
+        "the replica was never reincarnated: membership {:?}",
+        rs[0].membership().latest()
+    );
     assert!(rs[2].votes_now());
 }
