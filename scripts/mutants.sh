@@ -11,6 +11,8 @@ root=$(git rev-parse --show-toplevel)
 cd "$root"
 seeds=${SEEDS:-10000}
 work=${MUTANTS_DIR:-$root/target/mutants}
+# Every mutant starts from the commit checked out now, even if HEAD moves.
+base=$(git rev-parse "${MUTANTS_BASE:-HEAD}")
 target=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p "$work"
 names=("$@")
@@ -25,7 +27,7 @@ echo "|---|---|---|---|---|"
 for name in "${names[@]}"; do
   wt="$work/$name"
   git worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"
-  git worktree add --detach "$wt" HEAD >/dev/null 2>&1
+  git worktree add --detach "$wt" "$base" >/dev/null 2>&1
   # Whatever happens, the scratch worktree goes.
   trap 'git -C "$root" worktree remove --force "$wt" >/dev/null 2>&1 || true' EXIT
   if ! (cd scripts/mutations && python3 "$name.py" "$wt"); then
