@@ -285,6 +285,12 @@ impl<S: Service> Machine<S> {
     /// Starts the process: opens the directory as `diskv server` does.
     pub fn start(&mut self, io: &mut Io<'_>) {
         self.epoch += 1;
+        // A new process asks anew: answers to an earlier life's last round (late
+        // in the network) describe the group as it was then, as `probe::ask_all`
+        // never hands a new process an old answer (seed 1667: an answer
+        // `Recovering`, seconds old, made a recovering replica halt).
+        self.round += 1;
+        self.answers = vec![None; self.peers];
         io.timer(io.now + self.tick_len, Timer::Tick);
         match self.open(io) {
             Ok(Opening::Probe) => {
