@@ -1477,3 +1477,70 @@ fn propose_and_exchange_without(rs: &mut [Replica], values: std::ops::Range<u32>
         }
     }
 }
+
+/// Attack: replica 4 is reincarnated, then restarts from a snapshot past that
+/// instance whose membership record a crash lost (seed 777's restart). While it
+/// is down replica 1 is reincarnated. Back, replica 4 learns that instance by
+/// catch-up before any answer with the membership arrives, and applies it on
+/// its stale view: its new epoch names replica 4's lost incarnation 0, where
+/// every other replica's names 1. The membership that comes next is merged by
+/// start slot, its own epoch kept: it learns its incarnation 1 from the older
+/// epoch, but the newest one does not count it, so it never votes again, and
+/// no longer asks.
+#[test]
+fn attack_a_reincarnation_applied_on_a_stale_membership_leaves_a_replica_out_for_good() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 5)
+    };
+    let mut rs: Vec<Replica> = (0..5).map(|i| Replica::new(cfg(i))).collect();
+    rs[0].campaign_now();
+    exchange(&mut rs, 20);
+    assert!(rs[0].is_leader());
+    rs[4] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(4)
+    });
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 0..10);
+    assert!(rs[4].votes_now(), "the reincarnation was never decided");
+    let floor = rs[0].commit_index();
+    // Replica 4 restarts past its reincarnation without the membership, and
+    // stays down while replica 1 loses its disk and is reincarnated.
+    rs[4] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(4)
+    });
+    rs[4].install_snapshot(floor);
+    rs[1] = Replica::new(CoreConfig {
+        recovering: Some(33),
+        ..cfg(1)
+    });
+    let down = |m: &Envelope| m.to != 4 && m.from != 4;
+    for _ in 0..50 {
+        for r in rs.iter_mut().take(4) {
+            r.tick();
+        }
+        deliver_only(&mut rs, &down);
+    }
+    propose_and_exchange_without(&mut rs, 10..20, 4);
+    assert!(rs[1].votes_now(), "replica 1 was never reincarnated");
+    // Back: catch-up before the membership.
+    let no_membership = |m: &Envelope| !matches!(m.msg, Message::Membership { .. });
+    for _ in 0..9 {
+        for r in rs.iter_mut() {
+            r.tick();
+        }
+        deliver_only(&mut rs, &no_membership);
+    }
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 20..30);
+    assert!(
+        rs[4].votes_now(),
+        "replica 4 (incarnation {:?}) never votes again: its view {:?}, the group's {:?}",
+        rs[4].incarnation(),
+        rs[4].membership(),
+        rs[0].membership()
+    );
+}
