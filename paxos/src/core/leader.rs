@@ -587,16 +587,21 @@ impl Replica {
             }
             return;
         }
+        // Any reincarnation of `from` not yet applied here (queued, in flight, or
+        // decided above a gap) may change its newest incarnation before this
+        // request's instance: proposed behind it, this request would be doomed
+        // (stale when applied), and a replica applying it on a stale membership
+        // (restored past the first one without its membership record) would take
+        // an incarnation the group gave to another nonce. It asks again.
+        let of_from = |e: &Entry| e.reincarnation().is_some_and(|r| r.node == from);
+        if self.decided.range(self.commit..).any(|(_, e)| of_from(e)) {
+            return;
+        }
         let Role::Leader(l) = &mut self.role else {
             return;
         };
-        let asked = |node: NodeId, n: u64| node == from && n == nonce;
-        if l.reincarnations.iter().any(|r| asked(r.node, r.nonce))
-            || l.inflight.values().any(|p| {
-                p.entry
-                    .reincarnation()
-                    .is_some_and(|r| asked(r.node, r.nonce))
-            })
+        if l.reincarnations.iter().any(|r| r.node == from)
+            || l.inflight.values().any(|p| of_from(&p.entry))
         {
             return;
         }

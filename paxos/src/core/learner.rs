@@ -80,9 +80,9 @@ impl Replica {
 
     /// Takes in membership epochs learned with a snapshot from another replica.
     pub fn merge_membership(&mut self, other: &Membership) {
-        let before = self.membership.version();
+        let before = self.membership.clone();
         self.membership.merge(other);
-        if self.membership.version() != before {
+        if self.membership != before {
             self.persist(Record::Membership(self.membership.clone()));
         }
         if let (None, Some(nonce)) = (self.incarnation, self.cfg.recovering) {

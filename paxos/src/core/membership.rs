@@ -148,9 +148,32 @@ impl Membership {
     }
 
     /// Takes in every epoch of `other` (both are facts about decided instances).
+    ///
+    /// A replica restored past a reincarnation without its membership record
+    /// applies later reincarnations on a view that lacks it: its epoch at that
+    /// start slot names an older incarnation of some replica than the group's.
+    /// Incarnations only grow from epoch to epoch, so where two epochs start at
+    /// the same slot each replica takes the higher incarnation, and each epoch
+    /// names at least the incarnations of the epoch before it.
     pub fn merge(&mut self, other: &Membership) {
         for (&from, ms) in &other.epochs {
-            self.epochs.entry(from).or_insert_with(|| ms.clone());
+            let mine = self.epochs.entry(from).or_insert_with(|| ms.clone());
+            for (m, o) in mine.iter_mut().zip(ms) {
+                if o.incarnation > m.incarnation {
+                    *m = *o;
+                }
+            }
+        }
+        let mut prev: Option<Vec<Member>> = None;
+        for ms in self.epochs.values_mut() {
+            if let Some(prev) = &prev {
+                for (m, p) in ms.iter_mut().zip(prev) {
+                    if p.incarnation > m.incarnation {
+                        *m = *p;
+                    }
+                }
+            }
+            prev = Some(ms.clone());
         }
     }
 }

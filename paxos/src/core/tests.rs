@@ -1378,3 +1378,169 @@ fn a_recovering_replica_with_a_stale_membership_is_reincarnated() {
     );
     assert!(rs[2].votes_now());
 }
+
+/// Attack: a replica that lost its disk right after asking to be reincarnated
+/// (nonce 11) asks again from its next disk (nonce 22), naming incarnation 0
+/// too. The leader has 11's request in flight, not yet decided, so its view
+/// still names 0 as the newest: it proposes 22's request right behind it. In
+/// log order 11's is applied, and 22's, naming 0 where the newest is now 1, is
+/// stale and changes nothing. But replica 2 (nonce 22) recovers from a snapshot
+/// that covers 11's instance and not 22's, and a crash keeps its state and not
+/// the membership record (seed 777's restart): on its stale view 22's entry
+/// names the newest, so it applies it and takes incarnation 1, the group's
+/// incarnation of nonce 11. Its votes then count as that lost incarnation's.
+#[test]
+fn attack_a_doomed_request_gives_a_stale_replica_another_nonces_incarnation() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    rs[0].campaign_now();
+    exchange(&mut rs, 20);
+    assert!(rs[0].is_leader());
+    propose_and_exchange(&mut rs, 0..3);
+    // Nonce 11 asked and lost its disk at once; nonce 22's first request (it
+    // knows no membership yet) reaches the leader in the same tick.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(22),
+        ..cfg(2)
+    });
+    for nonce in [11, 22] {
+        rs[0].handle(env(2, 0, Message::Reincarnate { nonce, replaces: 0 }));
+    }
+    // Replica 2 is down while both are decided by replicas 0 and 1.
+    let down = |m: &Envelope| m.to != 2 && m.from != 2;
+    for _ in 0..30 {
+        for r in rs.iter_mut().take(2) {
+            r.tick();
+        }
+        deliver_only(&mut rs, &down);
+    }
+    propose_and_exchange_without(&mut rs, 3..6, 2);
+    let slot_of = |r: &Replica, n: u64| {
+        (0..r.commit_index()).find(|&s| {
+            matches!(r.decided(s).and_then(Entry::reincarnation), Some(x) if x.nonce == n)
+        })
+    };
+    let truth = rs[0].membership().clone();
+    assert_eq!(truth.latest()[2], Member { incarnation: 1, nonce: 11 });
+    // (A leader that leaves 22's request out: the snapshot covers 11's.)
+    let s11 = slot_of(&rs[0], 11).expect("11's request decided");
+    let snap = slot_of(&rs[0], 22).unwrap_or(s11 + 1);
+    // Restarted from a snapshot covering 11's instance, not 22's, whose
+    // membership record the crash lost.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(22),
+        ..cfg(2)
+    });
+    rs[2].install_snapshot(snap);
+    // Catch-up arrives before any answer carrying the membership.
+    let no_membership = |m: &Envelope| !matches!(m.msg, Message::Membership { .. });
+    for _ in 0..12 {
+        for r in rs.iter_mut() {
+            r.tick();
+        }
+        deliver_only(&mut rs, &no_membership);
+    }
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 6..12);
+    // With replica 1 cut off, does the leader decide on replica 2's vote?
+    let before = rs[0].commit_index();
+    propose_and_exchange_without(&mut rs, 12..13, 1);
+    let counted = rs[0].commit_index() > before;
+    exchange(&mut rs, 20);
+    let k = rs[2].incarnation();
+    assert!(
+        k.is_none() || rs[0].membership().incarnation_of(2, 22).map(|(k, _)| k) == k,
+        "replica 2 (nonce 22) votes as incarnation {k:?}, which the group gave to \
+         {:?} (the leader decided on its vote: {counted}); its view: {:?}",
+        rs[0].membership().latest()[2],
+        rs[2].membership()
+    );
+    assert!(rs[2].votes_now(), "replica 2 was never reincarnated");
+}
+
+/// Like `propose_and_exchange`, with replica `down` cut off.
+fn propose_and_exchange_without(rs: &mut [Replica], values: std::ops::Range<u32>, down: NodeId) {
+    let pass = |m: &Envelope| m.to != down && m.from != down;
+    for i in values {
+        rs[0].propose(i.to_le_bytes().to_vec());
+        for _ in 0..5 {
+            for (j, r) in rs.iter_mut().enumerate() {
+                if j != down {
+                    r.tick();
+                }
+            }
+            deliver_only(rs, &pass);
+        }
+    }
+}
+
+/// Attack: replica 4 is reincarnated, then restarts from a snapshot past that
+/// instance whose membership record a crash lost (seed 777's restart). While it
+/// is down replica 1 is reincarnated. Back, replica 4 learns that instance by
+/// catch-up before any answer with the membership arrives, and applies it on
+/// its stale view: its new epoch names replica 4's lost incarnation 0, where
+/// every other replica's names 1. The membership that comes next is merged by
+/// start slot, its own epoch kept: it learns its incarnation 1 from the older
+/// epoch, but the newest one does not count it, so it never votes again, and
+/// no longer asks.
+#[test]
+fn attack_a_reincarnation_applied_on_a_stale_membership_leaves_a_replica_out_for_good() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 5)
+    };
+    let mut rs: Vec<Replica> = (0..5).map(|i| Replica::new(cfg(i))).collect();
+    rs[0].campaign_now();
+    exchange(&mut rs, 20);
+    assert!(rs[0].is_leader());
+    rs[4] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(4)
+    });
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 0..10);
+    assert!(rs[4].votes_now(), "the reincarnation was never decided");
+    let floor = rs[0].commit_index();
+    // Replica 4 restarts past its reincarnation without the membership, and
+    // stays down while replica 1 loses its disk and is reincarnated.
+    rs[4] = Replica::new(CoreConfig {
+        recovering: Some(11),
+        ..cfg(4)
+    });
+    rs[4].install_snapshot(floor);
+    rs[1] = Replica::new(CoreConfig {
+        recovering: Some(33),
+        ..cfg(1)
+    });
+    let down = |m: &Envelope| m.to != 4 && m.from != 4;
+    for _ in 0..50 {
+        for r in rs.iter_mut().take(4) {
+            r.tick();
+        }
+        deliver_only(&mut rs, &down);
+    }
+    propose_and_exchange_without(&mut rs, 10..20, 4);
+    assert!(rs[1].votes_now(), "replica 1 was never reincarnated");
+    // Back: catch-up before the membership.
+    let no_membership = |m: &Envelope| !matches!(m.msg, Message::Membership { .. });
+    for _ in 0..9 {
+        for r in rs.iter_mut() {
+            r.tick();
+        }
+        deliver_only(&mut rs, &no_membership);
+    }
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 20..30);
+    assert!(
+        rs[4].votes_now(),
+        "replica 4 (incarnation {:?}) never votes again: its view {:?}, the group's {:?}",
+        rs[4].incarnation(),
+        rs[4].membership(),
+        rs[0].membership()
+    );
+}
