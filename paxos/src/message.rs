@@ -139,7 +139,13 @@ pub enum Message {
     Membership {
         /// The sender's epochs.
         membership: Membership,
+        /// The sender's commit watermark: the epochs cover every reincarnation
+        /// decided below it.
+        commit: Slot,
     },
+    /// A replica whose membership may be stale asks for its peers' (see
+    /// `Replica::doubt_membership`).
+    MembershipAsk,
 }
 
 impl Message {
@@ -158,6 +164,7 @@ impl Message {
             Message::ForwardStart { .. } => "forward_start",
             Message::Reincarnate { .. } => "reincarnate",
             Message::Membership { .. } => "membership",
+            Message::MembershipAsk => "membership_ask",
         }
     }
 }

@@ -63,7 +63,8 @@ pub(super) fn plausible_rounds(msg: &Message, max_round: u64) -> bool {
         | Message::Forward { .. }
         | Message::Reincarnate { .. }
         | Message::ForwardStart { .. }
-        | Message::Membership { .. } => true,
+        | Message::Membership { .. }
+        | Message::MembershipAsk => true,
     }
 }
 

@@ -583,7 +583,8 @@ impl Replica {
         if decided || newest != Some(replaces) {
             if newest.is_some_and(|k| k > replaces) || decided {
                 let membership = self.membership.clone();
-                self.send(from, Message::Membership { membership });
+                let commit = self.commit;
+                self.send(from, Message::Membership { membership, commit });
             }
             return;
         }

@@ -29,6 +29,11 @@ impl Replica {
     /// Moves the commit watermark over every contiguous decided instance and hands
     /// them to the application in order.
     fn advance_commit(&mut self) {
+        if self.doubt.is_some() {
+            // Applied on a membership that may be stale, a reincarnation could
+            // name the wrong incarnation (`doubt_membership`).
+            return;
+        }
         while let Some(entry) = self.decided.get(&self.commit).cloned() {
             if let Some(r) = entry.reincarnation() {
                 self.apply_reincarnation(self.commit, r);
@@ -75,6 +80,53 @@ impl Replica {
         );
         if node == self.cfg.id && self.cfg.recovering == Some(nonce) && self.incarnation.is_none() {
             self.incarnation = Some(incarnation);
+        }
+    }
+
+    /// The application's state covers every instance below `applied`, more than
+    /// the log knows decided: a snapshot was installed just before a crash (or a
+    /// full disk) that lost the log's tail — the `Forgotten` record and, before
+    /// it, the `Membership` record that came with the snapshot. Applying later
+    /// reincarnations on the stale membership could give this replica (or
+    /// another) the wrong incarnation (found in review). So it neither votes nor
+    /// applies, asks its peers for their membership, and once one covering
+    /// `applied` arrives, takes it in and then forgets below `applied` (the
+    /// `Membership` record precedes the `Forgotten` one in the log).
+    ///
+    /// A replica alone in its group has nobody to ask, and nobody whose
+    /// reincarnation it could have missed: it forgets below `applied` at once.
+    pub fn doubt_membership(&mut self, applied: Slot) {
+        if self.cfg.peers == 1 {
+            self.install_snapshot(applied);
+        } else if applied > self.commit {
+            tracing::info!(
+                node = self.cfg.id,
+                applied,
+                commit = self.commit,
+                "the application's state is ahead of the log: asking the peers for the \
+                 membership before voting or applying"
+            );
+            self.doubt = Some(applied);
+            self.broadcast(Message::MembershipAsk, false);
+        }
+    }
+
+    /// A peer's membership, which covers every reincarnation decided below its
+    /// `commit`.
+    pub(super) fn on_membership(&mut self, membership: &Membership, commit: Slot) {
+        self.merge_membership(membership);
+        if let Some(applied) = self.doubt.filter(|&a| commit >= a) {
+            self.doubt = None;
+            self.install_snapshot(applied);
+        }
+    }
+
+    /// A peer in doubt about its membership asks for this one's.
+    pub(super) fn on_membership_ask(&mut self, from: NodeId) {
+        if self.doubt.is_none() {
+            let membership = self.membership.clone();
+            let commit = self.commit;
+            self.send(from, Message::Membership { membership, commit });
         }
     }
 

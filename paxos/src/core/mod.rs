@@ -76,6 +76,12 @@ pub struct Replica {
     membership: Membership,
     /// This replica's incarnation; `None` while it recovers a lost disk.
     incarnation: Option<u64>,
+    /// `Some(applied)`: the application's state covers every instance below
+    /// `applied` but the log does not say so, and the membership that came with
+    /// that state may be lost with the log's tail (see
+    /// [`Replica::doubt_membership`]). Until a peer's membership covering it
+    /// arrives, this replica neither votes nor applies.
+    doubt: Option<Slot>,
     promised: Ballot,
     accepted: BTreeMap<Slot, (Ballot, Entry)>,
 
@@ -127,6 +133,7 @@ impl Replica {
         Replica {
             membership,
             incarnation,
+            doubt: None,
             done: vec![0; cfg.peers],
             rng,
             now: 0,
@@ -297,7 +304,8 @@ impl Replica {
             Message::Decided { entries, floor } => self.on_decided(entries, floor),
             Message::Forward { commands } => self.on_forward(commands),
             Message::ForwardStart { slot, entry } => self.on_forward_start(slot, entry),
-            Message::Membership { membership } => self.merge_membership(&membership),
+            Message::Membership { membership, commit } => self.on_membership(&membership, commit),
+            Message::MembershipAsk => self.on_membership_ask(from),
         }
     }
 
@@ -309,7 +317,14 @@ impl Replica {
             Role::Candidate(_) => self.candidate_tick(),
             Role::Follower => {
                 self.idle_ticks += 1;
-                if self.incarnation.is_none() {
+                if self.doubt.is_some() {
+                    if self
+                        .now
+                        .is_multiple_of(u64::from(self.cfg.retransmit_ticks))
+                    {
+                        self.broadcast(Message::MembershipAsk, false);
+                    }
+                } else if self.incarnation.is_none() {
                     // Recovering: no vote to give, so no election to run; keep
                     // asking for the reincarnation instead.
                     if self
@@ -351,8 +366,10 @@ impl Replica {
     /// in is decided. Until then, the group still needs a majority of the old
     /// membership, so it cannot yet lose another replica.
     pub fn votes_now(&self) -> bool {
-        self.incarnation
-            .is_some_and(|k| self.membership.counts(self.commit, self.cfg.id, k))
+        self.doubt.is_none()
+            && self
+                .incarnation
+                .is_some_and(|k| self.membership.counts(self.commit, self.cfg.id, k))
             && self.membership_durable()
     }
 
@@ -363,6 +380,9 @@ impl Replica {
 
     /// True if this replica's vote counts in `slot`.
     fn can_vote(&self, slot: Slot) -> bool {
+        if self.doubt.is_some() {
+            return false;
+        }
         match self.incarnation {
             Some(k) => self.cfg.unsafe_rejoin || self.membership.counts(slot, self.cfg.id, k),
             None => false,

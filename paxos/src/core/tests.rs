@@ -1420,12 +1420,18 @@ fn attack_a_doomed_request_gives_a_stale_replica_another_nonces_incarnation() {
     }
     propose_and_exchange_without(&mut rs, 3..6, 2);
     let slot_of = |r: &Replica, n: u64| {
-        (0..r.commit_index()).find(|&s| {
-            matches!(r.decided(s).and_then(Entry::reincarnation), Some(x) if x.nonce == n)
-        })
+        (0..r.commit_index()).find(
+            |&s| matches!(r.decided(s).and_then(Entry::reincarnation), Some(x) if x.nonce == n),
+        )
     };
     let truth = rs[0].membership().clone();
-    assert_eq!(truth.latest()[2], Member { incarnation: 1, nonce: 11 });
+    assert_eq!(
+        truth.latest()[2],
+        Member {
+            incarnation: 1,
+            nonce: 11
+        }
+    );
     // (A leader that leaves 22's request out: the snapshot covers 11's.)
     let s11 = slot_of(&rs[0], 11).expect("11's request decided");
     let snap = slot_of(&rs[0], 22).unwrap_or(s11 + 1);
@@ -1543,4 +1549,69 @@ fn attack_a_reincarnation_applied_on_a_stale_membership_leaves_a_replica_out_for
         rs[4].membership(),
         rs[0].membership()
     );
+}
+
+/// The root of the two holes above: a replica restarted with its application
+/// state past its log (a snapshot installed, then a crash that lost the log's
+/// tail with the snapshot's membership) applied reincarnations on a stale
+/// membership. Here the group decided two requests of replica 2 in a row, 11's
+/// and then 22's naming the same incarnation (as a deposed leader's leftover
+/// can still make it); 22's is stale. Replica 2 (nonce 22) restarts with its
+/// state covering 11's instance only. In doubt, it neither votes nor applies
+/// until a peer's membership covering its state arrives; then 22's entry
+/// changes nothing for it either, and it asks again under the right view.
+#[test]
+fn a_replica_whose_state_is_ahead_of_its_log_waits_for_the_membership() {
+    const WINDOW: u64 = 4;
+    let cfg = |id| CoreConfig {
+        window: WINDOW,
+        ..CoreConfig::new(id, 3)
+    };
+    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    rs[0].campaign_now();
+    exchange(&mut rs, 20);
+    assert!(rs[0].is_leader());
+    propose_and_exchange(&mut rs, 0..3);
+    let s = rs[0].commit_index();
+    for (slot, nonce) in [(s, 11), (s + 1, 22)] {
+        rs[0].start(
+            slot,
+            Entry::Reincarnate {
+                node: 2,
+                nonce,
+                replaces: 0,
+            },
+        );
+    }
+    exchange(&mut rs, 10);
+    propose_and_exchange(&mut rs, 3..6);
+    assert_eq!(
+        rs[0].membership().incarnation_of(2, 11).map(|(k, _)| k),
+        Some(1)
+    );
+    assert_eq!(rs[0].membership().incarnation_of(2, 22), None);
+    // Replica 2 (nonce 22) restarts: state covering 11's instance, not 22's.
+    rs[2] = Replica::new(CoreConfig {
+        recovering: Some(22),
+        ..cfg(2)
+    });
+    rs[2].doubt_membership(s + 1);
+    let no_membership = |m: &Envelope| !matches!(m.msg, Message::Membership { .. });
+    for _ in 0..12 {
+        for r in rs.iter_mut() {
+            r.tick();
+        }
+        deliver_only(&mut rs, &no_membership);
+    }
+    assert_eq!(
+        rs[2].incarnation(),
+        None,
+        "applied 22's stale request on a stale membership"
+    );
+    exchange(&mut rs, 50);
+    propose_and_exchange(&mut rs, 6..16);
+    let group = rs[0].membership().incarnation_of(2, 22).map(|(k, _)| k);
+    assert_eq!(group, Some(2), "22 was never reincarnated");
+    assert_eq!(rs[2].incarnation(), group);
+    assert!(rs[2].votes_now());
 }

@@ -331,13 +331,13 @@ pub fn restore(
             replica.floor()
         )));
     }
-    if applied > replica.commit_index() {
-        // The application's durable state covers more than the log knows decided:
-        // a snapshot installed just before a crash, whose `Forgotten` record (synced
-        // lazily) was lost. Say so again, or the log would wait forever for
-        // instances the group may have forgotten (found in review).
-        replica.install_snapshot(applied);
-    }
+    // The application's durable state may cover more than the log knows decided:
+    // a snapshot installed just before a crash, whose `Forgotten` record (synced
+    // lazily) was lost, and with it the snapshot's membership. The replica asks
+    // its peers for the membership, then forgets below `applied`, or the log
+    // would wait forever for instances the group may have forgotten (found in
+    // review).
+    replica.doubt_membership(applied);
     let replay = (applied..replica.commit_index())
         .filter_map(|slot| {
             replica
