@@ -1271,6 +1271,32 @@ fn review_a_stale_reincarnation_request_disowns_the_live_incarnation() {
     );
 }
 
+/// A group of `peers` replicas with an in-flight window of 4, replica 0 elected.
+fn led_group(peers: usize) -> Vec<Replica> {
+    let mut rs: Vec<Replica> = (0..peers)
+        .map(|i| Replica::new(window_4(i, peers)))
+        .collect();
+    rs[0].campaign_now();
+    exchange(&mut rs, 20);
+    assert!(rs[0].is_leader());
+    rs
+}
+
+/// Replica `id` of `peers` after a lost disk, recovering with `nonce`.
+fn recovering(id: NodeId, peers: usize, nonce: u64) -> Replica {
+    Replica::new(CoreConfig {
+        recovering: Some(nonce),
+        ..window_4(id, peers)
+    })
+}
+
+fn window_4(id: NodeId, peers: usize) -> CoreConfig {
+    CoreConfig {
+        window: 4,
+        ..CoreConfig::new(id, peers)
+    }
+}
+
 /// Ticks every replica `ticks` times, delivering every message at once.
 fn exchange(rs: &mut [Replica], ticks: usize) {
     for _ in 0..ticks {
@@ -1304,28 +1330,14 @@ fn propose_and_exchange(rs: &mut [Replica], values: std::ops::Range<u32>) {
 /// membership.
 #[test]
 fn a_replica_that_lost_the_record_of_its_reincarnation_learns_it_again() {
-    const WINDOW: u64 = 4;
-    let cfg = |id| CoreConfig {
-        window: WINDOW,
-        ..CoreConfig::new(id, 3)
-    };
-    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
-    rs[0].campaign_now();
-    exchange(&mut rs, 20);
-    assert!(rs[0].is_leader());
-    rs[2] = Replica::new(CoreConfig {
-        recovering: Some(11),
-        ..cfg(2)
-    });
+    let mut rs = led_group(3);
+    rs[2] = recovering(2, 3, 11);
     exchange(&mut rs, 50);
     propose_and_exchange(&mut rs, 0..10);
     assert!(rs[2].votes_now(), "the reincarnation was never decided");
     let floor = rs[0].commit_index();
     // Restarted from a log that kept the snapshot's floor but not the membership.
-    rs[2] = Replica::new(CoreConfig {
-        recovering: Some(11),
-        ..cfg(2)
-    });
+    rs[2] = recovering(2, 3, 11);
     rs[2].install_snapshot(floor);
     assert_eq!(rs[2].incarnation(), None);
     exchange(&mut rs, 50);
@@ -1391,22 +1403,11 @@ fn a_recovering_replica_with_a_stale_membership_is_reincarnated() {
 /// incarnation of nonce 11. Its votes then count as that lost incarnation's.
 #[test]
 fn attack_a_doomed_request_gives_a_stale_replica_another_nonces_incarnation() {
-    const WINDOW: u64 = 4;
-    let cfg = |id| CoreConfig {
-        window: WINDOW,
-        ..CoreConfig::new(id, 3)
-    };
-    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
-    rs[0].campaign_now();
-    exchange(&mut rs, 20);
-    assert!(rs[0].is_leader());
+    let mut rs = led_group(3);
     propose_and_exchange(&mut rs, 0..3);
     // Nonce 11 asked and lost its disk at once; nonce 22's first request (it
     // knows no membership yet) reaches the leader in the same tick.
-    rs[2] = Replica::new(CoreConfig {
-        recovering: Some(22),
-        ..cfg(2)
-    });
+    rs[2] = recovering(2, 3, 22);
     for nonce in [11, 22] {
         rs[0].handle(env(2, 0, Message::Reincarnate { nonce, replaces: 0 }));
     }
@@ -1437,10 +1438,7 @@ fn attack_a_doomed_request_gives_a_stale_replica_another_nonces_incarnation() {
     let snap = slot_of(&rs[0], 22).unwrap_or(s11 + 1);
     // Restarted from a snapshot covering 11's instance, not 22's, whose
     // membership record the crash lost.
-    rs[2] = Replica::new(CoreConfig {
-        recovering: Some(22),
-        ..cfg(2)
-    });
+    rs[2] = recovering(2, 3, 22);
     rs[2].install_snapshot(snap);
     // Catch-up arrives before any answer carrying the membership.
     let no_membership = |m: &Envelope| !matches!(m.msg, Message::Membership { .. });
@@ -1495,34 +1493,17 @@ fn propose_and_exchange_without(rs: &mut [Replica], values: std::ops::Range<u32>
 /// no longer asks.
 #[test]
 fn attack_a_reincarnation_applied_on_a_stale_membership_leaves_a_replica_out_for_good() {
-    const WINDOW: u64 = 4;
-    let cfg = |id| CoreConfig {
-        window: WINDOW,
-        ..CoreConfig::new(id, 5)
-    };
-    let mut rs: Vec<Replica> = (0..5).map(|i| Replica::new(cfg(i))).collect();
-    rs[0].campaign_now();
-    exchange(&mut rs, 20);
-    assert!(rs[0].is_leader());
-    rs[4] = Replica::new(CoreConfig {
-        recovering: Some(11),
-        ..cfg(4)
-    });
+    let mut rs = led_group(5);
+    rs[4] = recovering(4, 5, 11);
     exchange(&mut rs, 50);
     propose_and_exchange(&mut rs, 0..10);
     assert!(rs[4].votes_now(), "the reincarnation was never decided");
     let floor = rs[0].commit_index();
     // Replica 4 restarts past its reincarnation without the membership, and
     // stays down while replica 1 loses its disk and is reincarnated.
-    rs[4] = Replica::new(CoreConfig {
-        recovering: Some(11),
-        ..cfg(4)
-    });
+    rs[4] = recovering(4, 5, 11);
     rs[4].install_snapshot(floor);
-    rs[1] = Replica::new(CoreConfig {
-        recovering: Some(33),
-        ..cfg(1)
-    });
+    rs[1] = recovering(1, 5, 33);
     let down = |m: &Envelope| m.to != 4 && m.from != 4;
     for _ in 0..50 {
         for r in rs.iter_mut().take(4) {
@@ -1562,15 +1543,7 @@ fn attack_a_reincarnation_applied_on_a_stale_membership_leaves_a_replica_out_for
 /// changes nothing for it either, and it asks again under the right view.
 #[test]
 fn a_replica_whose_state_is_ahead_of_its_log_waits_for_the_membership() {
-    const WINDOW: u64 = 4;
-    let cfg = |id| CoreConfig {
-        window: WINDOW,
-        ..CoreConfig::new(id, 3)
-    };
-    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
-    rs[0].campaign_now();
-    exchange(&mut rs, 20);
-    assert!(rs[0].is_leader());
+    let mut rs = led_group(3);
     propose_and_exchange(&mut rs, 0..3);
     let s = rs[0].commit_index();
     for (slot, nonce) in [(s, 11), (s + 1, 22)] {
@@ -1591,10 +1564,7 @@ fn a_replica_whose_state_is_ahead_of_its_log_waits_for_the_membership() {
     );
     assert_eq!(rs[0].membership().incarnation_of(2, 22), None);
     // Replica 2 (nonce 22) restarts: state covering 11's instance, not 22's.
-    rs[2] = Replica::new(CoreConfig {
-        recovering: Some(22),
-        ..cfg(2)
-    });
+    rs[2] = recovering(2, 3, 22);
     rs[2].doubt_membership(s + 1);
     let no_membership = |m: &Envelope| !matches!(m.msg, Message::Membership { .. });
     for _ in 0..12 {
