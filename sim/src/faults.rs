@@ -4,6 +4,12 @@
 //! with a per-run share, of the shardmaster's; a partition splits the replicas
 //! of both.
 //!
+//! Some runs aim their faults at the fragile moments a random schedule rarely
+//! hits: "aimed" runs cut the power a moment after a replica becomes a voter
+//! (a restart, a finished recovery) or while its records wait for their sync;
+//! "early" runs start striking while the group is still electing its first
+//! leader, in a stormy network, and bring lost disks back quickly.
+//!
 //! Disk losses (and corruption, which a replica recovers from like a lost disk)
 //! follow the rule operators follow — one at a time per group, only while every
 //! other replica of the group votes and its previous reincarnation's window is
@@ -79,6 +85,16 @@ pub struct Faults {
     pub majority_lost: BTreeSet<u64>,
     /// Disk losses ignore the one-at-a-time rule.
     reckless: bool,
+    /// Power losses aimed at fragile moments (see the module's doc).
+    aimed: bool,
+    /// How many aimed power losses this run has left.
+    aims_left: u32,
+    /// Faults strike from the group's first election on (see the module's doc).
+    early: bool,
+    /// Whether each machine voted when last looked at.
+    voting: Vec<bool>,
+    /// Whether each machine ever voted.
+    ever_voted: Vec<bool>,
     /// The share of faults that strike the shardmaster's group.
     master_share: f64,
     weights: Vec<(Kind, u32)>,
@@ -89,6 +105,11 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// True if faults strike from the group's first election on.
+    pub fn early(&self) -> bool {
+        self.early
+    }
+
     /// True if disk losses ignore the one-at-a-time rule in this run.
     pub fn reckless(&self) -> bool {
         self.reckless
@@ -97,6 +118,7 @@ impl Faults {
     /// A schedule for `machines` machines (with a shardmaster group if
     /// `masters`).
     pub fn new(rng: &mut StdRng, machines: usize, masters: bool) -> Self {
+        let early = rng.gen_bool(0.15);
         let weights = KINDS
             .iter()
             .map(|&k| {
@@ -105,16 +127,32 @@ impl Faults {
                 } else {
                     rng.gen_range(1..10)
                 };
+                // Early runs are about disks lost during the first election.
+                let w = if early && k == Kind::LoseDisk {
+                    w.max(5)
+                } else {
+                    w
+                };
                 (k, w)
             })
             .collect();
+        let aimed = rng.gen_bool(0.3);
         Faults {
-            start: rng.gen_range(300..2000) * MS,
+            start: if early {
+                rng.gen_range(0..200) * MS
+            } else {
+                rng.gen_range(300..2000) * MS
+            },
             duration: rng.gen_range(3..25) * SECOND,
             gap: (10 * MS, rng.gen_range(50..1000) * MS),
             paused_until: vec![0; machines],
             majority_lost: BTreeSet::new(),
             reckless: rng.gen_bool(0.1),
+            aimed,
+            aims_left: rng.gen_range(1..8),
+            early,
+            voting: vec![false; machines],
+            ever_voted: vec![false; machines],
             master_share: if masters {
                 rng.gen_range(0.2..0.5)
             } else {
@@ -135,6 +173,12 @@ impl Faults {
             .collect();
         if self.reckless {
             s.push("reckless".into());
+        }
+        if self.aimed {
+            s.push("aimed".into());
+        }
+        if self.early {
+            s.push("early".into());
         }
         for gid in &self.majority_lost {
             s.push(format!("MAJORITY LOST in group {gid}"));
@@ -213,6 +257,61 @@ pub(crate) fn strike(w: &mut World) {
         let replica = node - w.groups[g].first;
         w.trace.note(w.now, "faults", || {
             format!("{kind:?} g{gid}r{replica} ({desc})")
+        });
+    }
+}
+
+/// Looks at machine `node` after it moved: in an aimed run, a replica that has
+/// just become a voter, or (now and then) one whose records wait for their
+/// sync, loses its power within the next two milliseconds — about one sync's
+/// latency, so the loss may strike before or after the sync completes.
+///
+/// It also notes a replica that recovers a lost disk although it never ran: its
+/// empty disk's probe met a group that had started without it (a stormy first
+/// election), and no replica can tell a disk that was never written from one
+/// that was lost. It counts as a lost disk, and a majority of them halts the
+/// group as a majority of lost disks does (see docs/TESTING.md).
+pub(crate) fn watch(w: &mut World, node: usize) {
+    let votes = w.machines[node].core().is_some_and(|c| c.votes_now());
+    let was = std::mem::replace(&mut w.faults.voting[node], votes);
+    w.faults.ever_voted[node] |= votes;
+    if !w.faults.ever_voted[node] && !w.faults.lost[node] && w.machines[node].recovering() {
+        mark_lost(w, node);
+    }
+    if !w.faults.aimed
+        || w.faults.aims_left == 0
+        || w.now < w.faults.start
+        || w.now >= w.faults.start + w.faults.duration
+    {
+        return;
+    }
+    let fragile = (votes && !was) || (w.machines[node].unsynced() && w.rng.gen_bool(0.002));
+    if fragile && w.rng.gen_bool(0.5) {
+        w.faults.aims_left -= 1;
+        let at = w.now + w.rng.gen_range(0..2 * MS);
+        let epoch = w.machines[node].epoch();
+        w.agenda.at(at, Event::Aim { node, epoch });
+    }
+}
+
+/// Counts machine `node` as one whose disk shows nothing (lost, corrupt, or
+/// never written), and its group as one that lost a majority once that many did.
+fn mark_lost(w: &mut World, node: usize) {
+    w.faults.lost[node] = true;
+    let group = w.group_of(node);
+    let lost = group.members().filter(|&j| w.faults.lost[j]).count();
+    if lost > group.size / 2 {
+        let gid = group.gid;
+        w.faults.majority_lost.insert(gid);
+    }
+}
+
+/// An aimed power loss strikes, if the process it was aimed at still runs.
+pub(crate) fn aim(w: &mut World, node: usize, epoch: u64) {
+    if w.machines[node].epoch() == epoch && crash(w, node, Kind::PowerLoss) {
+        *w.faults.counts.entry(Kind::PowerLoss).or_default() += 1;
+        w.trace.note(w.now, "faults", || {
+            format!("aimed PowerLoss at machine {node}")
         });
     }
 }
@@ -307,14 +406,9 @@ fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
             w.with_machine(node, |m, io| m.lose_disk(io, flag));
         }
     }
-    w.faults.lost[node] = true;
-    let group = w.group_of(node);
-    let lost = group.members().filter(|&j| w.faults.lost[j]).count();
-    if lost > group.size / 2 {
-        let gid = group.gid;
-        w.faults.majority_lost.insert(gid);
-    }
-    restart_later(w, node, 2 * SECOND);
+    mark_lost(w, node);
+    let back = if w.faults.early { 300 * MS } else { 2 * SECOND };
+    restart_later(w, node, back);
     true
 }
 

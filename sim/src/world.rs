@@ -19,7 +19,7 @@ use crate::clock::{Agenda, Time, MS, SECOND};
 use crate::faults::{self, Faults};
 use crate::linearizability::{check, CheckResult, History, Op as LinOp};
 use crate::master_client::{MasterClient, MasterHistory};
-use crate::net::{Addr, Network};
+use crate::net::{Addr, Network, Weather};
 use crate::packet::{ClientReply, ClientRequest, Packet};
 use crate::replica::kv::Kv;
 use crate::replica::master::Shardmaster;
@@ -125,6 +125,11 @@ pub(crate) enum Event {
         attempt: u64,
     },
     Fault,
+    /// An aimed power loss (see `faults::watch`).
+    Aim {
+        node: usize,
+        epoch: u64,
+    },
     Restart {
         node: usize,
         epoch: u64,
@@ -264,6 +269,9 @@ impl World {
 
     /// Runs to the end and reports.
     pub fn run(mut self) -> Report {
+        if self.faults.early() {
+            self.net.weather = Weather::stormy(&mut self.rng);
+        }
         for i in 0..self.machines.len() {
             let at = self.rng.gen_range(0..50 * MS);
             self.agenda.at(at, Event::Restart { node: i, epoch: 0 });
@@ -331,6 +339,7 @@ impl World {
                     self.agenda.at(self.now + gap, Event::Fault);
                 }
             }
+            Event::Aim { node, epoch } => faults::aim(self, node, epoch),
             Event::Restart { node, epoch } => {
                 let m = &self.machines[node];
                 if m.down() && m.epoch() == epoch {
@@ -415,6 +424,7 @@ impl World {
         for (at, timer) in timers {
             self.agenda.at(at, Event::Timer { node, epoch, timer });
         }
+        faults::watch(self, node);
     }
 
     pub(crate) fn send(&mut self, from: Addr, to: Addr, packet: Packet) {

@@ -47,6 +47,8 @@ pub trait Node {
     fn recovering(&self) -> bool;
     /// True if a running process's storage failed.
     fn storage_failed(&self) -> bool;
+    /// True if a running process appended log records it has not synced yet.
+    fn unsynced(&self) -> bool;
     /// One line on the machine's state, for reports.
     fn describe(&self) -> String;
 }
@@ -119,6 +121,10 @@ impl<S: Service> Node for Machine<S> {
 
     fn storage_failed(&self) -> bool {
         matches!(&self.process, Process::Running(r) if r.failed.is_some())
+    }
+
+    fn unsynced(&self) -> bool {
+        self.running().is_some_and(|r| r.unsynced)
     }
 
     fn describe(&self) -> String {

@@ -40,7 +40,7 @@ pub struct Running<S: Service> {
     /// Position of the last record appended (see `Replica::on_durable`).
     appended: u64,
     /// Appended records not yet synced.
-    unsynced: bool,
+    pub(crate) unsynced: bool,
     /// When the next sync completes, if one is due.
     sync_due: Option<Time>,
     /// Messages waiting for a sync: each leaves once records up to its position
