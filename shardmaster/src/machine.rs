@@ -27,7 +27,7 @@ use crate::persist::{self, Checkpoint, CheckpointRef};
 use crate::rpc::{MachineSnapshot, OpRequest};
 use crate::state::ConfigStore;
 use paxos::fs::SharedFs;
-use paxos::rsm::StateMachine;
+use paxos::rsm::{Checkpoint as RsmCheckpoint, StateMachine};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -217,27 +217,38 @@ impl StateMachine for ShardmasterMachine {
         self.apply_request(&cmd)
     }
 
-    fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
+    /// Writes the whole state (configurations and duplicate table) to one file,
+    /// off the apply path, when idle or every `checkpoint_every` instances.
+    fn checkpoint_job(
+        &mut self,
+        applied: Slot,
+        idle: bool,
+    ) -> Result<Option<RsmCheckpoint>, String> {
         self.applied = self.applied.max(applied);
         let due = applied.saturating_sub(self.durable) >= self.opts.checkpoint_every;
-        if applied > self.durable && (idle || due) {
-            let ckpt = CheckpointRef {
-                applied,
-                store: &self.store,
-                dups: &self.dups,
-            };
-            persist::save_checkpoint(&*self.opts.fs, &self.opts.dir, &ckpt)
-                .map_err(|e| e.to_string())?;
-            tracing::debug!(
-                node = self.opts.me,
-                applied,
-                configs = self.store.latest().num + 1,
-                clients = self.dups.len(),
-                "checkpoint written"
-            );
-            self.durable = applied;
+        if applied <= self.durable || !(idle || due) {
+            return Ok(Some(RsmCheckpoint::Done(self.durable)));
         }
-        Ok(Some(self.durable))
+        let ckpt = CheckpointRef {
+            applied,
+            store: &self.store,
+            dups: &self.dups,
+        };
+        let bytes =
+            persist::encode_checkpoint(&ckpt).map_err(|e| format!("encoding a checkpoint: {e}"))?;
+        let (fs, dir, me) = (self.opts.fs.clone(), self.opts.dir.clone(), self.opts.me);
+        let (configs, clients) = (self.store.latest().num + 1, self.dups.len());
+        Ok(Some(RsmCheckpoint::Job(Box::new(move || {
+            persist::save_encoded_checkpoint(&*fs, &dir, &bytes).map_err(|e| e.to_string())?;
+            tracing::debug!(node = me, applied, configs, clients, "checkpoint written");
+            Ok(applied)
+        }))))
+    }
+
+    fn checkpoint_finished(&mut self, result: &Result<Slot, String>) {
+        if let Ok(durable) = result {
+            self.durable = self.durable.max(*durable);
+        }
     }
 
     fn snapshot_needed(&mut self, floor: Slot) -> Option<Slot> {
@@ -360,23 +371,41 @@ mod tests {
         assert_eq!(m.store().latest().num, 0);
     }
 
+    /// Asks for a checkpoint and runs its job at once, as the apply loop does
+    /// (once the log is durable); returns what is durable after it.
+    fn checkpoint(
+        m: &mut ShardmasterMachine,
+        applied: Slot,
+        idle: bool,
+    ) -> Result<Option<Slot>, String> {
+        match m.checkpoint_job(applied, idle)? {
+            Some(RsmCheckpoint::Job(job)) => {
+                let result = job();
+                m.checkpoint_finished(&result);
+                result.map(Some)
+            }
+            Some(RsmCheckpoint::Done(durable)) => Ok(Some(durable)),
+            None => Ok(None),
+        }
+    }
+
     #[test]
     fn checkpoints_are_written_when_idle_or_due_and_reload() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = machine(dir.path());
         m.apply_request(&req(1, 1, join(5))).unwrap();
         // Not idle and fewer than checkpoint_every instances: nothing written.
-        assert_eq!(m.checkpoint(3, false), Ok(Some(0)));
+        assert_eq!(checkpoint(&mut m, 3, false), Ok(Some(0)));
         assert_eq!(
             persist::load_checkpoint(&paxos::fs::OsFs, dir.path()).unwrap(),
             None
         );
         // Idle: written.
-        assert_eq!(m.checkpoint(3, true), Ok(Some(3)));
+        assert_eq!(checkpoint(&mut m, 3, true), Ok(Some(3)));
         // Due: written even though busy.
         m.apply_request(&req(1, 2, join(6))).unwrap();
-        assert_eq!(m.checkpoint(12, false), Ok(Some(3)));
-        assert_eq!(m.checkpoint(13, false), Ok(Some(13)));
+        assert_eq!(checkpoint(&mut m, 12, false), Ok(Some(3)));
+        assert_eq!(checkpoint(&mut m, 13, false), Ok(Some(13)));
         let ckpt = persist::load_checkpoint(&paxos::fs::OsFs, dir.path())
             .unwrap()
             .unwrap();
@@ -418,7 +447,7 @@ mod tests {
             },
         )
         .unwrap();
-        let err = m.checkpoint(5, true).unwrap_err();
+        let err = checkpoint(&mut m, 5, true).unwrap_err();
         assert!(err.contains("gone"), "{err}");
         assert_eq!(m.durable(), 0);
     }

@@ -295,6 +295,15 @@ pub fn save_checkpoint(
     write_atomic(fs, dir, STATE_FILE, &bytes)
 }
 
+/// Replaces `dir/state` with a checkpoint encoded by [`encode_checkpoint`].
+pub fn save_encoded_checkpoint(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    bytes: &[u8],
+) -> Result<(), ShardmasterError> {
+    write_atomic(fs, dir, STATE_FILE, bytes)
+}
+
 /// Reads `dir/state`; `None` if there is none yet.
 pub fn load_checkpoint(
     fs: &dyn FileSystem,

@@ -59,6 +59,12 @@ pub(super) struct Durability {
     values: BTreeMap<Slot, u64>,
     /// Position of the last `Membership` record.
     membership: u64,
+    /// `Committed { upto }` and `Forgotten { below }` records not yet durable:
+    /// position and watermark, in order.
+    watermarks: VecDeque<(u64, Slot)>,
+    /// Every instance below this is decided by durable records: what a restart
+    /// would find as its commit index.
+    pub(super) durable_commit: Slot,
 }
 
 /// True if a message must wait for `record`: it reveals acceptor state, or (a
@@ -86,7 +92,9 @@ impl Durability {
                 self.values.insert(*slot, pos);
             }
             Record::Membership(_) => self.membership = pos,
-            Record::Committed { .. } | Record::Forgotten { .. } => {}
+            Record::Committed { upto: slot } | Record::Forgotten { below: slot } => {
+                self.watermarks.push_back((pos, *slot))
+            }
         }
     }
 
@@ -105,6 +113,13 @@ impl Durability {
             self.promises.pop_front();
         }
         self.values.retain(|_, pos| *pos > upto);
+        while let Some(&(pos, slot)) = self.watermarks.front() {
+            if pos > upto {
+                break;
+            }
+            self.durable_commit = self.durable_commit.max(slot);
+            self.watermarks.pop_front();
+        }
     }
 
     /// True if every gating record handed out (or about to be) is durable.
@@ -155,6 +170,17 @@ impl Replica {
     /// durable it reports this number to [`Replica::on_durable`].
     pub fn records_handed_out(&self) -> u64 {
         self.durability.handed_out
+    }
+
+    /// Every instance below this is decided by records that are durable: a
+    /// restart now would find at least this commit index. The application makes
+    /// a checkpoint of its state at `applied` durable only once this reaches
+    /// `applied` ([`crate::rsm::CheckpointStep::Job`]): a state ahead of the log
+    /// after a crash would leave the replica in doubt about its membership
+    /// (`doubt_membership`), and a group of such replicas could not decide the
+    /// instances that would end the doubt (simulator seed 1896 before this rule).
+    pub fn durable_commit(&self) -> Slot {
+        self.durability.durable_commit
     }
 
     /// True once the last membership record handed out is durable.

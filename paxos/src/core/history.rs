@@ -44,7 +44,9 @@ impl Replica {
     /// True if this replica knows its group has started: something was accepted,
     /// decided or forgotten here, a membership change happened, this replica
     /// promised a ballot of another replica, it holds a promise of another replica
-    /// (as a candidate), or it knows a leader (so a quorum of promises formed). A
+    /// (as a candidate), it knows a leader (so a quorum of promises formed), or
+    /// its application's state is ahead of its log (in doubt: it applied
+    /// decisions, so the group has started, though its log may show none). A
     /// replica that only promised its own ballot and holds no one else's promise
     /// has no history: nothing can have been chosen with it.
     pub fn has_history(&self) -> bool {
@@ -60,5 +62,6 @@ impl Replica {
             || promised_another
             || holds_another
             || self.leader.is_some()
+            || self.doubt.is_some()
     }
 }

@@ -29,10 +29,22 @@ impl Replica {
     /// Moves the commit watermark over every contiguous decided instance and hands
     /// them to the application in order.
     fn advance_commit(&mut self) {
-        if self.doubt.is_some() {
-            // Applied on a membership that may be stale, a reincarnation could
-            // name the wrong incarnation (`doubt_membership`).
-            return;
+        if let Some(applied) = self.doubt {
+            // Every decision up to the application's state known again: applied
+            // in order on the log's membership, the reincarnations among them
+            // give the same memberships as everywhere else.
+            let missing = applied.saturating_sub(self.commit);
+            if missing > 0 && (self.decided.range(self.commit..applied).count() as u64) < missing {
+                // A reincarnation applied on a membership that skipped some
+                // could name the wrong incarnation (`doubt_membership`).
+                return;
+            }
+            tracing::info!(
+                node = self.cfg.id,
+                applied,
+                "the decisions the application's state covers are known again: applying"
+            );
+            self.doubt = None;
         }
         while let Some(entry) = self.decided.get(&self.commit).cloned() {
             if let Some(r) = entry.reincarnation() {
@@ -88,10 +100,19 @@ impl Replica {
     /// full disk) that lost the log's tail — the `Forgotten` record and, before
     /// it, the `Membership` record that came with the snapshot. Applying later
     /// reincarnations on the stale membership could give this replica (or
-    /// another) the wrong incarnation (found in review). So it neither votes nor
-    /// applies, asks its peers for their membership, and once one covering
-    /// `applied` arrives, takes it in and then forgets below `applied` (the
-    /// `Membership` record precedes the `Forgotten` one in the log).
+    /// another) the wrong incarnation (found in review). So it applies nothing
+    /// and asks its peers for their membership; once one covering `applied`
+    /// arrives, it takes it in and forgets below `applied` (the `Membership`
+    /// record precedes the `Forgotten` one in the log). Or, if the decisions of
+    /// every instance below `applied` become known again first (the group had
+    /// not forgotten them), it applies them in order like any replica.
+    ///
+    /// It keeps voting and may lead: its promises and accepted values are in its
+    /// log, its incarnation too (a recovering replica has none and votes in
+    /// nothing), and a membership missing later reincarnations counts fewer votes
+    /// than the group's, never more — a lost incarnation votes only below the
+    /// new epoch's start. A group whose every replica is in doubt (a group-wide
+    /// power loss) decides again and so ends its doubt (attack finding).
     ///
     /// A replica alone in its group has nobody to ask, and nobody whose
     /// reincarnation it could have missed: it forgets below `applied` at once.
@@ -118,16 +139,19 @@ impl Replica {
         if let Some(applied) = self.doubt.filter(|&a| commit >= a) {
             self.doubt = None;
             self.install_snapshot(applied);
+            // Decisions learned while in doubt, past `applied` (attack finding).
+            self.advance_commit();
         }
     }
 
     /// A peer in doubt about its membership asks for this one's.
+    ///
+    /// A replica in doubt itself answers too: its membership covers every
+    /// reincarnation below its own (log) commit, which is what it announces.
     pub(super) fn on_membership_ask(&mut self, from: NodeId) {
-        if self.doubt.is_none() {
-            let membership = self.membership.clone();
-            let commit = self.commit;
-            self.send(from, Message::Membership { membership, commit });
-        }
+        let membership = self.membership.clone();
+        let commit = self.commit;
+        self.send(from, Message::Membership { membership, commit });
     }
 
     /// Takes in membership epochs learned with a snapshot from another replica.

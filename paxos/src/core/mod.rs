@@ -80,7 +80,8 @@ pub struct Replica {
     /// `applied` but the log does not say so, and the membership that came with
     /// that state may be lost with the log's tail (see
     /// [`Replica::doubt_membership`]). Until a peer's membership covering it
-    /// arrives, this replica neither votes nor applies.
+    /// arrives, or the decisions up to it are known again, this replica applies
+    /// nothing (it votes and leads, counting votes on its own membership).
     doubt: Option<Slot>,
     promised: Ballot,
     accepted: BTreeMap<Slot, (Ballot, Entry)>,
@@ -210,6 +211,7 @@ impl Replica {
             r.commit += 1;
         }
         r.commit_persisted = r.commit;
+        r.durability.durable_commit = r.commit;
         r.announced_commit = r.commit;
         // Reincarnations decided after the last Membership record was written.
         let window = r.cfg.window;
@@ -317,14 +319,14 @@ impl Replica {
             Role::Candidate(_) => self.candidate_tick(),
             Role::Follower => {
                 self.idle_ticks += 1;
-                if self.doubt.is_some() {
-                    if self
+                if self.doubt.is_some()
+                    && self
                         .now
                         .is_multiple_of(u64::from(self.cfg.retransmit_ticks))
-                    {
-                        self.broadcast(Message::MembershipAsk, false);
-                    }
-                } else if self.incarnation.is_none() {
+                {
+                    self.broadcast(Message::MembershipAsk, false);
+                }
+                if self.incarnation.is_none() {
                     // Recovering: no vote to give, so no election to run; keep
                     // asking for the reincarnation instead.
                     if self
@@ -366,10 +368,8 @@ impl Replica {
     /// in is decided. Until then, the group still needs a majority of the old
     /// membership, so it cannot yet lose another replica.
     pub fn votes_now(&self) -> bool {
-        self.doubt.is_none()
-            && self
-                .incarnation
-                .is_some_and(|k| self.membership.counts(self.commit, self.cfg.id, k))
+        self.incarnation
+            .is_some_and(|k| self.membership.counts(self.commit, self.cfg.id, k))
             && self.membership_durable()
     }
 
@@ -380,9 +380,6 @@ impl Replica {
 
     /// True if this replica's vote counts in `slot`.
     fn can_vote(&self, slot: Slot) -> bool {
-        if self.doubt.is_some() {
-            return false;
-        }
         match self.incarnation {
             Some(k) => self.cfg.unsafe_rejoin || self.membership.counts(slot, self.cfg.id, k),
             None => false,
@@ -592,6 +589,8 @@ impl Replica {
     }
 }
 
+#[cfg(test)]
+mod doubt_attack_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]

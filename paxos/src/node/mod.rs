@@ -272,6 +272,30 @@ impl PaxosNode {
         self.shared.wake.notify_one();
     }
 
+    /// Every instance below this is decided by durable log records (see
+    /// [`Replica::durable_commit`]).
+    pub fn durable_commit(&self) -> Slot {
+        self.core().durable_commit()
+    }
+
+    /// Waits until the log's decisions of every instance below `upto` are durable
+    /// (a checkpoint covering them may then be written), or this replica stops.
+    /// Returns false if it stopped first.
+    pub async fn durable_commit_reaches(&self, upto: Slot) -> bool {
+        // The persister syncs lazy records within a few milliseconds; polling at
+        // that pace costs nothing next to the checkpoint's own writes.
+        const POLL: std::time::Duration = std::time::Duration::from_millis(2);
+        loop {
+            if self.durable_commit() >= upto {
+                return true;
+            }
+            if self.shared.stopping.load(Ordering::SeqCst) || self.has_failed() {
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The application installed a snapshot covering every instance below `upto`.
     pub fn install_snapshot(&self, upto: Slot) {
         self.core().install_snapshot(upto);

@@ -79,8 +79,16 @@ pub enum CheckpointStep {
     /// the replica may forget it ([`crate::core::Replica::done`] of one less).
     Durable(Slot),
     /// Run this job off the apply path, then report its result to
-    /// [`Applier::checkpoint_finished`].
-    Job(CheckpointJob),
+    /// [`Applier::checkpoint_finished`] — but only once the log's decisions of
+    /// every instance below `upto` are durable
+    /// ([`crate::core::Replica::durable_commit`] `>= upto`), so that no crash
+    /// leaves the application's durable state ahead of the log.
+    Job {
+        /// The checkpoint's work: writes the state covering instances below `upto`.
+        job: CheckpointJob,
+        /// The instance the checkpoint's state covers (exclusive).
+        upto: Slot,
+    },
     /// The checkpoint failed; the log keeps everything until one succeeds.
     Failed(String),
 }
@@ -228,7 +236,10 @@ impl<S: StateMachine> Applier<S> {
             Ok(Some(Checkpoint::Done(durable))) => CheckpointStep::Durable(durable),
             Ok(Some(Checkpoint::Job(job))) => {
                 self.job_running = true;
-                CheckpointStep::Job(job)
+                CheckpointStep::Job {
+                    job,
+                    upto: self.applied,
+                }
             }
             Err(e) => CheckpointStep::Failed(e),
         }

@@ -47,8 +47,12 @@ pub trait StateMachine: Send + 'static {
 
     /// Called after a run of decisions (`idle == false`) or when no decision came
     /// for a while (`idle == true`), with every instance below `applied` applied.
-    /// May make the state durable; returns the instance below which everything is
-    /// durable in the state machine's own files (the log may then forget it).
+    /// Returns the instance below which everything is durable in the state
+    /// machine's own files (the log may then forget it). It must not write the
+    /// state itself: a state machine with files writes them in a
+    /// [`Checkpoint::Job`] (see [`StateMachine::checkpoint_job`]), which the
+    /// driver runs only once the log's decisions the state covers are durable —
+    /// a state written here could outlive the log's tail in a crash.
     fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
         let _ = (applied, idle);
         Ok(None)
@@ -85,7 +89,8 @@ pub type CheckpointJob = Box<dyn FnOnce() -> Result<Slot, String> + Send>;
 pub enum Checkpoint {
     /// Everything below this instance is durable already.
     Done(Slot),
-    /// Everything will be durable once this job succeeds.
+    /// Everything will be durable once this job succeeds. The driver runs it once
+    /// the log's decisions of the instances it covers are durable.
     Job(CheckpointJob),
 }
 
@@ -419,7 +424,17 @@ fn carry_out(
         CheckpointStep::Idle => {}
         CheckpointStep::Durable(durable) if durable > 0 => node.done(durable - 1),
         CheckpointStep::Durable(_) => {}
-        CheckpointStep::Job(work) => *job = Some(tokio::task::spawn_blocking(work)),
+        CheckpointStep::Job { job: work, upto } => {
+            let node = node.clone();
+            *job = Some(tokio::spawn(async move {
+                if !node.durable_commit_reaches(upto).await {
+                    return Err("the replica stopped before the log was durable".into());
+                }
+                tokio::task::spawn_blocking(work)
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the checkpoint job panicked: {e}")))
+            }))
+        }
         CheckpointStep::Failed(e) => {
             tracing::error!(error = %e, "checkpoint failed; the log keeps everything until one succeeds")
         }

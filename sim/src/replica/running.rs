@@ -55,7 +55,7 @@ pub struct Running<S: Service> {
     /// How long without decisions counts as idle (checkpoint).
     idle_after: Time,
     /// The checkpoint being written "in the background".
-    job: Option<CheckpointJob>,
+    job: Option<(CheckpointJob, Slot)>,
     /// Commands proposed here, by origin id.
     waiters: BTreeMap<u64, Waiter<S::Request>>,
     /// Reads waiting for their read index, by read id.
@@ -301,8 +301,8 @@ impl<S: Service> Running<S> {
                     self.core.done(durable - 1);
                 }
             }
-            CheckpointStep::Job(job) => {
-                self.job = Some(job);
+            CheckpointStep::Job { job, upto } => {
+                self.job = Some((job, upto));
                 let at = io.now + io.rng.gen_range(200..30 * MS);
                 io.timer(at, Timer::CheckpointDone);
             }
@@ -312,9 +312,17 @@ impl<S: Service> Running<S> {
 
     /// The background checkpoint's files are written now.
     pub(crate) fn checkpoint_done(&mut self, io: &mut Io<'_>) {
-        let Some(job) = self.job.take() else {
+        let Some((job, upto)) = self.job.take() else {
             return;
         };
+        if self.core.durable_commit() < upto {
+            // As the tokio driver: the state goes to disk only once the log's
+            // decisions it covers are durable.
+            self.job = Some((job, upto));
+            let at = io.now + io.rng.gen_range(200..5 * MS);
+            io.timer(at, Timer::CheckpointDone);
+            return;
+        }
         let result = job();
         io.note(|| format!("checkpoint written: {result:?}"));
         let step = self.applier.checkpoint_finished(result);
