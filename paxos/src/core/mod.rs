@@ -342,7 +342,7 @@ impl Replica {
                             self.broadcast(Message::Reincarnate { nonce, replaces }, false);
                         }
                     }
-                } else if self.idle_ticks >= self.election_timeout {
+                } else if self.idle_ticks >= self.election_timeout && self.may_lead() {
                     self.campaign();
                 }
             }
@@ -353,9 +353,19 @@ impl Replica {
     /// Starts an election now instead of waiting for the timeout (tests, and an
     /// operator moving leadership). Ignored while recovering a lost disk.
     pub fn campaign_now(&mut self) {
-        if self.incarnation.is_some() && !self.is_leader() {
+        if self.incarnation.is_some() && !self.is_leader() && self.may_lead() {
             self.campaign();
         }
+    }
+
+    /// False for a replica in doubt whose state is more than a window ahead of
+    /// its log: as leader it could decide nothing past its log's commit plus the
+    /// window, so it could never learn the decisions that end its doubt, and its
+    /// heartbeats would keep everyone else from leading (attack finding). It
+    /// votes for another leader instead.
+    fn may_lead(&self) -> bool {
+        self.doubt
+            .is_none_or(|applied| applied <= self.commit.saturating_add(self.cfg.window))
     }
 
     /// This replica's incarnation; `None` while it recovers a lost disk.
@@ -589,6 +599,8 @@ impl Replica {
     }
 }
 
+#[cfg(test)]
+mod doubt2_attack_tests;
 #[cfg(test)]
 mod doubt_attack_tests;
 #[cfg(test)]

@@ -137,7 +137,7 @@ impl PaxosNode {
                 reported.wake.notify_one();
             }),
             appended: 0,
-            unsynced: false,
+            unsynced_since: None,
         };
         std::thread::Builder::new()
             .name(format!("paxos-persist-{}", opts.core.id))

@@ -7,8 +7,9 @@
 //! is the core's decision (`core/durability.rs`); this thread carries it out: a
 //! batch's `after_sync` messages leave only after a sync that covers every record
 //! appended so far, and a batch with `sync == false` (only records that speed up
-//! restarts) is made durable by the next sync, or after [`LAZY_SYNC_AFTER`] if no
-//! other batch comes. After each sync it reports how far the records are durable,
+//! restarts) is made durable by the next sync, and at most [`LAZY_SYNC_AFTER`]
+//! after it was appended (checkpoints wait for those records:
+//! `PaxosNode::durable_commit`). After each sync it reports how far the records are durable,
 //! so the core can let more messages leave early.
 
 use crate::message::Envelope;
@@ -22,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Sender;
 
-/// How long records that need no sync of their own may stay unsynced when no batch
-/// comes to sync them.
+/// How long records that need no sync of their own may stay unsynced, whether or
+/// not other batches come.
 pub(super) const LAZY_SYNC_AFTER: Duration = Duration::from_millis(10);
 
 /// How often an idle persister checks whether the node is stopping.
@@ -66,18 +67,17 @@ pub(super) struct Persister {
     pub(super) on_durable: OnDurable,
     /// Position of the last record appended.
     pub(super) appended: u64,
-    /// Records appended and not yet synced.
-    pub(super) unsynced: bool,
+    /// Since when records appended are not yet synced (`None`: all synced).
+    pub(super) unsynced_since: Option<Instant>,
 }
 
 impl Persister {
     /// Runs until the sending side is dropped, the node stops, or storage fails.
     pub(super) fn run(mut self, rx: Receiver<Batch>) {
         loop {
-            let wait = if self.unsynced {
-                LAZY_SYNC_AFTER
-            } else {
-                IDLE_POLL
+            let wait = match self.unsynced_since {
+                Some(since) => LAZY_SYNC_AFTER.saturating_sub(since.elapsed()),
+                None => IDLE_POLL,
             };
             let first = match rx.recv_timeout(wait) {
                 Ok(b) => b,
@@ -131,12 +131,18 @@ impl Persister {
             .collect();
         let compact = batches.iter().filter_map(|b| b.compact_below).max();
         self.append_now(&records)?;
-        if batches.iter().any(|b| b.sync || !b.after_sync.is_empty()) {
+        // Lazy records wait for the next sync, but never longer than
+        // LAZY_SYNC_AFTER, even while batches of lazy records keep coming (a
+        // replica learning by catch-up only): checkpoints wait for them.
+        let overdue = self
+            .unsynced_since
+            .is_some_and(|since| since.elapsed() >= LAZY_SYNC_AFTER);
+        if overdue || batches.iter().any(|b| b.sync || !b.after_sync.is_empty()) {
             self.sync()?;
         }
         if let Some(below) = compact {
             // Compaction syncs before it deletes anything; syncing the appended
-            // records here first keeps `unsynced` and the sync counter exact.
+            // records here first keeps `unsynced_since` and the sync counter exact.
             self.sync()?;
             self.storage.compact(below)?;
         }
@@ -151,7 +157,7 @@ impl Persister {
         let started = Instant::now();
         self.storage.append(records)?;
         self.appended += records.len() as u64;
-        self.unsynced = true;
+        self.unsynced_since.get_or_insert_with(Instant::now);
         self.stats
             .records
             .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -161,12 +167,12 @@ impl Persister {
 
     /// Makes every appended record durable, if any is not yet, and tells the core.
     fn sync(&mut self) -> Result<(), StorageError> {
-        if !self.unsynced {
+        if self.unsynced_since.is_none() {
             return Ok(());
         }
         let started = Instant::now();
         self.storage.sync()?;
-        self.unsynced = false;
+        self.unsynced_since = None;
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.count_time(started);
         (self.on_durable)(self.appended);
@@ -249,7 +255,7 @@ mod tests {
             stopping: Arc::default(),
             on_durable: Box::new(move |pos| reported.store(pos, Ordering::SeqCst)),
             appended: 0,
-            unsynced: false,
+            unsynced_since: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || persister.run(rx));
@@ -310,9 +316,42 @@ mod tests {
             compact_below: None,
         })
         .unwrap();
-        // The lazy sync only runs once no batch came for LAZY_SYNC_AFTER.
         wait_for("the lazy sync", || disk.synced_records().len() == 1);
         wait_for("the report", || durable.load(Ordering::SeqCst) == 1);
+        drop(tx);
+        thread.join().unwrap();
+    }
+
+    /// Found in review: batches of lazy records only (a replica learning by
+    /// catch-up), each within LAZY_SYNC_AFTER of the last, were never synced, and
+    /// the checkpoints that wait for them never ran.
+    #[test]
+    fn lazy_records_are_synced_even_while_lazy_batches_keep_coming() {
+        let disk = MemDisk::new();
+        let Running {
+            tx,
+            thread,
+            durable,
+            _looped,
+            ..
+        } = start(&disk);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut sent = 0;
+        while durable.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no sync while lazy batches kept coming"
+            );
+            sent += 1;
+            tx.send(Batch {
+                records: vec![Record::Committed { upto: sent }],
+                sync: false,
+                after_sync: vec![],
+                compact_below: None,
+            })
+            .unwrap();
+            std::thread::sleep(LAZY_SYNC_AFTER / 5);
+        }
         drop(tx);
         thread.join().unwrap();
     }

@@ -68,7 +68,9 @@
 //!
 //! **Not detected** (cut as a torn tail): two or more flipped bits in the last
 //! frame when nothing valid follows (a torn write of that frame looks the same); a
-//! flip that clears the file's last set bit; damage that also wiped every later
+//! flip that clears the file's last set bit; a flip in the last frame's last byte
+//! when garbage follows up to a page end (a torn write whose page was filled with
+//! garbage looks the same); damage that also wiped every later
 //! frame (zeros to the end look like preallocation); and anything past the scan
 //! budget of 3 and 4 (64 MiB of payload hashed per defect, far more than one torn
 //! write; a `warn!` says when it ran out).
