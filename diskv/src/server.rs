@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// How a replica is started (the flags of `diskv server`).
@@ -140,7 +140,7 @@ impl Drop for KvServer {
 
 /// Serves every client connection until `stop`.
 fn serve_clients(
-    mut clients: mpsc::Receiver<TcpStream>,
+    mut clients: mpsc::Receiver<paxos::transport::mux::Conn>,
     service: KvService,
     unreliable: Arc<Unreliable>,
     mut stop: watch::Receiver<bool>,

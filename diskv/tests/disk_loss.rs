@@ -73,11 +73,15 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     .await;
     // Its own copy of the data is complete, once it has applied the last write
     // (it learns that the write is decided a heartbeat after the leader).
-    within(10, "the reincarnated replica's copy of the last write", async {
-        while copy_of(&g, lost, "k").as_ref() != Some(&expected) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+    within(
+        10,
+        "the reincarnated replica's copy of the last write",
+        async {
+            while copy_of(&g, lost, "k").as_ref() != Some(&expected) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        },
+    )
     .await;
 }
 

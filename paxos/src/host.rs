@@ -11,12 +11,12 @@ use crate::node::{Decision, NodeOptions, PaxosNode};
 use crate::probe::{self, Responder, Verdict};
 use crate::storage::{LogOptions, SegmentLog};
 use crate::transport::mux;
-use crate::transport::mux::Demux;
+use crate::transport::mux::{Conn, Demux};
 use crate::transport::{PeerNet, PeerServer, Unreliable};
 use crate::types::{NodeId, Slot};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// Where and how to run a replica.
@@ -48,15 +48,15 @@ pub struct Hosted {
     /// Its decisions, in log order.
     pub decisions: mpsc::UnboundedReceiver<Decision>,
     /// Client connections that arrived on the shared port (tagged [`mux::CLIENT`]).
-    pub clients: mpsc::Receiver<TcpStream>,
+    pub clients: mpsc::Receiver<Conn>,
     /// The unreliable switch, for the service to apply to its own requests too.
     pub unreliable: Arc<Unreliable>,
 }
 
 /// A listening port, routed and answering probes, whose replica is not running yet.
 pub struct Host {
-    peers: mpsc::Receiver<TcpStream>,
-    clients: mpsc::Receiver<TcpStream>,
+    peers: mpsc::Receiver<Conn>,
+    clients: mpsc::Receiver<Conn>,
     responder: Responder,
 }
 

@@ -30,7 +30,6 @@ use crate::types::NodeId;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// How long one peer may take to answer a probe.
@@ -166,7 +165,7 @@ impl Responder {
 
     /// Answers every probe connection handed over by [`mux::demux`] (one byte, then
     /// close) until the demux stops.
-    pub fn serve(&self, mut probes: mpsc::Receiver<TcpStream>) {
+    pub fn serve(&self, mut probes: mpsc::Receiver<mux::Conn>) {
         let me = self.clone();
         tokio::spawn(async move {
             while let Some(mut stream) = probes.recv().await {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tarpc::server::incoming::Incoming as _;
 use tarpc::server::BaseChannel;
 use tarpc::{ClientMessage, Response};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -337,7 +337,7 @@ pub fn open_machine(
 /// Serves the RPC on every client connection until `stop` turns true, then closes
 /// them all (requests still running are aborted; their clients retry elsewhere).
 async fn serve_clients(
-    mut clients: mpsc::Receiver<TcpStream>,
+    mut clients: mpsc::Receiver<paxos::transport::mux::Conn>,
     handler: Handler,
     unreliable: Arc<Unreliable>,
     mut stop: watch::Receiver<bool>,
@@ -348,6 +348,7 @@ async fn serve_clients(
             BaseChannel::with_defaults(codec::framed::<
                 ClientMessage<ShardmasterRpcRequest>,
                 Response<ShardmasterRpcResponse>,
+                _,
             >(stream))
         })
         .execute(unreliable.wrap(handler.serve()));

@@ -46,6 +46,7 @@
 //! To make a server lossy like 6.824's, wrap its `Serve`:
 //! `.execute(unreliable.wrap(Hello.serve()))` (see [`super::unreliable`]).
 
+use super::guard::{Admission, FrameBudget, Guarded, Limits};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
@@ -57,6 +58,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tarpc::{ClientMessage, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::JoinSet;
 use tokio_util::codec::LengthDelimitedCodec;
@@ -101,22 +103,26 @@ impl<T: DeserializeOwned> tokio_serde::Deserializer<T> for Postcard {
     }
 }
 
-/// A TCP connection that reads `In` and writes `Out`, postcard-encoded and framed.
-pub type PostcardTransport<In, Out> =
-    tarpc::serde_transport::Transport<TcpStream, In, Out, Postcard>;
+/// A connection (TCP unless `S` says otherwise) that reads `In` and writes `Out`,
+/// postcard-encoded and framed.
+pub type PostcardTransport<In, Out, S = TcpStream> =
+    tarpc::serde_transport::Transport<S, In, Out, Postcard>;
 
 /// The server side of a connection of a service with request `Req` and response `Resp`
-/// (the generated `FooRequest` / `FooResponse` enums).
-pub type ServerTransport<Req, Resp> = PostcardTransport<ClientMessage<Req>, Response<Resp>>;
+/// (the generated `FooRequest` / `FooResponse` enums): an accepted connection held
+/// to its listener's limits ([`super::guard`]).
+pub type ServerTransport<Req, Resp> =
+    PostcardTransport<ClientMessage<Req>, Response<Resp>, Guarded<TcpStream>>;
 
 /// The client side of a connection of a service with request `Req` and response `Resp`.
 pub type ClientTransport<Req, Resp> = PostcardTransport<Response<Resp>, ClientMessage<Req>>;
 
-/// Wraps an established TCP stream (`TCP_NODELAY` already set or not wanted).
-pub fn framed<In, Out>(stream: TcpStream) -> PostcardTransport<In, Out>
+/// Wraps an established stream (`TCP_NODELAY` already set or not wanted).
+pub fn framed<In, Out, S>(stream: S) -> PostcardTransport<In, Out, S>
 where
     In: DeserializeOwned,
     Out: Serialize,
+    S: AsyncRead + AsyncWrite,
 {
     let frames = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME_LEN)
@@ -155,6 +161,7 @@ where
     Ok(Incoming {
         listener,
         local_addr,
+        admission: Admission::new(Limits::default(), FrameBudget::process()),
         pause: None,
         ghost: PhantomData,
     })
@@ -167,6 +174,7 @@ where
 pub struct Incoming<Req, Resp> {
     listener: TcpListener,
     local_addr: SocketAddr,
+    admission: Admission,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     ghost: PhantomData<fn() -> (Req, Resp)>,
 }
@@ -197,7 +205,16 @@ where
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(addr = %remote, %error, "cannot set TCP_NODELAY");
                     }
-                    return Poll::Ready(Some(framed(stream)));
+                    match this.admission.admit(stream, remote) {
+                        Ok(mut conn) => {
+                            conn.set_idle(super::mux::CLIENT_IDLE);
+                            conn.expect_frames(MAX_FRAME_LEN);
+                            return Poll::Ready(Some(framed(conn)));
+                        }
+                        Err(refused) => {
+                            tracing::warn!(addr = %remote, reason = %refused.0, "connection refused");
+                        }
+                    }
                 }
                 Err(error) if is_per_connection(&error) => {
                     tracing::debug!(addr = %this.local_addr, %error, "accept failed");

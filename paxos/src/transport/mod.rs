@@ -6,10 +6,14 @@
 //!
 //! - [`codec`]: postcard framing for *any* tarpc service of the workspace, with
 //!   `listen` / `incoming` / `connect` / `serve_until` helpers;
+//! - [`mux`] and [`guard`]: one port per process, connections routed by a tag byte
+//!   and held to the port's limits (connections, idle time, frame sizes and the
+//!   process's budget for half-received frames);
 //! - [`unreliable`]: the 6.824 lossy-network switch any server can apply;
 //! - [`peer`]: the replica-to-replica [`PeerService`], its server and [`PeerNet`].
 
 pub mod codec;
+pub mod guard;
 pub mod mux;
 pub mod peer;
 pub mod unreliable;

@@ -4,9 +4,11 @@
 //! The daemons listen on one address (`peers[me]`) for both replica-to-replica
 //! traffic ([`PEER`]) and client requests ([`CLIENT`]).
 
+use super::codec::MAX_FRAME_LEN;
+use super::guard::{Admission, FrameBudget, Guarded, Limits};
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
@@ -21,6 +23,20 @@ pub const PROBE: u8 = b'Q';
 /// How long an accepted connection may take to send its tag.
 const TAG_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A peer connection silent this long is closed (a follower's connection to
+/// another follower may carry nothing for a while; the sender reconnects on use).
+pub const PEER_IDLE: Duration = Duration::from_secs(120);
+
+/// A client connection silent this long is closed (clients reconnect on use).
+pub const CLIENT_IDLE: Duration = Duration::from_secs(300);
+
+/// The largest frame a client connection may send: a request carries at most one
+/// 16 MiB value (`diskv::op::MAX_VALUE_BYTES`) and its key.
+pub const CLIENT_MAX_FRAME: usize = 64 << 20;
+
+/// An accepted connection, held to its listener's limits.
+pub type Conn = Guarded<TcpStream>;
+
 /// Connects to `addr` for the service `tag`, with `TCP_NODELAY` set.
 pub async fn connect(addr: impl ToSocketAddrs, tag: u8) -> io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await?;
@@ -32,30 +48,40 @@ pub async fn connect(addr: impl ToSocketAddrs, tag: u8) -> io::Result<TcpStream>
 /// Accepted connections, sorted by service.
 pub struct Demux {
     /// Connections tagged [`PEER`].
-    pub peers: mpsc::Receiver<TcpStream>,
+    pub peers: mpsc::Receiver<Conn>,
     /// Connections tagged [`CLIENT`].
-    pub clients: mpsc::Receiver<TcpStream>,
+    pub clients: mpsc::Receiver<Conn>,
     /// Connections tagged [`PROBE`].
-    pub probes: mpsc::Receiver<TcpStream>,
+    pub probes: mpsc::Receiver<Conn>,
     /// The address the listener is bound to.
     pub local_addr: SocketAddr,
 }
 
 /// Accepts connections on `listener` and routes them by their tag. A connection
 /// with another tag, or none within a few seconds, is closed. The accept task ends
-/// when both receivers are dropped.
+/// when both receivers are dropped. Connections are held to the default
+/// [`Limits`] and the process's [`FrameBudget`].
 pub fn demux(listener: TcpListener) -> io::Result<Demux> {
+    demux_with(
+        listener,
+        Admission::new(Limits::default(), FrameBudget::process()),
+    )
+}
+
+/// [`demux`] with the connection limits of `admission`.
+pub fn demux_with(listener: TcpListener, admission: Admission) -> io::Result<Demux> {
     let local_addr = listener.local_addr()?;
     let (peer_tx, peers) = mpsc::channel(64);
     let (client_tx, clients) = mpsc::channel(256);
     let (probe_tx, probes) = mpsc::channel(16);
     tokio::spawn(async move {
+        let mut last_refusal_logged: Option<Instant> = None;
         loop {
             let both_closed = async {
                 peer_tx.closed().await;
                 client_tx.closed().await;
             };
-            let (mut stream, remote) = tokio::select! {
+            let (stream, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(s) => s,
                     Err(error) => {
@@ -67,16 +93,31 @@ pub fn demux(listener: TcpListener) -> io::Result<Demux> {
                 // Nobody serves this listener any more: close it.
                 () = both_closed => return,
             };
+            let _ = stream.set_nodelay(true);
+            let mut stream = match admission.admit(stream, remote) {
+                Ok(conn) => conn,
+                Err(refused) => {
+                    // One line a second at most: a flood must not flood the log.
+                    if last_refusal_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        last_refusal_logged = Some(Instant::now());
+                        tracing::warn!(addr = %remote, reason = %refused.0, "connection refused");
+                    }
+                    continue;
+                }
+            };
             let (peer_tx, client_tx) = (peer_tx.clone(), client_tx.clone());
             let probe_tx = probe_tx.clone();
             tokio::spawn(async move {
-                let _ = stream.set_nodelay(true);
                 let mut tag = [0u8; 1];
                 match tokio::time::timeout(TAG_TIMEOUT, stream.read_exact(&mut tag)).await {
                     Ok(Ok(_)) if tag[0] == PEER => {
+                        stream.set_idle(PEER_IDLE);
+                        stream.expect_frames(MAX_FRAME_LEN);
                         let _ = peer_tx.send(stream).await;
                     }
                     Ok(Ok(_)) if tag[0] == CLIENT => {
+                        stream.set_idle(CLIENT_IDLE);
+                        stream.expect_frames(CLIENT_MAX_FRAME);
                         let _ = client_tx.send(stream).await;
                     }
                     Ok(Ok(_)) if tag[0] == PROBE => {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tarpc::server::BaseChannel;
 use tarpc::{context, ClientMessage, Request, Response};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -146,7 +146,7 @@ impl PeerServer {
     /// Serves peer connections handed over by a [`mux::demux`] until `shutdown`.
     pub async fn serve(
         self,
-        mut streams: mpsc::Receiver<TcpStream>,
+        mut streams: mpsc::Receiver<mux::Conn>,
         shutdown: impl Future<Output = ()>,
     ) {
         let mut connections = JoinSet::new();
@@ -157,7 +157,7 @@ impl PeerServer {
                 Some(stream) = streams.recv() => {
                     bump(&self.shared.counters.connections, 1);
                     let open = OpenConnection::new(&self.shared);
-                    let transport = codec::framed::<ClientMessage<PeerServiceRequest>, Response<PeerServiceResponse>>(stream);
+                    let transport = codec::framed::<ClientMessage<PeerServiceRequest>, Response<PeerServiceResponse>, _>(stream);
                     connections.spawn(self.clone().serve_connection(transport, open));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -173,7 +173,7 @@ impl PeerServer {
         transport: ServerTransport<PeerServiceRequest, PeerServiceResponse>,
         _open: OpenConnection,
     ) {
-        let remote = transport.peer_addr().ok();
+        let remote = Some(transport.get_ref().remote());
         tracing::debug!(addr = ?remote, "peer connected");
         let mut channel = BaseChannel::with_defaults(transport);
         while let Some(next) = channel.next().await {
