@@ -5,5 +5,5 @@ from mutate import replace
 
 root = sys.argv[1]
 replace(root, "paxos/src/core/learner.rs",
-        "                    Some((b, e)) if *b == ballot => {",
-        "                    Some((_, e)) => {")
+        ".filter(|&(slot, (b, _))| *b == ballot && !self.decided.contains_key(slot))",
+        ".filter(|&(slot, (b, _))| (*b == ballot || *b != ballot) && !self.decided.contains_key(slot))")
