@@ -13,14 +13,16 @@ use super::tests::{take, val};
 use super::*;
 
 /// A group of replicas, each with its disk and its application's `applied`.
-struct Group {
-    rs: Vec<Replica>,
-    disks: Vec<Vec<Record>>,
+/// A group of cores whose disks are record lists (shared with
+/// `doubt2_attack_tests.rs`).
+pub(super) struct Group {
+    pub(super) rs: Vec<Replica>,
+    pub(super) disks: Vec<Vec<Record>>,
     /// The events each replica reported to its application.
-    events: Vec<Vec<Event>>,
+    pub(super) events: Vec<Vec<Event>>,
 }
 
-fn cfg(id: NodeId, peers: usize) -> CoreConfig {
+pub(super) fn cfg(id: NodeId, peers: usize) -> CoreConfig {
     CoreConfig {
         window: 4,
         ..CoreConfig::new(id, peers)
@@ -35,9 +37,20 @@ fn gating(r: &Record) -> bool {
 }
 
 impl Group {
-    fn new(peers: usize) -> Self {
+    pub(super) fn new(peers: usize) -> Self {
+        Self::with_window(peers, cfg(0, peers).window)
+    }
+
+    pub(super) fn with_window(peers: usize, window: u64) -> Self {
         Group {
-            rs: (0..peers).map(|i| Replica::new(cfg(i, peers))).collect(),
+            rs: (0..peers)
+                .map(|i| {
+                    Replica::new(CoreConfig {
+                        window,
+                        ..cfg(i, peers)
+                    })
+                })
+                .collect(),
             disks: vec![Vec::new(); peers],
             events: vec![Vec::new(); peers],
         }
@@ -45,7 +58,7 @@ impl Group {
 
     /// Takes every replica's Ready (records to its disk, durable at once) and
     /// returns the messages.
-    fn take_all(&mut self) -> Vec<Envelope> {
+    pub(super) fn take_all(&mut self) -> Vec<Envelope> {
         let mut msgs = Vec::new();
         for (i, r) in self.rs.iter_mut().enumerate() {
             let ready = take(r);
@@ -58,7 +71,7 @@ impl Group {
 
     /// One tick of every replica in `up`, then messages delivered until quiet,
     /// those `pass` refuses dropped.
-    fn round(&mut self, up: &[NodeId], pass: &dyn Fn(&Envelope) -> bool) {
+    pub(super) fn round(&mut self, up: &[NodeId], pass: &dyn Fn(&Envelope) -> bool) {
         for &i in up {
             self.rs[i].tick();
         }
@@ -77,24 +90,26 @@ impl Group {
         panic!("the group never went quiet");
     }
 
-    fn rounds(&mut self, n: usize, up: &[NodeId], pass: &dyn Fn(&Envelope) -> bool) {
+    pub(super) fn rounds(&mut self, n: usize, up: &[NodeId], pass: &dyn Fn(&Envelope) -> bool) {
         for _ in 0..n {
             self.round(up, pass);
         }
     }
 
     /// Replica `i` loses power: its disk keeps what the last sync covered, its
-    /// application restarts at `applied`; restored as `node::restore` does.
-    /// Returns the restored log's commit index (before the doubt rule).
-    /// `OLD_RESTORE=1` restores as before the doubt rule (`install_snapshot`),
-    /// to show which findings the rule introduced.
-    fn power_loss(&mut self, i: NodeId, applied: Slot) -> Slot {
+    /// application restarts at `applied` (`None`: at the log's commit, as the
+    /// checkpoint ordering guarantees for checkpoints); restored as
+    /// `node::restore` does. Returns the restored log's commit index (before the
+    /// doubt rule). `OLD_RESTORE=1` restores as before the doubt rule
+    /// (`install_snapshot`), to show which findings the rule introduced.
+    pub(super) fn power_loss(&mut self, i: NodeId, applied: Option<Slot>) -> Slot {
         let disk = &mut self.disks[i];
         let keep = disk.iter().rposition(gating).map_or(0, |p| p + 1);
         disk.truncate(keep);
         let mut r = Replica::restore(self.rs[i].config().clone(), disk.iter().cloned());
-        assert!(applied >= r.floor());
         let log_commit = r.commit_index();
+        let applied = applied.unwrap_or(log_commit);
+        assert!(applied >= r.floor());
         if std::env::var("OLD_RESTORE").is_ok() {
             r.install_snapshot(applied)
         } else {
@@ -105,7 +120,7 @@ impl Group {
     }
 }
 
-fn all(_: &Envelope) -> bool {
+pub(super) fn all(_: &Envelope) -> bool {
     true
 }
 
@@ -139,8 +154,8 @@ fn attack_doubt_two_of_three_power_loss_with_a_lagging_third_is_stuck_for_good()
     let applied = g.rs[1].commit_index();
     assert!(applied >= 6);
     assert_eq!(g.rs[2].commit_index(), applied);
-    let l1 = g.power_loss(1, applied);
-    let l2 = g.power_loss(2, applied);
+    let l1 = g.power_loss(1, Some(applied));
+    let l2 = g.power_loss(2, Some(applied));
     assert!(
         l1 < applied && l2 < applied,
         "both restart in doubt (log commits {l1} and {l2}, applied {applied})"
@@ -184,7 +199,7 @@ fn attack_doubt_a_group_wide_power_loss_leaves_every_replica_in_doubt_forever() 
     }
     g.rounds(10, &everyone, &all);
     let applied: Vec<Slot> = g.rs.iter().map(|r| r.commit_index()).collect();
-    let logs: Vec<Slot> = (0..3).map(|i| g.power_loss(i, applied[i])).collect();
+    let logs: Vec<Slot> = (0..3).map(|i| g.power_loss(i, Some(applied[i]))).collect();
     assert!(
         logs.iter().zip(&applied).all(|(l, a)| l < a),
         "every replica restarts in doubt (logs {logs:?}, applied {applied:?})"
@@ -254,7 +269,7 @@ fn attack_doubt_a_replica_in_doubt_answers_a_probe_fresh() {
     let old: Vec<Entry> = (0..applied)
         .map(|s| g.rs[2].decided(s).cloned().unwrap())
         .collect();
-    g.power_loss(2, applied);
+    g.power_loss(2, Some(applied));
     let answer = g.rs[2].probe_answer();
     // 0 and 1 lose their disks and probe at once; each answers `Fresh` to the
     // other while probing.
@@ -306,7 +321,7 @@ fn attack_doubt_one_failure_and_one_power_loss_stop_the_group() {
     g.rounds(10, &pair, &all);
     let applied = g.rs[1].commit_index();
     assert!(applied >= 6);
-    let log = g.power_loss(1, applied);
+    let log = g.power_loss(1, Some(applied));
     assert!(
         log < applied,
         "1 restarts in doubt (log {log}, applied {applied})"
@@ -452,7 +467,7 @@ fn held_doubt_a_doubting_replica_applies_only_once_the_decisions_are_known_again
     }
     g.rounds(10, &everyone, &all);
     let applied = g.rs[2].commit_index();
-    let log = g.power_loss(2, applied);
+    let log = g.power_loss(2, Some(applied));
     assert!(log < applied);
     let mut sent = Vec::new();
     for _ in 0..60 {
@@ -518,7 +533,7 @@ fn held_doubt_only_a_membership_covering_the_state_clears_doubt() {
     }
     g.rounds(10, &everyone, &all);
     let applied = g.rs[2].commit_index();
-    let log = g.power_loss(2, applied);
+    let log = g.power_loss(2, Some(applied));
     let m = g.rs[0].membership().clone();
     g.rs[2].handle(Envelope {
         from: 1,
