@@ -39,6 +39,11 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // By default a failed write of a log line is reported with `eprintln!`,
+        // which panics when stderr is a file on a full disk: every request that
+        // logged anything was dropped without an answer (found by the disk-full
+        // process test). A log line that cannot be written is lost instead.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -166,9 +166,16 @@ impl Clerk {
             op,
         };
         let mut backoff = Duration::from_millis(10);
+        let mut outcome_unknown = false;
         loop {
-            match self.round(&req).await {
+            match self.round(&req, &mut outcome_unknown).await {
                 Some(Ok(reply)) => return Ok(reply),
+                Some(Err(KvError::NoSpace { reason, .. })) => {
+                    return Err(KvError::NoSpace {
+                        reason,
+                        outcome_unknown,
+                    })
+                }
                 Some(Err(e)) if !e.is_retryable() => return Err(e),
                 _ => {}
             }
@@ -184,14 +191,22 @@ impl Clerk {
     }
 
     /// One round over the owning group's replicas, leader first. `None` when no
-    /// replica could execute the request.
-    async fn round(&mut self, req: &Request) -> Option<Result<Reply, KvError>> {
+    /// replica could execute the request. A write is given up with
+    /// [`KvError::NoSpace`] once a majority of the group answered that its disk is
+    /// full: the group cannot decide it until space is freed. `outcome_unknown`
+    /// is set when an attempt may have reached a replica and its answer was lost.
+    async fn round(
+        &mut self,
+        req: &Request,
+        outcome_unknown: &mut bool,
+    ) -> Option<Result<Reply, KvError>> {
         let gid = *self.config.shards.get(req.shard)?;
         if gid == NO_GROUP {
             return None;
         }
         let servers = self.config.groups.get(&gid)?.clone();
         let mut idx = self.leaders.get(&gid).copied().unwrap_or(0) % servers.len();
+        let mut full = std::collections::BTreeSet::new();
         for _ in 0..2 * servers.len() {
             let addr = &servers[idx];
             let next = (idx + 1) % servers.len();
@@ -210,12 +225,22 @@ impl Clerk {
                     idx = l
                 }
                 Ok(Err(KvError::WrongGroup { .. })) => return None,
+                Ok(Err(e @ KvError::NoSpace { .. })) => {
+                    tracing::debug!(%addr, error = %e, "replica's disk is full");
+                    full.insert(idx);
+                    if 2 * full.len() > servers.len() {
+                        return Some(Err(e));
+                    }
+                    idx = next;
+                }
                 Ok(Err(e)) if !e.is_retryable() => return Some(Err(e)),
                 Ok(Err(e)) => {
+                    *outcome_unknown |= e == KvError::Timeout;
                     tracing::debug!(%addr, error = %e, "attempt failed");
                     idx = next;
                 }
                 Err(e) => {
+                    *outcome_unknown = true;
                     tracing::debug!(%addr, error = %e, "replica unreachable");
                     self.conns.drop_conn(addr);
                     idx = next;

@@ -130,6 +130,17 @@ pub enum KvError {
     /// The replica has stopped or failed; try another replica.
     #[error("replica unavailable: {0}")]
     Unavailable(String),
+    /// The replica's disk is full: it takes no writes until space is freed, then
+    /// resumes by itself. A Clerk gives up on a write when a majority of the
+    /// group says so (the group cannot decide anything), and retries otherwise.
+    #[error("insufficient storage: {reason}{}", if *.outcome_unknown { "; an earlier attempt timed out, so the write may or may not have taken effect" } else { "; the write was not applied" })]
+    NoSpace {
+        /// What the replica says: the cause and what to do.
+        reason: String,
+        /// Set by the Clerk when an earlier attempt of the same operation had an
+        /// unknown outcome (timed out, or its connection broke).
+        outcome_unknown: bool,
+    },
     /// A key or value is above its limit ([`MAX_KEY_BYTES`], [`MAX_VALUE_BYTES`]):
     /// do not retry.
     #[error("{what} of {bytes} bytes is over the {limit}-byte limit")]
@@ -146,6 +157,9 @@ pub enum KvError {
 impl KvError {
     /// True if retrying (elsewhere or later) may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, KvError::Invalid(_) | KvError::TooLarge { .. })
+        !matches!(
+            self,
+            KvError::Invalid(_) | KvError::TooLarge { .. } | KvError::NoSpace { .. }
+        )
     }
 }

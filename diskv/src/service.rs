@@ -5,6 +5,7 @@ use crate::op::{KvError, Reply, Request};
 use crate::rpc::{KvRpc, ShardTransfer};
 use crate::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
+use paxos::node::StorageFailure;
 use paxos::rsm::{Rsm, RsmError};
 use paxos::PaxosError;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -38,8 +39,8 @@ pub(crate) fn rsm_error(e: RsmError, rsm: &Rsm<KvState>) -> KvError {
             limit,
         },
         RsmError::Paxos(other) => {
-            if rsm.node().has_failed() {
-                KvError::Unavailable("this replica's storage failed; it no longer serves".into())
+            if let Some(failure) = rsm.node().failure() {
+                KvError::Unavailable(failure.advice())
             } else {
                 KvError::Unavailable(other.to_string())
             }
@@ -72,6 +73,9 @@ impl KvService {
     /// Executes a client request (see [`KvRpc::execute`]).
     pub async fn execute_request(&self, req: Request) -> Result<Reply, KvError> {
         validate(&req)?;
+        if let Some(failure) = self.rsm.node().failure() {
+            return self.while_failed(&req, &failure);
+        }
         self.check_leader()?;
         if req.op.is_read() {
             let rsm = &self.rsm;
@@ -91,6 +95,30 @@ impl KvService {
                 .await
                 .map_err(|e| rsm_error(e, &self.rsm))?
         }
+    }
+
+    /// Answers a request while this replica's storage is failed (it does not
+    /// vote, so nothing is decided through it). A write is refused at once, with
+    /// the cause. A read is served from the applied state only in a one-replica
+    /// group: no other replica can decide anything, and every acknowledged write
+    /// was applied before its answer, so the state is as new as the group's. In a
+    /// larger group another replica may lead and have moved on: the Clerk goes
+    /// there.
+    fn while_failed(&self, req: &Request, failure: &StorageFailure) -> Result<Reply, KvError> {
+        let node = self.rsm.node();
+        if req.op.is_read() {
+            if node.group_size() == 1 {
+                return self.rsm.with_state(|st| st.read(req));
+            }
+            return Err(KvError::Unavailable(failure.advice()));
+        }
+        if failure.no_space {
+            return Err(KvError::NoSpace {
+                reason: failure.advice(),
+                outcome_unknown: false,
+            });
+        }
+        Err(KvError::Unavailable(failure.advice()))
     }
 
     /// Hands a frozen shard to its new owner (see [`KvRpc::fetch_shard`]).

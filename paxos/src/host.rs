@@ -7,9 +7,9 @@
 //! replica. [`host`] does both at once.
 
 use crate::error::PaxosError;
-use crate::node::{Decision, NodeOptions, PaxosNode};
+use crate::node::{Decision, NodeOptions, PaxosNode, Reopen};
 use crate::probe::{self, Responder, Verdict};
-use crate::storage::{LogOptions, SegmentLog};
+use crate::storage::{LogOptions, SegmentLog, Storage, StorageError};
 use crate::transport::mux;
 use crate::transport::mux::{Conn, Demux};
 use crate::transport::{PeerNet, PeerServer, Unreliable};
@@ -105,13 +105,18 @@ impl Host {
                 opts.peers.len()
             )));
         }
-        let log = SegmentLog::open(
-            &opts.log_dir,
-            LogOptions {
-                sync: opts.fsync,
-                ..LogOptions::default()
-            },
-        )?;
+        let (log_dir, fsync) = (opts.log_dir.clone(), opts.fsync);
+        let reopen: Reopen = Arc::new(move || {
+            room_for_writes(&log_dir)?;
+            let log = SegmentLog::open(
+                &log_dir,
+                LogOptions {
+                    sync: fsync,
+                    ..LogOptions::default()
+                },
+            )?;
+            Ok(Box::new(log) as Box<dyn Storage>)
+        });
         let net = PeerNet::new(opts.me, opts.peers.clone());
         let mut node_opts = opts
             .node
@@ -119,7 +124,7 @@ impl Host {
             .unwrap_or_else(|| NodeOptions::new(opts.me, opts.peers.len()));
         node_opts.applied = opts.applied;
         node_opts.core.recovering = opts.recovering;
-        let (node, decisions) = PaxosNode::start(node_opts, Box::new(log), Arc::new(net))?;
+        let (node, decisions) = PaxosNode::start_reviving(node_opts, reopen, Arc::new(net))?;
         self.responder.running(node.clone());
         let unreliable = Arc::new(Unreliable::new(opts.unreliable));
         let server = PeerServer::new(node.inbox(), unreliable.clone());
@@ -139,6 +144,22 @@ impl Host {
             unreliable,
         })
     }
+}
+
+/// Bytes a log folder must take before a replica whose storage failed reads its
+/// log again (reading a long log only to fail at the first append costs more).
+const ROOM_PROBE_BYTES: usize = 1 << 20;
+
+/// Checks that `dir` takes [`ROOM_PROBE_BYTES`] of writes, leaving nothing behind.
+/// Passes if `dir` does not exist yet (opening the log creates it).
+fn room_for_writes(dir: &std::path::Path) -> Result<(), StorageError> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let path = dir.join(".room-probe");
+    let wrote = std::fs::write(&path, vec![0u8; ROOM_PROBE_BYTES]);
+    let _ = std::fs::remove_file(&path);
+    wrote.map_err(|source| StorageError::Io { path, source })
 }
 
 /// Opens the log, connects the peers and starts serving peer traffic on

@@ -1,7 +1,7 @@
 //! The async driver and the replicated state machine, on an in-process network.
 
 use paxos::rsm::{Rsm, StateMachine};
-use paxos::storage::{FaultPlan, FaultyStorage, MemDisk};
+use paxos::storage::{FaultPlan, FaultSwitch, FaultyStorage, MemDisk};
 use paxos::{Envelope, NodeOptions, PaxosNode, Slot, Transport};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -193,5 +193,202 @@ async fn a_replica_whose_storage_fails_stops_and_the_group_goes_on() {
     assert!(
         nodes[2].propose(vec![1]).is_err(),
         "a failed replica still takes proposals"
+    );
+}
+
+/// Waits until `cond` holds, or fails with `what` after `secs` seconds.
+async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Starts replica `i` of `n` over `disk`, reopened through `switch` after a failure.
+fn reviving(
+    i: usize,
+    n: usize,
+    disk: &MemDisk,
+    switch: &FaultSwitch,
+    net: &Arc<LocalNet>,
+) -> (PaxosNode, mpsc::UnboundedReceiver<paxos::Decision>) {
+    let (disk, switch) = (disk.clone(), switch.clone());
+    let reopen: paxos::node::Reopen = Arc::new(move || {
+        Ok(Box::new(FaultyStorage::with_switch(
+            disk.open(),
+            FaultPlan::default(),
+            switch.clone(),
+        )) as Box<dyn paxos::Storage>)
+    });
+    PaxosNode::start_reviving(opts(i, n), reopen, net.clone()).expect("start")
+}
+
+/// A full disk stops one replica of three like a crash; the group goes on, and
+/// once space is freed the replica restarts from its log by itself and applies
+/// every instance exactly once, in order (issue #18, B4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_disk_fills_resumes_by_itself_once_space_is_freed() {
+    let disks: Vec<MemDisk> = (0..3).map(|_| MemDisk::new()).collect();
+    let switch = FaultSwitch::default();
+    let net = Arc::new(LocalNet::default());
+    let mut rsms = Vec::new();
+    for (i, disk) in disks.iter().enumerate() {
+        let (node, decisions) = if i == 2 {
+            reviving(i, 3, disk, &switch, &net)
+        } else {
+            PaxosNode::start(opts(i, 3), Box::new(disk.open()), net.clone()).expect("start")
+        };
+        net.inboxes.lock().unwrap().push(Some(node.inbox()));
+        rsms.push(Rsm::start(
+            i,
+            node,
+            decisions,
+            Counter::default(),
+            0,
+            Duration::from_millis(200),
+        ));
+    }
+    for _ in 0..10 {
+        execute_anywhere(&rsms, 1).await;
+    }
+    switch.fill();
+    for _ in 0..20 {
+        execute_anywhere(&rsms[..2], 1).await;
+    }
+    wait_for(10, "replica 2 did not stop on a full disk", || {
+        rsms[2].node().has_failed()
+    })
+    .await;
+    let failure = rsms[2].node().failure().expect("a failure is reported");
+    assert!(failure.no_space && failure.revivable, "{failure:?}");
+    assert!(
+        failure.advice().contains("disk is full"),
+        "{}",
+        failure.advice()
+    );
+    switch.make_room();
+    wait_for(15, "replica 2 did not resume after space was freed", || {
+        !rsms[2].node().has_failed()
+    })
+    .await;
+    for _ in 0..10 {
+        execute_anywhere(&rsms, 1).await;
+    }
+    wait_for(15, "replica 2 did not catch up", || {
+        rsms[2].with_state(|s| s.total) == rsms[0].with_state(|s| s.total)
+    })
+    .await;
+    let slots: Vec<Vec<Slot>> = rsms
+        .iter()
+        .map(|r| r.with_state(|s| s.applied_slots.clone()))
+        .collect();
+    assert_eq!(
+        slots[2], slots[0],
+        "the revived replica applied a different sequence"
+    );
+    assert!(
+        slots[2].windows(2).all(|w| w[0] < w[1]),
+        "an instance applied twice"
+    );
+}
+
+/// A one-replica group whose disk fills keeps what it decided, refuses new
+/// proposals while full, and takes them again once space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_replica_with_a_full_disk_keeps_its_state_and_resumes() {
+    let disk = MemDisk::new();
+    let switch = FaultSwitch::default();
+    let net = Arc::new(LocalNet::default());
+    let (node, decisions) = reviving(0, 1, &disk, &switch, &net);
+    net.inboxes.lock().unwrap().push(Some(node.inbox()));
+    let rsm = Rsm::start(
+        0,
+        node,
+        decisions,
+        Counter::default(),
+        0,
+        Duration::from_millis(200),
+    );
+    for _ in 0..5 {
+        execute_anywhere(std::slice::from_ref(&rsm), 1).await;
+    }
+    switch.fill();
+    // The next command cannot be made durable: the replica stops.
+    let _ = rsm.execute(1, Duration::from_millis(300)).await;
+    wait_for(10, "the replica did not stop on a full disk", || {
+        rsm.node().has_failed()
+    })
+    .await;
+    assert!(
+        rsm.node().propose(vec![1]).is_err(),
+        "a full replica took a proposal"
+    );
+    assert_eq!(
+        rsm.with_state(|s| s.total),
+        5,
+        "decided commands were lost or one applied while full"
+    );
+    switch.make_room();
+    wait_for(15, "the replica did not resume", || {
+        !rsm.node().has_failed()
+    })
+    .await;
+    let total = execute_anywhere(std::slice::from_ref(&rsm), 1).await;
+    assert!(
+        total == 6 || total == 7,
+        "total {total}: the command sent while full may apply once, no more"
+    );
+    let slots = rsm.with_state(|s| s.applied_slots.clone());
+    assert!(
+        slots.windows(2).all(|w| w[0] < w[1]),
+        "an instance applied twice: {slots:?}"
+    );
+}
+
+/// After a failed sync the disk may have dropped records the page cache still
+/// shows, so the replica must not restart from its log by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_is_not_revived() {
+    let disk = MemDisk::new();
+    let net = Arc::new(LocalNet::default());
+    let opened = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (d, o) = (disk.clone(), opened.clone());
+    let reopen: paxos::node::Reopen = Arc::new(move || {
+        let plan = if o.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            FaultPlan::fail_sync(3)
+        } else {
+            FaultPlan::default()
+        };
+        Ok(Box::new(FaultyStorage::new(d.open(), plan)) as Box<dyn paxos::Storage>)
+    });
+    let (node, decisions) =
+        PaxosNode::start_reviving(opts(0, 1), reopen, net.clone()).expect("start");
+    net.inboxes.lock().unwrap().push(Some(node.inbox()));
+    let rsm = Rsm::start(
+        0,
+        node,
+        decisions,
+        Counter::default(),
+        0,
+        Duration::from_millis(200),
+    );
+    wait_for(10, "the sync fault never struck", || {
+        let _ = rsm.node().propose(vec![1]);
+        rsm.node().has_failed()
+    })
+    .await;
+    let failure = rsm.node().failure().expect("a failure is reported");
+    assert!(!failure.revivable, "{failure:?}");
+    // Three back-offs (0.2 + 0.4 + 0.8 s) would have revived a revivable failure.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        rsm.node().has_failed(),
+        "a replica revived after a failed sync"
+    );
+    assert_eq!(
+        opened.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the log was opened again"
     );
 }

@@ -421,10 +421,19 @@ fn fill(w: &mut World, node: usize) -> bool {
     true
 }
 
-/// The disk of `node` has room again; a process whose storage failed restarts.
+/// The disk of `node` has room again. A process whose storage failed either
+/// opens its log again in place, keeping its state machine (as the tokio driver
+/// does after a failed append), or is restarted (as an operator would).
 pub(crate) fn lift(w: &mut World, node: usize) {
     w.machines[node].fs().set_capacity(None);
     if w.machines[node].storage_failed() {
+        let mut revived = false;
+        if w.rng.gen_bool(0.5) {
+            w.with_machine(node, |m, io| revived = m.revive(io));
+        }
+        if revived {
+            return;
+        }
         w.with_machine(node, |m, io| m.kill(io));
         restart_later(w, node, 500 * MS);
     }

@@ -11,3 +11,4 @@ pub mod linearizability;
 pub mod process;
 pub mod random_crashes;
 pub mod seed;
+pub mod small_fs;

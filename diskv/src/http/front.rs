@@ -82,6 +82,13 @@ impl Front {
         self.ready.load(Ordering::SeqCst)
     }
 
+    /// Why the local replica's storage is failed, while it is (a full disk: it
+    /// resumes by itself once space is freed). `None` without a local replica.
+    pub fn storage_failure(&self) -> Option<String> {
+        let failure = self.local.as_ref()?.node().failure()?;
+        Some(failure.advice())
+    }
+
     /// The request metrics.
     pub fn metrics(&self) -> &RequestMetrics {
         &self.metrics

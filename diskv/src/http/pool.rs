@@ -61,6 +61,10 @@ pub enum PoolError {
     /// A key or value is above the store's limit (answered 413).
     #[error("{0}")]
     TooLarge(String),
+    /// The group's disks are full (answered 507): writes are refused until space
+    /// is freed; reads are still served.
+    #[error("{0}")]
+    NoSpace(String),
     /// No answer before the deadline. A write may or may not have taken effect.
     #[error(
         "no answer from the store within {0:?}; a write may or may not have taken effect, retry it"
@@ -137,6 +141,7 @@ impl ClerkPool {
                 Ok(Ok(Err(e @ KvError::TooLarge { .. }))) => {
                     Err(PoolError::TooLarge(e.to_string()))
                 }
+                Ok(Ok(Err(e @ KvError::NoSpace { .. }))) => Err(PoolError::NoSpace(e.to_string())),
                 Ok(Ok(Err(e))) => Err(PoolError::Failed(e.to_string())),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(PoolError::Timeout(deadline)),

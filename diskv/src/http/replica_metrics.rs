@@ -56,6 +56,13 @@ pub fn render(server: &KvServer, out: &mut String) {
     );
     single(
         out,
+        "diskv_storage_no_space",
+        "gauge",
+        "1 while the replica's disk is full: writes are refused (507) until space is freed.",
+        u8::from(node.failure().is_some_and(|f| f.no_space)),
+    );
+    single(
+        out,
         "diskv_rsm_applied_index",
         "gauge",
         "Every log instance below this is applied to the state machine.",

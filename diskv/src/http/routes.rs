@@ -95,6 +95,7 @@ fn store_error(e: PoolError) -> Response {
     let status = match e {
         PoolError::Invalid(_) => StatusCode::BAD_REQUEST,
         PoolError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        PoolError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
         PoolError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
         PoolError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -179,13 +180,18 @@ async fn clear(State(front): Shared) -> Response {
 }
 
 async fn health(State(front): Shared) -> Response {
-    if front.is_ready() {
-        text(StatusCode::OK, "ok\n".into())
-    } else {
-        error(
+    if !front.is_ready() {
+        return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: recovery has not finished",
-        )
+        );
+    }
+    match front.storage_failure() {
+        Some(advice) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {advice}"),
+        ),
+        None => text(StatusCode::OK, "ok\n".into()),
     }
 }
 

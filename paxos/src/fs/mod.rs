@@ -37,6 +37,16 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+/// True if `e` says the file system is out of space (ENOSPC) or the user is over
+/// quota (EDQUOT): a state that ends once space is freed, unlike a device error.
+pub fn is_no_space(e: &io::Error) -> bool {
+    // Linux's numbers; `ErrorKind::StorageFull` alone misses quotas.
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    e.kind() == io::ErrorKind::StorageFull
+        || matches!(e.raw_os_error(), Some(ENOSPC) | Some(EDQUOT))
+}
+
 /// A shared handle on a file system, as the storage code holds it.
 pub type SharedFs = Arc<dyn FileSystem>;
 

@@ -19,16 +19,19 @@
 //! persister's next sync, and which records may be synced lazily
 //! (`core/durability.rs`). The simulator carries out the same decisions.
 
+pub mod failure;
 mod persister;
 
+pub use failure::StorageFailure;
 pub use persister::PersistStats;
 
 use crate::core::{CoreConfig, Event, ReadOutcome, Replica, Status};
 use crate::error::PaxosError;
 use crate::message::Envelope;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::transport::Transport;
 use crate::types::{Command, Entry, NodeId, Slot};
+use failure::FailureState;
 use persister::{Batch, Persister};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,12 +81,34 @@ struct Shared {
     wake: Notify,
     next_read: AtomicU64,
     reads: Mutex<HashMap<u64, oneshot::Sender<Result<Slot, PaxosError>>>>,
-    failed: Arc<AtomicBool>,
+    failed: Arc<FailureState>,
     stopping: Arc<AtomicBool>,
     stats: Arc<PersistStats>,
     /// Position of the last record the persister made durable.
     durable: AtomicU64,
+    /// Every decided instance below this was handed to the application, or is
+    /// covered by a snapshot it installed: a restart after a storage failure
+    /// replays from here.
+    handed_out: AtomicU64,
+    /// The application's durable state covers every instance below this (its
+    /// checkpoint at start, [`PaxosNode::done`], installed snapshots): a restart
+    /// after a storage failure may let the log forget below here, and no further.
+    durable_applied: AtomicU64,
+    /// Replicas in the group.
+    peers: usize,
 }
+
+/// Opens a replica's storage: at start, and again after a storage failure (see
+/// [`PaxosNode::start_reviving`]). It may fail while the disk is still full.
+pub type Reopen = Arc<dyn Fn() -> Result<Box<dyn Storage>, StorageError> + Send + Sync>;
+
+/// First wait before a replica whose storage failed tries its disk again.
+const REVIVE_FIRST: Duration = Duration::from_millis(200);
+/// Longest wait between two tries.
+const REVIVE_MAX: Duration = Duration::from_secs(5);
+/// A restarted replica that ran this long without failing starts its next back-off
+/// from [`REVIVE_FIRST`] again.
+const REVIVE_RESET: Duration = Duration::from_secs(60);
 
 /// A running replica: the 6.824 API plus command proposals, read-index and the
 /// stream of decisions. Cheap to clone.
@@ -97,65 +122,68 @@ impl PaxosNode {
     /// Loads `storage`, rebuilds the replica and starts its loops. Incoming messages
     /// must be pushed into [`PaxosNode::inbox`]; decisions arrive on the returned
     /// receiver, starting with every decided instance at or after
-    /// `opts.applied`.
+    /// `opts.applied`. A storage failure stops the replica for good (until the
+    /// process restarts); see [`PaxosNode::start_reviving`].
     pub fn start(
+        opts: NodeOptions,
+        storage: Box<dyn Storage>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<(PaxosNode, mpsc::UnboundedReceiver<Decision>), PaxosError> {
+        PaxosNode::start_with(opts, storage, transport, None)
+    }
+
+    /// Like [`PaxosNode::start`], with storage opened by `reopen`. When an append
+    /// fails (a full disk), the replica stops as if it crashed, then calls
+    /// `reopen` on a back-off and restarts from what the log holds once that
+    /// works: the application keeps its state and receives the decisions it has
+    /// not seen yet (see [`failure`]). A failed sync is not retried.
+    pub fn start_reviving(
+        opts: NodeOptions,
+        reopen: Reopen,
+        transport: Arc<dyn Transport>,
+    ) -> Result<(PaxosNode, mpsc::UnboundedReceiver<Decision>), PaxosError> {
+        let storage = reopen()?;
+        PaxosNode::start_with(opts, storage, transport, Some(reopen))
+    }
+
+    fn start_with(
         opts: NodeOptions,
         mut storage: Box<dyn Storage>,
         transport: Arc<dyn Transport>,
+        reopen: Option<Reopen>,
     ) -> Result<(PaxosNode, mpsc::UnboundedReceiver<Decision>), PaxosError> {
         let (replica, replay) = restore(&opts.core, storage.as_mut(), opts.applied)?;
         let (decisions_tx, decisions_rx) = mpsc::unbounded_channel();
-        for d in replay {
-            let _ = decisions_tx.send(d);
-        }
         let (inbox_tx, inbox_rx) = mpsc::channel(opts.inbox_capacity);
-        let failed = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(PersistStats::default());
         let shared = Arc::new(Shared {
             core: Mutex::new(replica),
             wake: Notify::new(),
             next_read: AtomicU64::new(1),
             reads: Mutex::new(HashMap::new()),
-            failed: failed.clone(),
-            stopping: stopping.clone(),
-            stats: stats.clone(),
+            failed: Arc::default(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            stats: Arc::new(PersistStats::default()),
             durable: AtomicU64::new(0),
+            handed_out: AtomicU64::new(opts.applied),
+            durable_applied: AtomicU64::new(opts.applied),
+            peers: opts.core.peers,
         });
-        let (batch_tx, batch_rx) = std::sync::mpsc::channel();
-        let reported = shared.clone();
-        let persister = Persister {
-            me: opts.core.id,
-            storage,
-            transport: transport.clone(),
-            loopback: inbox_tx.clone(),
-            stats,
-            failed,
-            stopping,
-            on_durable: Box::new(move |pos| {
-                reported.durable.fetch_max(pos, Ordering::SeqCst);
-                reported.wake.notify_one();
-            }),
-            appended: 0,
-            unsynced_since: None,
-        };
-        std::thread::Builder::new()
-            .name(format!("paxos-persist-{}", opts.core.id))
-            .spawn(move || persister.run(batch_rx))?;
+        hand_out(&shared, &decisions_tx, replay);
         let node = PaxosNode {
             shared: shared.clone(),
             inbox: inbox_tx,
         };
-        let core_loop = CoreLoop {
+        let mut core_loop = CoreLoop {
             me: opts.core.id,
             shared,
             inbox: inbox_rx,
             loopback: node.inbox.clone(),
             transport,
-            batches: batch_tx,
+            batches: std::sync::mpsc::channel().0,
             decisions: decisions_tx,
         };
-        tokio::spawn(core_loop.run(opts.tick));
+        core_loop.batches = core_loop.spawn_persister(storage)?;
+        tokio::spawn(core_loop.supervise(opts.tick, opts.core.clone(), reopen));
         Ok((node, decisions_rx))
     }
 
@@ -169,9 +197,7 @@ impl PaxosNode {
     }
 
     fn check_running(&self) -> Result<(), PaxosError> {
-        if self.shared.failed.load(Ordering::Relaxed)
-            || self.shared.stopping.load(Ordering::Relaxed)
-        {
+        if self.shared.failed.is_failed() || self.shared.stopping.load(Ordering::Relaxed) {
             Err(PaxosError::Stopped)
         } else {
             Ok(())
@@ -207,6 +233,9 @@ impl PaxosNode {
     /// 6.824 `Done(seq)`: the application no longer needs instances `<= slot`
     /// (it has applied them and made the result durable).
     pub fn done(&self, slot: Slot) {
+        self.shared
+            .durable_applied
+            .fetch_max(slot.saturating_add(1), Ordering::SeqCst);
         self.core().done(slot);
         self.shared.wake.notify_one();
     }
@@ -298,6 +327,10 @@ impl PaxosNode {
 
     /// The application installed a snapshot covering every instance below `upto`.
     pub fn install_snapshot(&self, upto: Slot) {
+        self.shared.handed_out.fetch_max(upto, Ordering::SeqCst);
+        self.shared
+            .durable_applied
+            .fetch_max(upto, Ordering::SeqCst);
         self.core().install_snapshot(upto);
         self.shared.wake.notify_one();
     }
@@ -325,9 +358,20 @@ impl PaxosNode {
         &self.shared.stats
     }
 
-    /// True if storage failed and this replica stopped voting.
+    /// True while storage is failed and this replica does not vote (a replica
+    /// started with [`PaxosNode::start_reviving`] may come back by itself).
     pub fn has_failed(&self) -> bool {
-        self.shared.failed.load(Ordering::Relaxed)
+        self.shared.failed.is_failed()
+    }
+
+    /// The storage failure that stopped this replica, while it lasts.
+    pub fn failure(&self) -> Option<StorageFailure> {
+        self.shared.failed.get()
+    }
+
+    /// How many replicas the group has.
+    pub fn group_size(&self) -> usize {
+        self.shared.peers
     }
 
     /// Stops the replica's loops. Work already handed to the persister is finished.
@@ -385,13 +429,133 @@ struct CoreLoop {
 }
 
 impl CoreLoop {
-    /// Runs until the node stops, storage fails, or the persister is gone.
-    async fn run(mut self, tick: Duration) {
+    /// Runs incarnations of the replica until it stops: after a revivable
+    /// storage failure, waits for the disk and starts the next one from the log.
+    async fn supervise(mut self, tick: Duration, cfg: CoreConfig, reopen: Option<Reopen>) {
+        let mut backoff = REVIVE_FIRST;
+        loop {
+            let started = std::time::Instant::now();
+            self.run(tick).await;
+            let shared = &self.shared;
+            if shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let (Some(reopen), Some(failure)) = (&reopen, shared.failed.get()) else {
+                return;
+            };
+            if !failure.revivable {
+                return;
+            }
+            if started.elapsed() >= REVIVE_RESET {
+                backoff = REVIVE_FIRST;
+            }
+            if !self.revive(&cfg, reopen, &mut backoff).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits (doubling `backoff`) until the storage opens again and the replica
+    /// restarts from it; false if the node stops first.
+    async fn revive(&mut self, cfg: &CoreConfig, reopen: &Reopen, backoff: &mut Duration) -> bool {
+        let shared = self.shared.clone();
+        loop {
+            let until = tokio::time::Instant::now() + *backoff;
+            loop {
+                // A stopped replica hears nothing, like a crashed one.
+                while self.inbox.try_recv().is_ok() {}
+                if shared.stopping.load(Ordering::SeqCst) {
+                    return false;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => break,
+                    () = shared.wake.notified() => {}
+                    _ = self.inbox.recv() => {}
+                }
+            }
+            let wait = *backoff;
+            *backoff = (*backoff * 2).min(REVIVE_MAX);
+            // The log is restored for the application's durable state, not for
+            // what it holds in memory: a restore for more would let the log
+            // forget instances a later crash needs (found by the simulator, seed
+            // 5). Decisions the application already has are not replayed.
+            let applied = shared.durable_applied.load(Ordering::SeqCst);
+            let handed_out = shared.handed_out.load(Ordering::SeqCst);
+            let (cfg, reopen) = (cfg.clone(), reopen.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut storage = reopen()?;
+                let (replica, mut replay) = restore(&cfg, storage.as_mut(), applied)?;
+                replay.retain(|d| !matches!(d, Decision::Entry(slot, _) if *slot < handed_out));
+                Ok::<_, PaxosError>((storage, replica, replay))
+            })
+            .await;
+            let (storage, replica, replay) = match opened {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(e)) => {
+                    tracing::warn!(node = self.me, error = %e, retry_in = ?wait, "the log cannot be opened yet; this replica still does not vote");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(node = self.me, error = %e, "opening the log panicked; retrying");
+                    continue;
+                }
+            };
+            *shared.core.lock().unwrap_or_else(|p| p.into_inner()) = replica;
+            shared.durable.store(0, Ordering::SeqCst);
+            hand_out(&shared, &self.decisions, replay);
+            match self.spawn_persister(storage) {
+                Ok(batches) => self.batches = batches,
+                Err(e) => {
+                    tracing::warn!(node = self.me, error = %e, "cannot start the persister; retrying");
+                    continue;
+                }
+            }
+            shared.failed.clear();
+            tracing::info!(
+                node = self.me,
+                applied,
+                "storage takes writes again: this replica restarted from its log"
+            );
+            return true;
+        }
+    }
+
+    /// Starts a persister thread over `storage`; returns where to send it batches.
+    fn spawn_persister(
+        &self,
+        storage: Box<dyn Storage>,
+    ) -> Result<std::sync::mpsc::Sender<Batch>, PaxosError> {
+        let (batch_tx, batch_rx) = std::sync::mpsc::channel();
+        let reported = self.shared.clone();
+        let persister = Persister {
+            me: self.me,
+            storage,
+            transport: self.transport.clone(),
+            loopback: self.loopback.clone(),
+            stats: self.shared.stats.clone(),
+            failed: self.shared.failed.clone(),
+            stopping: self.shared.stopping.clone(),
+            on_durable: Box::new(move |pos| {
+                reported.durable.fetch_max(pos, Ordering::SeqCst);
+                reported.wake.notify_one();
+            }),
+            appended: 0,
+            unsynced_since: None,
+        };
+        std::thread::Builder::new()
+            .name(format!("paxos-persist-{}", self.me))
+            .spawn(move || persister.run(batch_rx))?;
+        Ok(batch_tx)
+    }
+
+    /// Runs one incarnation until the node stops, storage fails, or the persister
+    /// is gone.
+    async fn run(&mut self, tick: Duration) {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let shared = &self.shared;
-            if shared.stopping.load(Ordering::Relaxed) || shared.failed.load(Ordering::Relaxed) {
+            if shared.stopping.load(Ordering::Relaxed) || shared.failed.is_failed() {
                 fail_reads(shared);
                 return;
             }
@@ -443,9 +607,14 @@ impl CoreLoop {
                 self.transport.send(env);
             }
         }
-        for (slot, entry) in ready.committed {
-            let _ = self.decisions.send(Decision::Entry(slot, entry));
-        }
+        hand_out(
+            &self.shared,
+            &self.decisions,
+            ready
+                .committed
+                .into_iter()
+                .map(|(slot, entry)| Decision::Entry(slot, entry)),
+        );
         for ev in ready.events {
             match ev {
                 Event::SnapshotNeeded { floor } => {
@@ -470,6 +639,20 @@ impl CoreLoop {
             compact_below: ready.compact_below,
         };
         self.batches.send(batch).is_ok()
+    }
+}
+
+/// Sends decisions to the application and remembers how far they go.
+fn hand_out(
+    shared: &Shared,
+    to: &mpsc::UnboundedSender<Decision>,
+    decisions: impl IntoIterator<Item = Decision>,
+) {
+    for d in decisions {
+        if let Decision::Entry(slot, _) = &d {
+            shared.handed_out.fetch_max(slot + 1, Ordering::SeqCst);
+        }
+        let _ = to.send(d);
     }
 }
 

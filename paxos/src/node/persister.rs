@@ -12,6 +12,7 @@
 //! `PaxosNode::durable_commit`). After each sync it reports how far the records are durable,
 //! so the core can let more messages leave early.
 
+use super::failure::{FailureState, StorageFailure};
 use crate::message::Envelope;
 use crate::record::Record;
 use crate::storage::{Storage, StorageError};
@@ -62,7 +63,7 @@ pub(super) struct Persister {
     pub(super) transport: Arc<dyn Transport>,
     pub(super) loopback: Sender<Envelope>,
     pub(super) stats: Arc<PersistStats>,
-    pub(super) failed: Arc<AtomicBool>,
+    pub(super) failed: Arc<FailureState>,
     pub(super) stopping: Arc<AtomicBool>,
     pub(super) on_durable: OnDurable,
     /// Position of the last record appended.
@@ -104,10 +105,16 @@ impl Persister {
         }
     }
 
-    /// Marks the replica failed: it stops voting.
+    /// Marks the replica failed: it stops voting (see [`super::failure`]).
     fn fail(&self, e: &StorageError) {
-        tracing::error!(node = self.me, error = %e, "storage failed; this replica stops voting");
-        self.failed.store(true, Ordering::SeqCst);
+        let failure = StorageFailure {
+            no_space: e.is_no_space(),
+            revivable: !self.storage.sync_failed(),
+            reason: e.to_string(),
+            since: Instant::now(),
+        };
+        tracing::error!(node = self.me, error = %e, no_space = failure.no_space, revivable = failure.revivable, "storage failed: {}", failure.advice());
+        self.failed.set(failure);
     }
 
     /// Sends messages whose records are durable.

@@ -212,6 +212,7 @@ impl FaultPlan {
 #[derive(Clone, Debug, Default)]
 pub struct FaultSwitch {
     stopped: Arc<AtomicBool>,
+    full: Arc<AtomicBool>,
 }
 
 impl FaultSwitch {
@@ -229,6 +230,22 @@ impl FaultSwitch {
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
+
+    /// The disk is full: every later append fails with `ENOSPC` (and appends
+    /// nothing); syncs and everything else still work.
+    pub fn fill(&self) {
+        self.full.store(true, Ordering::SeqCst);
+    }
+
+    /// Space was freed: appends work again.
+    pub fn make_room(&self) {
+        self.full.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether appends fail for lack of space.
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::SeqCst)
+    }
 }
 
 /// A [`Storage`] that fails when its [`FaultPlan`] or its [`FaultSwitch`] says so, and
@@ -240,17 +257,25 @@ pub struct FaultyStorage<S: Storage> {
     switch: FaultSwitch,
     appends: u64,
     syncs: u64,
+    sync_failed: bool,
 }
 
 impl<S: Storage> FaultyStorage<S> {
     /// Wraps `inner`, failing as `plan` says.
     pub fn new(inner: S, plan: FaultPlan) -> Self {
+        FaultyStorage::with_switch(inner, plan, FaultSwitch::default())
+    }
+
+    /// Like [`FaultyStorage::new`], obeying `switch` (shared with other storages,
+    /// e.g. the copies a reviving replica opens one after another).
+    pub fn with_switch(inner: S, plan: FaultPlan, switch: FaultSwitch) -> Self {
         FaultyStorage {
             inner,
             plan,
-            switch: FaultSwitch::default(),
+            switch,
             appends: 0,
             syncs: 0,
+            sync_failed: false,
         }
     }
 
@@ -298,16 +323,29 @@ impl<S: Storage> Storage for FaultyStorage<S> {
 
     fn append(&mut self, records: &[Record]) -> Result<(), StorageError> {
         self.check_running("append")?;
+        if self.switch.is_full() {
+            return Err(StorageError::Io {
+                path: "<memory>".into(),
+                source: std::io::Error::from_raw_os_error(28),
+            });
+        }
         self.appends += 1;
         self.check_plan("append", self.appends, self.plan.fail_append)?;
         self.inner.append(records)
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        self.check_running("sync")?;
         self.syncs += 1;
-        self.check_plan("sync", self.syncs, self.plan.fail_sync)?;
-        self.inner.sync()
+        let failed = self
+            .check_running("sync")
+            .and_then(|()| self.check_plan("sync", self.syncs, self.plan.fail_sync))
+            .and_then(|()| self.inner.sync());
+        self.sync_failed |= failed.is_err();
+        failed
+    }
+
+    fn sync_failed(&self) -> bool {
+        self.sync_failed || self.inner.sync_failed()
     }
 
     fn compact(&mut self, below: Slot) -> Result<(), StorageError> {

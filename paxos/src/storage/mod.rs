@@ -65,4 +65,23 @@ pub trait Storage: Send {
     /// Allows the storage to delete records about instances below `below` (they are
     /// forgotten). The latest promise and commit watermark must survive.
     fn compact(&mut self, below: Slot) -> Result<(), StorageError>;
+    /// True once a sync has failed: records appended since the last good sync may
+    /// be missing from the disk even though reading them back (from the page
+    /// cache) still shows them, so a copy opened again cannot be trusted until the
+    /// disk is checked. A failed append leaves this false: it is undone, or cut off
+    /// as a torn tail when the log is opened again.
+    fn sync_failed(&self) -> bool {
+        false
+    }
+}
+
+impl StorageError {
+    /// True if the file system is out of space or over quota (ENOSPC, EDQUOT):
+    /// appends may succeed again once space is freed.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StorageError::Io { source, .. } => crate::fs::is_no_space(source),
+            _ => false,
+        }
+    }
 }

@@ -156,6 +156,8 @@ pub struct SegmentLog {
     recovered: Option<Vec<Record>>,
     /// Why the log refuses further calls, after a failure that left its state unknown.
     failed: Option<String>,
+    /// A sync failed (see [`Storage::sync_failed`]).
+    sync_failed: bool,
     stats: LogStats,
 }
 
@@ -246,6 +248,7 @@ impl SegmentLog {
             dir_unsynced: fresh,
             recovered: Some(records),
             failed: None,
+            sync_failed: false,
             stats: LogStats::default(),
         };
         if !log.segments[log.segments.len() - 1].facts.covers(&facts) {
@@ -254,6 +257,12 @@ impl SegmentLog {
         }
         debug!(dir = %dir.display(), segments = log.segments.len(), "log opened");
         Ok(log)
+    }
+
+    /// Opens the same log again from its files, as a restarted process would
+    /// (after a failed append: see [`crate::node::failure`]).
+    pub fn reopen(&self) -> Result<SegmentLog, StorageError> {
+        SegmentLog::open_on(self.fs.clone(), &self.dir, self.opts)
     }
 
     /// True if `dir` on `fs` holds a log: at least one segment file (a log, once
@@ -399,6 +408,7 @@ impl Storage for SegmentLog {
                     // After a failed fdatasync the page cache may have dropped the
                     // dirty pages: nothing written since the last sync can be trusted.
                     self.failed = Some(format!("fdatasync failed: {source}"));
+                    self.sync_failed = true;
                     let path = self.segments[self.segments.len() - 1].path.clone();
                     return Err(StorageError::Io { path, source });
                 }
@@ -411,6 +421,7 @@ impl Storage for SegmentLog {
             if self.opts.sync {
                 if let Err(e) = segment::sync_dir(&*self.fs, &self.dir) {
                     self.failed = Some(format!("directory fsync failed: {e}"));
+                    self.sync_failed = true;
                     return Err(e);
                 }
                 self.stats.dir_syncs += 1;
@@ -418,6 +429,10 @@ impl Storage for SegmentLog {
             self.dir_unsynced = false;
         }
         Ok(())
+    }
+
+    fn sync_failed(&self) -> bool {
+        self.sync_failed
     }
 
     fn compact(&mut self, below: Slot) -> Result<(), StorageError> {

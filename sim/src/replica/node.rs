@@ -47,6 +47,9 @@ pub trait Node {
     fn recovering(&self) -> bool;
     /// True if a running process's storage failed.
     fn storage_failed(&self) -> bool;
+    /// A running process whose append failed opens its log again in place (see
+    /// `Running::revive`); false if it cannot.
+    fn revive(&mut self, io: &mut Io<'_>) -> bool;
     /// True if a running process appended log records it has not synced yet.
     fn unsynced(&self) -> bool;
     /// One line on the machine's state, for reports.
@@ -121,6 +124,19 @@ impl<S: Service> Node for Machine<S> {
 
     fn storage_failed(&self) -> bool {
         matches!(&self.process, Process::Running(r) if r.failed.is_some())
+    }
+
+    fn revive(&mut self, io: &mut Io<'_>) -> bool {
+        match &mut self.process {
+            Process::Running(r) => match r.revive(io) {
+                Ok(()) => true,
+                Err(e) => {
+                    io.note(|| format!("cannot revive in place: {e}"));
+                    false
+                }
+            },
+            _ => false,
+        }
     }
 
     fn unsynced(&self) -> bool {

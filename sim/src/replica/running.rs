@@ -75,6 +75,15 @@ pub struct Running<S: Service> {
     /// Failed storage: the replica stopped voting (as the tokio driver's
     /// persister would).
     pub(crate) failed: Option<String>,
+    /// The failure was a failed append, not a failed sync: the log may be opened
+    /// again in place (see `paxos::node::failure`).
+    pub(crate) revivable: bool,
+    /// Every decided instance below this went to `decisions` (or is covered by
+    /// an installed snapshot): where a revived core replays from.
+    handed_out: Slot,
+    /// The state machine's durable state covers every instance below this (its
+    /// checkpoint, snapshots it installed): what a revived core is restored for.
+    durable_applied: Slot,
 }
 
 impl<S: Service> Running<S> {
@@ -111,9 +120,59 @@ impl<S: Service> Running<S> {
             record,
             snapshot_wanted: None,
             failed: None,
+            revivable: false,
+            handed_out: 0,
+            durable_applied: 0,
         };
+        r.handed_out = r.applier.applied();
+        r.durable_applied = r.applier.applied();
+        r.hand_out(Vec::new());
         r.schedule_apply(io);
         r
+    }
+
+    /// Queues decisions for the apply loop and remembers how far they go.
+    fn hand_out(&mut self, decisions: Vec<Decision>) {
+        self.decisions.extend(decisions);
+        for d in &self.decisions {
+            if let Decision::Entry(slot, _) = d {
+                self.handed_out = self.handed_out.max(slot + 1);
+            }
+        }
+    }
+
+    /// The storage works again after a failed append: as the tokio driver does
+    /// (`PaxosNode::start_reviving`), opens the log again and restarts the core
+    /// from it, keeping the state machine and the decisions it has not applied.
+    pub(crate) fn revive(&mut self, io: &mut Io<'_>) -> Result<(), String> {
+        if self.failed.is_none() || !self.revivable {
+            return Err("not a revivable failure".into());
+        }
+        let mut log = self.log.reopen().map_err(|e| e.to_string())?;
+        let cfg = self.core.config().clone();
+        let handed_out = self.handed_out;
+        let (core, mut replay) = paxos::node::restore(&cfg, &mut log, self.durable_applied)
+            .map_err(|e| e.to_string())?;
+        replay.retain(|d| !matches!(d, Decision::Entry(slot, _) if *slot < handed_out));
+        io.note(|| {
+            format!(
+                "revived in place: commit {}, floor {}, handed out {handed_out}",
+                core.commit_index(),
+                core.floor()
+            )
+        });
+        self.core = core;
+        self.log = log;
+        self.appended = 0;
+        self.unsynced = false;
+        self.sync_due = None;
+        self.gated.clear();
+        self.failed = None;
+        self.revivable = false;
+        self.hand_out(replay);
+        self.schedule_apply(io);
+        self.drive(io);
+        Ok(())
     }
 
     /// Storage failed: the replica stops (its votes would not be durable).
@@ -122,6 +181,7 @@ impl<S: Service> Running<S> {
             let why = format!("{what}: {e}");
             io.note(|| format!("storage failed, stops voting: {why}"));
             self.failed = Some(why);
+            self.revivable = !self.log.sync_failed();
         }
     }
 
@@ -166,6 +226,7 @@ impl<S: Service> Running<S> {
         }
         for (slot, entry) in ready.committed {
             io.decided(slot, &entry);
+            self.handed_out = self.handed_out.max(slot + 1);
             self.decisions.push_back(Decision::Entry(slot, entry));
         }
         for ev in ready.events {
@@ -299,6 +360,7 @@ impl<S: Service> Running<S> {
             CheckpointStep::Durable(durable) => {
                 if durable > 0 {
                     self.core.done(durable - 1);
+                    self.durable_applied = self.durable_applied.max(durable);
                 }
             }
             CheckpointStep::Job { job, upto } => {
@@ -488,6 +550,8 @@ impl<S: Service> Running<S> {
                 io.note(|| format!("installed a snapshot covering {applied}"));
                 self.core.merge_membership(membership);
                 self.core.install_snapshot(applied);
+                self.handed_out = self.handed_out.max(applied);
+                self.durable_applied = self.durable_applied.max(applied);
                 self.snapshot_wanted = None;
                 io.digest(applied, S::digest(self.applier.state()), "snapshot");
                 S::observe(self.applier.state(), io);
