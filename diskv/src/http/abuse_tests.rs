@@ -399,9 +399,11 @@ async fn too_many_or_too_large_headers_are_431() {
     assert_no_clerk_borrowed(&d.front);
 }
 
-/// Slow senders (headers or bodies trickled a byte a second on 200 connections)
-/// do not delay a normal client, hold no Clerk, and are cut: bodies after the
-/// grace (408), headers at the header deadline (closed).
+/// Slow senders (headers or bodies trickled a byte every 200 ms on 200
+/// connections) do not delay a normal client, hold no Clerk, and are cut: bodies
+/// once they fall behind the minimum rate (408), headers at the header deadline
+/// (closed). The one-byte-a-second case against the real binary, with 300
+/// connections, is in tests/front_door_abuse.rs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_senders_do_not_starve_a_normal_client() {
     let mut o = opts();
