@@ -8,12 +8,15 @@
 //! of the group (a `200` survives `kill -9` the next instant).
 //!
 //! - [`key`]: which keys are accepted.
-//! - [`body`]: reading a value (16 MiB limit, UTF-8, deadline).
+//! - [`host`]: the `Host` rule of HTTP/1.1.
+//! - [`body`]: reading a value (16 MiB limit, UTF-8, minimum rate).
 //! - [`pool`]: the Clerk pool and the operations.
 //! - [`front`]: [`Front`], what the handlers share; readiness.
 //! - [`routes`]: the router and handlers.
 //! - [`metrics`], [`replica_metrics`]: `GET /metrics` in Prometheus text form.
-//! - [`server`]: the accept loop with graceful shutdown ([`serve`]).
+//! - [`server`]: the accept loop with its limits and graceful shutdown ([`serve`]);
+//!   [`per_ip`]: connections per client address; [`linger`]: closing after an
+//!   answer that left a body unread.
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
@@ -29,16 +32,21 @@
 
 pub mod body;
 pub mod front;
+pub mod host;
 pub mod key;
+pub mod linger;
 pub mod metrics;
+pub mod per_ip;
 pub mod pool;
 pub mod replica_metrics;
 pub mod routes;
 pub mod server;
 
-pub use body::MAX_VALUE_BYTES;
+pub use body::{BodyRules, MAX_VALUE_BYTES};
 pub use front::{Front, FrontOptions};
 pub use server::{serve, serve_with, spawn, Running, ServeOptions};
 
+#[cfg(test)]
+mod abuse_tests;
 #[cfg(test)]
 mod tests;

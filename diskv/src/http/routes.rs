@@ -10,10 +10,14 @@
 //!
 //! Other methods on these paths get 405 with an `Allow` header, other paths 404.
 //! Every response carries `Content-Type: text/plain; charset=utf-8`; an error body
-//! is the message and one newline.
+//! is the message and one newline. An HTTP/1.1 request without exactly one `Host`
+//! is 400 ([`super::host`]). A body over the limit is 413, one that falls behind
+//! the [`BodyRules`] 408; both close the connection (the rest of the body is not
+//! read).
 
-use super::body::{read_value, BodyError};
+use super::body::{read_value, BodyError, BodyRules};
 use super::front::Front;
+use super::host::require_host;
 use super::key::{validate_key, KeyError};
 use super::pool::{Action, PoolError};
 use axum::body::Body;
@@ -23,14 +27,18 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, MethodRouter};
+use axum::Extension;
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
 
 type Shared = State<Arc<Front>>;
 
-/// The router of the API over `front`, with request metrics.
-pub fn router(front: Arc<Front>) -> Router {
+type Rules = Extension<BodyRules>;
+
+/// The router of the API over `front`, with request metrics; request bodies are
+/// read under `rules`.
+pub fn router(front: Arc<Front>, rules: BodyRules) -> Router {
     let kv = get(get_key)
         .put(put_key)
         .delete(delete_key)
@@ -56,6 +64,8 @@ pub fn router(front: Arc<Front>) -> Router {
             get(metrics).fallback(|| async { not_allowed("GET, HEAD") }),
         )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .layer(Extension(rules))
+        .layer(middleware::from_fn(require_host))
         .layer(middleware::from_fn_with_state(front.clone(), track))
         .with_state(front)
 }
@@ -118,12 +128,13 @@ async fn get_key(State(front): Shared, key: Result<Path<String>, PathRejection>)
 async fn put_key(
     State(front): Shared,
     key: Result<Path<String>, PathRejection>,
+    Extension(rules): Rules,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Read the body first, even for a bad key: a connection closed with the body
-    // unread may lose the response on its way to the client.
-    let value = read_value(&headers, body).await;
+    // Read the body first, even for a bad key, so that the connection can carry
+    // the next request.
+    let value = read_value(&headers, body, &rules).await;
     let key = match checked_key(key) {
         Ok(k) => k,
         Err(e) => return bad_key(e),
@@ -143,10 +154,11 @@ fn body_error(e: BodyError) -> Response {
     let status = match e {
         BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::NotUtf8 | BodyError::Broken(_) => StatusCode::BAD_REQUEST,
-        BodyError::TooSlow => StatusCode::REQUEST_TIMEOUT,
+        BodyError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
     };
+    tracing::debug!(status = status.as_u16(), error = %e, "request body refused");
     let mut r = error(status, &e);
-    if matches!(e, BodyError::TooLarge | BodyError::TooSlow) {
+    if e.leaves_body_unread() {
         // The rest of the body is not read: the connection cannot carry another request.
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -165,11 +177,20 @@ async fn delete_key(State(front): Shared, key: Result<Path<String>, PathRejectio
     }
 }
 
-async fn empty_key(headers: HeaderMap, method: Method, body: Body) -> Response {
-    if method == Method::PUT {
-        let _ = read_value(&headers, body).await;
+async fn empty_key(
+    Extension(rules): Rules,
+    headers: HeaderMap,
+    method: Method,
+    body: Body,
+) -> Response {
+    let mut r = error(StatusCode::BAD_REQUEST, "key cannot be empty");
+    let unread = method == Method::PUT
+        && matches!(read_value(&headers, body, &rules).await, Err(e) if e.leaves_body_unread());
+    if unread {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    error(StatusCode::BAD_REQUEST, "key cannot be empty")
+    r
 }
 
 async fn clear(State(front): Shared) -> Response {

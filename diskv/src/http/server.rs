@@ -1,18 +1,37 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with the API's router,
-//! a deadline for request headers (slow clients), a cap on open connections, and
-//! graceful shutdown (stop accepting, let requests in flight finish within a grace
-//! period, then drop what is left).
+//! and what keeps abusive clients from hurting others:
+//!
+//! - a deadline for request headers ([`ServeOptions::header_timeout`]; the
+//!   connection is closed), and limits on their count and size (431);
+//! - bodies under [`BodyRules`] (408 once a body falls behind, 413 over the
+//!   value limit; see [`super::body`]), read before a Clerk is borrowed, so a
+//!   slow body never holds a store operation;
+//! - a cap on open connections (more wait in the listen queue) and on
+//!   connections per client address (more are answered 503 and closed);
+//! - a lingering close after an answer that left a body unread
+//!   ([`super::linger`]), so the client reads the answer instead of a reset;
+//! - graceful shutdown: stop accepting, let requests in flight finish within a
+//!   grace period, then drop what is left.
 
+use super::body::BodyRules;
 use super::front::Front;
+use super::linger::{close_lingering, close_lingering_within};
+use super::per_ip::PerIp;
 use super::routes::router;
+use axum::http::{header, Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// Tuning of the accept loop.
@@ -20,10 +39,21 @@ use tokio::task::JoinSet;
 pub struct ServeOptions {
     /// How long requests in flight may take to finish after shutdown starts (5 s).
     pub grace: Duration,
-    /// How long a client may take to send a request's headers (10 s).
+    /// How long a client may take to send a request's headers, counted from
+    /// when the server starts waiting for them (10 s); then the connection is
+    /// closed without an answer.
     pub header_timeout: Duration,
+    /// Most header fields in a request (100); more is 431.
+    pub max_headers: usize,
+    /// Most bytes of request line and headers (64 KiB); more is 431.
+    pub max_header_bytes: usize,
+    /// How fast request bodies must arrive.
+    pub body: BodyRules,
     /// Most connections open at once; more wait in the listen queue (4096).
     pub max_connections: usize,
+    /// Most connections open at once from one IP address (half of
+    /// `max_connections` when 0, the default); more are answered 503 and closed.
+    pub max_per_ip: usize,
 }
 
 impl Default for ServeOptions {
@@ -31,7 +61,22 @@ impl Default for ServeOptions {
         ServeOptions {
             grace: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
+            max_headers: 100,
+            max_header_bytes: 64 << 10,
+            body: BodyRules::default(),
             max_connections: 4096,
+            max_per_ip: 0,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The per-address cap in effect.
+    pub fn per_ip_cap(&self) -> usize {
+        if self.max_per_ip == 0 {
+            (self.max_connections / 2).max(1)
+        } else {
+            self.max_per_ip
         }
     }
 }
@@ -54,9 +99,15 @@ pub async fn serve_with(
     opts: ServeOptions,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let service = TowerToHyperService::new(router(front));
+    let service = TowerToHyperService::new(router(front, opts.body));
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let per_ip = PerIp::new(opts.per_ip_cap());
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .max_headers(opts.max_headers)
+        .max_header_size(opts.max_header_bytes);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -82,29 +133,20 @@ pub async fn serve_with(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let mut stop = stop_rx.clone();
-        let header_timeout = opts.header_timeout;
+        let Some(ip_slot) = per_ip.admit(peer.ip()) else {
+            tracing::warn!(%addr, %peer, cap = opts.per_ip_cap(), "HTTP: too many connections from one address; refusing");
+            conns.spawn(refuse(stream, peer, slot));
+            continue;
+        };
+        let conn = Conn {
+            http: http.clone(),
+            service: service.clone(),
+            stop: stop_rx.clone(),
+            peer,
+        };
         conns.spawn(async move {
-            let _slot = slot;
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let stopping = async move {
-                let _ = stop.wait_for(|&s| s).await;
-            };
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = stopping => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            let _slots = (slot, ip_slot);
+            conn.run(stream).await;
         });
     }
     drop(listener);
@@ -119,6 +161,96 @@ pub async fn serve_with(
         conns.shutdown().await;
     }
     Ok(())
+}
+
+/// The answer to a connection over its address's cap.
+fn refusal(peer: SocketAddr) -> String {
+    let body = format!("too many connections from {}; retry later\n", peer.ip());
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Answers a connection over its address's cap with 503 and closes it, within
+/// a second, holding its connection slot meanwhile.
+async fn refuse(mut stream: TcpStream, peer: SocketAddr, _slot: OwnedSemaphorePermit) {
+    let limit = Duration::from_secs(1);
+    let sent = tokio::time::timeout(limit, stream.write_all(refusal(peer).as_bytes())).await;
+    if matches!(sent, Ok(Ok(()))) {
+        close_lingering_within(stream, limit, 64 << 10).await;
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Conn {
+    http: http1::Builder,
+    service: TowerToHyperService<axum::Router>,
+    stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+}
+
+impl Conn {
+    /// Serves requests on `stream` until the client or the server ends the
+    /// connection; then closes it, lingering if an answer left a body unread.
+    async fn run(self, stream: TcpStream) {
+        let Conn {
+            http,
+            service,
+            mut stop,
+            peer,
+        } = self;
+        // Set when an answer says `Connection: close`: the handlers do that when
+        // they leave a request body unread.
+        let unread = Arc::new(AtomicBool::new(false));
+        let flag = unread.clone();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let call = service.call(req);
+            let flag = flag.clone();
+            Box::pin(async move {
+                let resp: Response<_> = call.await?;
+                if resp
+                    .headers()
+                    .get(header::CONNECTION)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+                {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                Ok::<_, std::convert::Infallible>(resp)
+            })
+        });
+        let mut conn = http.serve_connection(TokioIo::new(stream), svc);
+        let served = {
+            let stopping = async move {
+                let _ = stop.wait_for(|&s| s).await;
+            };
+            tokio::pin!(stopping);
+            let first = tokio::select! {
+                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => Some(r),
+                () = &mut stopping => None,
+            };
+            match first {
+                Some(r) => r,
+                None => {
+                    std::pin::Pin::new(&mut conn).graceful_shutdown();
+                    std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
+                }
+            }
+        };
+        if let Err(e) = served {
+            // Header deadline, malformed request (hyper answered 400/431), reset.
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+            return;
+        }
+        let mut stream = conn.into_parts().io.into_inner();
+        if unread.load(Ordering::Relaxed) {
+            let discarded = close_lingering(stream).await;
+            tracing::debug!(%peer, discarded, "closed a connection whose request body was left unread");
+        } else {
+            let _ = stream.shutdown().await;
+        }
+    }
 }
 
 /// A front door serving in the background (see [`spawn`]).
