@@ -15,6 +15,7 @@
 
 use crate::fs::{self, FileSystem, SharedFs};
 use crate::storage::{LogOptions, SegmentLog, Storage, StorageError};
+use crate::types::Slot;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -48,17 +49,73 @@ pub fn create_log_on(fs: SharedFs, log_dir: &Path) -> Result<(), StorageError> {
 /// [`check_log_on`], and a missing log (no folder, or no segment in it) is
 /// [`StorageError::Corrupt`] too, since the replica would vote without the
 /// promises it made.
-pub fn check_known_log_on(fs: SharedFs, log_dir: &Path) -> Result<(), StorageError> {
-    if !SegmentLog::exists_on(&*fs, log_dir)? {
+pub fn check_known_log_on(fs: SharedFs, log_dir: &Path, applied: Slot) -> Result<(), StorageError> {
+    if let Some(reason) = known_log_lost_on(&*fs, log_dir, applied)? {
         return Err(StorageError::Corrupt {
             path: log_dir.to_path_buf(),
             offset: 0,
-            reason: "no log segment, although the replica's identity record says it has run \
-                     (it would vote without the promises it made)"
-                .into(),
+            reason,
         });
     }
     check_log_on(fs, log_dir)
+}
+
+/// Why the log of a replica whose identity record says it has run was lost, or
+/// `None` if it was not: no segment at all, or (when the application's state
+/// covers every instance below `applied` > 0) segments without a single byte. A
+/// checkpoint is written only once the log's decisions it covers are durable, so
+/// a replica that applied anything has records in its log; an empty log next to
+/// such a state was truncated or deleted, and writes proposed into it would land
+/// below what the state machine has applied, never to be applied (issue #18, B5).
+pub fn known_log_lost_on(
+    fs: &dyn FileSystem,
+    log_dir: &Path,
+    applied: Slot,
+) -> Result<Option<String>, StorageError> {
+    if !SegmentLog::exists_on(fs, log_dir)? {
+        return Ok(Some(
+            "no log segment, although the replica's identity record says it has run \
+             (it would vote without the promises it made)"
+                .into(),
+        ));
+    }
+    if applied > 0 && SegmentLog::is_empty_on(fs, log_dir)? {
+        return Ok(Some(format!(
+            "the log holds no record, although the replica's state covers every instance \
+             below {applied}: the log was truncated or deleted (it would vote without the \
+             promises it made, and writes would land below what is applied)"
+        )));
+    }
+    Ok(None)
+}
+
+/// For a one-replica group whose log was lost ([`known_log_lost_on`]) and whose
+/// state is intact: moves what is left of the log to `<log_dir>.lost-<unix
+/// seconds>` and starts a new log after `applied` (its only record says every
+/// instance below `applied` is forgotten), so new instances follow the state.
+/// Safe only without peers: no other acceptor can hold a promise or a vote this
+/// replica forgot. What the lost log held past the state's checkpoint is gone.
+pub fn restart_log_after_on(
+    fs: SharedFs,
+    log_dir: &Path,
+    applied: Slot,
+) -> Result<(), StorageError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io { path, source }
+    };
+    if fs.exists(log_dir) {
+        let mut aside = log_dir.as_os_str().to_owned();
+        aside.push(format!(".lost-{}", now_secs()));
+        fs.rename(log_dir, Path::new(&aside)).map_err(io(log_dir))?;
+    }
+    let mut log = SegmentLog::open_on(fs.clone(), log_dir, LogOptions::default())?;
+    log.append(&[crate::record::Record::Forgotten { below: applied }])?;
+    log.sync()?;
+    if let Some(parent) = log_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs.sync_dir(parent).map_err(io(parent))?;
+    }
+    Ok(())
 }
 
 /// True if `e` says the log is damaged (rather than, say, unreadable).
@@ -146,6 +203,86 @@ mod tests {
         assert_eq!(quarantine(d.path(), &["lock"]).unwrap(), None);
     }
 
+    /// Issue #18, B5: a known replica's log truncated to nothing (or deleted) next
+    /// to a state that applied instances is lost, and an empty log of a replica
+    /// that applied nothing is not.
+    #[test]
+    fn an_emptied_or_deleted_log_of_a_replica_that_applied_is_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let log_dir = d.path().join("log");
+        let os = crate::fs::os();
+        assert!(
+            known_log_lost_on(&*os, &log_dir, 0).unwrap().is_some(),
+            "no log at all"
+        );
+        create_log_on(os.clone(), &log_dir).unwrap();
+        assert_eq!(
+            known_log_lost_on(&*os, &log_dir, 0).unwrap(),
+            None,
+            "a new replica"
+        );
+        let lost = known_log_lost_on(&*os, &log_dir, 51)
+            .unwrap()
+            .expect("lost");
+        assert!(
+            lost.contains("truncated or deleted") && lost.contains("51"),
+            "{lost}"
+        );
+        let mut log = SegmentLog::open(&log_dir, LogOptions::default()).unwrap();
+        log.append(&[crate::record::Record::Committed { upto: 51 }])
+            .unwrap();
+        log.sync().unwrap();
+        drop(log);
+        assert_eq!(
+            known_log_lost_on(&*os, &log_dir, 51).unwrap(),
+            None,
+            "it has records"
+        );
+        for (_, seg) in crate::storage::segment::list(&*os, &log_dir).unwrap() {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(seg)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        }
+        assert!(
+            known_log_lost_on(&*os, &log_dir, 51).unwrap().is_some(),
+            "truncated"
+        );
+        assert!(matches!(
+            check_known_log_on(os.clone(), &log_dir, 51),
+            Err(StorageError::Corrupt { .. })
+        ));
+    }
+
+    /// A one-replica group restarts its log after the checkpoint: new instances
+    /// follow the state instead of landing below what it applied.
+    #[test]
+    fn a_restarted_log_begins_after_the_checkpoint_and_keeps_the_old_one_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let log_dir = d.path().join("log");
+        create_log_on(crate::fs::os(), &log_dir).unwrap();
+        restart_log_after_on(crate::fs::os(), &log_dir, 51).unwrap();
+        let mut log = SegmentLog::open(&log_dir, LogOptions::default()).unwrap();
+        let cfg = crate::core::CoreConfig::new(0, 1);
+        let (replica, replay) = crate::node::restore(&cfg, &mut log, 51).unwrap();
+        assert_eq!((replica.floor(), replica.commit_index()), (51, 51));
+        assert!(replay.is_empty());
+        let aside = fs::read_dir(d.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("log.lost-")
+            })
+            .count();
+        assert_eq!(aside, 1, "the old log is kept aside");
+        assert_eq!(
+            known_log_lost_on(&*crate::fs::os(), &log_dir, 51).unwrap(),
+            None
+        );
+    }
+
     #[test]
     fn a_missing_log_is_not_corrupt() {
         let d = tempfile::tempdir().unwrap();
@@ -159,10 +296,10 @@ mod tests {
         let log = Path::new("/replica/log");
         sim.create_dir_all(Path::new("/replica")).unwrap();
         sim.sync_dir(Path::new("/")).unwrap();
-        let missing = check_known_log_on(shared.clone(), log).unwrap_err();
+        let missing = check_known_log_on(shared.clone(), log, 0).unwrap_err();
         assert!(is_corrupt(&missing), "{missing}");
         sim.create_dir_all(log).unwrap();
-        let empty = check_known_log_on(shared.clone(), log).unwrap_err();
+        let empty = check_known_log_on(shared.clone(), log, 0).unwrap_err();
         assert!(is_corrupt(&empty), "{empty}");
         assert!(
             check_log_on(shared.clone(), log).is_ok(),
@@ -171,7 +308,7 @@ mod tests {
         sim.remove_dir_all(log).unwrap();
         create_log_on(shared.clone(), log).unwrap();
         sim.crash_losing_unsynced();
-        check_known_log_on(shared, log).unwrap();
+        check_known_log_on(shared, log, 0).unwrap();
     }
 
     #[test]

@@ -13,7 +13,7 @@
 mod facts;
 pub(crate) mod frame;
 pub mod memory;
-mod segment;
+pub(crate) mod segment;
 pub mod segment_log;
 mod tail;
 #[cfg(test)]

@@ -274,6 +274,20 @@ impl SegmentLog {
         Ok(!segment::list(fs, dir)?.is_empty())
     }
 
+    /// True if no segment of `dir` on `fs` holds a byte (a missing folder or one
+    /// without segments included). Other files are ignored.
+    pub fn is_empty_on(fs: &dyn FileSystem, dir: &Path) -> Result<bool, StorageError> {
+        if !fs.is_dir(dir) {
+            return Ok(true);
+        }
+        for (_, path) in segment::list(fs, dir)? {
+            if fs.metadata(&path).map_err(io_err(&path))?.len > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// True if `dir` on `fs` holds anything a replica wrote: a segment with bytes in
     /// it, or a file that is not a segment. A missing folder, or one holding only
     /// empty segments (a log created but never written), holds nothing.
