@@ -214,7 +214,8 @@ impl Clerk {
                 idx = next;
                 continue;
             };
-            match client.execute(deadline(ATTEMPT), req.clone()).await {
+            let attempt = ATTEMPT + req.size_allowance();
+            match client.execute(deadline(attempt), req.clone()).await {
                 Ok(Ok(reply)) => {
                     self.leaders.insert(gid, idx);
                     return Some(Ok(reply));

@@ -154,6 +154,23 @@ pub enum KvError {
     },
 }
 
+/// The slowest rate at which a large value is expected to move through a group
+/// (the network to every replica, each replica's fsync): the time allowances of
+/// [`Request::size_allowance`] follow from it.
+pub const SLOWEST_BYTES_PER_SEC: u64 = 4 << 20;
+
+impl Request {
+    /// Extra time a request needs for its size, on top of a small request's
+    /// deadline: a 16 MiB write may take seconds to reach and be synced by a
+    /// majority, and a deadline that ignored it would have it retried (and
+    /// proposed again) while the first attempt is still on its way, multiplying
+    /// the work under load (issue #18, B3).
+    pub fn size_allowance(&self) -> std::time::Duration {
+        let bytes = self.op.key().map_or(0, str::len) + self.op.value().map_or(0, str::len);
+        std::time::Duration::from_millis(bytes as u64 * 1000 / SLOWEST_BYTES_PER_SEC)
+    }
+}
+
 impl KvError {
     /// True if retrying (elsewhere or later) may succeed.
     pub fn is_retryable(&self) -> bool {

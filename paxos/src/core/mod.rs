@@ -457,6 +457,11 @@ impl Replica {
         self.seen_end.saturating_sub(1)
     }
 
+    /// One past the highest instance this replica has heard of (0 if none).
+    pub fn heard_end(&self) -> Slot {
+        self.seen_end
+    }
+
     /// 6.824 `Min()`: one more than the smallest `done` of every replica; every
     /// instance below it is forgotten.
     pub fn min(&self) -> Slot {

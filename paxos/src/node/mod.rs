@@ -94,6 +94,9 @@ struct Shared {
     /// checkpoint at start, [`PaxosNode::done`], installed snapshots): a restart
     /// after a storage failure may let the log forget below here, and no further.
     durable_applied: AtomicU64,
+    /// One past the highest instance the log held when the running incarnation
+    /// was restored from it (see [`PaxosNode::restored_end`]).
+    restored_end: AtomicU64,
     /// Replicas in the group.
     peers: usize,
 }
@@ -155,6 +158,7 @@ impl PaxosNode {
         let (replica, replay) = restore(&opts.core, storage.as_mut(), opts.applied)?;
         let (decisions_tx, decisions_rx) = mpsc::unbounded_channel();
         let (inbox_tx, inbox_rx) = mpsc::channel(opts.inbox_capacity);
+        let restored_end = AtomicU64::new(replica.heard_end());
         let shared = Arc::new(Shared {
             core: Mutex::new(replica),
             wake: Notify::new(),
@@ -166,6 +170,7 @@ impl PaxosNode {
             durable: AtomicU64::new(0),
             handed_out: AtomicU64::new(opts.applied),
             durable_applied: AtomicU64::new(opts.applied),
+            restored_end,
             peers: opts.core.peers,
         });
         hand_out(&shared, &decisions_tx, replay);
@@ -369,6 +374,14 @@ impl PaxosNode {
         self.shared.failed.get()
     }
 
+    /// One past the highest instance the log held when this replica last started
+    /// (or restarted after a storage failure). Instances below it may hold writes
+    /// acknowledged before that start, so a state that has not applied up to here
+    /// may lack them.
+    pub fn restored_end(&self) -> Slot {
+        self.shared.restored_end.load(Ordering::SeqCst)
+    }
+
     /// How many replicas the group has.
     pub fn group_size(&self) -> usize {
         self.shared.peers
@@ -500,6 +513,9 @@ impl CoreLoop {
                     continue;
                 }
             };
+            shared
+                .restored_end
+                .store(replica.heard_end(), Ordering::SeqCst);
             *shared.core.lock().unwrap_or_else(|p| p.into_inner()) = replica;
             shared.durable.store(0, Ordering::SeqCst);
             hand_out(&shared, &self.decisions, replay);

@@ -28,58 +28,94 @@ impl Counters {
     }
 }
 
-/// A FIFO of at most `capacity` envelopes. When full, the **oldest** envelope is dropped
-/// to make room: the newest messages carry the sender's latest ballot and watermarks,
-/// while old ones are the likeliest to be superseded or retransmitted anyway.
+/// A FIFO of at most `capacity` envelopes and about `max_bytes` of them. When full,
+/// the **oldest** envelopes are dropped to make room: the newest messages carry the
+/// sender's latest ballot and watermarks, while old ones are the likeliest to be
+/// superseded or retransmitted anyway. The byte bound keeps a slow peer from
+/// holding gigabytes of retransmitted large entries (issue #18, B3); a single
+/// envelope larger than it is still queued, alone.
 #[derive(Debug)]
 pub(super) struct Outbox {
-    queue: Mutex<VecDeque<Envelope>>,
+    queue: Mutex<Queue>,
     ready: Notify,
     capacity: usize,
+    max_bytes: usize,
     pub(super) counters: Counters,
 }
 
+/// The envelopes and their estimated size.
+#[derive(Debug, Default)]
+struct Queue {
+    envelopes: VecDeque<Envelope>,
+    bytes: usize,
+}
+
+impl Queue {
+    fn pop_front(&mut self) -> bool {
+        match self.envelopes.pop_front() {
+            Some(env) => {
+                self.bytes -= approx_size(&env);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Outbox {
-    pub(super) fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize, max_bytes: usize) -> Self {
         Outbox {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             ready: Notify::new(),
             capacity: capacity.max(1),
+            max_bytes: max_bytes.max(1),
             counters: Counters::default(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Envelope>> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `env`, evicting the oldest envelope if the queue is full. Never blocks
-    /// beyond the (uncontended, short) queue lock.
+    /// Queues `env`, evicting the oldest envelopes while the queue is full. Never
+    /// blocks beyond the (uncontended, short) queue lock.
     pub(super) fn push(&self, env: Envelope) {
+        let size = approx_size(&env);
         let evicted = {
             let mut queue = self.lock();
-            let evicted = if queue.len() >= self.capacity {
-                queue.pop_front().is_some()
-            } else {
-                false
-            };
-            queue.push_back(env);
+            let mut evicted = 0;
+            while queue.envelopes.len() >= self.capacity
+                || (queue.bytes + size > self.max_bytes && !queue.envelopes.is_empty())
+            {
+                queue.pop_front();
+                evicted += 1;
+            }
+            queue.bytes += size;
+            queue.envelopes.push_back(env);
             evicted
         };
         Counters::add(&self.counters.enqueued, 1);
-        if evicted {
-            Counters::add(&self.counters.dropped, 1);
-        }
+        Counters::add(&self.counters.dropped, evicted);
         self.ready.notify_one();
     }
 
     /// Takes the oldest envelopes, at most `max_messages` and about `max_bytes` (always at
     /// least one if any is queued, however big). Empty when nothing is queued.
+    #[cfg(test)]
     pub(super) fn take_batch(&self, max_messages: usize, max_bytes: usize) -> Vec<Envelope> {
+        self.take_sized_batch(max_messages, max_bytes).0
+    }
+
+    /// [`Outbox::take_batch`], with the batch's estimated size in bytes.
+    pub(super) fn take_sized_batch(
+        &self,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> (Vec<Envelope>, usize) {
         let mut queue = self.lock();
         let mut bytes = 0;
         let mut count = 0;
-        for env in queue.iter() {
+        for env in queue.envelopes.iter() {
             let size = approx_size(env);
             if count > 0 && (count >= max_messages || bytes + size > max_bytes) {
                 break;
@@ -87,15 +123,18 @@ impl Outbox {
             bytes += size;
             count += 1;
         }
-        queue.drain(..count).collect()
+        queue.bytes -= bytes;
+        (queue.envelopes.drain(..count).collect(), bytes)
     }
 
     /// Drops the oldest envelopes so that at most `keep` remain; returns how many went.
     pub(super) fn trim(&self, keep: usize) -> usize {
         let dropped = {
             let mut queue = self.lock();
-            let excess = queue.len().saturating_sub(keep);
-            queue.drain(..excess);
+            let excess = queue.envelopes.len().saturating_sub(keep);
+            for _ in 0..excess {
+                queue.pop_front();
+            }
             excess
         };
         Counters::add(&self.counters.dropped, dropped);
@@ -104,7 +143,13 @@ impl Outbox {
 
     /// Envelopes currently queued.
     pub(super) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().envelopes.len()
+    }
+
+    /// Estimated bytes currently queued.
+    #[cfg(test)]
+    pub(super) fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// Waits until something is queued. Meant for the one task draining this outbox.
@@ -169,9 +214,51 @@ mod tests {
         }
     }
 
+    fn accept(slot: u64, bytes: usize) -> Envelope {
+        Envelope {
+            from: 0,
+            to: 1,
+            msg: Message::Accept {
+                ballot: Ballot::ZERO,
+                slot,
+                entry: Entry::Batch(vec![vec![7; bytes]]),
+                commit: 0,
+            },
+        }
+    }
+
+    /// Issue #18, B3: retransmitted large entries to a slow peer must not pile up
+    /// without bound; the newest stay, one oversized envelope still goes alone.
+    #[test]
+    fn an_outbox_holds_about_its_byte_bound_of_the_newest_envelopes() {
+        let outbox = Outbox::new(1000, 40 << 20);
+        for slot in 0..20 {
+            outbox.push(accept(slot, 16 << 20));
+        }
+        assert_eq!(outbox.len(), 2, "two 16 MiB entries fit in 40 MiB");
+        assert!(outbox.bytes() <= 40 << 20);
+        let kept: Vec<u64> = outbox
+            .take_batch(100, usize::MAX)
+            .iter()
+            .map(|e| match e.msg {
+                Message::Accept { slot, .. } => slot,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(kept, vec![18, 19], "the newest are kept");
+        assert_eq!(outbox.bytes(), 0);
+        outbox.push(accept(99, 64 << 20));
+        assert_eq!(
+            outbox.len(),
+            1,
+            "an envelope above the bound is queued alone"
+        );
+        assert_eq!(outbox.counters.dropped.load(Ordering::Relaxed), 18);
+    }
+
     #[test]
     fn full_outbox_drops_oldest() {
-        let outbox = Outbox::new(3);
+        let outbox = Outbox::new(3, usize::MAX);
         for i in 0..5 {
             outbox.push(heartbeat(i));
         }
@@ -184,7 +271,7 @@ mod tests {
 
     #[test]
     fn batches_are_bounded_by_count_and_bytes() {
-        let outbox = Outbox::new(100);
+        let outbox = Outbox::new(100, usize::MAX);
         for i in 0..10 {
             outbox.push(heartbeat(i));
         }
@@ -211,7 +298,7 @@ mod tests {
 
     #[test]
     fn trim_keeps_newest() {
-        let outbox = Outbox::new(100);
+        let outbox = Outbox::new(100, usize::MAX);
         for i in 0..10 {
             outbox.push(heartbeat(i));
         }
