@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all bench bench-full test verify fmt sim mutants
+.PHONY: all bench bench-full test verify fmt sim mutants fuzz
 
 # The release binary (honours CARGO_TARGET_DIR).
 DISKV ?= $${CARGO_TARGET_DIR:-target}/release/diskv
@@ -29,7 +29,8 @@ bench-full:
 
 ## test: every test of the workspace (unit, integration and doc tests), including
 ## a short sweep of the deterministic simulator (sim/tests/sweep.rs: SIM_TEST_SEEDS
-## seeds, default 400, about a minute).
+## seeds, default 400, about a minute) and every fuzz target over its corpus plus
+## a short mutation run (fuzz/tests/corpus.rs, about 20 s).
 test:
 	$(CARGO) test --workspace
 
@@ -40,6 +41,15 @@ test:
 sim:
 	$(CARGO) build --release -p diskv-sim
 	$${CARGO_TARGET_DIR:-target}/release/diskv-sim --seeds $${SEEDS:-1500}
+
+## fuzz: every fuzz target of fuzz/ (decoders of bytes from the network or the disk)
+## for FUZZ_SECS seconds each (default 60), on the `fuzz` profile (release with
+## overflow checks and debug assertions); FUZZ_TARGET=NAME runs one, FUZZ_SEED=S
+## replays a run. A failing input is saved under fuzz/crashes/<target>/ with the
+## command that replays it. See docs/TESTING.md, "Fuzzing".
+fuzz:
+	$(CARGO) build --profile fuzz -p diskv-fuzz
+	$${CARGO_TARGET_DIR:-target}/fuzz/diskv-fuzz --target $${FUZZ_TARGET:-all} --secs $${FUZZ_SECS:-60} $${FUZZ_SEED:+--seed $$FUZZ_SEED}
 
 ## mutants: re-introduces each bug of scripts/mutations/ and measures how many
 ## seeds the simulator needs to find it (the table of docs/TESTING.md).

@@ -383,7 +383,9 @@ impl DiskStore {
     }
 }
 
-fn encode_record(r: &CheckpointRecord) -> Vec<u8> {
+/// The bytes of the checkpoint file holding `r`: `DKC1`, the CRC32C of the rest,
+/// then `r` in postcard.
+pub fn encode_record(r: &CheckpointRecord) -> Vec<u8> {
     let body = postcard::to_allocvec(r).unwrap_or_default();
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(RECORD_MAGIC);
@@ -392,7 +394,9 @@ fn encode_record(r: &CheckpointRecord) -> Vec<u8> {
     out
 }
 
-fn decode_record(bytes: &[u8]) -> Result<CheckpointRecord, String> {
+/// Parses a checkpoint file written by [`encode_record`]; the error says what is
+/// wrong.
+pub fn decode_record(bytes: &[u8]) -> Result<CheckpointRecord, String> {
     if bytes.len() < 8 || &bytes[..4] != RECORD_MAGIC {
         return Err("not a diskv checkpoint (bad magic)".into());
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod keyfile;
+pub mod line;
 pub mod logclock;
 pub mod op;
 mod reconfig;

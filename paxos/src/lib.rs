@@ -82,6 +82,16 @@ pub mod storage;
 pub mod transport;
 pub mod types;
 
+/// The byte decoders the crate keeps private, for the fuzz targets of the
+/// `diskv-fuzz` crate only: not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::storage::frame::{
+        encode as encode_frame, parse as parse_frame, EncodeError, FrameDefect, HEADER_LEN,
+        MAX_FRAME_PAYLOAD,
+    };
+}
+
 pub use error::PaxosError;
 pub use message::{Envelope, Message, PromisedSlot};
 pub use node::{Decision, NodeOptions, PaxosNode};

@@ -32,8 +32,13 @@ pub struct Membership {
 
 impl Membership {
     /// Grows with every reincarnation: the newer of two memberships has the higher.
+    /// Saturates instead of overflowing: a record read from disk or a peer may hold
+    /// any incarnation (found by `diskv-fuzz --target segment_log`: a membership
+    /// record with an incarnation of `u64::MAX` made the log's scan panic).
     pub fn version(&self) -> u64 {
-        self.latest().iter().map(|m| m.incarnation).sum()
+        self.latest()
+            .iter()
+            .fold(0, |sum: u64, m| sum.saturating_add(m.incarnation))
     }
 
     /// Every replica at its first incarnation, from instance 0.
@@ -102,11 +107,14 @@ impl Membership {
         if replaces.is_some_and(|k| k != members[node].incarnation) {
             return false;
         }
+        // Saturating: a decided entry read from disk or a peer may name any slot
+        // and replace any incarnation.
         members[node] = Member {
-            incarnation: members[node].incarnation + 1,
+            incarnation: members[node].incarnation.saturating_add(1),
             nonce,
         };
-        self.epochs.insert(slot + window + 1, members);
+        self.epochs
+            .insert(slot.saturating_add(window).saturating_add(1), members);
         true
     }
 

@@ -207,7 +207,8 @@ impl Replica {
             }
         }
         r.decided.extend(learned);
-        while r.decided.contains_key(&r.commit) {
+        // Bounded by the last slot: a record read from disk may name any slot.
+        while r.commit < Slot::MAX && r.decided.contains_key(&r.commit) {
             r.commit += 1;
         }
         r.commit_persisted = r.commit;

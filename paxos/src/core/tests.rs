@@ -1588,3 +1588,32 @@ fn a_replica_whose_state_is_ahead_of_its_log_waits_for_the_membership() {
     assert_eq!(rs[2].incarnation(), group);
     assert!(rs[2].votes_now());
 }
+
+/// Found with `diskv-fuzz --target segment_log` (corpus file
+/// `fuzz/corpus/segment_log/crash-learned-last-slot`): a log whose records
+/// forget everything below the last slot and learn that slot made `restore`
+/// step its commit watermark past `u64::MAX`; a reincarnation decided there
+/// made the new epoch's first slot overflow too.
+#[test]
+fn a_log_that_learned_the_last_slot_restores() {
+    let records = vec![
+        Record::Forgotten {
+            below: Slot::MAX - 1,
+        },
+        Record::Learned {
+            slot: Slot::MAX - 1,
+            entry: Entry::Reincarnate {
+                node: 0,
+                nonce: 5,
+                replaces: 0,
+            },
+        },
+        Record::Learned {
+            slot: Slot::MAX,
+            entry: Entry::Noop,
+        },
+    ];
+    let r = Replica::restore(CoreConfig::new(1, 3), records);
+    assert_eq!(r.status(Slot::MAX), Status::Decided(Entry::Noop));
+    assert_eq!(r.membership().latest()[0].incarnation, 1);
+}

@@ -37,7 +37,9 @@ pub fn encode<C: Serialize>(origin: Origin, cmd: &C) -> Result<Vec<u8>, postcard
     })
 }
 
-fn decode<C: DeserializeOwned>(raw: &[u8]) -> Result<(Origin, C), postcard::Error> {
+/// Decodes a command [`encode`] wrote (a decided entry's bytes, from the log or a
+/// peer): its origin and the command.
+pub fn decode<C: DeserializeOwned>(raw: &[u8]) -> Result<(Origin, C), postcard::Error> {
     let t: Tagged<C> = postcard::from_bytes(raw)?;
     let (replica, nonce, id) = t.origin;
     Ok((Origin { replica, nonce, id }, t.cmd))

@@ -20,7 +20,7 @@
 
 mod applier;
 
-pub use applier::{encode, Applied, Applier, CheckpointStep, Origin};
+pub use applier::{decode, encode, Applied, Applier, CheckpointStep, Origin};
 
 use crate::core::Membership;
 use crate::error::PaxosError;

@@ -9,14 +9,14 @@ use crate::record::Record;
 use std::fmt;
 
 /// Bytes of a frame header: payload length then payload checksum.
-pub(crate) const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = 8;
 
 /// Largest payload a frame may carry (64 MiB). A longer length field is garbage.
-pub(crate) const MAX_FRAME_PAYLOAD: usize = 64 << 20;
+pub const MAX_FRAME_PAYLOAD: usize = 64 << 20;
 
 /// Why a record could not be framed.
 #[derive(Debug)]
-pub(crate) enum EncodeError {
+pub enum EncodeError {
     /// postcard refused the record.
     Postcard(postcard::Error),
     /// The encoded record is above [`MAX_FRAME_PAYLOAD`]; it could never be read back.
@@ -37,7 +37,7 @@ impl fmt::Display for EncodeError {
 
 /// Why the bytes at some offset are not a valid frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum FrameDefect {
+pub enum FrameDefect {
     /// Fewer than [`HEADER_LEN`] bytes remain.
     ShortHeader { available: usize },
     /// The length field is zero (no record encodes to nothing): typically a
@@ -60,7 +60,7 @@ pub(crate) enum FrameDefect {
 impl FrameDefect {
     /// The payload length if the header is one a real frame could have: complete,
     /// non-zero, within the limit and within the bytes that remain.
-    pub(crate) fn plausible_len(&self) -> Option<usize> {
+    pub fn plausible_len(&self) -> Option<usize> {
         match self {
             FrameDefect::Checksum { len, .. } | FrameDefect::Undecodable { len, .. } => Some(*len),
             _ => None,
@@ -94,7 +94,7 @@ impl fmt::Display for FrameDefect {
 
 /// Appends the frame of `record` to `buf` and returns the frame's length in bytes.
 /// On error `buf` is left as it was.
-pub(crate) fn encode(record: &Record, buf: &mut Vec<u8>) -> Result<usize, EncodeError> {
+pub fn encode(record: &Record, buf: &mut Vec<u8>) -> Result<usize, EncodeError> {
     let start = buf.len();
     buf.extend_from_slice(&[0; HEADER_LEN]);
     let payload_start = buf.len();
@@ -118,7 +118,7 @@ pub(crate) fn encode(record: &Record, buf: &mut Vec<u8>) -> Result<usize, Encode
 
 /// Parses the frame that starts at `bytes[0]`. Returns the record and the frame's
 /// length in bytes.
-pub(crate) fn parse(bytes: &[u8]) -> Result<(Record, usize), FrameDefect> {
+pub fn parse(bytes: &[u8]) -> Result<(Record, usize), FrameDefect> {
     let (len, stored, rest) = match bytes {
         [l0, l1, l2, l3, c0, c1, c2, c3, rest @ ..] => (
             u32::from_le_bytes([*l0, *l1, *l2, *l3]),

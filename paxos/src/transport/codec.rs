@@ -91,8 +91,18 @@ impl<T: DeserializeOwned> tokio_serde::Deserializer<T> for Postcard {
     type Error = io::Error;
 
     fn deserialize(self: Pin<&mut Self>, src: &BytesMut) -> io::Result<T> {
-        let (value, rest) = postcard::take_from_bytes(src)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // A third-party `Deserialize` may panic on hostile bytes: tarpc adds a
+        // request's deadline (sent as time left) to `Instant::now()`, which panics
+        // when it overflows (found by `diskv-fuzz --target transport`). Such a
+        // message is invalid data like any other, not a panic of the reading task.
+        let decoded =
+            std::panic::catch_unwind(|| postcard::take_from_bytes::<T>(src)).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a message whose decoding panicked (a request deadline out of range?)",
+                )
+            })?;
+        let (value, rest) = decoded.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         if !rest.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -317,6 +327,23 @@ mod tests {
         let back: Envelope = Pin::new(&mut Postcard).deserialize(&BytesMut::from(&bytes[..]))?;
         assert_eq!(back, env);
         Ok(())
+    }
+
+    /// Found by `diskv-fuzz --target transport` (corpus file
+    /// `fuzz/corpus/transport/crash-deadline-overflow`): a request whose deadline,
+    /// sent as time left, is 2^63 s made tarpc's `Instant::now() + left` panic in
+    /// the task reading the connection.
+    #[test]
+    fn a_request_deadline_past_any_instant_is_invalid_data_not_a_panic() {
+        let mut bytes = vec![0]; // ClientMessage::Request
+        bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+        bytes.extend_from_slice(&[0; 40]);
+        let res: io::Result<tarpc::ClientMessage<u8>> =
+            Pin::new(&mut Postcard).deserialize(&BytesMut::from(&bytes[..]));
+        assert_eq!(
+            res.err().map(|e| e.kind()),
+            Some(io::ErrorKind::InvalidData)
+        );
     }
 
     #[test]

@@ -302,3 +302,44 @@ fn a_torn_batch_of_records_followed_by_garbage_is_still_a_torn_tail() {
         );
     }
 }
+
+/// Found by `diskv-fuzz --target segment_log` (corpus file
+/// `fuzz/corpus/segment_log/crash-membership-incarnation-max`): a log holding two
+/// membership records, the later one naming an incarnation of `u64::MAX`, made
+/// the scan's `Membership::version` overflow: a panic in a build with overflow
+/// checks, a wrong "newer membership" otherwise.
+#[test]
+fn a_membership_record_with_the_largest_incarnation_opens_and_restores() {
+    use crate::core::{CoreConfig, Membership, Replica};
+    use crate::types::Reincarnation;
+    let mut reincarnated = Membership::initial(3);
+    reincarnated.reincarnate(
+        40,
+        8,
+        Reincarnation {
+            node: 1,
+            nonce: 7,
+            replaces: Some(0),
+        },
+    );
+    // One epoch from slot 0: members (u64::MAX, 0), (1, 0), (0, 0).
+    let mut bytes = vec![1, 0, 3];
+    bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
+    bytes.extend_from_slice(&[0, 1, 0, 0, 0]);
+    let huge: Membership = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(huge.latest()[0].incarnation, u64::MAX);
+    let records = vec![
+        Record::Membership(reincarnated.clone()),
+        Record::Membership(huge.clone()),
+    ];
+    let dir = TempDir::new().unwrap();
+    one_segment(dir.path(), &records);
+    let loaded = reopen_and_load(dir.path(), 1 << 20);
+    assert_eq!(loaded, records);
+    let replica = Replica::restore(CoreConfig::new(0, 3), loaded);
+    assert_eq!(
+        replica.incarnation(),
+        Some(u64::MAX),
+        "the newest membership wins"
+    );
+}
