@@ -106,8 +106,13 @@ impl Host {
             )));
         }
         let (log_dir, fsync) = (opts.log_dir.clone(), opts.fsync);
+        // The first open (this start) takes the disk as it is; a restart after a
+        // storage failure first checks that the disk takes writes again.
+        let started = std::sync::atomic::AtomicBool::new(false);
         let reopen: Reopen = Arc::new(move || {
-            room_for_writes(&log_dir)?;
+            if started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                room_for_writes(&log_dir)?;
+            }
             let log = SegmentLog::open(
                 &log_dir,
                 LogOptions {

@@ -8,7 +8,7 @@
 use crate::targets::{mode, with_mode};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue};
-use diskv::http::body::{read_value, BodyError, MAX_VALUE_BYTES};
+use diskv::http::body::{read_value, BodyError, BodyRules, MAX_VALUE_BYTES};
 use std::cell::RefCell;
 
 thread_local! {
@@ -41,7 +41,7 @@ pub fn target(data: &[u8]) {
                 .build()
                 .expect("a tokio runtime")
         });
-        rt.block_on(read_value(&headers, stream))
+        rt.block_on(read_value(&headers, stream, &BodyRules::default()))
     });
     match result {
         Ok(value) => assert_eq!(value.as_bytes(), body, "the value is not the body"),
@@ -49,7 +49,7 @@ pub fn target(data: &[u8]) {
         Err(BodyError::TooLarge) => {
             assert!(announced == Some(u64::MAX) || body.len() > MAX_VALUE_BYTES)
         }
-        Err(e @ (BodyError::TooSlow | BodyError::Broken(_))) => {
+        Err(e @ (BodyError::TooSlow { .. } | BodyError::Broken(_))) => {
             panic!("{e} for a body that arrived whole")
         }
     }

@@ -94,6 +94,10 @@ struct Shared {
     /// checkpoint at start, [`PaxosNode::done`], installed snapshots): a restart
     /// after a storage failure may let the log forget below here, and no further.
     durable_applied: AtomicU64,
+    /// The highest `upto` of [`PaxosNode::install_snapshot`] and one past the
+    /// highest [`PaxosNode::done`]: told again to a core restored while they came.
+    installed: AtomicU64,
+    done_end: AtomicU64,
     /// One past the highest instance the log held when the running incarnation
     /// was restored from it (see [`PaxosNode::restored_end`]).
     restored_end: AtomicU64,
@@ -170,6 +174,8 @@ impl PaxosNode {
             durable: AtomicU64::new(0),
             handed_out: AtomicU64::new(opts.applied),
             durable_applied: AtomicU64::new(opts.applied),
+            installed: AtomicU64::new(0),
+            done_end: AtomicU64::new(0),
             restored_end,
             peers: opts.core.peers,
         });
@@ -238,9 +244,9 @@ impl PaxosNode {
     /// 6.824 `Done(seq)`: the application no longer needs instances `<= slot`
     /// (it has applied them and made the result durable).
     pub fn done(&self, slot: Slot) {
-        self.shared
-            .durable_applied
-            .fetch_max(slot.saturating_add(1), Ordering::SeqCst);
+        let end = slot.saturating_add(1);
+        self.shared.durable_applied.fetch_max(end, Ordering::SeqCst);
+        self.shared.done_end.fetch_max(end, Ordering::SeqCst);
         self.core().done(slot);
         self.shared.wake.notify_one();
     }
@@ -336,6 +342,7 @@ impl PaxosNode {
         self.shared
             .durable_applied
             .fetch_max(upto, Ordering::SeqCst);
+        self.shared.installed.fetch_max(upto, Ordering::SeqCst);
         self.core().install_snapshot(upto);
         self.shared.wake.notify_one();
     }
@@ -516,7 +523,19 @@ impl CoreLoop {
             shared
                 .restored_end
                 .store(replica.heard_end(), Ordering::SeqCst);
-            *shared.core.lock().unwrap_or_else(|p| p.into_inner()) = replica;
+            let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+            *core = replica;
+            // A snapshot installed, or a checkpoint made durable, while the log was
+            // being opened went to the old core (found by the attack on the revive).
+            let installed = shared.installed.load(Ordering::SeqCst);
+            if installed > applied {
+                core.install_snapshot(installed);
+            }
+            let done_end = shared.done_end.load(Ordering::SeqCst);
+            if done_end > applied {
+                core.done(done_end - 1);
+            }
+            drop(core);
             shared.durable.store(0, Ordering::SeqCst);
             hand_out(&shared, &self.decisions, replay);
             match self.spawn_persister(storage) {
