@@ -100,6 +100,9 @@ pub struct Faults {
     weights: Vec<(Kind, u32)>,
     /// Machines whose disk was lost or corrupted and that do not vote again yet.
     lost: Vec<bool>,
+    /// For each machine, the process epoch at which a flipped bit struck its
+    /// disk, if no process has opened the disk since (see [`lose`]).
+    unseen_flip: Vec<Option<u64>>,
     /// Faults struck, by kind.
     counts: BTreeMap<Kind, u32>,
 }
@@ -160,6 +163,7 @@ impl Faults {
             },
             weights,
             lost: vec![false; machines],
+            unseen_flip: vec![None; machines],
             counts: BTreeMap::new(),
         }
     }
@@ -373,6 +377,18 @@ fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
     }
     match kind {
         Kind::Corrupt => {
+            // One flipped bit per disk until a process opens it: the log detects
+            // one flipped bit anywhere, but two in its last frame read as a torn
+            // tail (its documented limit, `paxos/src/storage/segment_log.rs`),
+            // and cutting that frame silently forgets what it recorded. A second
+            // flip while the replica is still down from the first is damage no
+            // check claims to see, even in a reckless run (seed 4490: both flips
+            // hit a segment head's `Membership` record; the replica came back as
+            // its disowned incarnation 0 with the initial membership, led, and
+            // counted its own vote under that incarnation).
+            if w.faults.unseen_flip[node] == Some(w.machines[node].epoch()) {
+                return false;
+            }
             let files: Vec<_> = w.machines[node]
                 .fs()
                 .durable_files()
@@ -397,6 +413,7 @@ fn lose(w: &mut World, node: usize, kind: Kind) -> bool {
                 format!("corrupt {} byte {offset}", file.display())
             });
             w.with_machine(node, |m, io| m.kill(io));
+            w.faults.unseen_flip[node] = Some(w.machines[node].epoch());
         }
         _ => {
             // The operator restarts it with `--restart` — or forgets, and the
@@ -453,5 +470,54 @@ pub(crate) fn calm(w: &mut World) {
             let epoch = w.machines[node].epoch();
             w.agenda.at(w.now + 1, Event::Restart { node, epoch });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::RunOptions;
+    use paxos::fs::FileSystem;
+    use std::path::Path;
+
+    fn flipped_bits(a: &[u8], b: &[u8]) -> u32 {
+        a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+    }
+
+    /// Seed 4490: a second flipped bit struck a replica's log while it was still
+    /// down from the first. Both landed in the last frame (a segment head's
+    /// `Membership` record), which then read as a torn tail and was cut: the
+    /// replica restarted as its disowned incarnation with the initial membership.
+    /// A disk takes one flip until a process has opened it, even when reckless.
+    #[test]
+    fn a_disk_takes_one_flipped_bit_until_a_process_opens_it() {
+        let mut w = World::new(&RunOptions {
+            seed: 4490,
+            trace: false,
+        });
+        w.faults.reckless = true; // no survivability rule in the way
+        let fs = w.machines[0].fs().clone();
+        let file = Path::new("/data/segment");
+        fs.create_dir_all(Path::new("/data")).unwrap();
+        fs.write(file, &[0xA5; 64]).unwrap();
+        fs.sync_file(file).unwrap();
+        fs.sync_dir(Path::new("/data")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        let before = fs.durable_read(file).unwrap();
+
+        assert!(lose(&mut w, 0, Kind::Corrupt));
+        assert!(w.machines[0].down());
+        assert!(
+            !lose(&mut w, 0, Kind::Corrupt),
+            "a second flip struck a disk no process opened since the first"
+        );
+        let after = fs.durable_read(file).unwrap();
+        assert_eq!(flipped_bits(&before, &after), 1);
+
+        // Once a process has opened the disk (and quarantined what it found
+        // damaged), a new flip may strike again.
+        w.with_machine(0, |m, io| m.start(io));
+        assert!(!w.machines[0].down());
+        assert!(lose(&mut w, 0, Kind::Corrupt));
     }
 }
