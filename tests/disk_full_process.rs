@@ -128,19 +128,31 @@ fn serve_on_a_full_disk_refuses_writes_with_507_serves_reads_and_resumes_by_itse
     assert_eq!(value(&a, "while:full"), None, "a refused write took effect");
 }
 
-#[test]
-fn one_replica_of_three_with_a_full_disk_does_not_stall_its_group_and_rejoins() {
+/// A cluster with group 1 of `n` replicas, replica `full`'s directory on a tmpfs
+/// of `mib` MiB, `PUT k0 v0` done through a line client, then that tmpfs filled.
+/// `None` (the test skips) where a tmpfs cannot be mounted.
+fn group_with_a_full_replica(
+    n: usize,
+    full: usize,
+    mib: u64,
+) -> Option<(ShardCluster, SmallFs, support::line_client::Client)> {
     let mut c = ShardCluster::start(4);
-    let Some(fs) = SmallFs::mount(&c.replica_dir(1, 2), 48) else {
-        return;
-    };
-    c.start_group(1, 3, false);
+    let fs = SmallFs::mount(&c.replica_dir(1, full), mib)?;
+    c.start_group(1, n, false);
     c.wait_started(1);
     c.wait_groups(&[1]);
     let mut client = c.client("c");
     client.send("PUT k0 v0");
     assert_eq!(client.recv(), "PUT k0 not_found");
     fs.fill();
+    Some((c, fs, client))
+}
+
+#[test]
+fn one_replica_of_three_with_a_full_disk_does_not_stall_its_group_and_rejoins() {
+    let Some((mut c, fs, mut client)) = group_with_a_full_replica(3, 2, 48) else {
+        return;
+    };
     let started = Instant::now();
     // Values of 2 KB: a few fill what is left of the log's last page.
     let big = "x".repeat(2000);
@@ -211,17 +223,9 @@ fn serve_on_a_read_only_data_directory_says_so_and_exits_non_zero() {
 
 #[test]
 fn the_line_client_answers_error_when_its_group_s_disk_is_full_and_reads_on() {
-    let mut c = ShardCluster::start(2);
-    let Some(fs) = SmallFs::mount(&c.replica_dir(1, 0), 32) else {
+    let Some((_c, fs, mut client)) = group_with_a_full_replica(1, 0, 32) else {
         return;
     };
-    c.start_group(1, 1, false);
-    c.wait_started(1);
-    c.wait_groups(&[1]);
-    let mut client = c.client("c");
-    client.send("PUT k0 v0");
-    assert_eq!(client.recv(), "PUT k0 not_found");
-    fs.fill();
     let big = "x".repeat(2000);
     let refused = (1..=200)
         .find_map(|i| {
