@@ -25,6 +25,7 @@ use crate::state::KvState;
 use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;
 use paxos::probe::Verdict;
+use paxos::quarantine::LogRescue;
 use paxos::storage::SegmentLog;
 use paxos::{Slot, StorageError};
 use std::path::{Path, PathBuf};
@@ -139,27 +140,13 @@ pub fn inspect(
         id
     };
     let (state, applied) = KvState::open_on(fs.clone(), &opts.dir, opts.gid, id.nshards)?;
-    let log = log_dir(opts);
-    if let Some(reason) =
-        paxos::quarantine::known_log_lost_on(&**fs, &log, applied).map_err(log_damage)?
-    {
-        if opts.peers.len() > 1 || id.recovering.is_some() {
-            return Err(StateError::Corrupt { path: log, reason });
-        }
-        tracing::error!(
-            gid = opts.gid,
-            me = opts.me,
-            dir = %log.display(),
-            applied,
-            reason,
-            "the log of this one-replica group was lost and no peer can give it back: starting \
-             a new log after the state's checkpoint (what the old one held is moved aside); \
-             writes acknowledged after that checkpoint are lost"
-        );
-        paxos::quarantine::restart_log_after_on(fs.clone(), &log, applied)
-            .map_err(|e| StateError::Paxos(e.into()))?;
-    }
-    paxos::quarantine::check_log_on(fs.clone(), &log).map_err(log_damage)?;
+    let rescue = if opts.peers.len() > 1 || id.recovering.is_some() {
+        LogRescue::FromPeers
+    } else {
+        LogRescue::None
+    };
+    paxos::quarantine::check_known_log_on(fs.clone(), &log_dir(opts), applied, rescue)
+        .map_err(log_damage)?;
     Ok(Some((id, state, applied)))
 }
 

@@ -105,21 +105,17 @@ impl Host {
                 opts.peers.len()
             )));
         }
-        let (log_dir, fsync) = (opts.log_dir.clone(), opts.fsync);
-        // The first open (this start) takes the disk as it is; a restart after a
-        // storage failure first checks that the disk takes writes again.
-        let started = std::sync::atomic::AtomicBool::new(false);
+        let log_options = LogOptions {
+            sync: opts.fsync,
+            ..LogOptions::default()
+        };
+        // This start takes the disk as it is; a restart after a storage failure
+        // first checks that the disk takes writes again.
+        let log = SegmentLog::open(&opts.log_dir, log_options)?;
+        let log_dir = opts.log_dir.clone();
         let reopen: Reopen = Arc::new(move || {
-            if started.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                room_for_writes(&log_dir)?;
-            }
-            let log = SegmentLog::open(
-                &log_dir,
-                LogOptions {
-                    sync: fsync,
-                    ..LogOptions::default()
-                },
-            )?;
+            room_for_writes(&log_dir)?;
+            let log = SegmentLog::open(&log_dir, log_options)?;
             Ok(Box::new(log) as Box<dyn Storage>)
         });
         let net = PeerNet::new(opts.me, opts.peers.clone());
@@ -129,7 +125,8 @@ impl Host {
             .unwrap_or_else(|| NodeOptions::new(opts.me, opts.peers.len()));
         node_opts.applied = opts.applied;
         node_opts.core.recovering = opts.recovering;
-        let (node, decisions) = PaxosNode::start_reviving(node_opts, reopen, Arc::new(net))?;
+        let (node, decisions) =
+            PaxosNode::start_reviving(node_opts, Box::new(log), reopen, Arc::new(net))?;
         self.responder.running(node.clone());
         let unreliable = Arc::new(Unreliable::new(opts.unreliable));
         let server = PeerServer::new(node.inbox(), unreliable.clone());

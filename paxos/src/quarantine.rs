@@ -45,17 +45,47 @@ pub fn create_log_on(fs: SharedFs, log_dir: &Path) -> Result<(), StorageError> {
     SegmentLog::open_on(fs, log_dir, LogOptions::default())?.sync()
 }
 
-/// Checks the log of a replica whose identity record says it has run: like
-/// [`check_log_on`], and a missing log (no folder, or no segment in it) is
-/// [`StorageError::Corrupt`] too, since the replica would vote without the
-/// promises it made.
-pub fn check_known_log_on(fs: SharedFs, log_dir: &Path, applied: Slot) -> Result<(), StorageError> {
+/// Who could give a replica back a lost log: whether [`check_known_log_on`]
+/// treats a lost log as damage or starts a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogRescue {
+    /// The group has other replicas (or this one is recovering from them): a lost
+    /// log is damage, the caller quarantines and recovers from the peers.
+    FromPeers,
+    /// A one-replica group: no peer holds the log, so a lost log is moved aside
+    /// and a new one starts after the state's checkpoint
+    /// ([`restart_log_after_on`]), with an error line.
+    None,
+}
+
+/// Checks the log of a replica whose identity record says it has run and whose
+/// state covers every instance below `applied`: like [`check_log_on`], and a lost
+/// log ([`known_log_lost_on`]) is [`StorageError::Corrupt`] too (the replica
+/// would vote without the promises it made), unless `rescue` is
+/// [`LogRescue::None`]: then the log starts again after `applied`.
+pub fn check_known_log_on(
+    fs: SharedFs,
+    log_dir: &Path,
+    applied: Slot,
+    rescue: LogRescue,
+) -> Result<(), StorageError> {
     if let Some(reason) = known_log_lost_on(&*fs, log_dir, applied)? {
-        return Err(StorageError::Corrupt {
-            path: log_dir.to_path_buf(),
-            offset: 0,
+        if rescue == LogRescue::FromPeers {
+            return Err(StorageError::Corrupt {
+                path: log_dir.to_path_buf(),
+                offset: 0,
+                reason,
+            });
+        }
+        tracing::error!(
+            dir = %log_dir.display(),
+            applied,
             reason,
-        });
+            "the log of this one-replica group was lost and no peer can give it back: starting \
+             a new log after the state's checkpoint (what the old one held is moved aside); \
+             writes acknowledged after that checkpoint are lost"
+        );
+        restart_log_after_on(fs.clone(), log_dir, applied)?;
     }
     check_log_on(fs, log_dir)
 }
@@ -251,7 +281,7 @@ mod tests {
             "truncated"
         );
         assert!(matches!(
-            check_known_log_on(os.clone(), &log_dir, 51),
+            check_known_log_on(os.clone(), &log_dir, 51, LogRescue::FromPeers),
             Err(StorageError::Corrupt { .. })
         ));
     }
@@ -296,10 +326,10 @@ mod tests {
         let log = Path::new("/replica/log");
         sim.create_dir_all(Path::new("/replica")).unwrap();
         sim.sync_dir(Path::new("/")).unwrap();
-        let missing = check_known_log_on(shared.clone(), log, 0).unwrap_err();
+        let missing = check_known_log_on(shared.clone(), log, 0, LogRescue::FromPeers).unwrap_err();
         assert!(is_corrupt(&missing), "{missing}");
         sim.create_dir_all(log).unwrap();
-        let empty = check_known_log_on(shared.clone(), log, 0).unwrap_err();
+        let empty = check_known_log_on(shared.clone(), log, 0, LogRescue::FromPeers).unwrap_err();
         assert!(is_corrupt(&empty), "{empty}");
         assert!(
             check_log_on(shared.clone(), log).is_ok(),
@@ -308,7 +338,7 @@ mod tests {
         sim.remove_dir_all(log).unwrap();
         create_log_on(shared.clone(), log).unwrap();
         sim.crash_losing_unsynced();
-        check_known_log_on(shared, log, 0).unwrap();
+        check_known_log_on(shared, log, 0, LogRescue::FromPeers).unwrap();
     }
 
     #[test]

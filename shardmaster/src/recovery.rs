@@ -25,6 +25,7 @@ use futures::future::BoxFuture;
 use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;
 use paxos::probe::Verdict;
+use paxos::quarantine::LogRescue;
 use paxos::recovery::{Outcome, SnapshotSource};
 use paxos::rsm::{Install, Rsm};
 use paxos::transport::{codec, mux};
@@ -170,7 +171,15 @@ pub fn inspect(
     let ckpt = persist::load_checkpoint(&**fs, dir)?;
     let log = persist::log_dir(dir);
     let checked = match &cluster {
-        Some(rec) => check_known_log(fs, &log, rec, ckpt.as_ref().map_or(0, |c| c.applied)),
+        Some(rec) => {
+            let rescue = if rec.peers > 1 || rec.recovering.is_some() {
+                LogRescue::FromPeers
+            } else {
+                LogRescue::None
+            };
+            let applied = ckpt.as_ref().map_or(0, |c| c.applied);
+            paxos::quarantine::check_known_log_on(fs.clone(), &log, applied, rescue)
+        }
         None => paxos::quarantine::check_log_on(fs.clone(), &log),
     };
     checked.map_err(|e| {
@@ -186,38 +195,6 @@ pub fn inspect(
         }
     })?;
     Ok((cluster, ckpt))
-}
-
-/// Checks the log of a replica that ran (see
-/// [`paxos::quarantine::known_log_lost_on`]). A lost log is damage, except in a
-/// one-replica group, which has no peer to recover from: its log starts again
-/// after the checkpoint, with an error line.
-fn check_known_log(
-    fs: &SharedFs,
-    log: &Path,
-    rec: &ClusterRecord,
-    applied: paxos::Slot,
-) -> Result<(), paxos::StorageError> {
-    if let Some(reason) = paxos::quarantine::known_log_lost_on(&**fs, log, applied)? {
-        if rec.peers > 1 || rec.recovering.is_some() {
-            return Err(paxos::StorageError::Corrupt {
-                path: log.to_path_buf(),
-                offset: 0,
-                reason,
-            });
-        }
-        tracing::error!(
-            node = rec.me,
-            dir = %log.display(),
-            applied,
-            reason,
-            "the log of this one-replica shardmaster was lost and no peer can give it back: \
-             starting a new log after its checkpoint (what the old one held is moved aside); \
-             changes acknowledged after that checkpoint are lost"
-        );
-        paxos::quarantine::restart_log_after_on(fs.clone(), log, applied)?;
-    }
-    paxos::quarantine::check_log_on(fs.clone(), log)
 }
 
 /// Makes `dir` the directory of a replica: its log first, then its cluster record,

@@ -76,8 +76,12 @@ impl FailureState {
         self.failed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// The failure, while there is one.
+    /// The failure, while there is one. Costs one atomic load while there is
+    /// none (services ask on every request).
     pub(super) fn get(&self) -> Option<StorageFailure> {
+        if !self.is_failed() {
+            return None;
+        }
         self.lock().clone()
     }
 

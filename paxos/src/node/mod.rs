@@ -90,13 +90,14 @@ struct Shared {
     /// covered by a snapshot it installed: a restart after a storage failure
     /// replays from here.
     handed_out: AtomicU64,
-    /// The application's durable state covers every instance below this (its
-    /// checkpoint at start, [`PaxosNode::done`], installed snapshots): a restart
-    /// after a storage failure may let the log forget below here, and no further.
-    durable_applied: AtomicU64,
-    /// The highest `upto` of [`PaxosNode::install_snapshot`] and one past the
-    /// highest [`PaxosNode::done`]: told again to a core restored while they came.
+    /// The application's state covers every instance below this, durably: its
+    /// checkpoint at start or the highest `upto` of
+    /// [`PaxosNode::install_snapshot`] ...
     installed: AtomicU64,
+    /// ... and one past the highest [`PaxosNode::done`]. A restart after a
+    /// storage failure restores the log for the larger (see
+    /// [`Shared::durable_applied`]) and tells a restored core of those that came
+    /// while it was being opened.
     done_end: AtomicU64,
     /// One past the highest instance the log held when the running incarnation
     /// was restored from it (see [`PaxosNode::restored_end`]).
@@ -105,7 +106,15 @@ struct Shared {
     peers: usize,
 }
 
-/// Opens a replica's storage: at start, and again after a storage failure (see
+impl Shared {
+    /// Every instance below this is covered by the application's durable state.
+    fn durable_applied(&self) -> Slot {
+        let installed = self.installed.load(Ordering::SeqCst);
+        installed.max(self.done_end.load(Ordering::SeqCst))
+    }
+}
+
+/// Opens a replica's storage again after a storage failure (see
 /// [`PaxosNode::start_reviving`]). It may fail while the disk is still full.
 pub type Reopen = Arc<dyn Fn() -> Result<Box<dyn Storage>, StorageError> + Send + Sync>;
 
@@ -139,17 +148,17 @@ impl PaxosNode {
         PaxosNode::start_with(opts, storage, transport, None)
     }
 
-    /// Like [`PaxosNode::start`], with storage opened by `reopen`. When an append
-    /// fails (a full disk), the replica stops as if it crashed, then calls
-    /// `reopen` on a back-off and restarts from what the log holds once that
-    /// works: the application keeps its state and receives the decisions it has
-    /// not seen yet (see [`failure`]). A failed sync is not retried.
+    /// Like [`PaxosNode::start`]. When an append fails (a full disk), the replica
+    /// stops as if it crashed, then calls `reopen` on a back-off and restarts
+    /// from what the log holds once that works: the application keeps its state
+    /// and receives the decisions it has not seen yet (see [`failure`]). A
+    /// failed sync is not retried.
     pub fn start_reviving(
         opts: NodeOptions,
+        storage: Box<dyn Storage>,
         reopen: Reopen,
         transport: Arc<dyn Transport>,
     ) -> Result<(PaxosNode, mpsc::UnboundedReceiver<Decision>), PaxosError> {
-        let storage = reopen()?;
         PaxosNode::start_with(opts, storage, transport, Some(reopen))
     }
 
@@ -173,8 +182,7 @@ impl PaxosNode {
             stats: Arc::new(PersistStats::default()),
             durable: AtomicU64::new(0),
             handed_out: AtomicU64::new(opts.applied),
-            durable_applied: AtomicU64::new(opts.applied),
-            installed: AtomicU64::new(0),
+            installed: AtomicU64::new(opts.applied),
             done_end: AtomicU64::new(0),
             restored_end,
             peers: opts.core.peers,
@@ -184,16 +192,16 @@ impl PaxosNode {
             shared: shared.clone(),
             inbox: inbox_tx,
         };
-        let mut core_loop = CoreLoop {
+        let batches = spawn_persister(&shared, opts.core.id, storage, &transport, &node.inbox)?;
+        let core_loop = CoreLoop {
             me: opts.core.id,
             shared,
             inbox: inbox_rx,
             loopback: node.inbox.clone(),
             transport,
-            batches: std::sync::mpsc::channel().0,
+            batches,
             decisions: decisions_tx,
         };
-        core_loop.batches = core_loop.spawn_persister(storage)?;
         tokio::spawn(core_loop.supervise(opts.tick, opts.core.clone(), reopen));
         Ok((node, decisions_rx))
     }
@@ -244,9 +252,9 @@ impl PaxosNode {
     /// 6.824 `Done(seq)`: the application no longer needs instances `<= slot`
     /// (it has applied them and made the result durable).
     pub fn done(&self, slot: Slot) {
-        let end = slot.saturating_add(1);
-        self.shared.durable_applied.fetch_max(end, Ordering::SeqCst);
-        self.shared.done_end.fetch_max(end, Ordering::SeqCst);
+        self.shared
+            .done_end
+            .fetch_max(slot.saturating_add(1), Ordering::SeqCst);
         self.core().done(slot);
         self.shared.wake.notify_one();
     }
@@ -339,9 +347,6 @@ impl PaxosNode {
     /// The application installed a snapshot covering every instance below `upto`.
     pub fn install_snapshot(&self, upto: Slot) {
         self.shared.handed_out.fetch_max(upto, Ordering::SeqCst);
-        self.shared
-            .durable_applied
-            .fetch_max(upto, Ordering::SeqCst);
         self.shared.installed.fetch_max(upto, Ordering::SeqCst);
         self.core().install_snapshot(upto);
         self.shared.wake.notify_one();
@@ -436,6 +441,24 @@ pub fn restore(
     Ok((replica, replay))
 }
 
+/// Rebuilds a replica from `storage` for an application that keeps running
+/// after a storage failure: its durable state covers every instance below
+/// `durable_applied`, and it holds (in memory) every decision below
+/// `handed_out`. The log is restored for the durable state, not for what the
+/// application holds in memory: a restore for more would let the log forget
+/// instances a later crash needs (found by the simulator, seed 5). Decisions the
+/// application already has are not replayed. Both drivers revive this way.
+pub fn restore_in_place(
+    cfg: &CoreConfig,
+    storage: &mut dyn Storage,
+    durable_applied: Slot,
+    handed_out: Slot,
+) -> Result<(Replica, Vec<Decision>), PaxosError> {
+    let (replica, mut replay) = restore(cfg, storage, durable_applied)?;
+    replay.retain(|d| !matches!(d, Decision::Entry(slot, _) if *slot < handed_out));
+    Ok((replica, replay))
+}
+
 /// The task that drives the core: see the module docs.
 struct CoreLoop {
     me: NodeId,
@@ -495,17 +518,13 @@ impl CoreLoop {
             }
             let wait = *backoff;
             *backoff = (*backoff * 2).min(REVIVE_MAX);
-            // The log is restored for the application's durable state, not for
-            // what it holds in memory: a restore for more would let the log
-            // forget instances a later crash needs (found by the simulator, seed
-            // 5). Decisions the application already has are not replayed.
-            let applied = shared.durable_applied.load(Ordering::SeqCst);
+            let applied = shared.durable_applied();
             let handed_out = shared.handed_out.load(Ordering::SeqCst);
             let (cfg, reopen) = (cfg.clone(), reopen.clone());
             let opened = tokio::task::spawn_blocking(move || {
                 let mut storage = reopen()?;
-                let (replica, mut replay) = restore(&cfg, storage.as_mut(), applied)?;
-                replay.retain(|d| !matches!(d, Decision::Entry(slot, _) if *slot < handed_out));
+                let (replica, replay) =
+                    restore_in_place(&cfg, storage.as_mut(), applied, handed_out)?;
                 Ok::<_, PaxosError>((storage, replica, replay))
             })
             .await;
@@ -538,7 +557,7 @@ impl CoreLoop {
             drop(core);
             shared.durable.store(0, Ordering::SeqCst);
             hand_out(&shared, &self.decisions, replay);
-            match self.spawn_persister(storage) {
+            match spawn_persister(&shared, self.me, storage, &self.transport, &self.loopback) {
                 Ok(batches) => self.batches = batches,
                 Err(e) => {
                     tracing::warn!(node = self.me, error = %e, "cannot start the persister; retrying");
@@ -553,34 +572,6 @@ impl CoreLoop {
             );
             return true;
         }
-    }
-
-    /// Starts a persister thread over `storage`; returns where to send it batches.
-    fn spawn_persister(
-        &self,
-        storage: Box<dyn Storage>,
-    ) -> Result<std::sync::mpsc::Sender<Batch>, PaxosError> {
-        let (batch_tx, batch_rx) = std::sync::mpsc::channel();
-        let reported = self.shared.clone();
-        let persister = Persister {
-            me: self.me,
-            storage,
-            transport: self.transport.clone(),
-            loopback: self.loopback.clone(),
-            stats: self.shared.stats.clone(),
-            failed: self.shared.failed.clone(),
-            stopping: self.shared.stopping.clone(),
-            on_durable: Box::new(move |pos| {
-                reported.durable.fetch_max(pos, Ordering::SeqCst);
-                reported.wake.notify_one();
-            }),
-            appended: 0,
-            unsynced_since: None,
-        };
-        std::thread::Builder::new()
-            .name(format!("paxos-persist-{}", self.me))
-            .spawn(move || persister.run(batch_rx))?;
-        Ok(batch_tx)
     }
 
     /// Runs one incarnation until the node stops, storage fails, or the persister
@@ -675,6 +666,38 @@ impl CoreLoop {
         };
         self.batches.send(batch).is_ok()
     }
+}
+
+/// Starts a persister thread for replica `me` over `storage`; returns where to
+/// send it batches.
+fn spawn_persister(
+    shared: &Arc<Shared>,
+    me: NodeId,
+    storage: Box<dyn Storage>,
+    transport: &Arc<dyn Transport>,
+    loopback: &mpsc::Sender<Envelope>,
+) -> Result<std::sync::mpsc::Sender<Batch>, PaxosError> {
+    let (batch_tx, batch_rx) = std::sync::mpsc::channel();
+    let reported = shared.clone();
+    let persister = Persister {
+        me,
+        storage,
+        transport: transport.clone(),
+        loopback: loopback.clone(),
+        stats: shared.stats.clone(),
+        failed: shared.failed.clone(),
+        stopping: shared.stopping.clone(),
+        on_durable: Box::new(move |pos| {
+            reported.durable.fetch_max(pos, Ordering::SeqCst);
+            reported.wake.notify_one();
+        }),
+        appended: 0,
+        unsynced_since: None,
+    };
+    std::thread::Builder::new()
+        .name(format!("paxos-persist-{me}"))
+        .spawn(move || persister.run(batch_rx))?;
+    Ok(batch_tx)
 }
 
 /// Sends decisions to the application and remembers how far they go.

@@ -98,6 +98,7 @@ impl<S: Service> Running<S> {
     ) -> Self {
         let idle_after = io.rng.gen_range(20..600) * MS;
         let nonce = applier.origin_tag().1;
+        let applied = applier.applied();
         let mut r = Running {
             core,
             log,
@@ -106,7 +107,7 @@ impl<S: Service> Running<S> {
             sync_due: None,
             gated: VecDeque::new(),
             applier,
-            decisions: replay.into(),
+            decisions: VecDeque::new(),
             apply_due: false,
             applies: 0,
             idle_after,
@@ -121,23 +122,21 @@ impl<S: Service> Running<S> {
             snapshot_wanted: None,
             failed: None,
             revivable: false,
-            handed_out: 0,
-            durable_applied: 0,
+            handed_out: applied,
+            durable_applied: applied,
         };
-        r.handed_out = r.applier.applied();
-        r.durable_applied = r.applier.applied();
-        r.hand_out(Vec::new());
+        r.hand_out(replay);
         r.schedule_apply(io);
         r
     }
 
     /// Queues decisions for the apply loop and remembers how far they go.
     fn hand_out(&mut self, decisions: Vec<Decision>) {
-        self.decisions.extend(decisions);
-        for d in &self.decisions {
-            if let Decision::Entry(slot, _) = d {
+        for d in decisions {
+            if let Decision::Entry(slot, _) = &d {
                 self.handed_out = self.handed_out.max(slot + 1);
             }
+            self.decisions.push_back(d);
         }
     }
 
@@ -151,9 +150,9 @@ impl<S: Service> Running<S> {
         let mut log = self.log.reopen().map_err(|e| e.to_string())?;
         let cfg = self.core.config().clone();
         let handed_out = self.handed_out;
-        let (core, mut replay) = paxos::node::restore(&cfg, &mut log, self.durable_applied)
-            .map_err(|e| e.to_string())?;
-        replay.retain(|d| !matches!(d, Decision::Entry(slot, _) if *slot < handed_out));
+        let (core, replay) =
+            paxos::node::restore_in_place(&cfg, &mut log, self.durable_applied, handed_out)
+                .map_err(|e| e.to_string())?;
         io.note(|| {
             format!(
                 "revived in place: commit {}, floor {}, handed out {handed_out}",

@@ -21,9 +21,6 @@ use tokio::task::JoinHandle;
 pub struct PeerNetConfig {
     /// Envelopes queued per peer; when full, the oldest is dropped (default 16384).
     pub queue_capacity: usize,
-    /// Estimated bytes queued per peer; past it the oldest envelopes are dropped
-    /// (default 256 MiB). One larger envelope is still queued, alone.
-    pub queue_bytes: usize,
     /// While a peer is unreachable its queue is cut to this many newest envelopes at
     /// every failed attempt (default 1024).
     pub backlog_while_down: usize,
@@ -34,12 +31,6 @@ pub struct PeerNetConfig {
     pub max_batch_bytes: usize,
     /// `deliver` calls awaiting their acknowledgement per peer (default 8).
     pub max_in_flight: usize,
-    /// Estimated bytes of `deliver` calls awaiting their acknowledgement per peer
-    /// (default 8 MiB); a call larger than it still goes, alone. Calls on one
-    /// connection are sent one after another, so without this a call could wait
-    /// behind 8 calls of 16 MiB entries and miss its deadline, which drops the
-    /// connection and everything on it (issue #18, B3).
-    pub max_in_flight_bytes: usize,
     /// Deadline of one `deliver` call; a call that misses it counts as a broken
     /// connection (default 2 s).
     pub call_timeout: Duration,
@@ -55,12 +46,10 @@ impl Default for PeerNetConfig {
     fn default() -> Self {
         PeerNetConfig {
             queue_capacity: 16 * 1024,
-            queue_bytes: 256 << 20,
             backlog_while_down: 1024,
             max_batch_messages: 4096,
             max_batch_bytes: 4 << 20,
             max_in_flight: 8,
-            max_in_flight_bytes: 8 << 20,
             call_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(10),
@@ -180,7 +169,7 @@ impl PeerNet {
             .enumerate()
             .map(|(peer, addr)| {
                 (peer != me).then(|| {
-                    let outbox = Arc::new(Outbox::new(config.queue_capacity, config.queue_bytes));
+                    let outbox = Arc::new(Outbox::new(config.queue_capacity));
                     let task = tokio::spawn(run_link(
                         me,
                         peer,
@@ -335,15 +324,6 @@ async fn run_link(
     }
 }
 
-/// The slowest link a call's deadline allows for: a call carrying (with those ahead
-/// of it) `bytes` gets `call_timeout` plus the time to send them at this rate.
-const SLOWEST_LINK_BYTES_PER_SEC: u64 = 8 << 20;
-
-/// The deadline of a call that waits for `bytes` (its own and those ahead of it).
-fn call_deadline(config: &PeerNetConfig, bytes: usize) -> Duration {
-    config.call_timeout + Duration::from_millis(bytes as u64 * 1000 / SLOWEST_LINK_BYTES_PER_SEC)
-}
-
 /// Connects and starts the client's dispatch task.
 async fn connect(
     me: NodeId,
@@ -376,30 +356,23 @@ async fn pump(
     let counters = &outbox.counters;
     let mut in_flight = FuturesUnordered::new();
     let mut in_flight_envelopes = 0;
-    let mut in_flight_bytes = 0;
     loop {
-        while in_flight.len() < config.max_in_flight
-            && (in_flight.is_empty() || in_flight_bytes < config.max_in_flight_bytes)
-        {
-            let (batch, bytes) =
-                outbox.take_sized_batch(config.max_batch_messages, config.max_batch_bytes);
+        while in_flight.len() < config.max_in_flight {
+            let batch = outbox.take_batch(config.max_batch_messages, config.max_batch_bytes);
             if batch.is_empty() {
                 break;
             }
             let n = batch.len();
             in_flight_envelopes += n;
-            in_flight_bytes += bytes;
             Counters::add(&counters.calls, 1);
             let mut ctx = context::current();
-            // The call's bytes go after those already in flight on this connection.
-            ctx.deadline = Instant::now() + call_deadline(config, in_flight_bytes);
+            ctx.deadline = Instant::now() + config.call_timeout;
             let client = client.clone();
-            in_flight.push(async move { (n, bytes, client.deliver(ctx, batch).await) });
+            in_flight.push(async move { (n, client.deliver(ctx, batch).await) });
         }
         tokio::select! {
-            Some((n, bytes, result)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((n, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 in_flight_envelopes -= n;
-                in_flight_bytes -= bytes;
                 match result {
                     Ok(()) => {
                         Counters::add(&counters.delivered, n);
