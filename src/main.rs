@@ -47,26 +47,7 @@ fn init_logging() {
         .init();
 }
 
-/// Allocations of 1 MiB and more (large values, their copies through the log)
-/// get their own mappings, returned to the system when freed. By default glibc
-/// raises this threshold after each large free (up to 32 MiB), then serves 16 MiB
-/// values from its heaps and keeps the memory after they are gone: a burst of
-/// large writes left replicas at gigabytes of RSS (issue #18, B3; measured in
-/// docs/BENCHMARKS.md).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only sets a tuning parameter of the allocator; it is called
-    // before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
 fn main() -> ExitCode {
-    tune_allocator();
     let cli = Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

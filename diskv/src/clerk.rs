@@ -214,8 +214,7 @@ impl Clerk {
                 idx = next;
                 continue;
             };
-            let attempt = ATTEMPT + req.size_allowance();
-            match client.execute(deadline(attempt), req.clone()).await {
+            match client.execute(deadline(ATTEMPT), req.clone()).await {
                 Ok(Ok(reply)) => {
                     self.leaders.insert(gid, idx);
                     return Some(Ok(reply));

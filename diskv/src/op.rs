@@ -133,12 +133,12 @@ pub enum KvError {
     /// The replica's disk is full: it takes no writes until space is freed, then
     /// resumes by itself. A Clerk gives up on a write when a majority of the
     /// group says so (the group cannot decide anything), and retries otherwise.
-    #[error("insufficient storage: {reason}{}", if *.outcome_unknown { "; an earlier attempt timed out, so the write may or may not have taken effect" } else { "; the write was not applied" })]
+    #[error("insufficient storage: {reason}{}", if *.outcome_unknown { "; an earlier attempt got no answer, so the write may or may not have taken effect" } else { "; the write was not applied" })]
     NoSpace {
         /// What the replica says: the cause and what to do.
         reason: String,
-        /// Set by the Clerk when an earlier attempt of the same operation had an
-        /// unknown outcome (timed out, or its connection broke).
+        /// Set by the Clerk when an earlier attempt of the same operation got no
+        /// answer (it timed out, or its connection broke): its outcome is unknown.
         outcome_unknown: bool,
     },
     /// A key or value is above its limit ([`MAX_KEY_BYTES`], [`MAX_VALUE_BYTES`]):
@@ -152,23 +152,6 @@ pub enum KvError {
         /// The limit.
         limit: usize,
     },
-}
-
-/// The slowest rate at which a large value is expected to move through a group
-/// (the network to every replica, each replica's fsync): the time allowances of
-/// [`Request::size_allowance`] follow from it.
-pub const SLOWEST_BYTES_PER_SEC: u64 = 4 << 20;
-
-impl Request {
-    /// Extra time a request needs for its size, on top of a small request's
-    /// deadline: a 16 MiB write may take seconds to reach and be synced by a
-    /// majority, and a deadline that ignored it would have it retried (and
-    /// proposed again) while the first attempt is still on its way, multiplying
-    /// the work under load (issue #18, B3).
-    pub fn size_allowance(&self) -> std::time::Duration {
-        let bytes = self.op.key().map_or(0, str::len) + self.op.value().map_or(0, str::len);
-        std::time::Duration::from_millis(bytes as u64 * 1000 / SLOWEST_BYTES_PER_SEC)
-    }
 }
 
 impl KvError {

@@ -15,29 +15,11 @@ use tarpc::context;
 /// How long one request may wait for its log instance or read index.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Bytes of write requests one replica takes in at once, from the request to its
-/// answer (issue #18, B3). A value is copied several times on its way through
-/// the log (the command, the batch, the record, one `Accept` per follower), so
-/// without a bound a burst of large writes multiplied into gigabytes; a write
-/// beyond it waits (up to [`REQUEST_TIMEOUT`]) for earlier ones to finish, then
-/// is refused as busy, and the Clerk retries.
-pub const WRITES_IN_FLIGHT_BYTES: u32 = 128 << 20;
-
-/// What a write request counts against [`WRITES_IN_FLIGHT_BYTES`]: its key and
-/// value, plus a little for everything else.
-fn write_cost(req: &Request) -> u32 {
-    let bytes = req.op.key().map_or(0, str::len) + req.op.value().map_or(0, str::len) + 256;
-    u32::try_from(bytes)
-        .unwrap_or(u32::MAX)
-        .min(WRITES_IN_FLIGHT_BYTES)
-}
-
 /// The service of one replica. Cheap to clone (one per connection).
 #[derive(Clone)]
 pub struct KvService {
     rsm: Rsm<KvState>,
     clock: Arc<Mutex<LogClock>>,
-    writes: Arc<tokio::sync::Semaphore>,
 }
 
 /// This process's monotonic clock, in ms since it first read it.
@@ -72,7 +54,6 @@ impl KvService {
         KvService {
             rsm,
             clock: Arc::default(),
-            writes: Arc::new(tokio::sync::Semaphore::new(WRITES_IN_FLIGHT_BYTES as usize)),
         }
     }
 
@@ -102,15 +83,6 @@ impl KvService {
                 .await
                 .map_err(|e| rsm_error(e, rsm))?
         } else {
-            let cost = write_cost(&req);
-            let timeout = REQUEST_TIMEOUT + req.size_allowance();
-            let admitted = tokio::time::timeout(timeout, self.writes.acquire_many(cost));
-            let Ok(Ok(_admitted)) = admitted.await else {
-                return Err(KvError::Unavailable(format!(
-                    "busy: {} MiB of writes are in flight on this replica; retry",
-                    WRITES_IN_FLIGHT_BYTES >> 20
-                )));
-            };
             let applied_ms = self.rsm.with_state(|st| st.now_ms());
             let at_ms = self
                 .clock
@@ -119,7 +91,7 @@ impl KvService {
                 .stamp(applied_ms, monotonic_ms());
             let cmd = KvCommand::Op { req, at_ms };
             self.rsm
-                .execute(cmd, timeout)
+                .execute(cmd, REQUEST_TIMEOUT)
                 .await
                 .map_err(|e| rsm_error(e, &self.rsm))?
         }

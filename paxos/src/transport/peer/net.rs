@@ -21,6 +21,10 @@ use tokio::task::JoinHandle;
 pub struct PeerNetConfig {
     /// Envelopes queued per peer; when full, the oldest is dropped (default 16384).
     pub queue_capacity: usize,
+    /// Estimated bytes queued per peer; past it the oldest envelopes are dropped
+    /// (default 256 MiB): a slow peer does not hold gigabytes of retransmitted
+    /// large entries. One larger envelope is still queued, alone.
+    pub queue_bytes: usize,
     /// While a peer is unreachable its queue is cut to this many newest envelopes at
     /// every failed attempt (default 1024).
     pub backlog_while_down: usize,
@@ -46,6 +50,7 @@ impl Default for PeerNetConfig {
     fn default() -> Self {
         PeerNetConfig {
             queue_capacity: 16 * 1024,
+            queue_bytes: 256 << 20,
             backlog_while_down: 1024,
             max_batch_messages: 4096,
             max_batch_bytes: 4 << 20,
@@ -169,7 +174,7 @@ impl PeerNet {
             .enumerate()
             .map(|(peer, addr)| {
                 (peer != me).then(|| {
-                    let outbox = Arc::new(Outbox::new(config.queue_capacity));
+                    let outbox = Arc::new(Outbox::new(config.queue_capacity, config.queue_bytes));
                     let task = tokio::spawn(run_link(
                         me,
                         peer,

@@ -101,17 +101,7 @@ impl Outbox {
 
     /// Takes the oldest envelopes, at most `max_messages` and about `max_bytes` (always at
     /// least one if any is queued, however big). Empty when nothing is queued.
-    #[cfg(test)]
     pub(super) fn take_batch(&self, max_messages: usize, max_bytes: usize) -> Vec<Envelope> {
-        self.take_sized_batch(max_messages, max_bytes).0
-    }
-
-    /// [`Outbox::take_batch`], with the batch's estimated size in bytes.
-    pub(super) fn take_sized_batch(
-        &self,
-        max_messages: usize,
-        max_bytes: usize,
-    ) -> (Vec<Envelope>, usize) {
         let mut queue = self.lock();
         let mut bytes = 0;
         let mut count = 0;
@@ -124,7 +114,7 @@ impl Outbox {
             count += 1;
         }
         queue.bytes -= bytes;
-        (queue.envelopes.drain(..count).collect(), bytes)
+        queue.envelopes.drain(..count).collect()
     }
 
     /// Drops the oldest envelopes so that at most `keep` remain; returns how many went.
