@@ -3,7 +3,7 @@
 # Usage: scripts/large-writes.sh (after `cargo build --release`); N=12 by default.
 set -u
 WORK=$(mktemp -d)
-trap "rm -rf $WORK" EXIT
+trap "[ -n \"${KEEP:-}\" ] || rm -rf $WORK" EXIT; echo "work: $WORK"
 head -c 16000000 /dev/zero | tr "\\0" x > $WORK/val16
 BIN=$(realpath "${BIN:-target/release/diskv}")
 N=${N:-12}
@@ -21,6 +21,7 @@ wait $(jobs -p | grep -v $CPID) 2>/dev/null
 sleep 0.2
 END=$(date +%s.%N)
 echo "elapsed: $(echo "$END - $START" | bc)"
-for p in $(pgrep -P $CPID); do echo "$(tr '\0' ' ' < /proc/$p/cmdline | cut -c1-60) | $(grep -E 'VmHWM|VmRSS' /proc/$p/status | tr -s ' ' | tr '\n' ' ')"; done
-echo "front: $(grep -E 'VmHWM|VmRSS' /proc/$CPID/status | tr -s ' ' | tr '\n' ' ')"
+cpu() { awk '{printf "cpu=%.2fs", ($14+$15)/100}' /proc/$1/stat; }
+for p in $(pgrep -P $CPID); do echo "$(tr '\0' ' ' < /proc/$p/cmdline | cut -c1-60) | $(grep -E 'VmHWM|VmRSS' /proc/$p/status | tr -s ' ' | tr '\n' ' ') $(cpu $p)"; done
+echo "front: $(grep -E 'VmHWM|VmRSS' /proc/$CPID/status | tr -s ' ' | tr '\n' ' ') $(cpu $CPID)"
 kill -TERM -- -$CPID; sleep 2; kill -KILL -- -$CPID 2>/dev/null

@@ -146,6 +146,17 @@ pub enum Message {
     /// A replica whose membership may be stale asks for its peers' (see
     /// `Replica::doubt_membership`).
     MembershipAsk,
+    /// A follower that stopped hearing the leader asks whether its peers would
+    /// take part in an election (`core/prevote.rs`); it promises nothing.
+    PreVote {
+        /// Identifies the attempt; echoed by grants.
+        attempt: u64,
+    },
+    /// The sender hears no live leader and would answer the asker's Prepare.
+    PreVoteGrant {
+        /// The attempt granted.
+        attempt: u64,
+    },
 }
 
 impl Message {
@@ -165,6 +176,8 @@ impl Message {
             Message::Reincarnate { .. } => "reincarnate",
             Message::Membership { .. } => "membership",
             Message::MembershipAsk => "membership_ask",
+            Message::PreVote { .. } => "pre_vote",
+            Message::PreVoteGrant { .. } => "pre_vote_grant",
         }
     }
 }

@@ -739,6 +739,7 @@ fn cores(rng: &mut StdRng, peers: usize, window: u64) -> Vec<CoreConfig> {
             retransmit_ticks: rng.gen_range(2..15),
             window,
             catchup_bytes: if rng.gen_bool(0.3) { 200 } else { 4 << 20 },
+            max_inflight_bytes: if rng.gen_bool(0.3) { 300 } else { 64 << 20 },
             ..CoreConfig::new(i, peers)
         })
         .collect()

@@ -92,6 +92,8 @@ pub(crate) fn messages() -> Vec<Message> {
             commit: 40,
         },
         Message::MembershipAsk,
+        Message::PreVote { attempt: 310 },
+        Message::PreVoteGrant { attempt: 310 },
     ]
 }
 

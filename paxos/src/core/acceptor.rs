@@ -156,7 +156,7 @@ impl Replica {
 
     /// True if this replica heard from a leader other than `candidate` within the
     /// minimum election timeout (or leads itself with a live majority).
-    fn has_live_leader_other_than(&self, candidate: NodeId) -> bool {
+    pub(super) fn has_live_leader_other_than(&self, candidate: NodeId) -> bool {
         match &self.role {
             Role::Follower => {
                 matches!(self.leader, Some((l, _)) if l != candidate)

@@ -64,7 +64,9 @@ pub(super) fn plausible_rounds(msg: &Message, max_round: u64) -> bool {
         | Message::Reincarnate { .. }
         | Message::ForwardStart { .. }
         | Message::Membership { .. }
-        | Message::MembershipAsk => true,
+        | Message::MembershipAsk
+        | Message::PreVote { .. }
+        | Message::PreVoteGrant { .. } => true,
     }
 }
 

@@ -15,6 +15,11 @@ pub const MAX_COMMAND_BYTES: usize = 32 << 20;
 /// and framing, so the count bounds the encoded size.
 pub const COMMAND_OVERHEAD: usize = 10;
 
+/// A message is resent after `retransmit_ticks` more for every this many bytes it
+/// carries: 1 MiB per 100 ms (at the daemons' 10 ms tick) assumes a peer takes in
+/// at least 10 MiB/s, well below a disk's sequential write rate.
+pub const RESEND_UNIT_BYTES: usize = 1 << 20;
+
 /// Settings of one replica's protocol core. Time is in ticks: the driver decides how
 /// long a tick is (10 ms in the daemons).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +33,9 @@ pub struct CoreConfig {
     /// A follower that hears no leader for a random number of ticks in
     /// `[election_ticks, 2 * election_ticks)` starts an election.
     pub election_ticks: u32,
-    /// Unanswered Accept and Prepare messages are sent again after this many ticks.
+    /// Unanswered Accept and Prepare messages are sent again after this many ticks
+    /// (longer for large messages and for repeated Prepares: see
+    /// [`CoreConfig::resend_ticks`]).
     pub retransmit_ticks: u32,
     /// α, the in-flight window: a leader never opens instance `j` before every
     /// instance `<= j - window` is decided. Part of the protocol: every replica of
@@ -40,6 +47,13 @@ pub struct CoreConfig {
     pub max_batch_commands: usize,
     /// One catch-up message carries at most this many bytes of decided values.
     pub catchup_bytes: usize,
+    /// Flow control: a leader opens no new instance for client commands while its
+    /// undecided proposals hold this many bytes or more (one always may open).
+    /// Commands wait in the leader's queue instead of being sent to every follower
+    /// at once: a burst of 16 MiB writes (issue #18, B3) no longer puts hundreds of
+    /// megabytes in flight per follower. etcd's raft has the same bound
+    /// (`MaxInflightBytes`).
+    pub max_inflight_bytes: usize,
     /// Commands a follower holds while no leader is known; older ones are dropped.
     pub max_waiting_commands: usize,
     /// Seed of the replica's random number generator (election timeouts).
@@ -65,6 +79,7 @@ impl CoreConfig {
             max_batch_bytes: 1 << 20,
             max_batch_commands: 4096,
             catchup_bytes: 4 << 20,
+            max_inflight_bytes: 64 << 20,
             max_waiting_commands: 100_000,
             seed: id as u64,
             recovering: None,
@@ -106,6 +121,15 @@ impl CoreConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Ticks to wait before sending again a message of `bytes` bytes that was not
+    /// answered: `retransmit_ticks` for each [`RESEND_UNIT_BYTES`] it carries (at
+    /// least once). A follower still receiving and syncing a burst of large entries
+    /// must not get a second copy of each (issue #18, B3: resending 16 MiB Accepts
+    /// every 100 ms multiplied the bytes in flight until elections failed).
+    pub fn resend_ticks(&self, bytes: usize) -> u64 {
+        u64::from(self.retransmit_ticks) * (1 + (bytes / RESEND_UNIT_BYTES) as u64)
     }
 
     /// Votes needed for a decision: a strict majority of the group.

@@ -137,7 +137,10 @@ impl Durability {
             Message::Accept { ballot, .. } | Message::Heartbeat { ballot, .. } => {
                 env.from == me && ballot.node == me && *ballot <= self.durable_promise
             }
-            Message::HeartbeatAck { .. } => env.from == me,
+            // Neither reveals a promise or an accept.
+            Message::HeartbeatAck { .. }
+            | Message::PreVote { .. }
+            | Message::PreVoteGrant { .. } => env.from == me,
             _ => false,
         }
     }

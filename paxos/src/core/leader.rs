@@ -23,7 +23,16 @@ pub(super) struct Candidate {
     floor: Slot,
     started: u64,
     last_sent: u64,
+    /// Prepares sent again so far; each doubles the wait before the next, since
+    /// every one makes the acceptors send their whole report again.
+    resends: u32,
 }
+
+/// Back-off caps, as powers of two: Prepare resends wait at most 16 ×
+/// `retransmit_ticks`; a candidate that lost campaigns in a row waits at most
+/// 8 × its drawn election timeout before the next.
+const MAX_PREPARE_BACKOFF: u32 = 4;
+pub(super) const MAX_CAMPAIGN_BACKOFF: u32 = 3;
 
 /// One instance the leader proposed and has not yet seen decided.
 #[derive(Debug)]
@@ -69,7 +78,8 @@ pub(super) struct Leader {
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,
     /// Per replica, the last large catch-up sent and still unacknowledged: the
-    /// instance it reaches (exclusive) and when; `(0, 0)` if none. A follower's
+    /// instance it reaches (exclusive) and the tick after which it may be sent
+    /// again ([`super::CoreConfig::resend_ticks`]); `(0, 0)` if none. A follower's
     /// acks come every heartbeat; answering each one with a new copy of the same
     /// entries (up to `catchup_bytes`) while the first is in flight swamped lagging
     /// followers and the leader (see docs/BENCHMARKS.md, "Where the time goes").
@@ -107,15 +117,20 @@ impl Leader {
             >= majority
     }
 
+    /// Bytes of the proposals not yet known decided (flow control).
+    fn inflight_bytes(&self) -> usize {
+        self.inflight.values().map(|p| p.entry.size_hint()).sum()
+    }
+
     /// True if the leader has something to propose. `fill_until` is the newest
     /// membership epoch's first instance: after a reincarnation decided in `s`,
     /// instances up to `s + window` still need the old membership, so the leader
     /// closes them with no-ops at once, traffic or not — whether it decided the
     /// reincarnation itself or was elected while that window was still open.
-    pub(super) fn has_work(&self, fill_until: Slot) -> bool {
+    pub(super) fn has_work(&self, fill_until: Slot, max_inflight_bytes: usize) -> bool {
         !self.reincarnations.is_empty()
             || self.next < fill_until
-            || !self.queue.is_empty()
+            || (!self.queue.is_empty() && self.inflight_bytes() < max_inflight_bytes)
             || !self.starts.is_empty()
             || self.reads.iter().any(|r| r.round.is_none())
     }
@@ -124,6 +139,7 @@ impl Leader {
 impl Replica {
     /// Starts phase 1 with a ballot above every round seen.
     pub(super) fn campaign(&mut self) {
+        self.pre_vote = None;
         self.note_round(self.promised.round);
         let ballot = Ballot::of(
             self.max_round.saturating_add(1),
@@ -148,6 +164,7 @@ impl Replica {
             floor: 0,
             started: self.now,
             last_sent: self.now,
+            resends: 0,
         });
         self.reset_election_timer();
         self.broadcast(
@@ -164,11 +181,16 @@ impl Replica {
             return;
         };
         if self.now - c.started >= self.election_timeout as u64 {
+            // Lost (or still waiting for promises too large to arrive in time,
+            // issue #18 B3): the next campaign gets a longer timeout.
+            self.lost_campaigns = self.lost_campaigns.saturating_add(1);
             self.campaign();
             return;
         }
-        if self.now - c.last_sent >= self.cfg.retransmit_ticks as u64 {
+        let wait = u64::from(self.cfg.retransmit_ticks) << c.resends.min(MAX_PREPARE_BACKOFF);
+        if self.now - c.last_sent >= wait {
             c.last_sent = self.now;
+            c.resends += 1;
             let (ballot, from_slot, promises) = (c.ballot, c.from_slot, c.promises);
             for to in 0..self.cfg.peers {
                 if promises & (1 << to) == 0 {
@@ -321,6 +343,7 @@ impl Replica {
             leader.request_slot(slot, entry);
         }
         self.role = Role::Leader(Box::new(leader));
+        self.lost_campaigns = 0;
         self.leader = Some((self.cfg.id, ballot));
         self.ready.events.push(Event::LeaderChanged {
             leader: Some(self.cfg.id),
@@ -378,10 +401,11 @@ impl Replica {
             }
         }
         loop {
-            let (window, max_bytes, max_cmds) = (
+            let (window, max_bytes, max_cmds, max_inflight) = (
                 self.cfg.window,
                 self.cfg.max_batch_bytes,
                 self.cfg.max_batch_commands,
+                self.cfg.max_inflight_bytes,
             );
             let limit = self.commit + window;
             // See `Leader::has_work`: window no-ops up to the newest epoch.
@@ -402,7 +426,7 @@ impl Replica {
                     nonce: r.nonce,
                     replaces: r.replaces.unwrap_or_default(),
                 }
-            } else if !l.queue.is_empty() {
+            } else if !l.queue.is_empty() && l.inflight_bytes() < max_inflight {
                 let mut bytes = 0;
                 let mut batch = Vec::new();
                 // At most `max_bytes` counted, or one command alone: either way
@@ -474,7 +498,7 @@ impl Replica {
         }
         let mut resend = Vec::new();
         for (&slot, p) in l.inflight.iter_mut() {
-            if now - p.sent >= self.cfg.retransmit_ticks as u64 {
+            if now - p.sent >= self.cfg.resend_ticks(p.entry.size_hint()) {
                 p.sent = now;
                 for to in (0..peers).filter(|to| !p.acks.iter().any(|(n, _)| n == to)) {
                     resend.push((to, slot, p.entry.clone()));
@@ -629,7 +653,6 @@ impl Replica {
         incarnation: Option<u64>,
     ) {
         let (now, floor, budget) = (self.now, self.floor, self.cfg.catchup_bytes);
-        let resend_after = u64::from(self.cfg.retransmit_ticks);
         // Only a voter of the current epoch confirms leadership for reads.
         let confirms = incarnation.is_some_and(|k| self.vote_counts(self.commit, from, k));
         let Role::Leader(l) = &mut self.role else {
@@ -648,9 +671,9 @@ impl Replica {
         // Catch a lagging follower up. A small catch-up goes with every ack (the
         // usual few instances a follower misses when an Accept is lost); a large
         // one, one at a time: the next once the follower acknowledges having
-        // learned it, or after `retransmit_ticks` (it may have been lost).
-        let (sent_to, sent_at) = l.catchup[from];
-        let in_flight = commit < sent_to && now.saturating_sub(sent_at) < resend_after;
+        // learned it, or after its resend time (it may have been lost).
+        let (sent_to, resend_at) = l.catchup[from];
+        let in_flight = commit < sent_to && now < resend_at;
         if commit < self.commit && !in_flight {
             let mut entries = Vec::new();
             let mut bytes = 0;
@@ -662,7 +685,9 @@ impl Replica {
                 entries.push((slot, entry.clone()));
             }
             l.catchup[from] = match entries.last() {
-                Some(&(last, _)) if bytes > budget / LARGE_CATCHUP_PART => (last + 1, now),
+                Some(&(last, _)) if bytes > budget / LARGE_CATCHUP_PART => {
+                    (last + 1, now + self.cfg.resend_ticks(bytes))
+                }
                 _ => (0, 0),
             };
             self.send(from, Message::Decided { entries, floor });

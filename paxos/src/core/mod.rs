@@ -28,6 +28,7 @@ mod history;
 mod leader;
 mod learner;
 mod membership;
+mod prevote;
 mod ready;
 
 pub use bounds::{ROUND_REACH, START_REACH};
@@ -109,6 +110,13 @@ pub struct Replica {
     leader: Option<(NodeId, Ballot)>,
     idle_ticks: u32,
     election_timeout: u32,
+    /// Campaigns in a row that timed out without winning. Each doubles the next
+    /// election timeout (up to `2^MAX_CAMPAIGN_BACKOFF` times), so a candidate whose
+    /// promises carry many large entries gets the time to receive them instead of
+    /// starting over; hearing a leader or winning resets it.
+    lost_campaigns: u32,
+    /// The pre-vote this follower runs before campaigning (`prevote.rs`).
+    pre_vote: Option<prevote::PreVote>,
     /// Commands proposed here while this replica is not the leader.
     waiting_commands: Vec<Command>,
     /// 6.824 `start` requests not yet known decided, with the tick last sent.
@@ -151,6 +159,8 @@ impl Replica {
             leader: None,
             idle_ticks: 0,
             election_timeout,
+            lost_campaigns: 0,
+            pre_vote: None,
             waiting_commands: Vec::new(),
             waiting_starts: BTreeMap::new(),
             ready: Ready::default(),
@@ -309,6 +319,8 @@ impl Replica {
             Message::ForwardStart { slot, entry } => self.on_forward_start(slot, entry),
             Message::Membership { membership, commit } => self.on_membership(&membership, commit),
             Message::MembershipAsk => self.on_membership_ask(from),
+            Message::PreVote { attempt } => self.on_pre_vote(from, attempt),
+            Message::PreVoteGrant { attempt } => self.on_pre_vote_grant(from, attempt),
         }
     }
 
@@ -344,7 +356,7 @@ impl Replica {
                         }
                     }
                 } else if self.idle_ticks >= self.election_timeout && self.may_lead() {
-                    self.campaign();
+                    self.canvass();
                 }
             }
         }
@@ -523,7 +535,8 @@ impl Replica {
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
             || self.committed_record_upto() > self.commit_persisted
-            || matches!(&self.role, Role::Leader(l) if l.has_work(self.membership.latest_start()))
+            || matches!(&self.role, Role::Leader(l)
+                if l.has_work(self.membership.latest_start(), self.cfg.max_inflight_bytes))
     }
 
     // ---- helpers shared by the role files ----
@@ -571,7 +584,8 @@ impl Replica {
 
     fn reset_election_timer(&mut self) {
         self.idle_ticks = 0;
-        self.election_timeout = Self::draw_timeout(&mut self.rng, &self.cfg);
+        let backoff = self.lost_campaigns.min(leader::MAX_CAMPAIGN_BACKOFF);
+        self.election_timeout = Self::draw_timeout(&mut self.rng, &self.cfg) << backoff;
     }
 
     fn draw_timeout(rng: &mut StdRng, cfg: &CoreConfig) -> u32 {
@@ -593,6 +607,8 @@ impl Replica {
             }
             self.step_down();
         }
+        self.lost_campaigns = 0;
+        self.pre_vote = None;
         if self.leader.map(|(_, b)| b) != Some(ballot) {
             tracing::debug!(node = self.cfg.id, leader = from, %ballot, "following new leader");
             self.leader = Some((from, ballot));
@@ -609,6 +625,8 @@ impl Replica {
 mod doubt2_attack_tests;
 #[cfg(test)]
 mod doubt_attack_tests;
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]

@@ -569,6 +569,28 @@ fn peer_net_config_validation() {
     assert!(bad.validate().is_err());
 }
 
+/// A call queued behind 128 MiB of large entries gets the time to move them at
+/// the assumed minimum rate, not 2 s: missing the deadline tears the connection
+/// down and loses everything on it (issue #18, B3).
+#[test]
+fn a_call_behind_many_bytes_gets_the_time_to_move_them() {
+    let config = PeerNetConfig::default();
+    assert_eq!(config.call_budget(0), config.call_timeout);
+    let behind = config.call_budget(128 << 20);
+    assert!(
+        behind >= config.call_timeout + Duration::from_secs(12),
+        "{behind:?}"
+    );
+    let bad = PeerNetConfig {
+        min_rate: 0,
+        ..PeerNetConfig::default()
+    };
+    assert!(
+        bad.validate().is_err(),
+        "a zero rate would make every deadline infinite"
+    );
+}
+
 /// `?` in tests without pulling in anyhow (not a dependency of this crate).
 mod anyhow_free {
     /// Any error, boxed.

@@ -1,6 +1,6 @@
 //! The sending side of the peer network: [`PeerNet`], one queue and one task per peer.
 
-use super::outbox::{Counters, Outbox};
+use super::outbox::{approx_size, Counters, Outbox};
 use super::PeerServiceClient;
 use crate::message::Envelope;
 use crate::transport::{codec, mux, Transport};
@@ -36,8 +36,14 @@ pub struct PeerNetConfig {
     /// `deliver` calls awaiting their acknowledgement per peer (default 8).
     pub max_in_flight: usize,
     /// Deadline of one `deliver` call; a call that misses it counts as a broken
-    /// connection (default 2 s).
+    /// connection (default 2 s), plus the time to move the bytes it carries and
+    /// those of the calls ahead of it at `min_rate`.
     pub call_timeout: Duration,
+    /// Bytes per second a peer is assumed to take in at least (default 10 MiB/s,
+    /// the rate `CoreConfig::resend_ticks` assumes): a call queued behind 128 MiB
+    /// of large entries is not judged a broken connection after 2 s, which threw
+    /// away everything in flight and had it all sent again (issue #18, B3).
+    pub min_rate: u64,
     /// Deadline of one TCP connect (default 1 s).
     pub connect_timeout: Duration,
     /// First reconnection delay; doubles at each failure (default 10 ms).
@@ -56,6 +62,7 @@ impl Default for PeerNetConfig {
             max_batch_bytes: 4 << 20,
             max_in_flight: 8,
             call_timeout: Duration::from_secs(2),
+            min_rate: 10 << 20,
             connect_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(10),
             backoff_max: Duration::from_secs(1),
@@ -69,6 +76,12 @@ impl Default for PeerNetConfig {
 pub struct PeerNetConfigError(&'static str);
 
 impl PeerNetConfig {
+    /// How long a `deliver` call may take when `bytes_in_flight` bytes (its own
+    /// and those of the calls ahead of it on the connection) are on their way.
+    pub fn call_budget(&self, bytes_in_flight: u64) -> Duration {
+        self.call_timeout + Duration::from_secs_f64(bytes_in_flight as f64 / self.min_rate as f64)
+    }
+
     /// Checks that every bound is positive and the back-off range is ordered.
     pub fn validate(&self) -> Result<(), PeerNetConfigError> {
         let fail = |what| Err(PeerNetConfigError(what));
@@ -78,8 +91,8 @@ impl PeerNetConfig {
         if self.max_batch_bytes == 0 || self.max_batch_bytes > codec::MAX_FRAME_LEN / 2 {
             return fail("max_batch_bytes must be in 1..=MAX_FRAME_LEN/2");
         }
-        if self.call_timeout.is_zero() || self.connect_timeout.is_zero() {
-            return fail("call_timeout and connect_timeout must be positive");
+        if self.call_timeout.is_zero() || self.connect_timeout.is_zero() || self.min_rate == 0 {
+            return fail("call_timeout, connect_timeout and min_rate must be positive");
         }
         if self.backoff_min.is_zero() || self.backoff_min > self.backoff_max {
             return fail("backoff_min must be positive and at most backoff_max");
@@ -361,23 +374,29 @@ async fn pump(
     let counters = &outbox.counters;
     let mut in_flight = FuturesUnordered::new();
     let mut in_flight_envelopes = 0;
+    let mut in_flight_bytes = 0u64;
     loop {
         while in_flight.len() < config.max_in_flight {
             let batch = outbox.take_batch(config.max_batch_messages, config.max_batch_bytes);
             if batch.is_empty() {
                 break;
             }
-            let n = batch.len();
+            let (n, bytes) = (
+                batch.len(),
+                batch.iter().map(approx_size).sum::<usize>() as u64,
+            );
             in_flight_envelopes += n;
+            in_flight_bytes += bytes;
             Counters::add(&counters.calls, 1);
             let mut ctx = context::current();
-            ctx.deadline = Instant::now() + config.call_timeout;
+            ctx.deadline = Instant::now() + config.call_budget(in_flight_bytes);
             let client = client.clone();
-            in_flight.push(async move { (n, client.deliver(ctx, batch).await) });
+            in_flight.push(async move { (n, bytes, client.deliver(ctx, batch).await) });
         }
         tokio::select! {
-            Some((n, result)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((n, bytes, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 in_flight_envelopes -= n;
+                in_flight_bytes -= bytes;
                 match result {
                     Ok(()) => {
                         Counters::add(&counters.delivered, n);

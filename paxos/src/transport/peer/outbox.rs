@@ -158,7 +158,7 @@ impl Outbox {
 }
 
 /// A cheap estimate of an envelope's encoded size, to bound batches.
-fn approx_size(env: &Envelope) -> usize {
+pub(super) fn approx_size(env: &Envelope) -> usize {
     const HEADER: usize = 48;
     HEADER
         + match &env.msg {

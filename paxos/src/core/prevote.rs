@@ -1,0 +1,82 @@
+//! The pre-vote: a follower whose election timer fired asks its peers whether they
+//! would take part in an election before it promises itself a higher ballot.
+//!
+//! Without it, one follower that merely stops *hearing* the leader for a while (a
+//! burst of large entries queued ahead of the heartbeats, a stalled disk, a cut
+//! link that heals) promises itself a higher ballot, rejects the leader's next
+//! Accept, and the leader steps down: the whole group loses its leader because one
+//! replica was slow (issue #18, B3: repeated elections under 16 MiB writes). Raft
+//! calls the remedy PreVote; etcd and TiKV turn it on.
+//!
+//! A peer grants a pre-vote only if it would also answer the candidate's Prepare:
+//! it has a vote (it is not recovering a lost disk) and hears no live leader
+//! other than the asker (the same test as the acceptor's leader stickiness in
+//! `acceptor.rs`). The follower campaigns once a majority, itself included,
+//! granted. Granting changes no state and promises nothing, so a pre-vote can never
+//! make a decision unsafe; it only delays an election by one round trip, and only
+//! prevents one that could not have won anyway while a majority hears the leader.
+
+use super::{Replica, Role};
+use crate::message::Message;
+use crate::types::NodeId;
+
+/// A pre-vote in progress at this follower.
+#[derive(Debug)]
+pub(super) struct PreVote {
+    /// Tells this attempt's grants from those of earlier ones (the tick it began).
+    attempt: u64,
+    /// Who granted, one bit per replica (this one included).
+    grants: u64,
+}
+
+impl Replica {
+    /// The election timer fired: ask the peers (again, if the last pre-vote got no
+    /// majority within `retransmit_ticks`), or campaign at once when this replica
+    /// is a majority on its own.
+    pub(super) fn canvass(&mut self) {
+        if let Some(p) = &self.pre_vote {
+            if self.now - p.attempt < u64::from(self.cfg.retransmit_ticks) {
+                return;
+            }
+        }
+        if self.cfg.majority() <= 1 {
+            self.campaign();
+            return;
+        }
+        let attempt = self.now;
+        tracing::debug!(node = self.cfg.id, attempt, "asking peers for a pre-vote");
+        self.pre_vote = Some(PreVote {
+            attempt,
+            grants: 1 << self.cfg.id,
+        });
+        self.broadcast(Message::PreVote { attempt }, false);
+    }
+
+    /// Grants `from`'s pre-vote if this replica would answer its Prepare.
+    pub(super) fn on_pre_vote(&mut self, from: NodeId, attempt: u64) {
+        if from == self.cfg.id || self.incarnation.is_none() {
+            return;
+        }
+        if self.has_live_leader_other_than(from) {
+            return;
+        }
+        self.send(from, Message::PreVoteGrant { attempt });
+    }
+
+    /// Counts a grant; campaigns once a majority granted.
+    pub(super) fn on_pre_vote_grant(&mut self, from: NodeId, attempt: u64) {
+        if !matches!(self.role, Role::Follower) {
+            return;
+        }
+        let Some(p) = &mut self.pre_vote else {
+            return;
+        };
+        if p.attempt != attempt {
+            return;
+        }
+        p.grants |= 1 << from;
+        if p.grants.count_ones() as usize >= self.cfg.majority() {
+            self.campaign();
+        }
+    }
+}
