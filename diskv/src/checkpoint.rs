@@ -404,7 +404,19 @@ pub fn decode_record(bytes: &[u8]) -> Result<CheckpointRecord, String> {
     if crc32c::crc32c(&bytes[8..]) != crc {
         return Err("checksum mismatch".into());
     }
-    postcard::from_bytes(&bytes[8..]).map_err(|e| format!("undecodable: {e}"))
+    let record: CheckpointRecord =
+        postcard::from_bytes(&bytes[8..]).map_err(|e| format!("undecodable: {e}"))?;
+    // Checksummed is not trusted: the names are joined to a shard's folder and
+    // renamed or deleted, so none may lead out of it.
+    if let Some((_, name)) = record
+        .writes
+        .iter()
+        .chain(&record.deletes)
+        .find(|(_, name)| !keyfile::is_file_name(name))
+    {
+        return Err(format!("names {name:?}, which is not a key file name"));
+    }
+    Ok(record)
 }
 
 #[cfg(test)]
@@ -464,6 +476,23 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_record_naming_a_path_outside_its_shard_folder_is_refused() {
+        for bad in ["..", "../../identity", "a/b", "", "."] {
+            let mut r = record(5);
+            r.deletes.push((0, bad.to_string()));
+            let err = decode_record(&encode_record(&r)).unwrap_err();
+            assert!(err.contains("not a key file name"), "{bad:?}: {err}");
+            let mut r = record(5);
+            r.writes.push((0, bad.to_string()));
+            assert!(decode_record(&encode_record(&r)).is_err(), "{bad:?}");
+        }
+        let mut r = record(5);
+        r.writes.push((0, keyfile::file_name("user:1/x.y")));
+        r.deletes.push((0, keyfile::file_name(&"k".repeat(1000))));
+        assert_eq!(decode_record(&encode_record(&r)), Ok(r));
     }
 
     #[test]

@@ -140,7 +140,20 @@ impl Clerk {
     /// Removes every key of every shard.
     pub async fn clear(&mut self) -> Result<(), KvError> {
         for shard in 0..self.config.shards.len() {
-            self.run(shard, Op::Clear).await?;
+            match self.run(shard, Op::Clear).await {
+                Err(KvError::NoSpace { reason, .. }) if shard > 0 => {
+                    return Err(KvError::NoSpace {
+                        reason: format!(
+                            "{reason} (shards 0 to {} were already cleared, the others were not)",
+                            shard - 1
+                        ),
+                        outcome_unknown: true,
+                    })
+                }
+                result => {
+                    result?;
+                }
+            }
         }
         Ok(())
     }

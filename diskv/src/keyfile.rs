@@ -40,6 +40,17 @@ pub fn file_name(key: &str) -> String {
     out
 }
 
+/// True if `name` could have come from [`file_name`]: not empty, not too long, and
+/// only the characters it writes — never `/`, `.` or `..`, so a name read back from
+/// a checkpoint record can only point into its shard's folder.
+pub fn is_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME + 3
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'%' | b'~'))
+}
+
 fn hash64(bytes: &[u8], basis: u64) -> u64 {
     let mut h = basis;
     for &b in bytes {

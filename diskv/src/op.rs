@@ -133,12 +133,14 @@ pub enum KvError {
     /// The replica's disk is full: it takes no writes until space is freed, then
     /// resumes by itself. A Clerk gives up on a write when a majority of the
     /// group says so (the group cannot decide anything), and retries otherwise.
-    #[error("insufficient storage: {reason}{}", if *.outcome_unknown { "; an earlier attempt got no answer, so the write may or may not have taken effect" } else { "; the write was not applied" })]
+    #[error("insufficient storage: {reason}{}", if *.outcome_unknown { "; the write may or may not have taken effect (an earlier attempt got no answer, or only part of it was applied)" } else { "; the write was not applied" })]
     NoSpace {
         /// What the replica says: the cause and what to do.
         reason: String,
         /// Set by the Clerk when an earlier attempt of the same operation got no
-        /// answer (it timed out, or its connection broke): its outcome is unknown.
+        /// answer (it timed out, or its connection broke), so its outcome is
+        /// unknown, or when it was applied in part (a `clear` that emptied some
+        /// shards before one refused).
         outcome_unknown: bool,
     },
     /// A key or value is above its limit ([`MAX_KEY_BYTES`], [`MAX_VALUE_BYTES`]):
