@@ -92,6 +92,54 @@ fn step_follows_the_model() {
     assert_eq!(step(&a, &KeyOp::Get, &KeyRet::Existed(true)), None);
 }
 
+#[test]
+fn incr_counts_on_integers_only() {
+    let five = Some("5".to_string());
+    let incr = KeyOp::Incr;
+    assert_eq!(
+        step(&None, &incr(3), &KeyRet::Counter(Some(3))),
+        Some(Some("3".into()))
+    );
+    assert_eq!(
+        step(&five, &incr(-7), &KeyRet::Counter(Some(-2))),
+        Some(Some("-2".into()))
+    );
+    assert_eq!(step(&five, &incr(1), &KeyRet::Counter(Some(7))), None);
+    // Not the counter's own decimal form: refused, nothing changes.
+    for bad in ["a", "05", "+5", " 5", "", "5.0"] {
+        let s = Some(bad.to_string());
+        assert_eq!(
+            step(&s, &incr(1), &KeyRet::Counter(None)),
+            Some(s.clone()),
+            "{bad:?}"
+        );
+        assert_eq!(step(&s, &incr(1), &KeyRet::Counter(Some(1))), None);
+    }
+    let max = Some(i64::MAX.to_string());
+    assert_eq!(
+        step(&max, &incr(1), &KeyRet::Counter(None)),
+        Some(max.clone()),
+        "an overflow changes nothing"
+    );
+}
+
+/// An Incr applied twice (a retry executed again) shows as a sum no order of the
+/// calls explains.
+#[test]
+fn an_incr_applied_twice_is_a_violation() {
+    let h = History::new();
+    done(&h, 1, 0, 1, Op::incr("n", 1), Ret::Counter(Some(1)));
+    done(&h, 1, 2, 3, Op::incr("n", 1), Ret::Counter(Some(3)));
+    assert_violation(&h, "n");
+    let h = History::new();
+    done(&h, 1, 0, 1, Op::incr("n", 1), Ret::Counter(Some(1)));
+    done(&h, 1, 2, 3, Op::incr("n", 1), Ret::Counter(Some(2)));
+    done(&h, 1, 4, 5, Op::append("n", "x"), found(true));
+    done(&h, 1, 6, 7, Op::incr("n", 1), Ret::Counter(None));
+    done(&h, 1, 8, 9, Op::get("n"), Ret::value("2x"));
+    assert_ok(&h);
+}
+
 // ---- sequential histories ------------------------------------------------------------
 
 #[test]
@@ -844,8 +892,10 @@ fn random_op(rng: &mut Rng, client: u64, i: u64, keys: u64) -> Op {
         25..=39 => Op::put(key, value),
         40..=54 => Op::append(key, value),
         55..=64 => Op::swap(key, value),
-        65..=74 => Op::delete(key),
-        75..=97 => {
+        65..=71 => Op::delete(key),
+        72..=74 => Op::put(key, format!("{}", rng.below(20))),
+        75..=79 => Op::incr(key, rng.below(5) as i64 - 1),
+        80..=97 => {
             let (a, b) = (rng.below(keys), rng.below(keys));
             Op::scan(format!("k{}", a.min(b)), format!("k{}", a.max(b)))
         }
@@ -873,6 +923,17 @@ fn apply(map: &mut BTreeMap<String, String>, op: &Op) -> Ret {
         Op::Clear => {
             map.clear();
             Ret::Done
+        }
+        Op::Incr { key, by } => {
+            let n = match map.get(key) {
+                None => Some(0),
+                Some(v) => v.parse::<i64>().ok().filter(|n| n.to_string() == *v),
+            };
+            let sum = n.and_then(|n| n.checked_add(*by));
+            if let Some(sum) = sum {
+                map.insert(key.clone(), sum.to_string());
+            }
+            Ret::Counter(sum)
         }
     }
 }

@@ -87,6 +87,24 @@ impl Clerk {
         )
     }
 
+    /// Adds `by` to the integer in `key` (a missing key counts as 0) and returns
+    /// the sum, exactly once however often the request is retried. A value that
+    /// is not an integer, or a sum that overflows, changes nothing and is
+    /// [`KvError::Invalid`] with Redis's text.
+    pub async fn incr(&mut self, key: &str, by: i64) -> Result<i64, KvError> {
+        match self
+            .keyed(Op::Incr {
+                key: key.into(),
+                by,
+            })
+            .await?
+        {
+            Reply::Counter(Ok(n)) => Ok(n),
+            Reply::Counter(Err(e)) => Err(KvError::Invalid(e.to_string())),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Sets `key` and returns its previous value.
     pub async fn swap(&mut self, key: &str, value: &str) -> Result<Option<String>, KvError> {
         match self

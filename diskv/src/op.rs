@@ -31,6 +31,10 @@ pub enum Op {
     Scan { start: String, end: String },
     /// Remove every key of the shard the request is addressed to.
     Clear,
+    /// Add `by` to the key's value read as a 64-bit integer (a missing key counts
+    /// as 0) and store the sum, in one replicated step: a retry is answered from
+    /// the duplicate table, never applied twice (Redis INCR, DECR, INCRBY).
+    Incr { key: String, by: i64 },
 }
 
 impl Op {
@@ -40,7 +44,9 @@ impl Op {
             Op::Put { value, .. } | Op::Append { value, .. } | Op::Swap { value, .. } => {
                 Some(value)
             }
-            Op::Get { .. } | Op::Delete { .. } | Op::Scan { .. } | Op::Clear => None,
+            Op::Get { .. } | Op::Delete { .. } | Op::Scan { .. } | Op::Clear | Op::Incr { .. } => {
+                None
+            }
         }
     }
 
@@ -71,7 +77,8 @@ impl Op {
             | Op::Put { key, .. }
             | Op::Append { key, .. }
             | Op::Swap { key, .. }
-            | Op::Delete { key } => Some(key),
+            | Op::Delete { key }
+            | Op::Incr { key, .. } => Some(key),
             Op::Scan { .. } | Op::Clear => None,
         }
     }
@@ -93,6 +100,31 @@ pub enum Reply {
     Pairs(Vec<(String, String)>),
     /// Clear.
     Cleared,
+    /// Incr: the new value, or why the key's value was left as it was.
+    Counter(Result<i64, CounterError>),
+}
+
+/// Why an [`Op::Incr`] changed nothing. The texts are Redis's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CounterError {
+    /// The value is not the decimal form of a 64-bit integer (no sign `+`, no
+    /// leading zeros or spaces: exactly what the counter itself would write).
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    /// The sum does not fit 64 bits.
+    #[error("increment or decrement would overflow")]
+    Overflow,
+}
+
+/// The counter an [`Op::Incr`] finds in `value`: a missing key counts as 0.
+pub fn counter_of(value: Option<&str>) -> Result<i64, CounterError> {
+    let Some(value) = value else {
+        return Ok(0);
+    };
+    match value.parse::<i64>() {
+        Ok(n) if n.to_string() == value => Ok(n),
+        _ => Err(CounterError::NotAnInteger),
+    }
 }
 
 /// One operation from one client, numbered so a retry is recognised.

@@ -1,7 +1,7 @@
 //! One shard's data and duplicate table, and how operations change them.
 
 use crate::dedup::DupTable;
-use crate::op::{Op, Reply};
+use crate::op::{counter_of, CounterError, Op, Reply};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -89,6 +89,15 @@ impl Shard {
                 }
                 self.data.clear();
                 Reply::Cleared
+            }
+            Op::Incr { key, by } => {
+                let sum = counter_of(self.data.get(key).map(String::as_str))
+                    .and_then(|n| n.checked_add(*by).ok_or(CounterError::Overflow));
+                if let Ok(sum) = sum {
+                    touched(key);
+                    self.data.insert(key.clone(), sum.to_string());
+                }
+                Reply::Counter(sum)
             }
         }
     }

@@ -2,7 +2,7 @@
 //! in the middle of a checkpoint.
 
 use crate::checkpoint::{CheckpointRecord, DiskStore};
-use crate::op::{KvError, Op, Reply, Request};
+use crate::op::{CounterError, KvError, Op, Reply, Request};
 use crate::state::{KvCommand, KvState};
 use paxos::rsm::StateMachine;
 use shardmaster::Config;
@@ -70,6 +70,64 @@ fn requests_for_unowned_shards_are_refused_until_the_config_arrives() {
     assert_eq!(
         st.apply(2, append(9, 1, "k", "x")),
         Ok(Reply::Existed(false))
+    );
+}
+
+fn incr(client: u64, seq: u64, key: &str, by: i64) -> KvCommand {
+    req(
+        client,
+        seq,
+        key,
+        Op::Incr {
+            key: key.into(),
+            by,
+        },
+    )
+}
+
+/// Redis INCR as one replicated step: a retry gets the first answer from the
+/// duplicate table (not a second increment), a refusal changes nothing, and an
+/// overflow is refused.
+#[test]
+fn a_retried_incr_is_applied_once_and_answered_the_same() {
+    let mut st = KvState::in_memory(1, NSHARDS);
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    assert_eq!(st.apply(1, incr(9, 1, "n", 5)), Ok(Reply::Counter(Ok(5))));
+    assert_eq!(st.apply(2, incr(9, 1, "n", 5)), Ok(Reply::Counter(Ok(5))));
+    assert_eq!(st.apply(3, incr(7, 1, "n", -2)), Ok(Reply::Counter(Ok(3))));
+    assert_eq!(get(&st, "n").as_deref(), Some("3"));
+    st.apply(4, append(9, 2, "n", "x")).unwrap();
+    assert_eq!(
+        st.apply(5, incr(9, 3, "n", 1)),
+        Ok(Reply::Counter(Err(CounterError::NotAnInteger)))
+    );
+    assert_eq!(
+        get(&st, "n").as_deref(),
+        Some("3x"),
+        "a refusal changes nothing"
+    );
+    st.apply(
+        6,
+        req(
+            9,
+            4,
+            "m",
+            Op::Put {
+                key: "m".into(),
+                value: i64::MAX.to_string(),
+            },
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        st.apply(7, incr(9, 5, "m", 1)),
+        Ok(Reply::Counter(Err(CounterError::Overflow)))
     );
 }
 

@@ -131,10 +131,13 @@ impl Client {
         let value = format!("{}.{}", self.id, self.seq + 1);
         match rng.gen_range(0..100) {
             0..=24 => LinOp::get(key),
-            25..=44 => LinOp::put(key, value),
-            45..=69 => LinOp::append(key, value),
-            70..=79 => LinOp::delete(key),
-            80..=89 => LinOp::swap(key, value),
+            // Some Puts write an integer, for the Incrs to count on.
+            25..=34 => LinOp::put(key, value),
+            35..=39 => LinOp::put(key, rng.gen_range(-5i64..100).to_string()),
+            40..=59 => LinOp::append(key, value),
+            60..=71 => LinOp::delete(key),
+            72..=81 => LinOp::swap(key, value),
+            82..=89 => LinOp::incr(key, rng.gen_range(-3..=7)),
             _ => {
                 let a = KEYS[rng.gen_range(0..KEYS.len())];
                 let b = KEYS[rng.gen_range(0..KEYS.len())];
@@ -171,6 +174,10 @@ impl Client {
                 end: end.clone(),
             },
             LinOp::Clear => Op::Clear,
+            LinOp::Incr { key, by } => Op::Incr {
+                key: key.clone(),
+                by: *by,
+            },
         };
         Next::Send(Attempt {
             to: target,
@@ -253,7 +260,8 @@ fn key_of(op: &LinOp) -> &str {
         | LinOp::Put { key, .. }
         | LinOp::Append { key, .. }
         | LinOp::Swap { key, .. }
-        | LinOp::Delete { key } => key,
+        | LinOp::Delete { key }
+        | LinOp::Incr { key, .. } => key,
         LinOp::Scan { .. } | LinOp::Clear => "",
     }
 }
@@ -264,5 +272,6 @@ fn ret_of(reply: Reply) -> Ret {
         Reply::Existed(e) => Ret::Existed(e),
         Reply::Pairs(p) => Ret::Pairs(p),
         Reply::Cleared => Ret::Done,
+        Reply::Counter(sum) => Ret::Counter(sum.ok()),
     }
 }

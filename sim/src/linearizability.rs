@@ -61,6 +61,8 @@ pub enum Op {
     Scan { start: String, end: String },
     /// Remove every key; replied with [`Ret::Done`].
     Clear,
+    /// Add `by` to the key's integer (missing: 0); replied with [`Ret::Counter`].
+    Incr { key: String, by: i64 },
 }
 
 impl Op {
@@ -93,6 +95,13 @@ impl Op {
     pub fn delete(key: impl Into<String>) -> Op {
         Op::Delete { key: key.into() }
     }
+    /// `Incr(key, by)`.
+    pub fn incr(key: impl Into<String>, by: i64) -> Op {
+        Op::Incr {
+            key: key.into(),
+            by,
+        }
+    }
     /// `Scan(start, end)`, both ends inclusive.
     pub fn scan(start: impl Into<String>, end: impl Into<String>) -> Op {
         Op::Scan {
@@ -113,7 +122,8 @@ impl Op {
             | Op::Put { key, .. }
             | Op::Append { key, .. }
             | Op::Swap { key, .. }
-            | Op::Delete { key } => Some(key),
+            | Op::Delete { key }
+            | Op::Incr { key, .. } => Some(key),
             Op::Scan { .. } | Op::Clear => None,
         }
     }
@@ -130,6 +140,9 @@ pub enum Ret {
     Pairs(Vec<(String, String)>),
     /// Clear.
     Done,
+    /// Incr: the new value; `None` if the value was not an integer or the sum
+    /// overflowed (nothing changed).
+    Counter(Option<i64>),
 }
 
 impl Ret {
@@ -307,6 +320,8 @@ pub enum KeyOp {
     Swap(String),
     /// Remove the key (also a Clear's effect on this key).
     Delete,
+    /// Add to the value read as an integer (missing: 0), if it is one.
+    Incr(i64),
 }
 
 /// The reply of a [`KeyOp`], as the model checks it.
@@ -318,6 +333,19 @@ pub enum KeyRet {
     Existed(bool),
     /// No reply to check: an unknown outcome, or a Clear.
     Any,
+    /// Incr: the sum, or `None` if it changed nothing.
+    Counter(Option<i64>),
+}
+
+/// What an `Incr(by)` makes of `state`: the sum, or `None` when the value is not
+/// the decimal form of a 64-bit integer or the sum overflows (the store's rule,
+/// `diskv::op::counter_of`).
+fn incremented(state: &State, by: i64) -> Option<i64> {
+    let n = match state.as_deref() {
+        None => 0,
+        Some(v) => v.parse::<i64>().ok().filter(|n| n.to_string() == v)?,
+    };
+    n.checked_add(by)
 }
 
 /// The model's step: the state after `op` runs on `state`, if `reply` is what it returns
@@ -331,6 +359,10 @@ pub fn step(state: &State, op: &KeyOp, reply: &KeyRet) -> Option<State> {
         KeyOp::Put(v) | KeyOp::Swap(v) => Some(v.clone()),
         KeyOp::Append(v) => Some(format!("{}{v}", state.as_deref().unwrap_or(""))),
         KeyOp::Delete => None,
+        KeyOp::Incr(by) => match incremented(state, *by) {
+            Some(sum) => Some(sum.to_string()),
+            None => state.clone(),
+        },
     })
 }
 
@@ -342,6 +374,7 @@ fn legal(state: &State, op: &KeyOp, reply: &KeyRet) -> bool {
         (KeyOp::Put(_) | KeyOp::Append(_) | KeyOp::Delete, KeyRet::Existed(existed)) => {
             *existed == state.is_some()
         }
+        (KeyOp::Incr(by), KeyRet::Counter(sum)) => *sum == incremented(state, *by),
         _ => false,
     }
 }
@@ -354,14 +387,20 @@ fn legal(state: &State, op: &KeyOp, reply: &KeyRet) -> bool {
 /// Delete leaves — followed by appended values.
 fn reachable(state: &State, reply: &KeyRet, available: &[&KeyOp]) -> bool {
     let can_delete = available.iter().any(|op| **op == KeyOp::Delete);
+    let can_count = available.iter().any(|op| matches!(op, KeyOp::Incr(_)));
     match reply {
-        KeyRet::Any => true,
+        // A sum, or a value an Incr wrote: not worth predicting (never "no" wrongly).
+        KeyRet::Any | KeyRet::Counter(_) => true,
+        KeyRet::Value(Some(_)) if can_count => true,
         KeyRet::Existed(false) | KeyRet::Value(None) => state.is_none() || can_delete,
         KeyRet::Existed(true) => {
             state.is_some()
-                || available
-                    .iter()
-                    .any(|op| matches!(op, KeyOp::Put(_) | KeyOp::Append(_) | KeyOp::Swap(_)))
+                || available.iter().any(|op| {
+                    matches!(
+                        op,
+                        KeyOp::Put(_) | KeyOp::Append(_) | KeyOp::Swap(_) | KeyOp::Incr(_)
+                    )
+                })
         }
         KeyRet::Value(Some(target)) => {
             let mut bases = vec![state.as_deref().unwrap_or("")];
@@ -371,7 +410,7 @@ fn reachable(state: &State, reply: &KeyRet, available: &[&KeyOp]) -> bool {
                     KeyOp::Put(v) | KeyOp::Swap(v) => bases.push(v),
                     KeyOp::Delete => bases.push(""),
                     KeyOp::Append(v) => appends.push(v.as_bytes()),
-                    KeyOp::Get => {}
+                    KeyOp::Get | KeyOp::Incr(_) => {}
                 }
             }
             bases.iter().any(|base| {
@@ -595,6 +634,7 @@ fn split_by_key(ops: &[Operation]) -> Result<BTreeMap<String, Vec<KeyEvent>>, Ch
         let reply = |r: Option<&Ret>| match r {
             Some(Ret::Value(v)) => KeyRet::Value(v.clone()),
             Some(Ret::Existed(e)) => KeyRet::Existed(*e),
+            Some(Ret::Counter(c)) => KeyRet::Counter(*c),
             _ => KeyRet::Any,
         };
         match &o.op {
@@ -603,6 +643,7 @@ fn split_by_key(ops: &[Operation]) -> Result<BTreeMap<String, Vec<KeyEvent>>, Ch
             Op::Append { key, value } => push(key, KeyOp::Append(value.clone()), reply(ret)),
             Op::Swap { key, value } => push(key, KeyOp::Swap(value.clone()), reply(ret)),
             Op::Delete { key } => push(key, KeyOp::Delete, reply(ret)),
+            Op::Incr { key, by } => push(key, KeyOp::Incr(*by), reply(ret)),
             Op::Scan { start, end } => {
                 let pairs = match ret {
                     Some(Ret::Pairs(pairs)) => pairs.as_slice(),
@@ -638,6 +679,7 @@ fn validate(i: usize, o: &Operation) -> Result<(), String> {
         Op::Put { .. } | Op::Append { .. } | Op::Delete { .. } => matches!(ret, Ret::Existed(_)),
         Op::Scan { .. } => matches!(ret, Ret::Pairs(_)),
         Op::Clear => matches!(ret, Ret::Done),
+        Op::Incr { .. } => matches!(ret, Ret::Counter(_)),
     };
     if fits {
         Ok(())
@@ -1378,6 +1420,7 @@ fn describe(key: &str, e: &KeyEvent, ops: &[Operation]) -> String {
         Op::Delete { .. } => format!("Delete({key:?})"),
         Op::Scan { start, end } => format!("Scan({start:?}, {end:?}), as a read of {key:?}"),
         Op::Clear => format!("Clear, as a Delete of {key:?}"),
+        Op::Incr { by, .. } => format!("Incr({key:?}, {by})"),
     };
     let (ret_at, reply) = match &o.outcome {
         Outcome::Pending => ("∞".to_string(), "no reply".to_string()),
@@ -1388,6 +1431,8 @@ fn describe(key: &str, e: &KeyEvent, ops: &[Operation]) -> String {
                 (Ret::Existed(true), _) => "found".to_string(),
                 (Ret::Existed(false), _) => "not_found".to_string(),
                 (Ret::Done, _) => "done".to_string(),
+                (Ret::Counter(Some(n)), _) => n.to_string(),
+                (Ret::Counter(None), _) => "not an integer".to_string(),
                 (Ret::Value(v), _) | (Ret::Pairs(_), KeyRet::Value(v)) => show_state(v),
                 (Ret::Pairs(_), _) => "pairs".to_string(),
             },
