@@ -630,4 +630,6 @@ mod flow_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod prevote_attack_tests;
+#[cfg(test)]
 mod tests;
