@@ -134,3 +134,29 @@ fn control_a_round_trip_under_retransmit_ticks_elects_a_leader() {
     net.run(10 * election, &|_| one_way, &|_| true, &[0]);
     assert!(!net.leaders(&[0]).is_empty());
 }
+
+/// FINDING 3 (minor). `max_inflight_bytes: 0` passes `validate`, and the doc says
+/// "one always may open", but `inflight_bytes() < 0` is never true: the leader
+/// never proposes a single client command (they pile up in its queue forever).
+#[test]
+fn a_zero_byte_budget_is_rejected_or_still_lets_one_instance_open() {
+    let cfg = |i| CoreConfig {
+        max_inflight_bytes: 0,
+        ..CoreConfig::new(i, 3)
+    };
+    let rs: Vec<Replica> = (0..3).map(|i| Replica::new(cfg(i))).collect();
+    if cfg(0).validate().is_err() {
+        return;
+    }
+    let mut net = SlowNet::new(rs);
+    net.rs[0].campaign_now();
+    net.run(5, &|_| 0, &|_| true, &[]);
+    assert!(net.rs[0].is_leader());
+    let first = net.rs[0].commit_index();
+    net.rs[0].propose(b"x".to_vec());
+    net.run(100, &|_| 0, &|_| true, &[]);
+    assert!(
+        net.rs[0].commit_index() > first,
+        "validate accepted max_inflight_bytes = 0, and no command is ever proposed"
+    );
+}
