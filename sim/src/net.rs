@@ -41,10 +41,19 @@ pub struct Weather {
 impl Weather {
     /// A quiet LAN: small delays, nothing lost.
     pub fn calm() -> Self {
+        // Attack demo (branch attack-b3 only): `SIM_CALM_DELAY_MS=lo,hi` makes the
+        // calm network a WAN with one-way delays of lo..=hi ms.
+        let delay = std::env::var("SIM_CALM_DELAY_MS")
+            .ok()
+            .and_then(|v| {
+                let (lo, hi) = v.split_once(',')?;
+                Some((lo.trim().parse::<Time>().ok()? * MS, hi.trim().parse::<Time>().ok()? * MS))
+            })
+            .unwrap_or((100, 600));
         Weather {
             drop: 0.0,
             duplicate: 0.0,
-            delay: (100, 600),
+            delay,
             hold_chance: 0.0,
             hold: (0, 0),
         }
