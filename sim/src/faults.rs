@@ -237,7 +237,7 @@ pub(crate) fn strike(w: &mut World) {
         }
         Kind::Weather => {
             w.net.weather = if w.rng.gen_bool(0.4) {
-                Weather::calm()
+                w.net.calm.clone()
             } else {
                 Weather::stormy(&mut w.rng)
             };
@@ -460,7 +460,7 @@ pub(crate) fn lift(w: &mut World, node: usize) {
 /// replica that is down (or whose storage failed) restarts.
 pub(crate) fn calm(w: &mut World) {
     w.net.heal();
-    w.net.weather = Weather::calm();
+    w.net.weather = w.net.calm.clone();
     for p in &mut w.faults.paused_until {
         *p = 0;
     }

@@ -41,21 +41,37 @@ pub struct Weather {
 impl Weather {
     /// A quiet LAN: small delays, nothing lost.
     pub fn calm() -> Self {
-        // Attack demo (branch attack-b3 only): `SIM_CALM_DELAY_MS=lo,hi` makes the
-        // calm network a WAN with one-way delays of lo..=hi ms.
-        let delay = std::env::var("SIM_CALM_DELAY_MS")
-            .ok()
-            .and_then(|v| {
-                let (lo, hi) = v.split_once(',')?;
-                Some((lo.trim().parse::<Time>().ok()? * MS, hi.trim().parse::<Time>().ok()? * MS))
-            })
-            .unwrap_or((100, 600));
+        Weather::quiet((100, 600))
+    }
+
+    /// Nothing lost, one-way delays in `delay`.
+    fn quiet(delay: (Time, Time)) -> Self {
         Weather {
             drop: 0.0,
             duplicate: 0.0,
             delay,
             hold_chance: 0.0,
             hold: (0, 0),
+        }
+    }
+
+    /// The run's quiet weather: a LAN, or in one run in seven a WAN with one-way
+    /// delays of 20–80 ms, longer than a retransmission interval (the attack on
+    /// issue #18's pre-vote: grants that took longer than that were all dropped and
+    /// no one was ever elected). `SIM_CALM_DELAY_MS=lo,hi` forces the delays.
+    pub fn calm_for_run(rng: &mut impl rand::Rng) -> Self {
+        let forced = std::env::var("SIM_CALM_DELAY_MS").ok().and_then(|v| {
+            let (lo, hi) = v.split_once(',')?;
+            Some((
+                lo.trim().parse::<Time>().ok()? * MS,
+                hi.trim().parse::<Time>().ok()? * MS,
+            ))
+        });
+        let wan = rng.gen_bool(1.0 / 7.0);
+        match forced {
+            Some(delay) => Weather::quiet(delay),
+            None if wan => Weather::quiet((20 * MS, 80 * MS)),
+            None => Weather::calm(),
         }
     }
 
@@ -79,6 +95,8 @@ pub struct Network {
     sides: Vec<(Addr, u32)>,
     /// One-way links that carry nothing: (from, to).
     blocked: BTreeSet<(Addr, Addr)>,
+    /// This run's quiet weather ([`Weather::calm_for_run`]).
+    pub calm: Weather,
 }
 
 impl Default for Network {
@@ -87,6 +105,7 @@ impl Default for Network {
             weather: Weather::calm(),
             sides: Vec::new(),
             blocked: BTreeSet::new(),
+            calm: Weather::calm(),
         }
     }
 }

@@ -240,12 +240,15 @@ impl World {
                 .map(|c| MasterClient::new(1000 + c as u64, masters))
                 .collect();
         }
+        let mut net = Network::default();
+        net.calm = Weather::calm_for_run(&mut rng);
+        net.weather = net.calm.clone();
         World {
             seed: opts.seed,
             rng,
             now: 0,
             agenda: Agenda::default(),
-            net: Network::default(),
+            net,
             machines,
             groups,
             digests: Digests::default(),

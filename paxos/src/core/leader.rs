@@ -117,9 +117,13 @@ impl Leader {
             >= majority
     }
 
-    /// Bytes of the proposals not yet known decided (flow control).
-    fn inflight_bytes(&self) -> usize {
-        self.inflight.values().map(|p| p.entry.size_hint()).sum()
+    /// Flow control: true if a new instance for client commands may open, that is
+    /// nothing is in flight or the proposals not yet known decided hold fewer than
+    /// `max_inflight_bytes` (so even a budget of 0 lets one instance through).
+    fn may_open(&self, max_inflight_bytes: usize) -> bool {
+        self.inflight.is_empty()
+            || self.inflight.values().map(|p| p.entry.size_hint()).sum::<usize>()
+                < max_inflight_bytes
     }
 
     /// True if the leader has something to propose. `fill_until` is the newest
@@ -130,7 +134,7 @@ impl Leader {
     pub(super) fn has_work(&self, fill_until: Slot, max_inflight_bytes: usize) -> bool {
         !self.reincarnations.is_empty()
             || self.next < fill_until
-            || (!self.queue.is_empty() && self.inflight_bytes() < max_inflight_bytes)
+            || (!self.queue.is_empty() && self.may_open(max_inflight_bytes))
             || !self.starts.is_empty()
             || self.reads.iter().any(|r| r.round.is_none())
     }
@@ -426,7 +430,7 @@ impl Replica {
                     nonce: r.nonce,
                     replaces: r.replaces.unwrap_or_default(),
                 }
-            } else if !l.queue.is_empty() && l.inflight_bytes() < max_inflight {
+            } else if !l.queue.is_empty() && l.may_open(max_inflight) {
                 let mut bytes = 0;
                 let mut batch = Vec::new();
                 // At most `max_bytes` counted, or one command alone: either way

@@ -19,23 +19,40 @@
 use super::{Replica, Role};
 use crate::message::Message;
 use crate::types::NodeId;
+use rand::Rng;
 
-/// A pre-vote in progress at this follower.
+/// A pre-vote in progress at this follower. It lasts one election timeout: grants
+/// count however late they arrive within it (a round trip may well exceed
+/// `retransmit_ticks`; an attempt that started over every `retransmit_ticks`
+/// dropped every grant on a slow network and no one was ever elected — found by
+/// the attack on this change).
 #[derive(Debug)]
 pub(super) struct PreVote {
-    /// Tells this attempt's grants from those of earlier ones (the tick it began).
+    /// A random number naming this pre-vote; grants echo it.
     attempt: u64,
+    /// The tick it began, and the tick it last asked the peers that had not granted.
+    started: u64,
+    last_sent: u64,
     /// Who granted, one bit per replica (this one included).
     grants: u64,
 }
 
 impl Replica {
-    /// The election timer fired: ask the peers (again, if the last pre-vote got no
-    /// majority within `retransmit_ticks`), or campaign at once when this replica
-    /// is a majority on its own.
+    /// The election timer fired: ask the peers for a pre-vote, asking again the
+    /// ones that have not granted every `retransmit_ticks`, and begin a new one
+    /// after an election timeout without a majority. A replica that is a majority
+    /// on its own campaigns at once.
     pub(super) fn canvass(&mut self) {
-        if let Some(p) = &self.pre_vote {
-            if self.now - p.attempt < u64::from(self.cfg.retransmit_ticks) {
+        let (now, me) = (self.now, self.cfg.id);
+        if let Some(p) = &mut self.pre_vote {
+            if now - p.started < u64::from(self.election_timeout) {
+                if now - p.last_sent >= u64::from(self.cfg.retransmit_ticks) {
+                    p.last_sent = now;
+                    let (attempt, grants) = (p.attempt, p.grants);
+                    for to in (0..self.cfg.peers).filter(|&to| grants & (1 << to) == 0) {
+                        self.send(to, Message::PreVote { attempt });
+                    }
+                }
                 return;
             }
         }
@@ -43,11 +60,13 @@ impl Replica {
             self.campaign();
             return;
         }
-        let attempt = self.now;
-        tracing::debug!(node = self.cfg.id, attempt, "asking peers for a pre-vote");
+        let attempt = self.rng.gen();
+        tracing::debug!(node = me, attempt, "asking peers for a pre-vote");
         self.pre_vote = Some(PreVote {
             attempt,
-            grants: 1 << self.cfg.id,
+            started: now,
+            last_sent: now,
+            grants: 1 << me,
         });
         self.broadcast(Message::PreVote { attempt }, false);
     }
