@@ -16,6 +16,7 @@ pub mod logclock;
 pub mod op;
 mod reconfig;
 mod recovery;
+pub mod resp;
 pub mod rpc;
 pub mod server;
 pub mod service;
