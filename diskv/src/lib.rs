@@ -18,6 +18,7 @@ mod reconfig;
 mod recovery;
 pub mod resp;
 pub mod rpc;
+pub mod running;
 pub mod server;
 pub mod service;
 pub mod shard;

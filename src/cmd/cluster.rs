@@ -73,14 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("cannot listen on {} (--http)", args.http))?;
-    let resp_listener = match &args.resp {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (--resp)"))?,
-        ),
-        None => None,
-    };
+    let resp_listener = super::bind_resp(args.resp.as_deref()).await?;
 
     say(&format!(
         "diskv cluster: {} shardmasters, {} groups x {} replicas, {} shards; {} in {}",
@@ -104,14 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let front = Arc::new(Front::new(layout.masters.clone(), FrontOptions::default()));
     let http = diskv::http::spawn(listener, front.clone())?;
-    let resp = match resp_listener {
-        Some(l) => Some(diskv::resp::spawn(
-            l,
-            front.pool().clone(),
-            diskv::resp::RespOptions::default(),
-        )?),
-        None => None,
-    };
+    let resp = super::spawn_resp(resp_listener, front.pool())?;
     let outcome = tokio::select! {
         r = ready::wait(&layout, &mut children) => r.map(|()| None),
         s = signals.recv() => Ok(Some(s)),

@@ -116,14 +116,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
-    let resp_listener = match &args.resp {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (--resp)"))?,
-        ),
-        None => None,
-    };
+    let resp_listener = super::bind_resp(args.resp.as_deref()).await?;
 
     let sm_listener = ports::bind_preferred(ports.shardmaster, "shardmaster").await?;
     let sm_addr = sm_listener.local_addr()?;
@@ -180,14 +173,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
 
     let front = Arc::new(Front::new(masters, FrontOptions::default()).with_local(kv.clone()));
     let http = diskv::http::spawn(listener, front.clone())?;
-    let resp = match resp_listener {
-        Some(l) => Some(diskv::resp::spawn(
-            l,
-            front.pool().clone(),
-            diskv::resp::RespOptions::default(),
-        )?),
-        None => None,
-    };
+    let resp = super::spawn_resp(resp_listener, front.pool())?;
     Ok(Node {
         dir,
         sm,

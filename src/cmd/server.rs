@@ -81,7 +81,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => (None, None),
     };
     let resp = match &args.resp {
-        Some(addr) => Some(resp_front(addr, masters, pool).await?),
+        Some(addr) => resp_front(addr, masters, pool).await?,
         None => None,
     };
     let halted = tokio::select! {
@@ -147,14 +147,10 @@ async fn resp_front(
     addr: &str,
     masters: Vec<String>,
     pool: Option<std::sync::Arc<diskv::http::pool::ClerkPool>>,
-) -> anyhow::Result<diskv::resp::Running> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (--resp)"))?;
+) -> anyhow::Result<Option<diskv::resp::Running>> {
+    let listener = super::bind_resp(Some(addr)).await?;
     let pool = pool.unwrap_or_else(|| {
         diskv::http::pool::ClerkPool::new(masters, diskv::http::FrontOptions::default().pool_size)
     });
-    let resp = diskv::resp::spawn(listener, pool, diskv::resp::RespOptions::default())?;
-    tracing::info!(addr = %resp.local_addr(), "Redis protocol listening");
-    Ok(resp)
+    super::spawn_resp(listener, &pool)
 }

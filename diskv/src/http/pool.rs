@@ -8,7 +8,7 @@
 //! outcome is unknown, and a fresh Clerk (new client id) replaces it.
 
 use crate::clerk::Clerk;
-use crate::op::KvError;
+use crate::op::{KvError, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,29 +33,6 @@ pub enum Action {
     Scan(String, String),
 }
 
-/// What an [`Action`] answered, as the Clerk returned it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Get and Swap: the (old) value, if the key existed.
-    Value(Option<String>),
-    /// Put, Append and Delete: whether the key existed before.
-    Existed(bool),
-    /// Scan: the keys in range with their values, sorted.
-    Pairs(Vec<(String, String)>),
-    /// Clear.
-    Cleared,
-}
-
-impl Outcome {
-    /// The value of a Get or Swap; `None` for every other outcome.
-    pub fn into_value(self) -> Option<String> {
-        match self {
-            Outcome::Value(v) => v,
-            _ => None,
-        }
-    }
-}
-
 impl Action {
     /// The metric label of the operation.
     pub fn name(&self) -> &'static str {
@@ -75,15 +52,15 @@ impl Action {
         !matches!(self, Action::Get(_) | Action::Scan(..))
     }
 
-    async fn run(self, clerk: &mut Clerk) -> Result<Outcome, KvError> {
+    async fn run(self, clerk: &mut Clerk) -> Result<Reply, KvError> {
         Ok(match self {
-            Action::Get(key) => Outcome::Value(clerk.get(&key).await?),
-            Action::Put(key, value) => Outcome::Existed(clerk.put(&key, &value).await?),
-            Action::Delete(key) => Outcome::Existed(clerk.delete(&key).await?),
-            Action::Clear => clerk.clear().await.map(|()| Outcome::Cleared)?,
-            Action::Append(key, value) => Outcome::Existed(clerk.append(&key, &value).await?),
-            Action::Swap(key, value) => Outcome::Value(clerk.swap(&key, &value).await?),
-            Action::Scan(start, end) => Outcome::Pairs(clerk.scan(&start, &end).await?),
+            Action::Get(key) => Reply::Value(clerk.get(&key).await?),
+            Action::Put(key, value) => Reply::Existed(clerk.put(&key, &value).await?),
+            Action::Delete(key) => Reply::Existed(clerk.delete(&key).await?),
+            Action::Clear => clerk.clear().await.map(|()| Reply::Cleared)?,
+            Action::Append(key, value) => Reply::Existed(clerk.append(&key, &value).await?),
+            Action::Swap(key, value) => Reply::Value(clerk.swap(&key, &value).await?),
+            Action::Scan(start, end) => Reply::Pairs(clerk.scan(&start, &end).await?),
         })
     }
 }
@@ -158,15 +135,19 @@ impl ClerkPool {
         action: Action,
         deadline: Duration,
     ) -> Result<Option<String>, PoolError> {
-        self.run(action, deadline).await.map(Outcome::into_value)
+        self.run(action, deadline).await.map(|reply| match reply {
+            Reply::Value(v) => v,
+            _ => None,
+        })
     }
 
-    /// [`ClerkPool::execute`], answering everything the Clerk returned.
+    /// [`ClerkPool::execute`], answering everything the Clerk returned (as the
+    /// servers' [`Reply`]; a multi-shard Scan's pairs are merged and sorted).
     pub async fn run(
         self: &Arc<Self>,
         action: Action,
         deadline: Duration,
-    ) -> Result<Outcome, PoolError> {
+    ) -> Result<Reply, PoolError> {
         let pool = self.clone();
         let task = tokio::spawn(async move {
             let work = async {

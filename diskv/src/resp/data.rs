@@ -12,7 +12,9 @@ use super::args::{integer, is, key, keys, value};
 use super::door::Door;
 use super::glob;
 use super::reply::Reply;
-use crate::http::pool::{Action, Outcome};
+use crate::http::pool::Action;
+// The store's answer, named apart from the RESP reply it becomes.
+use crate::op::Reply as Outcome;
 
 /// The first string above every key diskv can hold through this front door
 /// (keys are ASCII; see [`super::args::key`]): the end of a scan of everything.

@@ -58,3 +58,104 @@ async fn info(door: &Door, args: &[Vec<u8>]) -> Reply {
     }
     Reply::bulk(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::pool::ClerkPool;
+    use crate::resp::door::RespOptions;
+    use crate::resp::reply::Protocol;
+
+    /// A door whose pool is never used: these commands do not touch the store
+    /// (the pool makes no Clerk until an operation runs).
+    fn door() -> Door {
+        Door::new(
+            ClerkPool::new(vec!["127.0.0.1:1".into()], 1),
+            RespOptions::default(),
+        )
+    }
+
+    async fn run(door: &Door, session: &mut Session, words: &[&str]) -> Reply {
+        let args = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        execute(door, session, args).await
+    }
+
+    fn error(r: Reply) -> String {
+        match r {
+            Reply::Error(e) => e,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn connection_commands_answer_as_redis() {
+        let d = door();
+        let mut s = d.session();
+        assert_eq!(
+            run(&d, &mut s, &["ping"]).await,
+            Reply::Simple("PONG".into())
+        );
+        assert_eq!(run(&d, &mut s, &["PING", "x"]).await, Reply::bulk("x"));
+        assert_eq!(run(&d, &mut s, &["ECHO", "e"]).await, Reply::bulk("e"));
+        assert_eq!(run(&d, &mut s, &["SELECT", "0"]).await, Reply::ok());
+        assert_eq!(
+            error(run(&d, &mut s, &["SELECT", "3"]).await),
+            "ERR DB index is out of range"
+        );
+        assert_eq!(
+            run(&d, &mut s, &["CLIENT", "SETNAME", "me"]).await,
+            Reply::ok()
+        );
+        assert_eq!(
+            run(&d, &mut s, &["client", "getname"]).await,
+            Reply::bulk("me")
+        );
+        assert_eq!(
+            run(&d, &mut s, &["CLIENT", "ID"]).await,
+            Reply::Int(s.id as i64)
+        );
+        assert!(error(run(&d, &mut s, &["CLIENT", "KILL"]).await).contains("unknown subcommand"));
+        assert_eq!(
+            run(&d, &mut s, &["COMMAND", "COUNT"]).await,
+            Reply::Int(super::super::commands::COMMANDS.len() as i64)
+        );
+
+        let Reply::Map(hello) = run(&d, &mut s, &["HELLO", "3"]).await else {
+            panic!("HELLO answers a map");
+        };
+        assert!(hello.contains(&(Reply::bulk("proto"), Reply::Int(3))));
+        assert_eq!(s.proto, Protocol::Resp3);
+        assert!(
+            error(run(&d, &mut s, &["HELLO", "3", "AUTH", "u", "p"]).await)
+                .contains("AUTH is not supported yet")
+        );
+        assert!(error(run(&d, &mut s, &["HELLO", "4"]).await).starts_with("NOPROTO"));
+
+        assert_eq!(run(&d, &mut s, &["QUIT"]).await, Reply::ok());
+        assert!(s.quit);
+    }
+
+    #[tokio::test]
+    async fn refusals_come_before_any_store_operation() {
+        let d = door();
+        let mut s = d.session();
+        assert!(
+            error(run(&d, &mut s, &["GET"]).await).contains("wrong number of arguments for 'get'")
+        );
+        assert!(error(run(&d, &mut s, &["MSET", "a", "1", "b"]).await).contains("for 'mset'"));
+        assert!(error(run(&d, &mut s, &["GET", "no/slash"]).await).contains("invalid key"));
+        assert!(error(run(&d, &mut s, &["SET", "k", "v", "EX", "10"]).await)
+            .contains("SET EX is not supported yet"));
+        assert_eq!(
+            error(run(&d, &mut s, &["SET", "k", "v", "BOGUS"]).await),
+            "ERR syntax error"
+        );
+        for cmd in ["INCR", "DECR", "GETDEL"] {
+            assert!(error(run(&d, &mut s, &[cmd, "k"]).await).contains("not supported yet"));
+        }
+        assert!(error(run(&d, &mut s, &["APPEND", "k", "v"]).await).contains("new length"));
+        assert!(error(run(&d, &mut s, &["SCAN", "12345"]).await).contains("invalid cursor"));
+        assert!(error(run(&d, &mut s, &["SCAN", "x"]).await).contains("invalid cursor"));
+        assert_eq!(d.pool.made(), 0, "no Clerk was made");
+    }
+}

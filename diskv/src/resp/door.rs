@@ -5,7 +5,9 @@
 use super::cursor::Cursors;
 use super::parse::Limits;
 use super::reply::{Protocol, Reply};
-use crate::http::pool::{Action, ClerkPool, Outcome};
+use crate::http::pool::{Action, ClerkPool};
+// The store's answer, named apart from the RESP reply it becomes.
+use crate::op::Reply as Outcome;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +53,7 @@ impl RespOptions {
 
 /// The shared state of one RESP front door.
 pub struct Door {
-    pool: Arc<ClerkPool>,
+    pub(crate) pool: Arc<ClerkPool>,
     pub(crate) opts: RespOptions,
     pub(crate) cursors: Cursors,
     next_client: AtomicU64,

@@ -331,13 +331,16 @@ mod tests {
         assert_eq!(partial.bytes, 3);
     }
 
+    /// A decoder with the default limits changed by `change`.
+    fn limited(change: impl FnOnce(&mut Limits)) -> Decoder {
+        let mut limits = Limits::default();
+        change(&mut limits);
+        Decoder::new(limits)
+    }
+
     #[test]
     fn the_total_size_of_one_command_is_bounded() {
-        let limits = Limits {
-            max_command: 10,
-            ..Limits::default()
-        };
-        let mut d = Decoder::new(limits);
+        let mut d = limited(|l| l.max_command = 10);
         assert_eq!(
             d.decode(b"*3\r\n$5\r\naaaaa\r\n$5\r\nbbbbb\r\n$1\r\n"),
             Err(ParseError::CommandTooLarge(10))
@@ -346,11 +349,7 @@ mod tests {
 
     #[test]
     fn inline_lines_are_bounded() {
-        let limits = Limits {
-            max_inline: 8,
-            ..Limits::default()
-        };
-        let mut d = Decoder::new(limits);
+        let mut d = limited(|l| l.max_inline = 8);
         assert_eq!(d.decode(b"PING 123"), Ok((0, None)));
         assert_eq!(d.decode(b"PING 1234"), Err(ParseError::InlineTooLong));
         assert_eq!(

@@ -23,6 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use crate::running::Running;
+
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 << 10;
 /// Replies are written once this many bytes are waiting, even mid-batch.
@@ -51,15 +53,10 @@ pub async fn serve(
             a = listener.accept() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let (mut stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(%addr, error = %e, "RESP: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some((mut stream, peer)) = crate::running::accepted(accepted, addr, "RESP").await
+        else {
+            continue;
         };
-        let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%addr, %peer, "RESP: too many connections; refusing one");
             conns.spawn(async move {
@@ -161,13 +158,6 @@ async fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, within: Duration) -
     matches!(sent, Ok(Ok(())))
 }
 
-/// A RESP front door serving in the background (see [`spawn`]).
-pub struct Running {
-    addr: std::net::SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
 /// Starts [`serve`] on `listener` in a task; [`Running::stop`] ends it.
 pub fn spawn(
     listener: TcpListener,
@@ -175,29 +165,7 @@ pub fn spawn(
     opts: RespOptions,
 ) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
-    let (stop, mut stop_rx) = watch::channel(false);
-    let shutdown = async move {
-        let _ = stop_rx.wait_for(|&s| s).await;
-    };
-    let task = tokio::spawn(serve(listener, pool, shutdown, opts));
-    Ok(Running { addr, stop, task })
-}
-
-impl Running {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting and waits for the commands in flight (at most the grace
-    /// period).
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(addr = %self.addr, error = %e, "RESP server failed"),
-            Err(e) => tracing::warn!(addr = %self.addr, error = %e, "RESP server task failed"),
-        }
-        tracing::info!(addr = %self.addr, "RESP server stopped");
-    }
+    Ok(Running::spawn("RESP", addr, move |shutdown| {
+        serve(listener, pool, shutdown, opts)
+    }))
 }
