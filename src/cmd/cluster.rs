@@ -43,6 +43,9 @@ pub struct Args {
     /// Where the HTTP API listens.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http: String,
+    /// Also serve the Redis protocol (RESP2/RESP3) on this address [default: off].
+    #[arg(long)]
+    resp: Option<String>,
 }
 
 /// Prints one line on stdout and flushes it.
@@ -70,6 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
         .with_context(|| format!("cannot listen on {} (--http)", args.http))?;
+    let resp_listener = super::bind_resp(args.resp.as_deref()).await?;
 
     say(&format!(
         "diskv cluster: {} shardmasters, {} groups x {} replicas, {} shards; {} in {}",
@@ -93,12 +97,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let front = Arc::new(Front::new(layout.masters.clone(), FrontOptions::default()));
     let http = diskv::http::spawn(listener, front.clone())?;
+    let resp = super::spawn_resp(resp_listener, front.pool())?;
     let outcome = tokio::select! {
         r = ready::wait(&layout, &mut children) => r.map(|()| None),
         s = signals.recv() => Ok(Some(s)),
     };
     let signal = match outcome {
         Err(e) => {
+            stop_resp(resp).await;
             http.stop().await;
             children.stop().await;
             return Err(e);
@@ -107,6 +113,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Ok(None) => {
             front.set_ready();
             announce(&layout, http.local_addr());
+            if let Some(resp) = &resp {
+                say(&format!(
+                    "Redis protocol listening on {}",
+                    resp.local_addr()
+                ));
+            }
             watch(&mut children, &mut signals).await
         }
     };
@@ -114,10 +126,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "{signal}: stopping the HTTP API and {} processes...",
         children.alive()
     ));
+    stop_resp(resp).await;
     http.stop().await;
     children.stop().await;
     say("stopped");
     Ok(())
+}
+
+/// Stops the Redis protocol front door, if it runs.
+async fn stop_resp(resp: Option<diskv::resp::Running>) {
+    if let Some(resp) = resp {
+        resp.stop().await;
+    }
 }
 
 /// Holds an exclusive lock on `DIR/launcher.lock` (one launcher per directory).

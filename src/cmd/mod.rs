@@ -10,6 +10,35 @@ pub mod shardmaster;
 pub mod signals;
 pub mod stable_ports;
 
+/// Binds `--resp ADDR`, if given (before anything starts, so a busy port fails
+/// first).
+pub(crate) async fn bind_resp(
+    addr: Option<&str>,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    use anyhow::Context;
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--resp)"))?;
+    Ok(Some(listener))
+}
+
+/// Serves the Redis protocol on `listener`, if bound, through `pool` (the HTTP
+/// front door's, where the process has one).
+pub(crate) fn spawn_resp(
+    listener: Option<tokio::net::TcpListener>,
+    pool: &std::sync::Arc<diskv::http::pool::ClerkPool>,
+) -> anyhow::Result<Option<diskv::resp::Running>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let resp = diskv::resp::spawn(listener, pool.clone(), diskv::resp::RespOptions::default())?;
+    tracing::info!(addr = %resp.local_addr(), "Redis protocol listening");
+    Ok(Some(resp))
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

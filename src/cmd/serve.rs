@@ -3,7 +3,9 @@
 //! The same engine as a cluster, embedded in one process: a one-replica
 //! shardmaster (`DATA/shardmaster`) and a one-replica KV group, gid 1
 //! (`DATA/group-1`), both on loopback ports kept stable across restarts (see
-//! [`ports`]), and the HTTP front door ([`diskv::http`]) on `--listen`.
+//! [`ports`]), and the HTTP front door ([`diskv::http`]) on `--listen`; with
+//! `--resp ADDR`, also the Redis protocol front door ([`diskv::resp`]), sharing
+//! the HTTP front door's Clerk pool.
 //!
 //! Durability comes from the engine: a write is answered 200 only once its Paxos
 //! log instance is fsynced. On SIGTERM/SIGINT the API stops accepting, requests in
@@ -38,6 +40,9 @@ pub struct Args {
     /// Where everything is kept; created if missing [default: $DATA_DIR, else ./data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Also serve the Redis protocol (RESP2/RESP3) on this address [default: off].
+    #[arg(long)]
+    resp: Option<String>,
 }
 
 /// `--data-dir`, else `$DATA_DIR`, else `./data`.
@@ -64,6 +69,7 @@ struct Node {
     kv: Arc<KvServer>,
     front: Arc<Front>,
     http: diskv::http::Running,
+    resp: Option<diskv::resp::Running>,
 }
 
 /// Runs the node until SIGTERM or SIGINT.
@@ -86,6 +92,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let keys = node.kv.rsm().with_state(|s| s.key_count());
             say(&format!("Server listening on {}", node.http.local_addr()));
             say(&format!("Loaded {keys} keys from {}", node.dir.display()));
+            if let Some(resp) = &node.resp {
+                say(&format!(
+                    "Redis protocol listening on {}",
+                    resp.local_addr()
+                ));
+            }
             signals.recv().await
         }
     };
@@ -104,6 +116,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    let resp_listener = super::bind_resp(args.resp.as_deref()).await?;
 
     let sm_listener = ports::bind_preferred(ports.shardmaster, "shardmaster").await?;
     let sm_addr = sm_listener.local_addr()?;
@@ -160,12 +173,14 @@ async fn start(args: Args) -> anyhow::Result<Node> {
 
     let front = Arc::new(Front::new(masters, FrontOptions::default()).with_local(kv.clone()));
     let http = diskv::http::spawn(listener, front.clone())?;
+    let resp = super::spawn_resp(resp_listener, front.pool())?;
     Ok(Node {
         dir,
         sm,
         kv,
         front,
         http,
+        resp,
     })
 }
 
@@ -187,8 +202,11 @@ async fn joined_port(masters: &[String]) -> Option<u16> {
 }
 
 impl Node {
-    /// Stops the API (requests in flight get up to 5 s), then both replicas.
+    /// Stops the APIs (requests in flight get up to 5 s), then both replicas.
     async fn stop(self) {
+        if let Some(resp) = self.resp {
+            resp.stop().await;
+        }
         self.http.stop().await;
         drop(self.front);
         self.kv.shutdown();

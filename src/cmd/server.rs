@@ -34,6 +34,9 @@ pub struct Args {
     /// Also serve the HTTP API (contracts.md §1) for the whole cluster on this address.
     #[arg(long)]
     http: Option<String>,
+    /// Also serve the Redis protocol (RESP2/RESP3) for the whole cluster on this address.
+    #[arg(long)]
+    resp: Option<String>,
 }
 
 /// How long a halted replica keeps answering its peers before it exits.
@@ -70,8 +73,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let masters = opts.masters.clone();
     let (gid, me) = (opts.gid, opts.me);
     let server = std::sync::Arc::new(KvServer::start(listener, opts).await?);
-    let http = match &args.http {
-        Some(addr) => Some(http_front(addr, masters, server.clone()).await?),
+    let (http, pool) = match &args.http {
+        Some(addr) => {
+            let (http, front) = http_front(addr, masters.clone(), server.clone()).await?;
+            (Some(http), Some(front.pool().clone()))
+        }
+        None => (None, None),
+    };
+    let resp = match &args.resp {
+        Some(addr) => resp_front(addr, masters, pool).await?,
         None => None,
     };
     let halted = tokio::select! {
@@ -87,6 +97,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             true
         }
     };
+    if let Some(resp) = resp {
+        resp.stop().await;
+    }
     if let Some(http) = http {
         http.stop().await;
     }
@@ -114,7 +127,7 @@ async fn http_front(
     addr: &str,
     masters: Vec<String>,
     server: std::sync::Arc<KvServer>,
-) -> anyhow::Result<diskv::http::Running> {
+) -> anyhow::Result<(diskv::http::Running, std::sync::Arc<diskv::http::Front>)> {
     use diskv::http::{Front, FrontOptions};
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -123,6 +136,21 @@ async fn http_front(
         std::sync::Arc::new(Front::new(masters, FrontOptions::default()).with_local(server));
     let http = diskv::http::spawn(listener, front.clone())?;
     tracing::info!(addr = %http.local_addr(), "HTTP API listening");
-    tokio::spawn(async move { front.wait_ready().await });
-    Ok(http)
+    let ready = front.clone();
+    tokio::spawn(async move { ready.wait_ready().await });
+    Ok((http, front))
+}
+
+/// Serves the Redis protocol for the whole cluster on `addr`, through `pool` (the
+/// HTTP API's, when there is one) or a pool of its own.
+async fn resp_front(
+    addr: &str,
+    masters: Vec<String>,
+    pool: Option<std::sync::Arc<diskv::http::pool::ClerkPool>>,
+) -> anyhow::Result<Option<diskv::resp::Running>> {
+    let listener = super::bind_resp(Some(addr)).await?;
+    let pool = pool.unwrap_or_else(|| {
+        diskv::http::pool::ClerkPool::new(masters, diskv::http::FrontOptions::default().pool_size)
+    });
+    super::spawn_resp(listener, &pool)
 }

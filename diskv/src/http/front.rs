@@ -89,6 +89,16 @@ impl Front {
         Some(failure.advice())
     }
 
+    /// The Clerk pool, to share it with another front door (RESP).
+    pub fn pool(&self) -> &Arc<ClerkPool> {
+        &self.pool
+    }
+
+    /// The deadline of one operation.
+    pub fn op_timeout(&self) -> Duration {
+        self.opts.op_timeout
+    }
+
     /// The request metrics.
     pub fn metrics(&self) -> &RequestMetrics {
         &self.metrics

@@ -1,5 +1,6 @@
 //! A pool of [`Clerk`]s. A Clerk runs one operation at a time, so concurrent HTTP
-//! requests each borrow one: at most `size` exist, made lazily and reused.
+//! requests (and RESP commands, [`crate::resp`]) each borrow one: at most `size`
+//! exist, made lazily and reused.
 //!
 //! Every operation runs in its own task, so a client that hangs up does not cancel
 //! a write half-way (the Clerk stays consistent and goes back to the pool). An
@@ -7,13 +8,13 @@
 //! outcome is unknown, and a fresh Clerk (new client id) replaces it.
 
 use crate::clerk::Clerk;
-use crate::op::KvError;
+use crate::op::{KvError, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// One operation of the HTTP API.
+/// One operation of a front door (HTTP or RESP).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Read a key.
@@ -24,6 +25,12 @@ pub enum Action {
     Delete(String),
     /// Remove every key.
     Clear,
+    /// Append to a key (a missing key counts as "").
+    Append(String, String),
+    /// Set a key and return its old value.
+    Swap(String, String),
+    /// Every key in `[start, end]` (inclusive) with its value, sorted.
+    Scan(String, String),
 }
 
 impl Action {
@@ -34,21 +41,27 @@ impl Action {
             Action::Put(..) => "put",
             Action::Delete(_) => "delete",
             Action::Clear => "clear",
+            Action::Append(..) => "append",
+            Action::Swap(..) => "swap",
+            Action::Scan(..) => "scan",
         }
     }
 
     /// True if the operation changes the store.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Action::Get(_))
+        !matches!(self, Action::Get(_) | Action::Scan(..))
     }
 
-    async fn run(self, clerk: &mut Clerk) -> Result<Option<String>, KvError> {
-        match self {
-            Action::Get(key) => clerk.get(&key).await,
-            Action::Put(key, value) => clerk.put(&key, &value).await.map(|_| None),
-            Action::Delete(key) => clerk.delete(&key).await.map(|_| None),
-            Action::Clear => clerk.clear().await.map(|()| None),
-        }
+    async fn run(self, clerk: &mut Clerk) -> Result<Reply, KvError> {
+        Ok(match self {
+            Action::Get(key) => Reply::Value(clerk.get(&key).await?),
+            Action::Put(key, value) => Reply::Existed(clerk.put(&key, &value).await?),
+            Action::Delete(key) => Reply::Existed(clerk.delete(&key).await?),
+            Action::Clear => clerk.clear().await.map(|()| Reply::Cleared)?,
+            Action::Append(key, value) => Reply::Existed(clerk.append(&key, &value).await?),
+            Action::Swap(key, value) => Reply::Value(clerk.swap(&key, &value).await?),
+            Action::Scan(start, end) => Reply::Pairs(clerk.scan(&start, &end).await?),
+        })
     }
 }
 
@@ -116,11 +129,25 @@ impl ClerkPool {
 
     /// Runs `action` with a Clerk of the pool, waiting for one if all are busy.
     /// `deadline` covers the wait, making the Clerk and the operation itself.
+    /// The answer is the value of a Get or Swap, `None` for the others.
     pub async fn execute(
         self: &Arc<Self>,
         action: Action,
         deadline: Duration,
     ) -> Result<Option<String>, PoolError> {
+        self.run(action, deadline).await.map(|reply| match reply {
+            Reply::Value(v) => v,
+            _ => None,
+        })
+    }
+
+    /// [`ClerkPool::execute`], answering everything the Clerk returned (as the
+    /// servers' [`Reply`]; a multi-shard Scan's pairs are merged and sorted).
+    pub async fn run(
+        self: &Arc<Self>,
+        action: Action,
+        deadline: Duration,
+    ) -> Result<Reply, PoolError> {
         let pool = self.clone();
         let task = tokio::spawn(async move {
             let work = async {

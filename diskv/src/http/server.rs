@@ -34,6 +34,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+pub use crate::running::Running;
+
 /// Tuning of the accept loop.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -123,16 +125,9 @@ pub async fn serve_with(
             a = listener.accept() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%addr, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some((stream, peer)) = crate::running::accepted(accepted, addr, "HTTP").await else {
+            continue;
         };
-        let _ = stream.set_nodelay(true);
         let Some(ip_slot) = per_ip.admit(peer.ip()) else {
             tracing::warn!(%addr, %peer, cap = opts.per_ip_cap(), "HTTP: too many connections from one address; refusing");
             conns.spawn(refuse(stream, peer, slot));
@@ -253,38 +248,10 @@ impl Conn {
     }
 }
 
-/// A front door serving in the background (see [`spawn`]).
-pub struct Running {
-    addr: std::net::SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
 /// Starts [`serve`] on `listener` in a task; [`Running::stop`] ends it.
 pub fn spawn(listener: TcpListener, front: Arc<Front>) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
-    let (stop, mut stop_rx) = watch::channel(false);
-    let shutdown = async move {
-        let _ = stop_rx.wait_for(|&s| s).await;
-    };
-    let task = tokio::spawn(serve(listener, front, shutdown));
-    Ok(Running { addr, stop, task })
-}
-
-impl Running {
-    /// The address the API listens on.
-    pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting and waits for requests in flight (at most the grace period).
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(addr = %self.addr, error = %e, "HTTP server failed"),
-            Err(e) => tracing::warn!(addr = %self.addr, error = %e, "HTTP server task failed"),
-        }
-        tracing::info!(addr = %self.addr, "HTTP server stopped");
-    }
+    Ok(Running::spawn("HTTP", addr, move |shutdown| {
+        serve(listener, front, shutdown)
+    }))
 }

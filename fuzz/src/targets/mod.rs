@@ -13,6 +13,7 @@ pub mod keyfile;
 pub mod kv_checkpoint;
 pub mod line;
 pub mod message;
+pub mod resp;
 pub mod segment_log;
 pub mod sm_checkpoint;
 pub mod sm_cluster;
@@ -100,6 +101,13 @@ pub(crate) const ALL: &[Target] = &[
         reaches: "diskv::line::decode_line + parse (the line protocol of `diskv client`)",
         run: line::target,
         seeds: line::seeds,
+        alloc_limit: None,
+    },
+    Target {
+        name: "resp",
+        reaches: "diskv::resp::Decoder (commands of the Redis protocol front door) and resp::glob",
+        run: resp::target,
+        seeds: resp::seeds,
         alloc_limit: None,
     },
     Target {

@@ -1,0 +1,292 @@
+//! The commands on the store, each one or more Clerk operations through the
+//! pool, so each single-key command has the Clerk's guarantees (linearizable,
+//! applied exactly once, a write answered only once durable on a majority).
+//! Multi-key commands (DEL, EXISTS, MGET, MSET) run one operation per key, in
+//! argument order: they are not atomic across keys.
+//!
+//! Commands that would need an operation the replicated state machine does not
+//! have yet (APPEND's new length, GETDEL, SET NX/XX, expiry, INCR) answer an
+//! error saying so instead of faking it with a read followed by a write.
+
+use super::args::{integer, is, key, keys, value};
+use super::door::Door;
+use super::glob;
+use super::reply::Reply;
+use crate::http::pool::Action;
+// The store's answer, named apart from the RESP reply it becomes.
+use crate::op::Reply as Outcome;
+
+/// The first string above every key diskv can hold through this front door
+/// (keys are ASCII; see [`super::args::key`]): the end of a scan of everything.
+const KEYSPACE_END: &str = "\u{10FFFF}";
+
+/// `SCAN`'s default COUNT, as Redis.
+const SCAN_COUNT: usize = 10;
+
+/// Unwraps a `Result<_, Reply>`, answering the error.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(reply) => return reply,
+        }
+    };
+}
+
+fn unexpected(outcome: Outcome) -> Reply {
+    Reply::err(format!("the store answered {outcome:?} unexpectedly"))
+}
+
+/// A Get's value.
+async fn read(door: &Door, key: String) -> Result<Option<String>, Reply> {
+    match door.run(Action::Get(key)).await? {
+        Outcome::Value(v) => Ok(v),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Every key from `after` (exclusive; `None`: from the start) with its value.
+async fn pairs_after(door: &Door, after: Option<&str>) -> Result<Vec<(String, String)>, Reply> {
+    let start = after.unwrap_or("").to_string();
+    match door.run(Action::Scan(start, KEYSPACE_END.into())).await? {
+        Outcome::Pairs(mut p) => {
+            if let Some(after) = after {
+                p.retain(|(k, _)| k.as_str() > after);
+            }
+            Ok(p)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `GET key`.
+pub async fn get(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    Reply::value(tri!(read(door, k).await))
+}
+
+/// `SET key value [GET] [KEEPTTL]`. `GET` makes it a Swap (one operation:
+/// the old value is the one the write replaced). NX, XX and the expiry options
+/// are refused: they need a conditional write / expiry in the state machine.
+pub async fn set(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    let mut swap = false;
+    for opt in &args[3..] {
+        if is(opt, "GET") {
+            swap = true;
+        } else if is(opt, "KEEPTTL") {
+            // diskv keys never expire: keeping "no expiry" is what SET does anyway.
+        } else if ["NX", "XX", "EX", "PX", "EXAT", "PXAT"]
+            .iter()
+            .any(|o| is(opt, o))
+        {
+            return Reply::err(format!(
+                "SET {} is not supported yet: diskv has no conditional writes or expiry \
+                 in its replicated state machine (planned, issue #16)",
+                String::from_utf8_lossy(opt).to_ascii_uppercase()
+            ));
+        } else {
+            return Reply::err("syntax error");
+        }
+    }
+    let v = tri!(value(args[2].clone()));
+    if swap {
+        return swap_reply(door, k, v).await;
+    }
+    tri!(door.run(Action::Put(k, v)).await);
+    Reply::ok()
+}
+
+async fn swap_reply(door: &Door, k: String, v: String) -> Reply {
+    match tri!(door.run(Action::Swap(k, v)).await) {
+        Outcome::Value(old) => Reply::value(old),
+        other => unexpected(other),
+    }
+}
+
+/// `GETSET key value`: one Swap.
+pub async fn getset(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    let v = tri!(value(args[2].clone()));
+    swap_reply(door, k, v).await
+}
+
+/// `DEL key...` / `UNLINK key...`: one Delete per key, in order. The count is
+/// exact: each Delete's reply says whether that key existed when it was applied
+/// (a retried Delete gets the reply of its first application).
+pub async fn del(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let ks = tri!(keys(&args[1..]));
+    let mut removed = 0;
+    for k in ks {
+        match tri!(door.run(Action::Delete(k)).await) {
+            Outcome::Existed(true) => removed += 1,
+            Outcome::Existed(false) => {}
+            other => return unexpected(other),
+        }
+    }
+    Reply::Int(removed)
+}
+
+/// `EXISTS key...`: how many of the keys exist (a key named twice counts twice).
+pub async fn exists(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let ks = tri!(keys(&args[1..]));
+    let mut found = 0;
+    for k in ks {
+        if tri!(read(door, k).await).is_some() {
+            found += 1;
+        }
+    }
+    Reply::Int(found)
+}
+
+/// `STRLEN key`: the value's length in bytes, 0 for a missing key.
+pub async fn strlen(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    Reply::Int(tri!(read(door, k).await).map_or(0, |v| v.len() as i64))
+}
+
+/// `MGET key...`: one Get per key.
+pub async fn mget(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let ks = tri!(keys(&args[1..]));
+    let mut out = Vec::with_capacity(ks.len());
+    for k in ks {
+        out.push(Reply::value(tri!(read(door, k).await)));
+    }
+    Reply::Array(out)
+}
+
+/// `MSET key value [key value ...]`: one Put per pair, in order. Not atomic: if
+/// one fails, the pairs before it are written and the error says how many.
+pub async fn mset(door: &Door, args: &[Vec<u8>]) -> Reply {
+    if args.len().is_multiple_of(2) {
+        return super::commands::wrong_arity("mset");
+    }
+    let mut puts = Vec::with_capacity(args.len() / 2);
+    for pair in args[1..].chunks(2) {
+        puts.push((tri!(key(&pair[0])), tri!(value(pair[1].clone()))));
+    }
+    let total = puts.len();
+    for (done, (k, v)) in puts.into_iter().enumerate() {
+        if let Err(Reply::Error(e)) = door.run(Action::Put(k, v)).await {
+            return Reply::Error(format!(
+                "{e} (MSET is not atomic: the first {done} of {total} pairs were written)"
+            ));
+        }
+    }
+    Reply::ok()
+}
+
+/// `KEYS pattern`: every key matching, sorted. Reads the whole store.
+pub async fn keys_matching(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let all = tri!(pairs_after(door, None).await);
+    Reply::strings(
+        all.into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| glob::matches(&args[1], k.as_bytes())),
+    )
+}
+
+/// `DBSIZE`: how many keys there are (a scan of every shard).
+pub async fn dbsize(door: &Door) -> Result<usize, Reply> {
+    Ok(pairs_after(door, None).await?.len())
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`: the next `n` keys of the
+/// ordered key space after the cursor's key (see [`super::cursor`]), those
+/// matching the pattern; cursor `0` when nothing is left.
+pub async fn scan(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let cursor = tri!(std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Reply::err("invalid cursor")));
+    let mut pattern: Option<&[u8]> = None;
+    let mut count = SCAN_COUNT;
+    let mut strings = true;
+    let mut opts = args[2..].iter();
+    while let Some(opt) = opts.next() {
+        let Some(arg) = opts.next() else {
+            return Reply::err("syntax error");
+        };
+        if is(opt, "MATCH") {
+            pattern = Some(arg);
+        } else if is(opt, "COUNT") {
+            match integer(arg) {
+                Ok(n) if n >= 1 => count = n as usize,
+                Ok(_) => return Reply::err("syntax error"),
+                Err(e) => return e,
+            }
+        } else if is(opt, "TYPE") {
+            strings = is(arg, "string");
+        } else {
+            return Reply::err("syntax error");
+        }
+    }
+    let after = match cursor {
+        0 => None,
+        c => Some(tri!(door
+            .cursors
+            .resume(c)
+            .ok_or_else(|| Reply::err("invalid cursor")))),
+    };
+    let rest = tri!(pairs_after(door, after.as_deref()).await);
+    let more = rest.len() > count;
+    let page: Vec<String> = rest.into_iter().take(count).map(|(k, _)| k).collect();
+    let next = match page.last() {
+        Some(last) if more => door.cursors.save(last.clone()),
+        _ => 0,
+    };
+    let found = page
+        .into_iter()
+        .filter(|k| strings && pattern.is_none_or(|p| glob::matches(p, k.as_bytes())));
+    Reply::Array(vec![Reply::bulk(next.to_string()), Reply::strings(found)])
+}
+
+/// `FLUSHDB` / `FLUSHALL [ASYNC|SYNC]`: one Clear (every shard, one after another).
+pub async fn flush(door: &Door, args: &[Vec<u8>]) -> Reply {
+    match &args[1..] {
+        [] => {}
+        [mode] if is(mode, "ASYNC") || is(mode, "SYNC") => {}
+        _ => return Reply::err("syntax error"),
+    }
+    tri!(door.run(Action::Clear).await);
+    Reply::ok()
+}
+
+/// `TYPE key`: `string`, or `none` for a missing key.
+pub async fn type_of(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    let kind = if tri!(read(door, k).await).is_some() {
+        "string"
+    } else {
+        "none"
+    };
+    Reply::Simple(kind.into())
+}
+
+/// `TTL key` / `PTTL key`: -1 (no expiry: diskv keys never expire), or -2 for a
+/// missing key.
+pub async fn ttl(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    Reply::Int(if tri!(read(door, k).await).is_some() {
+        -1
+    } else {
+        -2
+    })
+}
+
+/// The commands that need an operation the state machine does not have yet.
+pub fn not_yet(name: &str) -> Reply {
+    let why = match name {
+        "append" => {
+            "its reply is the new length, and diskv's replicated Append answers only \
+             whether the key existed (a GET after it would not be atomic)"
+        }
+        "getdel" => "it needs one atomic read-and-delete operation in the replicated state machine",
+        "setnx" => "it needs a conditional write in the replicated state machine",
+        _ => "it needs a replicated read-modify-write operation (a GET then a SET would not be atomic)",
+    };
+    Reply::err(format!(
+        "{} is not supported yet: {why} (planned, issue #16)",
+        name.to_ascii_uppercase()
+    ))
+}

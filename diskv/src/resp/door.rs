@@ -1,0 +1,110 @@
+//! [`Door`]: what every RESP connection shares (the Clerk pool, the SCAN cursors,
+//! client ids and counts) and its tuning ([`RespOptions`]); [`Session`]: what one
+//! connection keeps (protocol version, name, id).
+
+use super::cursor::Cursors;
+use super::parse::Limits;
+use super::reply::{Protocol, Reply};
+use crate::http::pool::{Action, ClerkPool};
+// The store's answer, named apart from the RESP reply it becomes.
+use crate::op::Reply as Outcome;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Tuning of the RESP front door.
+#[derive(Clone, Debug)]
+pub struct RespOptions {
+    /// Most connections open at once (4096); one more is answered
+    /// `-ERR max number of clients reached` and closed.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed (5 min); so is one
+    /// that does not read its replies for this long.
+    pub idle_timeout: Duration,
+    /// How long one store operation may take, waiting for a Clerk included (10 s).
+    pub op_timeout: Duration,
+    /// How long connections get to finish the command in flight at shutdown (5 s).
+    pub grace: Duration,
+    /// Bounds on one command.
+    pub limits: Limits,
+}
+
+impl Default for RespOptions {
+    fn default() -> Self {
+        RespOptions {
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(300),
+            op_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(5),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl RespOptions {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.idle_timeout.is_zero() || self.op_timeout.is_zero() {
+            return Err("max_connections, idle_timeout and op_timeout must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// The shared state of one RESP front door.
+pub struct Door {
+    pub(crate) pool: Arc<ClerkPool>,
+    pub(crate) opts: RespOptions,
+    pub(crate) cursors: Cursors,
+    next_client: AtomicU64,
+    pub(crate) connected: AtomicUsize,
+    pub(crate) started: Instant,
+}
+
+impl Door {
+    /// A front door running its operations through `pool` (share the HTTP front
+    /// door's: [`crate::http::Front::pool`]).
+    pub fn new(pool: Arc<ClerkPool>, opts: RespOptions) -> Door {
+        Door {
+            pool,
+            opts,
+            cursors: Cursors::default(),
+            next_client: AtomicU64::new(1),
+            connected: AtomicUsize::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs one store operation; a failure is the `-ERR` reply saying what went
+    /// wrong (`insufficient storage: ...` for a full disk, the deadline for a
+    /// timeout, whose write may or may not have taken effect).
+    pub(crate) async fn run(&self, action: Action) -> Result<Outcome, Reply> {
+        self.pool
+            .run(action, self.opts.op_timeout)
+            .await
+            .map_err(Reply::err)
+    }
+
+    /// A new connection's session.
+    pub(crate) fn session(&self) -> Session {
+        Session {
+            id: self.next_client.fetch_add(1, Ordering::Relaxed),
+            name: None,
+            proto: Protocol::Resp2,
+            quit: false,
+        }
+    }
+}
+
+/// What one connection keeps between commands.
+#[derive(Debug)]
+pub struct Session {
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// `CLIENT SETNAME`.
+    pub name: Option<String>,
+    /// RESP2 until `HELLO 3`.
+    pub proto: Protocol,
+    /// Set by `QUIT`: close after the reply.
+    pub quit: bool,
+}

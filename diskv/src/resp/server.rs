@@ -1,0 +1,171 @@
+//! The accept loop and the connection loop.
+//!
+//! A connection reads whatever bytes have arrived, runs every complete command in
+//! them one after another (in order: a command starts only once the one before it
+//! has its reply), and writes the replies in one go before reading again. A
+//! client may pipeline as many commands as it likes; TCP's flow control holds the
+//! rest while one batch runs. Limits: [`RespOptions::max_connections`] (one more
+//! gets `-ERR max number of clients reached`), [`RespOptions::idle_timeout`] on
+//! every read and write, [`super::parse::Limits`] on every command; a protocol
+//! error is answered and the connection closed, as Redis does.
+
+use super::dispatch::execute;
+use super::door::{Door, RespOptions};
+use super::parse::Decoder;
+use super::reply::{Protocol, Reply};
+use crate::http::pool::ClerkPool;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use crate::running::Running;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 << 10;
+/// Replies are written once this many bytes are waiting, even mid-batch.
+const FLUSH_AT: usize = 1 << 20;
+
+/// Serves RESP on `listener`, running operations through `pool`, until
+/// `shutdown` resolves; then stops accepting and gives connections
+/// [`RespOptions::grace`] to finish the command in flight.
+pub async fn serve(
+    listener: TcpListener,
+    pool: Arc<ClerkPool>,
+    shutdown: impl Future<Output = ()>,
+    opts: RespOptions,
+) -> std::io::Result<()> {
+    opts.validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let addr = listener.local_addr()?;
+    let door = Arc::new(Door::new(pool, opts));
+    let slots = Arc::new(Semaphore::new(door.opts.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let Some((mut stream, peer)) = crate::running::accepted(accepted, addr, "RESP").await
+        else {
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, %peer, "RESP: too many connections; refusing one");
+            conns.spawn(async move {
+                let refusal = b"-ERR max number of clients reached\r\n";
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(refusal)).await;
+            });
+            continue;
+        };
+        let (door, stop) = (door.clone(), stop_rx.clone());
+        conns.spawn(async move {
+            let _slot = slot;
+            door.connected.fetch_add(1, Ordering::Relaxed);
+            connection(&door, stream, stop).await;
+            door.connected.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "RESP: connection closed");
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let grace = door.opts.grace;
+    let drained =
+        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(%addr, left = conns.len(), ?grace, "RESP: commands still running after the grace period; dropping them");
+        conns.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Serves one connection until the client leaves, QUITs, idles, breaks the
+/// protocol, or the server stops.
+async fn connection(door: &Door, mut stream: TcpStream, mut stop: watch::Receiver<bool>) {
+    let idle = door.opts.idle_timeout;
+    let mut session = door.session();
+    let mut decoder = Decoder::new(door.opts.limits);
+    let mut input: Vec<u8> = Vec::with_capacity(16 << 10);
+    let mut output: Vec<u8> = Vec::new();
+    loop {
+        let mut used = 0;
+        let mut close = false;
+        loop {
+            match decoder.decode(&input[used..]) {
+                Ok((n, Some(args))) => {
+                    used += n;
+                    let reply = execute(door, &mut session, args).await;
+                    reply.encode(session.proto, &mut output);
+                    if session.quit {
+                        close = true;
+                        break;
+                    }
+                    if output.len() >= FLUSH_AT && !flush(&mut stream, &mut output, idle).await {
+                        return;
+                    }
+                }
+                Ok((n, None)) => {
+                    used += n;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(client = session.id, error = %e, "RESP: protocol error; closing");
+                    Reply::err(e).encode(Protocol::Resp2, &mut output);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        input.drain(..used);
+        if !flush(&mut stream, &mut output, idle).await || close || *stop.borrow() {
+            return;
+        }
+        input.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read_buf(&mut input)) => r,
+            _ = stop.wait_for(|&s| s) => return,
+        };
+        match read {
+            Ok(Ok(0)) => return,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(client = session.id, error = %e, "RESP: read failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(client = session.id, ?idle, "RESP: idle connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes and clears `output`; false if the client is gone or does not read.
+async fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, within: Duration) -> bool {
+    if output.is_empty() {
+        return true;
+    }
+    let sent = tokio::time::timeout(within, stream.write_all(output)).await;
+    output.clear();
+    matches!(sent, Ok(Ok(())))
+}
+
+/// Starts [`serve`] on `listener` in a task; [`Running::stop`] ends it.
+pub fn spawn(
+    listener: TcpListener,
+    pool: Arc<ClerkPool>,
+    opts: RespOptions,
+) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    Ok(Running::spawn("RESP", addr, move |shutdown| {
+        serve(listener, pool, shutdown, opts)
+    }))
+}
