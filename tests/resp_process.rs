@@ -132,11 +132,27 @@ fn redis_clients_read_and_write_diskv() {
         vec![Some("x".to_string()), None, Some("y".to_string())]
     );
 
-    // APPEND, GETDEL, INCR need operations the state machine lacks: clear errors.
+    // INCR and friends: one replicated Incr each.
+    assert_eq!(call::<i64>(&mut con, &["INCR", "n"]), 1);
+    assert_eq!(call::<i64>(&mut con, &["INCRBY", "n", "41"]), 42);
+    assert_eq!(call::<i64>(&mut con, &["DECR", "n"]), 41);
+    assert_eq!(call::<i64>(&mut con, &["DECRBY", "n", "-9"]), 50);
+    assert_eq!(
+        call::<Option<String>>(&mut con, &["GET", "n"]).as_deref(),
+        Some("50")
+    );
+    let e = error(&mut con, &["INCR", "m1"]);
+    assert!(e.contains("value is not an integer or out of range"), "{e}");
+    assert_eq!(
+        call::<Option<String>>(&mut con, &["GET", "m1"]).as_deref(),
+        Some("x"),
+        "a refused INCR changes nothing"
+    );
+
+    // APPEND, GETDEL, SET NX need operations the state machine lacks: clear errors.
     for args in [
         &["APPEND", "m1", "z"][..],
         &["GETDEL", "m1"],
-        &["INCR", "n"],
         &["SET", "m1", "z", "NX"],
     ] {
         let e = error(&mut con, args);

@@ -31,6 +31,8 @@ pub enum Action {
     Swap(String, String),
     /// Every key in `[start, end]` (inclusive) with its value, sorted.
     Scan(String, String),
+    /// Add to the integer in a key (a missing key counts as 0); one replicated step.
+    Incr(String, i64),
 }
 
 impl Action {
@@ -44,6 +46,7 @@ impl Action {
             Action::Append(..) => "append",
             Action::Swap(..) => "swap",
             Action::Scan(..) => "scan",
+            Action::Incr(..) => "incr",
         }
     }
 
@@ -61,6 +64,7 @@ impl Action {
             Action::Append(key, value) => Reply::Existed(clerk.append(&key, &value).await?),
             Action::Swap(key, value) => Reply::Value(clerk.swap(&key, &value).await?),
             Action::Scan(start, end) => Reply::Pairs(clerk.scan(&start, &end).await?),
+            Action::Incr(key, by) => Reply::Counter(Ok(clerk.incr(&key, by).await?)),
         })
     }
 }

@@ -5,8 +5,9 @@
 //! argument order: they are not atomic across keys.
 //!
 //! Commands that would need an operation the replicated state machine does not
-//! have yet (APPEND's new length, GETDEL, SET NX/XX, expiry, INCR) answer an
-//! error saying so instead of faking it with a read followed by a write.
+//! have yet (APPEND's new length, GETDEL, SET NX/XX, expiry) answer an error
+//! saying so instead of faking it with a read followed by a write. INCR, DECR,
+//! INCRBY and DECRBY are one replicated `Op::Incr` each.
 
 use super::args::{integer, is, key, keys, value};
 use super::door::Door;
@@ -272,6 +273,28 @@ pub async fn ttl(door: &Door, args: &[Vec<u8>]) -> Reply {
     } else {
         -2
     })
+}
+
+/// `INCR key`, `DECR key`, `INCRBY key n`, `DECRBY key n`: one replicated
+/// `Op::Incr`, applied exactly once however often the Clerk retries it. A value
+/// that is not an integer, or a sum that overflows, changes nothing and gets
+/// Redis's error.
+pub async fn incr(door: &Door, args: &[Vec<u8>], name: &str) -> Reply {
+    let k = tri!(key(&args[1]));
+    let by = match name {
+        "incr" => 1,
+        "decr" => -1,
+        "incrby" => tri!(integer(&args[2])),
+        _ => match tri!(integer(&args[2])).checked_neg() {
+            Some(by) => by,
+            None => return Reply::err("decrement would overflow"),
+        },
+    };
+    match tri!(door.run(Action::Incr(k, by)).await) {
+        Outcome::Counter(Ok(n)) => Reply::Int(n),
+        Outcome::Counter(Err(e)) => Reply::err(e.to_string()),
+        other => unexpected(other),
+    }
 }
 
 /// The commands that need an operation the state machine does not have yet.

@@ -41,6 +41,7 @@ pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
         "flushdb" | "flushall" => data::flush(door, a).await,
         "type" => data::type_of(door, a).await,
         "ttl" | "pttl" => data::ttl(door, a).await,
+        "incr" | "decr" | "incrby" | "decrby" => data::incr(door, a, spec.name).await,
         other => data::not_yet(other),
     }
 }
@@ -150,9 +151,14 @@ mod tests {
             error(run(&d, &mut s, &["SET", "k", "v", "BOGUS"]).await),
             "ERR syntax error"
         );
-        for cmd in ["INCR", "DECR", "GETDEL"] {
-            assert!(error(run(&d, &mut s, &[cmd, "k"]).await).contains("not supported yet"));
+        for cmd in [&["GETDEL", "k"][..], &["SETNX", "k", "v"]] {
+            assert!(error(run(&d, &mut s, cmd).await).contains("not supported yet"));
         }
+        assert!(error(run(&d, &mut s, &["INCRBY", "k", "x"]).await).contains("not an integer"));
+        assert!(
+            error(run(&d, &mut s, &["DECRBY", "k", &i64::MIN.to_string()]).await)
+                .contains("overflow")
+        );
         assert!(error(run(&d, &mut s, &["APPEND", "k", "v"]).await).contains("new length"));
         assert!(error(run(&d, &mut s, &["SCAN", "12345"]).await).contains("invalid cursor"));
         assert!(error(run(&d, &mut s, &["SCAN", "x"]).await).contains("invalid cursor"));

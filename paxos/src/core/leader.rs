@@ -122,7 +122,11 @@ impl Leader {
     /// `max_inflight_bytes` (so even a budget of 0 lets one instance through).
     fn may_open(&self, max_inflight_bytes: usize) -> bool {
         self.inflight.is_empty()
-            || self.inflight.values().map(|p| p.entry.size_hint()).sum::<usize>()
+            || self
+                .inflight
+                .values()
+                .map(|p| p.entry.size_hint())
+                .sum::<usize>()
                 < max_inflight_bytes
     }
 

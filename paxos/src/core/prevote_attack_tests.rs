@@ -91,7 +91,9 @@ impl SlowNet {
 
 /// Three replicas, replica 0 elected on a fast network.
 fn group() -> SlowNet {
-    let mut rs: Vec<Replica> = (0..3).map(|i| Replica::new(CoreConfig::new(i, 3))).collect();
+    let mut rs: Vec<Replica> = (0..3)
+        .map(|i| Replica::new(CoreConfig::new(i, 3)))
+        .collect();
     rs[0].campaign_now();
     let mut net = SlowNet::new(rs);
     net.run(5, &|_| 0, &|_| true, &[]);
