@@ -1,8 +1,8 @@
 //! Attack on f6cbb78 (issue #18 B3, pre-vote): a group whose round trip exceeds
 //! `retransmit_ticks` (100 ms with the defaults and the daemons' 10 ms tick: any
-//! cross-region deployment) never elects a leader, not even at boot. FAILS on
-//! f6cbb78; passed before the pre-vote (the Prepare's promises count for a whole
-//! election timeout, 300..600 ms).
+//! cross-region deployment) never elected a leader, not even at boot: the first
+//! pre-vote dropped its grants every `retransmit_ticks`. Failed on f6cbb78; a
+//! pre-vote now lasts one election timeout (`core/prevote.rs`).
 
 use paxos::core::Status;
 use paxos::sim::{NetOptions, Sim, UNITS_PER_TICK};

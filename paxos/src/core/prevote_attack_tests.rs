@@ -1,5 +1,5 @@
 //! Attack on issue #18 B3 (pre-vote, flow control, back-off): scenarios that break
-//! liveness. Each test here FAILS on f6cbb78; it documents a finding.
+//! liveness. Each test here failed on f6cbb78 (fixed since); it documents a finding.
 
 use super::tests::take;
 use super::*;
