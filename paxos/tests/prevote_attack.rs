@@ -25,37 +25,31 @@ fn decides_on_a_slow_lan(seed: u64, min_delay: u64, max_delay: u64) -> bool {
     })
 }
 
-/// One-way 60 ms (round trip 120 ms, e.g. us-east <-> eu-west), no loss.
-#[test]
-fn a_fresh_group_with_a_120ms_round_trip_elects_a_leader() {
+/// Seeds 0..5 each decide with one-way delays of `min..=max` ticks.
+fn elects_with_delays(min: u64, max: u64) {
     for seed in 0..5 {
         assert!(
-            decides_on_a_slow_lan(seed, 6 * UNITS_PER_TICK, 6 * UNITS_PER_TICK),
+            decides_on_a_slow_lan(seed, min * UNITS_PER_TICK, max * UNITS_PER_TICK),
             "seed {seed}: nothing decided in 30 s: no leader was ever elected"
         );
     }
+}
+
+/// One-way 60 ms (round trip 120 ms, e.g. us-east <-> eu-west), no loss.
+#[test]
+fn a_fresh_group_with_a_120ms_round_trip_elects_a_leader() {
+    elects_with_delays(6, 6);
 }
 
 /// One-way 50..80 ms (round trip 100..160 ms), no loss: grants that happen to come back within 100 ms
 /// still count only if the attempt was not replaced meanwhile.
 #[test]
 fn a_fresh_group_with_a_jittery_wan_elects_a_leader() {
-    for seed in 0..5 {
-        assert!(
-            decides_on_a_slow_lan(seed, 5 * UNITS_PER_TICK, 8 * UNITS_PER_TICK),
-            "seed {seed}: nothing decided in 30 s"
-        );
-    }
+    elects_with_delays(5, 8);
 }
 
 /// Control: 40 ms one way (80 ms round trip) works.
 #[test]
 fn control_a_fresh_group_with_an_80ms_round_trip_elects_a_leader() {
-    for seed in 0..5 {
-        assert!(decides_on_a_slow_lan(
-            seed,
-            4 * UNITS_PER_TICK,
-            4 * UNITS_PER_TICK
-        ));
-    }
+    elects_with_delays(4, 4);
 }

@@ -8,7 +8,7 @@ use crate::types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A set of replicas, one bit each.
-type Votes = u64;
+pub(super) type Votes = u64;
 
 /// A replica running phase 1.
 #[derive(Debug)]

@@ -16,6 +16,7 @@
 //! make a decision unsafe; it only delays an election by one round trip, and only
 //! prevents one that could not have won anyway while a majority hears the leader.
 
+use super::leader::Votes;
 use super::{Replica, Role};
 use crate::message::Message;
 use crate::types::NodeId;
@@ -33,8 +34,8 @@ pub(super) struct PreVote {
     /// The tick it began, and the tick it last asked the peers that had not granted.
     started: u64,
     last_sent: u64,
-    /// Who granted, one bit per replica (this one included).
-    grants: u64,
+    /// Who granted (this one included).
+    grants: Votes,
 }
 
 impl Replica {
