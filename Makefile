@@ -68,16 +68,23 @@ fmt:
 
 .PHONY: run serve
 
+## The Redis protocol's address for `make run` and `make serve`: 6380, next to
+## Redis's own 6379, so a Redis server on the machine does not clash. `RESP=` turns
+## it off; `RESP=127.0.0.1:6379` takes Redis's port.
+RESP ?= 127.0.0.1:6380
+
 ## run: a local cluster (3 shardmasters, 3 groups x 3 replicas, each a process) with
-## the HTTP API on :8080; data and logs in ./cluster; Ctrl-C stops everything.
+## the HTTP API on :8080 and the Redis protocol on $(RESP); data and logs in
+## ./cluster; Ctrl-C stops everything.
 ## Extra flags: make run ARGS="--groups 2 --http 127.0.0.1:9000".
 run:
-	$(CARGO) run --release -- cluster $(ARGS)
+	$(CARGO) run --release -- cluster $(if $(RESP),--resp $(RESP)) $(ARGS)
 
 ## serve: one node (shardmaster + KV replica in one process) with the HTTP API on
-## :8080; data in ./data (or $$DATA_DIR). Extra flags: make serve ARGS="--listen 127.0.0.1:9000".
+## :8080 and the Redis protocol on $(RESP); data in ./data (or $$DATA_DIR).
+## Extra flags: make serve ARGS="--listen 127.0.0.1:9000".
 serve:
-	$(CARGO) run --release -- serve $(ARGS)
+	$(CARGO) run --release -- serve $(if $(RESP),--resp $(RESP)) $(ARGS)
 
 .PHONY: bench-compare bench-compare-deps
 

@@ -7,77 +7,13 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::http::{delete, must_put, request, value};
+use support::launcher::{self, exists, Orphans, READY_LIMIT};
 use support::process::{diskv_bin, reserve_addrs, wait_for, Process};
 
-/// How long a (re)started cluster may take to serve.
-const READY_LIMIT: Duration = Duration::from_secs(60);
-
-/// The pids the launcher printed for its children (`..., pid N, ...`).
-fn child_pids(stdout: &str) -> Vec<i32> {
-    stdout
-        .lines()
-        .filter_map(|l| l.split(", pid ").nth(1))
-        .filter_map(|rest| rest.split(',').next()?.parse().ok())
-        .collect()
-}
-
-/// True while `pid` exists (a zombie counts).
-fn exists(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence; nothing is delivered.
-    unsafe { libc::kill(pid, 0) == 0 }
-}
-
-/// Kills (by pid) the children of a launcher that did not stop them, when a test
-/// fails half-way. Children also get SIGTERM from the kernel when their launcher
-/// dies, so this is a second line of defence.
-struct Orphans(Vec<i32>);
-
-impl Drop for Orphans {
-    fn drop(&mut self) {
-        for &pid in &self.0 {
-            if exists(pid) {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-/// Starts the launcher and waits until it serves; returns it with its children's pids.
+/// Starts a cluster of 3 shardmasters and 2 groups of 3 replicas.
 fn launch(dir: &Path, http: &str, logs: &Path, name: &str) -> (Process, Vec<i32>) {
-    let d = dir.display().to_string();
-    let mut p = Process::spawn(
-        name,
-        logs,
-        diskv_bin(),
-        [
-            "cluster",
-            "--groups",
-            "2",
-            "--replicas",
-            "3",
-            "--masters",
-            "3",
-            "--dir",
-            &d,
-            "--http",
-            http,
-        ],
-    );
-    let start = Instant::now();
-    wait_for(READY_LIMIT, "the cluster serves", || {
-        assert!(
-            p.is_running(),
-            "the launcher exited:\n{}\n{}",
-            p.stdout(),
-            p.stderr_tail(30)
-        );
-        p.stdout()
-            .contains(&format!("Server listening on {http}\n"))
-            .then_some(())
-    });
-    eprintln!("{name}: ready after {:?}", start.elapsed());
-    let pids = child_pids(&p.stdout());
+    let shape = ["--groups", "2", "--replicas", "3", "--masters", "3"];
+    let (p, pids) = launcher::launch(dir, http, logs, name, &shape);
     assert_eq!(
         pids.len(),
         9,

@@ -123,6 +123,65 @@ fn incr_counts_on_integers_only() {
     );
 }
 
+#[test]
+fn conditional_puts_takes_and_lengths_follow_the_store() {
+    let a = Some("a".to_string());
+    let put_if = |v: &str, absent| KeyOp::PutIf(v.into(), absent);
+    // Written only when the presence matches; the reply is the old value.
+    assert_eq!(
+        step(&None, &put_if("b", true), &KeyRet::Value(None)),
+        Some(Some("b".into()))
+    );
+    assert_eq!(
+        step(&a, &put_if("b", true), &KeyRet::Value(a.clone())),
+        Some(a.clone())
+    );
+    assert_eq!(
+        step(&a, &put_if("b", false), &KeyRet::Value(a.clone())),
+        Some(Some("b".into()))
+    );
+    assert_eq!(
+        step(&None, &put_if("b", false), &KeyRet::Value(None)),
+        Some(None)
+    );
+    assert_eq!(step(&a, &put_if("b", true), &KeyRet::Value(None)), None);
+    assert_eq!(
+        step(&a, &KeyOp::Take, &KeyRet::Value(a.clone())),
+        Some(None)
+    );
+    assert_eq!(step(&a, &KeyOp::Take, &KeyRet::Value(None)), None);
+    let append = KeyOp::AppendLen("bc".into());
+    assert_eq!(
+        step(&a, &append, &KeyRet::Length(3)),
+        Some(Some("abc".into()))
+    );
+    assert_eq!(
+        step(&None, &append, &KeyRet::Length(2)),
+        Some(Some("bc".into()))
+    );
+    assert_eq!(step(&a, &append, &KeyRet::Length(2)), None);
+}
+
+/// Two SETNX that both won, or an APPEND applied twice, are violations.
+#[test]
+fn a_put_if_that_won_twice_or_a_doubled_append_is_a_violation() {
+    let h = History::new();
+    done(&h, 1, 0, 1, Op::put_if("k", "1", true), Ret::Value(None));
+    done(&h, 2, 2, 3, Op::put_if("k", "2", true), Ret::Value(None));
+    assert_violation(&h, "k");
+    let h = History::new();
+    done(&h, 1, 0, 1, Op::append_len("k", "ab"), Ret::Length(2));
+    done(&h, 1, 2, 3, Op::append_len("k", "c"), Ret::Length(5));
+    assert_violation(&h, "k");
+    // The same two SETNX, concurrent with a GETDEL in between: legal.
+    let h = History::new();
+    done(&h, 1, 0, 5, Op::put_if("k", "1", true), Ret::Value(None));
+    done(&h, 3, 1, 6, Op::take("k"), Ret::value("1"));
+    done(&h, 2, 2, 7, Op::put_if("k", "2", true), Ret::Value(None));
+    done(&h, 1, 8, 9, Op::get("k"), Ret::value("2"));
+    assert_ok(&h);
+}
+
 /// An Incr applied twice (a retry executed again) shows as a sum no order of the
 /// calls explains.
 #[test]
@@ -895,7 +954,10 @@ fn random_op(rng: &mut Rng, client: u64, i: u64, keys: u64) -> Op {
         65..=71 => Op::delete(key),
         72..=74 => Op::put(key, format!("{}", rng.below(20))),
         75..=79 => Op::incr(key, rng.below(5) as i64 - 1),
-        80..=97 => {
+        80..=81 => Op::put_if(key, value, rng.below(2) == 0),
+        82 => Op::take(key),
+        83..=84 => Op::append_len(key, value),
+        85..=97 => {
             let (a, b) = (rng.below(keys), rng.below(keys));
             Op::scan(format!("k{}", a.min(b)), format!("k{}", a.max(b)))
         }
@@ -934,6 +996,19 @@ fn apply(map: &mut BTreeMap<String, String>, op: &Op) -> Ret {
                 map.insert(key.clone(), sum.to_string());
             }
             Ret::Counter(sum)
+        }
+        Op::PutIf { key, value, absent } => {
+            let old = map.get(key).cloned();
+            if *absent == old.is_none() {
+                map.insert(key.clone(), value.clone());
+            }
+            Ret::Value(old)
+        }
+        Op::Take { key } => Ret::Value(map.remove(key)),
+        Op::AppendLen { key, value } => {
+            let v = map.entry(key.clone()).or_default();
+            v.push_str(value);
+            Ret::Length(v.len() as u64)
         }
     }
 }

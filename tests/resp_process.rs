@@ -93,6 +93,25 @@ fn redis_clients_read_and_write_diskv() {
     assert_eq!(call::<String>(&mut con, &["ECHO", "hi there"]), "hi there");
     assert_eq!(call::<String>(&mut con, &["SELECT", "0"]), "OK");
 
+    // INFO describes the replica in this process: a one-replica group leads its log.
+    let info: String = call(&mut con, &["INFO"]);
+    for line in [
+        "redis_version:7.0.0",
+        "role:master",
+        "diskv_paxos_role:leader",
+        "aof_enabled:1",
+    ] {
+        assert!(
+            info.lines().any(|l| l == line),
+            "no {line:?} in INFO:\n{info}"
+        );
+    }
+    let info: String = call(&mut con, &["INFO", "persistence"]);
+    assert!(
+        info.contains("diskv_storage_no_space:0") && !info.contains("# Server"),
+        "{info}"
+    );
+
     // SET / GET / GETSET / SET GET.
     assert_eq!(call::<String>(&mut con, &["SET", "user:1", "Ada"]), "OK");
     assert_eq!(
@@ -149,19 +168,42 @@ fn redis_clients_read_and_write_diskv() {
         "a refused INCR changes nothing"
     );
 
-    // APPEND, GETDEL, SET NX need operations the state machine lacks: clear errors.
-    for args in [
-        &["APPEND", "m1", "z"][..],
-        &["GETDEL", "m1"],
-        &["SET", "m1", "z", "NX"],
-    ] {
-        let e = error(&mut con, args);
-        assert!(e.contains("not supported yet"), "{args:?}: {e}");
-    }
+    // SETNX, SET NX/XX [GET], GETDEL, APPEND: one replicated operation each.
+    assert_eq!(call::<i64>(&mut con, &["SETNX", "lock", "me"]), 1);
+    assert_eq!(call::<i64>(&mut con, &["SETNX", "lock", "you"]), 0);
     assert_eq!(
-        call::<Option<String>>(&mut con, &["GET", "m1"]).as_deref(),
-        Some("x")
+        call::<Option<String>>(&mut con, &["SET", "lock", "you", "NX"]),
+        None
     );
+    assert_eq!(
+        call::<Option<String>>(&mut con, &["SET", "lock", "you", "NX", "GET"]).as_deref(),
+        Some("me"),
+        "NX GET answers the old value and writes nothing"
+    );
+    assert_eq!(
+        call::<Option<String>>(&mut con, &["SET", "gone", "v", "XX"]),
+        None
+    );
+    assert_eq!(call::<Option<String>>(&mut con, &["GET", "gone"]), None);
+    assert_eq!(
+        call::<Option<String>>(&mut con, &["SET", "lock", "him", "XX"]).as_deref(),
+        Some("OK")
+    );
+    assert_eq!(
+        call::<Option<String>>(&mut con, &["GETDEL", "lock"]).as_deref(),
+        Some("him")
+    );
+    assert_eq!(call::<Option<String>>(&mut con, &["GETDEL", "lock"]), None);
+    assert_eq!(call::<i64>(&mut con, &["APPEND", "log", "héllo"]), 6);
+    assert_eq!(call::<i64>(&mut con, &["APPEND", "log", " you"]), 10);
+    assert_eq!(
+        call::<Option<String>>(&mut con, &["GET", "log"]).as_deref(),
+        Some("héllo you")
+    );
+    let e = error(&mut con, &["SET", "k", "v", "EX", "10"]);
+    assert!(e.contains("never expire"), "{e}");
+    let e = error(&mut con, &["SET", "k", "v", "NX", "XX"]);
+    assert!(e.contains("syntax error"), "{e}");
 
     // A value written over RESP reads back byte-exact over HTTP.
     let text = "héllo wörld 😀\t ";
@@ -285,4 +327,37 @@ fn redis_cli_works_when_installed() {
     assert_eq!(lines[..2], ["OK", "hello"], "{all}");
     assert!(all.contains("unknown command 'NOSUCH'"), "{all}");
     assert_eq!(lines[lines.len() - 2..], ["1", ""], "{all}");
+}
+
+/// `examples/redis-py/quickstart.py`, the README's Python example, run against
+/// `diskv serve --resp` with redis-py (installed by `.ci/run`).
+#[test]
+fn the_redis_py_example_runs_when_installed() {
+    let has_redis_py = run_with_input("python3", ["-c", "import redis"], None, CALL)
+        .status
+        .is_some_and(|s| s.success());
+    if !has_redis_py {
+        println!("redis-py is not installed (pip install redis); skipping this test");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let node = RespNode::start(root.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/redis-py/quickstart.py");
+    let out = run_with_input("python3", [script, node.resp.as_str()], None, CALL);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(out.status.is_some_and(|s| s.success()), "{all}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "GET greeting -> hello",
+            "INCR visits -> 1",
+            "SET lock NX -> True",
+            "SET lock NX -> None",
+            "APPEND log -> 5",
+            "GETDEL lock -> me",
+            "10 pipelined INCR -> 11",
+        ],
+        "{all}"
+    );
 }

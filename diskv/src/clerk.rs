@@ -176,6 +176,17 @@ impl Clerk {
         Ok(())
     }
 
+    /// Runs any operation and returns the servers' reply: a Scan or a Clear fans
+    /// out over every shard as [`Clerk::scan`] and [`Clerk::clear`] do; the rest go
+    /// to their key's shard. What each reply means is written on [`Op`].
+    pub async fn execute(&mut self, op: Op) -> Result<Reply, KvError> {
+        match op {
+            Op::Scan { start, end } => Ok(Reply::Pairs(self.scan(&start, &end).await?)),
+            Op::Clear => self.clear().await.map(|()| Reply::Cleared),
+            op => self.keyed(op).await,
+        }
+    }
+
     async fn keyed(&mut self, op: Op) -> Result<Reply, KvError> {
         let key = op.key().unwrap_or_default();
         if key.is_empty() {

@@ -35,18 +35,56 @@ pub enum Op {
     /// as 0) and store the sum, in one replicated step: a retry is answered from
     /// the duplicate table, never applied twice (Redis INCR, DECR, INCRBY).
     Incr { key: String, by: i64 },
+    /// Set a key only if it is (or is not) there, and return its old value:
+    /// written iff the old value's presence is `when` (Redis SETNX, SET NX/XX).
+    PutIf {
+        key: String,
+        value: String,
+        when: Presence,
+    },
+    /// Remove a key and return the value it had (Redis GETDEL).
+    Take { key: String },
+    /// Append to a key (a missing key counts as "") and return the new value's
+    /// length in bytes (Redis APPEND). [`Op::Append`] answers whether the key
+    /// existed instead; both are kept so replies recorded in duplicate tables and
+    /// logs keep their meaning.
+    AppendLen { key: String, value: String },
+}
+
+/// Which keys an [`Op::PutIf`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Presence {
+    /// Only a missing key (Redis NX).
+    Absent,
+    /// Only an existing key (Redis XX).
+    Present,
+}
+
+impl Presence {
+    /// Whether a key whose value is `old` matches.
+    pub fn matches(self, old: Option<&str>) -> bool {
+        match self {
+            Presence::Absent => old.is_none(),
+            Presence::Present => old.is_some(),
+        }
+    }
 }
 
 impl Op {
     /// The value the operation writes, if any.
     pub fn value(&self) -> Option<&str> {
         match self {
-            Op::Put { value, .. } | Op::Append { value, .. } | Op::Swap { value, .. } => {
-                Some(value)
-            }
-            Op::Get { .. } | Op::Delete { .. } | Op::Scan { .. } | Op::Clear | Op::Incr { .. } => {
-                None
-            }
+            Op::Put { value, .. }
+            | Op::Append { value, .. }
+            | Op::Swap { value, .. }
+            | Op::PutIf { value, .. }
+            | Op::AppendLen { value, .. } => Some(value),
+            Op::Get { .. }
+            | Op::Delete { .. }
+            | Op::Scan { .. }
+            | Op::Clear
+            | Op::Incr { .. }
+            | Op::Take { .. } => None,
         }
     }
 
@@ -78,8 +116,28 @@ impl Op {
             | Op::Append { key, .. }
             | Op::Swap { key, .. }
             | Op::Delete { key }
-            | Op::Incr { key, .. } => Some(key),
+            | Op::Incr { key, .. }
+            | Op::PutIf { key, .. }
+            | Op::Take { key }
+            | Op::AppendLen { key, .. } => Some(key),
             Op::Scan { .. } | Op::Clear => None,
+        }
+    }
+
+    /// The operation's name, as metrics and logs label it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Get { .. } => "get",
+            Op::Put { .. } => "put",
+            Op::Append { .. } => "append",
+            Op::Swap { .. } => "swap",
+            Op::Delete { .. } => "delete",
+            Op::Scan { .. } => "scan",
+            Op::Clear => "clear",
+            Op::Incr { .. } => "incr",
+            Op::PutIf { .. } => "put_if",
+            Op::Take { .. } => "take",
+            Op::AppendLen { .. } => "append_len",
         }
     }
 
@@ -92,7 +150,7 @@ impl Op {
 /// The result of an operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
-    /// Get and Swap: the (old) value, if the key existed.
+    /// Get, Swap, PutIf and Take: the (old) value, if the key existed.
     Value(Option<String>),
     /// Put, Append and Delete: whether the key existed before.
     Existed(bool),
@@ -102,6 +160,8 @@ pub enum Reply {
     Cleared,
     /// Incr: the new value, or why the key's value was left as it was.
     Counter(Result<i64, CounterError>),
+    /// AppendLen: the value's length in bytes after the append.
+    Length(u64),
 }
 
 /// Why an [`Op::Incr`] changed nothing. The texts are Redis's own.

@@ -99,6 +99,27 @@ impl Shard {
                 }
                 Reply::Counter(sum)
             }
+            Op::PutIf { key, value, when } => {
+                let old = self.data.get(key).cloned();
+                if when.matches(old.as_deref()) {
+                    touched(key);
+                    self.data.insert(key.clone(), value.clone());
+                }
+                Reply::Value(old)
+            }
+            Op::Take { key } => {
+                let old = self.data.remove(key);
+                if old.is_some() {
+                    touched(key);
+                }
+                Reply::Value(old)
+            }
+            Op::AppendLen { key, value } => {
+                touched(key);
+                let v = self.data.entry(key.clone()).or_default();
+                v.push_str(value);
+                Reply::Length(v.len() as u64)
+            }
         }
     }
 

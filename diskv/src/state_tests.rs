@@ -712,3 +712,71 @@ fn review_log_time_does_not_jump_when_an_older_leader_returns() {
         s / 1000
     );
 }
+
+/// SETNX / SET NX|XX, GETDEL and APPEND's length are single replicated steps: a
+/// retry (same client and seq) is answered from the duplicate table with the
+/// first application's reply, and the second application changes nothing.
+#[test]
+fn conditional_puts_takes_and_counted_appends_apply_once() {
+    let mut st = KvState::in_memory(1, NSHARDS);
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    let put_if = |seq, value: &str, when| {
+        req(
+            9,
+            seq,
+            "k",
+            Op::PutIf {
+                key: "k".into(),
+                value: value.into(),
+                when,
+            },
+        )
+    };
+    use crate::op::Presence::{Absent, Present};
+    assert_eq!(st.apply(1, put_if(1, "a", Present)), Ok(Reply::Value(None)));
+    assert_eq!(get(&st, "k"), None, "XX on a missing key writes nothing");
+    assert_eq!(st.apply(2, put_if(2, "a", Absent)), Ok(Reply::Value(None)));
+    assert_eq!(
+        st.apply(3, put_if(2, "a", Absent)),
+        Ok(Reply::Value(None)),
+        "retry"
+    );
+    assert_eq!(
+        st.apply(4, put_if(3, "b", Absent)),
+        Ok(Reply::Value(Some("a".into())))
+    );
+    assert_eq!(
+        get(&st, "k").as_deref(),
+        Some("a"),
+        "NX on an existing key writes nothing"
+    );
+    let append = |seq| {
+        req(
+            9,
+            seq,
+            "k",
+            Op::AppendLen {
+                key: "k".into(),
+                value: "xy".into(),
+            },
+        )
+    };
+    assert_eq!(st.apply(5, append(4)), Ok(Reply::Length(3)));
+    assert_eq!(st.apply(6, append(4)), Ok(Reply::Length(3)), "retry");
+    assert_eq!(get(&st, "k").as_deref(), Some("axy"));
+    let take = |seq| req(9, seq, "k", Op::Take { key: "k".into() });
+    assert_eq!(st.apply(7, take(5)), Ok(Reply::Value(Some("axy".into()))));
+    assert_eq!(
+        st.apply(8, take(5)),
+        Ok(Reply::Value(Some("axy".into()))),
+        "retry"
+    );
+    assert_eq!(get(&st, "k"), None);
+    assert_eq!(st.apply(9, take(6)), Ok(Reply::Value(None)));
+}

@@ -7,6 +7,7 @@
 
 use crate::clock::{Time, MS};
 use crate::linearizability::{History, Op as LinOp, OpId, Ret};
+use diskv::op::Presence;
 use diskv::{KvError, Op, Reply, Request};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -137,7 +138,10 @@ impl Client {
             40..=59 => LinOp::append(key, value),
             60..=71 => LinOp::delete(key),
             72..=81 => LinOp::swap(key, value),
-            82..=89 => LinOp::incr(key, rng.gen_range(-3..=7)),
+            82..=86 => LinOp::incr(key, rng.gen_range(-3..=7)),
+            87 => LinOp::put_if(key, value, rng.gen_bool(0.5)),
+            88 => LinOp::take(key),
+            89 => LinOp::append_len(key, value),
             _ => {
                 let a = KEYS[rng.gen_range(0..KEYS.len())];
                 let b = KEYS[rng.gen_range(0..KEYS.len())];
@@ -177,6 +181,20 @@ impl Client {
             LinOp::Incr { key, by } => Op::Incr {
                 key: key.clone(),
                 by: *by,
+            },
+            LinOp::PutIf { key, value, absent } => Op::PutIf {
+                key: key.clone(),
+                value: value.clone(),
+                when: if *absent {
+                    Presence::Absent
+                } else {
+                    Presence::Present
+                },
+            },
+            LinOp::Take { key } => Op::Take { key: key.clone() },
+            LinOp::AppendLen { key, value } => Op::AppendLen {
+                key: key.clone(),
+                value: value.clone(),
             },
         };
         Next::Send(Attempt {
@@ -261,7 +279,10 @@ fn key_of(op: &LinOp) -> &str {
         | LinOp::Append { key, .. }
         | LinOp::Swap { key, .. }
         | LinOp::Delete { key }
-        | LinOp::Incr { key, .. } => key,
+        | LinOp::Incr { key, .. }
+        | LinOp::PutIf { key, .. }
+        | LinOp::Take { key }
+        | LinOp::AppendLen { key, .. } => key,
         LinOp::Scan { .. } | LinOp::Clear => "",
     }
 }
@@ -273,5 +294,6 @@ fn ret_of(reply: Reply) -> Ret {
         Reply::Pairs(p) => Ret::Pairs(p),
         Reply::Cleared => Ret::Done,
         Reply::Counter(sum) => Ret::Counter(sum.ok()),
+        Reply::Length(n) => Ret::Length(n),
     }
 }

@@ -63,6 +63,17 @@ pub enum Op {
     Clear,
     /// Add `by` to the key's integer (missing: 0); replied with [`Ret::Counter`].
     Incr { key: String, by: i64 },
+    /// Set a key only if it is missing (`absent`) or only if it exists (not
+    /// `absent`); replied with [`Ret::Value`], the old value.
+    PutIf {
+        key: String,
+        value: String,
+        absent: bool,
+    },
+    /// Remove a key; replied with [`Ret::Value`], the old value.
+    Take { key: String },
+    /// Append to a key; replied with [`Ret::Length`], the new length in bytes.
+    AppendLen { key: String, value: String },
 }
 
 impl Op {
@@ -102,6 +113,25 @@ impl Op {
             by,
         }
     }
+    /// `PutIf(key, value)` of a missing key (`absent`) or an existing one.
+    pub fn put_if(key: impl Into<String>, value: impl Into<String>, absent: bool) -> Op {
+        Op::PutIf {
+            key: key.into(),
+            value: value.into(),
+            absent,
+        }
+    }
+    /// `Take(key)`.
+    pub fn take(key: impl Into<String>) -> Op {
+        Op::Take { key: key.into() }
+    }
+    /// `AppendLen(key, value)`.
+    pub fn append_len(key: impl Into<String>, value: impl Into<String>) -> Op {
+        Op::AppendLen {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
     /// `Scan(start, end)`, both ends inclusive.
     pub fn scan(start: impl Into<String>, end: impl Into<String>) -> Op {
         Op::Scan {
@@ -123,7 +153,10 @@ impl Op {
             | Op::Append { key, .. }
             | Op::Swap { key, .. }
             | Op::Delete { key }
-            | Op::Incr { key, .. } => Some(key),
+            | Op::Incr { key, .. }
+            | Op::PutIf { key, .. }
+            | Op::Take { key }
+            | Op::AppendLen { key, .. } => Some(key),
             Op::Scan { .. } | Op::Clear => None,
         }
     }
@@ -132,7 +165,7 @@ impl Op {
 /// The reply a client received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ret {
-    /// Get: the value (`None` = missing). Swap: the old value.
+    /// Get: the value (`None` = missing). Swap, PutIf, Take: the old value.
     Value(Option<String>),
     /// Put, Append, Delete: whether the key existed before.
     Existed(bool),
@@ -143,6 +176,8 @@ pub enum Ret {
     /// Incr: the new value; `None` if the value was not an integer or the sum
     /// overflowed (nothing changed).
     Counter(Option<i64>),
+    /// AppendLen: the value's length in bytes after the append.
+    Length(u64),
 }
 
 impl Ret {
@@ -322,12 +357,19 @@ pub enum KeyOp {
     Delete,
     /// Add to the value read as an integer (missing: 0), if it is one.
     Incr(i64),
+    /// Set the value if the key is missing (`true`) or exists (`false`),
+    /// observing the old one.
+    PutIf(String, bool),
+    /// Remove the key, observing the old value.
+    Take,
+    /// Append to the value, observing the new length.
+    AppendLen(String),
 }
 
 /// The reply of a [`KeyOp`], as the model checks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyRet {
-    /// Get or Swap: the value before the operation.
+    /// Get, Swap, PutIf or Take: the value before the operation.
     Value(State),
     /// Put, Append or Delete: whether the key existed before the operation.
     Existed(bool),
@@ -335,6 +377,8 @@ pub enum KeyRet {
     Any,
     /// Incr: the sum, or `None` if it changed nothing.
     Counter(Option<i64>),
+    /// AppendLen: the length after the append.
+    Length(u64),
 }
 
 /// What an `Incr(by)` makes of `state`: the sum, or `None` when the value is not
@@ -357,8 +401,17 @@ pub fn step(state: &State, op: &KeyOp, reply: &KeyRet) -> Option<State> {
     Some(match op {
         KeyOp::Get => state.clone(),
         KeyOp::Put(v) | KeyOp::Swap(v) => Some(v.clone()),
-        KeyOp::Append(v) => Some(format!("{}{v}", state.as_deref().unwrap_or(""))),
-        KeyOp::Delete => None,
+        KeyOp::Append(v) | KeyOp::AppendLen(v) => {
+            Some(format!("{}{v}", state.as_deref().unwrap_or("")))
+        }
+        KeyOp::Delete | KeyOp::Take => None,
+        KeyOp::PutIf(v, absent) => {
+            if *absent == state.is_none() {
+                Some(v.clone())
+            } else {
+                state.clone()
+            }
+        }
         KeyOp::Incr(by) => match incremented(state, *by) {
             Some(sum) => Some(sum.to_string()),
             None => state.clone(),
@@ -370,7 +423,12 @@ pub fn step(state: &State, op: &KeyOp, reply: &KeyRet) -> Option<State> {
 fn legal(state: &State, op: &KeyOp, reply: &KeyRet) -> bool {
     match (op, reply) {
         (_, KeyRet::Any) => true,
-        (KeyOp::Get | KeyOp::Swap(_), KeyRet::Value(seen)) => seen == state,
+        (KeyOp::Get | KeyOp::Swap(_) | KeyOp::PutIf(..) | KeyOp::Take, KeyRet::Value(seen)) => {
+            seen == state
+        }
+        (KeyOp::AppendLen(v), KeyRet::Length(n)) => {
+            *n == (state.as_ref().map_or(0, String::len) + v.len()) as u64
+        }
         (KeyOp::Put(_) | KeyOp::Append(_) | KeyOp::Delete, KeyRet::Existed(existed)) => {
             *existed == state.is_some()
         }
@@ -386,11 +444,14 @@ fn legal(state: &State, op: &KeyOp, reply: &KeyRet) -> bool {
 /// The value observed must be a base — the current value, or what a Put, Swap or
 /// Delete leaves — followed by appended values.
 fn reachable(state: &State, reply: &KeyRet, available: &[&KeyOp]) -> bool {
-    let can_delete = available.iter().any(|op| **op == KeyOp::Delete);
+    let can_delete = available
+        .iter()
+        .any(|op| matches!(op, KeyOp::Delete | KeyOp::Take));
     let can_count = available.iter().any(|op| matches!(op, KeyOp::Incr(_)));
     match reply {
         // A sum, or a value an Incr wrote: not worth predicting (never "no" wrongly).
-        KeyRet::Any | KeyRet::Counter(_) => true,
+        // A length: not worth predicting either.
+        KeyRet::Any | KeyRet::Counter(_) | KeyRet::Length(_) => true,
         KeyRet::Value(Some(_)) if can_count => true,
         KeyRet::Existed(false) | KeyRet::Value(None) => state.is_none() || can_delete,
         KeyRet::Existed(true) => {
@@ -398,7 +459,12 @@ fn reachable(state: &State, reply: &KeyRet, available: &[&KeyOp]) -> bool {
                 || available.iter().any(|op| {
                     matches!(
                         op,
-                        KeyOp::Put(_) | KeyOp::Append(_) | KeyOp::Swap(_) | KeyOp::Incr(_)
+                        KeyOp::Put(_)
+                            | KeyOp::Append(_)
+                            | KeyOp::Swap(_)
+                            | KeyOp::Incr(_)
+                            | KeyOp::PutIf(..)
+                            | KeyOp::AppendLen(_)
                     )
                 })
         }
@@ -407,9 +473,9 @@ fn reachable(state: &State, reply: &KeyRet, available: &[&KeyOp]) -> bool {
             let mut appends = Vec::new();
             for op in available {
                 match op {
-                    KeyOp::Put(v) | KeyOp::Swap(v) => bases.push(v),
-                    KeyOp::Delete => bases.push(""),
-                    KeyOp::Append(v) => appends.push(v.as_bytes()),
+                    KeyOp::Put(v) | KeyOp::Swap(v) | KeyOp::PutIf(v, _) => bases.push(v),
+                    KeyOp::Delete | KeyOp::Take => bases.push(""),
+                    KeyOp::Append(v) | KeyOp::AppendLen(v) => appends.push(v.as_bytes()),
                     KeyOp::Get | KeyOp::Incr(_) => {}
                 }
             }
@@ -635,6 +701,7 @@ fn split_by_key(ops: &[Operation]) -> Result<BTreeMap<String, Vec<KeyEvent>>, Ch
             Some(Ret::Value(v)) => KeyRet::Value(v.clone()),
             Some(Ret::Existed(e)) => KeyRet::Existed(*e),
             Some(Ret::Counter(c)) => KeyRet::Counter(*c),
+            Some(Ret::Length(n)) => KeyRet::Length(*n),
             _ => KeyRet::Any,
         };
         match &o.op {
@@ -644,6 +711,11 @@ fn split_by_key(ops: &[Operation]) -> Result<BTreeMap<String, Vec<KeyEvent>>, Ch
             Op::Swap { key, value } => push(key, KeyOp::Swap(value.clone()), reply(ret)),
             Op::Delete { key } => push(key, KeyOp::Delete, reply(ret)),
             Op::Incr { key, by } => push(key, KeyOp::Incr(*by), reply(ret)),
+            Op::PutIf { key, value, absent } => {
+                push(key, KeyOp::PutIf(value.clone(), *absent), reply(ret))
+            }
+            Op::Take { key } => push(key, KeyOp::Take, reply(ret)),
+            Op::AppendLen { key, value } => push(key, KeyOp::AppendLen(value.clone()), reply(ret)),
             Op::Scan { start, end } => {
                 let pairs = match ret {
                     Some(Ret::Pairs(pairs)) => pairs.as_slice(),
@@ -675,7 +747,10 @@ fn validate(i: usize, o: &Operation) -> Result<(), String> {
         ));
     }
     let fits = match &o.op {
-        Op::Get { .. } | Op::Swap { .. } => matches!(ret, Ret::Value(_)),
+        Op::Get { .. } | Op::Swap { .. } | Op::PutIf { .. } | Op::Take { .. } => {
+            matches!(ret, Ret::Value(_))
+        }
+        Op::AppendLen { .. } => matches!(ret, Ret::Length(_)),
         Op::Put { .. } | Op::Append { .. } | Op::Delete { .. } => matches!(ret, Ret::Existed(_)),
         Op::Scan { .. } => matches!(ret, Ret::Pairs(_)),
         Op::Clear => matches!(ret, Ret::Done),
@@ -1421,6 +1496,13 @@ fn describe(key: &str, e: &KeyEvent, ops: &[Operation]) -> String {
         Op::Scan { start, end } => format!("Scan({start:?}, {end:?}), as a read of {key:?}"),
         Op::Clear => format!("Clear, as a Delete of {key:?}"),
         Op::Incr { by, .. } => format!("Incr({key:?}, {by})"),
+        Op::PutIf { value, absent, .. } => format!(
+            "PutIf({key:?}, {}, {})",
+            show(value),
+            if *absent { "if missing" } else { "if present" }
+        ),
+        Op::Take { .. } => format!("Take({key:?})"),
+        Op::AppendLen { value, .. } => format!("AppendLen({key:?}, {})", show(value)),
     };
     let (ret_at, reply) = match &o.outcome {
         Outcome::Pending => ("∞".to_string(), "no reply".to_string()),
@@ -1433,6 +1515,7 @@ fn describe(key: &str, e: &KeyEvent, ops: &[Operation]) -> String {
                 (Ret::Done, _) => "done".to_string(),
                 (Ret::Counter(Some(n)), _) => n.to_string(),
                 (Ret::Counter(None), _) => "not an integer".to_string(),
+                (Ret::Length(n), _) => format!("length {n}"),
                 (Ret::Value(v), _) | (Ret::Pairs(_), KeyRet::Value(v)) => show_state(v),
                 (Ret::Pairs(_), _) => "pairs".to_string(),
             },

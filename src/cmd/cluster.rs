@@ -97,7 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let front = Arc::new(Front::new(layout.masters.clone(), FrontOptions::default()));
     let http = diskv::http::spawn(listener, front.clone())?;
-    let resp = super::spawn_resp(resp_listener, front.pool())?;
+    let resp = super::spawn_resp(resp_listener, front.pool(), None)?;
     let outcome = tokio::select! {
         r = ready::wait(&layout, &mut children) => r.map(|()| None),
         s = signals.recv() => Ok(Some(s)),

@@ -26,15 +26,21 @@ pub(crate) async fn bind_resp(
 }
 
 /// Serves the Redis protocol on `listener`, if bound, through `pool` (the HTTP
-/// front door's, where the process has one).
+/// front door's, where the process has one); `local` is the KV replica running
+/// in this process, if any, for `INFO replication`.
 pub(crate) fn spawn_resp(
     listener: Option<tokio::net::TcpListener>,
     pool: &std::sync::Arc<diskv::http::pool::ClerkPool>,
+    local: Option<std::sync::Arc<diskv::KvServer>>,
 ) -> anyhow::Result<Option<diskv::resp::Running>> {
     let Some(listener) = listener else {
         return Ok(None);
     };
-    let resp = diskv::resp::spawn(listener, pool.clone(), diskv::resp::RespOptions::default())?;
+    let mut door = diskv::resp::Door::new(pool.clone(), diskv::resp::RespOptions::default());
+    if let Some(server) = local {
+        door = door.with_local(server);
+    }
+    let resp = diskv::resp::spawn(listener, door)?;
     tracing::info!(addr = %resp.local_addr(), "Redis protocol listening");
     Ok(Some(resp))
 }

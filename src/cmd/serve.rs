@@ -173,7 +173,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
 
     let front = Arc::new(Front::new(masters, FrontOptions::default()).with_local(kv.clone()));
     let http = diskv::http::spawn(listener, front.clone())?;
-    let resp = super::spawn_resp(resp_listener, front.pool())?;
+    let resp = super::spawn_resp(resp_listener, front.pool(), Some(kv.clone()))?;
     Ok(Node {
         dir,
         sm,

@@ -81,7 +81,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => (None, None),
     };
     let resp = match &args.resp {
-        Some(addr) => resp_front(addr, masters, pool).await?,
+        Some(addr) => resp_front(addr, masters, pool, server.clone()).await?,
         None => None,
     };
     let halted = tokio::select! {
@@ -147,10 +147,11 @@ async fn resp_front(
     addr: &str,
     masters: Vec<String>,
     pool: Option<std::sync::Arc<diskv::http::pool::ClerkPool>>,
+    server: std::sync::Arc<KvServer>,
 ) -> anyhow::Result<Option<diskv::resp::Running>> {
     let listener = super::bind_resp(Some(addr)).await?;
     let pool = pool.unwrap_or_else(|| {
         diskv::http::pool::ClerkPool::new(masters, diskv::http::FrontOptions::default().pool_size)
     });
-    super::spawn_resp(listener, &pool)
+    super::spawn_resp(listener, &pool, Some(server))
 }

@@ -5,6 +5,7 @@ pub mod appends;
 pub mod cluster;
 pub mod http;
 pub mod kv_group;
+pub mod launcher;
 pub mod line_client;
 pub mod line_ops;
 pub mod linearizability;

@@ -3,8 +3,9 @@
 //! (for its metrics).
 
 use super::metrics::{single, RequestMetrics};
-use super::pool::{Action, ClerkPool, PoolError};
+use super::pool::{ClerkPool, PoolError};
 use super::replica_metrics;
+use crate::op::Op;
 use crate::server::KvServer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -105,15 +106,20 @@ impl Front {
     }
 
     /// Runs one operation through a pooled Clerk, within the request deadline.
-    pub async fn execute(&self, action: Action) -> Result<Option<String>, PoolError> {
-        self.pool.execute(action, self.opts.op_timeout).await
+    pub async fn execute(&self, op: Op) -> Result<Option<String>, PoolError> {
+        self.pool.execute(op, self.opts.op_timeout).await
     }
 
     /// One linearizable read of [`PROBE_KEY`] with deadline `within`: succeeds only
     /// if the group owning it has recovered and serves.
     pub async fn probe(&self, within: Duration) -> Result<(), PoolError> {
         self.pool
-            .execute(Action::Get(PROBE_KEY.into()), within)
+            .execute(
+                Op::Get {
+                    key: PROBE_KEY.into(),
+                },
+                within,
+            )
             .await
             .map(|_| ())
     }

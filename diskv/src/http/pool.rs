@@ -8,66 +8,11 @@
 //! outcome is unknown, and a fresh Clerk (new client id) replaces it.
 
 use crate::clerk::Clerk;
-use crate::op::{KvError, Reply};
+use crate::op::{KvError, Op, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-
-/// One operation of a front door (HTTP or RESP).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Read a key.
-    Get(String),
-    /// Set a key to a value.
-    Put(String, String),
-    /// Remove a key.
-    Delete(String),
-    /// Remove every key.
-    Clear,
-    /// Append to a key (a missing key counts as "").
-    Append(String, String),
-    /// Set a key and return its old value.
-    Swap(String, String),
-    /// Every key in `[start, end]` (inclusive) with its value, sorted.
-    Scan(String, String),
-    /// Add to the integer in a key (a missing key counts as 0); one replicated step.
-    Incr(String, i64),
-}
-
-impl Action {
-    /// The metric label of the operation.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::Get(_) => "get",
-            Action::Put(..) => "put",
-            Action::Delete(_) => "delete",
-            Action::Clear => "clear",
-            Action::Append(..) => "append",
-            Action::Swap(..) => "swap",
-            Action::Scan(..) => "scan",
-            Action::Incr(..) => "incr",
-        }
-    }
-
-    /// True if the operation changes the store.
-    pub fn is_write(&self) -> bool {
-        !matches!(self, Action::Get(_) | Action::Scan(..))
-    }
-
-    async fn run(self, clerk: &mut Clerk) -> Result<Reply, KvError> {
-        Ok(match self {
-            Action::Get(key) => Reply::Value(clerk.get(&key).await?),
-            Action::Put(key, value) => Reply::Existed(clerk.put(&key, &value).await?),
-            Action::Delete(key) => Reply::Existed(clerk.delete(&key).await?),
-            Action::Clear => clerk.clear().await.map(|()| Reply::Cleared)?,
-            Action::Append(key, value) => Reply::Existed(clerk.append(&key, &value).await?),
-            Action::Swap(key, value) => Reply::Value(clerk.swap(&key, &value).await?),
-            Action::Scan(start, end) => Reply::Pairs(clerk.scan(&start, &end).await?),
-            Action::Incr(key, by) => Reply::Counter(Ok(clerk.incr(&key, by).await?)),
-        })
-    }
-}
 
 /// Why an operation did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -131,15 +76,15 @@ impl ClerkPool {
         self.size - self.slots.available_permits()
     }
 
-    /// Runs `action` with a Clerk of the pool, waiting for one if all are busy.
+    /// Runs `op` with a Clerk of the pool, waiting for one if all are busy.
     /// `deadline` covers the wait, making the Clerk and the operation itself.
     /// The answer is the value of a Get or Swap, `None` for the others.
     pub async fn execute(
         self: &Arc<Self>,
-        action: Action,
+        op: Op,
         deadline: Duration,
     ) -> Result<Option<String>, PoolError> {
-        self.run(action, deadline).await.map(|reply| match reply {
+        self.run(op, deadline).await.map(|reply| match reply {
             Reply::Value(v) => v,
             _ => None,
         })
@@ -147,11 +92,7 @@ impl ClerkPool {
 
     /// [`ClerkPool::execute`], answering everything the Clerk returned (as the
     /// servers' [`Reply`]; a multi-shard Scan's pairs are merged and sorted).
-    pub async fn run(
-        self: &Arc<Self>,
-        action: Action,
-        deadline: Duration,
-    ) -> Result<Reply, PoolError> {
+    pub async fn run(self: &Arc<Self>, op: Op, deadline: Duration) -> Result<Reply, PoolError> {
         let pool = self.clone();
         let task = tokio::spawn(async move {
             let work = async {
@@ -162,7 +103,7 @@ impl ClerkPool {
                     .await
                     .map_err(|_| PoolError::Failed("the Clerk pool is closed".into()))?;
                 let mut clerk = pool.take().await;
-                let out = action.run(&mut clerk).await;
+                let out = clerk.execute(op).await;
                 pool.give_back(clerk);
                 Ok::<_, PoolError>(out)
             };

@@ -19,7 +19,8 @@ use super::body::{read_value, BodyError, BodyRules};
 use super::front::Front;
 use super::host::require_host;
 use super::key::{validate_key, KeyError};
-use super::pool::{Action, PoolError};
+use super::pool::PoolError;
+use crate::op::Op;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -118,7 +119,7 @@ async fn get_key(State(front): Shared, key: Result<Path<String>, PathRejection>)
         Ok(k) => k,
         Err(e) => return bad_key(e),
     };
-    match front.execute(Action::Get(key)).await {
+    match front.execute(Op::Get { key }).await {
         Ok(Some(value)) => text(StatusCode::OK, value),
         Ok(None) => error(StatusCode::NOT_FOUND, "key not found"),
         Err(e) => store_error(e),
@@ -144,7 +145,7 @@ async fn put_key(
         Ok(v) => v,
         Err(e) => return body_error(e),
     };
-    match front.execute(Action::Put(key, value)).await {
+    match front.execute(Op::Put { key, value }).await {
         Ok(_) => text(StatusCode::OK, String::new()),
         Err(e) => store_error(e),
     }
@@ -171,7 +172,7 @@ async fn delete_key(State(front): Shared, key: Result<Path<String>, PathRejectio
         Ok(k) => k,
         Err(e) => return bad_key(e),
     };
-    match front.execute(Action::Delete(key)).await {
+    match front.execute(Op::Delete { key }).await {
         Ok(_) => text(StatusCode::OK, String::new()),
         Err(e) => store_error(e),
     }
@@ -194,7 +195,7 @@ async fn empty_key(
 }
 
 async fn clear(State(front): Shared) -> Response {
-    match front.execute(Action::Clear).await {
+    match front.execute(Op::Clear).await {
         Ok(_) => text(StatusCode::OK, String::new()),
         Err(e) => store_error(e),
     }

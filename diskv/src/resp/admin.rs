@@ -2,7 +2,7 @@
 //! SELECT, CLIENT, COMMAND, INFO. None of them touches the store.
 
 use super::args::{integer, is};
-use super::commands::{find, unknown_subcommand, wrong_arity, COMMANDS};
+use super::commands::{find, unknown_subcommand, wrong_arity, Spec, COMMANDS};
 use super::door::{Door, Session};
 use super::reply::{Protocol, Reply};
 use std::sync::atomic::Ordering;
@@ -118,8 +118,9 @@ pub fn client(session: &mut Session, args: &[Vec<u8>]) -> Reply {
     }
 }
 
-/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS` (empty: no docs yet), `COMMAND
-/// INFO name...`, `COMMAND LIST`.
+/// `COMMAND`, `COMMAND COUNT`, `COMMAND DOCS [name...]` (each command's
+/// summary, with what is atomic and what is not), `COMMAND INFO name...`,
+/// `COMMAND LIST`.
 pub fn command(args: &[Vec<u8>]) -> Reply {
     let Some(sub) = args.get(1) else {
         return Reply::Array(COMMANDS.iter().map(|s| s.info()).collect());
@@ -127,7 +128,12 @@ pub fn command(args: &[Vec<u8>]) -> Reply {
     if is(sub, "COUNT") {
         Reply::Int(COMMANDS.len() as i64)
     } else if is(sub, "DOCS") {
-        Reply::Map(Vec::new())
+        let wanted: Vec<&Spec> = if args.len() == 2 {
+            COMMANDS.iter().collect()
+        } else {
+            args[2..].iter().filter_map(|n| find(n)).collect()
+        };
+        Reply::Map(wanted.into_iter().map(Spec::docs).collect())
     } else if is(sub, "INFO") {
         Reply::Array(
             args[2..]
@@ -142,8 +148,10 @@ pub fn command(args: &[Vec<u8>]) -> Reply {
     }
 }
 
-/// `INFO [section...]`: `server` and `clients` (the default), `keyspace` when
-/// asked for (it counts every key, a full scan; see `DBSIZE`).
+/// `INFO [section...]`: `server`, `clients`, `replication` and `persistence`
+/// (the default), `keyspace` when asked for (it counts every key, a full scan;
+/// see `DBSIZE`). Replication and persistence describe the KV replica running
+/// in this process; a front door without one says so.
 pub fn info_sections(door: &Door, args: &[Vec<u8>]) -> (String, bool) {
     let wants = |name: &str| {
         args.len() == 1
@@ -167,8 +175,60 @@ pub fn info_sections(door: &Door, args: &[Vec<u8>]) -> (String, bool) {
             door.connected.load(Ordering::Relaxed)
         ));
     }
+    if wants("replication") {
+        out.push_str(&replication(door));
+    }
+    if wants("persistence") {
+        out.push_str(&persistence(door));
+    }
     let keyspace = args[1..]
         .iter()
         .any(|a| is(a, "keyspace") || is(a, "all") || is(a, "everything"));
     (out, keyspace)
+}
+
+/// `INFO replication`: `role:master` always (every diskv front door takes
+/// writes: a client that sees `slave` would think it read-only), then the local
+/// replica's Paxos role (`leader` or `follower`) and log positions.
+fn replication(door: &Door) -> String {
+    let Some(server) = &door.local else {
+        return "# Replication\r\nrole:master\r\ndiskv_local_replica:none\r\n\r\n".into();
+    };
+    let node = server.node();
+    let (gid, config) = server.rsm().with_state(|s| (s.gid(), s.config().num));
+    format!(
+        "# Replication\r\nrole:master\r\ndiskv_local_replica:yes\r\ndiskv_paxos_role:{}\r\n\
+         diskv_group:{gid}\r\n\
+         diskv_config:{config}\r\ndiskv_paxos_leader:{}\r\ndiskv_commit_index:{}\r\n\
+         diskv_applied_index:{}\r\n\r\n",
+        if node.is_leader() {
+            "leader"
+        } else {
+            "follower"
+        },
+        node.leader().map_or(-1, |l| l as i64),
+        node.commit_index(),
+        server.rsm().applied(),
+    )
+}
+
+/// `INFO persistence`: diskv writes every operation to its Paxos log and
+/// fsyncs before answering (like Redis's `appendfsync always`); the local
+/// replica's storage state and fsync count.
+fn persistence(door: &Door) -> String {
+    let mut out = String::from(
+        "# Persistence\r\nloading:0\r\naof_enabled:1\r\ndiskv_fsync_before_reply:1\r\n",
+    );
+    if let Some(server) = &door.local {
+        let node = server.node();
+        let failure = node.failure();
+        out.push_str(&format!(
+            "diskv_storage_failed:{}\r\ndiskv_storage_no_space:{}\r\ndiskv_fsyncs:{}\r\n",
+            u8::from(failure.is_some()),
+            u8::from(failure.is_some_and(|f| f.no_space)),
+            node.stats().syncs.load(Ordering::Relaxed),
+        ));
+    }
+    out.push_str("\r\n");
+    out
 }

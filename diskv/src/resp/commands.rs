@@ -15,70 +15,86 @@ pub struct Spec {
     pub flags: &'static [&'static str],
     /// First key, last key (-1: the last argument), step; 0 0 0 without keys.
     pub keys: (i64, i64, i64),
+    /// Redis's command group, for `COMMAND DOCS`.
+    pub group: &'static str,
+    /// What the command does in diskv, for `COMMAND DOCS` (and redis-cli's help).
+    pub summary: &'static str,
 }
 
 const RO: &[&str] = &["readonly"];
 const WR: &[&str] = &["write"];
 const CONN: &[&str] = &["fast", "no-auth"];
 
-const fn spec(name: &'static str, arity: i64, flags: &'static [&'static str]) -> Spec {
-    Spec {
-        name,
-        arity,
-        flags,
-        keys: (0, 0, 0),
-    }
+/// A command without keys.
+const fn spec(
+    name: &'static str,
+    arity: i64,
+    flags: &'static [&'static str],
+    group: &'static str,
+    summary: &'static str,
+) -> Spec {
+    keyed(name, arity, flags, (0, 0, 0), group, summary)
 }
 
+/// A command with keys at `keys` (first, last, step).
 const fn keyed(
     name: &'static str,
     arity: i64,
     flags: &'static [&'static str],
     keys: (i64, i64, i64),
+    group: &'static str,
+    summary: &'static str,
 ) -> Spec {
     Spec {
         name,
         arity,
         flags,
         keys,
+        group,
+        summary,
     }
 }
 
-/// Every command, in the order `COMMAND` lists them. The last group is answered
-/// with a "not supported yet" error that says why.
+/// Every single-key command is linearizable and, for writes, applied exactly
+/// once and durable on a majority of the group before it is answered.
+const ONE: (i64, i64, i64) = (1, 1, 1);
+/// Commands over every key argument.
+const ALL: (i64, i64, i64) = (1, -1, 1);
+
+/// Every command, in the order `COMMAND` lists them.
 pub const COMMANDS: &[Spec] = &[
-    spec("ping", -1, CONN),
-    spec("echo", 2, CONN),
-    spec("quit", -1, CONN),
-    spec("hello", -1, CONN),
-    spec("select", 2, CONN),
-    spec("client", -2, CONN),
-    spec("command", -1, CONN),
-    spec("info", -1, CONN),
-    spec("dbsize", 1, RO),
-    keyed("get", 2, RO, (1, 1, 1)),
-    keyed("set", -3, WR, (1, 1, 1)),
-    keyed("getset", 3, WR, (1, 1, 1)),
-    keyed("del", -2, WR, (1, -1, 1)),
-    keyed("unlink", -2, WR, (1, -1, 1)),
-    keyed("exists", -2, RO, (1, -1, 1)),
-    keyed("strlen", 2, RO, (1, 1, 1)),
-    keyed("mget", -2, RO, (1, -1, 1)),
-    keyed("mset", -3, WR, (1, -1, 2)),
-    spec("keys", 2, RO),
-    spec("scan", -2, RO),
-    spec("flushdb", -1, WR),
-    spec("flushall", -1, WR),
-    keyed("type", 2, RO, (1, 1, 1)),
-    keyed("ttl", 2, RO, (1, 1, 1)),
-    keyed("pttl", 2, RO, (1, 1, 1)),
-    keyed("append", 3, WR, (1, 1, 1)),
-    keyed("getdel", 2, WR, (1, 1, 1)),
-    keyed("setnx", 3, WR, (1, 1, 1)),
-    keyed("incr", 2, WR, (1, 1, 1)),
-    keyed("decr", 2, WR, (1, 1, 1)),
-    keyed("incrby", 3, WR, (1, 1, 1)),
-    keyed("decrby", 3, WR, (1, 1, 1)),
+    spec("ping", -1, CONN, "connection", "Answers PONG, or the message given."),
+    spec("echo", 2, CONN, "connection", "Answers the message."),
+    spec("quit", -1, CONN, "connection", "Answers OK and closes the connection."),
+    spec("hello", -1, CONN, "connection", "Switches to RESP2 or RESP3 and describes the server. AUTH is not supported yet."),
+    spec("select", 2, CONN, "connection", "Database 0 only: diskv has one key space."),
+    spec("client", -2, CONN, "connection", "CLIENT SETNAME, GETNAME, ID and SETINFO."),
+    spec("command", -1, CONN, "server", "Describes the commands: COMMAND, COUNT, DOCS, INFO, LIST."),
+    spec("info", -1, CONN, "server", "Server, clients, replication (the local Paxos replica), persistence and keyspace sections."),
+    spec("dbsize", 1, RO, "server", "Counts every key: a scan of every shard, each read linearizably, not one snapshot."),
+    keyed("get", 2, RO, ONE, "string", "Reads a key, linearizably."),
+    keyed("set", -3, WR, ONE, "string", "Writes a key; NX, XX and GET are one replicated operation. EX, PX, EXAT, PXAT are refused: keys never expire."),
+    keyed("getset", 3, WR, ONE, "string", "Writes a key and answers its old value, in one replicated operation."),
+    keyed("del", -2, WR, ALL, "generic", "Removes keys, one operation per key in order: not atomic across keys."),
+    keyed("unlink", -2, WR, ALL, "generic", "Same as DEL."),
+    keyed("exists", -2, RO, ALL, "generic", "Counts the keys that exist, one read per key: not one snapshot."),
+    keyed("strlen", 2, RO, ONE, "string", "The value's length in bytes."),
+    keyed("mget", -2, RO, ALL, "string", "Reads keys, one linearizable read per key: not one snapshot across keys."),
+    keyed("mset", -3, WR, (1, -1, 2), "string", "Writes pairs, one operation per pair in order: NOT atomic across keys (a failure names how many were written)."),
+    spec("keys", 2, RO, "generic", "Every key matching a pattern: reads the whole store, avoid on large data sets (use SCAN)."),
+    spec("scan", -2, RO, "generic", "Iterates the ordered key space; every key present for the whole iteration is returned once."),
+    spec("flushdb", -1, WR, "server", "Removes every key, shard after shard: not atomic across shards."),
+    spec("flushall", -1, WR, "server", "Same as FLUSHDB."),
+    keyed("type", 2, RO, ONE, "generic", "string, or none for a missing key."),
+    keyed("ttl", 2, RO, ONE, "generic", "-1 (keys never expire), or -2 for a missing key."),
+    keyed("pttl", 2, RO, ONE, "generic", "Same as TTL."),
+    keyed("append", 3, WR, ONE, "string", "Appends to a key and answers the new length, in one replicated operation."),
+    keyed("getdel", 2, WR, ONE, "string", "Removes a key and answers its value, in one replicated operation."),
+    keyed("setnx", 3, WR, ONE, "string", "Writes a missing key, in one replicated operation; 1 if written."),
+    keyed("incr", 2, WR, ONE, "string", "Adds 1 to the integer in a key, in one replicated operation applied exactly once."),
+    keyed("decr", 2, WR, ONE, "string", "Subtracts 1, as INCR."),
+    keyed("incrby", 3, WR, ONE, "string", "Adds n, as INCR."),
+    keyed("decrby", 3, WR, ONE, "string", "Subtracts n, as INCR."),
 ];
 
 /// The command called `name` (any case).
@@ -114,6 +130,19 @@ impl Spec {
             Reply::Int(self.keys.1),
             Reply::Int(self.keys.2),
         ])
+    }
+
+    /// The command's `COMMAND DOCS` entry: its name, then a map of its summary,
+    /// the Redis version that introduced it and its group.
+    pub fn docs(&self) -> (Reply, Reply) {
+        (
+            Reply::bulk(self.name),
+            Reply::Map(vec![
+                (Reply::bulk("summary"), Reply::bulk(self.summary)),
+                (Reply::bulk("since"), Reply::bulk("1.0.0")),
+                (Reply::bulk("group"), Reply::bulk(self.group)),
+            ]),
+        )
     }
 }
 

@@ -4,16 +4,16 @@
 //! Multi-key commands (DEL, EXISTS, MGET, MSET) run one operation per key, in
 //! argument order: they are not atomic across keys.
 //!
-//! Commands that would need an operation the replicated state machine does not
-//! have yet (APPEND's new length, GETDEL, SET NX/XX, expiry) answer an error
-//! saying so instead of faking it with a read followed by a write. INCR, DECR,
-//! INCRBY and DECRBY are one replicated `Op::Incr` each.
+//! Every read-modify-write command is one replicated operation, never a read
+//! followed by a write: INCR and friends are `Op::Incr`, SET GET and GETSET
+//! `Op::Swap`, SETNX and SET NX/XX `Op::PutIf`, GETDEL `Op::Take`, APPEND
+//! `Op::AppendLen`. Expiry (SET EX/PX...) is refused: diskv keys never expire.
 
 use super::args::{integer, is, key, keys, value};
 use super::door::Door;
 use super::glob;
 use super::reply::Reply;
-use crate::http::pool::Action;
+use crate::op::{Op, Presence};
 // The store's answer, named apart from the RESP reply it becomes.
 use crate::op::Reply as Outcome;
 
@@ -40,7 +40,7 @@ fn unexpected(outcome: Outcome) -> Reply {
 
 /// A Get's value.
 async fn read(door: &Door, key: String) -> Result<Option<String>, Reply> {
-    match door.run(Action::Get(key)).await? {
+    match door.run(Op::Get { key }).await? {
         Outcome::Value(v) => Ok(v),
         other => Err(unexpected(other)),
     }
@@ -49,7 +49,13 @@ async fn read(door: &Door, key: String) -> Result<Option<String>, Reply> {
 /// Every key from `after` (exclusive; `None`: from the start) with its value.
 async fn pairs_after(door: &Door, after: Option<&str>) -> Result<Vec<(String, String)>, Reply> {
     let start = after.unwrap_or("").to_string();
-    match door.run(Action::Scan(start, KEYSPACE_END.into())).await? {
+    match door
+        .run(Op::Scan {
+            start,
+            end: KEYSPACE_END.into(),
+        })
+        .await?
+    {
         Outcome::Pairs(mut p) => {
             if let Some(after) = after {
                 p.retain(|(k, _)| k.as_str() > after);
@@ -66,40 +72,101 @@ pub async fn get(door: &Door, args: &[Vec<u8>]) -> Reply {
     Reply::value(tri!(read(door, k).await))
 }
 
-/// `SET key value [GET] [KEEPTTL]`. `GET` makes it a Swap (one operation:
-/// the old value is the one the write replaced). NX, XX and the expiry options
-/// are refused: they need a conditional write / expiry in the state machine.
+/// `SET key value [NX|XX] [GET] [KEEPTTL]`, each form one replicated operation:
+/// plain a Put; `GET` a Swap (the old value is the one the write replaced);
+/// `NX`/`XX` a PutIf, answering `OK` if it wrote and nil if not (or, with
+/// `GET`, the old value). The expiry options are refused: diskv keys never
+/// expire.
 pub async fn set(door: &Door, args: &[Vec<u8>]) -> Reply {
     let k = tri!(key(&args[1]));
-    let mut swap = false;
+    let mut get = false;
+    let mut when = None;
     for opt in &args[3..] {
         if is(opt, "GET") {
-            swap = true;
+            get = true;
         } else if is(opt, "KEEPTTL") {
             // diskv keys never expire: keeping "no expiry" is what SET does anyway.
-        } else if ["NX", "XX", "EX", "PX", "EXAT", "PXAT"]
-            .iter()
-            .any(|o| is(opt, o))
-        {
+        } else if is(opt, "NX") || is(opt, "XX") {
+            let this = if is(opt, "NX") {
+                Presence::Absent
+            } else {
+                Presence::Present
+            };
+            if when.is_some_and(|w| w != this) {
+                return Reply::err("syntax error");
+            }
+            when = Some(this);
+        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|o| is(opt, o)) {
             return Reply::err(format!(
-                "SET {} is not supported yet: diskv has no conditional writes or expiry \
-                 in its replicated state machine (planned, issue #16)",
+                "SET {} is not supported: diskv keys never expire",
                 String::from_utf8_lossy(opt).to_ascii_uppercase()
             ));
         } else {
             return Reply::err("syntax error");
         }
     }
-    let v = tri!(value(args[2].clone()));
-    if swap {
-        return swap_reply(door, k, v).await;
+    let value = tri!(value(args[2].clone()));
+    match (when, get) {
+        (None, false) => {
+            tri!(door.run(Op::Put { key: k, value }).await);
+            Reply::ok()
+        }
+        (None, true) => swap_reply(door, k, value).await,
+        (Some(when), get) => {
+            let old = tri!(put_if(door, k, value, when).await);
+            if get {
+                Reply::value(old)
+            } else if when.matches(old.as_deref()) {
+                Reply::ok()
+            } else {
+                Reply::Null
+            }
+        }
     }
-    tri!(door.run(Action::Put(k, v)).await);
-    Reply::ok()
+}
+
+/// One PutIf: the key's old value (it wrote iff `when` matched it).
+async fn put_if(
+    door: &Door,
+    key: String,
+    value: String,
+    when: Presence,
+) -> Result<Option<String>, Reply> {
+    match door.run(Op::PutIf { key, value, when }).await? {
+        Outcome::Value(old) => Ok(old),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `SETNX key value`: one PutIf of a missing key; 1 if it wrote, 0 if not.
+pub async fn setnx(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    let v = tri!(value(args[2].clone()));
+    let old = tri!(put_if(door, k, v, Presence::Absent).await);
+    Reply::Int(i64::from(old.is_none()))
+}
+
+/// `GETDEL key`: one Take, answering the value the key had (nil if none).
+pub async fn getdel(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    match tri!(door.run(Op::Take { key: k }).await) {
+        Outcome::Value(old) => Reply::value(old),
+        other => unexpected(other),
+    }
+}
+
+/// `APPEND key value`: one AppendLen, answering the new length in bytes.
+pub async fn append(door: &Door, args: &[Vec<u8>]) -> Reply {
+    let k = tri!(key(&args[1]));
+    let v = tri!(value(args[2].clone()));
+    match tri!(door.run(Op::AppendLen { key: k, value: v }).await) {
+        Outcome::Length(n) => Reply::Int(i64::try_from(n).unwrap_or(i64::MAX)),
+        other => unexpected(other),
+    }
 }
 
 async fn swap_reply(door: &Door, k: String, v: String) -> Reply {
-    match tri!(door.run(Action::Swap(k, v)).await) {
+    match tri!(door.run(Op::Swap { key: k, value: v }).await) {
         Outcome::Value(old) => Reply::value(old),
         other => unexpected(other),
     }
@@ -119,7 +186,7 @@ pub async fn del(door: &Door, args: &[Vec<u8>]) -> Reply {
     let ks = tri!(keys(&args[1..]));
     let mut removed = 0;
     for k in ks {
-        match tri!(door.run(Action::Delete(k)).await) {
+        match tri!(door.run(Op::Delete { key: k }).await) {
             Outcome::Existed(true) => removed += 1,
             Outcome::Existed(false) => {}
             other => return unexpected(other),
@@ -168,7 +235,7 @@ pub async fn mset(door: &Door, args: &[Vec<u8>]) -> Reply {
     }
     let total = puts.len();
     for (done, (k, v)) in puts.into_iter().enumerate() {
-        if let Err(Reply::Error(e)) = door.run(Action::Put(k, v)).await {
+        if let Err(Reply::Error(e)) = door.run(Op::Put { key: k, value: v }).await {
             return Reply::Error(format!(
                 "{e} (MSET is not atomic: the first {done} of {total} pairs were written)"
             ));
@@ -249,7 +316,7 @@ pub async fn flush(door: &Door, args: &[Vec<u8>]) -> Reply {
         [mode] if is(mode, "ASYNC") || is(mode, "SYNC") => {}
         _ => return Reply::err("syntax error"),
     }
-    tri!(door.run(Action::Clear).await);
+    tri!(door.run(Op::Clear).await);
     Reply::ok()
 }
 
@@ -290,26 +357,9 @@ pub async fn incr(door: &Door, args: &[Vec<u8>], name: &str) -> Reply {
             None => return Reply::err("decrement would overflow"),
         },
     };
-    match tri!(door.run(Action::Incr(k, by)).await) {
+    match tri!(door.run(Op::Incr { key: k, by }).await) {
         Outcome::Counter(Ok(n)) => Reply::Int(n),
         Outcome::Counter(Err(e)) => Reply::err(e.to_string()),
         other => unexpected(other),
     }
-}
-
-/// The commands that need an operation the state machine does not have yet.
-pub fn not_yet(name: &str) -> Reply {
-    let why = match name {
-        "append" => {
-            "its reply is the new length, and diskv's replicated Append answers only \
-             whether the key existed (a GET after it would not be atomic)"
-        }
-        "getdel" => "it needs one atomic read-and-delete operation in the replicated state machine",
-        "setnx" => "it needs a conditional write in the replicated state machine",
-        _ => "it needs a replicated read-modify-write operation (a GET then a SET would not be atomic)",
-    };
-    Reply::err(format!(
-        "{} is not supported yet: {why} (planned, issue #16)",
-        name.to_ascii_uppercase()
-    ))
 }

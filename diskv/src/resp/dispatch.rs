@@ -42,7 +42,11 @@ pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
         "type" => data::type_of(door, a).await,
         "ttl" | "pttl" => data::ttl(door, a).await,
         "incr" | "decr" | "incrby" | "decrby" => data::incr(door, a, spec.name).await,
-        other => data::not_yet(other),
+        "setnx" => data::setnx(door, a).await,
+        "getdel" => data::getdel(door, a).await,
+        "append" => data::append(door, a).await,
+        // Every name of the table is matched above.
+        _ => unknown(&args),
     }
 }
 
@@ -121,6 +125,25 @@ mod tests {
             Reply::Int(super::super::commands::COMMANDS.len() as i64)
         );
 
+        let Reply::Map(docs) = run(&d, &mut s, &["COMMAND", "DOCS", "mset", "nope"]).await else {
+            panic!("COMMAND DOCS answers a map");
+        };
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].0, Reply::bulk("mset"));
+        let Reply::Map(fields) = &docs[0].1 else {
+            panic!("a command's docs are a map");
+        };
+        let summary = &fields[0];
+        assert_eq!(summary.0, Reply::bulk("summary"));
+        assert!(
+            matches!(&summary.1, Reply::Bulk(b) if String::from_utf8_lossy(b).contains("NOT atomic")),
+            "{summary:?}"
+        );
+        let Reply::Map(all) = run(&d, &mut s, &["COMMAND", "DOCS"]).await else {
+            panic!("COMMAND DOCS answers a map");
+        };
+        assert_eq!(all.len(), super::super::commands::COMMANDS.len());
+
         let Reply::Map(hello) = run(&d, &mut s, &["HELLO", "3"]).await else {
             panic!("HELLO answers a map");
         };
@@ -146,20 +169,22 @@ mod tests {
         assert!(error(run(&d, &mut s, &["MSET", "a", "1", "b"]).await).contains("for 'mset'"));
         assert!(error(run(&d, &mut s, &["GET", "no/slash"]).await).contains("invalid key"));
         assert!(error(run(&d, &mut s, &["SET", "k", "v", "EX", "10"]).await)
-            .contains("SET EX is not supported yet"));
+            .contains("SET EX is not supported: diskv keys never expire"));
+        assert_eq!(
+            error(run(&d, &mut s, &["SET", "k", "v", "NX", "XX"]).await),
+            "ERR syntax error"
+        );
         assert_eq!(
             error(run(&d, &mut s, &["SET", "k", "v", "BOGUS"]).await),
             "ERR syntax error"
         );
-        for cmd in [&["GETDEL", "k"][..], &["SETNX", "k", "v"]] {
-            assert!(error(run(&d, &mut s, cmd).await).contains("not supported yet"));
-        }
         assert!(error(run(&d, &mut s, &["INCRBY", "k", "x"]).await).contains("not an integer"));
         assert!(
             error(run(&d, &mut s, &["DECRBY", "k", &i64::MIN.to_string()]).await)
                 .contains("overflow")
         );
-        assert!(error(run(&d, &mut s, &["APPEND", "k", "v"]).await).contains("new length"));
+        assert!(error(run(&d, &mut s, &["SETNX", "k", "v", "w"]).await).contains("'setnx'"));
+        assert!(error(run(&d, &mut s, &["APPEND", "k\n", "v"]).await).contains("invalid key"));
         assert!(error(run(&d, &mut s, &["SCAN", "12345"]).await).contains("invalid cursor"));
         assert!(error(run(&d, &mut s, &["SCAN", "x"]).await).contains("invalid cursor"));
         assert_eq!(d.pool.made(), 0, "no Clerk was made");

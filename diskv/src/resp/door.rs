@@ -5,7 +5,9 @@
 use super::cursor::Cursors;
 use super::parse::Limits;
 use super::reply::{Protocol, Reply};
-use crate::http::pool::{Action, ClerkPool};
+use crate::http::pool::ClerkPool;
+use crate::op::Op;
+use crate::server::KvServer;
 // The store's answer, named apart from the RESP reply it becomes.
 use crate::op::Reply as Outcome;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -59,6 +61,8 @@ pub struct Door {
     next_client: AtomicU64,
     pub(crate) connected: AtomicUsize,
     pub(crate) started: Instant,
+    /// The KV replica running in this process, if any (`INFO replication`).
+    pub(crate) local: Option<Arc<KvServer>>,
 }
 
 impl Door {
@@ -72,15 +76,23 @@ impl Door {
             next_client: AtomicU64::new(1),
             connected: AtomicUsize::new(0),
             started: Instant::now(),
+            local: None,
         }
+    }
+
+    /// Also reports `server`, a replica running in this process, in `INFO`
+    /// (its Paxos role, log positions and storage state).
+    pub fn with_local(mut self, server: Arc<KvServer>) -> Door {
+        self.local = Some(server);
+        self
     }
 
     /// Runs one store operation; a failure is the `-ERR` reply saying what went
     /// wrong (`insufficient storage: ...` for a full disk, the deadline for a
     /// timeout, whose write may or may not have taken effect).
-    pub(crate) async fn run(&self, action: Action) -> Result<Outcome, Reply> {
+    pub(crate) async fn run(&self, op: Op) -> Result<Outcome, Reply> {
         self.pool
-            .run(action, self.opts.op_timeout)
+            .run(op, self.opts.op_timeout)
             .await
             .map_err(Reply::err)
     }

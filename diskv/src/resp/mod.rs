@@ -34,7 +34,7 @@ pub mod parse;
 pub mod reply;
 pub mod server;
 
-pub use door::RespOptions;
+pub use door::{Door, RespOptions};
 pub use parse::{Decoder, Limits, ParseError};
 pub use reply::{Protocol, Reply};
 pub use server::{serve, spawn, Running};

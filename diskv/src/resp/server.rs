@@ -4,16 +4,15 @@
 //! them one after another (in order: a command starts only once the one before it
 //! has its reply), and writes the replies in one go before reading again. A
 //! client may pipeline as many commands as it likes; TCP's flow control holds the
-//! rest while one batch runs. Limits: [`RespOptions::max_connections`] (one more
-//! gets `-ERR max number of clients reached`), [`RespOptions::idle_timeout`] on
+//! rest while one batch runs. Limits: [`RespOptions::max_connections`](super::RespOptions::max_connections) (one more
+//! gets `-ERR max number of clients reached`), [`RespOptions::idle_timeout`](super::RespOptions::idle_timeout) on
 //! every read and write, [`super::parse::Limits`] on every command; a protocol
 //! error is answered and the connection closed, as Redis does.
 
 use super::dispatch::execute;
-use super::door::{Door, RespOptions};
+use super::door::Door;
 use super::parse::Decoder;
 use super::reply::{Protocol, Reply};
-use crate::http::pool::ClerkPool;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,19 +29,19 @@ const READ_CHUNK: usize = 64 << 10;
 /// Replies are written once this many bytes are waiting, even mid-batch.
 const FLUSH_AT: usize = 1 << 20;
 
-/// Serves RESP on `listener`, running operations through `pool`, until
-/// `shutdown` resolves; then stops accepting and gives connections
-/// [`RespOptions::grace`] to finish the command in flight.
+/// Serves RESP on `listener` through `door` until `shutdown` resolves; then
+/// stops accepting and gives connections [`RespOptions::grace`](super::RespOptions::grace) to finish the
+/// command in flight.
 pub async fn serve(
     listener: TcpListener,
-    pool: Arc<ClerkPool>,
+    door: Door,
     shutdown: impl Future<Output = ()>,
-    opts: RespOptions,
 ) -> std::io::Result<()> {
-    opts.validate()
+    door.opts
+        .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let addr = listener.local_addr()?;
-    let door = Arc::new(Door::new(pool, opts));
+    let door = Arc::new(door);
     let slots = Arc::new(Semaphore::new(door.opts.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
@@ -159,13 +158,9 @@ async fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, within: Duration) -
 }
 
 /// Starts [`serve`] on `listener` in a task; [`Running::stop`] ends it.
-pub fn spawn(
-    listener: TcpListener,
-    pool: Arc<ClerkPool>,
-    opts: RespOptions,
-) -> std::io::Result<Running> {
+pub fn spawn(listener: TcpListener, door: Door) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     Ok(Running::spawn("RESP", addr, move |shutdown| {
-        serve(listener, pool, shutdown, opts)
+        serve(listener, door, shutdown)
     }))
 }

@@ -1,0 +1,80 @@
+//! `diskv cluster` as a test fixture: start the launcher, wait until it serves,
+//! learn its children's pids from what it prints, and kill those children by pid
+//! if the test fails half-way.
+
+use super::process::{diskv_bin, wait_for, Process};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a (re)started cluster may take to serve.
+pub const READY_LIMIT: Duration = Duration::from_secs(60);
+
+/// The pids the launcher printed for its children (`..., pid N, ...`).
+pub fn child_pids(stdout: &str) -> Vec<i32> {
+    stdout.lines().filter_map(pid_on_line).collect()
+}
+
+/// The pid the launcher printed for its child `name` (`group-1-replica-0`).
+pub fn child_pid(stdout: &str, name: &str) -> Option<i32> {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(pid_on_line)
+}
+
+fn pid_on_line(line: &str) -> Option<i32> {
+    line.split(", pid ").nth(1)?.split(',').next()?.parse().ok()
+}
+
+/// True while `pid` exists (a zombie counts).
+pub fn exists(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence; nothing is delivered.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Kills (by pid) the children of a launcher that did not stop them, when a test
+/// fails half-way. Children also get SIGTERM from the kernel when their launcher
+/// dies, so this is a second line of defence.
+pub struct Orphans(pub Vec<i32>);
+
+impl Drop for Orphans {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if exists(pid) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Starts `diskv cluster --dir DIR --http HTTP ARGS...` (logs of the launcher
+/// under `logs`, as `name`) and waits until it serves; returns it with its
+/// children's pids.
+pub fn launch(
+    dir: &Path,
+    http: &str,
+    logs: &Path,
+    name: &str,
+    args: &[&str],
+) -> (Process, Vec<i32>) {
+    let d = dir.display().to_string();
+    let mut all = vec!["cluster", "--dir", &d, "--http", http];
+    all.extend_from_slice(args);
+    let mut p = Process::spawn(name, logs, diskv_bin(), all);
+    let start = Instant::now();
+    wait_for(READY_LIMIT, "the cluster serves", || {
+        assert!(
+            p.is_running(),
+            "the launcher exited:\n{}\n{}",
+            p.stdout(),
+            p.stderr_tail(30)
+        );
+        p.stdout()
+            .contains(&format!("Server listening on {http}\n"))
+            .then_some(())
+    });
+    eprintln!("{name}: ready after {:?}", start.elapsed());
+    let pids = child_pids(&p.stdout());
+    (p, pids)
+}
