@@ -12,7 +12,10 @@ fn main() -> redis::RedisResult<()> {
     let client = redis::Client::open(format!("redis://{addr}/"))?;
     let mut con = client.get_connection()?;
 
-    let _: () = redis::cmd("SET").arg("greeting").arg("hello").query(&mut con)?;
+    let _: () = redis::cmd("SET")
+        .arg("greeting")
+        .arg("hello")
+        .query(&mut con)?;
     let greeting: String = redis::cmd("GET").arg("greeting").query(&mut con)?;
     println!("GET greeting -> {greeting}");
     // One replicated increment, applied exactly once even if the store retries it.
@@ -21,7 +24,10 @@ fn main() -> redis::RedisResult<()> {
     // A conditional write: only the first caller gets the lock.
     let won: bool = redis::cmd("SETNX").arg("lock").arg("me").query(&mut con)?;
     println!("SETNX lock -> {won}");
-    let len: i64 = redis::cmd("APPEND").arg("log").arg("line;").query(&mut con)?;
+    let len: i64 = redis::cmd("APPEND")
+        .arg("log")
+        .arg("line;")
+        .query(&mut con)?;
     println!("APPEND log -> {len}");
 
     // Plain pipelining: many commands in flight, answered in order.

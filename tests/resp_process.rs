@@ -342,7 +342,10 @@ fn the_redis_py_example_runs_when_installed() {
     }
     let root = tempfile::tempdir().unwrap();
     let node = RespNode::start(root.path());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/redis-py/quickstart.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/redis-py/quickstart.py"
+    );
     let out = run_with_input("python3", [script, node.resp.as_str()], None, CALL);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(out.status.is_some_and(|s| s.success()), "{all}");
