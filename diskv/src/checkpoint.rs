@@ -307,8 +307,11 @@ impl DiskStore {
             .sync_file_system(&self.root)
             .map_err(|e| io_err(&self.root, e))?;
         let path = self.root.join("checkpoint");
-        durable::replace(&*self.fs, &path, &encode_record(&record))
-            .map_err(|e| io_err(&path, e))?;
+        let bytes = encode_record(&record).map_err(|e| StateError::Encode {
+            what: "the checkpoint record",
+            reason: e.to_string(),
+        })?;
+        durable::replace(&*self.fs, &path, &bytes).map_err(|e| io_err(&path, e))?;
         self.written = record.applied;
         self.finish(&record)
     }
@@ -385,13 +388,13 @@ impl DiskStore {
 
 /// The bytes of the checkpoint file holding `r`: `DKC1`, the CRC32C of the rest,
 /// then `r` in postcard.
-pub fn encode_record(r: &CheckpointRecord) -> Vec<u8> {
-    let body = postcard::to_allocvec(r).unwrap_or_default();
+pub fn encode_record(r: &CheckpointRecord) -> Result<Vec<u8>, postcard::Error> {
+    let body = postcard::to_allocvec(r)?;
     let mut out = Vec::with_capacity(body.len() + 8);
     out.extend_from_slice(RECORD_MAGIC);
     out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     out.extend_from_slice(&body);
-    out
+    Ok(out)
 }
 
 /// Parses a checkpoint file written by [`encode_record`]; the error says what is
@@ -483,16 +486,16 @@ mod tests {
         for bad in ["..", "../../identity", "a/b", "", "."] {
             let mut r = record(5);
             r.deletes.push((0, bad.to_string()));
-            let err = decode_record(&encode_record(&r)).unwrap_err();
+            let err = decode_record(&encode_record(&r).unwrap()).unwrap_err();
             assert!(err.contains("not a key file name"), "{bad:?}: {err}");
             let mut r = record(5);
             r.writes.push((0, bad.to_string()));
-            assert!(decode_record(&encode_record(&r)).is_err(), "{bad:?}");
+            assert!(decode_record(&encode_record(&r).unwrap()).is_err(), "{bad:?}");
         }
         let mut r = record(5);
         r.writes.push((0, keyfile::file_name("user:1/x.y")));
         r.deletes.push((0, keyfile::file_name(&"k".repeat(1000))));
-        assert_eq!(decode_record(&encode_record(&r)), Ok(r));
+        assert_eq!(decode_record(&encode_record(&r).unwrap()), Ok(r));
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub enum StateError {
     /// other settings.
     #[error("{0}")]
     Mismatch(String),
+    /// A record could not be encoded before being written (nothing was written).
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// The record.
+        what: &'static str,
+        /// The encoder's error.
+        reason: String,
+    },
     /// Paxos could not start.
     #[error(transparent)]
     Paxos(#[from] paxos::PaxosError),

@@ -59,7 +59,11 @@ impl Identity {
         };
         durable::create_dir_all(fs, dir).map_err(|e| io(dir, e))?;
         let path = dir.join(FILE);
-        let bytes = durable::seal(&serde_json::to_vec_pretty(self).unwrap_or_default());
+        let json = serde_json::to_vec_pretty(self).map_err(|e| StateError::Encode {
+            what: "the replica identity",
+            reason: e.to_string(),
+        })?;
+        let bytes = durable::seal(&json);
         durable::replace(fs, &path, &bytes).map_err(|e| io(&path, e))
     }
 
