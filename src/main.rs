@@ -1,4 +1,4 @@
-//! The `diskv` binary: thin subcommands over the libraries (see contracts.md).
+//! The `diskv` binary: thin subcommands over the libraries (see docs/REFERENCE.md).
 
 mod bench;
 mod cmd;

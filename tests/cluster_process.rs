@@ -1,4 +1,4 @@
-//! `diskv cluster` (contracts.md §5): a launcher with its shardmasters and replica
+//! `diskv cluster` (docs/REFERENCE.md §5): a launcher with its shardmasters and replica
 //! groups as child processes, used through HTTP, stopped with SIGINT (exit 0, every
 //! child gone), and started again on the same directory with its data.
 

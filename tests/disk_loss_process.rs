@@ -1,6 +1,6 @@
 //! Replicas that lose their disks, as real processes (6.824 Lab 5 scenarios): a
 //! replica is SIGKILLed, its directory replaced by an empty one, and it is started
-//! again with `--restart` (contracts.md §2). It must come back as a new acceptor
+//! again with `--restart` (docs/REFERENCE.md §2). It must come back as a new acceptor
 //! incarnation and hold the group's data again; nothing acknowledged may be lost;
 //! a group of which a majority lost their disks must halt rather than serve an empty
 //! state.

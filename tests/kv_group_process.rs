@@ -1,6 +1,6 @@
 //! One KV replica group as users run it: a `diskv shardmaster` process, three
 //! `diskv server` processes and `diskv client` processes speaking the line protocol
-//! of contracts.md §4, with SIGKILL and `--restart`.
+//! of docs/REFERENCE.md §4, with SIGKILL and `--restart`.
 
 mod support;
 

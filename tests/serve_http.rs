@@ -1,4 +1,4 @@
-//! `diskv serve` as users run it (contracts.md §1): every endpoint, status code,
+//! `diskv serve` as users run it (docs/REFERENCE.md §1): every endpoint, status code,
 //! body and content type against a real process, plus concurrency, byte-exact
 //! values, limits and misbehaving clients.
 

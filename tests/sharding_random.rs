@@ -133,7 +133,7 @@ fn chaos_step(cl: &mut ShardCluster, rng: &mut Rng, joined: &mut Vec<u64>) -> St
     let latest = cl.query().expect("query");
     // A left group may join again by itself: a replica started with `--join` that
     // becomes leader for the first time joins its group if the latest config lacks
-    // it (contracts.md §2). So `joined` is what the test asked for, not a check.
+    // it (docs/REFERENCE.md §2). So `joined` is what the test asked for, not a check.
     let (from, to, what) = match rng.below(10) {
         0 | 1 if joined.len() == 3 => {
             let gid = joined.remove(rng.below(3) as usize);

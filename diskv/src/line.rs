@@ -1,4 +1,4 @@
-//! The request side of the line protocol of contracts.md §4, which `diskv client`
+//! The request side of the line protocol of docs/REFERENCE.md §4, which `diskv client`
 //! speaks over stdin/stdout: one request per line, words separated by whitespace.
 //!
 //! Kept here, apart from the client that executes the requests, so that the parser

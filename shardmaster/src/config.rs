@@ -14,7 +14,7 @@ pub type Gid = u64;
 /// The reserved gid that owns shards no group serves.
 pub const NO_GROUP: Gid = 0;
 
-/// Number of shards when `--shards` is not given (contracts.md §2).
+/// Number of shards when `--shards` is not given (docs/REFERENCE.md §2).
 pub const DEFAULT_SHARDS: usize = 10;
 
 /// Upper bound on the number of shards of a cluster. Every configuration ever made is
@@ -71,7 +71,7 @@ impl Config {
         self.groups.get(&gid).map(Vec::as_slice)
     }
 
-    /// The one-line JSON form printed by `diskv admin query` (contracts.md §3):
+    /// The one-line JSON form printed by `diskv admin query` (docs/REFERENCE.md §3):
     /// `{"num":N,"shards":[G,...],"groups":{"G":["addr",...],...}}`, groups sorted by
     /// gid, gids as object keys written as strings, no spaces, no trailing newline.
     pub fn to_json(&self) -> String {

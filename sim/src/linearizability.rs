@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 // Operations, replies and the recorder
 // ------------------------------------------------------------------------------------
 
-/// An operation a client sent to the store (contracts.md §4).
+/// An operation a client sent to the store (docs/REFERENCE.md §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Read a key; replied with [`Ret::Value`].

@@ -1,5 +1,5 @@
 //! `diskv admin`: Join, Leave, Move and Query against the shardmaster
-//! (contracts.md §3).
+//! (docs/REFERENCE.md §3).
 //!
 //! `query` prints exactly one line of JSON on stdout; the other commands print one
 //! line saying what happened. Errors go to stderr with a non-zero exit status, and

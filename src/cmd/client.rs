@@ -1,4 +1,4 @@
-//! `diskv client`: the line protocol of contracts.md §4 over stdin/stdout.
+//! `diskv client`: the line protocol of docs/REFERENCE.md §4 over stdin/stdout.
 
 use anyhow::Context;
 use diskv::line::{decode_line, is_token, parse, Line};

@@ -1,4 +1,4 @@
-//! `diskv cluster`: a whole cluster on this machine (contracts.md §5).
+//! `diskv cluster`: a whole cluster on this machine (docs/REFERENCE.md §5).
 //!
 //! Every shardmaster and replica is a child process of this binary (`diskv
 //! shardmaster`, `diskv server --join`), on loopback ports chosen at first start

@@ -1,4 +1,4 @@
-//! `diskv serve`: one node with the HTTP API (contracts.md §1).
+//! `diskv serve`: one node with the HTTP API (docs/REFERENCE.md §1).
 //!
 //! The same engine as a cluster, embedded in one process: a one-replica
 //! shardmaster (`DATA/shardmaster`) and a one-replica KV group, gid 1

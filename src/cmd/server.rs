@@ -1,4 +1,4 @@
-//! `diskv server`: one replica of a KV replica group (contracts.md §2).
+//! `diskv server`: one replica of a KV replica group (docs/REFERENCE.md §2).
 
 use anyhow::Context;
 use diskv::{KvServer, ServerOptions};
@@ -31,7 +31,7 @@ pub struct Args {
     /// Drop 10% of requests and discard 20% of the replies of the rest (tests).
     #[arg(long)]
     unreliable: bool,
-    /// Also serve the HTTP API (contracts.md §1) for the whole cluster on this address.
+    /// Also serve the HTTP API (docs/REFERENCE.md §1) for the whole cluster on this address.
     #[arg(long)]
     http: Option<String>,
     /// Also serve the Redis protocol (RESP2/RESP3) for the whole cluster on this address.

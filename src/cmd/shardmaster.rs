@@ -1,4 +1,4 @@
-//! `diskv shardmaster`: one replica of the shardmaster (contracts.md §2).
+//! `diskv shardmaster`: one replica of the shardmaster (docs/REFERENCE.md §2).
 
 use anyhow::Context;
 use shardmaster::{ServerOptions, ShardmasterServer};

@@ -1,4 +1,4 @@
-//! A `diskv client` child process speaking the line protocol (contracts.md §4),
+//! A `diskv client` child process speaking the line protocol (docs/REFERENCE.md §4),
 //! with piped stdin and stdout, killed by pid when dropped.
 
 use super::process::diskv_bin;

@@ -1,4 +1,4 @@
-//! The HTTP front door (contracts.md §1): one implementation shared by
+//! The HTTP front door (docs/REFERENCE.md §1): one implementation shared by
 //! `diskv serve` (one embedded node), `diskv server --http` and `diskv cluster`.
 //!
 //! Every request borrows a [`Clerk`](crate::Clerk) from a pool and runs one

@@ -1,4 +1,4 @@
-//! The routes of the HTTP API (contracts.md §1) and their handlers.
+//! The routes of the HTTP API (docs/REFERENCE.md §1) and their handlers.
 //!
 //! | route | methods | answer |
 //! |---|---|---|
