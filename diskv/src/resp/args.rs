@@ -91,3 +91,26 @@ mod tests {
         assert!(message(value(big).unwrap_err()).contains("over the 16777216-byte limit"));
     }
 }
+
+/// Attack (review of the RESP door): Redis reads every integer argument with
+/// `string2ll`, which refuses a `+` sign, leading zeros and spaces, the same
+/// forms README says are "not integers" in a counter. `integer` uses Rust's
+/// `parse`, which takes `+5` and `007`: `INCRBY k +5`, `SELECT +0`, `SCAN 0
+/// COUNT 010` succeed here and fail on Redis.
+#[cfg(test)]
+mod attack_tests {
+    use super::integer;
+
+    #[test]
+    fn attack_integer_arguments_follow_redis_string2ll() {
+        for bad in ["+5", "007", "-0", "00"] {
+            assert!(
+                integer(bad.as_bytes()).is_err(),
+                "{bad:?} is not an integer for Redis, but was read as {:?}",
+                integer(bad.as_bytes())
+            );
+        }
+        assert_eq!(integer(b"-5"), Ok(-5));
+        assert_eq!(integer(b"0"), Ok(0));
+    }
+}
