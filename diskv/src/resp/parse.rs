@@ -358,3 +358,23 @@ mod tests {
         );
     }
 }
+
+/// Attack (review of the RESP door): Redis splits an inline command with
+/// `sdssplitargs`, which honours double and single quotes and `\x` escapes, so
+/// `SET k "hello world"` (what a user types into telnet) stores `hello world`.
+/// Here the quote characters become part of the words, and the command is
+/// `SET k "hello world"` with 4 arguments.
+#[cfg(test)]
+mod attack_tests {
+    use super::*;
+
+    #[test]
+    fn attack_inline_commands_honour_quotes_as_redis() {
+        let mut d = Decoder::default();
+        let (_, cmd) = d.decode(b"SET k \"hello world\"\r\n").unwrap();
+        assert_eq!(
+            cmd,
+            Some(vec![b"SET".to_vec(), b"k".to_vec(), b"hello world".to_vec()])
+        );
+    }
+}
