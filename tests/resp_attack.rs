@@ -257,3 +257,114 @@ fn attack_idle_connections_exhaust_descriptors_before_the_limit() {
         "after 300 idle connections a new RESP client got {got:?}"
     );
 }
+
+// ---- attacks that held up (these pass) ----------------------------------------
+
+/// Held up: a key present for a whole SCAN iteration is returned, while other
+/// clients add and delete keys all around it.
+#[test]
+fn attack_scan_returns_every_stable_key_under_churn() {
+    let root = tempfile::tempdir().unwrap();
+    let node = start(root.path(), None);
+    let mut s = raw(&node);
+    let stable: Vec<String> = (0..150).map(|i| format!("s:{i:03}")).collect();
+    let mut wire = Vec::new();
+    for k in &stable {
+        wire.extend(command(&[b"SET", k.as_bytes(), b"v"]));
+    }
+    s.write_all(&wire).unwrap();
+    for _ in &stable {
+        assert_eq!(line(&mut s), "+OK\r\n");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        let mut c = raw(&node);
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Keys sorting before, between and after the stable ones.
+                for p in ["a", "s:0x", "s:05x", "s:1x", "z"] {
+                    let k = format!("{p}{i}");
+                    c.write_all(&command(&[b"SET", k.as_bytes(), b"x"])).unwrap();
+                    line(&mut c);
+                    let old = format!("{p}{}", i.saturating_sub(3));
+                    c.write_all(&command(&[b"DEL", old.as_bytes()])).unwrap();
+                    line(&mut c);
+                }
+                i += 1;
+            }
+        })
+    };
+    let client = redis::Client::open(format!("redis://{}/", node.resp)).unwrap();
+    let mut con = client.get_connection_with_timeout(CALL).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(3)
+            .query(&mut con)
+            .unwrap();
+        seen.extend(keys);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+    let missing: Vec<&String> = stable.iter().filter(|k| !seen.contains(*k)).collect();
+    assert!(missing.is_empty(), "SCAN skipped stable keys {missing:?}");
+}
+
+/// Held up: a client that pipelines 200,000 GETs of a 1 KiB value and never
+/// reads its replies does not grow the server (replies are flushed at 1 MiB,
+/// and the server stops reading while a write is blocked).
+#[test]
+fn attack_pipelining_without_reading_is_bounded() {
+    let root = tempfile::tempdir().unwrap();
+    let node = start(root.path(), None);
+    set_big(&node, "k", 1024);
+    let pid = node.proc.pid();
+    let before = mem(pid, "VmRSS:");
+    let s = raw(&node);
+    let mut w = s.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(8))).unwrap();
+    let writer = std::thread::spawn(move || {
+        let one = command(&[b"GET", b"k"]);
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+        for _ in 0..200 {
+            if w.write_all(&batch).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    let now = mem(pid, "VmRSS:");
+    println!("RSS before {} MB, while flooded {} MB", before / MB, now / MB);
+    drop(s);
+    writer.join().unwrap();
+    assert!(now.saturating_sub(before) < 64 * MB, "grew {} MB", (now - before) / MB);
+}
+
+/// Held up: with descriptors to spare, connection 4,097 is told
+/// `-ERR max number of clients reached` and the first 4,096 keep working.
+#[test]
+fn attack_connection_4097_is_refused_in_redis_words() {
+    let root = tempfile::tempdir().unwrap();
+    let node = start(root.path(), None);
+    let mut conns = Vec::new();
+    for _ in 0..4096 {
+        conns.push(TcpStream::connect(&node.resp).unwrap());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let mut extra = raw(&node);
+    extra.write_all(b"PING\r\n").unwrap();
+    assert_eq!(line(&mut extra), "-ERR max number of clients reached\r\n");
+    let first = &mut conns[0];
+    first.set_read_timeout(Some(CALL)).unwrap();
+    first.write_all(b"PING\r\n").unwrap();
+    assert_eq!(line(first), "+PONG\r\n");
+}
