@@ -258,6 +258,55 @@ fn attack_idle_connections_exhaust_descriptors_before_the_limit() {
     );
 }
 
+/// Finding (documented limit, but a cross-client denial of service): the SCAN
+/// cursor table is one FIFO of 10,000 entries shared by every connection, and a
+/// cursor is saved for every SCAN page. One client sending 10,000 `SCAN 0 COUNT
+/// 1` (cheap on a small store) pushes out every other client's cursor, so their
+/// walks end in `-ERR invalid cursor` and can be kept from ever finishing.
+#[test]
+fn attack_one_client_evicts_every_other_clients_scan_cursor() {
+    let root = tempfile::tempdir().unwrap();
+    let node = start(root.path(), None);
+    let mut a = raw(&node);
+    a.write_all(&[command(&[b"SET", b"k1", b"v"]), command(&[b"SET", b"k2", b"v"])].concat())
+        .unwrap();
+    assert_eq!(line(&mut a), "+OK\r\n");
+    assert_eq!(line(&mut a), "+OK\r\n");
+    let client = redis::Client::open(format!("redis://{}/", node.resp)).unwrap();
+    let mut victim = client.get_connection_with_timeout(CALL).unwrap();
+    let (cursor, _): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut victim)
+        .unwrap();
+    assert_ne!(cursor, 0);
+    // The other client: 10,000 pipelined SCAN 0 COUNT 1.
+    let mut b = raw(&node);
+    let mut wire = Vec::new();
+    for _ in 0..10_000 {
+        wire.extend(command(&[b"SCAN", b"0", b"COUNT", b"1"]));
+    }
+    let mut w = b.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&wire).unwrap());
+    let mut replies = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = Vec::new();
+    while replies < 10_000 {
+        let n = b.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+        replies = got.windows(4).filter(|w| w == b"*2\r\n").count();
+    }
+    writer.join().unwrap();
+    let next: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut victim);
+    assert!(next.is_ok(), "the victim's SCAN walk was cut off: {next:?}");
+}
+
 // ---- attacks that held up (these pass) ----------------------------------------
 
 /// Held up: a key present for a whole SCAN iteration is returned, while other
