@@ -44,11 +44,13 @@ pub fn value(arg: Vec<u8>) -> Result<String, Reply> {
     })
 }
 
-/// A decimal integer argument, or Redis's error for one that is not.
+/// A decimal integer argument, or Redis's error for one that is not. As Redis's
+/// `string2ll`: no `+` sign, no leading zeros or spaces, no `-0` (exactly the
+/// forms [`crate::op::counter_of`] refuses in a stored counter).
 pub fn integer(arg: &[u8]) -> Result<i64, Reply> {
     std::str::from_utf8(arg)
         .ok()
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
         .ok_or_else(|| Reply::err("value is not an integer or out of range"))
 }
 
