@@ -44,11 +44,13 @@ pub fn value(arg: Vec<u8>) -> Result<String, Reply> {
     })
 }
 
-/// A decimal integer argument, or Redis's error for one that is not.
+/// A decimal integer argument, or Redis's error for one that is not. As Redis's
+/// `string2ll`: no `+` sign, no leading zeros or spaces, no `-0` (exactly the
+/// forms [`crate::op::counter_of`] refuses in a stored counter).
 pub fn integer(arg: &[u8]) -> Result<i64, Reply> {
     std::str::from_utf8(arg)
         .ok()
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
         .ok_or_else(|| Reply::err("value is not an integer or out of range"))
 }
 
@@ -89,5 +91,28 @@ mod tests {
         assert!(message(value(b"a\xff".to_vec()).unwrap_err()).contains("offset 1"));
         let big = vec![b'v'; MAX_VALUE_BYTES + 1];
         assert!(message(value(big).unwrap_err()).contains("over the 16777216-byte limit"));
+    }
+}
+
+/// Attack (review of the RESP door): Redis reads every integer argument with
+/// `string2ll`, which refuses a `+` sign, leading zeros and spaces, the same
+/// forms README says are "not integers" in a counter. `integer` uses Rust's
+/// `parse`, which takes `+5` and `007`: `INCRBY k +5`, `SELECT +0`, `SCAN 0
+/// COUNT 010` succeed here and fail on Redis.
+#[cfg(test)]
+mod attack_tests {
+    use super::integer;
+
+    #[test]
+    fn attack_integer_arguments_follow_redis_string2ll() {
+        for bad in ["+5", "007", "-0", "00"] {
+            assert!(
+                integer(bad.as_bytes()).is_err(),
+                "{bad:?} is not an integer for Redis, but was read as {:?}",
+                integer(bad.as_bytes())
+            );
+        }
+        assert_eq!(integer(b"-5"), Ok(-5));
+        assert_eq!(integer(b"0"), Ok(0));
     }
 }

@@ -130,3 +130,130 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }
+
+/// Attack (review of the RESP door): `matches` against a line-by-line port of
+/// Redis's recursive `stringmatchlen` (util.c, case-sensitive), on random
+/// patterns over a small alphabet rich in `*`, `?`, `[`, `]`, `^`, `-`, `\`.
+#[cfg(test)]
+mod attack_tests {
+    use super::matches;
+
+    fn redis(p: &[u8], s: &[u8]) -> bool {
+        let (mut p, mut s) = (p, s);
+        while !p.is_empty() && !s.is_empty() {
+            match p[0] {
+                b'*' => {
+                    while p.len() > 1 && p[1] == b'*' {
+                        p = &p[1..];
+                    }
+                    if p.len() == 1 {
+                        return true;
+                    }
+                    while !s.is_empty() {
+                        if redis(&p[1..], s) {
+                            return true;
+                        }
+                        s = &s[1..];
+                    }
+                    return false;
+                }
+                b'?' => {
+                    s = &s[1..];
+                }
+                b'[' => {
+                    // pattern index i into the full remaining pattern p.
+                    let mut i = 1;
+                    let not = p.get(i) == Some(&b'^');
+                    if not {
+                        i += 1;
+                    }
+                    let mut hit = false;
+                    loop {
+                        let left = p.len().saturating_sub(i);
+                        if p.get(i) == Some(&b'\\') && left >= 2 {
+                            i += 1;
+                            if p[i] == s[0] {
+                                hit = true;
+                            }
+                        } else if p.get(i) == Some(&b']') {
+                            break;
+                        } else if left == 0 {
+                            i -= 1;
+                            break;
+                        } else if left >= 3 && p[i + 1] == b'-' {
+                            let (mut a, mut b) = (p[i], p[i + 2]);
+                            if a > b {
+                                std::mem::swap(&mut a, &mut b);
+                            }
+                            i += 2;
+                            if s[0] >= a && s[0] <= b {
+                                hit = true;
+                            }
+                        } else if p[i] == s[0] {
+                            hit = true;
+                        }
+                        i += 1;
+                    }
+                    if not {
+                        hit = !hit;
+                    }
+                    if !hit {
+                        return false;
+                    }
+                    s = &s[1..];
+                    p = &p[i..]; // p[0] is the closing ']' (or the last byte)
+                }
+                b'\\' if p.len() >= 2 => {
+                    p = &p[1..];
+                    if p[0] != s[0] {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+                c => {
+                    if c != s[0] {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+            }
+            p = &p[1..];
+            if s.is_empty() {
+                while !p.is_empty() && p[0] == b'*' {
+                    p = &p[1..];
+                }
+                break;
+            }
+        }
+        p.is_empty() && s.is_empty()
+    }
+
+    #[test]
+    fn attack_glob_agrees_with_redis_stringmatchlen() {
+        let alpha = b"ab*?[]^-\\";
+        let text_alpha = b"ab-]^\\";
+        let mut x: u64 = 0x2545F4914F6CDD1D;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut bad = Vec::new();
+        for _ in 0..300_000 {
+            let pl = next(7);
+            let tl = 1 + next(5); // keys are never empty (Redis: "*" does not match "")
+            let p: Vec<u8> = (0..pl).map(|_| alpha[next(alpha.len())]).collect();
+            let t: Vec<u8> = (0..tl).map(|_| text_alpha[next(text_alpha.len())]).collect();
+            let (ours, theirs) = (matches(&p, &t), redis(&p, &t));
+            if ours != theirs && bad.len() < 10 {
+                bad.push(format!(
+                    "pattern {:?} text {:?}: diskv {ours}, Redis {theirs}",
+                    String::from_utf8_lossy(&p),
+                    String::from_utf8_lossy(&t)
+                ));
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+}

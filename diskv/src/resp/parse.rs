@@ -62,6 +62,9 @@ pub enum ParseError {
     /// An inline command longer than [`Limits::max_inline`].
     #[error("Protocol error: too big inline request")]
     InlineTooLong,
+    /// An inline command with a quote that is not closed, or closed mid-word.
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
     /// A bulk string not followed by `\r\n`.
     #[error("Protocol error: bulk string not terminated by CRLF")]
     Unterminated,
@@ -180,13 +183,88 @@ impl Decoder {
             }
             return Ok((pos, None));
         };
-        let line = &window[..nl];
-        let args: Args = line
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|w| !w.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
+        let args = split_inline(&window[..nl]).ok_or(ParseError::UnbalancedQuotes)?;
         Ok((pos + nl + 1, (!args.is_empty()).then_some(args)))
+    }
+}
+
+/// The words of an inline command line, as Redis's `sdssplitargs` splits them:
+/// whitespace separates words; `"..."` may hold spaces and the escapes `\xHH`,
+/// `\n`, `\r`, `\t`, `\b`, `\a` and `\` before any other byte; `'...'` may
+/// hold spaces and `\'`. A closing quote must end its word. `None` for
+/// unbalanced quotes.
+fn split_inline(line: &[u8]) -> Option<Args> {
+    // Redis splits a C string: a NUL byte ends the line.
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
+    let hex = |b: u8| (b as char).to_digit(16);
+    let n = line.len();
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0x0b) {
+            i += 1;
+        }
+        if i >= n {
+            return Some(args);
+        }
+        let mut word = Vec::new();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                let c = *line.get(i)?;
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' {
+                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                        word.push((h * 16 + l) as u8);
+                        i += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && i + 1 < n {
+                    word.push(match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                    i += 2;
+                } else if c == b'"' {
+                    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    word.push(c);
+                    i += 1;
+                }
+            } else if insq {
+                let c = *line.get(i)?;
+                if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
+                    word.push(b'\'');
+                    i += 2;
+                } else if c == b'\'' {
+                    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    word.push(c);
+                    i += 1;
+                }
+            } else {
+                match line.get(i) {
+                    None | Some(b' ' | b'\n' | b'\r' | b'\t') => break,
+                    Some(b'"') => inq = true,
+                    Some(b'\'') => insq = true,
+                    Some(&c) => word.push(c),
+                }
+                i += 1;
+            }
+        }
+        args.push(word);
     }
 }
 
@@ -356,5 +434,36 @@ mod tests {
             d.decode(b"PING 123\n"),
             Ok((9, Some(words(&["PING", "123"]))))
         );
+    }
+}
+
+/// Attack (review of the RESP door): Redis splits an inline command with
+/// `sdssplitargs`, which honours double and single quotes and `\x` escapes, so
+/// `SET k "hello world"` (what a user types into telnet) stores `hello world`.
+/// Here the quote characters become part of the words, and the command is
+/// `SET k "hello world"` with 4 arguments.
+#[cfg(test)]
+mod attack_tests {
+    use super::*;
+
+    #[test]
+    fn attack_inline_commands_honour_quotes_as_redis() {
+        let mut d = Decoder::default();
+        let (_, cmd) = d.decode(b"SET k \"hello world\"\r\n").unwrap();
+        assert_eq!(
+            cmd,
+            Some(vec![b"SET".to_vec(), b"k".to_vec(), b"hello world".to_vec()])
+        );
+        let words = |line: &[u8]| Decoder::default().decode(line).map(|(_, c)| c);
+        let w = |ws: &[&[u8]]| Ok(Some(ws.iter().map(|w| w.to_vec()).collect::<Args>()));
+        assert_eq!(words(b"SET k 'it''s'\n"), Err(ParseError::UnbalancedQuotes));
+        assert_eq!(words(b"SET k 'it\\'s'\n"), w(&[b"SET", b"k", b"it's"]));
+        assert_eq!(words(b"ECHO \"a\\x41\\n\\\"\" ''\r\n"), w(&[b"ECHO", b"aA\n\"", b""]));
+        assert_eq!(words(b"ECHO a\"b c\"\n"), w(&[b"ECHO", b"ab c"]));
+        assert_eq!(words(b"ECHO \"open\n"), Err(ParseError::UnbalancedQuotes));
+        assert_eq!(words(b"  \t \r\n"), Ok(None));
+        // Found by the fuzzer in the first version of this fix: a NUL byte
+        // outside quotes made an endless run of empty words.
+        assert_eq!(words(b"ECHO a\0b c\n"), w(&[b"ECHO", b"a"]));
     }
 }
