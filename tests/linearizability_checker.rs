@@ -162,6 +162,35 @@ fn conditional_puts_takes_and_lengths_follow_the_store() {
     assert_eq!(step(&a, &append, &KeyRet::Length(2)), None);
 }
 
+/// A Keys reply checks presence up to its last key when full, to the end when
+/// not: a key it skipped that must exist, or a phantom key, is a violation.
+#[test]
+fn a_keys_reply_is_a_presence_check_up_to_where_it_stopped() {
+    let h = History::new();
+    done(&h, 1, 0, 1, Op::put("a", "1"), found(false));
+    done(&h, 1, 2, 3, Op::put("c", "1"), found(false));
+    done(&h, 2, 4, 5, Op::keys("a", 1), Ret::Keys(vec!["a".into()]));
+    done(&h, 2, 6, 7, Op::keys("b", 5), Ret::Keys(vec!["c".into()]));
+    assert_ok(&h);
+    // It skipped "a", which exists.
+    let h = History::new();
+    done(&h, 1, 0, 1, Op::put("a", "1"), found(false));
+    done(&h, 2, 2, 3, Op::keys("", 5), Ret::Keys(Vec::new()));
+    assert_violation(&h, "a");
+    // "b" was never written.
+    let h = History::new();
+    done(&h, 1, 0, 1, Op::put("a", "1"), found(false));
+    done(
+        &h,
+        2,
+        2,
+        3,
+        Op::keys("a", 5),
+        Ret::Keys(vec!["a".into(), "b".into()]),
+    );
+    assert_violation(&h, "b");
+}
+
 /// Two SETNX that both won, or an APPEND applied twice, are violations.
 #[test]
 fn a_put_if_that_won_twice_or_a_doubled_append_is_a_violation() {
@@ -957,7 +986,8 @@ fn random_op(rng: &mut Rng, client: u64, i: u64, keys: u64) -> Op {
         80..=81 => Op::put_if(key, value, rng.below(2) == 0),
         82 => Op::take(key),
         83..=84 => Op::append_len(key, value),
-        85..=97 => {
+        85..=87 => Op::keys(key, rng.below(3) as u32 + 1),
+        88..=97 => {
             let (a, b) = (rng.below(keys), rng.below(keys));
             Op::scan(format!("k{}", a.min(b)), format!("k{}", a.max(b)))
         }
@@ -1005,6 +1035,12 @@ fn apply(map: &mut BTreeMap<String, String>, op: &Op) -> Ret {
             Ret::Value(old)
         }
         Op::Take { key } => Ret::Value(map.remove(key)),
+        Op::Keys { start, limit } => Ret::Keys(
+            map.range(start.clone()..)
+                .take(*limit as usize)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        ),
         Op::AppendLen { key, value } => {
             let v = map.entry(key.clone()).or_default();
             v.push_str(value);

@@ -490,7 +490,10 @@ mod tests {
             assert!(err.contains("not a key file name"), "{bad:?}: {err}");
             let mut r = record(5);
             r.writes.push((0, bad.to_string()));
-            assert!(decode_record(&encode_record(&r).unwrap()).is_err(), "{bad:?}");
+            assert!(
+                decode_record(&encode_record(&r).unwrap()).is_err(),
+                "{bad:?}"
+            );
         }
         let mut r = record(5);
         r.writes.push((0, keyfile::file_name("user:1/x.y")));

@@ -7,7 +7,7 @@
 //! concurrency use several Clerks.
 
 use crate::conn::{deadline, Connections};
-use crate::op::{ClientId, KvError, Op, Reply, Request};
+use crate::op::{ClientId, KvError, Op, Reply, Request, MAX_KEYS_PER_READ};
 use rand::Rng;
 use shardmaster::{shard_of, Clerk as MasterClerk, Config, Gid, NO_GROUP};
 use std::collections::HashMap;
@@ -155,6 +155,28 @@ impl Clerk {
         Ok(all)
     }
 
+    /// Up to `limit` (at most [`MAX_KEYS_PER_READ`]) keys from `start` (included)
+    /// over every shard, sorted, without their values: each shard is read
+    /// linearizably for its smallest keys from `start`, one after another, and
+    /// the first `limit` of all are kept (the page is not one snapshot).
+    pub async fn keys(&mut self, start: &str, limit: u32) -> Result<Vec<String>, KvError> {
+        let limit = limit.min(MAX_KEYS_PER_READ);
+        let mut all = Vec::new();
+        for shard in 0..self.config.shards.len() {
+            let op = Op::Keys {
+                start: start.into(),
+                limit,
+            };
+            match self.run(shard, op).await? {
+                Reply::Keys(k) => all.extend(k),
+                other => return Err(unexpected(other)),
+            }
+        }
+        all.sort();
+        all.truncate(limit as usize);
+        Ok(all)
+    }
+
     /// Removes every key of every shard.
     pub async fn clear(&mut self) -> Result<(), KvError> {
         for shard in 0..self.config.shards.len() {
@@ -183,6 +205,7 @@ impl Clerk {
         match op {
             Op::Scan { start, end } => Ok(Reply::Pairs(self.scan(&start, &end).await?)),
             Op::Clear => self.clear().await.map(|()| Reply::Cleared),
+            Op::Keys { start, limit } => Ok(Reply::Keys(self.keys(&start, limit).await?)),
             op => self.keyed(op).await,
         }
     }

@@ -49,7 +49,14 @@ pub enum Op {
     /// existed instead; both are kept so replies recorded in duplicate tables and
     /// logs keep their meaning.
     AppendLen { key: String, value: String },
+    /// Up to `limit` keys of the shard from `start` (included), sorted, without
+    /// their values (Redis SCAN, KEYS, DBSIZE). A replica answers at most
+    /// [`MAX_KEYS_PER_READ`] whatever the limit, so the reply stays small.
+    Keys { start: String, limit: u32 },
 }
+
+/// Most keys one [`Op::Keys`] answers (at most 10 MiB of keys).
+pub const MAX_KEYS_PER_READ: u32 = 10_000;
 
 /// Which keys an [`Op::PutIf`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +91,8 @@ impl Op {
             | Op::Scan { .. }
             | Op::Clear
             | Op::Incr { .. }
-            | Op::Take { .. } => None,
+            | Op::Take { .. }
+            | Op::Keys { .. } => None,
         }
     }
 
@@ -120,7 +128,7 @@ impl Op {
             | Op::PutIf { key, .. }
             | Op::Take { key }
             | Op::AppendLen { key, .. } => Some(key),
-            Op::Scan { .. } | Op::Clear => None,
+            Op::Scan { .. } | Op::Clear | Op::Keys { .. } => None,
         }
     }
 
@@ -138,12 +146,13 @@ impl Op {
             Op::PutIf { .. } => "put_if",
             Op::Take { .. } => "take",
             Op::AppendLen { .. } => "append_len",
+            Op::Keys { .. } => "keys",
         }
     }
 
     /// True for operations that only read (served without writing the log).
     pub fn is_read(&self) -> bool {
-        matches!(self, Op::Get { .. } | Op::Scan { .. })
+        matches!(self, Op::Get { .. } | Op::Scan { .. } | Op::Keys { .. })
     }
 }
 
@@ -162,6 +171,8 @@ pub enum Reply {
     Counter(Result<i64, CounterError>),
     /// AppendLen: the value's length in bytes after the append.
     Length(u64),
+    /// Keys: the keys, sorted.
+    Keys(Vec<String>),
 }
 
 /// Why an [`Op::Incr`] changed nothing. The texts are Redis's own.

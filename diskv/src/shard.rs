@@ -1,7 +1,7 @@
 //! One shard's data and duplicate table, and how operations change them.
 
 use crate::dedup::DupTable;
-use crate::op::{counter_of, CounterError, Op, Reply};
+use crate::op::{counter_of, CounterError, Op, Reply, MAX_KEYS_PER_READ};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -55,6 +55,7 @@ impl Shard {
         match op {
             Op::Get { key } => Reply::Value(self.data.get(key).cloned()),
             Op::Scan { start, end } => Reply::Pairs(self.scan(start, end)),
+            Op::Keys { start, limit } => Reply::Keys(self.keys_from(start, *limit)),
             Op::Put { key, value } => {
                 touched(key);
                 Reply::Existed(self.data.insert(key.clone(), value.clone()).is_some())
@@ -121,6 +122,16 @@ impl Shard {
                 Reply::Length(v.len() as u64)
             }
         }
+    }
+
+    /// Up to `limit` (at most [`MAX_KEYS_PER_READ`]) keys from `start` (included),
+    /// sorted.
+    pub fn keys_from(&self, start: &str, limit: u32) -> Vec<String> {
+        self.data
+            .range::<str, _>((Bound::Included(start), Bound::Unbounded))
+            .take(limit.min(MAX_KEYS_PER_READ) as usize)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Keys in `[start, end]` with their values, sorted.

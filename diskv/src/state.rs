@@ -267,7 +267,7 @@ impl KvState {
         }
     }
 
-    /// Answers a read (Get or Scan) from the local state; the caller ensures
+    /// Answers a read (Get, Scan or Keys) from the local state; the caller ensures
     /// linearizability (read index).
     pub fn read(&self, req: &Request) -> KvOutput {
         self.serving(req.shard)?;
@@ -275,6 +275,7 @@ impl KvState {
         match &req.op {
             Op::Get { key } => Ok(Reply::Value(shard.data.get(key).cloned())),
             Op::Scan { start, end } => Ok(Reply::Pairs(shard.scan(start, end))),
+            Op::Keys { start, limit } => Ok(Reply::Keys(shard.keys_from(start, *limit))),
             other => Err(KvError::Invalid(format!("{other:?} is not a read"))),
         }
     }

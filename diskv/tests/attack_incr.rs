@@ -81,7 +81,11 @@ async fn attack_incr_is_exactly_once_through_shard_moves_on_an_unreliable_networ
             for i in 0..25 {
                 let k = keys[(c + i) % keys.len()];
                 let n = ck.incr(k, 1).await.expect("incr");
-                seen.lock().unwrap().entry(k.to_string()).or_default().push(n);
+                seen.lock()
+                    .unwrap()
+                    .entry(k.to_string())
+                    .or_default()
+                    .push(n);
             }
         }));
     }

@@ -56,6 +56,8 @@ pub struct Pending {
     pub shard: usize,
     /// A Scan's pairs so far.
     pairs: Vec<(String, String)>,
+    /// A Keys's keys so far.
+    keys: Vec<String>,
     /// When it was invoked.
     pub since: Time,
     /// Attempts sent.
@@ -111,7 +113,7 @@ impl Client {
         self.seq += 1;
         let hist = history.invoke(self.id, op.clone());
         let shard = match &op {
-            LinOp::Scan { .. } | LinOp::Clear => 0,
+            LinOp::Scan { .. } | LinOp::Clear | LinOp::Keys { .. } => 0,
             other => shard_of(key_of(other), self.nshards),
         };
         self.pending = Some(Pending {
@@ -120,6 +122,7 @@ impl Client {
             seq: self.seq,
             shard,
             pairs: Vec::new(),
+            keys: Vec::new(),
             since: now,
             attempts: 0,
             attempt_id: 0,
@@ -142,6 +145,7 @@ impl Client {
             87 => LinOp::put_if(key, value, rng.gen_bool(0.5)),
             88 => LinOp::take(key),
             89 => LinOp::append_len(key, value),
+            90..=93 => LinOp::keys(key, rng.gen_range(1..=4)),
             _ => {
                 let a = KEYS[rng.gen_range(0..KEYS.len())];
                 let b = KEYS[rng.gen_range(0..KEYS.len())];
@@ -192,6 +196,10 @@ impl Client {
                 },
             },
             LinOp::Take { key } => Op::Take { key: key.clone() },
+            LinOp::Keys { start, limit } => Op::Keys {
+                start: start.clone(),
+                limit: *limit,
+            },
             LinOp::AppendLen { key, value } => Op::AppendLen {
                 key: key.clone(),
                 value: value.clone(),
@@ -247,6 +255,17 @@ impl Client {
                     let mut pairs = std::mem::take(&mut p.pairs);
                     pairs.sort();
                     history.ret(p.hist, Ret::Pairs(pairs));
+                } else if let (LinOp::Keys { limit, .. }, Reply::Keys(keys)) = (&p.op, &reply) {
+                    // Every shard's first keys, merged as the Clerk merges them.
+                    p.keys.extend(keys.iter().cloned());
+                    if p.shard + 1 < self.nshards {
+                        p.shard += 1;
+                        return self.attempt();
+                    }
+                    let mut keys = std::mem::take(&mut p.keys);
+                    keys.sort();
+                    keys.truncate(*limit as usize);
+                    history.ret(p.hist, Ret::Keys(keys));
                 } else {
                     history.ret(p.hist, ret_of(reply));
                 }
@@ -283,7 +302,7 @@ fn key_of(op: &LinOp) -> &str {
         | LinOp::PutIf { key, .. }
         | LinOp::Take { key }
         | LinOp::AppendLen { key, .. } => key,
-        LinOp::Scan { .. } | LinOp::Clear => "",
+        LinOp::Scan { .. } | LinOp::Clear | LinOp::Keys { .. } => "",
     }
 }
 
@@ -295,5 +314,6 @@ fn ret_of(reply: Reply) -> Ret {
         Reply::Cleared => Ret::Done,
         Reply::Counter(sum) => Ret::Counter(sum.ok()),
         Reply::Length(n) => Ret::Length(n),
+        Reply::Keys(k) => Ret::Keys(k),
     }
 }

@@ -74,6 +74,9 @@ pub enum Op {
     Take { key: String },
     /// Append to a key; replied with [`Ret::Length`], the new length in bytes.
     AppendLen { key: String, value: String },
+    /// The first `limit` keys from `start` (included), without values; replied
+    /// with [`Ret::Keys`].
+    Keys { start: String, limit: u32 },
 }
 
 impl Op {
@@ -132,6 +135,13 @@ impl Op {
             value: value.into(),
         }
     }
+    /// `Keys(start, limit)`.
+    pub fn keys(start: impl Into<String>, limit: u32) -> Op {
+        Op::Keys {
+            start: start.into(),
+            limit,
+        }
+    }
     /// `Scan(start, end)`, both ends inclusive.
     pub fn scan(start: impl Into<String>, end: impl Into<String>) -> Op {
         Op::Scan {
@@ -142,7 +152,7 @@ impl Op {
 
     /// Whether the operation can change the store (everything but Get and Scan).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get { .. } | Op::Scan { .. })
+        !matches!(self, Op::Get { .. } | Op::Scan { .. } | Op::Keys { .. })
     }
 
     /// The one key the operation names, if it names exactly one.
@@ -157,7 +167,7 @@ impl Op {
             | Op::PutIf { key, .. }
             | Op::Take { key }
             | Op::AppendLen { key, .. } => Some(key),
-            Op::Scan { .. } | Op::Clear => None,
+            Op::Scan { .. } | Op::Clear | Op::Keys { .. } => None,
         }
     }
 }
@@ -178,6 +188,8 @@ pub enum Ret {
     Counter(Option<i64>),
     /// AppendLen: the value's length in bytes after the append.
     Length(u64),
+    /// Keys: the keys, as returned.
+    Keys(Vec<String>),
 }
 
 impl Ret {
@@ -379,6 +391,8 @@ pub enum KeyRet {
     Counter(Option<i64>),
     /// AppendLen: the length after the append.
     Length(u64),
+    /// A Get that saw only whether the key exists (a Keys reply).
+    Present(bool),
 }
 
 /// What an `Incr(by)` makes of `state`: the sum, or `None` when the value is not
@@ -426,6 +440,7 @@ fn legal(state: &State, op: &KeyOp, reply: &KeyRet) -> bool {
         (KeyOp::Get | KeyOp::Swap(_) | KeyOp::PutIf(..) | KeyOp::Take, KeyRet::Value(seen)) => {
             seen == state
         }
+        (KeyOp::Get, KeyRet::Present(present)) => *present == state.is_some(),
         (KeyOp::AppendLen(v), KeyRet::Length(n)) => {
             *n == (state.as_ref().map_or(0, String::len) + v.len()) as u64
         }
@@ -453,8 +468,10 @@ fn reachable(state: &State, reply: &KeyRet, available: &[&KeyOp]) -> bool {
         // A length: not worth predicting either.
         KeyRet::Any | KeyRet::Counter(_) | KeyRet::Length(_) => true,
         KeyRet::Value(Some(_)) if can_count => true,
-        KeyRet::Existed(false) | KeyRet::Value(None) => state.is_none() || can_delete,
-        KeyRet::Existed(true) => {
+        KeyRet::Existed(false) | KeyRet::Value(None) | KeyRet::Present(false) => {
+            state.is_none() || can_delete
+        }
+        KeyRet::Existed(true) | KeyRet::Present(true) => {
             state.is_some()
                 || available.iter().any(|op| {
                     matches!(
@@ -527,6 +544,26 @@ pub fn expand_scan(
     ))
     .map(|k| (k.clone(), found.get(k.as_str()).map(|v| v.to_string())))
     .collect()
+}
+
+/// What a Keys from `start` that returned `found` (at most `limit` keys) observed
+/// of each key of `keys`: present or not, for every key from `start` up to the
+/// last one returned (to the end of the key space if fewer than `limit` came
+/// back). Each observation is checked as a Get that saw only presence.
+pub fn expand_keys(
+    start: &str,
+    limit: u32,
+    found: &[String],
+    keys: &BTreeSet<String>,
+) -> Vec<(String, bool)> {
+    let upto = match found.last() {
+        Some(last) if found.len() >= limit as usize => std::ops::Bound::Included(last.as_str()),
+        _ => std::ops::Bound::Unbounded,
+    };
+    let found: HashSet<&str> = found.iter().map(String::as_str).collect();
+    keys.range::<str, _>((std::ops::Bound::Included(start), upto))
+        .map(|k| (k.clone(), found.contains(k.as_str())))
+        .collect()
 }
 
 /// One operation of one key's history, as the search sees it.
@@ -675,6 +712,17 @@ fn split_by_key(ops: &[Operation]) -> Result<BTreeMap<String, Vec<KeyEvent>>, Ch
             check_scan_reply(i, start, end, pairs)?;
             keys.extend(pairs.iter().map(|(k, _)| k.clone()));
         }
+        if let (
+            Op::Keys { start, limit },
+            Outcome::Returned {
+                ret: Ret::Keys(found),
+                ..
+            },
+        ) = (&o.op, &o.outcome)
+        {
+            check_keys_reply(i, start, *limit, found)?;
+            keys.extend(found.iter().cloned());
+        }
     }
 
     let mut per_key: BTreeMap<String, Vec<KeyEvent>> =
@@ -730,6 +778,13 @@ fn split_by_key(ops: &[Operation]) -> Result<BTreeMap<String, Vec<KeyEvent>>, Ch
                     push(key, KeyOp::Delete, KeyRet::Any);
                 }
             }
+            Op::Keys { start, limit } => {
+                if let Some(Ret::Keys(found)) = ret {
+                    for (key, present) in expand_keys(start, *limit, found, &keys) {
+                        push(&key, KeyOp::Get, KeyRet::Present(present));
+                    }
+                }
+            }
         }
     }
     Ok(per_key)
@@ -751,6 +806,7 @@ fn validate(i: usize, o: &Operation) -> Result<(), String> {
             matches!(ret, Ret::Value(_))
         }
         Op::AppendLen { .. } => matches!(ret, Ret::Length(_)),
+        Op::Keys { .. } => matches!(ret, Ret::Keys(_)),
         Op::Put { .. } | Op::Append { .. } | Op::Delete { .. } => matches!(ret, Ret::Existed(_)),
         Op::Scan { .. } => matches!(ret, Ret::Pairs(_)),
         Op::Clear => matches!(ret, Ret::Done),
@@ -764,6 +820,29 @@ fn validate(i: usize, o: &Operation) -> Result<(), String> {
             o.op
         ))
     }
+}
+
+/// A Keys reply with a key before its start, out of order, twice, or more keys than
+/// its limit is wrong whatever the order of operations.
+fn check_keys_reply(
+    i: usize,
+    start: &str,
+    limit: u32,
+    found: &[String],
+) -> Result<(), CheckResult> {
+    let bad = found.len() > limit as usize
+        || found.first().is_some_and(|k| k.as_str() < start)
+        || found.windows(2).any(|w| w[0] >= w[1]);
+    if !bad {
+        return Ok(());
+    }
+    Err(CheckResult::Violation {
+        key: found.first().cloned().unwrap_or_default(),
+        explanation: format!(
+            "#{i} Keys({start:?}, {limit}) returned keys out of order, repeated, before its \
+             start or over its limit: {found:?}"
+        ),
+    })
 }
 
 /// A Scan that returned a key outside its range, or one key twice, is wrong whatever
@@ -1503,6 +1582,9 @@ fn describe(key: &str, e: &KeyEvent, ops: &[Operation]) -> String {
         ),
         Op::Take { .. } => format!("Take({key:?})"),
         Op::AppendLen { value, .. } => format!("AppendLen({key:?}, {})", show(value)),
+        Op::Keys { start, limit } => {
+            format!("Keys({start:?}, {limit}), as a presence check of {key:?}")
+        }
     };
     let (ret_at, reply) = match &o.outcome {
         Outcome::Pending => ("∞".to_string(), "no reply".to_string()),
@@ -1516,6 +1598,8 @@ fn describe(key: &str, e: &KeyEvent, ops: &[Operation]) -> String {
                 (Ret::Counter(Some(n)), _) => n.to_string(),
                 (Ret::Counter(None), _) => "not an integer".to_string(),
                 (Ret::Length(n), _) => format!("length {n}"),
+                (Ret::Keys(_), KeyRet::Present(true)) => "present".to_string(),
+                (Ret::Keys(_), _) => "absent".to_string(),
                 (Ret::Value(v), _) | (Ret::Pairs(_), KeyRet::Value(v)) => show_state(v),
                 (Ret::Pairs(_), _) => "pairs".to_string(),
             },

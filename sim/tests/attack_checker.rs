@@ -4,7 +4,9 @@
 //! order. The two must agree: a disagreement is the checker being unsound
 //! (accepting a non-linearizable history) or incomplete (rejecting a legal one).
 
-use diskv_sim::linearizability::{check, step, CheckResult, History, KeyOp, KeyRet, Op, Outcome, Ret, State};
+use diskv_sim::linearizability::{
+    check, step, CheckResult, History, KeyOp, KeyRet, Op, Outcome, Ret, State,
+};
 
 #[derive(Clone, Debug)]
 struct Ev {
@@ -84,7 +86,13 @@ fn run(state: &State, op: &KeyOp) -> (Ret, State) {
 /// Brute force: some order of a subset (every op with a reply, any of the
 /// unknown ones) that respects real time explains every reply.
 fn brute(evs: &[Ev]) -> bool {
-    fn go(evs: &[Ev], used: &mut Vec<bool>, state: &State, done_with_reply: usize, need: usize) -> bool {
+    fn go(
+        evs: &[Ev],
+        used: &mut Vec<bool>,
+        state: &State,
+        done_with_reply: usize,
+        need: usize,
+    ) -> bool {
         if done_with_reply == need {
             return true;
         }
@@ -94,9 +102,8 @@ fn brute(evs: &[Ev]) -> bool {
             }
             // i may go next only if every unused op with a reply that returned
             // strictly before i's call is placed already.
-            let blocked = (0..evs.len()).any(|j| {
-                !used[j] && j != i && evs[j].ret.is_some_and(|r| r < evs[i].call)
-            });
+            let blocked = (0..evs.len())
+                .any(|j| !used[j] && j != i && evs[j].ret.is_some_and(|r| r < evs[i].call));
             if blocked {
                 continue;
             }
@@ -123,7 +130,14 @@ fn random_op(rng: &mut Rng, i: usize) -> Op {
         3 => Op::append("k", ["0", "1", "x", "-"][rng.below(4) as usize]),
         4 => Op::delete("k"),
         5 => Op::swap("k", format!("{}", rng.below(3))),
-        6 => Op::put("k", if i % 2 == 0 { i64::MAX.to_string() } else { "01".into() }),
+        6 => Op::put(
+            "k",
+            if i.is_multiple_of(2) {
+                i64::MAX.to_string()
+            } else {
+                "01".into()
+            },
+        ),
         _ => Op::incr("k", rng.below(5) as i64 - 2),
     }
 }
@@ -137,13 +151,25 @@ fn history(rng: &mut Rng) -> Vec<Ev> {
         let len = 1 + rng.below(6);
         let op = random_op(rng, i);
         let kop = key_of(&op);
-        evs.push(Ev { op, kop, kret: KeyRet::Any, call, ret: Some(call + len), reply: None });
+        evs.push(Ev {
+            op,
+            kop,
+            kret: KeyRet::Any,
+            call,
+            ret: Some(call + len),
+            reply: None,
+        });
     }
     // Linearize at a random point in each interval (ties broken by index).
     let mut points: Vec<(u64, usize)> = evs
         .iter()
         .enumerate()
-        .map(|(i, e)| (e.call * 10 + 1 + rng.below((e.ret.unwrap() - e.call) * 10 - 1), i))
+        .map(|(i, e)| {
+            (
+                e.call * 10 + 1 + rng.below((e.ret.unwrap() - e.call) * 10 - 1),
+                i,
+            )
+        })
         .collect();
     points.sort();
     let mut state: State = None;
@@ -186,21 +212,30 @@ fn attack_checker_agrees_with_brute_force_on_incr_histories() {
         let h = History::new();
         for e in &evs {
             let outcome = match (&e.ret, &e.reply) {
-                (Some(at), Some(r)) => Outcome::Returned { at: *at, ret: r.clone() },
+                (Some(at), Some(r)) => Outcome::Returned {
+                    at: *at,
+                    ret: r.clone(),
+                },
                 _ => Outcome::TimedOut,
             };
             h.record(0, e.op.clone(), e.call, outcome);
         }
         let want = brute(&evs);
         let got = check(&h);
-        if want { ok += 1 } else { bad += 1 }
+        if want {
+            ok += 1
+        } else {
+            bad += 1
+        }
         let agree = match &got {
             CheckResult::Ok => want,
             CheckResult::Violation { .. } => !want,
             _ => true,
         };
         if !agree && disagreements.len() < 5 {
-            disagreements.push(format!("round {round}: brute force says {want}, check says {got}\n{evs:#?}"));
+            disagreements.push(format!(
+                "round {round}: brute force says {want}, check says {got}\n{evs:#?}"
+            ));
         }
     }
     println!("{ok} linearizable, {bad} not");

@@ -14,7 +14,11 @@ pub fn op_line(op: &Op) -> String {
         Op::Delete { key } => format!("DELETE {key}"),
         Op::Scan { start, end } => format!("SCAN {start} {end}"),
         Op::Clear => panic!("the line protocol has no CLEAR"),
-        Op::Incr { .. } | Op::PutIf { .. } | Op::Take { .. } | Op::AppendLen { .. } => {
+        Op::Incr { .. }
+        | Op::PutIf { .. }
+        | Op::Take { .. }
+        | Op::AppendLen { .. }
+        | Op::Keys { .. } => {
             panic!("the line protocol has no {op:?}")
         }
     }

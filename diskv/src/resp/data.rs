@@ -17,9 +17,10 @@ use crate::op::{Op, Presence};
 // The store's answer, named apart from the RESP reply it becomes.
 use crate::op::Reply as Outcome;
 
-/// The first string above every key diskv can hold through this front door
-/// (keys are ASCII; see [`super::args::key`]): the end of a scan of everything.
-const KEYSPACE_END: &str = "\u{10FFFF}";
+/// Most keys of one page (KEYS and DBSIZE read page after page; a SCAN reads
+/// one page of at most COUNT keys): two below what one `Op::Keys` may answer,
+/// leaving room for the cursor's own key and the one that says more follow.
+const PAGE: u32 = crate::op::MAX_KEYS_PER_READ - 2;
 
 /// `SCAN`'s default COUNT, as Redis.
 const SCAN_COUNT: usize = 10;
@@ -46,23 +47,37 @@ async fn read(door: &Door, key: String) -> Result<Option<String>, Reply> {
     }
 }
 
-/// Every key from `after` (exclusive; `None`: from the start) with its value.
-async fn pairs_after(door: &Door, after: Option<&str>) -> Result<Vec<(String, String)>, Reply> {
+/// Up to `limit` (at most [`PAGE`] + 1) keys after `after` (excluded; `None`:
+/// from the start), sorted: one `Op::Keys` per shard, keys only, so a page
+/// stays small whatever the values weigh.
+async fn keys_after(door: &Door, after: Option<&str>, limit: u32) -> Result<Vec<String>, Reply> {
     let start = after.unwrap_or("").to_string();
-    match door
-        .run(Op::Scan {
-            start,
-            end: KEYSPACE_END.into(),
-        })
-        .await?
-    {
-        Outcome::Pairs(mut p) => {
+    // `start` is included: ask for one more and drop it.
+    let ask = limit.saturating_add(u32::from(after.is_some()));
+    match door.run(Op::Keys { start, limit: ask }).await? {
+        Outcome::Keys(mut keys) => {
             if let Some(after) = after {
-                p.retain(|(k, _)| k.as_str() > after);
+                keys.retain(|k| k.as_str() > after);
             }
-            Ok(p)
+            keys.truncate(limit as usize);
+            Ok(keys)
         }
         other => Err(unexpected(other)),
+    }
+}
+
+/// Calls `each` with every key, page after page (each page one read per shard;
+/// the walk is not one snapshot).
+async fn every_key(door: &Door, mut each: impl FnMut(String)) -> Result<(), Reply> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = keys_after(door, after.as_deref(), PAGE).await?;
+        let full = page.len() >= PAGE as usize;
+        after = page.last().cloned();
+        page.into_iter().for_each(&mut each);
+        if !full {
+            return Ok(());
+        }
     }
 }
 
@@ -244,19 +259,24 @@ pub async fn mset(door: &Door, args: &[Vec<u8>]) -> Reply {
     Reply::ok()
 }
 
-/// `KEYS pattern`: every key matching, sorted. Reads the whole store.
+/// `KEYS pattern`: every key matching, sorted. Reads every key of the store
+/// (not the values), page after page.
 pub async fn keys_matching(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let all = tri!(pairs_after(door, None).await);
-    Reply::strings(
-        all.into_iter()
-            .map(|(k, _)| k)
-            .filter(|k| glob::matches(&args[1], k.as_bytes())),
-    )
+    let mut found = Vec::new();
+    tri!(
+        every_key(door, |k| if glob::matches(&args[1], k.as_bytes()) {
+            found.push(k)
+        })
+        .await
+    );
+    Reply::strings(found)
 }
 
-/// `DBSIZE`: how many keys there are (a scan of every shard).
+/// `DBSIZE`: how many keys there are (every key read, page after page).
 pub async fn dbsize(door: &Door) -> Result<usize, Reply> {
-    Ok(pairs_after(door, None).await?.len())
+    let mut n = 0;
+    every_key(door, |_| n += 1).await?;
+    Ok(n)
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`: the next `n` keys of the
@@ -296,9 +316,10 @@ pub async fn scan(door: &Door, args: &[Vec<u8>]) -> Reply {
             .resume(c)
             .ok_or_else(|| Reply::err("invalid cursor")))),
     };
-    let rest = tri!(pairs_after(door, after.as_deref()).await);
-    let more = rest.len() > count;
-    let page: Vec<String> = rest.into_iter().take(count).map(|(k, _)| k).collect();
+    let limit = u32::try_from(count).unwrap_or(u32::MAX).min(PAGE);
+    let mut page = tri!(keys_after(door, after.as_deref(), limit.saturating_add(1)).await);
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
     let next = match page.last() {
         Some(last) if more => door.cursors.save(last.clone()),
         _ => 0,

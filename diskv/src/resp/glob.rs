@@ -244,7 +244,9 @@ mod attack_tests {
             let pl = next(7);
             let tl = 1 + next(5); // keys are never empty (Redis: "*" does not match "")
             let p: Vec<u8> = (0..pl).map(|_| alpha[next(alpha.len())]).collect();
-            let t: Vec<u8> = (0..tl).map(|_| text_alpha[next(text_alpha.len())]).collect();
+            let t: Vec<u8> = (0..tl)
+                .map(|_| text_alpha[next(text_alpha.len())])
+                .collect();
             let (ours, theirs) = (matches(&p, &t), redis(&p, &t));
             if ours != theirs && bad.len() < 10 {
                 bad.push(format!(

@@ -452,13 +452,20 @@ mod attack_tests {
         let (_, cmd) = d.decode(b"SET k \"hello world\"\r\n").unwrap();
         assert_eq!(
             cmd,
-            Some(vec![b"SET".to_vec(), b"k".to_vec(), b"hello world".to_vec()])
+            Some(vec![
+                b"SET".to_vec(),
+                b"k".to_vec(),
+                b"hello world".to_vec()
+            ])
         );
         let words = |line: &[u8]| Decoder::default().decode(line).map(|(_, c)| c);
         let w = |ws: &[&[u8]]| Ok(Some(ws.iter().map(|w| w.to_vec()).collect::<Args>()));
         assert_eq!(words(b"SET k 'it''s'\n"), Err(ParseError::UnbalancedQuotes));
         assert_eq!(words(b"SET k 'it\\'s'\n"), w(&[b"SET", b"k", b"it's"]));
-        assert_eq!(words(b"ECHO \"a\\x41\\n\\\"\" ''\r\n"), w(&[b"ECHO", b"aA\n\"", b""]));
+        assert_eq!(
+            words(b"ECHO \"a\\x41\\n\\\"\" ''\r\n"),
+            w(&[b"ECHO", b"aA\n\"", b""])
+        );
         assert_eq!(words(b"ECHO a\"b c\"\n"), w(&[b"ECHO", b"ab c"]));
         assert_eq!(words(b"ECHO \"open\n"), Err(ParseError::UnbalancedQuotes));
         assert_eq!(words(b"  \t \r\n"), Ok(None));
