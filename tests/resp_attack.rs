@@ -272,7 +272,6 @@ fn attack_idle_connections_exhaust_descriptors_before_the_limit() {
 /// 1` (cheap on a small store) pushes out every other client's cursor, so their
 /// walks end in `-ERR invalid cursor` and can be kept from ever finishing.
 #[test]
-#[ignore = "finding 5: fails until fixed"]
 fn attack_one_client_evicts_every_other_clients_scan_cursor() {
     let root = tempfile::tempdir().unwrap();
     let node = start(root.path(), None);

@@ -2,17 +2,23 @@
 //! call goes on after that key in the ordered key space. Clients (redis-cli,
 //! redis-rs, redis-py) parse cursors as unsigned 64-bit numbers, and a key does
 //! not fit in one, so the front door hands out a random number and remembers which
-//! key it stands for. The table is bounded ([`MAX_CURSORS`], oldest forgotten
-//! first) and lives in one process: a cursor it no longer knows (or one from
-//! another front door, or from before a restart) is refused with
-//! `ERR invalid cursor`, and the client starts again from `0`.
+//! key it stands for.
+//!
+//! Each connection owns the cursors it was handed: at most [`PER_CONNECTION`] of
+//! them (its own oldest is forgotten first), all forgotten when it closes. So one
+//! client's SCANs can never push out another client's cursor, and the table holds
+//! at most `PER_CONNECTION` × the connection limit. A cursor works on any
+//! connection while its owner is open. A cursor the door does not know (its
+//! owner closed, it was pushed out, it comes from another front door or from
+//! before a restart) is refused with `ERR invalid cursor`, and the client starts
+//! again from `0`.
 
 use rand::Rng;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-/// Most cursors remembered at once, over every connection.
-pub const MAX_CURSORS: usize = 10_000;
+/// Most cursors one connection holds at once: enough for a few walks at a time.
+pub const PER_CONNECTION: usize = 8;
 
 /// The cursors handed out and the keys they stand for.
 #[derive(Debug, Default)]
@@ -23,13 +29,15 @@ pub struct Cursors {
 #[derive(Debug, Default)]
 struct Table {
     keys: HashMap<u64, String>,
-    order: VecDeque<u64>,
+    /// Each connection's cursors, oldest first.
+    owned: HashMap<u64, VecDeque<u64>>,
 }
 
 impl Cursors {
-    /// A new cursor standing for `last_key`: never 0 (which means "from the start"
-    /// and "done"), below 2^63 (some clients parse it as a signed number).
-    pub fn save(&self, last_key: String) -> u64 {
+    /// A new cursor of connection `owner` standing for `last_key`: never 0 (which
+    /// means "from the start" and "done"), below 2^63 (some clients parse it as a
+    /// signed number).
+    pub fn save(&self, owner: u64, last_key: String) -> u64 {
         let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let mut rng = rand::thread_rng();
         let cursor = loop {
@@ -38,13 +46,17 @@ impl Cursors {
                 break c;
             }
         };
-        while t.order.len() >= MAX_CURSORS {
-            if let Some(old) = t.order.pop_front() {
-                t.keys.remove(&old);
-            }
+        let mine = t.owned.entry(owner).or_default();
+        mine.push_back(cursor);
+        let evicted = if mine.len() > PER_CONNECTION {
+            mine.pop_front()
+        } else {
+            None
+        };
+        if let Some(old) = evicted {
+            t.keys.remove(&old);
         }
         t.keys.insert(cursor, last_key);
-        t.order.push_back(cursor);
         cursor
     }
 
@@ -54,6 +66,28 @@ impl Cursors {
         let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
         t.keys.get(&cursor).cloned()
     }
+
+    /// Forgets every cursor of connection `owner` (it closed).
+    pub fn forget(&self, owner: u64) {
+        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        for c in t.owned.remove(&owner).unwrap_or_default() {
+            t.keys.remove(&c);
+        }
+    }
+
+    /// How many cursors are remembered.
+    pub fn len(&self) -> usize {
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys
+            .len()
+    }
+
+    /// True when no cursor is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]
@@ -61,16 +95,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_stands_for_its_key_until_many_newer_ones_push_it_out() {
+    fn a_connection_pushes_out_only_its_own_cursors() {
         let c = Cursors::default();
-        let first = c.save("a".into());
-        assert_ne!(first, 0);
-        assert_eq!(c.resume(first).as_deref(), Some("a"));
-        assert_eq!(c.resume(first).as_deref(), Some("a"), "resumable twice");
+        let theirs = c.save(1, "a".into());
+        assert_ne!(theirs, 0);
+        assert_eq!(c.resume(theirs).as_deref(), Some("a"));
+        assert_eq!(c.resume(theirs).as_deref(), Some("a"), "resumable twice");
         assert_eq!(c.resume(0), None);
-        for i in 0..MAX_CURSORS {
-            c.save(format!("k{i}"));
+        let first = c.save(2, "k".into());
+        for i in 0..10_000 {
+            c.save(2, format!("k{i}"));
         }
-        assert_eq!(c.resume(first), None);
+        assert_eq!(
+            c.resume(theirs).as_deref(),
+            Some("a"),
+            "another connection's"
+        );
+        assert_eq!(c.resume(first), None, "its own oldest is pushed out");
+        assert_eq!(c.len(), 1 + PER_CONNECTION);
+        c.forget(2);
+        assert_eq!(c.len(), 1);
+        c.forget(1);
+        assert!(c.is_empty());
     }
 }

@@ -281,8 +281,9 @@ pub async fn dbsize(door: &Door) -> Result<usize, Reply> {
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`: the next `n` keys of the
 /// ordered key space after the cursor's key (see [`super::cursor`]), those
-/// matching the pattern; cursor `0` when nothing is left.
-pub async fn scan(door: &Door, args: &[Vec<u8>]) -> Reply {
+/// matching the pattern; cursor `0` when nothing is left. The cursor belongs to
+/// connection `session`.
+pub async fn scan(door: &Door, args: &[Vec<u8>], session: u64) -> Reply {
     let cursor = tri!(std::str::from_utf8(&args[1])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -321,7 +322,7 @@ pub async fn scan(door: &Door, args: &[Vec<u8>]) -> Reply {
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next = match page.last() {
-        Some(last) if more => door.cursors.save(last.clone()),
+        Some(last) if more => door.cursors.save(session, last.clone()),
         _ => 0,
     };
     let found = page

@@ -37,7 +37,7 @@ pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
         "mget" => data::mget(door, a).await,
         "mset" => data::mset(door, a).await,
         "keys" => data::keys_matching(door, a).await,
-        "scan" => data::scan(door, a).await,
+        "scan" => data::scan(door, a, session.id).await,
         "flushdb" | "flushall" => data::flush(door, a).await,
         "type" => data::type_of(door, a).await,
         "ttl" | "pttl" => data::ttl(door, a).await,

@@ -91,6 +91,7 @@ pub async fn serve(
 async fn connection(door: &Door, mut stream: TcpStream, mut stop: watch::Receiver<bool>) {
     let idle = door.opts.idle_timeout;
     let mut session = door.session();
+    let _cursors = ForgetCursors(door, session.id);
     let mut decoder = Decoder::new(door.opts.limits);
     let mut input: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut output: Vec<u8> = Vec::new();
@@ -144,6 +145,15 @@ async fn connection(door: &Door, mut stream: TcpStream, mut stop: watch::Receive
                 return;
             }
         }
+    }
+}
+
+/// Forgets a connection's SCAN cursors when it ends, however it ends.
+struct ForgetCursors<'a>(&'a Door, u64);
+
+impl Drop for ForgetCursors<'_> {
+    fn drop(&mut self) {
+        self.0.cursors.forget(self.1);
     }
 }
 
