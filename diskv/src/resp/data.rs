@@ -10,6 +10,7 @@
 //! `Op::AppendLen`. Expiry (SET EX/PX...) is refused: diskv keys never expire.
 
 use super::args::{integer, is, key, keys, value};
+use super::budget::Charge;
 use super::door::Door;
 use super::glob;
 use super::reply::Reply;
@@ -228,12 +229,24 @@ pub async fn strlen(door: &Door, args: &[Vec<u8>]) -> Reply {
     Reply::Int(tri!(read(door, k).await).map_or(0, |v| v.len() as i64))
 }
 
-/// `MGET key...`: one Get per key.
-pub async fn mget(door: &Door, args: &[Vec<u8>]) -> Reply {
+/// `MGET key...`: one Get per key. Each value is charged to the connection's
+/// memory budget as it arrives: an MGET naming one big value many times is
+/// refused once the door's budget is used up, instead of taking the process's
+/// memory.
+pub async fn mget(door: &Door, args: &[Vec<u8>], charge: &mut Charge) -> Reply {
     let ks = tri!(keys(&args[1..]));
     let mut out = Vec::with_capacity(ks.len());
     for k in ks {
-        out.push(Reply::value(tri!(read(door, k).await)));
+        let v = tri!(read(door, k).await);
+        if !charge.add(v.as_ref().map_or(0, String::len)) {
+            return Reply::err(format!(
+                "MGET's reply would take the server over its memory budget for replies in \
+                 flight after {} of {} keys; ask for fewer keys at a time",
+                out.len(),
+                args.len() - 1
+            ));
+        }
+        out.push(Reply::value(v));
     }
     Reply::Array(out)
 }

@@ -34,7 +34,7 @@ pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
         "del" | "unlink" => data::del(door, a).await,
         "exists" => data::exists(door, a).await,
         "strlen" => data::strlen(door, a).await,
-        "mget" => data::mget(door, a).await,
+        "mget" => data::mget(door, a, &mut session.charge).await,
         "mset" => data::mset(door, a).await,
         "keys" => data::keys_matching(door, a).await,
         "scan" => data::scan(door, a, session.id).await,

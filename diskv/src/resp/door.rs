@@ -2,6 +2,7 @@
 //! client ids and counts) and its tuning ([`RespOptions`]); [`Session`]: what one
 //! connection keeps (protocol version, name, id).
 
+use super::budget::{Budget, Charge};
 use super::cursor::Cursors;
 use super::parse::Limits;
 use super::reply::{Protocol, Reply};
@@ -17,8 +18,10 @@ use std::time::{Duration, Instant};
 /// Tuning of the RESP front door.
 #[derive(Clone, Debug)]
 pub struct RespOptions {
-    /// Most connections open at once (4096); one more is answered
-    /// `-ERR max number of clients reached` and closed.
+    /// Most connections open at once: a quarter of the process's file
+    /// descriptors (the rest for the HTTP API, the replica's peers and files),
+    /// between 16 and 4,096. One more is answered `-ERR max number of clients
+    /// reached` and closed, so idle connections cannot take every descriptor.
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed (5 min); so is one
     /// that does not read its replies for this long.
@@ -29,16 +32,21 @@ pub struct RespOptions {
     pub grace: Duration,
     /// Bounds on one command.
     pub limits: Limits,
+    /// Most bytes all connections together may hold for unfinished commands,
+    /// replies being gathered and replies not yet sent (256 MiB); a connection
+    /// that would go over is told so and closed ([`super::budget`]).
+    pub memory_budget: usize,
 }
 
 impl Default for RespOptions {
     fn default() -> Self {
         RespOptions {
-            max_connections: 4096,
+            max_connections: (paxos::transport::guard::descriptor_limit() / 4).clamp(16, 4096),
             idle_timeout: Duration::from_secs(300),
             op_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(5),
             limits: Limits::default(),
+            memory_budget: 256 << 20,
         }
     }
 }
@@ -58,6 +66,7 @@ pub struct Door {
     pub(crate) pool: Arc<ClerkPool>,
     pub(crate) opts: RespOptions,
     pub(crate) cursors: Cursors,
+    pub(crate) budget: Arc<Budget>,
     next_client: AtomicU64,
     pub(crate) connected: AtomicUsize,
     pub(crate) started: Instant,
@@ -71,6 +80,7 @@ impl Door {
     pub fn new(pool: Arc<ClerkPool>, opts: RespOptions) -> Door {
         Door {
             pool,
+            budget: Budget::new(opts.memory_budget),
             opts,
             cursors: Cursors::default(),
             next_client: AtomicU64::new(1),
@@ -104,6 +114,7 @@ impl Door {
             name: None,
             proto: Protocol::Resp2,
             quit: false,
+            charge: Charge::new(self.budget.clone()),
         }
     }
 }
@@ -119,4 +130,6 @@ pub struct Session {
     pub proto: Protocol,
     /// Set by `QUIT`: close after the reply.
     pub quit: bool,
+    /// The memory this connection holds, charged to the door's budget.
+    pub charge: Charge,
 }

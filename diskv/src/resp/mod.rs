@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod budget;
 pub mod commands;
 pub mod cursor;
 pub mod data;

@@ -100,6 +100,11 @@ impl Decoder {
         }
     }
 
+    /// Bytes of the command read so far, not yet complete (its whole elements).
+    pub fn holds(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.bytes)
+    }
+
     /// Reads from `buf` until one command is complete or the bytes run out.
     /// Returns how many bytes of `buf` were consumed (the caller drops them and
     /// passes what follows next time) and the command, if one completed; `None`

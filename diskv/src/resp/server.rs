@@ -10,7 +10,7 @@
 //! error is answered and the connection closed, as Redis does.
 
 use super::dispatch::execute;
-use super::door::Door;
+use super::door::{Door, Session};
 use super::parse::Decoder;
 use super::reply::{Protocol, Reply};
 use std::future::Future;
@@ -28,6 +28,8 @@ pub use crate::running::Running;
 const READ_CHUNK: usize = 64 << 10;
 /// Replies are written once this many bytes are waiting, even mid-batch.
 const FLUSH_AT: usize = 1 << 20;
+/// Buffer capacity a connection keeps between commands; more is given back.
+const KEEP_BUFFER: usize = 256 << 10;
 
 /// Serves RESP on `listener` through `door` until `shutdown` resolves; then
 /// stops accepting and gives connections [`RespOptions::grace`](super::RespOptions::grace) to finish the
@@ -108,6 +110,14 @@ async fn connection(door: &Door, mut stream: TcpStream, mut stop: watch::Receive
                         close = true;
                         break;
                     }
+                    if !session
+                        .charge
+                        .set(input.capacity() + output.capacity() + decoder.holds())
+                    {
+                        over_budget(door, &session, &mut output);
+                        close = true;
+                        break;
+                    }
                     if output.len() >= FLUSH_AT && !flush(&mut stream, &mut output, idle).await {
                         return;
                     }
@@ -128,7 +138,22 @@ async fn connection(door: &Door, mut stream: TcpStream, mut stop: watch::Receive
         if !flush(&mut stream, &mut output, idle).await || close || *stop.borrow() {
             return;
         }
+        // Give back what a big command or reply left allocated.
+        if input.capacity() > KEEP_BUFFER {
+            input.shrink_to(KEEP_BUFFER.max(input.len()));
+        }
+        if output.capacity() > KEEP_BUFFER {
+            output.shrink_to(KEEP_BUFFER);
+        }
         input.reserve(READ_CHUNK);
+        if !session
+            .charge
+            .set(input.capacity() + output.capacity() + decoder.holds())
+        {
+            over_budget(door, &session, &mut output);
+            let _ = flush(&mut stream, &mut output, idle).await;
+            return;
+        }
         let read = tokio::select! {
             r = tokio::time::timeout(idle, stream.read_buf(&mut input)) => r,
             _ = stop.wait_for(|&s| s) => return,
@@ -146,6 +171,23 @@ async fn connection(door: &Door, mut stream: TcpStream, mut stop: watch::Receive
             }
         }
     }
+}
+
+/// Answers a connection that would take the door over its memory budget; the
+/// caller closes it.
+fn over_budget(door: &Door, session: &Session, output: &mut Vec<u8>) {
+    let (used, limit) = (door.budget.used() >> 20, door.budget.limit() >> 20);
+    tracing::warn!(
+        client = session.id,
+        used_mib = used,
+        limit_mib = limit,
+        "RESP: memory budget used up; closing a connection"
+    );
+    Reply::err(format!(
+        "the server's memory for commands and replies in flight is used up ({used} of {limit} MiB); \
+         closing this connection: retry later, or send smaller commands"
+    ))
+    .encode(session.proto, output);
 }
 
 /// Forgets a connection's SCAN cursors when it ends, however it ends.

@@ -62,8 +62,9 @@ impl Default for Limits {
     }
 }
 
-/// The soft limit on open file descriptors (1,024 if it cannot be read).
-fn descriptor_limit() -> usize {
+/// The soft limit on open file descriptors (1,024 if it cannot be read): every
+/// listener sizes its connection limit from it.
+pub fn descriptor_limit() -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
