@@ -86,7 +86,14 @@ run:
 serve:
 	$(CARGO) run --release -- serve $(if $(RESP),--resp $(RESP)) $(ARGS)
 
-.PHONY: bench-compare bench-compare-deps
+## bench-resp: redis-benchmark against diskv serve --resp, a 1x3 diskv cluster and
+## Redis (appendfsync always) in one run; prints a markdown table
+## (scripts/resp-bench.sh; needs redis-server and redis-tools: make bench-compare-deps).
+bench-resp:
+	$(CARGO) build --release --bin diskv
+	scripts/resp-bench.sh
+
+.PHONY: bench-compare bench-compare-deps bench-resp
 
 ## Debian packages the comparison needs: the peers' servers, and protoc with the
 ## well-known .proto files for the etcd-client crate's build.
