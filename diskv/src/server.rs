@@ -20,6 +20,10 @@ use tarpc::server::{BaseChannel, Channel};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+/// How long a replica goes without decisions before it counts as idle and writes a
+/// checkpoint (key files and record), so a restart replays little.
+const CHECKPOINT_WHEN_IDLE: Duration = Duration::from_millis(300);
+
 /// How a replica is started (the flags of `diskv server`).
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -85,7 +89,7 @@ impl KvServer {
             hosted.decisions,
             state,
             applied,
-            Duration::from_millis(300),
+            CHECKPOINT_WHEN_IDLE,
         );
         tracing::info!(gid = opts.gid, me = opts.me, addr = %opts.peers[opts.me], applied, "replica started");
         serve_clients(

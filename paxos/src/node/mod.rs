@@ -39,6 +39,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+/// Most waiting messages one step of the driver feeds the core before taking its
+/// Ready: one Ready, and one fsync, for a whole burst, while a flood of messages
+/// cannot hold the core's lock for ever.
+const MAX_MESSAGES_PER_STEP: usize = 4096;
+
 /// What the application receives from [`PaxosNode`], in log order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -604,14 +609,15 @@ impl CoreLoop {
         }
     }
 
-    /// Feeds the core `first` and every message already waiting, and takes its Ready.
+    /// Feeds the core `first` and every message already waiting (at most
+    /// [`MAX_MESSAGES_PER_STEP`]), and takes its Ready.
     fn step(&mut self, first: Option<Envelope>) -> crate::core::Ready {
         let mut core = self.shared.core.lock().unwrap_or_else(|p| p.into_inner());
         core.on_durable(self.shared.durable.load(Ordering::SeqCst));
         if let Some(env) = first {
             core.handle(env);
             // Take everything already waiting: one Ready, one fsync for all.
-            for _ in 0..4096 {
+            for _ in 0..MAX_MESSAGES_PER_STEP {
                 match self.inbox.try_recv() {
                     Ok(env) => core.handle(env),
                     Err(_) => break,

@@ -34,6 +34,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// Most decisions the apply loop takes in one batch (one state lock, one wake of
+/// the waiters) before looking at its other events again.
+const MAX_DECISIONS_PER_BATCH: usize = 1024;
+
 /// A deterministic state machine replicated through the log.
 pub trait StateMachine: Send + 'static {
     /// The commands stored in the log.
@@ -338,7 +342,7 @@ async fn apply_loop<S: StateMachine>(
             }
         };
         let mut batch = vec![first];
-        while batch.len() < 1024 {
+        while batch.len() < MAX_DECISIONS_PER_BATCH {
             match decisions.try_recv() {
                 Ok(d) => batch.push(d),
                 Err(_) => break,
