@@ -183,7 +183,7 @@ fn history(rng: &mut Rng) -> Vec<Ev> {
         match rng.below(10) {
             0 => {
                 e.reply = Some(match e.reply.take().unwrap() {
-                    Ret::Counter(Some(n)) => Ret::Counter(Some(n + 1)),
+                    Ret::Counter(Some(n)) => Ret::Counter(Some(n.wrapping_add(1))),
                     Ret::Counter(None) => Ret::Counter(Some(0)),
                     Ret::Existed(b) => Ret::Existed(!b),
                     Ret::Value(None) => Ret::Value(Some("0".into())),
