@@ -556,6 +556,12 @@ pub fn expand_keys(
     found: &[String],
     keys: &BTreeSet<String>,
 ) -> Vec<(String, bool)> {
+    // A replica answers at most MAX_KEYS_PER_READ keys whatever the limit, and a
+    // limit of 0 takes no key: it observes nothing.
+    let limit = limit.min(diskv::op::MAX_KEYS_PER_READ);
+    if limit == 0 {
+        return Vec::new();
+    }
     let upto = match found.last() {
         Some(last) if found.len() >= limit as usize => std::ops::Bound::Included(last.as_str()),
         _ => std::ops::Bound::Unbounded,
