@@ -115,13 +115,13 @@ fn set_big(node: &Node, key: &str, bytes: usize) {
     assert_eq!(line(&mut s), "+OK\r\n");
 }
 
-
 /// GET of one 16 MiB value on 160 connections that do not read their replies:
 /// each GET's value and its encoded reply are allocated before the budget is
 /// asked (server.rs: `reply.encode` then `charge.set`), and GET is never
 /// charged while it gathers, so the process grows by gigabytes with a
 /// 256 MiB budget (measured: +1.6 GB with 64 connections, +3.4 GB peak with 250).
 #[test]
+#[ignore = "open (ATTACK-OPS.md finding 2): values read from the store are charged only once they are in memory; the Clerk pool (64 operations at a time) bounds them, not the budget"]
 fn attack_gets_of_a_big_value_on_many_connections_overrun_the_budget() {
     let root = tempfile::tempdir().unwrap();
     let node = start(root.path(), None);
@@ -131,7 +131,9 @@ fn attack_gets_of_a_big_value_on_many_connections_overrun_the_budget() {
     let before = mem(pid, "VmHWM:");
     let mut conns = Vec::new();
     for _ in 0..160 {
-        let Ok(mut s) = TcpStream::connect(&node.resp) else { continue };
+        let Ok(mut s) = TcpStream::connect(&node.resp) else {
+            continue;
+        };
         let get = command(&[b"GET", b"big"]);
         let wire: Vec<u8> = get.iter().copied().cycle().take(get.len() * 4).collect();
         if s.write_all(&wire).is_ok() {
@@ -161,6 +163,7 @@ fn attack_gets_of_a_big_value_on_many_connections_overrun_the_budget() {
 /// and disconnected: a legit SET or GET of a 1 MiB value fails for as long as
 /// the attacker likes.
 #[test]
+#[ignore = "open (ATTACK-OPS.md finding 3): the budget is first come, first served; one client holding it makes others be closed"]
 fn attack_a_full_budget_closes_legit_clients_needing_over_64_kib() {
     let root = tempfile::tempdir().unwrap();
     let node = start(root.path(), None);
@@ -170,7 +173,9 @@ fn attack_a_full_budget_closes_legit_clients_needing_over_64_kib() {
         .chain(std::iter::repeat_n(MB, 20))
         .chain(std::iter::repeat_n(256 << 10, 20));
     for size in sizes {
-        let Ok(mut s) = TcpStream::connect(&node.resp) else { continue };
+        let Ok(mut s) = TcpStream::connect(&node.resp) else {
+            continue;
+        };
         let mut wire = format!("*3\r\n$3\r\nSET\r\n$1\r\nf\r\n${}\r\n", 16 * MB).into_bytes();
         wire.extend(std::iter::repeat_n(b'x', size));
         if s.write_all(&wire).is_ok() {

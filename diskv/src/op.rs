@@ -173,6 +173,24 @@ pub enum Reply {
     Length(u64),
     /// Keys: the keys, sorted.
     Keys(Vec<String>),
+    /// Append or AppendLen refused, nothing changed: the value would have been
+    /// this many bytes, over [`MAX_VALUE_BYTES`]. ([`Op::check_size`] can only
+    /// check the piece sent; the sum is known where the op is applied.)
+    TooLarge(u64),
+}
+
+impl Reply {
+    /// [`Reply::TooLarge`] as the error a Clerk returns; any other reply as is.
+    pub fn into_result(self) -> Result<Reply, KvError> {
+        match self {
+            Reply::TooLarge(bytes) => Err(KvError::TooLarge {
+                what: "value".into(),
+                bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+                limit: MAX_VALUE_BYTES,
+            }),
+            other => Ok(other),
+        }
+    }
 }
 
 /// Why an [`Op::Incr`] changed nothing. The texts are Redis's own.

@@ -24,6 +24,15 @@ use tokio::sync::{mpsc, watch};
 /// checkpoint (key files and record), so a restart replays little.
 const CHECKPOINT_WHEN_IDLE: Duration = Duration::from_millis(300);
 
+/// A replica in the same process as a Clerk: its address and its service.
+#[derive(Clone)]
+pub struct Local {
+    /// The address the group's configuration names the replica by.
+    pub addr: String,
+    /// Its client service, the one its RPC listener serves.
+    pub service: KvService,
+}
+
 /// How a replica is started (the flags of `diskv server`).
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -52,6 +61,8 @@ pub struct KvServer {
     rsm: Rsm<KvState>,
     stop: watch::Sender<bool>,
     halted: Arc<AtomicBool>,
+    service: KvService,
+    addr: String,
 }
 
 impl KvServer {
@@ -92,9 +103,10 @@ impl KvServer {
             CHECKPOINT_WHEN_IDLE,
         );
         tracing::info!(gid = opts.gid, me = opts.me, addr = %opts.peers[opts.me], applied, "replica started");
+        let service = KvService::new(rsm.clone());
         serve_clients(
             hosted.clients,
-            KvService::new(rsm.clone()),
+            service.clone(),
             hosted.unreliable,
             stop_rx.clone(),
         );
@@ -111,7 +123,23 @@ impl KvServer {
             );
         }
         reconfig::spawn(rsm.clone(), opts.clone(), stop_rx);
-        Ok(KvServer { rsm, stop, halted })
+        Ok(KvServer {
+            rsm,
+            stop,
+            halted,
+            service,
+            addr: opts.peers[opts.me].clone(),
+        })
+    }
+
+    /// The replica's client service and the address its group's configuration
+    /// names it by: a Clerk in the same process calls it directly
+    /// ([`crate::Clerk::with_local`]) instead of over loopback RPC.
+    pub fn local(&self) -> Local {
+        Local {
+            addr: self.addr.clone(),
+            service: self.service.clone(),
+        }
     }
 
     /// The replicated state machine (for tests and metrics).

@@ -1,7 +1,7 @@
 //! One shard's data and duplicate table, and how operations change them.
 
 use crate::dedup::DupTable;
-use crate::op::{counter_of, CounterError, Op, Reply, MAX_KEYS_PER_READ};
+use crate::op::{counter_of, CounterError, Op, Reply, MAX_KEYS_PER_READ, MAX_VALUE_BYTES};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -59,6 +59,11 @@ impl Shard {
             Op::Put { key, value } => {
                 touched(key);
                 Reply::Existed(self.data.insert(key.clone(), value.clone()).is_some())
+            }
+            Op::Append { key, value } | Op::AppendLen { key, value }
+                if self.appended_len(key, value) > MAX_VALUE_BYTES =>
+            {
+                Reply::TooLarge(self.appended_len(key, value) as u64)
             }
             Op::Append { key, value } => {
                 touched(key);
@@ -122,6 +127,11 @@ impl Shard {
                 Reply::Length(v.len() as u64)
             }
         }
+    }
+
+    /// The length of `key`'s value once `value` is appended to it.
+    fn appended_len(&self, key: &str, value: &str) -> usize {
+        self.data.get(key).map_or(0, String::len) + value.len()
     }
 
     /// Up to `limit` (at most [`MAX_KEYS_PER_READ`]) keys from `start` (included),

@@ -71,7 +71,10 @@ fn attack_new_ops_touch_exactly_what_they_change() {
         value: v.into(),
         when,
     };
-    assert_eq!(run(&mut s, put_if("1", Presence::Present)), (Reply::Value(None), vec![]));
+    assert_eq!(
+        run(&mut s, put_if("1", Presence::Present)),
+        (Reply::Value(None), vec![])
+    );
     assert!(s.data.is_empty(), "XX on a missing key wrote");
     assert_eq!(
         run(&mut s, put_if("1", Presence::Absent)),
@@ -86,7 +89,10 @@ fn attack_new_ops_touch_exactly_what_they_change() {
         run(&mut s, Op::Take { key: "k".into() }),
         (Reply::Value(Some("1".into())), vec!["k".into()])
     );
-    assert_eq!(run(&mut s, Op::Take { key: "k".into() }), (Reply::Value(None), vec![]));
+    assert_eq!(
+        run(&mut s, Op::Take { key: "k".into() }),
+        (Reply::Value(None), vec![])
+    );
     assert!(s.data.is_empty());
     let (r, touched) = run(
         &mut s,
@@ -129,24 +135,60 @@ fn attack_old_postcard_records_decode_with_the_new_enums() {
     let olds = vec![
         (OldOp::Get { key: "a".into() }, Op::Get { key: "a".into() }),
         (
-            OldOp::Put { key: "a".into(), value: "b".into() },
-            Op::Put { key: "a".into(), value: "b".into() },
+            OldOp::Put {
+                key: "a".into(),
+                value: "b".into(),
+            },
+            Op::Put {
+                key: "a".into(),
+                value: "b".into(),
+            },
         ),
         (
-            OldOp::Append { key: "a".into(), value: "b".into() },
-            Op::Append { key: "a".into(), value: "b".into() },
+            OldOp::Append {
+                key: "a".into(),
+                value: "b".into(),
+            },
+            Op::Append {
+                key: "a".into(),
+                value: "b".into(),
+            },
         ),
         (
-            OldOp::Swap { key: "a".into(), value: "b".into() },
-            Op::Swap { key: "a".into(), value: "b".into() },
+            OldOp::Swap {
+                key: "a".into(),
+                value: "b".into(),
+            },
+            Op::Swap {
+                key: "a".into(),
+                value: "b".into(),
+            },
         ),
-        (OldOp::Delete { key: "a".into() }, Op::Delete { key: "a".into() }),
         (
-            OldOp::Scan { start: "a".into(), end: "z".into() },
-            Op::Scan { start: "a".into(), end: "z".into() },
+            OldOp::Delete { key: "a".into() },
+            Op::Delete { key: "a".into() },
+        ),
+        (
+            OldOp::Scan {
+                start: "a".into(),
+                end: "z".into(),
+            },
+            Op::Scan {
+                start: "a".into(),
+                end: "z".into(),
+            },
         ),
         (OldOp::Clear, Op::Clear),
-        (OldOp::Incr { key: "a".into(), by: -3 }, Op::Incr { key: "a".into(), by: -3 }),
+        (
+            OldOp::Incr {
+                key: "a".into(),
+                by: -3,
+            },
+            Op::Incr {
+                key: "a".into(),
+                by: -3,
+            },
+        ),
     ];
     for (old, new) in olds {
         let bytes = postcard::to_allocvec(&old).unwrap();
@@ -154,7 +196,10 @@ fn attack_old_postcard_records_decode_with_the_new_enums() {
         assert_eq!(postcard::to_allocvec(&new).unwrap(), bytes);
     }
     let replies = vec![
-        (OldReply::Value(Some("v".into())), Reply::Value(Some("v".into()))),
+        (
+            OldReply::Value(Some("v".into())),
+            Reply::Value(Some("v".into())),
+        ),
         (OldReply::Value(None), Reply::Value(None)),
         (OldReply::Existed(true), Reply::Existed(true)),
         (
@@ -176,23 +221,34 @@ fn attack_old_postcard_records_decode_with_the_new_enums() {
     // New variants are unknown to old decoders (an old replica refuses them
     // instead of misreading them).
     for new in [
-        Op::PutIf { key: "a".into(), value: "b".into(), when: Presence::Absent },
+        Op::PutIf {
+            key: "a".into(),
+            value: "b".into(),
+            when: Presence::Absent,
+        },
         Op::Take { key: "a".into() },
-        Op::AppendLen { key: "a".into(), value: "b".into() },
-        Op::Keys { start: "a".into(), limit: 3 },
+        Op::AppendLen {
+            key: "a".into(),
+            value: "b".into(),
+        },
+        Op::Keys {
+            start: "a".into(),
+            limit: 3,
+        },
     ] {
         let bytes = postcard::to_allocvec(&new).unwrap();
         assert!(postcard::from_bytes::<OldOp>(&bytes).is_err(), "{new:?}");
     }
 }
 
-/// A value grown by APPEND past the log's command limit (32 MiB,
-/// paxos MAX_COMMAND_BYTES) makes its shard impossible to move: the new owner's
-/// InstallShard carries the whole shard in one log command, the proposal is
-/// refused (CommandTooLarge) and retried forever, and the shard stays
-/// "Pulling": every operation on it answers ShardMoving for good. (Takes
-/// about 70 s, hence `#[ignore]`; run with `--ignored`.)
-#[ignore]
+/// A shard holding more than the log's command limit (32 MiB, paxos
+/// MAX_COMMAND_BYTES) cannot move: the new owner's InstallShard carries the
+/// whole shard in one log command, the proposal is refused (CommandTooLarge)
+/// and retried forever, and the shard stays "Pulling": every operation on it
+/// answers ShardMoving for good. The attack built such a shard with APPENDs
+/// growing one value to 36 MiB, which is refused now (values stay within 16
+/// MiB); three 12 MiB values in one shard still do it. (Takes about 70 s.)
+#[ignore = "open (ATTACK-OPS.md finding 1, second half): shards are installed in one log command; moving them in chunks is not done"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_appended_value_past_the_command_limit_wedges_shard_migration() {
     common::init_logs();
@@ -200,17 +256,22 @@ async fn attack_appended_value_past_the_command_limit_wedges_shard_migration() {
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let _g1 = Group::start(dir.path(), 1, 1, &maddrs, true).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
-    // 3 appends of 12 MiB: one 36 MiB value, each request within every limit.
+    // Three values of 12 MiB in one shard: 36 MiB, each request within every limit.
+    let shard = shardmaster::shard_of(b"big", 10);
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("big{i}"))
+        .filter(|k| shardmaster::shard_of(k.as_bytes(), 10) == shard)
+        .take(3)
+        .collect();
     let piece = "y".repeat(12 << 20);
-    for _ in 0..3 {
-        ck.execute(Op::AppendLen {
-            key: "big".into(),
+    for key in &keys {
+        ck.execute(Op::Put {
+            key: key.clone(),
             value: piece.clone(),
         })
         .await
-        .expect("append");
+        .expect("put");
     }
-    let shard = shardmaster::shard_of(b"big", 10);
     let _g2 = Group::start(dir.path(), 2, 1, &maddrs, true).await;
     let admin = MasterClerk::new(maddrs.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -221,14 +282,19 @@ async fn attack_appended_value_past_the_command_limit_wedges_shard_migration() {
     // group 2 time to pull the shard.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
-    let got = tokio::time::timeout(Duration::from_secs(60), ck.execute(Op::Get { key: "big".into() }))
-        .await;
+    let got = tokio::time::timeout(
+        Duration::from_secs(60),
+        ck.execute(Op::Get {
+            key: keys[0].clone(),
+        }),
+    )
+    .await;
     match got {
-        Ok(Ok(Reply::Value(Some(v)))) => assert_eq!(v.len(), 36 << 20),
+        Ok(Ok(Reply::Value(Some(v)))) => assert_eq!(v.len(), 12 << 20),
         Ok(other) => panic!("unexpected {other:?}"),
         Err(_) => panic!(
-            "the shard holding a 36 MiB value (built by 3 APPENDs of 12 MiB) never reached its new \
-             owner: Get of it did not finish within 60 s of the move"
+            "the shard holding 36 MiB (three values of 12 MiB) never reached its new owner: a Get \
+             of it did not finish within 60 s of the move"
         ),
     }
 }

@@ -315,5 +315,9 @@ fn ret_of(reply: Reply) -> Ret {
         Reply::Counter(sum) => Ret::Counter(sum.ok()),
         Reply::Length(n) => Ret::Length(n),
         Reply::Keys(k) => Ret::Keys(k),
+        // The simulator's values are far below the limit: an Append refused as
+        // too large would be a bug, and a reply of the wrong kind (Clear's) makes
+        // the checker say so.
+        Reply::TooLarge(_) => Ret::Done,
     }
 }

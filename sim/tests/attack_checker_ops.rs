@@ -43,7 +43,11 @@ fn apply(state: &State, op: &Op) -> (Ret, State) {
         Op::Delete { .. } => (Ret::Existed(s.is_some()), None),
         Op::PutIf { value, absent, .. } => {
             let writes = if *absent { s.is_none() } else { s.is_some() };
-            let next = if writes { Some(value.clone()) } else { s.clone() };
+            let next = if writes {
+                Some(value.clone())
+            } else {
+                s.clone()
+            };
             (Ret::Value(s), next)
         }
         Op::Take { .. } => (Ret::Value(s), None),
@@ -115,7 +119,11 @@ fn random_op(rng: &mut Rng, with_keys: bool, zero: bool) -> Op {
         8 | 9 => Op::append_len("k", v()[rng.below(4) as usize]),
         _ => Op::keys(
             ["", "k", "l"][rng.below(3) as usize],
-            if zero { rng.below(3) as u32 } else { 1 + rng.below(2) as u32 },
+            if zero {
+                rng.below(3) as u32
+            } else {
+                1 + rng.below(2) as u32
+            },
         ),
     }
 }
@@ -234,7 +242,12 @@ fn attack_checker_agrees_with_brute_force_with_keys_limit_zero() {
 /// The model's `step` agrees with the store's semantics on every op and state.
 #[test]
 fn attack_model_step_matches_the_store() {
-    for state in [None, Some(String::new()), Some("a".to_string()), Some("ab".into())] {
+    for state in [
+        None,
+        Some(String::new()),
+        Some("a".to_string()),
+        Some("ab".into()),
+    ] {
         for op in [
             Op::put_if("k", "b", true),
             Op::put_if("k", "b", false),
@@ -244,9 +257,10 @@ fn attack_model_step_matches_the_store() {
         ] {
             let (ret, next) = apply(&state, &op);
             let (kop, kret) = match (&op, &ret) {
-                (Op::PutIf { value, absent, .. }, Ret::Value(v)) => {
-                    (KeyOp::PutIf(value.clone(), *absent), KeyRet::Value(v.clone()))
-                }
+                (Op::PutIf { value, absent, .. }, Ret::Value(v)) => (
+                    KeyOp::PutIf(value.clone(), *absent),
+                    KeyRet::Value(v.clone()),
+                ),
                 (Op::Take { .. }, Ret::Value(v)) => (KeyOp::Take, KeyRet::Value(v.clone())),
                 (Op::AppendLen { value, .. }, Ret::Length(n)) => {
                     (KeyOp::AppendLen(value.clone()), KeyRet::Length(*n))
@@ -278,7 +292,10 @@ fn apply_map(m: &Map, op: &Op) -> (Ret, Map) {
         | Op::AppendLen { key, .. } => key.clone(),
         Op::Keys { start, limit } => {
             let found: Vec<String> = m
-                .range::<str, _>((std::ops::Bound::Included(start.as_str()), std::ops::Bound::Unbounded))
+                .range::<str, _>((
+                    std::ops::Bound::Included(start.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
                 .take(*limit as usize)
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -342,15 +359,28 @@ fn attack_checker_accepts_every_atomic_history_with_keys_pages() {
                 3 => Op::put_if(key, v, rng.below(2) == 0),
                 4 => Op::take(key),
                 5 => Op::append_len(key, v),
-                _ => Op::keys(["", "a", "b", "bb", "c"][rng.below(5) as usize], 1 + rng.below(3) as u32),
+                _ => Op::keys(
+                    ["", "a", "b", "bb", "c"][rng.below(5) as usize],
+                    1 + rng.below(3) as u32,
+                ),
             };
             let call = rng.below(12);
-            evs.push(Ev { op, call, ret: Some(call + 1 + rng.below(6)), reply: None });
+            evs.push(Ev {
+                op,
+                call,
+                ret: Some(call + 1 + rng.below(6)),
+                reply: None,
+            });
         }
         let mut points: Vec<(u64, usize)> = evs
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.call * 10 + 1 + rng.below((e.ret.unwrap() - e.call) * 10 - 1), i))
+            .map(|(i, e)| {
+                (
+                    e.call * 10 + 1 + rng.below((e.ret.unwrap() - e.call) * 10 - 1),
+                    i,
+                )
+            })
             .collect();
         points.sort();
         let mut m = Map::new();
@@ -368,7 +398,10 @@ fn attack_checker_accepts_every_atomic_history_with_keys_pages() {
         let h = History::new();
         for e in &evs {
             let outcome = match (&e.ret, &e.reply) {
-                (Some(at), Some(r)) => Outcome::Returned { at: *at, ret: r.clone() },
+                (Some(at), Some(r)) => Outcome::Returned {
+                    at: *at,
+                    ret: r.clone(),
+                },
                 _ => Outcome::TimedOut,
             };
             h.record(0, e.op.clone(), e.call, outcome);
@@ -383,7 +416,15 @@ fn attack_checker_accepts_every_atomic_history_with_keys_pages() {
 }
 
 fn done(h: &History, call: u64, ret: u64, op: Op, reply: Ret) {
-    h.record(0, op, call, Outcome::Returned { at: ret, ret: reply });
+    h.record(
+        0,
+        op,
+        call,
+        Outcome::Returned {
+            at: ret,
+            ret: reply,
+        },
+    );
 }
 
 /// Crafted: Put(a) completes, then Keys("", 0) answers [] as the store does
@@ -406,7 +447,13 @@ fn attack_keys_limit_over_max_keys_per_read_is_read_as_absence() {
     let h = History::new();
     let keys: Vec<String> = (0..10_001).map(|i| format!("k{i:05}")).collect();
     for (i, k) in keys.iter().enumerate() {
-        done(&h, 2 * i as u64, 2 * i as u64 + 1, Op::put(k.clone(), "v"), Ret::Existed(false));
+        done(
+            &h,
+            2 * i as u64,
+            2 * i as u64 + 1,
+            Op::put(k.clone(), "v"),
+            Ret::Existed(false),
+        );
     }
     let t = 2 * keys.len() as u64;
     let page = keys[..diskv::op::MAX_KEYS_PER_READ as usize].to_vec();

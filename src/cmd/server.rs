@@ -151,7 +151,12 @@ async fn resp_front(
 ) -> anyhow::Result<Option<diskv::resp::Running>> {
     let listener = super::bind_resp(Some(addr)).await?;
     let pool = pool.unwrap_or_else(|| {
-        diskv::http::pool::ClerkPool::new(masters, diskv::http::FrontOptions::default().pool_size)
+        let pool = diskv::http::pool::ClerkPool::new(
+            masters,
+            diskv::http::FrontOptions::default().pool_size,
+        );
+        pool.set_local(server.local());
+        pool
     });
     super::spawn_resp(listener, &pool, Some(server))
 }

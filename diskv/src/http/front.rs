@@ -67,8 +67,10 @@ impl Front {
         }
     }
 
-    /// Also reports the metrics of `server`, a replica running in this process.
+    /// Also reports the metrics of `server`, a replica running in this process,
+    /// and has the pool's Clerks call it directly ([`ClerkPool::set_local`]).
     pub fn with_local(mut self, server: Arc<KvServer>) -> Front {
+        self.pool.set_local(server.local());
         self.local = Some(server);
         self
     }

@@ -9,8 +9,9 @@
 
 use crate::clerk::Clerk;
 use crate::op::{KvError, Op, Reply};
+use crate::server::Local;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -41,6 +42,7 @@ pub enum PoolError {
 /// A bounded, lazily filled pool of Clerks for one cluster.
 pub struct ClerkPool {
     masters: Vec<String>,
+    local: OnceLock<Local>,
     idle: Mutex<Vec<Clerk>>,
     slots: Arc<Semaphore>,
     made: AtomicUsize,
@@ -54,11 +56,20 @@ impl ClerkPool {
         let size = size.max(1);
         Arc::new(ClerkPool {
             masters,
+            local: OnceLock::new(),
             idle: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(size)),
             made: AtomicUsize::new(0),
             size,
         })
+    }
+
+    /// Makes every Clerk of the pool call `local`, a replica in this process,
+    /// directly ([`Clerk::with_local`]). Set once, before the first operation.
+    pub fn set_local(&self, local: Local) {
+        if self.local.set(local).is_err() {
+            tracing::warn!("the Clerk pool's local replica was already set");
+        }
     }
 
     /// How many Clerks the pool may hold.
@@ -132,7 +143,10 @@ impl ClerkPool {
             Some(c) => c,
             None => {
                 self.made.fetch_add(1, Ordering::Relaxed);
-                let clerk = Clerk::new(self.masters.clone()).await;
+                let mut clerk = Clerk::new(self.masters.clone()).await;
+                if let Some(local) = self.local.get() {
+                    clerk = clerk.with_local(local.clone());
+                }
                 tracing::debug!(client = clerk.id(), "new clerk in the HTTP pool");
                 clerk
             }
