@@ -444,3 +444,48 @@ fn carry_out(
         }
     }
 }
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+    use crate::storage::MemDisk;
+    use crate::{Envelope, NodeOptions, Transport};
+
+    /// Loses every message: the replica never hears a majority.
+    struct Void;
+    impl Transport for Void {
+        fn send(&self, _: Envelope) {}
+    }
+
+    struct Nop;
+    impl StateMachine for Nop {
+        type Command = u64;
+        type Output = u64;
+        fn apply(&mut self, _: Slot, cmd: u64) -> u64 {
+            cmd
+        }
+    }
+
+    /// Attack on the local path (diskv's front door calls `KvService::execute_request`
+    /// directly and drops it at the pool's deadline): a caller that drops
+    /// `Rsm::execute` while it waits for the decision leaves its waiter in
+    /// `Inner::waiters` for good when the command is never applied (lost in a
+    /// leader change, or a replica cut off from its majority).
+    #[tokio::test]
+    async fn attack_local_dropping_execute_leaves_no_waiter() {
+        let disk = MemDisk::default();
+        let (node, decisions) =
+            PaxosNode::start(NodeOptions::new(0, 3), Box::new(disk.open()), Arc::new(Void))
+                .expect("start");
+        let rsm = Rsm::start(0, node, decisions, Nop, 0, Duration::from_millis(200));
+        for cmd in 0..10 {
+            let call = rsm.execute(cmd, Duration::from_secs(10));
+            assert!(tokio::time::timeout(Duration::from_millis(20), call)
+                .await
+                .is_err());
+        }
+        let left = lock(&rsm.inner.waiters).len();
+        rsm.node().stop();
+        assert_eq!(left, 0, "{left} waiters left behind by dropped calls");
+    }
+}
