@@ -222,12 +222,13 @@ impl<S: StateMachine> Rsm<S> {
             .map_err(|e| PaxosError::Config(format!("cannot encode command: {e}")))?;
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.waiters).insert(id, tx);
-        if let Err(e) = self.node.propose(bytes) {
-            lock(&self.inner.waiters).remove(&id);
-            return Err(e.into());
-        }
+        // Removes the waiter however this call ends, dropped (cancelled) included.
+        let _waiter = Waiter {
+            inner: &self.inner,
+            id,
+        };
+        self.node.propose(bytes)?;
         let result = tokio::time::timeout(timeout, rx).await;
-        lock(&self.inner.waiters).remove(&id);
         match result {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(_)) => Err(PaxosError::Stopped.into()),
@@ -285,6 +286,18 @@ impl<S: StateMachine> Rsm<S> {
     /// snapshot or local bookkeeping that does not change replicated state).
     pub fn with_state_mut<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
         f(lock(&self.inner.applier).state_mut())
+    }
+}
+
+/// A call's entry in [`Inner::waiters`], removed when the call ends or is dropped.
+struct Waiter<'a, S: StateMachine> {
+    inner: &'a Inner<S>,
+    id: u64,
+}
+
+impl<S: StateMachine> Drop for Waiter<'_, S> {
+    fn drop(&mut self) {
+        lock(&self.inner.waiters).remove(&self.id);
     }
 }
 
