@@ -10,7 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn opts(dir: &Path, masters: &[String], addr: &str, restart: bool, unreliable: bool) -> ServerOptions {
+fn opts(
+    dir: &Path,
+    masters: &[String],
+    addr: &str,
+    restart: bool,
+    unreliable: bool,
+) -> ServerOptions {
     ServerOptions {
         gid: 1,
         masters: masters.to_vec(),
@@ -43,10 +49,14 @@ async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliabl
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let (mut ls, addrs) = common::listeners(1).await;
-    let server = KvServer::start(ls.remove(0), opts(dir.path(), &maddrs, &addrs[0], false, true))
-        .await
-        .expect("kv replica");
-    let front = Arc::new(Front::new(maddrs.clone(), FrontOptions::default()).with_local(Arc::new(server)));
+    let server = KvServer::start(
+        ls.remove(0),
+        opts(dir.path(), &maddrs, &addrs[0], false, true),
+    )
+    .await
+    .expect("kv replica");
+    let front =
+        Arc::new(Front::new(maddrs.clone(), FrontOptions::default()).with_local(Arc::new(server)));
     within(60, "the front door to be ready", front.wait_ready()).await;
 
     let t0 = Instant::now();
@@ -78,9 +88,12 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let (mut ls, addrs) = common::listeners(1).await;
     let first = Arc::new(
-        KvServer::start(ls.remove(0), opts(dir.path(), &maddrs, &addrs[0], false, false))
-            .await
-            .expect("kv replica"),
+        KvServer::start(
+            ls.remove(0),
+            opts(dir.path(), &maddrs, &addrs[0], false, false),
+        )
+        .await
+        .expect("kv replica"),
     );
     let opts_short = FrontOptions {
         op_timeout: Duration::from_secs(10),
@@ -88,7 +101,10 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
     };
     let front = Arc::new(Front::new(maddrs.clone(), opts_short).with_local(first.clone()));
     within(60, "the front door to be ready", front.wait_ready()).await;
-    front.execute(put("a".into())).await.expect("put before the restart");
+    front
+        .execute(put("a".into()))
+        .await
+        .expect("put before the restart");
 
     // Stop the replica and start it again on the same address, same directory.
     first.shutdown();
@@ -100,7 +116,9 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
 
     // A plain Clerk (over RPC) is served by the restarted replica.
     let mut rpc = diskv::Clerk::new(maddrs.clone()).await;
-    within(30, "a Get over RPC", rpc.get("a")).await.expect("get over RPC");
+    within(30, "a Get over RPC", rpc.get("a"))
+        .await
+        .expect("get over RPC");
 
     // The front door's pooled Clerks should be too.
     let got = front.execute(Op::Get { key: "a".into() }).await;

@@ -487,9 +487,12 @@ mod cancel_tests {
     #[tokio::test]
     async fn attack_local_dropping_execute_leaves_no_waiter() {
         let disk = MemDisk::default();
-        let (node, decisions) =
-            PaxosNode::start(NodeOptions::new(0, 3), Box::new(disk.open()), Arc::new(Void))
-                .expect("start");
+        let (node, decisions) = PaxosNode::start(
+            NodeOptions::new(0, 3),
+            Box::new(disk.open()),
+            Arc::new(Void),
+        )
+        .expect("start");
         let rsm = Rsm::start(0, node, decisions, Nop, 0, Duration::from_millis(200));
         for cmd in 0..10 {
             let call = rsm.execute(cmd, Duration::from_secs(10));
