@@ -9,6 +9,7 @@
 use crate::conn::{deadline, Connections};
 use crate::op::{ClientId, KvError, Op, Reply, Request, MAX_KEYS_PER_READ};
 use crate::server::Local;
+use paxos::transport::Fate;
 use rand::Rng;
 use shardmaster::{shard_of, Clerk as MasterClerk, Config, Gid, NO_GROUP};
 use std::collections::HashMap;
@@ -67,13 +68,31 @@ impl Clerk {
 
     /// One attempt of `req` at the replica at `addr`.
     async fn attempt(&self, addr: &str, req: &Request) -> Attempt {
-        if let Some(local) = self.local.as_ref().filter(|l| l.addr == addr) {
+        // A stopped replica is not called: another one may listen on its address
+        // by now (restarted in this process), and RPC reaches that one.
+        let local = self
+            .local
+            .as_ref()
+            .filter(|l| l.addr == addr && !l.service.is_stopped());
+        if let Some(local) = local {
+            // The listener's --unreliable policy applies to a direct call too: a
+            // dropped request or a discarded reply is an answer lost at the
+            // attempt's deadline, as over RPC.
+            let fate = local.unreliable.on_request();
+            let lost_at = tokio::time::Instant::now() + ATTEMPT;
+            if fate == Fate::Drop {
+                tokio::time::sleep_until(lost_at).await;
+                return Attempt::Lost("request dropped (--unreliable)".into());
+            }
             let call = local.service.execute_request(req.clone());
-            return Attempt::Answered(
-                tokio::time::timeout(ATTEMPT, call)
-                    .await
-                    .unwrap_or(Err(KvError::Timeout)),
-            );
+            let answer = tokio::time::timeout(ATTEMPT, call)
+                .await
+                .unwrap_or(Err(KvError::Timeout));
+            if fate == Fate::DiscardReply {
+                tokio::time::sleep_until(lost_at).await;
+                return Attempt::Lost("reply discarded (--unreliable)".into());
+            }
+            return Attempt::Answered(answer);
         }
         let Ok(client) = self.conns.get(addr).await else {
             return Attempt::NotSent;

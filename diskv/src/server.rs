@@ -31,6 +31,9 @@ pub struct Local {
     pub addr: String,
     /// Its client service, the one its RPC listener serves.
     pub service: KvService,
+    /// The listener's `--unreliable` policy: a direct call meets it too
+    /// (docs/REFERENCE.md: "for client and replica traffic alike").
+    pub unreliable: Arc<Unreliable>,
 }
 
 /// How a replica is started (the flags of `diskv server`).
@@ -63,6 +66,7 @@ pub struct KvServer {
     halted: Arc<AtomicBool>,
     service: KvService,
     addr: String,
+    unreliable: Arc<Unreliable>,
 }
 
 impl KvServer {
@@ -104,6 +108,7 @@ impl KvServer {
         );
         tracing::info!(gid = opts.gid, me = opts.me, addr = %opts.peers[opts.me], applied, "replica started");
         let service = KvService::new(rsm.clone());
+        let unreliable = hosted.unreliable.clone();
         serve_clients(
             hosted.clients,
             service.clone(),
@@ -129,6 +134,7 @@ impl KvServer {
             halted,
             service,
             addr: opts.peers[opts.me].clone(),
+            unreliable,
         })
     }
 
@@ -139,6 +145,7 @@ impl KvServer {
         Local {
             addr: self.addr.clone(),
             service: self.service.clone(),
+            unreliable: self.unreliable.clone(),
         }
     }
 

@@ -57,6 +57,12 @@ impl KvService {
         }
     }
 
+    /// True once the replica was stopped ([`crate::KvServer::shutdown`]): it answers
+    /// nothing more, and another replica may listen on its address by now.
+    pub fn is_stopped(&self) -> bool {
+        self.rsm.node().is_stopped()
+    }
+
     /// Refuses requests this replica should not take: followers redirect to the
     /// leader (a write would be forwarded anyway; a read must not be served here).
     fn check_leader(&self) -> Result<(), KvError> {

@@ -404,6 +404,11 @@ impl PaxosNode {
         self.shared.peers
     }
 
+    /// True once [`PaxosNode::stop`] was called (a failed replica is not stopped).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopping.load(Ordering::SeqCst)
+    }
+
     /// Stops the replica's loops. Work already handed to the persister is finished.
     pub fn stop(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);

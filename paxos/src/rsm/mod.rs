@@ -222,12 +222,13 @@ impl<S: StateMachine> Rsm<S> {
             .map_err(|e| PaxosError::Config(format!("cannot encode command: {e}")))?;
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.waiters).insert(id, tx);
-        if let Err(e) = self.node.propose(bytes) {
-            lock(&self.inner.waiters).remove(&id);
-            return Err(e.into());
-        }
+        // Removes the waiter however this call ends, dropped (cancelled) included.
+        let _waiter = Waiter {
+            inner: &self.inner,
+            id,
+        };
+        self.node.propose(bytes)?;
         let result = tokio::time::timeout(timeout, rx).await;
-        lock(&self.inner.waiters).remove(&id);
         match result {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(_)) => Err(PaxosError::Stopped.into()),
@@ -285,6 +286,18 @@ impl<S: StateMachine> Rsm<S> {
     /// snapshot or local bookkeeping that does not change replicated state).
     pub fn with_state_mut<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
         f(lock(&self.inner.applier).state_mut())
+    }
+}
+
+/// A call's entry in [`Inner::waiters`], removed when the call ends or is dropped.
+struct Waiter<'a, S: StateMachine> {
+    inner: &'a Inner<S>,
+    id: u64,
+}
+
+impl<S: StateMachine> Drop for Waiter<'_, S> {
+    fn drop(&mut self) {
+        lock(&self.inner.waiters).remove(&self.id);
     }
 }
 
@@ -442,5 +455,53 @@ fn carry_out(
         CheckpointStep::Failed(e) => {
             tracing::error!(error = %e, "checkpoint failed; the log keeps everything until one succeeds")
         }
+    }
+}
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+    use crate::storage::MemDisk;
+    use crate::{Envelope, NodeOptions, Transport};
+
+    /// Loses every message: the replica never hears a majority.
+    struct Void;
+    impl Transport for Void {
+        fn send(&self, _: Envelope) {}
+    }
+
+    struct Nop;
+    impl StateMachine for Nop {
+        type Command = u64;
+        type Output = u64;
+        fn apply(&mut self, _: Slot, cmd: u64) -> u64 {
+            cmd
+        }
+    }
+
+    /// Attack on the local path (diskv's front door calls `KvService::execute_request`
+    /// directly and drops it at the pool's deadline): a caller that drops
+    /// `Rsm::execute` while it waits for the decision leaves its waiter in
+    /// `Inner::waiters` for good when the command is never applied (lost in a
+    /// leader change, or a replica cut off from its majority).
+    #[tokio::test]
+    async fn attack_local_dropping_execute_leaves_no_waiter() {
+        let disk = MemDisk::default();
+        let (node, decisions) = PaxosNode::start(
+            NodeOptions::new(0, 3),
+            Box::new(disk.open()),
+            Arc::new(Void),
+        )
+        .expect("start");
+        let rsm = Rsm::start(0, node, decisions, Nop, 0, Duration::from_millis(200));
+        for cmd in 0..10 {
+            let call = rsm.execute(cmd, Duration::from_secs(10));
+            assert!(tokio::time::timeout(Duration::from_millis(20), call)
+                .await
+                .is_err());
+        }
+        let left = lock(&rsm.inner.waiters).len();
+        rsm.node().stop();
+        assert_eq!(left, 0, "{left} waiters left behind by dropped calls");
     }
 }
