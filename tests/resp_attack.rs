@@ -1,6 +1,6 @@
 //! Attack on the RESP front door (review branch attack-resp): process tests that
 //! show memory, descriptor and scan limits a hostile or merely large workload
-//! breaks. Each test names its finding; see ATTACK-RESP.md.
+//! breaks. Each test names its finding; see docs/attacks/resp-door.md.
 
 mod support;
 

@@ -121,7 +121,7 @@ fn set_big(node: &Node, key: &str, bytes: usize) {
 /// charged while it gathers, so the process grows by gigabytes with a
 /// 256 MiB budget (measured: +1.6 GB with 64 connections, +3.4 GB peak with 250).
 #[test]
-#[ignore = "open (ATTACK-OPS.md finding 2): values read from the store are charged only once they are in memory; the Clerk pool (64 operations at a time) bounds them, not the budget"]
+#[ignore = "open (docs/attacks/new-ops.md finding 2): values read from the store are charged only once they are in memory; the Clerk pool (64 operations at a time) bounds them, not the budget"]
 fn attack_gets_of_a_big_value_on_many_connections_overrun_the_budget() {
     let root = tempfile::tempdir().unwrap();
     let node = start(root.path(), None);
@@ -163,7 +163,7 @@ fn attack_gets_of_a_big_value_on_many_connections_overrun_the_budget() {
 /// and disconnected: a legit SET or GET of a 1 MiB value fails for as long as
 /// the attacker likes.
 #[test]
-#[ignore = "open (ATTACK-OPS.md finding 3): the budget is first come, first served; one client holding it makes others be closed"]
+#[ignore = "open (docs/attacks/new-ops.md finding 3): the budget is first come, first served; one client holding it makes others be closed"]
 fn attack_a_full_budget_closes_legit_clients_needing_over_64_kib() {
     let root = tempfile::tempdir().unwrap();
     let node = start(root.path(), None);

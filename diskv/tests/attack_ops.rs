@@ -248,7 +248,7 @@ fn attack_old_postcard_records_decode_with_the_new_enums() {
 /// answers ShardMoving for good. The attack built such a shard with APPENDs
 /// growing one value to 36 MiB, which is refused now (values stay within 16
 /// MiB); three 12 MiB values in one shard still do it. (Takes about 70 s.)
-#[ignore = "open (ATTACK-OPS.md finding 1, second half): shards are installed in one log command; moving them in chunks is not done"]
+#[ignore = "open (docs/attacks/new-ops.md finding 1, second half): shards are installed in one log command; moving them in chunks is not done"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_appended_value_past_the_command_limit_wedges_shard_migration() {
     common::init_logs();
