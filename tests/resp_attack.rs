@@ -1,118 +1,15 @@
-//! Attack on the RESP front door (review branch attack-resp): process tests that
-//! show memory, descriptor and scan limits a hostile or merely large workload
-//! breaks. Each test names its finding; see docs/attacks/resp-door.md.
+//! Attacks on the RESP front door (review branches attack-resp and attack-ops):
+//! process tests of the memory, descriptor and scan limits a hostile or merely
+//! large workload could break. Each test names its finding; see
+//! docs/attacks/resp-door.md and docs/attacks/new-ops.md. The two findings
+//! still open are ignored with their reason.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
-use support::http::START_LIMIT;
-use support::process::{diskv_bin, reserve_addrs, wait_for, Process};
-
-const CALL: Duration = Duration::from_secs(30);
-const MB: usize = 1 << 20;
-
-struct Node {
-    proc: Process,
-    http: String,
-    resp: String,
-}
-
-fn start(root: &Path, nofile: Option<u64>) -> Node {
-    let addrs = reserve_addrs(2);
-    let (http, resp) = (addrs[0].clone(), addrs[1].clone());
-    let data = root.join("data").display().to_string();
-    let args = [
-        "serve".to_string(),
-        "--listen".into(),
-        http.clone(),
-        "--resp".into(),
-        resp.clone(),
-        "--data-dir".into(),
-        data,
-    ];
-    let mut p = Process::spawn_with("serve", &root.join("logs"), diskv_bin(), args, |c| {
-        if let Some(n) = nofile {
-            // SAFETY: setrlimit is async-signal-safe and touches only the child.
-            unsafe {
-                c.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: n,
-                        rlim_max: n,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-    });
-    let line = format!("Redis protocol listening on {resp}");
-    wait_for(START_LIMIT, "diskv serve --resp ready", || {
-        assert!(p.is_running(), "diskv serve exited:\n{}", p.stderr_tail(30));
-        p.stdout().lines().any(|l| l == line).then_some(())
-    });
-    Node {
-        proc: p,
-        http,
-        resp,
-    }
-}
-
-/// `VmRSS` or `VmHWM` of `pid` in bytes.
-fn mem(pid: u32, field: &str) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap()
-        * 1024
-}
-
-fn raw(node: &Node) -> TcpStream {
-    let s = TcpStream::connect(&node.resp).unwrap();
-    s.set_read_timeout(Some(CALL)).unwrap();
-    s.set_write_timeout(Some(CALL)).unwrap();
-    s
-}
-
-fn command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Reads one reply line (enough for `+OK`, `:n`, `-ERR ...`).
-fn line(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let mut b = [0u8; 1];
-    while !out.ends_with(b"\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => out.push(b[0]),
-            Ok(_) => break,
-            Err(e) => return format!("<read failed: {e}>"),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn set_big(node: &Node, key: &str, bytes: usize) {
-    let mut s = raw(node);
-    let value = vec![b'v'; bytes];
-    s.write_all(&command(&[b"SET", key.as_bytes(), &value]))
-        .unwrap();
-    assert_eq!(line(&mut s), "+OK\r\n");
-}
+use support::resp::{command, line, mem, RespNode, CALL, MB};
 
 /// Found by the attack (fixed since; the test now guards it): MGET builds its whole reply in memory (and then a second, encoded
 /// copy), with no bound but the 1,048,576-argument limit. A 2 KB request naming
@@ -122,11 +19,11 @@ fn set_big(node: &Node, key: &str, bytes: usize) {
 #[test]
 fn attack_mget_of_one_big_value_many_times_is_unbounded() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), None);
-    set_big(&node, "big", 16 * MB);
+    let node = RespNode::start(root.path());
+    node.set_big("big", 16 * MB);
     let pid = node.proc.pid();
     let before = mem(pid, "VmRSS:");
-    let mut s = raw(&node);
+    let mut s = node.raw();
     let mut args: Vec<&[u8]> = vec![b"MGET"];
     args.extend(std::iter::repeat_n(&b"big"[..], 64));
     s.write_all(&command(&args)).unwrap();
@@ -155,13 +52,13 @@ fn attack_mget_of_one_big_value_many_times_is_unbounded() {
 #[test]
 fn attack_unfinished_commands_have_no_process_wide_budget() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), None);
+    let node = RespNode::start(root.path());
     let pid = node.proc.pid();
     let before = mem(pid, "VmRSS:");
     let bulk = vec![b'x'; 16 * MB];
     let mut held = Vec::new();
     for _ in 0..24 {
-        let mut s = raw(&node);
+        let mut s = node.raw();
         // *10: SET plus three 16 MiB bulks and one 15 MiB: 63 MiB, under the
         // 64 MiB command limit; the other 5 elements never come.
         let mut wire = b"*10\r\n$3\r\nSET\r\n".to_vec();
@@ -203,16 +100,16 @@ fn attack_unfinished_commands_have_no_process_wide_budget() {
 #[test]
 fn attack_scan_count_1_fails_once_a_shard_outgrows_the_rpc_frame() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), None);
+    let node = RespNode::start(root.path());
     let keys: Vec<String> = (0..)
         .map(|i| format!("big:{i}"))
         .filter(|k| shardmaster::shard_of(k.as_bytes(), 10) == 0)
         .take(18)
         .collect();
     for k in &keys {
-        set_big(&node, k, 16 * MB);
+        node.set_big(k, 16 * MB);
     }
-    let mut s = raw(&node);
+    let mut s = node.raw();
     let started = Instant::now();
     s.write_all(&command(&[b"SCAN", b"0", b"COUNT", b"1"]))
         .unwrap();
@@ -236,8 +133,8 @@ fn attack_scan_count_1_fails_once_a_shard_outgrows_the_rpc_frame() {
 #[test]
 fn attack_idle_connections_exhaust_descriptors_before_the_limit() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), Some(256));
-    let mut first = raw(&node);
+    let node = RespNode::start_with_nofile(root.path(), Some(256));
+    let mut first = node.raw();
     first.write_all(&command(&[b"SET", b"k", b"v"])).unwrap();
     assert_eq!(line(&mut first), "+OK\r\n");
     let mut flood = Vec::new();
@@ -274,8 +171,8 @@ fn attack_idle_connections_exhaust_descriptors_before_the_limit() {
 #[test]
 fn attack_one_client_evicts_every_other_clients_scan_cursor() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), None);
-    let mut a = raw(&node);
+    let node = RespNode::start(root.path());
+    let mut a = node.raw();
     a.write_all(
         &[
             command(&[b"SET", b"k1", b"v"]),
@@ -296,7 +193,7 @@ fn attack_one_client_evicts_every_other_clients_scan_cursor() {
         .unwrap();
     assert_ne!(cursor, 0);
     // The other client: 10,000 pipelined SCAN 0 COUNT 1.
-    let mut b = raw(&node);
+    let mut b = node.raw();
     let mut wire = Vec::new();
     for _ in 0..10_000 {
         wire.extend(command(&[b"SCAN", b"0", b"COUNT", b"1"]));
@@ -328,8 +225,8 @@ fn attack_one_client_evicts_every_other_clients_scan_cursor() {
 #[test]
 fn attack_scan_returns_every_stable_key_under_churn() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), None);
-    let mut s = raw(&node);
+    let node = RespNode::start(root.path());
+    let mut s = node.raw();
     let stable: Vec<String> = (0..150).map(|i| format!("s:{i:03}")).collect();
     let mut wire = Vec::new();
     for k in &stable {
@@ -342,7 +239,7 @@ fn attack_scan_returns_every_stable_key_under_churn() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let churn = {
         let stop = stop.clone();
-        let mut c = raw(&node);
+        let mut c = node.raw();
         std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -389,11 +286,11 @@ fn attack_scan_returns_every_stable_key_under_churn() {
 #[test]
 fn attack_pipelining_without_reading_is_bounded() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), None);
-    set_big(&node, "k", 1024);
+    let node = RespNode::start(root.path());
+    node.set_big("k", 1024);
     let pid = node.proc.pid();
     let before = mem(pid, "VmRSS:");
-    let s = raw(&node);
+    let s = node.raw();
     let mut w = s.try_clone().unwrap();
     w.set_write_timeout(Some(Duration::from_secs(8))).unwrap();
     let writer = std::thread::spawn(move || {
@@ -426,17 +323,101 @@ fn attack_pipelining_without_reading_is_bounded() {
 #[test]
 fn attack_connection_4097_is_refused_in_redis_words() {
     let root = tempfile::tempdir().unwrap();
-    let node = start(root.path(), None);
+    let node = RespNode::start(root.path());
     let mut conns = Vec::new();
     for _ in 0..4096 {
         conns.push(TcpStream::connect(&node.resp).unwrap());
     }
     std::thread::sleep(Duration::from_secs(2));
-    let mut extra = raw(&node);
+    let mut extra = node.raw();
     extra.write_all(b"PING\r\n").unwrap();
     assert_eq!(line(&mut extra), "-ERR max number of clients reached\r\n");
     let first = &mut conns[0];
     first.set_read_timeout(Some(CALL)).unwrap();
     first.write_all(b"PING\r\n").unwrap();
     assert_eq!(line(first), "+PONG\r\n");
+}
+
+/// GET of one 16 MiB value on 160 connections that do not read their replies:
+/// each GET's value and its encoded reply are allocated before the budget is
+/// asked (server.rs: `reply.encode` then `charge.set`), and GET is never
+/// charged while it gathers, so the process grows by gigabytes with a
+/// 256 MiB budget (measured: +1.6 GB with 64 connections, +3.4 GB peak with 250).
+#[test]
+#[ignore = "open (docs/attacks/new-ops.md finding 2): values read from the store are charged only once they are in memory; the Clerk pool (64 operations at a time) bounds them, not the budget"]
+fn attack_gets_of_a_big_value_on_many_connections_overrun_the_budget() {
+    let root = tempfile::tempdir().unwrap();
+    let node = RespNode::start(root.path());
+    node.set_big("big", 16 * MB);
+    let pid = node.proc.pid();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = mem(pid, "VmHWM:");
+    let mut conns = Vec::new();
+    for _ in 0..160 {
+        let Ok(mut s) = TcpStream::connect(&node.resp) else {
+            continue;
+        };
+        let get = command(&[b"GET", b"big"]);
+        let wire: Vec<u8> = get.iter().copied().cycle().take(get.len() * 4).collect();
+        if s.write_all(&wire).is_ok() {
+            conns.push(s);
+        }
+    }
+    let started = Instant::now();
+    let mut peak = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        peak = peak.max(mem(pid, "VmHWM:"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(conns);
+    let grew = peak.saturating_sub(before);
+    println!("HWM before {} MB, peak {} MB", before / MB, peak / MB);
+    assert!(
+        grew < 768 * MB,
+        "160 pipelined GETs of one 16 MiB value grew the server by {} MB (budget 256 MiB)",
+        grew / MB
+    );
+}
+
+/// One client fills the budget with unfinished commands (17 connections: 15 MiB
+/// each, then 1 MiB and 256 KiB ones until refused; it may keep them open by
+/// trickling a byte every few minutes). From then on every other client that
+/// needs more than the 64 KiB free allowance is answered "memory ... used up"
+/// and disconnected: a legit SET or GET of a 1 MiB value fails for as long as
+/// the attacker likes.
+#[test]
+#[ignore = "open (docs/attacks/new-ops.md finding 3): the budget is first come, first served; one client holding it makes others be closed"]
+fn attack_a_full_budget_closes_legit_clients_needing_over_64_kib() {
+    let root = tempfile::tempdir().unwrap();
+    let node = RespNode::start(root.path());
+    node.set_big("one", MB);
+    let mut held = Vec::new();
+    let sizes = std::iter::repeat_n(15 * MB, 20)
+        .chain(std::iter::repeat_n(MB, 20))
+        .chain(std::iter::repeat_n(256 << 10, 20));
+    for size in sizes {
+        let Ok(mut s) = TcpStream::connect(&node.resp) else {
+            continue;
+        };
+        let mut wire = format!("*3\r\n$3\r\nSET\r\n$1\r\nf\r\n${}\r\n", 16 * MB).into_bytes();
+        wire.extend(std::iter::repeat_n(b'x', size));
+        if s.write_all(&wire).is_ok() {
+            std::thread::sleep(Duration::from_millis(200));
+            held.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let mut legit = node.raw();
+    let value = vec![b'v'; MB];
+    let _ = legit.write_all(&command(&[b"SET", b"two", &value]));
+    let set = line(&mut legit);
+    let mut legit = node.raw();
+    legit.write_all(&command(&[b"GET", b"one"])).unwrap();
+    let get = line(&mut legit);
+    drop(held);
+    assert!(
+        set == "+OK\r\n" && get.starts_with(&format!("${MB}")),
+        "while another client held the budget, a legit SET of 1 MiB got {set:?} and a GET of \
+         1 MiB got {get:?}"
+    );
 }

@@ -163,23 +163,10 @@ fn redis_cli_works_interactively_against_a_cluster() {
     let logs = root.path().join("logs");
     let addrs = reserve_addrs(2);
     let (http, resp) = (addrs[0].clone(), addrs[1].clone());
-    let shape = [
-        "--groups",
-        "2",
-        "--replicas",
-        "3",
-        "--masters",
-        "1",
-        "--resp",
-        &resp,
-    ];
-    let (p, pids) = launcher::launch(&dir, &http, &logs, "cluster", &shape);
+    let shape = ["--groups", "2", "--replicas", "3", "--masters", "1"];
+    let (_launcher, pids) =
+        launcher::launch_with_resp(&dir, &http, &resp, &logs, "cluster", &shape);
     let _orphans = Orphans(pids);
-    wait_for(launcher::READY_LIMIT, "the Redis protocol listens", || {
-        p.stdout()
-            .contains(&format!("Redis protocol listening on {resp}\n"))
-            .then_some(())
-    });
 
     let (host, port) = resp.rsplit_once(':').unwrap();
     let term = Terminal::start(

@@ -185,23 +185,9 @@ fn pipelined_redis_clients_stay_linearizable_across_a_leader_kill() {
     let logs = root.path().join("logs");
     let addrs = reserve_addrs(2);
     let (http, resp) = (addrs[0].clone(), addrs[1].clone());
-    let shape = [
-        "--groups",
-        "1",
-        "--replicas",
-        "3",
-        "--masters",
-        "1",
-        "--resp",
-        &resp,
-    ];
-    let (p, pids) = launcher::launch(&dir, &http, &logs, "cluster", &shape);
+    let shape = ["--groups", "1", "--replicas", "3", "--masters", "1"];
+    let (p, pids) = launcher::launch_with_resp(&dir, &http, &resp, &logs, "cluster", &shape);
     let _orphans = Orphans(pids);
-    wait_for(launcher::READY_LIMIT, "the Redis protocol listens", || {
-        p.stdout()
-            .contains(&format!("Redis protocol listening on {resp}\n"))
-            .then_some(())
-    });
     let before = wait_for(Duration::from_secs(30), "group 1 has a leader", || {
         leader(&dir)
     });

@@ -7,60 +7,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::time::Duration;
-use support::http::{value, START_LIMIT};
-use support::process::{diskv_bin, reserve_addrs, run_with_input, wait_for, Process};
-
-/// Deadline of one client call (a write waits for an fsync on a busy machine).
-const CALL: Duration = Duration::from_secs(30);
-
-/// A `diskv serve --resp` process, killed by pid when dropped.
-struct RespNode {
-    _proc: Process,
-    http: String,
-    resp: String,
-}
-
-impl RespNode {
-    fn start(root: &Path) -> RespNode {
-        let addrs = reserve_addrs(2);
-        let (http, resp) = (addrs[0].clone(), addrs[1].clone());
-        let data = root.join("data").display().to_string();
-        let mut p = Process::spawn(
-            "serve",
-            &root.join("logs"),
-            diskv_bin(),
-            [
-                "serve",
-                "--listen",
-                &http,
-                "--resp",
-                &resp,
-                "--data-dir",
-                &data,
-            ],
-        );
-        let line = format!("Redis protocol listening on {resp}");
-        wait_for(START_LIMIT, "diskv serve --resp ready", || {
-            assert!(p.is_running(), "diskv serve exited:\n{}", p.stderr_tail(30));
-            p.stdout().lines().any(|l| l == line).then_some(())
-        });
-        RespNode {
-            _proc: p,
-            http,
-            resp,
-        }
-    }
-
-    fn connect(&self) -> redis::Connection {
-        let client = redis::Client::open(format!("redis://{}/", self.resp)).unwrap();
-        let con = client.get_connection_with_timeout(CALL).unwrap();
-        con.set_read_timeout(Some(CALL)).unwrap();
-        con.set_write_timeout(Some(CALL)).unwrap();
-        con
-    }
-}
+use support::http::value;
+use support::process::run_with_input;
+use support::resp::{RespNode, CALL};
 
 fn call<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
     let mut cmd = redis::cmd(args[0]);

@@ -78,3 +78,23 @@ pub fn launch(
     let pids = child_pids(&p.stdout());
     (p, pids)
 }
+
+/// [`launch`] with `--resp RESP` added to `args`, waiting also until the Redis
+/// protocol listens.
+pub fn launch_with_resp(
+    dir: &Path,
+    http: &str,
+    resp: &str,
+    logs: &Path,
+    name: &str,
+    args: &[&str],
+) -> (Process, Vec<i32>) {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--resp", resp]);
+    let (p, pids) = launch(dir, http, logs, name, &all);
+    let line = format!("Redis protocol listening on {resp}\n");
+    wait_for(READY_LIMIT, "the Redis protocol listens", || {
+        p.stdout().contains(&line).then_some(())
+    });
+    (p, pids)
+}

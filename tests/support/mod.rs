@@ -11,5 +11,6 @@ pub mod line_ops;
 pub mod linearizability;
 pub mod process;
 pub mod random_crashes;
+pub mod resp;
 pub mod seed;
 pub mod small_fs;

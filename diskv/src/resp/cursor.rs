@@ -75,7 +75,8 @@ impl Cursors {
         }
     }
 
-    /// How many cursors are remembered.
+    /// How many cursors are remembered (tests).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.table
             .lock()
@@ -84,7 +85,8 @@ impl Cursors {
             .len()
     }
 
-    /// True when no cursor is remembered.
+    /// True when no cursor is remembered (tests).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

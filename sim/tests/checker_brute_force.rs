@@ -1,5 +1,5 @@
-//! Attack on the checker (review of PutIf, Take, AppendLen and Keys): small
-//! random single-key histories mixing the new operations with the old ones,
+//! The checker against brute force (attacks on Incr, PutIf, Take, AppendLen and
+//! Keys): small random single-key histories mixing every operation,
 //! checked by `check` and by brute force over every real-time-respecting order.
 //! On one key, a Keys is atomic, so both must agree exactly.
 
@@ -55,6 +55,16 @@ fn apply(state: &State, op: &Op) -> (Ret, State) {
             let v = format!("{}{}", s.as_deref().unwrap_or(""), value);
             (Ret::Length(v.len() as u64), Some(v))
         }
+        Op::Incr { by, .. } => {
+            let n = match s.as_deref() {
+                None => Some(0),
+                Some(v) => v.parse::<i64>().ok().filter(|n| n.to_string() == v),
+            };
+            match n.and_then(|n| n.checked_add(*by)) {
+                Some(sum) => (Ret::Counter(Some(sum)), Some(sum.to_string())),
+                None => (Ret::Counter(None), s),
+            }
+        }
         Op::Keys { start, limit } => {
             let found = match &s {
                 Some(_) if "k" >= start.as_str() && *limit >= 1 => vec!["k".to_string()],
@@ -107,8 +117,8 @@ fn brute(evs: &[Ev]) -> bool {
 }
 
 fn random_op(rng: &mut Rng, with_keys: bool, zero: bool) -> Op {
-    let v = || ["a", "b", "ab", ""];
-    match rng.below(if with_keys { 11 } else { 10 }) {
+    let v = || ["a", "b", "ab", "", "1", "-1"];
+    match rng.below(if with_keys { 13 } else { 12 }) {
         0 => Op::get("k"),
         1 => Op::put("k", v()[rng.below(4) as usize]),
         2 => Op::append("k", v()[rng.below(4) as usize]),
@@ -117,6 +127,8 @@ fn random_op(rng: &mut Rng, with_keys: bool, zero: bool) -> Op {
         5 | 6 => Op::put_if("k", v()[rng.below(4) as usize], rng.below(2) == 0),
         7 => Op::take("k"),
         8 | 9 => Op::append_len("k", v()[rng.below(4) as usize]),
+        10 => Op::incr("k", [1, -2, i64::MAX][rng.below(3) as usize]),
+        11 => Op::put("k", v()[4 + rng.below(2) as usize]),
         _ => Op::keys(
             ["", "k", "l"][rng.below(3) as usize],
             if zero {
@@ -167,6 +179,8 @@ fn history(rng: &mut Rng, with_keys: bool, zero: bool) -> Vec<Ev> {
                     Ret::Value(Some(v)) if v == "a" => Ret::Value(Some("ab".into())),
                     Ret::Value(Some(_)) => Ret::Value(None),
                     Ret::Length(n) => Ret::Length(n + 1),
+                    Ret::Counter(Some(n)) => Ret::Counter(Some(n.wrapping_add(1))),
+                    Ret::Counter(None) => Ret::Counter(Some(0)),
                     Ret::Keys(k) if k.is_empty() => Ret::Keys(vec!["k".into()]),
                     Ret::Keys(_) => Ret::Keys(vec![]),
                     r => r,
@@ -217,7 +231,7 @@ fn cross_check(seed: u64, rounds: usize, with_keys: bool, zero: bool) -> Vec<Str
 }
 
 #[test]
-fn attack_checker_agrees_with_brute_force_on_putif_take_appendlen() {
+fn attack_checker_agrees_with_brute_force_on_incr_putif_take_appendlen() {
     let d = cross_check(0x2545f4914f6cdd1d, 60_000, false, false);
     assert!(d.is_empty(), "{}", d.join("\n\n"));
 }
