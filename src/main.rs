@@ -31,6 +31,8 @@ enum Command {
     Cluster(cmd::cluster::Args),
     /// YCSB-style benchmark: workloads A-F against a cluster, or one it starts.
     Bench(Box<cmd::bench::Args>),
+    /// Make a cluster CA and node certificates for mutual TLS.
+    Certs(cmd::certs::Args),
 }
 
 fn init_logging() {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => cmd::serve::run(a).await,
             Command::Cluster(a) => cmd::cluster::run(a).await,
             Command::Bench(a) => cmd::bench::run(*a).await,
+            Command::Certs(a) => cmd::certs::run(a).await,
         }
     });
     match result {

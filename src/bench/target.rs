@@ -129,7 +129,13 @@ async fn start_cluster(
         shards: None,
     };
     let (layout, _) = Layout::load_or_create(dir, shape)?;
-    start_children(&layout, dir, children)?;
+    // Benchmarks measure the engine: plaintext between the processes unless a
+    // TLS variant asks otherwise.
+    let insecure = crate::cmd::tls::TlsArgs {
+        insecure: true,
+        ..Default::default()
+    };
+    start_children(&layout, dir, &insecure, children)?;
     ready::wait(&layout, children).await?;
     Ok(layout.masters)
 }

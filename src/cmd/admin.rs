@@ -21,6 +21,8 @@ pub struct Args {
     timeout: f64,
     #[command(subcommand)]
     op: AdminOp,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -62,6 +64,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         bail!("--timeout must be a positive number of seconds");
     }
+    args.tls.install_client()?;
     let clerk = Clerk::with_options(
         args.masters,
         ClerkOptions {

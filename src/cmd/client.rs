@@ -12,6 +12,8 @@ pub struct Args {
     /// Shardmaster addresses, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     masters: Vec<String>,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
 fn found(b: bool) -> &'static str {
@@ -111,6 +113,7 @@ async fn reply_to(clerk: &mut Clerk, raw: &[u8]) -> Option<(String, bool)> {
 
 /// Runs the client until STOP or end of input.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    args.tls.install_client()?;
     let mut clerk = Clerk::new(args.masters).await;
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut stdout = std::io::stdout();

@@ -46,6 +46,10 @@ pub struct Args {
     /// Also serve the Redis protocol (RESP2/RESP3) on this address [default: off].
     #[arg(long)]
     resp: Option<String>,
+    /// Between the cluster's processes: mutual TLS with certificates made in
+    /// DIR/tls on first start, unless --insecure or an identity is given.
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
 /// Prints one line on stdout and flushes it.
@@ -69,6 +73,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         shards: args.shards,
     };
     let (layout, new) = Layout::load_or_create(&dir, shape)?;
+    args.tls.install_local(&tls_dir(&dir), "launcher")?;
+    if !args.tls.given() && !args.tls.insecure {
+        // An identity for the user's own clients (printed by `announce`).
+        super::tls::local_identity(&tls_dir(&dir), CLIENT_IDENTITY)?;
+    }
     // Bind the API first: a busy port fails before any child starts.
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
@@ -89,7 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         layout::file(&dir).display()
     ));
     let mut children = Children::default();
-    let started = start_children(&layout, &dir, &mut children);
+    let started = start_children(&layout, &dir, &args.tls, &mut children);
     if let Err(e) = started {
         children.stop().await;
         return Err(e);
@@ -112,7 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Ok(Some(s)) => s,
         Ok(None) => {
             front.set_ready();
-            announce(&layout, http.local_addr());
+            announce(&layout, http.local_addr(), client_flags(&args.tls, &dir));
             if let Some(resp) = &resp {
                 say(&format!(
                     "Redis protocol listening on {}",
@@ -137,6 +146,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn stop_resp(resp: Option<diskv::resp::Running>) {
     if let Some(resp) = resp {
         resp.stop().await;
+    }
+}
+
+/// Where a local cluster keeps its CA and its processes' identities.
+fn tls_dir(dir: &Path) -> PathBuf {
+    dir.join("tls")
+}
+
+/// The identity made for the user's clients of a local cluster.
+const CLIENT_IDENTITY: &str = "client";
+
+/// The TLS flags a client of this cluster needs, as typed on a command line.
+fn client_flags(tls: &super::tls::TlsArgs, dir: &Path) -> String {
+    if tls.insecure {
+        return String::new();
+    }
+    match tls.child_flags(&tls_dir(dir), CLIENT_IDENTITY) {
+        Ok(flags) => format!(" {}", flags.join(" ")),
+        Err(_) => String::new(),
     }
 }
 
@@ -170,6 +198,7 @@ fn has_data(dir: &Path) -> bool {
 pub(crate) fn start_children(
     layout: &Layout,
     dir: &Path,
+    tls: &super::tls::TlsArgs,
     children: &mut Children,
 ) -> anyhow::Result<()> {
     let logs = dir.join("logs");
@@ -178,20 +207,22 @@ pub(crate) fn start_children(
     for (i, addr) in layout.masters.iter().enumerate() {
         let name = format!("shardmaster-{i}");
         let data = dir.join(&name);
+        let mut args: Vec<String> = vec![
+            "shardmaster".into(),
+            "--me".into(),
+            i.to_string(),
+            "--peers".into(),
+            masters.clone(),
+            "--dir".into(),
+            data.display().to_string(),
+            "--shards".into(),
+            layout.shards.to_string(),
+        ];
+        args.extend(tls.child_flags(&tls_dir(dir), &name)?);
         specs.push(Spec {
             name,
             addr: addr.clone(),
-            args: vec![
-                "shardmaster".into(),
-                "--me".into(),
-                i.to_string(),
-                "--peers".into(),
-                masters.clone(),
-                "--dir".into(),
-                data.display().to_string(),
-                "--shards".into(),
-                layout.shards.to_string(),
-            ],
+            args,
         });
     }
     for g in &layout.groups {
@@ -217,8 +248,10 @@ pub(crate) fn start_children(
             if has_data(&data) {
                 args.push("--restart".into());
             }
+            let name = format!("group-{}-replica-{i}", g.gid);
+            args.extend(tls.child_flags(&tls_dir(dir), &name)?);
             specs.push(Spec {
-                name: format!("group-{}-replica-{i}", g.gid),
+                name,
                 addr: addr.clone(),
                 args,
             });
@@ -243,7 +276,7 @@ pub(crate) fn start_children(
 }
 
 /// Tells the user the cluster is up and how to use it.
-fn announce(layout: &Layout, http: std::net::SocketAddr) {
+fn announce(layout: &Layout, http: std::net::SocketAddr, tls_flags: String) {
     let masters = layout.masters.join(",");
     let host = if http.ip().is_unspecified() {
         format!("127.0.0.1:{}", http.port())
@@ -254,8 +287,12 @@ fn announce(layout: &Layout, http: std::net::SocketAddr) {
     say(&format!(
         "try:  curl -X PUT -d hello http://{host}/kv/greeting && curl http://{host}/kv/greeting"
     ));
-    say(&format!("      diskv client --masters {masters}"));
-    say(&format!("      diskv admin --masters {masters} query"));
+    say(&format!(
+        "      diskv client --masters {masters}{tls_flags}"
+    ));
+    say(&format!(
+        "      diskv admin --masters {masters}{tls_flags} query"
+    ));
     say("Ctrl-C stops every process.");
 }
 

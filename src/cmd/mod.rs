@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod certs;
 pub mod client;
 pub mod cluster;
 pub mod serve;
@@ -9,6 +10,7 @@ pub mod server;
 pub mod shardmaster;
 pub mod signals;
 pub mod stable_ports;
+pub mod tls;
 
 /// Binds `--resp ADDR`, if given (before anything starts, so a busy port fails
 /// first).

@@ -43,6 +43,8 @@ pub struct Args {
     /// Also serve the Redis protocol (RESP2/RESP3) on this address [default: off].
     #[arg(long)]
     resp: Option<String>,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
 /// `--data-dir`, else `$DATA_DIR`, else `./data`.
@@ -111,6 +113,9 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     let dir = data_dir(args.data_dir);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    // The engine's ports (loopback) use mutual TLS with certificates made in
+    // DATA/tls on first start, unless --insecure or an identity is given.
+    args.tls.install_local(&dir.join("tls"), "node")?;
     let mut ports = Ports::load(&dir)?;
     // Bind the API first: a busy --listen fails before any data is touched.
     let listener = tokio::net::TcpListener::bind(&args.listen)

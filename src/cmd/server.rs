@@ -37,6 +37,8 @@ pub struct Args {
     /// Also serve the Redis protocol (RESP2/RESP3) for the whole cluster on this address.
     #[arg(long)]
     resp: Option<String>,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
 /// How long a halted replica keeps answering its peers before it exits.
@@ -55,6 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.me,
         args.peers.len()
     );
+    args.tls.install("this replica's port")?;
     let addr = args.peers[args.me].clone();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

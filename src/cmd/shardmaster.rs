@@ -29,6 +29,8 @@ pub struct Args {
     /// empty --dir asks the peers and recovers if the group has a history.
     #[arg(long)]
     restart: bool,
+    #[command(flatten)]
+    tls: super::tls::TlsArgs,
 }
 
 /// Runs the replica until SIGTERM or SIGINT, then stops it and returns.
@@ -37,6 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // still means a clean stop (exit 0) rather than the default death.
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    args.tls.install("this shardmaster's port")?;
     let mut opts = ServerOptions::new(args.dir, args.me, args.peers);
     opts.nshards = args.shards;
     opts.unreliable = args.unreliable;

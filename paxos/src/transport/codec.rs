@@ -47,6 +47,7 @@
 //! `.execute(unreliable.wrap(Hello.serve()))` (see [`super::unreliable`]).
 
 use super::guard::{Admission, FrameBudget, Guarded, Limits};
+use super::tls;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
@@ -122,7 +123,7 @@ pub type PostcardTransport<In, Out, S = TcpStream> =
 /// (the generated `FooRequest` / `FooResponse` enums): an accepted connection held
 /// to its listener's limits ([`super::guard`]).
 pub type ServerTransport<Req, Resp> =
-    PostcardTransport<ClientMessage<Req>, Response<Resp>, Guarded<TcpStream>>;
+    PostcardTransport<ClientMessage<Req>, Response<Resp>, Guarded<tls::Stream>>;
 
 /// The client side of a connection of a service with request `Req` and response `Resp`.
 pub type ClientTransport<Req, Resp> = PostcardTransport<Response<Resp>, ClientMessage<Req>>;
@@ -215,7 +216,7 @@ where
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(addr = %remote, %error, "cannot set TCP_NODELAY");
                     }
-                    match this.admission.admit(stream, remote) {
+                    match this.admission.admit(tls::Stream::Plain(stream), remote) {
                         Ok(mut conn) => {
                             conn.set_idle(super::mux::CLIENT_IDLE);
                             conn.expect_frames(MAX_FRAME_LEN);

@@ -367,6 +367,40 @@ impl<S> Guarded<S> {
         });
     }
 
+    /// Replaces the stream under the guard, keeping its slot and limits: the TLS
+    /// handshake turns an admitted TCP connection into a TLS one, so the
+    /// connection counts against the listener from its first byte and the frame
+    /// checks see the bytes inside TLS.
+    pub async fn upgrade<T, F, Fut>(self, f: F) -> io::Result<Guarded<T>>
+    where
+        F: FnOnce(S) -> Fut,
+        Fut: Future<Output = io::Result<T>>,
+    {
+        let Guarded {
+            inner,
+            remote,
+            slot,
+            shared,
+            idle,
+            timer,
+            frames,
+            budget,
+            frame_deadline,
+        } = self;
+        let inner = f(inner).await?;
+        Ok(Guarded {
+            inner,
+            remote,
+            slot,
+            shared,
+            idle,
+            timer,
+            frames,
+            budget,
+            frame_deadline,
+        })
+    }
+
     fn rearm(&mut self) {
         let mut at = Instant::now() + self.idle;
         if let Some(due) = self.frames.as_ref().and_then(|f| f.due) {

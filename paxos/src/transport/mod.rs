@@ -9,13 +9,17 @@
 //! - [`mux`] and [`guard`]: one port per process, connections routed by a tag byte
 //!   and held to the port's limits (connections, idle time, frame sizes and the
 //!   process's budget for half-received frames);
+//! - [`tls`] and [`certs`]: mutual TLS between diskv processes (the process's
+//!   [`tls::Security`]) and the certificates it needs;
 //! - [`unreliable`]: the 6.824 lossy-network switch any server can apply;
 //! - [`peer`]: the replica-to-replica [`PeerService`], its server and [`PeerNet`].
 
+pub mod certs;
 pub mod codec;
 pub mod guard;
 pub mod mux;
 pub mod peer;
+pub mod tls;
 pub mod unreliable;
 
 #[cfg(test)]

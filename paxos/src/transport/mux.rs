@@ -2,15 +2,17 @@
 //! service it is for, and [`demux`] routes accepted connections accordingly.
 //!
 //! The daemons listen on one address (`peers[me]`) for both replica-to-replica
-//! traffic ([`PEER`]) and client requests ([`CLIENT`]).
+//! traffic ([`PEER`]) and client requests ([`CLIENT`]). With TLS ([`super::tls`])
+//! the handshake comes first and the tag travels inside the encrypted stream.
 
 use super::codec::MAX_FRAME_LEN;
 use super::guard::{Admission, FrameBudget, Guarded, Limits};
+use super::tls::{self, Security, Stream};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// Tag of replica-to-replica connections (the peer service).
@@ -20,7 +22,8 @@ pub const CLIENT: u8 = b'C';
 /// Tag of disk-loss probes (see [`crate::probe`]): answered before the replica runs.
 pub const PROBE: u8 = b'Q';
 
-/// How long an accepted connection may take to send its tag.
+/// How long an accepted connection may take to finish its TLS handshake and send
+/// its tag.
 const TAG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A peer connection silent this long is closed (a follower's connection to
@@ -35,13 +38,19 @@ pub const CLIENT_IDLE: Duration = Duration::from_secs(300);
 pub const CLIENT_MAX_FRAME: usize = 64 << 20;
 
 /// An accepted connection, held to its listener's limits.
-pub type Conn = Guarded<TcpStream>;
+pub type Conn = Guarded<Stream>;
 
-/// Connects to `addr` for the service `tag`, with `TCP_NODELAY` set.
-pub async fn connect(addr: impl ToSocketAddrs, tag: u8) -> io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
+/// Connects to `addr` (`host:port`) for the service `tag`, with `TCP_NODELAY`
+/// set, with this process's security ([`tls::process`]).
+pub async fn connect(addr: &str, tag: u8) -> io::Result<Stream> {
+    connect_with(tls::process(), addr, tag).await
+}
+
+/// [`connect`] with the given security.
+pub async fn connect_with(security: &Security, addr: &str, tag: u8) -> io::Result<Stream> {
+    let mut stream = tls::connect(security, addr).await?;
     stream.write_all(&[tag]).await?;
+    stream.flush().await?;
     Ok(stream)
 }
 
@@ -70,6 +79,16 @@ pub fn demux(listener: TcpListener) -> io::Result<Demux> {
 
 /// [`demux`] with the connection limits of `admission`.
 pub fn demux_with(listener: TcpListener, admission: Admission) -> io::Result<Demux> {
+    demux_secured(listener, admission, tls::process().clone())
+}
+
+/// [`demux_with`] with the given security: with TLS, a connection is routed only
+/// once its handshake succeeded (within the tag's time limit).
+pub fn demux_secured(
+    listener: TcpListener,
+    admission: Admission,
+    security: Security,
+) -> io::Result<Demux> {
     let local_addr = listener.local_addr()?;
     let (peer_tx, peers) = mpsc::channel(64);
     let (client_tx, clients) = mpsc::channel(256);
@@ -94,7 +113,7 @@ pub fn demux_with(listener: TcpListener, admission: Admission) -> io::Result<Dem
                 () = both_closed => return,
             };
             let _ = stream.set_nodelay(true);
-            let mut stream = match admission.admit(stream, remote) {
+            let admitted = match admission.admit(stream, remote) {
                 Ok(conn) => conn,
                 Err(refused) => {
                     // One line a second at most: a flood must not flood the log.
@@ -107,25 +126,39 @@ pub fn demux_with(listener: TcpListener, admission: Admission) -> io::Result<Dem
             };
             let (peer_tx, client_tx) = (peer_tx.clone(), client_tx.clone());
             let probe_tx = probe_tx.clone();
+            let security = security.clone();
             tokio::spawn(async move {
-                let mut tag = [0u8; 1];
-                match tokio::time::timeout(TAG_TIMEOUT, stream.read_exact(&mut tag)).await {
-                    Ok(Ok(_)) if tag[0] == PEER => {
+                let handshake_and_tag = async {
+                    let mut stream = admitted
+                        .upgrade(|tcp| tls::accept(&security, tcp, remote))
+                        .await?;
+                    let mut tag = [0u8; 1];
+                    stream.read_exact(&mut tag).await?;
+                    io::Result::Ok((stream, tag[0]))
+                };
+                match tokio::time::timeout(TAG_TIMEOUT, handshake_and_tag).await {
+                    Ok(Ok((mut stream, PEER))) => {
                         stream.set_idle(PEER_IDLE);
                         stream.expect_frames(MAX_FRAME_LEN);
                         let _ = peer_tx.send(stream).await;
                     }
-                    Ok(Ok(_)) if tag[0] == CLIENT => {
+                    Ok(Ok((mut stream, CLIENT))) => {
                         stream.set_idle(CLIENT_IDLE);
                         stream.expect_frames(CLIENT_MAX_FRAME);
                         let _ = client_tx.send(stream).await;
                     }
-                    Ok(Ok(_)) if tag[0] == PROBE => {
+                    Ok(Ok((stream, PROBE))) => {
                         // Never wait for room: a probe nobody answers is retried.
                         let _ = probe_tx.try_send(stream);
                     }
-                    _ => {
-                        tracing::debug!(%remote, tag = tag[0], "connection without a valid service tag closed")
+                    Ok(Ok((_, tag))) => {
+                        tracing::debug!(%remote, tag, "connection with an unknown service tag closed")
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(%remote, %error, "connection closed before its service tag")
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "no TLS handshake and service tag in time: closed")
                     }
                 }
             });
