@@ -33,6 +33,8 @@ enum Command {
     Bench(Box<cmd::bench::Args>),
     /// Make a cluster CA and node certificates for mutual TLS.
     Certs(cmd::certs::Args),
+    /// Add, list or revoke the bearer tokens of the HTTP API.
+    Token(cmd::token::Args),
 }
 
 fn init_logging() {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
             Command::Cluster(a) => cmd::cluster::run(a).await,
             Command::Bench(a) => cmd::bench::run(*a).await,
             Command::Certs(a) => cmd::certs::run(a).await,
+            Command::Token(a) => cmd::token::run(a).await,
         }
     });
     match result {

@@ -2,6 +2,7 @@
 //!
 //! (crate docs are completed with the server and the Clerk)
 
+pub mod access;
 pub mod checkpoint;
 pub mod clerk;
 pub mod conn;

@@ -18,9 +18,10 @@ enum Command {
         /// Where the CA is kept.
         #[arg(long)]
         dir: PathBuf,
-        /// The CA's name, shown in its certificate.
-        #[arg(long, default_value = "diskv cluster CA")]
-        name: String,
+        /// The CA's name, shown in its certificate [default: diskv cluster CA
+        /// and a random suffix, so two clusters' CAs never share a name].
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Make a node certificate signed by the CA in --ca: a directory to pass as
     /// `--tls-dir` (ca.crt, node.crt, node.key).
@@ -48,6 +49,8 @@ enum Command {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Init { dir, name } => {
+            let name =
+                name.unwrap_or_else(|| format!("diskv cluster CA {:08x}", rand::random::<u32>()));
             CertAuthority::create(&dir, &name)?;
             println!(
                 "CA written to {} (ca.crt; keep ca.key secret)",

@@ -14,7 +14,7 @@ pub(crate) mod ready;
 
 use anyhow::Context;
 use children::{Children, Spec};
-use diskv::http::{Front, FrontOptions};
+use diskv::http::Front;
 use layout::{Layout, Shape};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,8 @@ pub struct Args {
     /// DIR/tls on first start, unless --insecure or an identity is given.
     #[command(flatten)]
     tls: super::tls::TlsArgs,
+    #[command(flatten)]
+    front_door: super::front_door::FrontDoorArgs,
 }
 
 /// Prints one line on stdout and flushes it.
@@ -73,7 +75,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         shards: args.shards,
     };
     let (layout, new) = Layout::load_or_create(&dir, shape)?;
-    args.tls.install_local(&tls_dir(&dir), "launcher")?;
+    let security = args.tls.install_local(&tls_dir(&dir), "launcher")?;
+    let front_options = args.front_door.front_options()?;
+    let serve_options = args.front_door.serve_options(&security)?;
     if !args.tls.given() && !args.tls.insecure {
         // An identity for the user's own clients (printed by `announce`).
         super::tls::local_identity(&tls_dir(&dir), CLIENT_IDENTITY)?;
@@ -104,8 +108,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Err(e);
     }
 
-    let front = Arc::new(Front::new(layout.masters.clone(), FrontOptions::default()));
-    let http = diskv::http::spawn(listener, front.clone())?;
+    let front = Arc::new(Front::new(layout.masters.clone(), front_options));
+    let http = diskv::http::spawn_with(listener, front.clone(), serve_options)?;
     let resp = super::spawn_resp(resp_listener, front.pool(), None)?;
     let outcome = tokio::select! {
         r = ready::wait(&layout, &mut children) => r.map(|()| None),

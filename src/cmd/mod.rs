@@ -5,12 +5,14 @@ pub mod bench;
 pub mod certs;
 pub mod client;
 pub mod cluster;
+pub mod front_door;
 pub mod serve;
 pub mod server;
 pub mod shardmaster;
 pub mod signals;
 pub mod stable_ports;
 pub mod tls;
+pub mod token;
 
 /// Binds `--resp ADDR`, if given (before anything starts, so a busy port fails
 /// first).

@@ -17,7 +17,7 @@
 pub(crate) mod ports;
 
 use anyhow::Context;
-use diskv::http::{Front, FrontOptions};
+use diskv::http::Front;
 use diskv::{KvServer, ServerOptions};
 use ports::Ports;
 use shardmaster::ShardmasterServer;
@@ -45,6 +45,8 @@ pub struct Args {
     resp: Option<String>,
     #[command(flatten)]
     tls: super::tls::TlsArgs,
+    #[command(flatten)]
+    front_door: super::front_door::FrontDoorArgs,
 }
 
 /// `--data-dir`, else `$DATA_DIR`, else `./data`.
@@ -115,7 +117,9 @@ async fn start(args: Args) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     // The engine's ports (loopback) use mutual TLS with certificates made in
     // DATA/tls on first start, unless --insecure or an identity is given.
-    args.tls.install_local(&dir.join("tls"), "node")?;
+    let security = args.tls.install_local(&dir.join("tls"), "node")?;
+    let front_options = args.front_door.front_options()?;
+    let serve_options = args.front_door.serve_options(&security)?;
     let mut ports = Ports::load(&dir)?;
     // Bind the API first: a busy --listen fails before any data is touched.
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -176,8 +180,8 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     let kv = Arc::new(kv);
     tracing::info!(shardmaster = %sm_addr, group = %kv_addr, restart, dir = %dir.display(), "engine started");
 
-    let front = Arc::new(Front::new(masters, FrontOptions::default()).with_local(kv.clone()));
-    let http = diskv::http::spawn(listener, front.clone())?;
+    let front = Arc::new(Front::new(masters, front_options).with_local(kv.clone()));
+    let http = diskv::http::spawn_with(listener, front.clone(), serve_options)?;
     let resp = super::spawn_resp(resp_listener, front.pool(), Some(kv.clone()))?;
     Ok(Node {
         dir,

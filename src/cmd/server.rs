@@ -39,6 +39,8 @@ pub struct Args {
     resp: Option<String>,
     #[command(flatten)]
     tls: super::tls::TlsArgs,
+    #[command(flatten)]
+    front_door: super::front_door::FrontDoorArgs,
 }
 
 /// How long a halted replica keeps answering its peers before it exits.
@@ -57,7 +59,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.me,
         args.peers.len()
     );
-    args.tls.install("this replica's port")?;
+    let security = args.tls.install("this replica's port")?;
     let addr = args.peers[args.me].clone();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -78,7 +80,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let server = std::sync::Arc::new(KvServer::start(listener, opts).await?);
     let (http, pool) = match &args.http {
         Some(addr) => {
-            let (http, front) = http_front(addr, masters.clone(), server.clone()).await?;
+            let options = (
+                args.front_door.front_options()?,
+                args.front_door.serve_options(&security)?,
+            );
+            let (http, front) = http_front(addr, masters.clone(), server.clone(), options).await?;
             (Some(http), Some(front.pool().clone()))
         }
         None => (None, None),
@@ -130,14 +136,14 @@ async fn http_front(
     addr: &str,
     masters: Vec<String>,
     server: std::sync::Arc<KvServer>,
+    (front_options, serve_options): (diskv::http::FrontOptions, diskv::http::ServeOptions),
 ) -> anyhow::Result<(diskv::http::Running, std::sync::Arc<diskv::http::Front>)> {
-    use diskv::http::{Front, FrontOptions};
+    use diskv::http::Front;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (--http)"))?;
-    let front =
-        std::sync::Arc::new(Front::new(masters, FrontOptions::default()).with_local(server));
-    let http = diskv::http::spawn(listener, front.clone())?;
+    let front = std::sync::Arc::new(Front::new(masters, front_options).with_local(server));
+    let http = diskv::http::spawn_with(listener, front.clone(), serve_options)?;
     tracing::info!(addr = %http.local_addr(), "HTTP API listening");
     let ready = front.clone();
     tokio::spawn(async move { ready.wait_ready().await });

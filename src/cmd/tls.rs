@@ -113,8 +113,11 @@ fn local_hosts() -> Vec<String> {
 /// certificates never expire while the CA lives (ten years).
 pub fn local_identity(base: &std::path::Path, name: &str) -> anyhow::Result<PathBuf> {
     use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
-    let ca = CertAuthority::open_or_create(&base.join(LOCAL_CA), "diskv local CA")
-        .with_context(|| format!("cannot open or make the CA in {}", base.display()))?;
+    let ca = CertAuthority::open_or_create(
+        &base.join(LOCAL_CA),
+        &format!("diskv local CA {:08x}", rand::random::<u32>()),
+    )
+    .with_context(|| format!("cannot open or make the CA in {}", base.display()))?;
     let out = base.join(name);
     ca.issue(&out, name, &local_hosts(), NODE_VALID_DAYS)
         .with_context(|| format!("cannot issue a certificate in {}", out.display()))?;

@@ -49,6 +49,7 @@ async fn door(opts: ServeOptions) -> Door {
         FrontOptions {
             pool_size: 2,
             op_timeout: Duration::from_millis(300),
+            ..FrontOptions::default()
         },
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

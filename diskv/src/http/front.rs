@@ -5,6 +5,7 @@
 use super::metrics::{single, RequestMetrics};
 use super::pool::{ClerkPool, PoolError};
 use super::replica_metrics;
+use crate::access::Tokens;
 use crate::op::Op;
 use crate::server::KvServer;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,11 @@ pub struct FrontOptions {
     /// How long one request may take, waiting for a Clerk included; default 10 s.
     /// A write that times out is answered 503: its outcome is unknown.
     pub op_timeout: Duration,
+    /// The tokens requests must carry (`--tokens FILE`); `None`: no
+    /// authentication, the documented default of the HTTP API.
+    pub tokens: Option<Arc<Tokens>>,
+    /// `/metrics` without a token even when tokens are required.
+    pub open_metrics: bool,
 }
 
 impl Default for FrontOptions {
@@ -29,6 +35,8 @@ impl Default for FrontOptions {
         FrontOptions {
             pool_size: 64,
             op_timeout: Duration::from_secs(10),
+            tokens: None,
+            open_metrics: false,
         }
     }
 }
@@ -92,7 +100,12 @@ impl Front {
         Some(failure.advice())
     }
 
-    /// The Clerk pool, to share it with another front door (RESP).
+    /// Its settings.
+    pub fn options(&self) -> &FrontOptions {
+        &self.opts
+    }
+
+    /// The Clerk pool (shared with the Redis protocol front door).
     pub fn pool(&self) -> &Arc<ClerkPool> {
         &self.pool
     }

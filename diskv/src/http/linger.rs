@@ -9,8 +9,7 @@
 //! for a bounded time and number of bytes, then closes.
 
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How long a refused client may go on sending before the connection is closed.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
@@ -22,12 +21,16 @@ pub const LINGER_BYTES: usize = 20 << 20;
 /// Sends end-of-stream to the client, then discards what it still sends until
 /// it closes, [`LINGER_TIME`] passes or [`LINGER_BYTES`] arrive. Returns the
 /// number of bytes discarded.
-pub async fn close_lingering(stream: TcpStream) -> usize {
+pub async fn close_lingering<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> usize {
     close_lingering_within(stream, LINGER_TIME, LINGER_BYTES).await
 }
 
 /// [`close_lingering`] with explicit bounds.
-pub async fn close_lingering_within(mut stream: TcpStream, time: Duration, bytes: usize) -> usize {
+pub async fn close_lingering_within<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    time: Duration,
+    bytes: usize,
+) -> usize {
     let _ = stream.shutdown().await;
     let mut scratch = vec![0u8; 64 << 10];
     let mut discarded = 0usize;

@@ -8,7 +8,7 @@
 //! of the group (a `200` survives `kill -9` the next instant).
 //!
 //! - [`key`]: which keys are accepted.
-//! - [`host`]: the `Host` rule of HTTP/1.1.
+//! - [`host`]: the `Host` rule of HTTP/1.1; [`auth`]: bearer tokens.
 //! - [`body`]: reading a value (16 MiB limit, UTF-8, minimum rate).
 //! - [`pool`]: the Clerk pool and the operations.
 //! - [`front`]: [`Front`], what the handlers share; readiness.
@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod body;
 pub mod front;
 pub mod host;
@@ -44,7 +45,7 @@ pub mod server;
 
 pub use body::{BodyRules, MAX_VALUE_BYTES};
 pub use front::{Front, FrontOptions};
-pub use server::{serve, serve_with, spawn, Running, ServeOptions};
+pub use server::{serve, serve_with, spawn, spawn_with, Running, ServeOptions};
 
 #[cfg(test)]
 mod abuse_tests;

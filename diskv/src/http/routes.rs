@@ -66,6 +66,10 @@ pub fn router(front: Arc<Front>, rules: BodyRules) -> Router {
         )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .layer(Extension(rules))
+        .layer(middleware::from_fn_with_state(
+            front.clone(),
+            super::auth::authorize,
+        ))
         .layer(middleware::from_fn(require_host))
         .layer(middleware::from_fn_with_state(front.clone(), track))
         .with_state(front)

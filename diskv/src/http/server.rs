@@ -56,6 +56,9 @@ pub struct ServeOptions {
     /// Most connections open at once from one IP address (half of
     /// `max_connections` when 0, the default); more are answered 503 and closed.
     pub max_per_ip: usize,
+    /// HTTPS with this server configuration (no client certificate asked; the
+    /// handshake must finish within `header_timeout`); `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +71,7 @@ impl Default for ServeOptions {
             body: BodyRules::default(),
             max_connections: 4096,
             max_per_ip: 0,
+            tls: None,
         }
     }
 }
@@ -139,9 +143,21 @@ pub async fn serve_with(
             stop: stop_rx.clone(),
             peer,
         };
+        let tls = opts.tls.clone();
+        let handshake_limit = opts.header_timeout;
         conns.spawn(async move {
             let _slots = (slot, ip_slot);
-            conn.run(stream).await;
+            let Some(config) = tls else {
+                return conn.run(stream).await;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            match tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => conn.run(tls).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, reason = %paxos::transport::tls::reason(&e), "HTTPS handshake failed")
+                }
+                Err(_) => tracing::debug!(%peer, "HTTPS handshake not finished in time"),
+            }
         });
     }
     drop(listener);
@@ -189,7 +205,10 @@ struct Conn {
 impl Conn {
     /// Serves requests on `stream` until the client or the server ends the
     /// connection; then closes it, lingering if an answer left a body unread.
-    async fn run(self, stream: TcpStream) {
+    async fn run<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let Conn {
             http,
             service,
@@ -250,8 +269,17 @@ impl Conn {
 
 /// Starts [`serve`] on `listener` in a task; [`Running::stop`] ends it.
 pub fn spawn(listener: TcpListener, front: Arc<Front>) -> std::io::Result<Running> {
+    spawn_with(listener, front, ServeOptions::default())
+}
+
+/// [`spawn`] with explicit tuning (HTTPS among it).
+pub fn spawn_with(
+    listener: TcpListener,
+    front: Arc<Front>,
+    opts: ServeOptions,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     Ok(Running::spawn("HTTP", addr, move |shutdown| {
-        serve(listener, front, shutdown)
+        serve_with(listener, front, shutdown, opts)
     }))
 }

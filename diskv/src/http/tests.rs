@@ -30,6 +30,7 @@ async fn without_a_store_requests_time_out_and_health_says_not_ready() {
     let opts = FrontOptions {
         pool_size: 2,
         op_timeout: Duration::from_millis(500),
+        ..FrontOptions::default()
     };
     let front = Arc::new(Front::new(vec![nowhere()], opts));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -105,6 +105,7 @@ pub enum TlsError {
 #[derive(Clone)]
 pub struct Tls {
     server: Arc<ServerConfig>,
+    public: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
 
@@ -167,6 +168,13 @@ impl Tls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(|e| bad_identity(e.to_string()))?;
+        let mut public = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad_identity(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(|e| bad_identity(e.to_string()))?;
+        public.alpn_protocols = vec![b"http/1.1".to_vec()];
         let client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| bad_identity(e.to_string()))?
@@ -175,14 +183,22 @@ impl Tls {
             .map_err(|e| bad_identity(e.to_string()))?;
         Ok(Tls {
             server: Arc::new(server),
+            public: Arc::new(public),
             client: Arc::new(client),
         })
     }
 
-    /// The server side's configuration (for listeners other than the mux's, such
-    /// as HTTPS; those set their own ALPN on a copy).
+    /// The server side's configuration between diskv processes (a client
+    /// certificate of the CA required).
     pub fn server_config(&self) -> Arc<ServerConfig> {
         self.server.clone()
+    }
+
+    /// The server side's configuration for the front doors (HTTPS, Redis over
+    /// TLS): the same certificate, no client certificate asked (clients
+    /// authenticate with tokens), ALPN `http/1.1`.
+    pub fn public_server_config(&self) -> Arc<ServerConfig> {
+        self.public.clone()
     }
 
     /// The client side's configuration.
@@ -312,6 +328,13 @@ pub fn reason(e: &io::Error) -> String {
         }
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             "the peer's certificate is not signed by this cluster's CA".to_string()
+        }
+        // An issuer of the same name whose key did not sign it: another CA
+        // that happens to share the name.
+        Error::InvalidCertificate(CertificateError::BadSignature) => {
+            "the peer's certificate is not signed by this cluster's CA (but by another of \
+             the same name)"
+                .to_string()
         }
         Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },

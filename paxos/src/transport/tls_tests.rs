@@ -79,6 +79,15 @@ async fn identities_of_one_ca_talk_and_everyone_else_is_refused() {
         "another CA's client: {e}"
     );
 
+    // Another CA that happens to carry the same name.
+    let twin_ca = CertAuthority::create(&dir.path().join("twin"), "cluster A").unwrap();
+    let twin = identity(&twin_ca, dir.path(), "twin", &["127.0.0.1"], 30);
+    let e = round_trip(&twin, &addr).await.unwrap_err();
+    assert!(
+        e.to_string().contains("not signed by this cluster's CA"),
+        "a namesake CA's client: {e}"
+    );
+
     let expired = identity(&ca, dir.path(), "expired", &["127.0.0.1"], -2);
     assert!(
         round_trip(&expired, &addr).await.is_err(),

@@ -1,0 +1,414 @@
+//! Security with real processes (issue #14, docs/SECURITY.md): every process of
+//! this test binary runs with mutual TLS — the CA and the identity are made once
+//! with `diskv certs` and handed to every child through `DISKV_TLS_DIR` — so the
+//! lost-disk, sharding and kill -9 paths are shown to work over TLS; strangers
+//! (plaintext, another CA's certificate, another cluster's replica) are refused
+//! and say why; the HTTP API serves HTTPS (curl) with bearer tokens.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use support::cluster::ShardCluster;
+use support::kv_group::Group;
+use support::line_client::wait_serving;
+use support::process::{diskv_bin, reserve_addrs, run, wait_until, Process};
+
+/// The directory holding every certificate of this test binary.
+struct Certs {
+    root: tempfile::TempDir,
+}
+
+impl Certs {
+    /// The cluster's CA directory.
+    fn ca(&self) -> PathBuf {
+        self.root.path().join("ca")
+    }
+    /// The identity every process of the cluster uses.
+    fn node(&self) -> PathBuf {
+        self.root.path().join("node")
+    }
+    /// Another cluster's CA and a node of it.
+    fn stranger(&self) -> PathBuf {
+        self.root.path().join("other").join("node")
+    }
+}
+
+/// Runs `diskv ARGS` and asserts that it succeeded.
+fn diskv_ok(args: &[&str]) -> String {
+    let out = run(diskv_bin(), args, Duration::from_secs(30));
+    assert!(
+        out.success(),
+        "diskv {args:?}: {:?} {}",
+        out.status,
+        out.stderr
+    );
+    out.stdout
+}
+
+/// Makes the certificates once (with the CLI) and sets `DISKV_TLS_DIR`, which
+/// every child of this test binary inherits. Every test calls it first, before
+/// starting any process.
+fn certs() -> &'static Certs {
+    static CERTS: OnceLock<Certs> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let certs = Certs {
+            root: tempfile::tempdir().expect("tempdir"),
+        };
+        let ca = certs.ca().display().to_string();
+        let node = certs.node().display().to_string();
+        diskv_ok(&["certs", "init", "--dir", &ca]);
+        diskv_ok(&[
+            "certs",
+            "issue",
+            "--ca",
+            &ca,
+            "--name",
+            "node",
+            "--host",
+            "127.0.0.1,localhost",
+            "--out",
+            &node,
+        ]);
+        let other = certs.root.path().join("other").display().to_string();
+        let stranger = certs.stranger().display().to_string();
+        diskv_ok(&["certs", "init", "--dir", &other]);
+        diskv_ok(&[
+            "certs",
+            "issue",
+            "--ca",
+            &other,
+            "--name",
+            "node",
+            "--host",
+            "127.0.0.1",
+            "--out",
+            &stranger,
+        ]);
+        // Set before any child starts; every test waits here until it is.
+        std::env::set_var("DISKV_TLS_DIR", certs.node());
+        certs
+    })
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Every log line of the directory `logs`.
+fn all_logs(logs: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+        text.push_str(&read(&entry.path()));
+    }
+    support::cluster::strip_ansi(&text)
+}
+
+/// A replica loses its disk and recovers from its peers, then another is
+/// killed with SIGKILL: every write stays, all over mutual TLS.
+#[test]
+fn a_lost_disk_and_a_kill_9_over_tls() {
+    certs();
+    let mut g = Group::start(3);
+    let mut c = g.client("ck");
+    wait_serving(&mut c);
+    for i in 0..10 {
+        assert!(c
+            .req(&format!("PUT k{i} v{i}"))
+            .starts_with(&format!("PUT k{i} ")));
+    }
+    g.lose_disk(1);
+    assert_eq!(c.req("PUT after-loss 1"), "PUT after-loss not_found");
+    g.spawn(1, true);
+    g.wait_recovered(1, Duration::from_secs(60));
+    g.kill9(0);
+    for i in 0..10 {
+        assert_eq!(c.req(&format!("GET k{i}")), format!("GET k{i} v{i}"));
+    }
+    assert_eq!(c.req("GET after-loss"), "GET after-loss 1");
+    let logs = all_logs(&g.logs());
+    assert!(
+        !logs.contains("TLS handshake refused"),
+        "a handshake between our own processes failed:\n{logs}"
+    );
+}
+
+/// Two groups over TLS; one leaves, its shards move to the other (group to
+/// group over TLS), and every key is still there.
+#[test]
+fn shards_move_between_groups_over_tls() {
+    certs();
+    let mut cluster = ShardCluster::start(10);
+    cluster.start_group(1, 3, false);
+    cluster.start_group(2, 3, false);
+    cluster.wait_groups(&[1, 2]);
+    let mut c = cluster.client("ck");
+    wait_serving(&mut c);
+    for i in 0..20 {
+        c.req(&format!("PUT key{i} value{i}"));
+    }
+    cluster.admin_ok(&["leave", "1"]);
+    cluster.wait_groups(&[2]);
+    cluster.wait_settled(Duration::from_secs(60));
+    for i in 0..20 {
+        assert_eq!(
+            c.req(&format!("GET key{i}")),
+            format!("GET key{i} value{i}")
+        );
+    }
+}
+
+/// `diskv ARGS` with `tls_flags` instead of the test's identity; its output
+/// once it exits (within 30 s).
+fn diskv_as(logs: &Path, name: &str, args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
+    let mut p = Process::spawn_with(name, logs, diskv_bin(), args, |cmd: &mut Command| {
+        cmd.env_remove("DISKV_TLS_DIR");
+    });
+    let status = p.wait_exit(Duration::from_secs(30));
+    (status, p.stderr())
+}
+
+/// A plaintext client, a client with another CA's certificate and a replica of
+/// another cluster are refused at the handshake; the refusal names the reason;
+/// the stranger replica never joins.
+#[test]
+fn strangers_are_refused_and_told_why() {
+    let certs = certs();
+    let mut cluster = ShardCluster::start(10);
+    cluster.start_group(1, 3, false);
+    cluster.wait_groups(&[1]);
+    let logs = cluster.logs();
+    let masters = cluster.masters.clone();
+
+    let (status, _) = diskv_as(
+        &logs,
+        "plain-admin",
+        &[
+            "admin",
+            "--masters",
+            &masters,
+            "--timeout",
+            "3",
+            "--insecure",
+            "query",
+        ],
+    );
+    assert!(
+        !status.is_some_and(|s| s.success()),
+        "a plaintext admin got an answer"
+    );
+    let stranger = certs.stranger().display().to_string();
+    let (status, stderr) = diskv_as(
+        &logs,
+        "stranger-admin",
+        &[
+            "admin",
+            "--masters",
+            &masters,
+            "--timeout",
+            "3",
+            "--tls-dir",
+            &stranger,
+            "query",
+        ],
+    );
+    assert!(
+        !status.is_some_and(|s| s.success()),
+        "another CA's admin got an answer"
+    );
+    assert!(
+        stderr.contains("not signed by this cluster's CA"),
+        "the stranger is not told why: {stderr}"
+    );
+    // The shardmaster names each refusal: the plaintext client, and the
+    // stranger, which gave up on our certificate first.
+    wait_until(
+        Duration::from_secs(10),
+        "the refusals are logged with their reasons",
+        || {
+            let sm = all_logs(&logs);
+            sm.contains("does not speak TLS") && sm.contains("the peer refused our certificate")
+        },
+    );
+
+    // Another cluster's replica asks to join this cluster's shardmaster.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = reserve_addrs(1).remove(0);
+    let gid_dir = dir.path().join("r").display().to_string();
+    let mut rogue = Process::spawn_with(
+        "rogue",
+        &logs,
+        diskv_bin(),
+        [
+            "server",
+            "--gid",
+            "9",
+            "--masters",
+            &masters,
+            "--peers",
+            &addr,
+            "--me",
+            "0",
+            "--dir",
+            &gid_dir,
+            "--join",
+            "--tls-dir",
+            &stranger,
+        ],
+        |cmd: &mut Command| {
+            cmd.env_remove("DISKV_TLS_DIR");
+        },
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the rogue replica is refused several times",
+        || {
+            support::cluster::strip_ansi(&rogue.stderr())
+                .matches("not signed by this cluster's CA")
+                .count()
+                >= 2
+                && all_logs(&logs)
+                    .matches("the peer refused our certificate")
+                    .count()
+                    >= 4
+        },
+    );
+    let config = cluster.query().expect("query");
+    assert!(
+        !config.groups.contains_key(&9),
+        "a stranger's group joined: {config:?}"
+    );
+    rogue.kill9();
+}
+
+/// curl against `url` with `args`: (status code, body). Status 0: no HTTP answer.
+fn curl(args: &[&str], url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl (apt-get install curl; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `diskv serve` with `--http-tls` and `--tokens`: HTTPS with curl `--cacert`;
+/// a write token writes, a read-only one reads and gets 403 on writes, no token
+/// or a revoked one gets 401, `/health` stays open, plain HTTP gets nothing.
+#[test]
+fn https_with_tokens_and_roles() {
+    let certs = certs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens").display().to_string();
+    let writer = diskv_ok(&["token", "add", "--file", &tokens, "app"])
+        .trim()
+        .to_string();
+    let reader = diskv_ok(&["token", "add", "--file", &tokens, "dash", "--read-only"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        diskv_ok(&["token", "list", "--file", &tokens]),
+        "app write\ndash read\n"
+    );
+    let listen = reserve_addrs(1).remove(0);
+    let data = dir.path().join("data").display().to_string();
+    let mut serve = Process::spawn(
+        "serve",
+        &dir.path().join("logs"),
+        diskv_bin(),
+        [
+            "serve",
+            "--listen",
+            &listen,
+            "--data-dir",
+            &data,
+            "--tokens",
+            &tokens,
+            "--http-tls",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve.stdout().contains("Server listening") {
+        assert!(
+            Instant::now() < deadline && serve.is_running(),
+            "serve did not start: {}",
+            serve.stderr_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ca = certs.node().join("ca.crt").display().to_string();
+    let url = |path: &str| format!("https://{listen}{path}");
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    let tls = ["--cacert", ca.as_str()];
+
+    assert_eq!(curl(&tls, &url("/health")).0, 200, "/health needs no token");
+    assert_eq!(
+        curl(
+            &[&tls[..], &["-X", "PUT", "-d", "v1", "-H", &bearer(&writer)]].concat(),
+            &url("/kv/a")
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        curl(
+            &[&tls[..], &["-H", &bearer(&reader)]].concat(),
+            &url("/kv/a")
+        ),
+        (200, "v1".to_string())
+    );
+    let (code, body) = curl(
+        &[&tls[..], &["-X", "PUT", "-d", "v2", "-H", &bearer(&reader)]].concat(),
+        &url("/kv/a"),
+    );
+    assert_eq!((code, body.trim()), (403, "token 'dash' is read-only"));
+    let (code, body) = curl(&tls, &url("/kv/a"));
+    assert_eq!(code, 401, "no token: {body}");
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    assert_eq!(
+        curl(&tls, &url("/metrics")).0,
+        401,
+        "/metrics is protected by default"
+    );
+    assert_eq!(
+        curl(
+            &[&tls[..], &["-H", &bearer("dkv_guess")]].concat(),
+            &url("/kv/a")
+        )
+        .0,
+        401
+    );
+
+    diskv_ok(&["token", "revoke", "--file", &tokens, "app"]);
+    let (code, body) = curl(
+        &[&tls[..], &["-X", "PUT", "-d", "v3", "-H", &bearer(&writer)]].concat(),
+        &url("/kv/a"),
+    );
+    assert_eq!((code, body.trim()), (401, "unknown or revoked token"));
+    assert_eq!(
+        curl(
+            &[&tls[..], &["-H", &bearer(&reader)]].concat(),
+            &url("/kv/a")
+        ),
+        (200, "v1".to_string())
+    );
+
+    assert_eq!(
+        curl(&[], &format!("http://{listen}/health")).0,
+        0,
+        "plain HTTP answered on the HTTPS port"
+    );
+    assert_eq!(
+        curl(&[], &url("/health")).0,
+        0,
+        "curl trusted a certificate without --cacert"
+    );
+    serve.sigterm();
+    assert!(serve
+        .wait_exit(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+}
