@@ -412,3 +412,98 @@ fn https_with_tokens_and_roles() {
         .wait_exit(Duration::from_secs(20))
         .is_some_and(|s| s.success()));
 }
+
+/// redis-cli ARGS against `port`; its stdout, trimmed, then its stderr if any.
+fn redis_cli(port: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", port, "--no-auth-warning"])
+        .args(args)
+        .output()
+        .expect("redis-cli (apt-get install redis-tools; .ci/run installs it)");
+    let mut text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        text.push_str(&format!(" [stderr: {}]", stderr.trim()));
+    }
+    text
+}
+
+/// `diskv serve --resp --resp-tls --tokens`: redis-cli over TLS must AUTH;
+/// a read-only token reads and gets NOPERM on writes; plaintext gets nothing.
+#[test]
+fn redis_protocol_over_tls_with_tokens() {
+    let certs = certs();
+    if Command::new("redis-cli").arg("--version").output().is_err() {
+        eprintln!("skipped: redis-cli is not installed (apt-get install redis-tools)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens").display().to_string();
+    let writer = diskv_ok(&["token", "add", "--file", &tokens, "app"])
+        .trim()
+        .to_string();
+    let reader = diskv_ok(&["token", "add", "--file", &tokens, "dash", "--read-only"])
+        .trim()
+        .to_string();
+    let addrs = reserve_addrs(2);
+    let data = dir.path().join("data").display().to_string();
+    let mut serve = Process::spawn(
+        "serve",
+        &dir.path().join("logs"),
+        diskv_bin(),
+        [
+            "serve",
+            "--listen",
+            &addrs[0],
+            "--resp",
+            &addrs[1],
+            "--data-dir",
+            &data,
+            "--tokens",
+            &tokens,
+            "--resp-tls",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve.stdout().contains("Redis protocol listening") {
+        assert!(
+            Instant::now() < deadline && serve.is_running(),
+            "serve did not start: {}",
+            serve.stderr_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = addrs[1].rsplit_once(':').expect("port").1;
+    let ca = certs.node().join("ca.crt").display().to_string();
+    let tls = ["--tls", "--cacert", ca.as_str()];
+    assert_eq!(
+        redis_cli(port, &[&tls[..], &["GET", "k"]].concat()),
+        "NOAUTH Authentication required."
+    );
+    assert_eq!(
+        redis_cli(
+            port,
+            &[&tls[..], &["-a", &writer, "SET", "k", "v"]].concat()
+        ),
+        "OK"
+    );
+    assert_eq!(
+        redis_cli(port, &[&tls[..], &["-a", &reader, "GET", "k"]].concat()),
+        "v"
+    );
+    assert!(
+        redis_cli(port, &[&tls[..], &["-a", &reader, "DEL", "k"]].concat())
+            .starts_with("NOPERM token 'dash' is read-only"),
+        "a read-only token deleted"
+    );
+    assert!(
+        redis_cli(port, &[&tls[..], &["-a", "dkv_guess", "GET", "k"]].concat())
+            .contains("WRONGPASS")
+    );
+    let plain = redis_cli(port, &["-a", &writer, "GET", "k"]);
+    assert!(!plain.starts_with('v'), "plaintext answered on the TLS port: {plain}");
+    serve.sigterm();
+    assert!(serve
+        .wait_exit(Duration::from_secs(20))
+        .is_some_and(|s| s.success()));
+}

@@ -78,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let security = args.tls.install_local(&tls_dir(&dir), "launcher")?;
     let front_options = args.front_door.front_options()?;
     let serve_options = args.front_door.serve_options(&security)?;
+    let resp_options = args.front_door.resp_options(&front_options, &security)?;
     if !args.tls.given() && !args.tls.insecure {
         // An identity for the user's own clients (printed by `announce`).
         super::tls::local_identity(&tls_dir(&dir), CLIENT_IDENTITY)?;
@@ -110,7 +111,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let front = Arc::new(Front::new(layout.masters.clone(), front_options));
     let http = diskv::http::spawn_with(listener, front.clone(), serve_options)?;
-    let resp = super::spawn_resp(resp_listener, front.pool(), None)?;
+    let resp = super::spawn_resp(resp_listener, front.pool(), None, resp_options)?;
     let outcome = tokio::select! {
         r = ready::wait(&layout, &mut children) => r.map(|()| None),
         s = signals.recv() => Ok(Some(s)),

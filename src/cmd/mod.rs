@@ -30,17 +30,18 @@ pub(crate) async fn bind_resp(
 }
 
 /// Serves the Redis protocol on `listener`, if bound, through `pool` (the HTTP
-/// front door's, where the process has one); `local` is the KV replica running
-/// in this process, if any, for `INFO replication`.
+/// front door's, where the process has one) with `opts` (tokens, TLS); `local`
+/// is the KV replica running in this process, if any, for `INFO replication`.
 pub(crate) fn spawn_resp(
     listener: Option<tokio::net::TcpListener>,
     pool: &std::sync::Arc<diskv::http::pool::ClerkPool>,
     local: Option<std::sync::Arc<diskv::KvServer>>,
+    opts: diskv::resp::RespOptions,
 ) -> anyhow::Result<Option<diskv::resp::Running>> {
     let Some(listener) = listener else {
         return Ok(None);
     };
-    let mut door = diskv::resp::Door::new(pool.clone(), diskv::resp::RespOptions::default());
+    let mut door = diskv::resp::Door::new(pool.clone(), opts);
     if let Some(server) = local {
         door = door.with_local(server);
     }

@@ -120,6 +120,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     let security = args.tls.install_local(&dir.join("tls"), "node")?;
     let front_options = args.front_door.front_options()?;
     let serve_options = args.front_door.serve_options(&security)?;
+    let resp_options = args.front_door.resp_options(&front_options, &security)?;
     let mut ports = Ports::load(&dir)?;
     // Bind the API first: a busy --listen fails before any data is touched.
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -182,7 +183,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
 
     let front = Arc::new(Front::new(masters, front_options).with_local(kv.clone()));
     let http = diskv::http::spawn_with(listener, front.clone(), serve_options)?;
-    let resp = super::spawn_resp(resp_listener, front.pool(), Some(kv.clone()))?;
+    let resp = super::spawn_resp(resp_listener, front.pool(), Some(kv.clone()), resp_options)?;
     Ok(Node {
         dir,
         sm,

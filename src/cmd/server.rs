@@ -90,7 +90,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => (None, None),
     };
     let resp = match &args.resp {
-        Some(addr) => resp_front(addr, masters, pool, server.clone()).await?,
+        Some(addr) => {
+            let front_options = args.front_door.front_options()?;
+            let opts = args.front_door.resp_options(&front_options, &security)?;
+            resp_front(addr, masters, pool, server.clone(), opts).await?
+        }
         None => None,
     };
     let halted = tokio::select! {
@@ -157,6 +161,7 @@ async fn resp_front(
     masters: Vec<String>,
     pool: Option<std::sync::Arc<diskv::http::pool::ClerkPool>>,
     server: std::sync::Arc<KvServer>,
+    opts: diskv::resp::RespOptions,
 ) -> anyhow::Result<Option<diskv::resp::Running>> {
     let listener = super::bind_resp(Some(addr)).await?;
     let pool = pool.unwrap_or_else(|| {
@@ -167,5 +172,5 @@ async fn resp_front(
         pool.set_local(server.local());
         pool
     });
-    super::spawn_resp(listener, &pool, Some(server))
+    super::spawn_resp(listener, &pool, Some(server), opts)
 }

@@ -28,7 +28,7 @@ pub fn quit(session: &mut Session) -> Reply {
 
 /// `HELLO [2|3 [AUTH user pass] [SETNAME name]]`: switches the protocol and
 /// describes the server (a map, in the new protocol).
-pub fn hello(session: &mut Session, args: &[Vec<u8>]) -> Reply {
+pub fn hello(door: &Door, session: &mut Session, args: &[Vec<u8>]) -> Reply {
     let mut proto = session.proto;
     if let Some(version) = args.get(1) {
         proto = match integer(version) {
@@ -42,10 +42,12 @@ pub fn hello(session: &mut Session, args: &[Vec<u8>]) -> Reply {
     let mut rest = args.iter().skip(2);
     while let Some(opt) = rest.next() {
         if is(opt, "AUTH") {
-            return Reply::err(
-                "AUTH is not supported yet: diskv has no users or passwords; \
-                 connect without AUTH (token authentication is planned, issue #16)",
-            );
+            let (Some(name), Some(token)) = (rest.next(), rest.next()) else {
+                return Reply::err("syntax error");
+            };
+            if let Reply::Error(e) = super::auth::login(door, session, Some(name), token) {
+                return Reply::Error(e);
+            }
         } else if is(opt, "SETNAME") {
             let Some(n) = rest.next() else {
                 return Reply::err("syntax error");
@@ -57,6 +59,13 @@ pub fn hello(session: &mut Session, args: &[Vec<u8>]) -> Reply {
         } else {
             return Reply::err("syntax error");
         }
+    }
+    if door.opts.tokens.is_some() && session.token.is_none() {
+        return Reply::Error(
+            "NOAUTH HELLO must be called with the client already authenticated, or with \
+             HELLO <proto> AUTH <name> <token>"
+                .into(),
+        );
     }
     session.proto = proto;
     if name.is_some() {

@@ -4,7 +4,7 @@ use super::commands::{find, unknown, wrong_arity};
 use super::door::{Door, Session};
 use super::parse::Args;
 use super::reply::Reply;
-use super::{admin, data};
+use super::{admin, auth, data};
 
 /// Runs one command of `session` and answers it.
 pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
@@ -14,12 +14,16 @@ pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
     if !spec.arity_ok(args.len()) {
         return wrong_arity(spec.name);
     }
+    if let Some(refusal) = auth::gate(door, session, spec) {
+        return refusal;
+    }
     let a = args.as_slice();
     match spec.name {
+        "auth" => auth::auth(door, session, a),
         "ping" => admin::ping(a),
         "echo" => Reply::bulk(args[1].clone()),
         "quit" => admin::quit(session),
-        "hello" => admin::hello(session, a),
+        "hello" => admin::hello(door, session, a),
         "select" => admin::select(a),
         "client" => admin::client(session, a),
         "command" => admin::command(a),
@@ -151,8 +155,9 @@ mod tests {
         assert_eq!(s.proto, Protocol::Resp3);
         assert!(
             error(run(&d, &mut s, &["HELLO", "3", "AUTH", "u", "p"]).await)
-                .contains("AUTH is not supported yet")
+                .contains("without any token file configured")
         );
+        assert!(error(run(&d, &mut s, &["AUTH", "p"]).await).contains("--tokens FILE"));
         assert!(error(run(&d, &mut s, &["HELLO", "4"]).await).starts_with("NOPROTO"));
 
         assert_eq!(run(&d, &mut s, &["QUIT"]).await, Reply::ok());
@@ -187,6 +192,61 @@ mod tests {
         assert!(error(run(&d, &mut s, &["APPEND", "k\n", "v"]).await).contains("invalid key"));
         assert!(error(run(&d, &mut s, &["SCAN", "12345"]).await).contains("invalid cursor"));
         assert!(error(run(&d, &mut s, &["SCAN", "x"]).await).contains("invalid cursor"));
+        assert_eq!(d.pool.made(), 0, "no Clerk was made");
+    }
+
+    #[tokio::test]
+    async fn with_tokens_nothing_runs_before_auth_and_read_tokens_only_read() {
+        use crate::access::{add, revoke, Role, Tokens};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        let writer = add(&file, "app", Role::Write).unwrap();
+        let reader = add(&file, "dash", Role::Read).unwrap();
+        let d = Door::new(
+            ClerkPool::new(vec!["127.0.0.1:1".into()], 1),
+            RespOptions {
+                tokens: Some(std::sync::Arc::new(Tokens::open(&file).unwrap())),
+                ..RespOptions::default()
+            },
+        );
+        let mut s = d.session();
+        assert_eq!(
+            error(run(&d, &mut s, &["PING"]).await),
+            "NOAUTH Authentication required."
+        );
+        assert_eq!(
+            error(run(&d, &mut s, &["GET", "k"]).await),
+            "NOAUTH Authentication required."
+        );
+        assert!(error(run(&d, &mut s, &["HELLO", "3"]).await).starts_with("NOAUTH"));
+        assert!(error(run(&d, &mut s, &["AUTH", "dkv_wrong"]).await).starts_with("WRONGPASS"));
+        assert!(error(run(&d, &mut s, &["AUTH", "app", &reader]).await).starts_with("WRONGPASS"));
+        assert_eq!(run(&d, &mut s, &["AUTH", &reader]).await, Reply::ok());
+        assert_eq!(
+            run(&d, &mut s, &["PING"]).await,
+            Reply::Simple("PONG".into())
+        );
+        assert!(error(run(&d, &mut s, &["SET", "k", "v"]).await)
+            .starts_with("NOPERM token 'dash' is read-only"));
+        assert!(error(run(&d, &mut s, &["FLUSHALL"]).await).starts_with("NOPERM"));
+
+        let mut w = d.session();
+        let Reply::Map(_) = run(&d, &mut w, &["HELLO", "3", "AUTH", "default", &writer]).await
+        else {
+            panic!("HELLO with AUTH answers a map");
+        };
+        assert_eq!(w.proto, Protocol::Resp3);
+        assert_eq!(
+            run(&d, &mut w, &["PING"]).await,
+            Reply::Simple("PONG".into())
+        );
+        revoke(&file, "app").unwrap();
+        assert!(error(run(&d, &mut w, &["PING"]).await).contains("unknown or revoked token"));
+        assert_eq!(
+            error(run(&d, &mut w, &["PING"]).await),
+            "NOAUTH Authentication required."
+        );
+        assert_eq!(run(&d, &mut w, &["QUIT"]).await, Reply::ok());
         assert_eq!(d.pool.made(), 0, "no Clerk was made");
     }
 }

@@ -6,6 +6,7 @@ use super::budget::{Budget, Charge};
 use super::cursor::Cursors;
 use super::parse::Limits;
 use super::reply::{Protocol, Reply};
+use crate::access::Tokens;
 use crate::http::pool::ClerkPool;
 use crate::op::Op;
 use crate::server::KvServer;
@@ -36,6 +37,12 @@ pub struct RespOptions {
     /// replies being gathered and replies not yet sent (256 MiB); a connection
     /// that would go over is told so and closed ([`super::budget`]).
     pub memory_budget: usize,
+    /// The tokens a connection must `AUTH` with before anything but AUTH, HELLO
+    /// and QUIT (`--tokens FILE`); `None`: no authentication.
+    pub tokens: Option<Arc<Tokens>>,
+    /// TLS with this server configuration (no client certificate asked);
+    /// `None`: plaintext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for RespOptions {
@@ -47,6 +54,8 @@ impl Default for RespOptions {
             grace: Duration::from_secs(5),
             limits: Limits::default(),
             memory_budget: 256 << 20,
+            tokens: None,
+            tls: None,
         }
     }
 }
@@ -115,6 +124,7 @@ impl Door {
             proto: Protocol::Resp2,
             quit: false,
             charge: Charge::new(self.budget.clone()),
+            token: None,
         }
     }
 }
@@ -132,4 +142,7 @@ pub struct Session {
     pub quit: bool,
     /// The memory this connection holds, charged to the door's budget.
     pub charge: Charge,
+    /// The token of the last successful `AUTH`, checked again before every
+    /// command (a revoked token stops working on open connections too).
+    pub token: Option<String>,
 }

@@ -13,7 +13,8 @@
 //! - [`server`]: accept loop (connection limit, graceful stop) and the
 //!   connection loop (pipelining, idle timeout);
 //! - [`parse`]: bytes → commands, incremental and bounded;
-//! - [`dispatch`] with [`commands`] (the table: names, arity, `COMMAND`);
+//! - [`dispatch`] with [`commands`] (the table: names, arity, `COMMAND`), after
+//!   [`auth`] (tokens: `AUTH`, and who may run what);
 //! - [`admin`] (connection and server commands), [`data`] (store commands),
 //!   [`args`] (which keys and values diskv can store), [`glob`] (`KEYS`/`MATCH`
 //!   patterns), [`cursor`] (`SCAN` cursors);
@@ -24,6 +25,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod auth;
 pub mod budget;
 pub mod commands;
 pub mod cursor;

@@ -17,12 +17,15 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use crate::running::Running;
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 << 10;
@@ -71,7 +74,17 @@ pub async fn serve(
         conns.spawn(async move {
             let _slot = slot;
             door.connected.fetch_add(1, Ordering::Relaxed);
-            connection(&door, stream, stop).await;
+            match door.opts.tls.clone() {
+                None => connection(&door, stream, stop).await,
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connection(&door, tls, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, reason = %paxos::transport::tls::reason(&e), "RESP: TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "RESP: TLS handshake not finished in time"),
+                    }
+                }
+            }
             door.connected.fetch_sub(1, Ordering::Relaxed);
             tracing::debug!(%peer, "RESP: connection closed");
         });
@@ -90,7 +103,10 @@ pub async fn serve(
 
 /// Serves one connection until the client leaves, QUITs, idles, breaks the
 /// protocol, or the server stops.
-async fn connection(door: &Door, mut stream: TcpStream, mut stop: watch::Receiver<bool>) {
+async fn connection<S>(door: &Door, mut stream: S, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let idle = door.opts.idle_timeout;
     let mut session = door.session();
     let _cursors = ForgetCursors(door, session.id);
@@ -200,11 +216,19 @@ impl Drop for ForgetCursors<'_> {
 }
 
 /// Writes and clears `output`; false if the client is gone or does not read.
-async fn flush(stream: &mut TcpStream, output: &mut Vec<u8>, within: Duration) -> bool {
+async fn flush<S>(stream: &mut S, output: &mut Vec<u8>, within: Duration) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
     if output.is_empty() {
         return true;
     }
-    let sent = tokio::time::timeout(within, stream.write_all(output)).await;
+    // TLS buffers what is written until flushed.
+    let write = async {
+        stream.write_all(output).await?;
+        stream.flush().await
+    };
+    let sent = tokio::time::timeout(within, write).await;
     output.clear();
     matches!(sent, Ok(Ok(())))
 }
