@@ -22,8 +22,10 @@
 
 mod acceptor;
 mod bounds;
+mod candidate;
 mod config;
 mod durability;
+mod forwarding;
 mod history;
 mod leader;
 mod learner;
@@ -40,7 +42,8 @@ pub use ready::{Event, ReadOutcome, Ready};
 use crate::message::{Envelope, Message};
 use crate::record::Record;
 use crate::types::{Ballot, Command, Entry, NodeId, Slot};
-use leader::{Candidate, Leader};
+use candidate::Candidate;
+use leader::Leader;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -584,7 +587,7 @@ impl Replica {
 
     fn reset_election_timer(&mut self) {
         self.idle_ticks = 0;
-        let backoff = self.lost_campaigns.min(leader::MAX_CAMPAIGN_BACKOFF);
+        let backoff = self.lost_campaigns.min(candidate::MAX_CAMPAIGN_BACKOFF);
         self.election_timeout = Self::draw_timeout(&mut self.rng, &self.cfg) << backoff;
     }
 
