@@ -29,14 +29,14 @@ mod forwarding;
 mod history;
 mod leader;
 mod learner;
-mod membership;
 mod prevote;
 mod ready;
 
+/// Re-exported from [`crate::membership`], which the stored and wire types share.
+pub use crate::membership::{Member, Membership};
 pub use bounds::{ROUND_REACH, START_REACH};
 pub use config::{CoreConfig, COMMAND_OVERHEAD, MAX_COMMAND_BYTES, MAX_PEERS};
 pub use history::ProbeAnswer;
-pub use membership::{Member, Membership};
 pub use ready::{Event, ReadOutcome, Ready};
 
 use crate::message::{Envelope, Message};
