@@ -65,7 +65,7 @@
 //!    (appends, segments created or deleted, the log folder itself) is made durable
 //!    before anything acts on it.
 //!
-//! The unit tests in `core/tests.rs` check rules 1–2 record by record, and the
+//! The unit tests in `core/tests/persistence.rs` check rules 1–2 record by record, and the
 //! simulator checks agreement over thousands of seeded runs with crashes.
 
 pub mod core;
