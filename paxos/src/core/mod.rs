@@ -425,6 +425,8 @@ mod doubt2_attack_tests;
 #[cfg(test)]
 mod doubt_attack_tests;
 #[cfg(test)]
+mod doubt_group;
+#[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
 mod hostile_tests;
