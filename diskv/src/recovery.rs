@@ -2,7 +2,7 @@
 //! if they forgot part of it, installs a snapshot from the group's leader), and its
 //! Paxos replica asks the group to decide its reincarnation; its votes count again
 //! only once every instance its lost incarnation may have voted in is decided (see
-//! `paxos::core::membership`). If a majority of the group reports a lost disk, the
+//! `paxos::membership`). If a majority of the group reports a lost disk, the
 //! group cannot recover on its own: the replica halts, loudly. The loop itself is
 //! the one every service shares ([`paxos::recovery::run`]); this module adds the
 //! KV snapshot and the identity record.

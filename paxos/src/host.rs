@@ -37,7 +37,7 @@ pub struct HostOptions {
     /// Whether the log fdatasyncs (turn off only for throwaway benchmarks).
     pub fsync: bool,
     /// `Some(nonce)` when this replica lost its disk and recovers (see
-    /// `core::membership`): it votes only once its reincarnation is decided.
+    /// `crate::membership`): it votes only once its reincarnation is decided.
     pub recovering: Option<u64>,
 }
 

@@ -8,6 +8,8 @@
 //!   round per instance, batching commands and keeping up to `window` instances in
 //!   flight) and learner. It takes messages, ticks and requests and emits a
 //!   [`core::Ready`]: records to persist, messages to send, decided instances.
+//! - [`membership`] says which acceptor incarnation votes in which instance: a
+//!   type the core, its records and its messages share.
 //! - [`storage`] keeps the records: an append-only log of checksummed segment
 //!   files with group commit ([`storage::SegmentLog`]), and an in-memory store for
 //!   tests.
@@ -56,20 +58,21 @@
 //!    peers as a lost disk. An empty directory asks its peers first ([`probe`]).
 //! 8. A replica that lost its disk is a new acceptor incarnation: it votes only in
 //!    instances after its reincarnation (decided through the log) plus the window,
-//!    and every vote carries its incarnation (see [`core::Membership`]). Ballots
+//!    and every vote carries its incarnation (see [`membership::Membership`]). Ballots
 //!    carry it too, so no two incarnations share a ballot.
 //! 9. At start, the log fdatasyncs its last segment and fsyncs its directory and
 //!    that directory's parent: what a killed process left in the page cache
 //!    (appends, segments created or deleted, the log folder itself) is made durable
 //!    before anything acts on it.
 //!
-//! The unit tests in `core/tests.rs` check rules 1–2 record by record, and the
+//! The unit tests in `core/tests/persistence.rs` check rules 1–2 record by record, and the
 //! simulator checks agreement over thousands of seeded runs with crashes.
 
 pub mod core;
 pub mod error;
 pub mod fs;
 pub mod host;
+pub mod membership;
 pub mod message;
 pub mod node;
 pub mod probe;

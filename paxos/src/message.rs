@@ -3,7 +3,7 @@
 //! Every message is one-way: a reply is just another message. The transport may drop,
 //! delay, duplicate or reorder them; the protocol core copes with all of that.
 
-use crate::core::Membership;
+use crate::membership::Membership;
 use crate::types::{Ballot, Command, Entry, NodeId, Slot};
 use serde::{Deserialize, Serialize};
 

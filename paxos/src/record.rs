@@ -1,6 +1,6 @@
 //! Records the protocol core asks to be made durable.
 
-use crate::core::Membership;
+use crate::membership::Membership;
 use crate::types::{Ballot, Entry, Slot};
 use serde::{Deserialize, Serialize};
 

@@ -22,7 +22,7 @@ pub type Command = Vec<u8>;
 pub struct Ballot {
     /// Monotonic round number; a candidate picks one above every round it has seen.
     pub round: u64,
-    /// The acceptor incarnation of the proposer (see `core::membership`).
+    /// The acceptor incarnation of the proposer (see `crate::membership`).
     pub incarnation: u64,
     /// The replica that owns this ballot.
     pub node: NodeId,
@@ -83,7 +83,7 @@ pub enum Entry {
         nonce: u64,
     },
     /// Replica `node` lost its disk and comes back as a new acceptor incarnation;
-    /// `nonce` lets it recognise its own request (see `core::membership`). It takes
+    /// `nonce` lets it recognise its own request (see `crate::membership`). It takes
     /// effect only if `node`'s newest incarnation is still `replaces` when it is
     /// applied: a request delayed in the network, from a process that has since
     /// lost its disk again and been reincarnated, must not disown the live one.

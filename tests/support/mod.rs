@@ -2,6 +2,7 @@
 //! Shared helpers of the integration tests.
 
 pub mod appends;
+pub mod checker;
 pub mod cluster;
 pub mod http;
 pub mod kv_group;

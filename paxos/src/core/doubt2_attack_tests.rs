@@ -2,11 +2,11 @@
 //! lead, answers `MembershipAsk`, and ends its doubt when the decisions below its
 //! state are known again or a covering membership arrives.
 //!
-//! Same disk model as `doubt_attack_tests.rs`: a power loss keeps every record up
+//! Same disk model (`doubt_group.rs`): a power loss keeps every record up
 //! to the last gating one (`Promised`, `Accepted`, `Membership`) and loses the
 //! lazily synced tail (`Learned`, `Committed`, `Forgotten`).
 
-use super::doubt_attack_tests::{all, cfg, Group};
+use super::doubt_group::{all, cfg, Group};
 use super::*;
 
 /// Finding (liveness): a doubting leader's commit is frozen at its log's commit

@@ -22,25 +22,30 @@
 
 mod acceptor;
 mod bounds;
+mod candidate;
 mod config;
 mod durability;
+mod forwarding;
 mod history;
 mod leader;
 mod learner;
-mod membership;
 mod prevote;
 mod ready;
+mod requests;
+mod restore;
 
+/// Re-exported from [`crate::membership`], which the stored and wire types share.
+pub use crate::membership::{Member, Membership};
 pub use bounds::{ROUND_REACH, START_REACH};
 pub use config::{CoreConfig, COMMAND_OVERHEAD, MAX_COMMAND_BYTES, MAX_PEERS};
 pub use history::ProbeAnswer;
-pub use membership::{Member, Membership};
 pub use ready::{Event, ReadOutcome, Ready};
 
 use crate::message::{Envelope, Message};
 use crate::record::Record;
 use crate::types::{Ballot, Command, Entry, NodeId, Slot};
-use leader::{Candidate, Leader};
+use candidate::Candidate;
+use leader::Leader;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -167,90 +172,6 @@ impl Replica {
             durability: durability::Durability::default(),
             cfg,
         }
-    }
-
-    /// Rebuilds a replica from the records its storage returned, in order.
-    pub fn restore(cfg: CoreConfig, records: impl IntoIterator<Item = Record>) -> Self {
-        let mut r = Replica::new(cfg);
-        let mut learned: BTreeMap<Slot, Entry> = BTreeMap::new();
-        let mut committed = 0;
-        for rec in records {
-            match rec {
-                Record::Promised(b) => r.promised = r.promised.max(b),
-                Record::Accepted {
-                    slot,
-                    ballot,
-                    entry,
-                } => {
-                    r.promised = r.promised.max(ballot);
-                    r.accepted.insert(slot, (ballot, entry));
-                }
-                Record::Learned { slot, entry } => {
-                    learned.insert(slot, entry);
-                }
-                Record::Committed { upto } => committed = committed.max(upto),
-                Record::Forgotten { below } => r.floor = r.floor.max(below),
-                Record::Membership(m) => {
-                    if m.version() >= r.membership.version() {
-                        r.membership = m;
-                    }
-                }
-            }
-        }
-        let floor = r.floor;
-        r.accepted = r.accepted.split_off(&floor);
-        learned = learned.split_off(&floor);
-        r.max_round = r
-            .promised
-            .round
-            .max(r.accepted.values().map(|(b, _)| b.round).max().unwrap_or(0));
-        r.commit = floor;
-        for slot in floor..committed {
-            let value = learned
-                .remove(&slot)
-                .or_else(|| r.accepted.get(&slot).map(|(_, e)| e.clone()));
-            match value {
-                Some(entry) => {
-                    r.decided.insert(slot, entry);
-                }
-                None => break,
-            }
-        }
-        r.decided.extend(learned);
-        // Bounded by the last slot: a record read from disk may name any slot.
-        while r.commit < Slot::MAX && r.decided.contains_key(&r.commit) {
-            r.commit += 1;
-        }
-        r.commit_persisted = r.commit;
-        r.durability.durable_commit = r.commit;
-        r.announced_commit = r.commit;
-        // Reincarnations decided after the last Membership record was written.
-        let window = r.cfg.window;
-        for (&slot, entry) in r.decided.range(..r.commit) {
-            if let Some(re) = entry.reincarnation() {
-                r.membership.reincarnate(slot, window, re);
-            }
-        }
-        r.incarnation = match r.cfg.recovering {
-            Some(nonce) => r.membership.incarnation_of(r.cfg.id, nonce).map(|(k, _)| k),
-            None => r.membership.latest().get(r.cfg.id).map(|m| m.incarnation),
-        };
-        r.done = vec![floor; r.cfg.peers];
-        r.seen_end = [
-            r.commit,
-            r.accepted
-                .keys()
-                .next_back()
-                .map_or(0, |s| s.saturating_add(1)),
-            r.decided
-                .keys()
-                .next_back()
-                .map_or(0, |s| s.saturating_add(1)),
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
-        r
     }
 
     /// This replica's settings.
@@ -381,26 +302,6 @@ impl Replica {
             .is_none_or(|applied| applied <= self.commit.saturating_add(self.cfg.window))
     }
 
-    /// This replica's incarnation; `None` while it recovers a lost disk.
-    pub fn incarnation(&self) -> Option<u64> {
-        self.incarnation
-    }
-
-    /// True once this replica's vote counts in the next instance to decide: its
-    /// incarnation is known and every instance its lost incarnation may have voted
-    /// in is decided. Until then, the group still needs a majority of the old
-    /// membership, so it cannot yet lose another replica.
-    pub fn votes_now(&self) -> bool {
-        self.incarnation
-            .is_some_and(|k| self.membership.counts(self.commit, self.cfg.id, k))
-            && self.membership_durable()
-    }
-
-    /// The membership epochs this replica knows.
-    pub fn membership(&self) -> &Membership {
-        &self.membership
-    }
-
     /// True if this replica's vote counts in `slot`.
     fn can_vote(&self, slot: Slot) -> bool {
         match self.incarnation {
@@ -412,108 +313,6 @@ impl Replica {
     /// True if a vote of `node` at `incarnation` counts in `slot`.
     fn vote_counts(&self, slot: Slot, node: NodeId, incarnation: u64) -> bool {
         self.cfg.unsafe_rejoin || self.membership.counts(slot, node, incarnation)
-    }
-
-    /// Proposes an application command. The leader batches it into the next
-    /// instance; a follower forwards it to the leader. A command may be lost if
-    /// leadership changes: the application learns the outcome from the decided
-    /// stream and retries on its own deadline.
-    pub fn propose(&mut self, cmd: Command) {
-        if !self.fits_a_record(&cmd) {
-            return;
-        }
-        if let Role::Leader(l) = &mut self.role {
-            l.enqueue(cmd);
-        } else {
-            if self.waiting_commands.len() >= self.cfg.max_waiting_commands {
-                self.waiting_commands.remove(0);
-            }
-            self.waiting_commands.push(cmd);
-        }
-    }
-
-    /// 6.824 `Start(seq, v)`: asks for agreement on `entry` in instance `slot`. The
-    /// value chosen may be another one (check [`Replica::status`]); requests for
-    /// forgotten or already decided instances are ignored.
-    pub fn start(&mut self, slot: Slot, entry: Entry) {
-        if slot < self.floor || self.decided.contains_key(&slot) {
-            return;
-        }
-        self.seen_end = self.seen_end.max(slot.saturating_add(1));
-        if let Role::Leader(l) = &mut self.role {
-            l.request_slot(slot, entry);
-        } else {
-            self.waiting_starts.entry(slot).or_insert((entry, None));
-        }
-    }
-
-    /// 6.824 `Status(seq)`.
-    pub fn status(&self, slot: Slot) -> Status {
-        if slot < self.min() || slot < self.floor {
-            return Status::Forgotten;
-        }
-        match self.decided.get(&slot) {
-            Some(e) => Status::Decided(e.clone()),
-            None => Status::Pending,
-        }
-    }
-
-    /// 6.824 `Done(seq)`: the application no longer needs instances `<= slot`.
-    pub fn done(&mut self, slot: Slot) {
-        let me = self.cfg.id;
-        self.done[me] = self.done[me].max(slot + 1);
-        self.forget();
-    }
-
-    /// 6.824 `Max()`: the highest instance this replica has heard of (0 if none).
-    pub fn max(&self) -> Slot {
-        self.seen_end.saturating_sub(1)
-    }
-
-    /// One past the highest instance this replica has heard of (0 if none).
-    pub fn heard_end(&self) -> Slot {
-        self.seen_end
-    }
-
-    /// 6.824 `Min()`: one more than the smallest `done` of every replica; every
-    /// instance below it is forgotten.
-    pub fn min(&self) -> Slot {
-        self.done.iter().copied().min().unwrap_or(0)
-    }
-
-    /// Every instance below this is decided here.
-    pub fn commit_index(&self) -> Slot {
-        self.commit
-    }
-
-    /// Every instance below this is forgotten here.
-    pub fn floor(&self) -> Slot {
-        self.floor
-    }
-
-    /// The decided value of `slot`, if known and not forgotten.
-    pub fn decided(&self, slot: Slot) -> Option<&Entry> {
-        self.decided.get(&slot)
-    }
-
-    /// The highest ballot this acceptor has promised.
-    pub fn promised(&self) -> Ballot {
-        self.promised
-    }
-
-    /// True if this replica currently leads.
-    pub fn is_leader(&self) -> bool {
-        matches!(self.role, Role::Leader(_))
-    }
-
-    /// The leader this replica follows (itself when leading), if known.
-    pub fn leader(&self) -> Option<NodeId> {
-        self.leader.map(|(n, _)| n)
-    }
-
-    /// Number of instances held in memory (accepted or decided, not forgotten).
-    pub fn instances_in_memory(&self) -> usize {
-        self.accepted.len() + self.decided.len()
     }
 
     /// Collects everything the driver must do now. See the module docs.
@@ -584,7 +383,7 @@ impl Replica {
 
     fn reset_election_timer(&mut self) {
         self.idle_ticks = 0;
-        let backoff = self.lost_campaigns.min(leader::MAX_CAMPAIGN_BACKOFF);
+        let backoff = self.lost_campaigns.min(candidate::MAX_CAMPAIGN_BACKOFF);
         self.election_timeout = Self::draw_timeout(&mut self.rng, &self.cfg) << backoff;
     }
 
@@ -625,6 +424,8 @@ impl Replica {
 mod doubt2_attack_tests;
 #[cfg(test)]
 mod doubt_attack_tests;
+#[cfg(test)]
+mod doubt_group;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]

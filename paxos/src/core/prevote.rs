@@ -16,7 +16,7 @@
 //! make a decision unsafe; it only delays an election by one round trip, and only
 //! prevents one that could not have won anyway while a majority hears the leader.
 
-use super::leader::Votes;
+use super::candidate::Votes;
 use super::{Replica, Role};
 use crate::message::Message;
 use crate::types::NodeId;

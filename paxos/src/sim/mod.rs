@@ -179,7 +179,7 @@ impl Sim {
 
     /// Replica `i` loses its disk and restarts empty. It recovers safely: it asks
     /// the group to decide its reincarnation and votes only in instances after
-    /// that (see `core::membership`).
+    /// that (see `crate::membership`).
     pub fn lose_disk(&mut self, i: NodeId) {
         let nonce = self.rng.gen::<u64>() | 1;
         self.disks[i].clear();

@@ -15,7 +15,8 @@
 //!
 //! Only files still reachable through the surviving entries are kept.
 
-use super::disk::{DirOp, Disk, FileNode, Ino, Node, ROOT};
+use super::disk::Disk;
+use super::inode::{DirOp, FileNode, Ino, Node, ROOT};
 use super::SimOptions;
 use rand::{Rng, RngCore};
 use std::collections::{BTreeMap, BTreeSet};

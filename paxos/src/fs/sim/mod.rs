@@ -33,6 +33,7 @@
 
 mod crash;
 mod disk;
+mod inode;
 #[cfg(test)]
 mod tests;
 
@@ -40,7 +41,8 @@ pub use crash::CrashReport;
 
 use super::{FileHandle, FileKind, FileLock, FileSystem, Metadata};
 use crash::Fate;
-use disk::{errno, Disk, Ino};
+use disk::{errno, Disk};
+use inode::Ino;
 use rand::RngCore;
 use std::ffi::OsString;
 use std::fmt;

@@ -1,0 +1,247 @@
+//! Phase 1: a candidate campaigns over the whole log suffix, merges the promises'
+//! reports, and takes office as the stable leader once a quorum of every epoch
+//! promised.
+
+use super::bounds::SLOT_REACH;
+use super::leader::Leader;
+use super::{Event, Replica, Role};
+use crate::message::{Message, PromisedSlot};
+use crate::types::{Ballot, Entry, NodeId, Slot};
+use std::collections::BTreeMap;
+
+/// A set of replicas, one bit each.
+pub(super) type Votes = u64;
+
+/// A replica running phase 1.
+#[derive(Debug)]
+pub(super) struct Candidate {
+    pub(super) ballot: Ballot,
+    from_slot: Slot,
+    promises: Votes,
+    /// Who promised, at which incarnation.
+    promisers: Vec<(NodeId, u64)>,
+    /// Per instance: the highest-ballot value reported, and whether it is known chosen.
+    merged: BTreeMap<Slot, (Ballot, Entry, bool)>,
+    floor: Slot,
+    started: u64,
+    last_sent: u64,
+    /// Prepares sent again so far; each doubles the wait before the next, since
+    /// every one makes the acceptors send their whole report again.
+    resends: u32,
+}
+
+/// Back-off caps, as powers of two: Prepare resends wait at most 16 ×
+/// `retransmit_ticks`; a candidate that lost campaigns in a row waits at most
+/// 8 × its drawn election timeout before the next.
+const MAX_PREPARE_BACKOFF: u32 = 4;
+pub(super) const MAX_CAMPAIGN_BACKOFF: u32 = 3;
+
+impl Candidate {
+    /// True if a replica other than `me` promised this candidate's ballot.
+    pub(super) fn holds_promise_of_another(&self, me: NodeId) -> bool {
+        self.promises & !(1 << me) != 0
+    }
+}
+
+impl Replica {
+    /// Starts phase 1 with a ballot above every round seen.
+    pub(super) fn campaign(&mut self) {
+        self.pre_vote = None;
+        self.note_round(self.promised.round);
+        let ballot = Ballot::of(
+            self.max_round.saturating_add(1),
+            self.incarnation.unwrap_or(0),
+            self.cfg.id,
+        );
+        self.note_round(ballot.round);
+        tracing::debug!(node = self.cfg.id, %ballot, from_slot = self.commit, "starting election");
+        if self.leader.is_some() {
+            self.leader = None;
+            self.ready.events.push(Event::LeaderChanged {
+                leader: None,
+                ballot,
+            });
+        }
+        self.role = Role::Candidate(Candidate {
+            ballot,
+            from_slot: self.commit,
+            promises: 0,
+            promisers: Vec::new(),
+            merged: BTreeMap::new(),
+            floor: 0,
+            started: self.now,
+            last_sent: self.now,
+            resends: 0,
+        });
+        self.reset_election_timer();
+        self.broadcast(
+            Message::Prepare {
+                ballot,
+                from_slot: self.commit,
+            },
+            true,
+        );
+    }
+
+    pub(super) fn candidate_tick(&mut self) {
+        let Role::Candidate(c) = &mut self.role else {
+            return;
+        };
+        if self.now - c.started >= self.election_timeout as u64 {
+            // Lost (or still waiting for promises too large to arrive in time,
+            // issue #18 B3): the next campaign gets a longer timeout.
+            self.lost_campaigns = self.lost_campaigns.saturating_add(1);
+            self.campaign();
+            return;
+        }
+        let wait = u64::from(self.cfg.retransmit_ticks) << c.resends.min(MAX_PREPARE_BACKOFF);
+        if self.now - c.last_sent >= wait {
+            c.last_sent = self.now;
+            c.resends += 1;
+            let (ballot, from_slot, promises) = (c.ballot, c.from_slot, c.promises);
+            for to in 0..self.cfg.peers {
+                if promises & (1 << to) == 0 {
+                    self.send(to, Message::Prepare { ballot, from_slot });
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        accepted: Vec<PromisedSlot>,
+        floor: Slot,
+        incarnation: u64,
+    ) {
+        if !matches!(&self.role, Role::Candidate(c) if c.ballot == ballot && c.promises & (1 << from) == 0)
+        {
+            return;
+        }
+        if let Some(p) = accepted
+            .iter()
+            .find(|p| p.slot > self.commit.saturating_add(SLOT_REACH))
+        {
+            // Dropping a whole message is always safe; dropping part of what a
+            // promise reports is not (`bounds.rs`).
+            tracing::warn!(
+                node = self.cfg.id,
+                from,
+                slot = p.slot,
+                commit = self.commit,
+                "ignored a promise reporting an instance far beyond the decided log"
+            );
+            return;
+        }
+        // Only what the acceptor reports for instances its vote counts in.
+        let accepted: Vec<PromisedSlot> = accepted
+            .into_iter()
+            .filter(|p| self.vote_counts(p.slot, from, incarnation))
+            .collect();
+        let Role::Candidate(c) = &mut self.role else {
+            return;
+        };
+        c.promises |= 1 << from;
+        c.promisers.push((from, incarnation));
+        c.floor = c.floor.max(floor);
+        for p in accepted {
+            match c.merged.get(&p.slot) {
+                Some((_, _, true)) => {}
+                Some((b, _, false)) if !p.decided && *b >= p.ballot => {}
+                _ => {
+                    c.merged.insert(p.slot, (p.ballot, p.entry, p.decided));
+                }
+            }
+        }
+        let (from_slot, promisers) = (c.from_slot, c.promisers.clone());
+        if self.promise_quorum_from(from_slot, &promisers) {
+            self.become_leader();
+        }
+    }
+
+    /// True if `promisers` hold a majority of every known epoch from `from_slot` on.
+    fn promise_quorum_from(&self, from_slot: Slot, promisers: &[(NodeId, u64)]) -> bool {
+        let majority = self.cfg.majority();
+        if self.cfg.unsafe_rejoin {
+            return promisers.len() >= majority;
+        }
+        self.membership.epochs_from(from_slot).all(|members| {
+            promisers
+                .iter()
+                .filter(|&&(n, k)| members.get(n).is_some_and(|m| m.incarnation == k))
+                .count()
+                >= majority
+        })
+    }
+
+    fn become_leader(&mut self) {
+        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
+            return;
+        };
+        let ballot = c.ballot;
+        if c.floor > self.commit {
+            // The group forgot instances this replica never applied: it cannot
+            // lead without their state (it could not even answer a read). Ask the
+            // application for a snapshot and let a replica that has the state
+            // lead; the one that reported this floor does. (Installing the floor
+            // here, before the application had the state, left a log that had
+            // forgotten what the state machine never saw.)
+            tracing::info!(
+                node = self.cfg.id,
+                %ballot,
+                floor = c.floor,
+                commit = self.commit,
+                "elected but behind the group's forgotten instances; asking for a snapshot"
+            );
+            self.ready
+                .events
+                .push(Event::SnapshotNeeded { floor: c.floor });
+            self.reset_election_timer();
+            return;
+        }
+        let mut to_propose = Vec::new();
+        let start = self.commit.max(c.from_slot);
+        let end = c
+            .merged
+            .keys()
+            .next_back()
+            .map_or(0, |s| s.saturating_add(1))
+            .max(self.commit);
+        for slot in start..end {
+            match c.merged.get(&slot) {
+                Some((_, entry, true)) => self.learn(slot, entry.clone(), false),
+                Some((_, entry, false)) => to_propose.push((slot, entry.clone())),
+                None => to_propose.push((slot, Entry::Noop)),
+            }
+        }
+        let next = end.max(self.commit);
+        tracing::info!(node = self.cfg.id, %ballot, recovered = to_propose.len(), next, "became leader");
+        let queue = self.waiting_commands.drain(..).collect();
+        let mut leader = Leader::new(
+            ballot,
+            next,
+            queue,
+            c.promisers,
+            self.now,
+            self.commit,
+            self.cfg.peers,
+        );
+        for (slot, (entry, _)) in std::mem::take(&mut self.waiting_starts) {
+            leader.request_slot(slot, entry);
+        }
+        self.role = Role::Leader(Box::new(leader));
+        self.lost_campaigns = 0;
+        self.leader = Some((self.cfg.id, ballot));
+        self.ready.events.push(Event::LeaderChanged {
+            leader: Some(self.cfg.id),
+            ballot,
+        });
+        for (slot, entry) in to_propose {
+            if !self.decided.contains_key(&slot) {
+                self.propose_in(slot, entry);
+            }
+        }
+        self.broadcast_heartbeat();
+    }
+}

@@ -1,0 +1,253 @@
+//! Phase 2 at the stable leader: opening instances (batching, pipelining, flow
+//! control, window no-ops), heartbeats, retransmission, and deciding an instance
+//! once a majority of its epoch accepted it.
+
+use super::Proposal;
+use crate::core::{Replica, Role, COMMAND_OVERHEAD};
+use crate::message::Message;
+use crate::types::{Ballot, Entry, NodeId, Slot};
+
+impl Replica {
+    /// True if `voters` hold a majority of the voters of `slot`'s epoch.
+    fn quorum(&self, slot: Slot, voters: &[(NodeId, u64)]) -> bool {
+        voters
+            .iter()
+            .filter(|&&(n, k)| self.vote_counts(slot, n, k))
+            .count()
+            >= self.cfg.majority()
+    }
+
+    /// Sends phase 2a for `slot` to every replica, this one included.
+    pub(in crate::core) fn propose_in(&mut self, slot: Slot, entry: Entry) {
+        let commit = self.commit;
+        let now = self.now;
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let ballot = l.ballot;
+        l.inflight.insert(
+            slot,
+            Proposal {
+                entry: entry.clone(),
+                acks: Vec::new(),
+                sent: now,
+            },
+        );
+        l.commit_sent = commit;
+        self.seen_end = self.seen_end.max(slot.saturating_add(1));
+        self.broadcast(
+            Message::Accept {
+                ballot,
+                slot,
+                entry,
+                commit,
+            },
+            true,
+        );
+    }
+
+    /// Opens new instances for waiting commands and starts, within the window, and
+    /// sends whatever heartbeat or read confirmation is due.
+    pub(in crate::core) fn leader_flush(&mut self) {
+        // Instances whose decision waited for the commit watermark to catch up.
+        if let Role::Leader(l) = &mut self.role {
+            let limit = self.commit + self.cfg.window;
+            if l.deferred.first().is_some_and(|&s| s <= limit) {
+                let later = l.deferred.split_off(&(limit + 1));
+                let ready = std::mem::replace(&mut l.deferred, later);
+                for slot in ready {
+                    self.try_decide(slot);
+                }
+            }
+        }
+        loop {
+            let (window, max_bytes, max_cmds, max_inflight) = (
+                self.cfg.window,
+                self.cfg.max_batch_bytes,
+                self.cfg.max_batch_commands,
+                self.cfg.max_inflight_bytes,
+            );
+            let limit = self.commit + window;
+            // See `Leader::has_work`: window no-ops up to the newest epoch.
+            let fill_until = self.membership.latest_start();
+            let Role::Leader(l) = &mut self.role else {
+                return;
+            };
+            if l.next >= limit {
+                break;
+            }
+            let slot = l.next;
+            l.starts = l.starts.split_off(&slot);
+            let entry = if let Some(e) = l.starts.remove(&slot) {
+                e
+            } else if let Some(r) = l.reincarnations.pop_front() {
+                Entry::Reincarnate {
+                    node: r.node,
+                    nonce: r.nonce,
+                    replaces: r.replaces.unwrap_or_default(),
+                }
+            } else if !l.queue.is_empty() && l.may_open(max_inflight) {
+                let mut bytes = 0;
+                let mut batch = Vec::new();
+                // At most `max_bytes` counted, or one command alone: either way
+                // below the log's frame limit (see `MAX_COMMAND_BYTES`).
+                while let Some(cmd) = l.queue.front() {
+                    let size = cmd.len() + COMMAND_OVERHEAD;
+                    if !batch.is_empty() && (bytes + size > max_bytes || batch.len() >= max_cmds) {
+                        break;
+                    }
+                    bytes += size;
+                    batch.extend(l.queue.pop_front());
+                }
+                Entry::Batch(batch)
+            } else if !l.starts.is_empty() || slot < fill_until {
+                Entry::Noop
+            } else {
+                break;
+            };
+            l.next += 1;
+            self.propose_in(slot, entry);
+        }
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let new_round = l.reads.iter().any(|r| r.round.is_none());
+        if new_round {
+            l.round += 1;
+            let round = l.round;
+            for r in l.reads.iter_mut().filter(|r| r.round.is_none()) {
+                r.round = Some(round);
+            }
+        }
+        if new_round || self.commit > l.commit_sent {
+            self.broadcast_heartbeat();
+        }
+        self.check_reads();
+    }
+
+    pub(in crate::core) fn broadcast_heartbeat(&mut self) {
+        let (commit, done, now) = (self.commit, self.done.clone(), self.now);
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        l.last_heartbeat = now;
+        l.commit_sent = commit;
+        let (ballot, round) = (l.ballot, l.round);
+        self.broadcast(
+            Message::Heartbeat {
+                ballot,
+                commit,
+                round,
+                done,
+            },
+            false,
+        );
+    }
+
+    pub(in crate::core) fn leader_tick(&mut self) {
+        let (now, peers, me) = (self.now, self.cfg.peers, self.cfg.id);
+        let stale_after = 2 * self.cfg.election_ticks as u64;
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        l.last_heard[me] = now;
+        if !l.has_live_majority(now, stale_after, self.cfg.majority()) {
+            tracing::warn!(node = me, ballot = %l.ballot, "leader lost contact with a majority; stepping down");
+            self.step_down();
+            return;
+        }
+        let mut resend = Vec::new();
+        for (&slot, p) in l.inflight.iter_mut() {
+            if now - p.sent >= self.cfg.resend_ticks(p.entry.size_hint()) {
+                p.sent = now;
+                for to in (0..peers).filter(|to| !p.acks.iter().any(|(n, _)| n == to)) {
+                    resend.push((to, slot, p.entry.clone()));
+                }
+            }
+        }
+        let ballot = l.ballot;
+        let heartbeat_due = now - l.last_heartbeat >= self.cfg.heartbeat_ticks as u64;
+        let commit = self.commit;
+        for (to, slot, entry) in resend {
+            self.send(
+                to,
+                Message::Accept {
+                    ballot,
+                    slot,
+                    entry,
+                    commit,
+                },
+            );
+        }
+        if heartbeat_due {
+            self.broadcast_heartbeat();
+        }
+    }
+
+    pub(in crate::core) fn on_accepted(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        slot: Slot,
+        incarnation: u64,
+    ) {
+        let now = self.now;
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        if l.ballot != ballot {
+            return;
+        }
+        l.last_heard[from] = now;
+        let Some(p) = l.inflight.get_mut(&slot) else {
+            return;
+        };
+        if !p.acks.iter().any(|&(n, _)| n == from) {
+            p.acks.push((from, incarnation));
+        }
+        self.try_decide(slot);
+    }
+
+    /// Decides `slot` if a majority of its epoch accepted it. An instance beyond
+    /// `commit + window` waits: a reincarnation decided below it could still change
+    /// who votes in it.
+    fn try_decide(&mut self, slot: Slot) {
+        if slot > self.commit + self.cfg.window {
+            if let Role::Leader(l) = &mut self.role {
+                l.deferred.insert(slot);
+            }
+            return;
+        }
+        let Role::Leader(l) = &self.role else {
+            return;
+        };
+        let Some(p) = l.inflight.get(&slot) else {
+            return;
+        };
+        if !self.quorum(slot, &p.acks) {
+            return;
+        }
+        if !self.quorum(slot, &l.promisers) {
+            // Elected under an older view of the membership: not a valid leader for
+            // this instance. A new election collects promises under the new view.
+            tracing::warn!(
+                node = self.cfg.id,
+                slot,
+                "phase-1 quorum not valid in this instance's epoch; stepping down"
+            );
+            self.step_down();
+            return;
+        }
+        let me = self.cfg.id;
+        let self_backed = p
+            .acks
+            .iter()
+            .any(|&(n, k)| n == me && self.vote_counts(slot, n, k));
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        if let Some(p) = l.inflight.remove(&slot) {
+            self.learn(slot, p.entry, self_backed);
+        }
+    }
+}
