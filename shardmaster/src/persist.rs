@@ -42,8 +42,8 @@ pub const LOG_DIR: &str = "log";
 /// Name of the lock file.
 pub const LOCK_FILE: &str = "lock";
 
-const MAGIC: &[u8; 4] = b"DSM1";
-const HEADER_LEN: usize = 4 + 4 + 8;
+/// `DSM1 | crc32c(payload) | len(payload) | payload`.
+const HEADER: durable::Header = durable::Header::with_length(b"DSM1", "shardmaster checkpoint");
 
 /// A replica's state at a point of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,38 +320,13 @@ pub fn load_checkpoint(
 
 /// The checkpoint file's bytes.
 pub fn encode_checkpoint(ckpt: &CheckpointRef<'_>) -> Result<Vec<u8>, postcard::Error> {
-    let payload = postcard::to_stdvec(ckpt)?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    Ok(HEADER.encode(&postcard::to_stdvec(ckpt)?))
 }
 
 /// Parses a checkpoint file, checking magic, length, checksum and the store's
 /// invariants; the error says what failed.
 pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, String> {
-    if bytes.len() < HEADER_LEN {
-        return Err(format!("{} bytes, shorter than the header", bytes.len()));
-    }
-    let (header, payload) = bytes.split_at(HEADER_LEN);
-    if &header[..4] != MAGIC {
-        return Err("not a shardmaster checkpoint (bad magic)".into());
-    }
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&header[8..16]);
-    let len = u64::from_le_bytes(len);
-    if len != payload.len() as u64 {
-        return Err(format!(
-            "payload is {} bytes, the header says {len}",
-            payload.len()
-        ));
-    }
-    if crc32c::crc32c(payload) != crc {
-        return Err("checksum mismatch".into());
-    }
+    let payload = HEADER.decode(bytes).map_err(|e| e.to_string())?;
     postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
 }
 
