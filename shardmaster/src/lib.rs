@@ -57,7 +57,8 @@
 //! - [`rebalance`]: the balanced, minimal-movement assignment of shards to groups.
 //! - [`error`]: `ShardmasterError`, the crate's one error type.
 //! - [`machine`]: the replicated state machine: store, duplicate table, checkpoints.
-//! - [`persist`]: the replica's directory and its files.
+//! - [`persist`]: the replica's directory and its files: the lock, the cluster
+//!   record, the checkpoint.
 //! - [`rpc`]: the request type and the RPC; [`server`] runs a replica and serves it.
 //! - [`clerk`]: the client.
 //!
