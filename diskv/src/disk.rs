@@ -19,8 +19,8 @@
 
 use crate::error::StateError;
 use crate::identity::Identity;
+use crate::options::ServerOptions;
 use crate::reconfig;
-use crate::server::ServerOptions;
 use crate::state::KvState;
 use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;

@@ -9,7 +9,7 @@
 
 use crate::conn::{deadline, Connections};
 use crate::identity::Identity;
-use crate::server::ServerOptions;
+use crate::options::ServerOptions;
 use crate::state::KvState;
 use futures::future::BoxFuture;
 use paxos::fs::SharedFs;

@@ -21,6 +21,7 @@
 //!   anything applied since, the whole state is written to `DIR/state` (see
 //!   [`crate::persist`]) and the log may forget every instance it covers.
 
+use crate::dedup::{DupEntry, DupTable};
 use crate::error::ShardmasterError;
 use crate::op::OpResult;
 use crate::persist::{self, Checkpoint, CheckpointRef};
@@ -29,22 +30,8 @@ use crate::state::ConfigStore;
 use paxos::fs::SharedFs;
 use paxos::rsm::{Checkpoint as RsmCheckpoint, StateMachine};
 use paxos::Slot;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tokio::sync::oneshot;
-
-/// Per client id, its latest Join / Leave / Move and that operation's result.
-pub type DupTable = BTreeMap<u64, DupEntry>;
-
-/// What the duplicate table remembers of one client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DupEntry {
-    /// The sequence number of the client's latest applied write.
-    pub seq: u64,
-    /// Its result, returned again to retries.
-    pub result: Result<OpResult, ShardmasterError>,
-}
 
 /// Settings of a [`ShardmasterMachine`].
 #[derive(Clone, Debug)]

@@ -2,8 +2,8 @@
 //! the log instance they cover, behind a checksummed header.
 
 use super::{corrupt, read_optional, storage_err, write_atomic, STATE_FILE};
+use crate::dedup::DupTable;
 use crate::error::ShardmasterError;
-use crate::machine::DupTable;
 use crate::state::ConfigStore;
 use paxos::fs::{durable, FileSystem};
 use paxos::Slot;
@@ -95,7 +95,7 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, String> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::machine::DupEntry;
+    use crate::dedup::DupEntry;
     use crate::op::{Op, OpResult};
     use paxos::fs::OsFs;
     use std::fs;
