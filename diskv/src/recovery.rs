@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use paxos::core::Membership;
 use paxos::fs::SharedFs;
 use paxos::recovery::{Outcome, PeerSnapshots, Snapshot, SnapshotRpc};
-use paxos::rsm::Rsm;
+use paxos::rsm::{MachineError, Rsm};
 use paxos::Slot;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -58,8 +58,8 @@ impl Snapshot<KvState> for GroupSnapshot {
         self.membership.clone()
     }
 
-    fn install(&self, state: &mut KvState) -> Result<(), String> {
-        state.replace_with(self).map_err(|e| e.to_string())
+    fn install(&self, state: &mut KvState) -> Result<(), MachineError> {
+        state.replace_with(self).map_err(MachineError::state)
     }
 }
 

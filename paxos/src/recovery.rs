@@ -15,7 +15,7 @@
 
 use crate::core::Membership;
 use crate::probe::{self, Answer};
-use crate::rsm::{Install, Rsm, StateMachine};
+use crate::rsm::{Install, MachineError, Rsm, StateMachine};
 use crate::types::{NodeId, Slot};
 use futures::future::BoxFuture;
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ pub trait Snapshot<S>: Send + 'static {
     fn membership(&self) -> Membership;
     /// Replaces `state` with this snapshot and makes it durable; an error leaves
     /// `state` as it was.
-    fn install(&self, state: &mut S) -> Result<(), String>;
+    fn install(&self, state: &mut S) -> Result<(), MachineError>;
 }
 
 impl<S> Install<S> {

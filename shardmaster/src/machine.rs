@@ -28,7 +28,7 @@ use crate::persist::{self, Checkpoint, CheckpointRef};
 use crate::rpc::{MachineSnapshot, OpRequest};
 use crate::state::ConfigStore;
 use paxos::fs::SharedFs;
-use paxos::rsm::{Checkpoint as RsmCheckpoint, StateMachine};
+use paxos::rsm::{Checkpoint as RsmCheckpoint, MachineError, StateMachine};
 use paxos::Slot;
 use std::path::PathBuf;
 use tokio::sync::oneshot;
@@ -195,6 +195,11 @@ impl ShardmasterMachine {
     }
 }
 
+/// A checkpoint that could not be encoded (nothing was written).
+#[derive(Debug, thiserror::Error)]
+#[error("encoding a checkpoint: {0}")]
+struct EncodeError(postcard::Error);
+
 impl StateMachine for ShardmasterMachine {
     type Command = OpRequest;
     type Output = Result<OpResult, ShardmasterError>;
@@ -210,7 +215,7 @@ impl StateMachine for ShardmasterMachine {
         &mut self,
         applied: Slot,
         idle: bool,
-    ) -> Result<Option<RsmCheckpoint>, String> {
+    ) -> Result<Option<RsmCheckpoint>, MachineError> {
         self.applied = self.applied.max(applied);
         let due = applied.saturating_sub(self.durable) >= self.opts.checkpoint_every;
         if applied <= self.durable || !(idle || due) {
@@ -222,17 +227,17 @@ impl StateMachine for ShardmasterMachine {
             dups: &self.dups,
         };
         let bytes =
-            persist::encode_checkpoint(&ckpt).map_err(|e| format!("encoding a checkpoint: {e}"))?;
+            persist::encode_checkpoint(&ckpt).map_err(|e| MachineError::state(EncodeError(e)))?;
         let (fs, dir, me) = (self.opts.fs.clone(), self.opts.dir.clone(), self.opts.me);
         let (configs, clients) = (self.store.latest().num + 1, self.dups.len());
         Ok(Some(RsmCheckpoint::Job(Box::new(move || {
-            persist::save_encoded_checkpoint(&*fs, &dir, &bytes).map_err(|e| e.to_string())?;
+            persist::save_encoded_checkpoint(&*fs, &dir, &bytes).map_err(MachineError::state)?;
             tracing::debug!(node = me, applied, configs, clients, "checkpoint written");
             Ok(applied)
         }))))
     }
 
-    fn checkpoint_finished(&mut self, result: &Result<Slot, String>) {
+    fn checkpoint_finished(&mut self, result: &Result<Slot, MachineError>) {
         if let Ok(durable) = result {
             self.durable = self.durable.max(*durable);
         }
@@ -364,7 +369,7 @@ mod tests {
         m: &mut ShardmasterMachine,
         applied: Slot,
         idle: bool,
-    ) -> Result<Option<Slot>, String> {
+    ) -> Result<Option<Slot>, MachineError> {
         match m.checkpoint_job(applied, idle)? {
             Some(RsmCheckpoint::Job(job)) => {
                 let result = job();
@@ -435,7 +440,7 @@ mod tests {
         )
         .unwrap();
         let err = checkpoint(&mut m, 5, true).unwrap_err();
-        assert!(err.contains("gone"), "{err}");
+        assert!(err.to_string().contains("gone"), "{err}");
         assert_eq!(m.durable(), 0);
     }
 }

@@ -28,7 +28,7 @@ use paxos::host::Host;
 use paxos::quarantine::LogRescue;
 use paxos::recovery::{Outcome, PeerSnapshots, Snapshot, SnapshotRpc};
 use paxos::replica_dir::ReplicaDir;
-use paxos::rsm::Rsm;
+use paxos::rsm::{MachineError, Rsm};
 use paxos::transport::{codec, mux};
 use paxos::Slot;
 use std::path::Path;
@@ -300,8 +300,8 @@ impl Snapshot<ShardmasterMachine> for MachineSnapshot {
         self.membership.clone()
     }
 
-    fn install(&self, machine: &mut ShardmasterMachine) -> Result<(), String> {
-        machine.replace_with(self).map_err(|e| e.to_string())
+    fn install(&self, machine: &mut ShardmasterMachine) -> Result<(), MachineError> {
+        machine.replace_with(self).map_err(MachineError::state)
     }
 }
 
