@@ -38,7 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-const RECORD_MAGIC: &[u8; 4] = b"DKC1";
+/// `DKC1 | crc32c(body) | body`.
+const RECORD_HEADER: durable::Header = durable::Header::new(b"DKC1", "diskv checkpoint");
 
 /// What a checkpoint keeps of one shard besides its key files.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,26 +390,15 @@ impl DiskStore {
 /// The bytes of the checkpoint file holding `r`: `DKC1`, the CRC32C of the rest,
 /// then `r` in postcard.
 pub fn encode_record(r: &CheckpointRecord) -> Result<Vec<u8>, postcard::Error> {
-    let body = postcard::to_allocvec(r)?;
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(RECORD_MAGIC);
-    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    Ok(RECORD_HEADER.encode(&postcard::to_allocvec(r)?))
 }
 
 /// Parses a checkpoint file written by [`encode_record`]; the error says what is
 /// wrong.
 pub fn decode_record(bytes: &[u8]) -> Result<CheckpointRecord, String> {
-    if bytes.len() < 8 || &bytes[..4] != RECORD_MAGIC {
-        return Err("not a diskv checkpoint (bad magic)".into());
-    }
-    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    if crc32c::crc32c(&bytes[8..]) != crc {
-        return Err("checksum mismatch".into());
-    }
+    let body = RECORD_HEADER.decode(bytes).map_err(|e| e.to_string())?;
     let record: CheckpointRecord =
-        postcard::from_bytes(&bytes[8..]).map_err(|e| format!("undecodable: {e}"))?;
+        postcard::from_bytes(body).map_err(|e| format!("undecodable: {e}"))?;
     // Checksummed is not trusted: the names are joined to a shard's folder and
     // renamed or deleted, so none may lead out of it.
     if let Some((_, name)) = record

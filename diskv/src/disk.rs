@@ -11,6 +11,10 @@
 //! - A lost replica gets an identity marked `recovering` and rejoins as a new acceptor
 //!   incarnation (see `crate::recovery`).
 //!
+//! The order of these decisions is `paxos::replica_dir::open`, shared with the
+//! shardmaster; this module says what a KV directory holds ([`inspect`],
+//! [`create`]).
+//!
 //! A replica creates its (empty) log durably *before* it first writes its identity,
 //! so a directory with an identity but no log lost the log, and with it the
 //! promises this replica made: it is damaged, never a known replica (which would
@@ -19,73 +23,106 @@
 
 use crate::error::StateError;
 use crate::identity::Identity;
+use crate::options::ServerOptions;
 use crate::reconfig;
-use crate::server::ServerOptions;
 use crate::state::KvState;
+use futures::future::BoxFuture;
 use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;
-use paxos::probe::Verdict;
 use paxos::quarantine::LogRescue;
+use paxos::replica_dir::ReplicaDir;
 use paxos::storage::SegmentLog;
 use paxos::{Slot, StorageError};
 use std::path::{Path, PathBuf};
 
 /// Opens `opts.dir` on `fs`: the identity, the state and the instance it covers.
+/// The decisions (known, damaged, empty, lost) are `paxos::replica_dir::open`'s.
 pub(crate) async fn open_dir(
     fs: &SharedFs,
     opts: &ServerOptions,
     host: &Host,
 ) -> Result<(Identity, KvState, Slot), StateError> {
-    match inspect(fs, opts) {
-        Ok(Some((id, state, applied))) => {
-            if id.recovering.is_some() {
-                host.recovering();
-            }
-            return Ok((id, state, applied));
-        }
-        Ok(None) if opts.restart => {
-            return lost(fs, opts, host, "--restart with an empty directory").await
-        }
-        Ok(None) => {}
-        Err(damage @ StateError::Corrupt { .. }) => {
-            let now = paxos::quarantine::now_secs();
-            let moved =
-                paxos::quarantine::quarantine_on(&**fs, &opts.dir, &[], now).map_err(|e| {
-                    StateError::Io {
-                        path: opts.dir.clone(),
-                        source: e,
-                    }
-                })?;
-            tracing::error!(
-                gid = opts.gid,
-                me = opts.me,
-                damage = %damage,
-                moved_to = ?moved,
-                "damaged state moved aside (never repaired in place); recovering from the peers \
-                 like a lost disk"
-            );
-            return lost(fs, opts, host, "its state was damaged").await;
-        }
-        Err(e) => return Err(e),
+    let dir = KvDir { fs, opts };
+    paxos::replica_dir::open(&dir, &**fs, host, opts.me, &opts.peers, opts.restart).await
+}
+
+/// A KV replica's directory, as `paxos::replica_dir` sees it.
+struct KvDir<'a> {
+    fs: &'a SharedFs,
+    opts: &'a ServerOptions,
+}
+
+impl ReplicaDir for KvDir<'_> {
+    type Opened = (Identity, KvState, Slot);
+    type Error = StateError;
+
+    fn dir(&self) -> &Path {
+        &self.opts.dir
     }
-    match host.probe(opts.me, &opts.peers).await {
-        Verdict::Lost { reason } => lost(fs, opts, host, &reason).await,
-        _ => {
-            let id = Identity {
-                cluster: Identity::cluster_of(&opts.masters),
-                gid: opts.gid,
-                me: opts.me,
-                nshards: shard_count(opts).await,
-                incarnation: 0,
-                recovering: None,
-            };
-            let (state, applied) = create(fs, opts, &id)?;
+
+    fn open_known(&self) -> Result<Option<Self::Opened>, StateError> {
+        inspect(self.fs, self.opts)
+    }
+
+    fn is_damage(&self, e: &StateError) -> bool {
+        matches!(e, StateError::Corrupt { .. })
+    }
+
+    fn is_recovering(&self, (id, _, _): &Self::Opened) -> bool {
+        id.recovering.is_some()
+    }
+
+    fn quarantine_failed(&self, source: std::io::Error) -> StateError {
+        StateError::Io {
+            path: self.opts.dir.clone(),
+            source,
+        }
+    }
+
+    fn create_fresh(&self) -> BoxFuture<'_, Result<Self::Opened, StateError>> {
+        Box::pin(async move {
+            let id = self.identity(None).await;
+            let (state, applied) = create(self.fs, self.opts, &id)?;
             tracing::info!(
-                gid = opts.gid,
-                me = opts.me,
+                gid = self.opts.gid,
+                me = self.opts.me,
                 "a new replica of a new group: starting fresh"
             );
             Ok((id, state, applied))
+        })
+    }
+
+    /// Records that this replica recovers a lost disk and opens its (empty) state.
+    fn create_lost<'a>(&'a self, why: &'a str) -> BoxFuture<'a, Result<Self::Opened, StateError>> {
+        Box::pin(async move {
+            let opts = self.opts;
+            tracing::warn!(
+                gid = opts.gid,
+                me = opts.me,
+                dir = %opts.dir.display(),
+                why,
+                "this replica lost its disk: it will rejoin as a new incarnation and take its \
+                 state from its peers (it never starts empty in a group that has a history)"
+            );
+            // This replica ran before but its directory is empty: never start fresh,
+            // rejoin as a new acceptor incarnation.
+            let id = self.identity(Some(rand::random::<u64>() | 1)).await;
+            let (state, applied) = create(self.fs, opts, &id)?;
+            Ok((id, state, applied))
+        })
+    }
+}
+
+impl KvDir<'_> {
+    /// The identity of a replica created now, `recovering` if it lost its disk.
+    async fn identity(&self, recovering: Option<u64>) -> Identity {
+        Identity {
+            cluster: Identity::cluster_of(&self.opts.masters),
+            gid: self.opts.gid,
+            me: self.opts.me,
+            nshards: shard_count(self.opts).await,
+            incarnation: 0,
+            recovering,
         }
     }
 }
@@ -172,36 +209,6 @@ async fn shard_count(opts: &ServerOptions) -> usize {
         Some(n) => n,
         None => reconfig::shard_count(&opts.masters).await,
     }
-}
-
-/// Records that this replica recovers a lost disk and opens its (empty) state.
-async fn lost(
-    fs: &SharedFs,
-    opts: &ServerOptions,
-    host: &Host,
-    why: &str,
-) -> Result<(Identity, KvState, Slot), StateError> {
-    host.recovering();
-    tracing::warn!(
-        gid = opts.gid,
-        me = opts.me,
-        dir = %opts.dir.display(),
-        why,
-        "this replica lost its disk: it will rejoin as a new incarnation and take its state \
-         from its peers (it never starts empty in a group that has a history)"
-    );
-    // This replica ran before but its directory is empty: never start fresh, rejoin
-    // as a new acceptor incarnation.
-    let id = Identity {
-        cluster: Identity::cluster_of(&opts.masters),
-        gid: opts.gid,
-        me: opts.me,
-        nshards: shard_count(opts).await,
-        incarnation: 0,
-        recovering: Some(rand::random::<u64>() | 1),
-    };
-    let (state, applied) = create(fs, opts, &id)?;
-    Ok((id, state, applied))
 }
 
 #[cfg(test)]

@@ -39,3 +39,15 @@ pub enum StateError {
     #[error(transparent)]
     Paxos(#[from] paxos::PaxosError),
 }
+
+/// A front door's settings out of range (`FrontOptions::validate`,
+/// `RespOptions::validate`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// Settings that must be above zero are not.
+    #[error("{settings} must be positive")]
+    NotPositive {
+        /// The settings, as the error names them.
+        settings: &'static str,
+    },
+}

@@ -10,6 +10,7 @@
 //! length-prefixed (postcard). Key files are only written by checkpoints (see
 //! [`crate::checkpoint`]), so every file holds the key's value as of the checkpoint.
 
+use paxos::fs::durable::Header;
 use serde::{Deserialize, Serialize};
 
 /// Longest file name used for a key before falling back to a hash.
@@ -18,7 +19,8 @@ pub const MAX_NAME: usize = 160;
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-const MAGIC: &[u8; 4] = b"DKV1";
+/// `DKV1 | crc32c(body) | body`.
+const HEADER: Header = Header::new(b"DKV1", "diskv key file");
 
 /// The file name of `key`.
 pub fn file_name(key: &str) -> String {
@@ -73,24 +75,12 @@ pub struct KeyFile {
 impl KeyFile {
     /// Encodes the file's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let body = postcard::to_allocvec(self).unwrap_or_default();
-        let mut out = Vec::with_capacity(body.len() + 8);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        out
+        HEADER.encode(&postcard::to_allocvec(self).unwrap_or_default())
     }
 
     /// Decodes a file's bytes; an error says what is wrong.
     pub fn decode(bytes: &[u8]) -> Result<KeyFile, String> {
-        if bytes.len() < 8 || &bytes[..4] != MAGIC {
-            return Err("not a diskv key file (bad magic)".into());
-        }
-        let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        let body = &bytes[8..];
-        if crc32c::crc32c(body) != crc {
-            return Err("checksum mismatch".into());
-        }
+        let body = HEADER.decode(bytes).map_err(|e| e.to_string())?;
         postcard::from_bytes(body).map_err(|e| format!("undecodable: {e}"))
     }
 }

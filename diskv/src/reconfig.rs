@@ -7,7 +7,7 @@
 //! when to propose. It runs on every replica but acts only while it leads.
 
 use crate::conn::{deadline, Connections};
-use crate::server::ServerOptions;
+use crate::options::ServerOptions;
 use crate::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
 use paxos::rsm::Rsm;

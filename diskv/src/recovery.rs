@@ -9,13 +9,15 @@
 
 use crate::conn::{deadline, Connections};
 use crate::identity::Identity;
-use crate::server::ServerOptions;
+use crate::options::ServerOptions;
+use crate::rpc::GroupSnapshot;
 use crate::state::KvState;
 use futures::future::BoxFuture;
+use paxos::core::Membership;
 use paxos::fs::SharedFs;
-use paxos::recovery::{Outcome, SnapshotSource};
-use paxos::rsm::{Install, Rsm};
-use paxos::{NodeId, Slot};
+use paxos::recovery::{Outcome, PeerSnapshots, Snapshot, SnapshotRpc};
+use paxos::rsm::{MachineError, Rsm};
+use paxos::Slot;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,33 +25,41 @@ use tokio::sync::watch;
 
 const CALL: Duration = Duration::from_secs(2);
 
-/// Group snapshots through the KV RPC (`snapshot`, answered by the leader).
+/// Group snapshots through the KV RPC (`snapshot`, answered by the leader), on
+/// cached connections.
 struct KvSnapshots {
-    peers: Vec<String>,
     conns: Connections,
 }
 
-impl SnapshotSource<KvState> for KvSnapshots {
-    fn fetch(&self, peer: NodeId, _floor: Slot) -> BoxFuture<'_, Option<Install<KvState>>> {
+impl SnapshotRpc for KvSnapshots {
+    type Machine = KvState;
+    type Snapshot = GroupSnapshot;
+
+    fn snapshot<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Option<GroupSnapshot>> {
         Box::pin(async move {
-            let addr = self.peers.get(peer)?;
             let client = self.conns.get(addr).await.ok()?;
-            let snap = match client.snapshot(deadline(CALL)).await {
-                Ok(r) => r.ok()?,
+            match client.snapshot(deadline(CALL)).await {
+                Ok(r) => r.ok(),
                 Err(_) => {
                     self.conns.drop_conn(addr);
-                    return None;
+                    None
                 }
-            };
-            let (applied, membership) = (snap.applied, snap.membership.clone());
-            Some(Install {
-                replace: Box::new(move |st: &mut KvState| {
-                    st.replace_with(&snap).map_err(|e| e.to_string())
-                }),
-                applied,
-                membership,
-            })
+            }
         })
+    }
+}
+
+impl Snapshot<KvState> for GroupSnapshot {
+    fn applied(&self) -> Slot {
+        self.applied
+    }
+
+    fn membership(&self) -> Membership {
+        self.membership.clone()
+    }
+
+    fn install(&self, state: &mut KvState) -> Result<(), MachineError> {
+        state.replace_with(self).map_err(MachineError::state)
     }
 }
 
@@ -64,9 +74,11 @@ pub(crate) fn spawn(
     stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let source = KvSnapshots {
+        let source = PeerSnapshots {
             peers: opts.peers.clone(),
-            conns: Connections::default(),
+            rpc: KvSnapshots {
+                conns: Connections::default(),
+            },
         };
         match paxos::recovery::run(&rsm, opts.me, &opts.peers, &source, stop).await {
             Outcome::Voting(incarnation) => {

@@ -2,6 +2,7 @@
 
 use crate::disk;
 use crate::error::StateError;
+pub use crate::options::ServerOptions;
 use crate::reconfig;
 use crate::recovery;
 use crate::rpc::KvRpc;
@@ -12,7 +13,6 @@ use paxos::host::{Host, HostOptions};
 use paxos::rsm::Rsm;
 use paxos::transport::{codec, Unreliable};
 use paxos::PaxosNode;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,29 +34,6 @@ pub struct Local {
     /// The listener's `--unreliable` policy: a direct call meets it too
     /// (docs/REFERENCE.md: "for client and replica traffic alike").
     pub unreliable: Arc<Unreliable>,
-}
-
-/// How a replica is started (the flags of `diskv server`).
-#[derive(Clone, Debug)]
-pub struct ServerOptions {
-    /// The replica group.
-    pub gid: u64,
-    /// Shardmaster addresses.
-    pub masters: Vec<String>,
-    /// Addresses of every replica of the group.
-    pub peers: Vec<String>,
-    /// This replica's index in `peers`.
-    pub me: usize,
-    /// Where everything of this replica lives.
-    pub dir: PathBuf,
-    /// The replica has run before (an empty `dir` then means a lost disk).
-    pub restart: bool,
-    /// Ask the shardmaster to Join this group once up.
-    pub join: bool,
-    /// Drop and discard requests like the 6.824 unreliable network.
-    pub unreliable: bool,
-    /// Shard count, if known (else asked of the shardmaster at first start).
-    pub nshards: Option<usize>,
 }
 
 /// A running replica.

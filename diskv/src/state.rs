@@ -8,7 +8,7 @@ use crate::dedup::{DupTable, Seen};
 use crate::error::StateError;
 use crate::op::{KvError, Op, Reply, Request};
 use crate::shard::{Shard, ShardMode};
-use paxos::rsm::{Checkpoint, StateMachine};
+use paxos::rsm::{Checkpoint, MachineError, StateMachine};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
 use shardmaster::{Config, Gid, NO_GROUP};
@@ -416,7 +416,7 @@ impl KvState {
         match self.prepare_checkpoint(applied) {
             Some(write) => {
                 let result = write.run();
-                self.checkpoint_done(result.as_ref().map(|_| applied).map_err(|e| e.to_string()));
+                self.checkpoint_done(result.as_ref().ok().map(|()| applied));
                 result
             }
             None => Ok(()),
@@ -476,16 +476,17 @@ impl KvState {
         })
     }
 
-    /// A checkpoint from [`KvState::prepare_checkpoint`] finished: on success it
-    /// covers everything below the slot; on failure its keys are dirty again.
-    fn checkpoint_done(&mut self, result: Result<Slot, String>) {
-        match result {
-            Ok(applied) => {
+    /// A checkpoint from [`KvState::prepare_checkpoint`] finished: written (`Some`),
+    /// it covers everything below the slot; failed (`None`), its keys are dirty
+    /// again.
+    fn checkpoint_done(&mut self, written: Option<Slot>) {
+        match written {
+            Some(applied) => {
                 self.checkpointed = self.checkpointed.max(applied);
                 self.in_flight.clear();
                 self.in_flight_dropped.clear();
             }
-            Err(_) => {
+            None => {
                 self.dirty.extend(std::mem::take(&mut self.in_flight));
                 self.dropped.append(&mut self.in_flight_dropped);
             }
@@ -531,7 +532,7 @@ impl StateMachine for KvState {
         }
     }
 
-    fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
+    fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, MachineError> {
         match self.checkpoint_job(applied, idle)? {
             None => Ok(None),
             Some(Checkpoint::Done(slot)) => Ok(Some(slot)),
@@ -546,7 +547,11 @@ impl StateMachine for KvState {
     /// Takes the changed keys' values now; the files are written by the returned
     /// job, off the apply loop (a checkpoint of many keys can take seconds on a
     /// busy disk, and applying, hence every read and write, used to wait for it).
-    fn checkpoint_job(&mut self, applied: Slot, idle: bool) -> Result<Option<Checkpoint>, String> {
+    fn checkpoint_job(
+        &mut self,
+        applied: Slot,
+        idle: bool,
+    ) -> Result<Option<Checkpoint>, MachineError> {
         if self.disk.is_none() {
             return Ok(Some(Checkpoint::Done(applied)));
         }
@@ -559,11 +564,11 @@ impl StateMachine for KvState {
             return Ok(None);
         };
         Ok(Some(Checkpoint::Job(Box::new(move || {
-            write.run().map(|()| applied).map_err(|e| e.to_string())
+            write.run().map(|()| applied).map_err(MachineError::state)
         }))))
     }
 
-    fn checkpoint_finished(&mut self, result: &Result<Slot, String>) {
-        self.checkpoint_done(result.clone());
+    fn checkpoint_finished(&mut self, result: &Result<Slot, MachineError>) {
+        self.checkpoint_done(result.as_ref().ok().copied());
     }
 }

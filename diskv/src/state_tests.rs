@@ -456,7 +456,9 @@ fn background_checkpoint_holds_the_state_it_was_taken_at() {
     let Ok(Some(Checkpoint::Job(_lost))) = st.checkpoint_job(4, true) else {
         panic!("a checkpoint job was due");
     };
-    st.checkpoint_finished(&Err("disk full".into()));
+    st.checkpoint_finished(&Err(paxos::rsm::MachineError::state(
+        std::io::Error::other("disk full"),
+    )));
     drop(_lost);
     assert_eq!(st.checkpoint(4, true), Ok(Some(4)));
     drop(st);

@@ -79,6 +79,7 @@ pub mod probe;
 pub mod quarantine;
 pub mod record;
 pub mod recovery;
+pub mod replica_dir;
 pub mod rsm;
 pub mod sim;
 pub mod storage;

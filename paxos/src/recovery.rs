@@ -13,8 +13,9 @@
 //! - while the old membership has no majority to admit this replica, wait and say
 //!   so in the log every few seconds.
 
+use crate::core::Membership;
 use crate::probe::{self, Answer};
-use crate::rsm::{Install, Rsm, StateMachine};
+use crate::rsm::{Install, MachineError, Rsm, StateMachine};
 use crate::types::{NodeId, Slot};
 use futures::future::BoxFuture;
 use std::time::{Duration, Instant};
@@ -28,6 +29,58 @@ pub trait SnapshotSource<S: StateMachine>: Send + Sync + 'static {
     /// A state of peer `peer` covering at least every instance below `floor`, or
     /// `None` if it cannot give one now (not the leader, unreachable, too old).
     fn fetch(&self, peer: NodeId, floor: Slot) -> BoxFuture<'_, Option<Install<S>>>;
+}
+
+/// A state a peer sent to replace this replica's: what it covers, and how to
+/// install it into the state machine `S`.
+pub trait Snapshot<S>: Send + 'static {
+    /// Every instance below this is reflected in the snapshot.
+    fn applied(&self) -> Slot;
+    /// The sender's membership epochs.
+    fn membership(&self) -> Membership;
+    /// Replaces `state` with this snapshot and makes it durable; an error leaves
+    /// `state` as it was.
+    fn install(&self, state: &mut S) -> Result<(), MachineError>;
+}
+
+impl<S> Install<S> {
+    /// The install of a peer's `snapshot`.
+    pub fn of(snapshot: impl Snapshot<S>) -> Install<S> {
+        Install {
+            applied: snapshot.applied(),
+            membership: snapshot.membership(),
+            replace: Box::new(move |state: &mut S| snapshot.install(state)),
+        }
+    }
+}
+
+/// Asks the replica at one address for its snapshot, through the application's
+/// own RPC.
+pub trait SnapshotRpc: Send + Sync + 'static {
+    /// The state machine the snapshots replace.
+    type Machine: StateMachine;
+    /// What the RPC returns.
+    type Snapshot: Snapshot<Self::Machine>;
+    /// The snapshot of the replica at `addr`, or `None` if it cannot give one now.
+    fn snapshot<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Option<Self::Snapshot>>;
+}
+
+/// The [`SnapshotSource`] of every service: peer `i` is asked at `peers[i]`
+/// through `rpc`.
+pub struct PeerSnapshots<R> {
+    /// Every replica's address, by index.
+    pub peers: Vec<String>,
+    /// The application's RPC.
+    pub rpc: R,
+}
+
+impl<R: SnapshotRpc> SnapshotSource<R::Machine> for PeerSnapshots<R> {
+    fn fetch(&self, peer: NodeId, _floor: Slot) -> BoxFuture<'_, Option<Install<R::Machine>>> {
+        Box::pin(async move {
+            let snapshot = self.rpc.snapshot(self.peers.get(peer)?).await?;
+            Some(Install::of(snapshot))
+        })
+    }
 }
 
 /// How a recovery ended.

@@ -56,8 +56,10 @@
 //! - [`state`]: `ConfigStore`, the state machine, and the semantics of each op.
 //! - [`rebalance`]: the balanced, minimal-movement assignment of shards to groups.
 //! - [`error`]: `ShardmasterError`, the crate's one error type.
+//! - [`dedup`]: the duplicate table's types (client → latest write and result).
 //! - [`machine`]: the replicated state machine: store, duplicate table, checkpoints.
-//! - [`persist`]: the replica's directory and its files.
+//! - [`persist`]: the replica's directory and its files: the lock, the cluster
+//!   record, the checkpoint.
 //! - [`rpc`]: the request type and the RPC; [`server`] runs a replica and serves it.
 //! - [`clerk`]: the client.
 //!
@@ -81,6 +83,7 @@
 
 pub mod clerk;
 pub mod config;
+pub mod dedup;
 pub mod error;
 pub mod machine;
 pub mod op;

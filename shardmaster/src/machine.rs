@@ -21,30 +21,17 @@
 //!   anything applied since, the whole state is written to `DIR/state` (see
 //!   [`crate::persist`]) and the log may forget every instance it covers.
 
+use crate::dedup::{DupEntry, DupTable};
 use crate::error::ShardmasterError;
 use crate::op::OpResult;
 use crate::persist::{self, Checkpoint, CheckpointRef};
 use crate::rpc::{MachineSnapshot, OpRequest};
 use crate::state::ConfigStore;
 use paxos::fs::SharedFs;
-use paxos::rsm::{Checkpoint as RsmCheckpoint, StateMachine};
+use paxos::rsm::{Checkpoint as RsmCheckpoint, MachineError, StateMachine};
 use paxos::Slot;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tokio::sync::oneshot;
-
-/// Per client id, its latest Join / Leave / Move and that operation's result.
-pub type DupTable = BTreeMap<u64, DupEntry>;
-
-/// What the duplicate table remembers of one client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DupEntry {
-    /// The sequence number of the client's latest applied write.
-    pub seq: u64,
-    /// Its result, returned again to retries.
-    pub result: Result<OpResult, ShardmasterError>,
-}
 
 /// Settings of a [`ShardmasterMachine`].
 #[derive(Clone, Debug)]
@@ -208,6 +195,11 @@ impl ShardmasterMachine {
     }
 }
 
+/// A checkpoint that could not be encoded (nothing was written).
+#[derive(Debug, thiserror::Error)]
+#[error("encoding a checkpoint: {0}")]
+struct EncodeError(postcard::Error);
+
 impl StateMachine for ShardmasterMachine {
     type Command = OpRequest;
     type Output = Result<OpResult, ShardmasterError>;
@@ -223,7 +215,7 @@ impl StateMachine for ShardmasterMachine {
         &mut self,
         applied: Slot,
         idle: bool,
-    ) -> Result<Option<RsmCheckpoint>, String> {
+    ) -> Result<Option<RsmCheckpoint>, MachineError> {
         self.applied = self.applied.max(applied);
         let due = applied.saturating_sub(self.durable) >= self.opts.checkpoint_every;
         if applied <= self.durable || !(idle || due) {
@@ -235,17 +227,17 @@ impl StateMachine for ShardmasterMachine {
             dups: &self.dups,
         };
         let bytes =
-            persist::encode_checkpoint(&ckpt).map_err(|e| format!("encoding a checkpoint: {e}"))?;
+            persist::encode_checkpoint(&ckpt).map_err(|e| MachineError::state(EncodeError(e)))?;
         let (fs, dir, me) = (self.opts.fs.clone(), self.opts.dir.clone(), self.opts.me);
         let (configs, clients) = (self.store.latest().num + 1, self.dups.len());
         Ok(Some(RsmCheckpoint::Job(Box::new(move || {
-            persist::save_encoded_checkpoint(&*fs, &dir, &bytes).map_err(|e| e.to_string())?;
+            persist::save_encoded_checkpoint(&*fs, &dir, &bytes).map_err(MachineError::state)?;
             tracing::debug!(node = me, applied, configs, clients, "checkpoint written");
             Ok(applied)
         }))))
     }
 
-    fn checkpoint_finished(&mut self, result: &Result<Slot, String>) {
+    fn checkpoint_finished(&mut self, result: &Result<Slot, MachineError>) {
         if let Ok(durable) = result {
             self.durable = self.durable.max(*durable);
         }
@@ -377,7 +369,7 @@ mod tests {
         m: &mut ShardmasterMachine,
         applied: Slot,
         idle: bool,
-    ) -> Result<Option<Slot>, String> {
+    ) -> Result<Option<Slot>, MachineError> {
         match m.checkpoint_job(applied, idle)? {
             Some(RsmCheckpoint::Job(job)) => {
                 let result = job();
@@ -448,7 +440,7 @@ mod tests {
         )
         .unwrap();
         let err = checkpoint(&mut m, 5, true).unwrap_err();
-        assert!(err.contains("gone"), "{err}");
+        assert!(err.to_string().contains("gone"), "{err}");
         assert_eq!(m.durable(), 0);
     }
 }

@@ -19,17 +19,18 @@
 use crate::error::ShardmasterError;
 use crate::machine::ShardmasterMachine;
 use crate::persist::{self, Checkpoint, ClusterRecord, LOCK_FILE};
-use crate::rpc::ShardmasterRpcClient;
+use crate::rpc::{MachineSnapshot, ShardmasterRpcClient};
 use crate::server::ServerOptions;
 use futures::future::BoxFuture;
+use paxos::core::Membership;
 use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;
-use paxos::probe::Verdict;
 use paxos::quarantine::LogRescue;
-use paxos::recovery::{Outcome, SnapshotSource};
-use paxos::rsm::{Install, Rsm};
+use paxos::recovery::{Outcome, PeerSnapshots, Snapshot, SnapshotRpc};
+use paxos::replica_dir::ReplicaDir;
+use paxos::rsm::{MachineError, Rsm};
 use paxos::transport::{codec, mux};
-use paxos::{NodeId, Slot};
+use paxos::Slot;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -117,45 +118,76 @@ pub fn finish_recovery(
 }
 
 /// Opens the directory on `fs`, deciding whether this replica is new, known, or
-/// lost (see the module docs). May wait for the peers.
+/// lost (see the module docs; the decisions are `paxos::replica_dir::open`'s). May
+/// wait for the peers.
 pub(crate) async fn open_dir(
     fs: &SharedFs,
     opts: &ServerOptions,
     host: &Host,
 ) -> Result<Opened, ShardmasterError> {
-    let dir = &opts.dir;
-    match open_known(fs, opts) {
-        Ok(Some(opened)) => {
-            if opened.cluster.recovering.is_some() {
-                host.recovering();
-            }
-            Ok(opened)
+    let dir = MasterDir { fs, opts };
+    paxos::replica_dir::open(&dir, &**fs, host, opts.me, &opts.peers, opts.restart).await
+}
+
+/// A shardmaster replica's directory, as `paxos::replica_dir` sees it.
+struct MasterDir<'a> {
+    fs: &'a SharedFs,
+    opts: &'a ServerOptions,
+}
+
+impl ReplicaDir for MasterDir<'_> {
+    type Opened = Opened;
+    type Error = ShardmasterError;
+
+    fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    fn keep(&self) -> &[&str] {
+        &[LOCK_FILE]
+    }
+
+    fn open_known(&self) -> Result<Option<Opened>, ShardmasterError> {
+        open_known(self.fs, self.opts)
+    }
+
+    fn is_damage(&self, e: &ShardmasterError) -> bool {
+        matches!(e, ShardmasterError::CorruptFile { .. })
+    }
+
+    fn is_recovering(&self, opened: &Opened) -> bool {
+        opened.cluster.recovering.is_some()
+    }
+
+    fn quarantine_failed(&self, e: std::io::Error) -> ShardmasterError {
+        ShardmasterError::Storage {
+            action: "quarantine".into(),
+            path: self.opts.dir.display().to_string(),
+            reason: e.to_string(),
         }
-        Ok(None) if opts.restart => lost(fs, opts, host, "--restart with an empty directory").await,
-        Ok(None) => match host.probe(opts.me, &opts.peers).await {
-            Verdict::Lost { reason } => lost(fs, opts, host, &reason).await,
-            _ => create_fresh(fs, opts),
-        },
-        Err(damage @ ShardmasterError::CorruptFile { .. }) => {
-            let now = paxos::quarantine::now_secs();
-            let moved =
-                paxos::quarantine::quarantine_on(&**fs, dir, &[LOCK_FILE], now).map_err(|e| {
-                    ShardmasterError::Storage {
-                        action: "quarantine".into(),
-                        path: dir.display().to_string(),
-                        reason: e.to_string(),
-                    }
-                })?;
-            tracing::error!(
+    }
+
+    fn create_fresh(&self) -> BoxFuture<'_, Result<Opened, ShardmasterError>> {
+        Box::pin(async move { create_fresh(self.fs, self.opts) })
+    }
+
+    /// Records that this replica recovers a lost disk and returns its fresh state.
+    fn create_lost<'a>(&'a self, why: &'a str) -> BoxFuture<'a, Result<Opened, ShardmasterError>> {
+        Box::pin(async move {
+            let opts = self.opts;
+            tracing::warn!(
                 node = opts.me,
-                damage = %damage,
-                moved_to = ?moved,
-                "damaged state moved aside (never repaired in place); recovering from the peers \
-                 like a lost disk"
+                dir = %opts.dir.display(),
+                why,
+                "this shardmaster replica lost its disk: it will rejoin as a new incarnation and \
+                 take its state from its peers"
             );
-            lost(fs, opts, host, "its state was damaged").await
-        }
-        Err(e) => Err(e),
+            let nshards = match opts.nshards {
+                Some(n) => n,
+                None => shard_count(opts).await,
+            };
+            create_lost(self.fs, opts, nshards, rand::random::<u64>() | 1)
+        })
     }
 }
 
@@ -208,28 +240,6 @@ pub fn create(fs: &SharedFs, dir: &Path, cluster: &ClusterRecord) -> Result<(), 
     persist::write_cluster(&**fs, dir, cluster)
 }
 
-/// Records that this replica recovers a lost disk and returns its fresh state.
-async fn lost(
-    fs: &SharedFs,
-    opts: &ServerOptions,
-    host: &Host,
-    why: &str,
-) -> Result<Opened, ShardmasterError> {
-    host.recovering();
-    tracing::warn!(
-        node = opts.me,
-        dir = %opts.dir.display(),
-        why,
-        "this shardmaster replica lost its disk: it will rejoin as a new incarnation and take \
-         its state from its peers"
-    );
-    let nshards = match opts.nshards {
-        Some(n) => n,
-        None => shard_count(opts).await,
-    };
-    create_lost(fs, opts, nshards, rand::random::<u64>() | 1)
-}
-
 /// Asks the peers for the cluster's shard count until one answers.
 async fn shard_count(opts: &ServerOptions) -> usize {
     let mut warned = Instant::now();
@@ -269,29 +279,29 @@ async fn connect(addr: &str) -> Option<ShardmasterRpcClient> {
     Some(ShardmasterRpcClient::new(client::Config::default(), codec::framed(stream)).spawn())
 }
 
-/// Snapshots through the shardmaster RPC.
-struct RpcSnapshots {
-    peers: Vec<String>,
+/// Snapshots through the shardmaster RPC (a fresh connection each time).
+struct RpcSnapshots;
+
+impl SnapshotRpc for RpcSnapshots {
+    type Machine = ShardmasterMachine;
+    type Snapshot = MachineSnapshot;
+
+    fn snapshot<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, Option<MachineSnapshot>> {
+        Box::pin(async move { connect(addr).await?.snapshot(deadline()).await.ok()?.ok() })
+    }
 }
 
-impl SnapshotSource<ShardmasterMachine> for RpcSnapshots {
-    fn fetch(
-        &self,
-        peer: NodeId,
-        _floor: Slot,
-    ) -> BoxFuture<'_, Option<Install<ShardmasterMachine>>> {
-        Box::pin(async move {
-            let client = connect(self.peers.get(peer)?).await?;
-            let snap = client.snapshot(deadline()).await.ok()?.ok()?;
-            let (applied, membership) = (snap.applied, snap.membership.clone());
-            Some(Install {
-                replace: Box::new(move |m: &mut ShardmasterMachine| {
-                    m.replace_with(&snap).map_err(|e| e.to_string())
-                }),
-                applied,
-                membership,
-            })
-        })
+impl Snapshot<ShardmasterMachine> for MachineSnapshot {
+    fn applied(&self) -> Slot {
+        self.applied
+    }
+
+    fn membership(&self) -> Membership {
+        self.membership.clone()
+    }
+
+    fn install(&self, machine: &mut ShardmasterMachine) -> Result<(), MachineError> {
+        machine.replace_with(self).map_err(MachineError::state)
     }
 }
 
@@ -307,8 +317,9 @@ pub(crate) fn spawn(
     stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let source = RpcSnapshots {
+        let source = PeerSnapshots {
             peers: opts.peers.clone(),
+            rpc: RpcSnapshots,
         };
         if cluster.recovering.is_some() {
             match paxos::recovery::run(&rsm, opts.me, &opts.peers, &source, stop.clone()).await {

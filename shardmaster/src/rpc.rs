@@ -49,7 +49,7 @@ pub struct MachineSnapshot {
     /// Every configuration.
     pub store: crate::state::ConfigStore,
     /// The duplicate table.
-    pub dups: crate::machine::DupTable,
+    pub dups: crate::dedup::DupTable,
     /// The sender's Paxos membership epochs.
     pub membership: paxos::core::Membership,
 }

@@ -6,6 +6,7 @@ use super::metrics::{single, RequestMetrics};
 use super::pool::{ClerkPool, PoolError};
 use super::replica_metrics;
 use crate::access::Tokens;
+use crate::error::OptionsError;
 use crate::op::Op;
 use crate::server::KvServer;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,9 +44,11 @@ impl Default for FrontOptions {
 
 impl FrontOptions {
     /// Checks the settings.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OptionsError> {
         if self.pool_size == 0 || self.op_timeout.is_zero() {
-            return Err("pool_size and op_timeout must be positive".into());
+            return Err(OptionsError::NotPositive {
+                settings: "pool_size and op_timeout",
+            });
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use super::cursor::Cursors;
 use super::parse::Limits;
 use super::reply::{Protocol, Reply};
 use crate::access::Tokens;
+use crate::error::OptionsError;
 use crate::http::pool::ClerkPool;
 use crate::op::Op;
 use crate::server::KvServer;
@@ -62,9 +63,11 @@ impl Default for RespOptions {
 
 impl RespOptions {
     /// Checks the settings.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OptionsError> {
         if self.max_connections == 0 || self.idle_timeout.is_zero() || self.op_timeout.is_zero() {
-            return Err("max_connections, idle_timeout and op_timeout must be positive".into());
+            return Err(OptionsError::NotPositive {
+                settings: "max_connections, idle_timeout and op_timeout",
+            });
         }
         Ok(())
     }

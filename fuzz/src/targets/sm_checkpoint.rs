@@ -36,7 +36,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         dups: Default::default(),
     };
     let mut store = ConfigStore::new(10).expect("10 shards");
-    let mut dups = shardmaster::machine::DupTable::new();
+    let mut dups = shardmaster::dedup::DupTable::new();
     let ops = [
         Op::Join {
             gid: 100,
@@ -53,7 +53,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         let result = store.apply(op);
         dups.insert(
             7,
-            shardmaster::machine::DupEntry {
+            shardmaster::dedup::DupEntry {
                 seq: seq as u64 + 1,
                 result,
             },

@@ -3,7 +3,7 @@
 //! checkpointing ask of the Paxos replica. [`super::Rsm`] runs it on tokio; the
 //! simulator runs the same code in one seeded thread.
 
-use super::{Checkpoint, CheckpointJob, StateMachine};
+use super::{Checkpoint, CheckpointJob, MachineError, StateMachine};
 use crate::core::Membership;
 use crate::node::Decision;
 use crate::types::Slot;
@@ -92,7 +92,7 @@ pub enum CheckpointStep {
         upto: Slot,
     },
     /// The checkpoint failed; the log keeps everything until one succeeds.
-    Failed(String),
+    Failed(MachineError),
 }
 
 /// The state machine and the instance it has applied up to.
@@ -194,11 +194,11 @@ impl<S: StateMachine> Applier<S> {
     /// unless the local one is as new. Returns true if it was installed: the
     /// caller then merges the snapshot's membership into the replica and calls its
     /// `install_snapshot(applied)`.
-    pub fn install(
+    pub fn install<E>(
         &mut self,
         applied: Slot,
-        replace: impl FnOnce(&mut S) -> Result<(), String>,
-    ) -> Result<bool, String> {
+        replace: impl FnOnce(&mut S) -> Result<(), E>,
+    ) -> Result<bool, E> {
         if applied <= self.applied {
             return Ok(false);
         }
@@ -249,7 +249,7 @@ impl<S: StateMachine> Applier<S> {
 
     /// A job from [`Applier::checkpoint`] ended with `result`; returns what the
     /// log may forget.
-    pub fn checkpoint_finished(&mut self, result: Result<Slot, String>) -> CheckpointStep {
+    pub fn checkpoint_finished(&mut self, result: Result<Slot, MachineError>) -> CheckpointStep {
         self.job_running = false;
         self.sm.checkpoint_finished(&result);
         match result {
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(
             a.install(2, |s| {
                 s.0 = 99;
-                Ok(())
+                Ok::<(), MachineError>(())
             }),
             Ok(false)
         );
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(
             a.install(10, |s| {
                 s.0 = 42;
-                Ok(())
+                Ok::<(), MachineError>(())
             }),
             Ok(true)
         );

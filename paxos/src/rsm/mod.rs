@@ -57,7 +57,7 @@ pub trait StateMachine: Send + 'static {
     /// [`Checkpoint::Job`] (see [`StateMachine::checkpoint_job`]), which the
     /// driver runs only once the log's decisions the state covers are durable —
     /// a state written here could outlive the log's tail in a crash.
-    fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, String> {
+    fn checkpoint(&mut self, applied: Slot, idle: bool) -> Result<Option<Slot>, MachineError> {
         let _ = (applied, idle);
         Ok(None)
     }
@@ -67,12 +67,16 @@ pub trait StateMachine: Send + 'static {
     /// while it goes on applying; [`StateMachine::checkpoint_finished`] then tells
     /// how it went. Never called while an earlier job runs. The default runs
     /// `checkpoint` at once.
-    fn checkpoint_job(&mut self, applied: Slot, idle: bool) -> Result<Option<Checkpoint>, String> {
+    fn checkpoint_job(
+        &mut self,
+        applied: Slot,
+        idle: bool,
+    ) -> Result<Option<Checkpoint>, MachineError> {
         Ok(self.checkpoint(applied, idle)?.map(Checkpoint::Done))
     }
 
     /// A job from [`StateMachine::checkpoint_job`] ended with `result`.
-    fn checkpoint_finished(&mut self, result: &Result<Slot, String>) {
+    fn checkpoint_finished(&mut self, result: &Result<Slot, MachineError>) {
         let _ = result;
     }
 
@@ -87,7 +91,49 @@ pub trait StateMachine: Send + 'static {
 
 /// The file writing of a checkpoint, run off the apply loop; returns the instance
 /// below which everything is then durable.
-pub type CheckpointJob = Box<dyn FnOnce() -> Result<Slot, String> + Send>;
+pub type CheckpointJob = Box<dyn FnOnce() -> Result<Slot, MachineError> + Send>;
+
+/// Why a state machine could not make its state durable (a checkpoint) or
+/// install a peer's: the state machine's own error, or what stopped the driver
+/// from running the job. Nothing is lost either way: the log keeps every instance
+/// until a checkpoint succeeds.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum MachineError {
+    /// The state machine's error (its files, its checks), kept as it is.
+    #[error(transparent)]
+    State(Arc<dyn std::error::Error + Send + Sync>),
+    /// The replica stopped before the log's decisions the checkpoint covers
+    /// were durable, so the job did not run.
+    #[error("the replica stopped before the log was durable")]
+    Stopped,
+    /// The task waiting for the job failed.
+    #[error("the checkpoint task failed: {0}")]
+    TaskFailed(String),
+    /// The job panicked.
+    #[error("the checkpoint job panicked: {0}")]
+    JobPanicked(String),
+}
+
+impl MachineError {
+    /// The state machine's error `e`.
+    pub fn state(e: impl std::error::Error + Send + Sync + 'static) -> MachineError {
+        MachineError::State(Arc::new(e))
+    }
+}
+
+/// Two errors are equal if they are of the same kind and say the same (the
+/// state machine's errors are compared by their message).
+impl PartialEq for MachineError {
+    fn eq(&self, other: &MachineError) -> bool {
+        use MachineError::*;
+        match (self, other) {
+            (State(a), State(b)) => a.to_string() == b.to_string(),
+            (Stopped, Stopped) => true,
+            (TaskFailed(a), TaskFailed(b)) | (JobPanicked(a), JobPanicked(b)) => a == b,
+            _ => false,
+        }
+    }
+}
 
 /// What [`StateMachine::checkpoint_job`] did.
 pub enum Checkpoint {
@@ -113,7 +159,7 @@ pub enum RsmError {
 pub struct Install<S> {
     /// Replaces the local state (and makes it durable); an error leaves it as is.
     #[allow(clippy::type_complexity)]
-    pub replace: Box<dyn FnOnce(&mut S) -> Result<(), String> + Send>,
+    pub replace: Box<dyn FnOnce(&mut S) -> Result<(), MachineError> + Send>,
     /// Every instance below this is reflected in `state`.
     pub applied: Slot,
     /// The sender's membership epochs.
@@ -305,17 +351,17 @@ impl<S: StateMachine> Drop for Waiter<'_, S> {
 enum Wake {
     Decision(Option<Decision>),
     Idle,
-    CheckpointDone(Result<Slot, String>),
+    CheckpointDone(Result<Slot, MachineError>),
 }
 
 /// Waits for the running checkpoint job, if any (never resolves without one).
 async fn job_done(
-    job: &mut Option<tokio::task::JoinHandle<Result<Slot, String>>>,
-) -> Result<Slot, String> {
+    job: &mut Option<tokio::task::JoinHandle<Result<Slot, MachineError>>>,
+) -> Result<Slot, MachineError> {
     match job.as_mut() {
         Some(handle) => handle
             .await
-            .unwrap_or_else(|e| Err(format!("the checkpoint task failed: {e}"))),
+            .unwrap_or_else(|e| Err(MachineError::TaskFailed(e.to_string()))),
         None => std::future::pending().await,
     }
 }
@@ -435,7 +481,7 @@ fn want_snapshot<S: StateMachine>(inner: &Inner<S>, floor: Slot, applied: Slot) 
 fn carry_out(
     node: &PaxosNode,
     step: CheckpointStep,
-    job: &mut Option<tokio::task::JoinHandle<Result<Slot, String>>>,
+    job: &mut Option<tokio::task::JoinHandle<Result<Slot, MachineError>>>,
 ) {
     match step {
         CheckpointStep::Idle => {}
@@ -445,11 +491,11 @@ fn carry_out(
             let node = node.clone();
             *job = Some(tokio::spawn(async move {
                 if !node.durable_commit_reaches(upto).await {
-                    return Err("the replica stopped before the log was durable".into());
+                    return Err(MachineError::Stopped);
                 }
                 tokio::task::spawn_blocking(work)
                     .await
-                    .unwrap_or_else(|e| Err(format!("the checkpoint job panicked: {e}")))
+                    .unwrap_or_else(|e| Err(MachineError::JobPanicked(e.to_string())))
             }))
         }
         CheckpointStep::Failed(e) => {
