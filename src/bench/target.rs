@@ -4,15 +4,15 @@
 //!
 //! A spawned target lives in a temporary directory. Its processes are children of
 //! this binary started by the `diskv cluster` launcher's code
-//! ([`crate::cmd::cluster`]): each in its own process group, stopped by pid
+//! ([`diskv_launch`]): each in its own process group, stopped by pid
 //! (SIGTERM, then SIGKILL) when the benchmark ends, fails or is interrupted, killed
 //! when dropped, and sent SIGTERM by the kernel if this process dies.
 
 use super::error::BenchError;
-use crate::cmd::cluster::children::{Children, Spec};
-use crate::cmd::cluster::layout::{Group, Layout, Shape};
-use crate::cmd::cluster::{ready, start_children};
 use anyhow::Context;
+use diskv_launch::children::{Children, Spec};
+use diskv_launch::layout::{Group, Layout, Shape};
+use diskv_launch::{ready, start_children};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -154,7 +154,7 @@ async fn start_serve(dir: &Path, children: &mut Children) -> anyhow::Result<Vec<
     // `diskv serve` records its internal ports in DATA/ports once both are bound.
     let deadline = Instant::now() + SERVE_START;
     let ports = loop {
-        let ports = crate::cmd::serve::ports::Ports::load(&data).unwrap_or_default();
+        let ports = diskv_launch::serve_ports::Ports::load(&data).unwrap_or_default();
         if let (Some(sm), Some(group)) = (ports.shardmaster, ports.group) {
             break (sm, group);
         }

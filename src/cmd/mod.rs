@@ -8,7 +8,6 @@ pub mod serve;
 pub mod server;
 pub mod shardmaster;
 pub mod signals;
-pub mod stable_ports;
 
 /// Binds `--resp ADDR`, if given (before anything starts, so a busy port fails
 /// first).
