@@ -567,3 +567,6 @@ impl StateMachine for KvState {
         self.checkpoint_done(result.clone());
     }
 }
+
+#[cfg(test)]
+mod tests;
