@@ -1,6 +1,5 @@
 //! The `diskv` binary: thin subcommands over the libraries (see docs/REFERENCE.md).
 
-mod bench;
 mod cmd;
 
 use clap::{Parser, Subcommand};

@@ -501,7 +501,10 @@ fn redis_protocol_over_tls_with_tokens() {
             .contains("WRONGPASS")
     );
     let plain = redis_cli(port, &["-a", &writer, "GET", "k"]);
-    assert!(!plain.starts_with('v'), "plaintext answered on the TLS port: {plain}");
+    assert!(
+        !plain.starts_with('v'),
+        "plaintext answered on the TLS port: {plain}"
+    );
     serve.sigterm();
     assert!(serve
         .wait_exit(Duration::from_secs(20))

@@ -4,27 +4,16 @@
 //! Prints a table and writes `<target>/tmp/bench/clerk.json`.
 
 use diskv::{Clerk, KvServer, ServerOptions};
+use diskv_testkit::listeners;
 use hdrhistogram::Histogram;
 use rand::Rng;
 use shardmaster::server::{ServerOptions as MasterOptions, ShardmasterServer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 
 const KEYS: usize = 1000;
 const VALUE: usize = 1024;
-
-async fn listeners(n: usize) -> (Vec<TcpListener>, Vec<String>) {
-    let mut ls = Vec::new();
-    let mut addrs = Vec::new();
-    for _ in 0..n {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        addrs.push(l.local_addr().expect("addr").to_string());
-        ls.push(l);
-    }
-    (ls, addrs)
-}
 
 struct Level {
     clients: usize,

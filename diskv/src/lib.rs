@@ -26,9 +26,6 @@ pub mod service;
 pub mod shard;
 pub mod state;
 
-#[cfg(test)]
-mod state_tests;
-
 pub use clerk::Clerk;
 pub use error::StateError;
 pub use op::{ClientId, KvError, Op, Reply, Request};

@@ -572,3 +572,6 @@ impl StateMachine for KvState {
         self.checkpoint_done(result.as_ref().ok().copied());
     }
 }
+
+#[cfg(test)]
+mod tests;

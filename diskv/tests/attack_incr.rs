@@ -8,8 +8,9 @@
 
 mod common;
 
-use common::{masters, within};
+use common::masters;
 use diskv::{Clerk, KvServer, ServerOptions};
+use diskv_testkit::within;
 use shardmaster::Clerk as MasterClerk;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 async fn group(dir: &Path, gid: u64, masters: &[String]) -> Vec<KvServer> {
-    let (ls, addrs) = common::listeners(3).await;
+    let (ls, addrs) = diskv_testkit::listeners(3).await;
     let starts = ls.into_iter().enumerate().map(|(i, l)| {
         KvServer::start(
             l,
@@ -89,7 +90,7 @@ async fn attack_incr_is_exactly_once_through_shard_moves_on_an_unreliable_networ
             }
         }));
     }
-    within(600, "the increments", async {
+    within(Duration::from_secs(600), "the increments", async {
         for c in clerks {
             c.await.unwrap();
         }
@@ -105,7 +106,9 @@ async fn attack_incr_is_exactly_once_through_shard_moves_on_an_unreliable_networ
         sums.sort();
         let n = sums.len() as i64;
         assert_eq!(sums, (1..=n).collect::<Vec<_>>(), "replies of {k}");
-        let value = within(60, "final read", ck.get(&k)).await.unwrap();
+        let value = within(Duration::from_secs(60), "final read", ck.get(&k))
+            .await
+            .unwrap();
         assert_eq!(value, Some(n.to_string()), "final value of {k}");
     }
 }

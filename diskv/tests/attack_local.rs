@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{masters, within};
+use common::masters;
 use diskv::http::front::{Front, FrontOptions};
 use diskv::{KvServer, Op, ServerOptions};
+use diskv_testkit::within;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliabl
     common::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
-    let (mut ls, addrs) = common::listeners(1).await;
+    let (mut ls, addrs) = diskv_testkit::listeners(1).await;
     let server = KvServer::start(
         ls.remove(0),
         opts(dir.path(), &maddrs, &addrs[0], false, true),
@@ -57,7 +58,12 @@ async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliabl
     .expect("kv replica");
     let front =
         Arc::new(Front::new(maddrs.clone(), FrontOptions::default()).with_local(Arc::new(server)));
-    within(60, "the front door to be ready", front.wait_ready()).await;
+    within(
+        Duration::from_secs(60),
+        "the front door to be ready",
+        front.wait_ready(),
+    )
+    .await;
 
     let t0 = Instant::now();
     let ops = (0..40).map(|i| {
@@ -86,7 +92,7 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
     common::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
-    let (mut ls, addrs) = common::listeners(1).await;
+    let (mut ls, addrs) = diskv_testkit::listeners(1).await;
     let first = Arc::new(
         KvServer::start(
             ls.remove(0),
@@ -100,7 +106,12 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
         ..FrontOptions::default()
     };
     let front = Arc::new(Front::new(maddrs.clone(), opts_short).with_local(first.clone()));
-    within(60, "the front door to be ready", front.wait_ready()).await;
+    within(
+        Duration::from_secs(60),
+        "the front door to be ready",
+        front.wait_ready(),
+    )
+    .await;
     front
         .execute(put("a".into()))
         .await
@@ -116,7 +127,7 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
 
     // A plain Clerk (over RPC) is served by the restarted replica.
     let mut rpc = diskv::Clerk::new(maddrs.clone()).await;
-    within(30, "a Get over RPC", rpc.get("a"))
+    within(Duration::from_secs(30), "a Get over RPC", rpc.get("a"))
         .await
         .expect("get over RPC");
 

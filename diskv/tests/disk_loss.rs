@@ -2,15 +2,16 @@
 
 mod common;
 
-use common::{masters, within, Group};
+use common::{masters, Group};
 use diskv::Clerk;
+use diskv_testkit::within;
 use std::time::Duration;
 
 /// Waits until replica `i` is admitted as incarnation 1 and its votes count (the
 /// instances its lost incarnation may have voted in are decided), so the group
 /// can lose another replica.
 async fn voting_again(g: &Group, i: usize, what: &str) {
-    within(30, what, async {
+    within(Duration::from_secs(30), what, async {
         loop {
             let node = g.servers[i].as_ref().unwrap().node();
             if node.incarnation() == Some(1) && node.votes_now() {
@@ -37,7 +38,7 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     let (_m, maddrs) = masters(dir.path(), 3, 4).await;
     let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
-    within(30, "writes before the loss", async {
+    within(Duration::from_secs(30), "writes before the loss", async {
         for i in 0..10 {
             ck.append("k", &format!("{i},")).await.unwrap();
         }
@@ -48,7 +49,7 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     g.lose_disk(lost);
     g.restart(lost).await;
     voting_again(&g, lost, "the lost replica's reincarnation").await;
-    within(30, "writes after the rejoin", async {
+    within(Duration::from_secs(30), "writes after the rejoin", async {
         for i in 10..15 {
             ck.append("k", &format!("{i},")).await.unwrap();
         }
@@ -61,7 +62,7 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     g.stop(other);
     let expected: String = (0..20).map(|i| format!("{i},")).collect();
     within(
-        30,
+        Duration::from_secs(30),
         "writes and reads with the reincarnated replica voting",
         async {
             for i in 15..20 {
@@ -74,7 +75,7 @@ async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
     // Its own copy of the data is complete, once it has applied the last write
     // (it learns that the write is decided a heartbeat after the leader).
     within(
-        10,
+        Duration::from_secs(10),
         "the reincarnated replica's copy of the last write",
         async {
             while copy_of(&g, lost, "k").as_ref() != Some(&expected) {
@@ -96,18 +97,22 @@ async fn a_replica_that_lost_its_disk_installs_a_snapshot_once_the_log_is_forgot
     let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
     let expected: String = (0..10).map(|i| format!("{i},")).collect();
-    within(30, "writes before the loss", async {
+    within(Duration::from_secs(30), "writes before the loss", async {
         for i in 0..10 {
             ck.append("k", &format!("{i},")).await.unwrap();
         }
     })
     .await;
     // Idle: every replica checkpoints and the group forgets the prefix.
-    within(30, "the group forgetting its log prefix", async {
-        while !g.servers.iter().flatten().all(|s| s.node().min() > 1) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
+    within(
+        Duration::from_secs(30),
+        "the group forgetting its log prefix",
+        async {
+            while !g.servers.iter().flatten().all(|s| s.node().min() > 1) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
     .await;
     let lost = (g.leader().unwrap() + 1) % 3;
     g.stop(lost);
@@ -128,7 +133,7 @@ async fn a_group_whose_majority_lost_their_disks_halts() {
     let (_m, maddrs) = masters(dir.path(), 3, 4).await;
     let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
-    within(30, "a write", async {
+    within(Duration::from_secs(30), "a write", async {
         ck.put("k", "v").await.unwrap();
     })
     .await;
@@ -141,17 +146,21 @@ async fn a_group_whose_majority_lost_their_disks_halts() {
     for &i in &lost {
         g.restart(i).await;
     }
-    within(30, "the recovering replicas halting", async {
-        loop {
-            if lost
-                .iter()
-                .all(|&i| g.servers[i].as_ref().unwrap().is_halted())
-            {
-                return;
+    within(
+        Duration::from_secs(30),
+        "the recovering replicas halting",
+        async {
+            loop {
+                if lost
+                    .iter()
+                    .all(|&i| g.servers[i].as_ref().unwrap().is_halted())
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
+        },
+    )
     .await;
     // And nobody was admitted with empty state.
     for &i in &lost {

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{masters, within, Group};
+use common::{masters, Group};
 use diskv::Clerk;
+use diskv_testkit::within;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,7 +14,7 @@ async fn every_operation_through_one_group() {
     let (_m, maddrs) = masters(dir.path(), 3, 4).await;
     let _g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
-    within(30, "ops", async {
+    within(Duration::from_secs(30), "ops", async {
         assert!(!ck.put("a", "1").await.unwrap());
         assert!(ck.put("a", "2").await.unwrap());
         assert!(ck.append("a", "x").await.unwrap());
@@ -40,7 +41,7 @@ async fn survives_leader_loss_and_full_restart() {
     let (_m, maddrs) = masters(dir.path(), 3, 4).await;
     let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
-    within(30, "first writes", async {
+    within(Duration::from_secs(30), "first writes", async {
         for i in 0..20 {
             ck.append("k", &format!("{i},")).await.unwrap();
         }
@@ -48,11 +49,15 @@ async fn survives_leader_loss_and_full_restart() {
     .await;
     let leader = g.leader().expect("a leader");
     g.stop(leader);
-    within(30, "writes without the old leader", async {
-        for i in 20..30 {
-            ck.append("k", &format!("{i},")).await.unwrap();
-        }
-    })
+    within(
+        Duration::from_secs(30),
+        "writes without the old leader",
+        async {
+            for i in 20..30 {
+                ck.append("k", &format!("{i},")).await.unwrap();
+            }
+        },
+    )
     .await;
     for i in 0..3 {
         g.stop(i);
@@ -62,7 +67,7 @@ async fn survives_leader_loss_and_full_restart() {
         g.restart(i).await;
     }
     let expected: String = (0..30).map(|i| format!("{i},")).collect();
-    within(30, "read after restart", async {
+    within(Duration::from_secs(30), "read after restart", async {
         assert_eq!(ck.get("k").await.unwrap(), Some(expected));
     })
     .await;

@@ -2,8 +2,9 @@
 
 mod common;
 
-use common::{masters, within, Group};
+use common::{masters, Group};
 use diskv::Clerk;
+use diskv_testkit::within;
 use shardmaster::Clerk as MasterClerk;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,23 +12,27 @@ use std::time::Duration;
 /// Waits until the shardmaster's latest config has exactly the groups `gids`, and
 /// every replica of `groups` has applied it with no shard moving.
 async fn settle(groups: &[&Group], admin: &MasterClerk, gids: &[u64]) {
-    within(60, "groups settling on the latest config", async {
-        loop {
-            let latest = admin.query(-1).await.unwrap();
-            let members: Vec<u64> = latest.groups.keys().copied().collect();
-            let done = members == gids
-                && groups.iter().all(|g| {
-                    g.servers.iter().flatten().all(|s| {
-                        s.rsm()
-                            .with_state(|st| st.config().num == latest.num && st.settled())
-                    })
-                });
-            if done {
-                return;
+    within(
+        Duration::from_secs(60),
+        "groups settling on the latest config",
+        async {
+            loop {
+                let latest = admin.query(-1).await.unwrap();
+                let members: Vec<u64> = latest.groups.keys().copied().collect();
+                let done = members == gids
+                    && groups.iter().all(|g| {
+                        g.servers.iter().flatten().all(|s| {
+                            s.rsm()
+                                .with_state(|st| st.config().num == latest.num && st.settled())
+                        })
+                    });
+                if done {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -40,7 +45,7 @@ async fn keys_follow_their_shards_through_joins_and_leaves() {
     let g1 = Group::start(dir.path(), 1, 3, &maddrs, true).await;
     let mut ck = Clerk::new(maddrs.clone()).await;
     let mut expected = BTreeMap::new();
-    within(60, "writes to group 1", async {
+    within(Duration::from_secs(60), "writes to group 1", async {
         for i in 0..40 {
             let (k, v) = (format!("k{i:02}"), format!("v{i}"));
             ck.put(&k, &v).await.unwrap();
@@ -60,13 +65,17 @@ async fn keys_follow_their_shards_through_joins_and_leaves() {
             latest.shards
         );
     }
-    within(60, "appends while spread over three groups", async {
-        for i in 0..40 {
-            let k = format!("k{i:02}");
-            ck.append(&k, "+").await.unwrap();
-            expected.get_mut(&k).unwrap().push('+');
-        }
-    })
+    within(
+        Duration::from_secs(60),
+        "appends while spread over three groups",
+        async {
+            for i in 0..40 {
+                let k = format!("k{i:02}");
+                ck.append(&k, "+").await.unwrap();
+                expected.get_mut(&k).unwrap().push('+');
+            }
+        },
+    )
     .await;
 
     admin.leave(1).await.unwrap();
@@ -78,7 +87,7 @@ async fn keys_follow_their_shards_through_joins_and_leaves() {
             "group 1 still holds shards after leaving"
         );
     }
-    within(60, "reads after group 1 left", async {
+    within(Duration::from_secs(60), "reads after group 1 left", async {
         let got: BTreeMap<String, String> = ck.scan("k", "l").await.unwrap().into_iter().collect();
         assert_eq!(got, expected);
         for (k, v) in &expected {

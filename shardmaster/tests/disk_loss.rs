@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{churn, history, servers, wait_until, within, Cluster, ClusterOptions};
+use common::{churn, history, servers, Cluster, ClusterOptions};
+use diskv_testkit::{wait_until, within};
 use std::time::Duration;
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{bind_again, churn, history, servers, wait_until, within, Cluster, ClusterOptions};
+use common::{bind_again, churn, history, servers, Cluster, ClusterOptions};
+use diskv_testkit::{wait_until, within};
 use shardmaster::{ServerOptions, ShardmasterError, ShardmasterServer};
 use std::time::Duration;
 use tokio::net::TcpListener;

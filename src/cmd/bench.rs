@@ -1,15 +1,13 @@
 //! `diskv bench`: YCSB workloads against a diskv cluster, a local one it spawns, or
-//! (with `src/bench/peers/`) other stores; `diskv bench sweep` runs the standard
+//! (with `bench/src/peers/`) other stores; `diskv bench sweep` runs the standard
 //! matrix and `diskv bench doc` rewrites docs/BENCHMARKS.md from its results.
 
-use crate::bench::diskv_store::DiskvStore;
-use crate::bench::spec::parse_duration;
-use crate::bench::sweep::{self, Preset};
-use crate::bench::target::{SpawnShape, Spawned};
-use crate::bench::{
-    doc, figures, report, run_workload, Limit, RunReport, RunSpec, Store, Workload,
-};
 use anyhow::Context;
+use diskv_bench::diskv_store::DiskvStore;
+use diskv_bench::spec::parse_duration;
+use diskv_bench::sweep::{self, Preset};
+use diskv_bench::target::{SpawnShape, Spawned};
+use diskv_bench::{doc, figures, report, run_workload, Limit, RunReport, RunSpec, Store, Workload};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

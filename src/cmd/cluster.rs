@@ -1,22 +1,19 @@
 //! `diskv cluster`: a whole cluster on this machine (docs/REFERENCE.md §5).
 //!
 //! Every shardmaster and replica is a child process of this binary (`diskv
-//! shardmaster`, `diskv server --join`), on loopback ports chosen at first start
-//! and recorded in `DIR/cluster.json` ([`layout`]); later starts reuse them, and a
-//! replica whose directory holds data gets `--restart`, so the same cluster comes
-//! back with its data. The launcher waits until every group serves ([`ready`]),
-//! then serves the HTTP API for the whole cluster through Clerks. Ctrl-C or SIGTERM
-//! stops the API, then every child by pid ([`children`]), and exits 0.
-
-pub(crate) mod children;
-pub(crate) mod layout;
-pub(crate) mod ready;
+//! shardmaster`, `diskv server --join`), started by the local launcher
+//! ([`diskv_launch`]) on loopback ports chosen at first start and recorded in
+//! `DIR/cluster.json` ([`layout`]); later starts reuse them, and a replica whose
+//! directory holds data gets `--restart`, so the same cluster comes back with its
+//! data. The launcher waits until every group serves ([`ready`]), then serves the
+//! HTTP API for the whole cluster through Clerks. Ctrl-C or SIGTERM stops the API,
+//! then every child by pid ([`diskv_launch::children`]), and exits 0.
 
 use anyhow::Context;
-use children::{Children, Spec};
 use diskv::http::Front;
-use layout::{Layout, Shape};
-use std::io::Write;
+use diskv_launch::children::Children;
+use diskv_launch::layout::{self, Layout, Shape};
+use diskv_launch::{ready, say, start_children};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,13 +49,6 @@ pub struct Args {
     tls: super::tls::TlsArgs,
     #[command(flatten)]
     front_door: super::front_door::FrontDoorArgs,
-}
-
-/// Prints one line on stdout and flushes it.
-pub(crate) fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// Runs the cluster until SIGTERM or SIGINT.
@@ -103,7 +93,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         layout::file(&dir).display()
     ));
     let mut children = Children::default();
-    let started = start_children(&layout, &dir, &args.tls, &mut children);
+    let security = |name: &str| args.tls.child_flags(&tls_dir(&dir), name);
+    let started = start_children(&layout, &dir, &security, &mut children);
     if let Err(e) = started {
         children.stop().await;
         return Err(e);
@@ -192,92 +183,6 @@ fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
         );
     }
     Ok(file)
-}
-
-/// True if a process directory already holds something (it ran before).
-fn has_data(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
-}
-
-/// Starts every shardmaster, then every replica, and prints where each listens.
-pub(crate) fn start_children(
-    layout: &Layout,
-    dir: &Path,
-    tls: &super::tls::TlsArgs,
-    children: &mut Children,
-) -> anyhow::Result<()> {
-    let logs = dir.join("logs");
-    let masters = layout.masters.join(",");
-    let mut specs = Vec::new();
-    for (i, addr) in layout.masters.iter().enumerate() {
-        let name = format!("shardmaster-{i}");
-        let data = dir.join(&name);
-        let mut args: Vec<String> = vec![
-            "shardmaster".into(),
-            "--me".into(),
-            i.to_string(),
-            "--peers".into(),
-            masters.clone(),
-            "--dir".into(),
-            data.display().to_string(),
-            "--shards".into(),
-            layout.shards.to_string(),
-        ];
-        args.extend(tls.child_flags(&tls_dir(dir), &name)?);
-        specs.push(Spec {
-            name,
-            addr: addr.clone(),
-            args,
-        });
-    }
-    for g in &layout.groups {
-        let peers = g.replicas.join(",");
-        for (i, addr) in g.replicas.iter().enumerate() {
-            let data = dir
-                .join(format!("group-{}", g.gid))
-                .join(format!("replica-{i}"));
-            let mut args: Vec<String> = vec![
-                "server".into(),
-                "--gid".into(),
-                g.gid.to_string(),
-                "--masters".into(),
-                masters.clone(),
-                "--peers".into(),
-                peers.clone(),
-                "--me".into(),
-                i.to_string(),
-                "--dir".into(),
-                data.display().to_string(),
-                "--join".into(),
-            ];
-            if has_data(&data) {
-                args.push("--restart".into());
-            }
-            let name = format!("group-{}-replica-{i}", g.gid);
-            args.extend(tls.child_flags(&tls_dir(dir), &name)?);
-            specs.push(Spec {
-                name,
-                addr: addr.clone(),
-                args,
-            });
-        }
-    }
-    for spec in specs {
-        let r = children.spawn(spec, &logs)?;
-        let restart = if r.spec.args.iter().any(|a| a == "--restart") {
-            " (restart)"
-        } else {
-            ""
-        };
-        say(&format!(
-            "  {:<22} listening on {}, pid {}, log {}{restart}",
-            r.spec.name,
-            r.spec.addr,
-            r.pid,
-            r.log.display()
-        ));
-    }
-    Ok(())
 }
 
 /// Tells the user the cluster is up and how to use it.

@@ -10,7 +10,6 @@ pub mod serve;
 pub mod server;
 pub mod shardmaster;
 pub mod signals;
-pub mod stable_ports;
 pub mod tls;
 pub mod token;
 

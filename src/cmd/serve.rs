@@ -14,12 +14,10 @@
 //! checkpoint whenever it has been idle for 300 ms; a restart replays the log
 //! after the last checkpoint).
 
-pub(crate) mod ports;
-
 use anyhow::Context;
 use diskv::http::Front;
 use diskv::{KvServer, ServerOptions};
-use ports::Ports;
+use diskv_launch::serve_ports::{self as ports, Ports};
 use shardmaster::ShardmasterServer;
 use std::io::Write;
 use std::path::PathBuf;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
+use diskv_testkit::listeners;
+
 /// Logs to the test's output when `RUST_LOG` is set.
 pub fn init_logs() {
     if std::env::var("RUST_LOG").is_ok() {
@@ -15,18 +17,6 @@ pub fn init_logs() {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
     }
-}
-
-/// Binds `n` listeners on 127.0.0.1 ephemeral ports.
-pub async fn listeners(n: usize) -> (Vec<TcpListener>, Vec<String>) {
-    let mut ls = Vec::new();
-    let mut addrs = Vec::new();
-    for _ in 0..n {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        addrs.push(l.local_addr().unwrap().to_string());
-        ls.push(l);
-    }
-    (ls, addrs)
 }
 
 /// Binds `addr` again, retrying while the old socket lingers.
@@ -39,13 +29,6 @@ pub async fn bind(addr: &str) -> TcpListener {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Fails the test if `f` takes longer than `secs`.
-pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took over {secs} s"))
 }
 
 /// Starts `n` shardmaster replicas with `nshards` shards.

@@ -7,7 +7,6 @@ pub mod proxy;
 use proxy::LinkProxy;
 use shardmaster::{Clerk, ClerkOptions, Config, Gid, ServerOptions, ShardmasterServer, NO_GROUP};
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -216,26 +215,6 @@ pub fn init_tracing() {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-    }
-}
-
-/// Runs `f` with a deadline; the test fails with `what` if it passes.
-pub async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(limit, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("{what}: not done within {limit:?}"),
-    }
-}
-
-/// Polls `cond` every 20 ms until it holds; fails with `what` after `limit`.
-pub async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: still false after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,11 +1,11 @@
 //! `diskv bench compare` (feature `compare`): diskv side by side with etcd and
-//! Redis (see [`crate::bench::compare`]); `make bench-compare` installs the peers
+//! Redis (see [`diskv_bench::compare`]); `make bench-compare` installs the peers
 //! and runs it.
 
 use super::{interruptible, Common};
-use crate::bench::compare::{self, render};
-use crate::bench::spec::parse_duration;
-use crate::bench::{Limit, RunSpec};
+use diskv_bench::compare::{self, render};
+use diskv_bench::spec::parse_duration;
+use diskv_bench::{Limit, RunSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 

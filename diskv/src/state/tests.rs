@@ -1,9 +1,9 @@
 //! Tests of the state machine and its checkpoints, including recovery from a crash
 //! in the middle of a checkpoint.
 
+use super::{KvCommand, KvState};
 use crate::checkpoint::{CheckpointRecord, DiskStore};
 use crate::op::{CounterError, KvError, Op, Reply, Request};
-use crate::state::{KvCommand, KvState};
 use paxos::rsm::StateMachine;
 use shardmaster::Config;
 use std::collections::BTreeMap;

@@ -41,7 +41,7 @@ impl Daemon {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        crate::cmd::cluster::children::stop_with_launcher(&mut cmd);
+        diskv_launch::children::stop_with_launcher(&mut cmd);
         let child = cmd.spawn().map_err(|e| PeerError::Start {
             program: program.to_string(),
             source: e,

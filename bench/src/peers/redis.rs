@@ -16,7 +16,7 @@
 
 use super::daemon::{wait_ready, Daemon};
 use super::{free_ports, temp_dir, PeerError, READY_TIMEOUT};
-use crate::bench::store::{OpFuture, Store, StoreClient, StoreError};
+use crate::store::{OpFuture, Store, StoreClient, StoreError};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use std::time::Duration;

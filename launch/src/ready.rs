@@ -2,9 +2,9 @@
 //! each group (one linearizable read of a key in a shard it owns), with progress
 //! on stdout. A child that exits meanwhile ends the wait with its log's path.
 
-use super::children::Children;
-use super::layout::Layout;
-use super::say;
+use crate::children::Children;
+use crate::layout::Layout;
+use crate::say;
 use shardmaster::{shard_of, Config};
 use std::time::{Duration, Instant};
 

@@ -358,7 +358,7 @@ async fn report_progress(shared: Arc<Shared>, every: Duration, store: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::store::OpFuture;
+    use crate::store::OpFuture;
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 

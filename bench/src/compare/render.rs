@@ -6,8 +6,8 @@
 use super::plan::Metric;
 use super::verdict::{figure, Verdict};
 use super::Comparison;
-use crate::bench::error::BenchError;
-use crate::bench::{figures, report, RunReport};
+use crate::error::BenchError;
+use crate::{figures, report, RunReport};
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -61,7 +61,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `n` free ports on 127.0.0.1 (below the ephemeral range, see `stable_ports`).
 fn free_ports(n: usize) -> Result<Vec<u16>, PeerError> {
-    crate::cmd::stable_ports::choose(n).map_err(PeerError::Ports)
+    diskv_launch::stable_ports::choose(n).map_err(PeerError::Ports)
 }
 
 /// A temporary directory for a peer's data and logs, removed when dropped.

@@ -3,7 +3,7 @@
 
 use super::etcd::EtcdCluster;
 use super::redis::RedisServer;
-use crate::bench::store::Store;
+use crate::store::Store;
 
 /// Reads, inserts, updates and scans through one client of `store`.
 async fn check_operations(store: &dyn Store) {

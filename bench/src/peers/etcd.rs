@@ -12,7 +12,7 @@
 
 use super::daemon::{wait_ready, Daemon};
 use super::{free_ports, temp_dir, PeerError, READY_TIMEOUT};
-use crate::bench::store::{OpFuture, Store, StoreClient, StoreError};
+use crate::store::{OpFuture, Store, StoreClient, StoreError};
 use etcd_client::{Client, GetOptions, KvClient};
 
 /// The etcd server program (Debian package `etcd-server`).

@@ -178,7 +178,7 @@ impl Layout {
 /// `n` distinct free ports on 127.0.0.1, outside the kernel's ephemeral range so
 /// that no outgoing connection takes one while the cluster is down.
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    super::super::stable_ports::choose(n).context("cannot find free ports on 127.0.0.1")
+    crate::stable_ports::choose(n).context("cannot find free ports on 127.0.0.1")
 }
 
 #[cfg(test)]

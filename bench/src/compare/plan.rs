@@ -1,7 +1,7 @@
 //! What `diskv bench compare` runs and what it checks: the runs each pair of
 //! systems shares ([`STEPS`]) and the targets measured from them ([`TARGETS`]).
 
-use crate::bench::workload::Workload;
+use crate::workload::Workload;
 use serde::{Deserialize, Serialize};
 
 /// A pair of systems measured side by side.

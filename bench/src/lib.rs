@@ -1,7 +1,7 @@
 //! `diskv bench`: a YCSB-style load generator (see docs/BENCHMARKS.md).
 //!
 //! - [`store`] is the seam between the driver and the systems it measures: diskv
-//!   ([`diskv_store::DiskvStore`], one Clerk per client) and, from `src/bench/peers/`,
+//!   ([`diskv_store::DiskvStore`], one Clerk per client) and, from `bench/src/peers/`,
 //!   etcd and Redis.
 //! - [`driver::run_workload`] runs one [`spec::RunSpec`] (a YCSB workload at one
 //!   client count) against any `&dyn Store` and returns a [`report::RunReport`]:

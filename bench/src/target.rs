@@ -4,15 +4,15 @@
 //!
 //! A spawned target lives in a temporary directory. Its processes are children of
 //! this binary started by the `diskv cluster` launcher's code
-//! ([`crate::cmd::cluster`]): each in its own process group, stopped by pid
+//! ([`diskv_launch`]): each in its own process group, stopped by pid
 //! (SIGTERM, then SIGKILL) when the benchmark ends, fails or is interrupted, killed
 //! when dropped, and sent SIGTERM by the kernel if this process dies.
 
 use super::error::BenchError;
-use crate::cmd::cluster::children::{Children, Spec};
-use crate::cmd::cluster::layout::{Group, Layout, Shape};
-use crate::cmd::cluster::{ready, start_children};
 use anyhow::Context;
+use diskv_launch::children::{Children, Spec};
+use diskv_launch::layout::{Group, Layout, Shape};
+use diskv_launch::{ready, start_children};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -129,15 +129,16 @@ async fn start_cluster(
         shards: None,
     };
     let (layout, _) = Layout::load_or_create(dir, shape)?;
-    // Benchmarks measure the engine: plaintext between the processes unless a
-    // TLS variant asks otherwise.
-    let insecure = crate::cmd::tls::TlsArgs {
-        insecure: true,
-        ..Default::default()
-    };
+    // Benchmarks measure the engine: plaintext between the processes (this
+    // process's Clerks are plaintext too).
     start_children(&layout, dir, &insecure, children)?;
     ready::wait(&layout, children).await?;
     Ok(layout.masters)
+}
+
+/// The security flags of every benchmarked process: plaintext.
+fn insecure(_name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(vec!["--insecure".into()])
 }
 
 /// Starts one `diskv serve` node; returns its embedded shardmaster's address.
@@ -154,13 +155,14 @@ async fn start_serve(dir: &Path, children: &mut Children) -> anyhow::Result<Vec<
             "127.0.0.1:0".into(),
             "--data-dir".into(),
             data.display().to_string(),
+            "--insecure".into(),
         ],
     };
     children.spawn(spec, &logs)?;
     // `diskv serve` records its internal ports in DATA/ports once both are bound.
     let deadline = Instant::now() + SERVE_START;
     let ports = loop {
-        let ports = crate::cmd::serve::ports::Ports::load(&data).unwrap_or_default();
+        let ports = diskv_launch::serve_ports::Ports::load(&data).unwrap_or_default();
         if let (Some(sm), Some(group)) = (ports.shardmaster, ports.group) {
             break (sm, group);
         }

@@ -2,8 +2,8 @@
 //! target passes when diskv's factor over its baseline reaches the goal.
 
 use super::plan::{Baseline, Metric, Side, Step, Target};
-use crate::bench::report::RunReport;
-use crate::bench::workload::OpKind;
+use crate::report::RunReport;
+use crate::workload::OpKind;
 use serde::{Deserialize, Serialize};
 
 /// One run of one side of a step, in one round.

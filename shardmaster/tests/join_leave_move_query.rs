@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{check, servers, within, Cluster, ClusterOptions};
+use common::{check, servers, Cluster, ClusterOptions};
+use diskv_testkit::within;
 use paxos::transport::{codec, mux};
 use shardmaster::rpc::ShardmasterRpcClient;
 use shardmaster::{Clerk, Config, Gid, Op, OpRequest, OpResult, ShardmasterError};

@@ -78,7 +78,7 @@ impl Ports {
     }
 }
 
-/// Binds 127.0.0.1:`port`, or a new port (see [`super::super::stable_ports`]) if
+/// Binds 127.0.0.1:`port`, or a new port (see [`crate::stable_ports`]) if
 /// `port` is `None` or taken. `what` names the listener in the warning.
 pub async fn bind_preferred(port: Option<u16>, what: &str) -> anyhow::Result<TcpListener> {
     if let Some(p) = port {
@@ -95,7 +95,7 @@ pub async fn bind_preferred(port: Option<u16>, what: &str) -> anyhow::Result<Tcp
     // A chosen port is free when chosen; another process may take it before the
     // bind, so try a few.
     for _ in 0..5 {
-        let p = super::super::stable_ports::choose(1)
+        let p = crate::stable_ports::choose(1)
             .with_context(|| format!("cannot find a free port on 127.0.0.1 for the {what}"))?[0];
         match TcpListener::bind(("127.0.0.1", p)).await {
             Ok(l) => return Ok(l),

@@ -1,0 +1,43 @@
+//! Fixtures written once for the in-process tests and benches of the workspace
+//! (`diskv/tests/`, `shardmaster/tests/`, `diskv/benches/`): listeners on
+//! 127.0.0.1, a deadline on a future, and polling a condition until a deadline.
+//! A test waits on observable state with a deadline, never a bare sleep.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Binds `n` listeners on 127.0.0.1 ephemeral ports; returns them and their
+/// addresses.
+pub async fn listeners(n: usize) -> (Vec<TcpListener>, Vec<String>) {
+    let mut ls = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..n {
+        let l = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        addrs.push(l.local_addr().expect("local address").to_string());
+        ls.push(l);
+    }
+    (ls, addrs)
+}
+
+/// Runs `f` with a deadline; the test fails with `what` if it passes.
+pub async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: not done within {limit:?}"),
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; fails with `what` after `limit`.
+pub async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still false after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
