@@ -151,9 +151,12 @@ fn the_line_client_answers_a_non_utf8_line_with_error_and_reads_on() {
     let node = ServeNode::start(root.path());
     let masters = shardmaster_of(&node);
     let input = b"PUT a 1\nGET \xff\xfe\n\xc3\nGET a\nSTOP\n".to_vec();
+    // `diskv serve` speaks mutual TLS on its internal ports, with the client
+    // identity it made in DATA/tls/client.
+    let tls_dir = node.data.join("tls").join("client").display().to_string();
     let out = run_with_input(
         diskv_bin(),
-        ["client", "--masters", &masters],
+        ["client", "--masters", &masters, "--tls-dir", &tls_dir],
         Some(input),
         Duration::from_secs(60),
     );

@@ -116,6 +116,11 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     // The engine's ports (loopback) use mutual TLS with certificates made in
     // DATA/tls on first start, unless --insecure or an identity is given.
     let security = args.tls.install_local(&dir.join("tls"), "node")?;
+    if !args.tls.given() && !args.tls.insecure {
+        // An identity for the user's own clients of the embedded cluster
+        // (`diskv client --masters ... --tls-dir DATA/tls/client`).
+        super::tls::local_identity(&dir.join("tls"), "client")?;
+    }
     let front_options = args.front_door.front_options()?;
     let serve_options = args.front_door.serve_options(&security)?;
     let resp_options = args.front_door.resp_options(&front_options, &security)?;
