@@ -379,4 +379,50 @@ mod tests {
         ));
         assert!(add(&file, "bad name", Role::Read).is_err());
     }
+
+    /// Attack on issue #14 (docs/attacks/tls-auth.md finding 3): a token file
+    /// rewritten in place (same inode) to the same size, within the
+    /// granularity of the file system's timestamps (a second on many; `cp -p`,
+    /// `touch -r` and `rsync --inplace -t` set the time back on purpose), kept
+    /// its (inode, size, mtime) stamp: the front door went on with the old
+    /// table, and the token rotated out was still accepted.
+    #[test]
+    fn attack_an_in_place_rewrite_of_the_same_size_and_time_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        let old = add(&file, "app", Role::Write).unwrap();
+        let tokens = Tokens::open(&file).unwrap();
+        assert!(tokens.check(Some(&old), Role::Write).is_ok());
+        let before = std::fs::metadata(&file).unwrap();
+        // The token rotated: same name, same role, another digest; written
+        // through the same inode, and the time left as it was.
+        let new = "dkv_00000000000000000000000000000001";
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(&digest(&old), &digest(new));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.set_modified(before.modified().unwrap()).unwrap();
+        drop(f);
+        let after = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            (after.ino(), after.size(), after.mtime(), after.mtime_nsec()),
+            (
+                before.ino(),
+                before.size(),
+                before.mtime(),
+                before.mtime_nsec()
+            )
+        );
+        assert_eq!(
+            tokens.check(Some(&old), Role::Read),
+            Err(Denied::Unknown),
+            "the rotated-out token is still accepted"
+        );
+        assert_eq!(tokens.check(Some(new), Role::Write).unwrap().name, "app");
+    }
 }
