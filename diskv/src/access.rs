@@ -161,11 +161,19 @@ fn write_entries(path: &Path, entries: &[Entry]) -> Result<(), TokenFileError> {
     for e in entries {
         text.push_str(&format!("{} {} {}\n", e.name, e.role.as_str(), e.digest));
     }
-    let tmp = path.with_extension("tmp");
+    // A stale temporary file (an interrupted run) is removed, and the new one
+    // made exclusively: it gets the mode asked for, not the stale one's.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.write(true).create(true).truncate(true).mode(0o600);
+        options.write(true).create_new(true).mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
