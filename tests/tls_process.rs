@@ -510,3 +510,88 @@ fn redis_protocol_over_tls_with_tokens() {
         .wait_exit(Duration::from_secs(20))
         .is_some_and(|s| s.success()));
 }
+
+
+/// One RESP command over a fresh connection; the first reply line ("" if the
+/// connection gave none).
+fn resp_call(addr: &str, args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    if s.write_all(cmd.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut line = String::new();
+    let _ = BufReader::new(s).read_line(&mut line);
+    line.trim_end().to_string()
+}
+
+/// Attack on issue #14 (docs/attacks/tls-auth.md finding 1): `--tokens` must
+/// not leave a door open. With `--resp`, the Redis protocol front door shares
+/// the store and had no token check at all: anyone who reached it wrote and
+/// read every key, and emptied the store, while the HTTP API answered 401. The
+/// node must either refuse to start or refuse the command without AUTH.
+#[test]
+fn attack_tokens_leave_no_door_open_with_resp() {
+    certs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens").display().to_string();
+    let writer = diskv_ok(&["token", "add", "--file", &tokens, "app"])
+        .trim()
+        .to_string();
+    let addrs = reserve_addrs(2);
+    let (listen, resp) = (addrs[0].clone(), addrs[1].clone());
+    let data = dir.path().join("data").display().to_string();
+    let mut serve = Process::spawn(
+        "serve",
+        &dir.path().join("logs"),
+        diskv_bin(),
+        [
+            "serve",
+            "--listen",
+            &listen,
+            "--data-dir",
+            &data,
+            "--tokens",
+            &tokens,
+            "--resp",
+            &resp,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve.stdout().contains("Redis protocol listening") {
+        if !serve.is_running() {
+            // Refusing to start is a fix: say why.
+            let stderr = support::cluster::strip_ansi(&serve.stderr());
+            assert!(
+                stderr.contains("--resp") && stderr.contains("--tokens"),
+                "serve exited without naming --tokens and --resp: {stderr}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not start: {}",
+            serve.stderr_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let set = resp_call(&resp, &["SET", "k", "from-resp"]);
+    let get = resp_call(&resp, &["GET", "k"]);
+    let flush = resp_call(&resp, &["FLUSHALL"]);
+    let http = curl(
+        &["-H", &format!("Authorization: Bearer {writer}")],
+        &format!("http://{listen}/kv/k"),
+    );
+    serve.kill9();
+    assert!(
+        !set.starts_with('+') && !get.starts_with('$') && !flush.starts_with('+'),
+        "the Redis door served commands without a token: SET {set:?}, GET {get:?}, FLUSHALL {flush:?} (HTTP with the token: {http:?})"
+    );
+}

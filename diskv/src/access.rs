@@ -5,7 +5,8 @@
 //! file keeps only its SHA-256, one token per line: `NAME ROLE SHA256`, where
 //! ROLE is `read` or `write` (`write` may read too); `#` starts a comment. The
 //! file is replaced atomically on every change, and a front door notices a change
-//! at the next request (it compares the file's inode, size and time), so a
+//! at the next request (it compares the file's inode, size, mtime and ctime, and
+//! reads a file changed in the last two seconds again each time), so a
 //! revoked token is refused at once, without a restart. A file that cannot be
 //! read or parsed refuses every token until it is fixed: access fails closed.
 
@@ -161,11 +162,19 @@ fn write_entries(path: &Path, entries: &[Entry]) -> Result<(), TokenFileError> {
     for e in entries {
         text.push_str(&format!("{} {} {}\n", e.name, e.role.as_str(), e.digest));
     }
-    let tmp = path.with_extension("tmp");
+    // A stale temporary file (an interrupted run) is removed, and the new one
+    // made exclusively: it gets the mode asked for, not the stale one's.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.write(true).create(true).truncate(true).mode(0o600);
+        options.write(true).create_new(true).mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
@@ -221,22 +230,50 @@ pub fn revoke(path: &Path, name: &str) -> Result<bool, TokenFileError> {
     Ok(true)
 }
 
-/// The file's identity: a change of any part means it was replaced or edited.
-type Stamp = (u64, u64, i64, i64);
+/// The file's identity: a change of any part means it was replaced or edited
+/// (device, inode, size, mtime and ctime with their nanoseconds; the ctime
+/// catches a rewrite whose mtime was set back, `cp -p` or `touch -r`).
+type Stamp = (u64, u64, u64, i64, i64, i64, i64);
+
+/// How long after its last change a file's stamp is not trusted: timestamps
+/// are as coarse as a second on some file systems, and a rewrite of the same
+/// size within that time keeps the stamp. Until the file is this old, every
+/// check reads it again (the "racy" files of git's index).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The grants by token digest, or why the file cannot be used.
 type Table = Result<HashMap<String, Grant>, String>;
 
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
     let m = std::fs::metadata(path)?;
-    Ok((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+    Ok((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
+/// True if the file stamped `s` last changed (mtime or ctime) more than
+/// [`SETTLE`] before `now`: a change after this read would change its stamp.
+fn settled(s: &Stamp, now: std::time::SystemTime) -> bool {
+    let Ok(now) = now.duration_since(std::time::UNIX_EPOCH) else {
+        return false;
+    };
+    let latest = s.3.max(s.5);
+    i64::try_from(now.saturating_sub(SETTLE).as_secs()).is_ok_and(|limit| latest < limit)
 }
 
 /// The tokens a front door accepts, read again whenever the file changes.
 #[derive(Debug)]
 pub struct Tokens {
     path: PathBuf,
-    table: Mutex<(Option<Stamp>, Table)>,
+    /// The stamp at the last read, whether the file had settled then, and
+    /// what was read.
+    table: Mutex<(Option<Stamp>, bool, Table)>,
 }
 
 impl Tokens {
@@ -255,17 +292,20 @@ impl Tokens {
         read_entries(path)?;
         let tokens = Tokens {
             path: path.to_path_buf(),
-            table: Mutex::new((None, Err("not read yet".into()))),
+            table: Mutex::new((None, false, Err("not read yet".into()))),
         };
         drop(tokens.refresh());
         Ok(tokens)
     }
 
     /// Reads the file again if it changed since the last read.
-    fn refresh(&self) -> std::sync::MutexGuard<'_, (Option<Stamp>, Table)> {
+    fn refresh(&self) -> std::sync::MutexGuard<'_, (Option<Stamp>, bool, Table)> {
         let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let checked = std::time::SystemTime::now();
         let now = stamp(&self.path).ok();
-        if now.is_none() || now != t.0 {
+        // The stamp of the last read proves nothing if the file was still
+        // within SETTLE of a change then: read it again.
+        if now.is_none() || now != t.0 || !t.1 {
             let read = read_entries(&self.path)
                 .and_then(|entries| {
                     // A file that vanished refuses everyone too.
@@ -291,7 +331,8 @@ impl Tokens {
             if let Err(why) = &read {
                 tracing::error!(path = %self.path.display(), reason = %why, "token file unusable: refusing every token");
             }
-            *t = (now, read);
+            let trusted = now.as_ref().is_some_and(|n| settled(n, checked));
+            *t = (now, trusted, read);
         }
         t
     }
@@ -302,7 +343,7 @@ impl Tokens {
             return Err(Denied::Missing);
         };
         let t = self.refresh();
-        let table = t.1.as_ref().map_err(|why| Denied::BadFile(why.clone()))?;
+        let table = t.2.as_ref().map_err(|why| Denied::BadFile(why.clone()))?;
         let grant = table.get(&digest(token)).ok_or(Denied::Unknown)?;
         if grant.role < role {
             return Err(Denied::ReadOnly(grant.name.clone()));
@@ -378,5 +419,51 @@ mod tests {
             Err(Denied::BadFile(_))
         ));
         assert!(add(&file, "bad name", Role::Read).is_err());
+    }
+
+    /// Attack on issue #14 (docs/attacks/tls-auth.md finding 3): a token file
+    /// rewritten in place (same inode) to the same size, within the
+    /// granularity of the file system's timestamps (a second on many; `cp -p`,
+    /// `touch -r` and `rsync --inplace -t` set the time back on purpose), kept
+    /// its (inode, size, mtime) stamp: the front door went on with the old
+    /// table, and the token rotated out was still accepted.
+    #[test]
+    fn attack_an_in_place_rewrite_of_the_same_size_and_time_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tokens");
+        let old = add(&file, "app", Role::Write).unwrap();
+        let tokens = Tokens::open(&file).unwrap();
+        assert!(tokens.check(Some(&old), Role::Write).is_ok());
+        let before = std::fs::metadata(&file).unwrap();
+        // The token rotated: same name, same role, another digest; written
+        // through the same inode, and the time left as it was.
+        let new = "dkv_00000000000000000000000000000001";
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(&digest(&old), &digest(new));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.set_modified(before.modified().unwrap()).unwrap();
+        drop(f);
+        let after = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            (after.ino(), after.size(), after.mtime(), after.mtime_nsec()),
+            (
+                before.ino(),
+                before.size(),
+                before.mtime(),
+                before.mtime_nsec()
+            )
+        );
+        assert_eq!(
+            tokens.check(Some(&old), Role::Read),
+            Err(Denied::Unknown),
+            "the rotated-out token is still accepted"
+        );
+        assert_eq!(tokens.check(Some(new), Role::Write).unwrap().name, "app");
     }
 }

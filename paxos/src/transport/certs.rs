@@ -214,15 +214,25 @@ fn read_string(path: &Path) -> Result<String, CertError> {
 }
 
 /// Replaces `path` with `bytes` atomically; `secret` files are readable by
-/// their owner only.
+/// their owner only. The temporary file is `path` and `.tmp` (one per file: a
+/// key and its certificate never share it), made anew: a stale one left by an
+/// interrupted run (with another mode, or a symbolic link) is removed first,
+/// and the new one is created exclusively, so the mode asked for is the mode
+/// it gets.
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), CertError> {
     let io = |source| CertError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

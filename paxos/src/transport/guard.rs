@@ -370,7 +370,10 @@ impl<S> Guarded<S> {
     /// Replaces the stream under the guard, keeping its slot and limits: the TLS
     /// handshake turns an admitted TCP connection into a TLS one, so the
     /// connection counts against the listener from its first byte and the frame
-    /// checks see the bytes inside TLS.
+    /// checks see the bytes inside TLS. The handshake reads the stream under the
+    /// guard, so an eviction meanwhile is watched for here: an evicted
+    /// connection ends at once (`ConnectionAborted`) and gives its slot back,
+    /// rather than at the end of the handshake's time limit.
     pub async fn upgrade<T, F, Fut>(self, f: F) -> io::Result<Guarded<T>>
     where
         F: FnOnce(S) -> Fut,
@@ -387,7 +390,25 @@ impl<S> Guarded<S> {
             budget,
             frame_deadline,
         } = self;
-        let inner = f(inner).await?;
+        let evicted = std::future::poll_fn(|cx| {
+            shared.waker.register(cx.waker());
+            if shared.evicted.load(Ordering::Relaxed) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        let upgraded = std::pin::pin!(f(inner));
+        let evicted = std::pin::pin!(evicted);
+        let inner = match futures::future::select(upgraded, evicted).await {
+            futures::future::Either::Left((upgraded, _)) => upgraded?,
+            futures::future::Either::Right(((), _)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "closed during its handshake to make room for a new connection",
+                ))
+            }
+        };
         Ok(Guarded {
             inner,
             remote,
