@@ -511,7 +511,6 @@ fn redis_protocol_over_tls_with_tokens() {
         .is_some_and(|s| s.success()));
 }
 
-
 /// One RESP command over a fresh connection; the first reply line ("" if the
 /// connection gave none).
 fn resp_call(addr: &str, args: &[&str]) -> String {
