@@ -101,10 +101,11 @@ const SESSION: &[(&str, &[&str])] = &[
     ("SELECT 0", &["OK"]),
     ("SELECT 1", &["(error) ERR DB index is out of range"]),
     ("HELLO 2", &["\"diskv\""]),
+    ("AUTH sometoken", &["without any token file configured"]),
     ("CLIENT SETNAME cli", &["OK"]),
     ("CLIENT GETNAME", &["\"cli\""]),
     ("CLIENT ID", &["(integer) "]),
-    ("COMMAND COUNT", &["(integer) 32"]),
+    ("COMMAND COUNT", &["(integer) 33"]),
     ("COMMAND INFO get", &["\"get\"", "(integer) 2"]),
     ("COMMAND DOCS mset", &["NOT atomic across keys"]),
     (

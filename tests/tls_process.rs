@@ -283,6 +283,33 @@ fn strangers_are_refused_and_told_why() {
     rogue.kill9();
 }
 
+/// A token file in `dir` with a write token `app` and a read-only token
+/// `dash`, made with the CLI: (file, app's token, dash's token).
+fn token_file(dir: &Path) -> (String, String, String) {
+    let tokens = dir.join("tokens").display().to_string();
+    let writer = diskv_ok(&["token", "add", "--file", &tokens, "app"]);
+    let reader = diskv_ok(&["token", "add", "--file", &tokens, "dash", "--read-only"]);
+    (tokens, writer.trim().to_string(), reader.trim().to_string())
+}
+
+/// `diskv serve ARGS --data-dir DIR/data`, once it printed `ready`.
+fn start_serve(dir: &Path, args: &[&str], ready: &str) -> Process {
+    let data = dir.join("data").display().to_string();
+    let mut all = vec!["serve", "--data-dir", &data];
+    all.extend_from_slice(args);
+    let mut serve = Process::spawn("serve", &dir.join("logs"), diskv_bin(), all);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !serve.stdout().contains(ready) {
+        assert!(
+            Instant::now() < deadline && serve.is_running(),
+            "serve did not start: {}",
+            serve.stderr_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serve
+}
+
 /// curl against `url` with `args`: (status code, body). Status 0: no HTTP answer.
 fn curl(args: &[&str], url: &str) -> (u16, String) {
     let out = Command::new("curl")
@@ -303,43 +330,17 @@ fn curl(args: &[&str], url: &str) -> (u16, String) {
 fn https_with_tokens_and_roles() {
     let certs = certs();
     let dir = tempfile::tempdir().expect("tempdir");
-    let tokens = dir.path().join("tokens").display().to_string();
-    let writer = diskv_ok(&["token", "add", "--file", &tokens, "app"])
-        .trim()
-        .to_string();
-    let reader = diskv_ok(&["token", "add", "--file", &tokens, "dash", "--read-only"])
-        .trim()
-        .to_string();
+    let (tokens, writer, reader) = token_file(dir.path());
     assert_eq!(
         diskv_ok(&["token", "list", "--file", &tokens]),
         "app write\ndash read\n"
     );
     let listen = reserve_addrs(1).remove(0);
-    let data = dir.path().join("data").display().to_string();
-    let mut serve = Process::spawn(
-        "serve",
-        &dir.path().join("logs"),
-        diskv_bin(),
-        [
-            "serve",
-            "--listen",
-            &listen,
-            "--data-dir",
-            &data,
-            "--tokens",
-            &tokens,
-            "--http-tls",
-        ],
+    let mut serve = start_serve(
+        dir.path(),
+        &["--listen", &listen, "--tokens", &tokens, "--http-tls"],
+        "Server listening",
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !serve.stdout().contains("Server listening") {
-        assert!(
-            Instant::now() < deadline && serve.is_running(),
-            "serve did not start: {}",
-            serve.stderr_tail(20)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let ca = certs.node().join("ca.crt").display().to_string();
     let url = |path: &str| format!("https://{listen}{path}");
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
@@ -438,41 +439,21 @@ fn redis_protocol_over_tls_with_tokens() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let tokens = dir.path().join("tokens").display().to_string();
-    let writer = diskv_ok(&["token", "add", "--file", &tokens, "app"])
-        .trim()
-        .to_string();
-    let reader = diskv_ok(&["token", "add", "--file", &tokens, "dash", "--read-only"])
-        .trim()
-        .to_string();
+    let (tokens, writer, reader) = token_file(dir.path());
     let addrs = reserve_addrs(2);
-    let data = dir.path().join("data").display().to_string();
-    let mut serve = Process::spawn(
-        "serve",
-        &dir.path().join("logs"),
-        diskv_bin(),
-        [
-            "serve",
+    let mut serve = start_serve(
+        dir.path(),
+        &[
             "--listen",
             &addrs[0],
             "--resp",
             &addrs[1],
-            "--data-dir",
-            &data,
             "--tokens",
             &tokens,
             "--resp-tls",
         ],
+        "Redis protocol listening",
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !serve.stdout().contains("Redis protocol listening") {
-        assert!(
-            Instant::now() < deadline && serve.is_running(),
-            "serve did not start: {}",
-            serve.stderr_tail(20)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let port = addrs[1].rsplit_once(':').expect("port").1;
     let ca = certs.node().join("ca.crt").display().to_string();
     let tls = ["--tls", "--cacert", ca.as_str()];
