@@ -106,6 +106,16 @@ fn all_logs(logs: &Path) -> String {
     support::cluster::strip_ansi(&text)
 }
 
+/// Every daemon whose log is in `logs` ran with the test's TLS identity: none
+/// warned that its port is plaintext, and none refused one of our handshakes.
+fn assert_over_tls(logs: &str) {
+    assert!(logs.contains("replica started"), "no daemon log read");
+    assert!(
+        !logs.contains("plaintext and unauthenticated"),
+        "a daemon ran without TLS:\n{logs}"
+    );
+}
+
 /// A replica loses its disk and recovers from its peers, then another is
 /// killed with SIGKILL: every write stays, all over mutual TLS.
 #[test]
@@ -129,6 +139,7 @@ fn a_lost_disk_and_a_kill_9_over_tls() {
     }
     assert_eq!(c.req("GET after-loss"), "GET after-loss 1");
     let logs = all_logs(&g.logs());
+    assert_over_tls(&logs);
     assert!(
         !logs.contains("TLS handshake refused"),
         "a handshake between our own processes failed:\n{logs}"
@@ -158,6 +169,7 @@ fn shards_move_between_groups_over_tls() {
             format!("GET key{i} value{i}")
         );
     }
+    assert_over_tls(&all_logs(&cluster.logs()));
 }
 
 /// `diskv ARGS` with `tls_flags` instead of the test's identity; its output

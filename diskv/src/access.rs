@@ -11,7 +11,6 @@
 //! read or parsed refuses every token until it is fixed: access fails closed.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -162,25 +161,7 @@ fn write_entries(path: &Path, entries: &[Entry]) -> Result<(), TokenFileError> {
     for e in entries {
         text.push_str(&format!("{} {} {}\n", e.name, e.role.as_str(), e.digest));
     }
-    // A stale temporary file (an interrupted run) is removed, and the new one
-    // made exclusively: it gets the mode asked for, not the stale one's.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-        _ => {}
-    }
-    let mut options = std::fs::OpenOptions::new();
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.write(true).create_new(true).mode(0o600);
-    }
-    let mut file = options.open(&tmp).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io)
+    paxos::fs::durable::replace_with_mode(path, text.as_bytes(), 0o600).map_err(io)
 }
 
 /// Adds a token named `name` with `role` to the file at `path` (made if
@@ -306,28 +287,7 @@ impl Tokens {
         // The stamp of the last read proves nothing if the file was still
         // within SETTLE of a change then: read it again.
         if now.is_none() || now != t.0 || !t.1 {
-            let read = read_entries(&self.path)
-                .and_then(|entries| {
-                    // A file that vanished refuses everyone too.
-                    now.ok_or_else(|| TokenFileError::Io {
-                        path: self.path.clone(),
-                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "file is gone"),
-                    })?;
-                    Ok(entries)
-                })
-                .map(|entries| {
-                    entries
-                        .into_iter()
-                        .map(|e| {
-                            let grant = Grant {
-                                name: e.name,
-                                role: e.role,
-                            };
-                            (e.digest, grant)
-                        })
-                        .collect()
-                })
-                .map_err(|e| e.to_string());
+            let read = self.load(now.is_some());
             if let Err(why) = &read {
                 tracing::error!(path = %self.path.display(), reason = %why, "token file unusable: refusing every token");
             }
@@ -335,6 +295,25 @@ impl Tokens {
             *t = (now, trusted, read);
         }
         t
+    }
+
+    /// The grants of the file, by digest; a file that vanished refuses
+    /// everyone too.
+    fn load(&self, exists: bool) -> Table {
+        if !exists {
+            return Err(format!("{}: the token file is gone", self.path.display()));
+        }
+        let entries = read_entries(&self.path).map_err(|e| e.to_string())?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let grant = Grant {
+                    name: e.name,
+                    role: e.role,
+                };
+                (e.digest, grant)
+            })
+            .collect())
     }
 
     /// The grant of `token`, if it may do what needs `role`.
@@ -446,7 +425,7 @@ mod tests {
             .truncate(true)
             .open(&file)
             .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
         f.set_modified(before.modified().unwrap()).unwrap();
         drop(f);
         let after = std::fs::metadata(&file).unwrap();

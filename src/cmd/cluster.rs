@@ -69,10 +69,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let front_options = args.front_door.front_options()?;
     let serve_options = args.front_door.serve_options(&security)?;
     let resp_options = args.front_door.resp_options(&front_options, &security)?;
-    if !args.tls.given() && !args.tls.insecure {
-        // An identity for the user's own clients (printed by `announce`).
-        super::tls::local_identity(&tls_dir(&dir), CLIENT_IDENTITY)?;
-    }
+    // The flags of the user's own clients, printed by `announce` (with the
+    // launcher's certificates, this issues the client identity).
+    let client_flags = if args.tls.insecure {
+        String::new()
+    } else {
+        format!(
+            " {}",
+            args.tls
+                .child_flags(&tls_dir(&dir), CLIENT_IDENTITY)?
+                .join(" ")
+        )
+    };
     // Bind the API first: a busy port fails before any child starts.
     let listener = tokio::net::TcpListener::bind(&args.http)
         .await
@@ -117,7 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Ok(Some(s)) => s,
         Ok(None) => {
             front.set_ready();
-            announce(&layout, http.local_addr(), client_flags(&args.tls, &dir));
+            announce(&layout, http.local_addr(), &client_flags);
             if let Some(resp) = &resp {
                 say(&format!(
                     "Redis protocol listening on {}",
@@ -153,17 +161,6 @@ fn tls_dir(dir: &Path) -> PathBuf {
 /// The identity made for the user's clients of a local cluster.
 const CLIENT_IDENTITY: &str = "client";
 
-/// The TLS flags a client of this cluster needs, as typed on a command line.
-fn client_flags(tls: &super::tls::TlsArgs, dir: &Path) -> String {
-    if tls.insecure {
-        return String::new();
-    }
-    match tls.child_flags(&tls_dir(dir), CLIENT_IDENTITY) {
-        Ok(flags) => format!(" {}", flags.join(" ")),
-        Err(_) => String::new(),
-    }
-}
-
 /// Holds an exclusive lock on `DIR/launcher.lock` (one launcher per directory).
 fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
@@ -186,7 +183,7 @@ fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// Tells the user the cluster is up and how to use it.
-fn announce(layout: &Layout, http: std::net::SocketAddr, tls_flags: String) {
+fn announce(layout: &Layout, http: std::net::SocketAddr, tls_flags: &str) {
     let masters = layout.masters.join(",");
     let host = if http.ip().is_unspecified() {
         format!("127.0.0.1:{}", http.port())

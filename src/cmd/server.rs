@@ -78,10 +78,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let masters = opts.masters.clone();
     let (gid, me) = (opts.gid, opts.me);
     let server = std::sync::Arc::new(KvServer::start(listener, opts).await?);
+    // One token file for both front doors: opened once, shared.
+    let front_options = args.front_door.front_options()?;
     let (http, pool) = match &args.http {
         Some(addr) => {
             let options = (
-                args.front_door.front_options()?,
+                front_options.clone(),
                 args.front_door.serve_options(&security)?,
             );
             let (http, front) = http_front(addr, masters.clone(), server.clone(), options).await?;
@@ -91,7 +93,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let resp = match &args.resp {
         Some(addr) => {
-            let front_options = args.front_door.front_options()?;
             let opts = args.front_door.resp_options(&front_options, &security)?;
             resp_front(addr, masters, pool, server.clone(), opts).await?
         }

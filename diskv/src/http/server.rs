@@ -24,6 +24,7 @@ use hyper::server::conn::http1;
 use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use paxos::transport::tls::accept_public;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,13 +151,9 @@ pub async fn serve_with(
             let Some(config) = tls else {
                 return conn.run(stream).await;
             };
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            match tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => conn.run(tls).await,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, reason = %paxos::transport::tls::reason(&e), "HTTPS handshake failed")
-                }
-                Err(_) => tracing::debug!(%peer, "HTTPS handshake not finished in time"),
+            let accepted = accept_public(config, stream, peer, handshake_limit, "HTTP").await;
+            if let Some(tls) = accepted {
+                conn.run(tls).await;
             }
         });
     }

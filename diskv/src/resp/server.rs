@@ -13,6 +13,7 @@ use super::dispatch::execute;
 use super::door::{Door, Session};
 use super::parse::Decoder;
 use super::reply::{Protocol, Reply};
+use paxos::transport::tls::accept_public;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -77,11 +78,10 @@ pub async fn serve(
             match door.opts.tls.clone() {
                 None => connection(&door, stream, stop).await,
                 Some(config) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection(&door, tls, stop).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, reason = %paxos::transport::tls::reason(&e), "RESP: TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "RESP: TLS handshake not finished in time"),
+                    let accepted =
+                        accept_public(config, stream, peer, HANDSHAKE_LIMIT, "RESP").await;
+                    if let Some(tls) = accepted {
+                        connection(&door, tls, stop).await;
                     }
                 }
             }

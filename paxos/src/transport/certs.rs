@@ -9,11 +9,11 @@
 //! readable by their owner only.
 
 use super::tls::{CA_FILE, CERT_FILE, KEY_FILE};
+use crate::fs::durable;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType, SerialNumber,
 };
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
@@ -213,34 +213,12 @@ fn read_string(path: &Path) -> Result<String, CertError> {
     })
 }
 
-/// Replaces `path` with `bytes` atomically; `secret` files are readable by
-/// their owner only. The temporary file is `path` and `.tmp` (one per file: a
-/// key and its certificate never share it), made anew: a stale one left by an
-/// interrupted run (with another mode, or a symbolic link) is removed first,
-/// and the new one is created exclusively, so the mode asked for is the mode
-/// it gets.
+/// Replaces `path` with `bytes` atomically and durably; `secret` files are
+/// readable by their owner only ([`durable::replace_with_mode`]).
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), CertError> {
-    let io = |source| CertError::Io {
+    let mode = if secret { 0o600 } else { 0o644 };
+    durable::replace_with_mode(path, bytes, mode).map_err(|source| CertError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-        _ => {}
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if secret { 0o600 } else { 0o644 });
-    }
-    let mut file = options.open(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }

@@ -292,6 +292,31 @@ pub async fn accept(security: &Security, tcp: TcpStream, remote: SocketAddr) -> 
     }
 }
 
+/// The server side of a front door's TLS (HTTPS, the Redis protocol): the
+/// handshake with `config` (see [`Tls::public_server_config`]) within `limit`.
+/// A failure is logged at debug level with the reason (`door` names the
+/// listener) and gives `None`: a client's broken handshake is its own affair.
+pub async fn accept_public(
+    config: Arc<ServerConfig>,
+    tcp: TcpStream,
+    remote: SocketAddr,
+    limit: Duration,
+    door: &str,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, door, reason = %reason(&e), "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%remote, door, ?limit, "TLS handshake not finished in time");
+            None
+        }
+    }
+}
+
 /// The name the server's certificate must carry: the host part of `addr`.
 fn server_name(addr: &str) -> io::Result<ServerName<'static>> {
     let host = match addr.rsplit_once(':') {

@@ -54,6 +54,31 @@ pub fn replace(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> io::Result<()>
     fs.sync_dir(parent_dir(path))
 }
 
+/// [`replace`] on the machine's own file system for a file whose permissions
+/// matter (keys, token files): the temp file is made anew with `mode` — a stale
+/// one left by an interrupted run, with another mode or as a symbolic link, is
+/// removed first and the new one created exclusively — so the file never has
+/// other permissions than `mode`.
+pub fn replace_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = temp_path(path);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(parent_dir(path))?.sync_all()
+}
+
 /// Creates directory `dir` and any missing parents, durably: once this returns,
 /// every directory it created is in its parent's durable entries (a directory
 /// made with a plain `create_dir_all` can vanish in a power loss, taking
