@@ -87,7 +87,12 @@ pub async fn open<D: ReplicaDir>(
         Ok(None) if restart => "--restart with an empty directory".to_string(),
         Ok(None) => match host.probe(me, peers).await {
             Verdict::Lost { reason } => reason,
-            _ => return dir.create_fresh().await,
+            Verdict::Fresh => return dir.create_fresh().await,
+            // `Host::probe` waits until it is decided; should it ever return
+            // undecided, the safe side is to recover, never to start fresh.
+            Verdict::Wait { fresh, needed } => {
+                format!("the probe ended undecided ({fresh} of {needed} fresh answers)")
+            }
         },
         Err(damage) if dir.is_damage(&damage) => {
             let now = crate::quarantine::now_secs();
