@@ -84,6 +84,49 @@ fn a_spawned_cluster_is_measured_and_stopped() {
     });
 }
 
+/// With `--tls` the spawned processes get certificates and no `--insecure`, so
+/// they refuse plaintext: the run can only load and measure if the benchmark's
+/// own connections switched to mutual TLS too.
+#[test]
+fn a_spawned_cluster_with_mutual_tls_is_measured() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().display().to_string();
+    let argv = [
+        "bench",
+        "--spawn",
+        "1x1",
+        "--tls",
+        "--clients",
+        "2",
+        "--records",
+        "50",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--out",
+        &out_dir,
+    ];
+    let done = run(diskv_bin(), argv, Duration::from_secs(120));
+    assert!(
+        done.success(),
+        "diskv bench --tls failed:\n{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+    let reports: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let run = &reports[0];
+    assert_eq!(run["store"], "diskv 1x1 TLS");
+    assert!(run["ops"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(run["errors"], 0, "{run}");
+    let pids = spawned_pids(&done.stdout);
+    assert_eq!(pids.len(), 2, "{}", done.stdout);
+    wait_until(Duration::from_secs(10), "spawned processes gone", || {
+        pids.iter().all(|&p| !alive(p))
+    });
+}
+
 #[test]
 fn ctrl_c_stops_the_spawned_cluster() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ use super::plot::{Chart, Series};
 use super::report::{self, RunReport};
 use super::spec::{Limit, RunSpec};
 use super::store::Store;
-use super::target::{SpawnShape, Spawned};
+use super::target::{SpawnShape, Spawned, Transport};
 use super::workload::Workload;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -205,7 +205,7 @@ pub async fn run_sweep(
             SpawnShape::Serve => (Some(1), Some(1)),
         };
         eprintln!("== {}: starting", step.shape.label());
-        let spawned = match Spawned::start(step.shape).await {
+        let spawned = match Spawned::start(step.shape, Transport::Plain).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("== {}: {e}", step.shape.label());

@@ -2,7 +2,9 @@
 //! command starts and stops (`--spawn GxR` for G groups of R replicas, or
 //! `--spawn serve` for one `diskv serve` node).
 //!
-//! A spawned target lives in a temporary directory. Its processes are children of
+//! A spawned target runs plaintext between its processes ([`Transport::Plain`],
+//! the engine alone) or with mutual TLS ([`Transport::MutualTls`], as `diskv
+//! cluster` runs by default). It lives in a temporary directory. Its processes are children of
 //! this binary started by the `diskv cluster` launcher's code
 //! ([`diskv_launch`]): each in its own process group, stopped by pid
 //! (SIGTERM, then SIGKILL) when the benchmark ends, fails or is interrupted, killed
@@ -12,7 +14,8 @@ use super::error::BenchError;
 use anyhow::Context;
 use diskv_launch::children::{Children, Spec};
 use diskv_launch::layout::{Group, Layout, Shape};
-use diskv_launch::{ready, start_children};
+use diskv_launch::{identity, ready, start_children, SecurityFlags};
+use paxos::transport::tls::{self, Security};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -67,6 +70,27 @@ impl std::str::FromStr for SpawnShape {
     }
 }
 
+/// How a spawned target's processes talk to each other and to the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Transport {
+    /// Plaintext (`--insecure`): the engine alone, as measured by default.
+    #[default]
+    Plain,
+    /// Mutual TLS everywhere, as `diskv cluster` runs by default: every process,
+    /// and this one, holds a certificate from a CA made for the run.
+    MutualTls,
+}
+
+impl Transport {
+    /// Its suffix in labels: "" or " TLS".
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Transport::Plain => "",
+            Transport::MutualTls => " TLS",
+        }
+    }
+}
+
 /// A local cluster or node started for the benchmark.
 pub struct Spawned {
     /// Its shardmasters.
@@ -79,24 +103,30 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Starts `shape` in a new temporary directory and waits until it serves.
-    pub async fn start(shape: SpawnShape) -> Result<Spawned, BenchError> {
+    /// Starts `shape` in a new temporary directory with `transport` between its
+    /// processes and waits until it serves. This process's connections to diskv
+    /// processes take the same transport from here on
+    /// ([`paxos::transport::tls::replace`]).
+    pub async fn start(shape: SpawnShape, transport: Transport) -> Result<Spawned, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix("diskv-bench-")
             .tempdir()
             .context("cannot create a temporary directory")
             .map_err(BenchError::Spawn)?;
         let mut children = Children::default();
-        let started = match shape {
-            SpawnShape::Cluster { groups, replicas } => {
-                start_cluster(dir.path(), groups, replicas, &mut children).await
-            }
-            SpawnShape::Serve => start_serve(dir.path(), &mut children).await,
+        let started = match use_transport(dir.path(), transport) {
+            Err(e) => Err(e),
+            Ok(flags) => match shape {
+                SpawnShape::Cluster { groups, replicas } => {
+                    start_cluster(dir.path(), groups, replicas, &*flags, &mut children).await
+                }
+                SpawnShape::Serve => start_serve(dir.path(), &*flags, &mut children).await,
+            },
         };
         match started {
             Ok(masters) => Ok(Spawned {
                 masters,
-                label: shape.label(),
+                label: format!("{}{}", shape.label(), transport.suffix()),
                 children,
                 _dir: dir,
             }),
@@ -114,11 +144,38 @@ impl Spawned {
     }
 }
 
+/// Where the identities of a run with mutual TLS live.
+fn tls_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("tls")
+}
+
+/// The security flags of each spawned process, by its name.
+type ChildFlags = Box<dyn Fn(&str) -> anyhow::Result<Vec<String>>>;
+
+/// The flags that give each spawned process `transport`, after setting this
+/// process's own security to match.
+fn use_transport(dir: &Path, transport: Transport) -> anyhow::Result<ChildFlags> {
+    match transport {
+        Transport::Plain => {
+            tls::replace(Security::Plain);
+            Ok(Box::new(|_name: &str| Ok(vec!["--insecure".to_string()])))
+        }
+        Transport::MutualTls => {
+            let base = tls_dir(dir);
+            tls::replace(identity::local_security(&base, "bench-client")?);
+            Ok(Box::new(move |name: &str| {
+                identity::local_child_flags(&base, name)
+            }))
+        }
+    }
+}
+
 /// Starts G groups of R replicas and one shardmaster; returns the shardmasters.
 async fn start_cluster(
     dir: &Path,
     groups: usize,
     replicas: usize,
+    security: SecurityFlags<'_>,
     children: &mut Children,
 ) -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(dir.join("logs"))?;
@@ -129,34 +186,32 @@ async fn start_cluster(
         shards: None,
     };
     let (layout, _) = Layout::load_or_create(dir, shape)?;
-    // Benchmarks measure the engine: plaintext between the processes (this
-    // process's Clerks are plaintext too).
-    start_children(&layout, dir, &insecure, children)?;
+    start_children(&layout, dir, security, children)?;
     ready::wait(&layout, children).await?;
     Ok(layout.masters)
 }
 
-/// The security flags of every benchmarked process: plaintext.
-fn insecure(_name: &str) -> anyhow::Result<Vec<String>> {
-    Ok(vec!["--insecure".into()])
-}
-
 /// Starts one `diskv serve` node; returns its embedded shardmaster's address.
-async fn start_serve(dir: &Path, children: &mut Children) -> anyhow::Result<Vec<String>> {
+async fn start_serve(
+    dir: &Path,
+    security: SecurityFlags<'_>,
+    children: &mut Children,
+) -> anyhow::Result<Vec<String>> {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let data = dir.join("serve");
+    let mut args = vec![
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    args.extend(security("serve")?);
     let spec = Spec {
         name: "serve".into(),
         addr: "127.0.0.1:0".into(),
-        args: vec![
-            "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--insecure".into(),
-        ],
+        args,
     };
     children.spawn(spec, &logs)?;
     // `diskv serve` records its internal ports in DATA/ports once both are bound.

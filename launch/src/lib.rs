@@ -9,12 +9,15 @@
 //! - [`ready`]: waiting until the shardmasters and every group serve;
 //! - [`stable_ports`]: loopback ports below the kernel's ephemeral range, so a
 //!   restarted daemon gets its port back;
-//! - [`serve_ports`]: the internal ports of `diskv serve`, recorded in `DATA/ports`.
+//! - [`serve_ports`]: the internal ports of `diskv serve`, recorded in `DATA/ports`;
+//! - [`identity`]: a CA and one certificate per process under `DIR/tls`, for
+//!   mutual TLS between them.
 //!
 //! Progress goes to stdout ([`say`]): these lines are the launcher's interface
 //! (docs/REFERENCE.md §5).
 
 pub mod children;
+pub mod identity;
 pub mod layout;
 pub mod ready;
 pub mod serve_ports;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use diskv_bench::diskv_store::DiskvStore;
 use diskv_bench::spec::parse_duration;
 use diskv_bench::sweep::{self, Preset};
-use diskv_bench::target::{SpawnShape, Spawned};
+use diskv_bench::target::{SpawnShape, Spawned, Transport};
 use diskv_bench::{doc, figures, report, run_workload, Limit, RunReport, RunSpec, Store, Workload};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +67,15 @@ struct RunArgs {
     /// replicas, one shardmaster; 3x3 or 3×3) or `serve` (one `diskv serve` node).
     #[arg(long)]
     spawn: Option<SpawnShape>,
+    /// With --spawn: mutual TLS between the spawned processes and this one, as
+    /// `diskv cluster` runs by default (without it they run --insecure: the
+    /// engine alone).
+    #[arg(long, requires = "spawn")]
+    tls: bool,
+    /// With --masters: the identity this benchmark presents to a cluster with
+    /// mutual TLS (`diskv cluster` prints it at start).
+    #[command(flatten)]
+    identity: super::tls::TlsArgs,
     /// Workloads to run, in order (a-f, comma-separated).
     #[arg(long, short, default_value = "a", value_delimiter = ',')]
     workload: Vec<Workload>,
@@ -181,10 +190,22 @@ async fn runs_cmd(args: RunArgs) -> anyhow::Result<()> {
     interruptible(async {
         let spawned = match args.spawn {
             Some(shape) => {
-                eprintln!("starting a local {}...", shape.label());
-                Some(Spawned::start(shape).await?)
+                let transport = if args.tls {
+                    Transport::MutualTls
+                } else {
+                    Transport::Plain
+                };
+                eprintln!(
+                    "starting a local {}{}...",
+                    shape.label(),
+                    transport.suffix()
+                );
+                Some(Spawned::start(shape, transport).await?)
             }
-            None => None,
+            None => {
+                args.identity.install_client()?;
+                None
+            }
         };
         let diskv: Box<dyn Store> = match &spawned {
             Some(s) => Box::new(DiskvStore::new(s.masters.clone(), s.label.clone())),

@@ -99,30 +99,7 @@ pub fn install(security: Security) {
     }
 }
 
-/// The name of the CA directory under a local cluster's or node's `tls/`.
-const LOCAL_CA: &str = "ca";
-
-/// The hosts a local identity is valid for: every process of `diskv cluster`
-/// and `diskv serve` listens on loopback.
-fn local_hosts() -> Vec<String> {
-    vec!["127.0.0.1".to_string(), "localhost".to_string()]
-}
-
-/// Issues `name` a fresh identity from the CA in `base/ca` (made on first use)
-/// and returns its directory, `base/name`. Issued again at every start, so local
-/// certificates never expire while the CA lives (ten years).
-pub fn local_identity(base: &std::path::Path, name: &str) -> anyhow::Result<PathBuf> {
-    use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
-    let ca = CertAuthority::open_or_create(
-        &base.join(LOCAL_CA),
-        &format!("diskv local CA {:08x}", rand::random::<u32>()),
-    )
-    .with_context(|| format!("cannot open or make the CA in {}", base.display()))?;
-    let out = base.join(name);
-    ca.issue(&out, name, &local_hosts(), NODE_VALID_DAYS)
-        .with_context(|| format!("cannot issue a certificate in {}", out.display()))?;
-    Ok(out)
-}
+pub use diskv_launch::identity::local_identity;
 
 impl TlsArgs {
     /// True if the user gave an identity of their own.
@@ -137,11 +114,7 @@ impl TlsArgs {
         if self.given() || self.insecure {
             return self.install("its ports");
         }
-        let dir = local_identity(base, name)?;
-        let security = Security::Tls(
-            Tls::load(&TlsFiles::in_dir(&dir))
-                .with_context(|| format!("cannot load the identity made in {}", dir.display()))?,
-        );
+        let security = diskv_launch::identity::local_security(base, name)?;
         install(security.clone());
         Ok(security)
     }

@@ -15,9 +15,9 @@ pub mod verdict;
 
 use super::diskv_store::DiskvStore;
 use super::error::BenchError;
-use super::peers::etcd::EtcdCluster;
+use super::peers::etcd::{EtcdCluster, EtcdSecurity};
 use super::peers::redis::RedisServer;
-use super::target::{SpawnShape, Spawned};
+use super::target::{SpawnShape, Spawned, Transport};
 use super::{run_workload, RunSpec, Store};
 use plan::{Pair, Side, Step, STEPS, TARGETS};
 use serde::Serialize;
@@ -123,7 +123,7 @@ async fn run_pair(
 
 /// A running peer (kept for its launcher's Drop, which kills it).
 enum Peer {
-    Etcd(EtcdCluster),
+    Etcd(Box<EtcdCluster>),
     Redis(RedisServer),
 }
 
@@ -138,19 +138,27 @@ struct Systems {
 impl Systems {
     /// Starts diskv first, then the peer (stopping diskv if the peer fails).
     async fn start(pair: Pair) -> Result<Systems, BenchError> {
-        let shape = match pair {
-            Pair::Replicated => SpawnShape::Cluster {
-                groups: 1,
-                replicas: 3,
-            },
-            Pair::SingleNode => SpawnShape::Serve,
+        let replicated = SpawnShape::Cluster {
+            groups: 1,
+            replicas: 3,
         };
-        eprintln!("starting {}...", shape.label());
-        let diskv = Spawned::start(shape).await?;
+        let (shape, transport) = match pair {
+            Pair::Replicated => (replicated, Transport::Plain),
+            Pair::SingleNode => (SpawnShape::Serve, Transport::Plain),
+            Pair::ReplicatedTls => (replicated, Transport::MutualTls),
+        };
+        eprintln!("starting {}{}...", shape.label(), transport.suffix());
+        let diskv = Spawned::start(shape, transport).await?;
         let peer = match pair {
-            Pair::Replicated => {
-                eprintln!("starting etcd ({ETCD_MEMBERS} members)...");
-                EtcdCluster::launch(ETCD_MEMBERS).await.map(Peer::Etcd)
+            Pair::Replicated | Pair::ReplicatedTls => {
+                let security = match transport {
+                    Transport::Plain => EtcdSecurity::Plain,
+                    Transport::MutualTls => EtcdSecurity::Tls,
+                };
+                eprintln!("starting etcd ({ETCD_MEMBERS} members, {security:?})...");
+                EtcdCluster::launch(ETCD_MEMBERS, security)
+                    .await
+                    .map(|c| Peer::Etcd(Box::new(c)))
             }
             Pair::SingleNode => {
                 eprintln!("starting redis-server (appendfsync always)...");

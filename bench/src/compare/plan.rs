@@ -11,11 +11,15 @@ pub enum Pair {
     Replicated,
     /// One `diskv serve` node against one Redis server with `appendfsync always`.
     SingleNode,
+    /// [`Pair::Replicated`] with mutual TLS on every connection of both systems:
+    /// between diskv's processes and to its clients, between etcd's members and
+    /// to its clients (client certificates demanded on both sides).
+    ReplicatedTls,
 }
 
 impl Pair {
-    /// Both pairs, in the order they run.
-    pub const ALL: [Pair; 2] = [Pair::Replicated, Pair::SingleNode];
+    /// Every pair, in the order they run.
+    pub const ALL: [Pair; 3] = [Pair::Replicated, Pair::SingleNode, Pair::ReplicatedTls];
 }
 
 /// Which side of a pair a run measured.
@@ -47,12 +51,13 @@ const fn step(pair: Pair, workload: Workload, clients: usize) -> Step {
 }
 
 /// Every step, in order (each round runs them all, alternating the sides).
-pub const STEPS: [Step; 5] = [
+pub const STEPS: [Step; 6] = [
     step(Pair::Replicated, Workload::A, 64),
     step(Pair::Replicated, Workload::A, 1),
     step(Pair::Replicated, Workload::W, 1),
     step(Pair::Replicated, Workload::C, 64),
     step(Pair::SingleNode, Workload::A, 64),
+    step(Pair::ReplicatedTls, Workload::A, 64),
 ];
 
 /// What a target reads from a run.
@@ -78,8 +83,9 @@ impl Metric {
 pub enum Baseline {
     /// The pair's peer on the same step.
     Peer,
-    /// diskv itself on the same workload with this many clients (a scaling target).
-    DiskvClients(usize),
+    /// diskv itself on another step (a scaling target: fewer clients; a cost
+    /// target: without TLS).
+    Diskv(Step),
 }
 
 /// One performance target: diskv's figure over the baseline's, as a factor where
@@ -102,8 +108,10 @@ pub struct Target {
 /// at 64 clients with a p99 no worse; a 1-client write p50 no worse than etcd's;
 /// at least 10x etcd's linearizable-read throughput (workload C, 64 clients); a
 /// one-replica `diskv serve` at least Redis's throughput; 64 clients at least 10x
-/// one client.
-pub const TARGETS: [Target; 6] = [
+/// one client. And those of issue #14: mutual TLS costs diskv at most 15% of its
+/// workload-A throughput, and with TLS on both sides diskv stays as far ahead of
+/// etcd as the plaintext target asks.
+pub const TARGETS: [Target; 8] = [
     Target {
         title: "3-replica diskv vs 3-member etcd, workload A, 64 clients: throughput",
         step: STEPS[0],
@@ -143,8 +151,22 @@ pub const TARGETS: [Target; 6] = [
         title: "diskv 3-replica group, workload A: 64 clients vs 1 client throughput",
         step: STEPS[0],
         metric: Metric::Throughput,
-        baseline: Baseline::DiskvClients(1),
+        baseline: Baseline::Diskv(STEPS[1]),
         goal: 10.0,
+    },
+    Target {
+        title: "both with mutual TLS: 3-replica diskv vs 3-member etcd, workload A, 64 clients: throughput",
+        step: STEPS[5],
+        metric: Metric::Throughput,
+        baseline: Baseline::Peer,
+        goal: 2.0,
+    },
+    Target {
+        title: "what mutual TLS costs diskv: 3 replicas with TLS vs without, workload A, 64 clients: throughput",
+        step: STEPS[5],
+        metric: Metric::Throughput,
+        baseline: Baseline::Diskv(STEPS[0]),
+        goal: 0.85,
     },
 ];
 
@@ -156,12 +178,9 @@ mod tests {
     fn every_target_reads_steps_that_are_run() {
         for t in TARGETS {
             assert!(STEPS.contains(&t.step), "{}: step not run", t.title);
-            if let Baseline::DiskvClients(c) = t.baseline {
-                let base = Step {
-                    clients: c,
-                    ..t.step
-                };
+            if let Baseline::Diskv(base) = t.baseline {
                 assert!(STEPS.contains(&base), "{}: baseline not run", t.title);
+                assert_ne!(base, t.step, "{}: compared with itself", t.title);
             }
         }
     }

@@ -91,13 +91,7 @@ pub fn judge(targets: &[Target], runs: &[Measured]) -> Vec<Verdict> {
             let diskv = median_figure(runs, target.step, Side::Diskv, target.metric);
             let baseline = match target.baseline {
                 Baseline::Peer => median_figure(runs, target.step, Side::Peer, target.metric),
-                Baseline::DiskvClients(clients) => {
-                    let step = Step {
-                        clients,
-                        ..target.step
-                    };
-                    median_figure(runs, step, Side::Diskv, target.metric)
-                }
+                Baseline::Diskv(step) => median_figure(runs, step, Side::Diskv, target.metric),
             };
             let factor = match (diskv, baseline) {
                 (Some(d), Some(b)) => factor(target.metric, d, b),

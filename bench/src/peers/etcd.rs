@@ -1,6 +1,10 @@
 //! etcd as a benchmark peer: [`EtcdCluster`] starts N `etcd` members on loopback
 //! (Debian's `etcd-server`, v3.4), [`EtcdStore`] drives them through etcd's native
-//! gRPC API (the `etcd-client` crate).
+//! gRPC API (the `etcd-client` crate). With [`EtcdSecurity::Tls`] the members
+//! speak TLS to each other and to clients, and demand client certificates on both
+//! ports (`--client-cert-auth`, `--peer-client-cert-auth`): etcd's mutual TLS, set
+//! up as its security guide describes, against which diskv's own mutual TLS is
+//! measured.
 //!
 //! Operations map to etcd's KV service as a YCSB binding would: read is a Range on
 //! one key and update/insert a Put. Reads are linearizable (etcd's default,
@@ -13,14 +17,89 @@
 use super::daemon::{wait_ready, Daemon};
 use super::{free_ports, temp_dir, PeerError, READY_TIMEOUT};
 use crate::store::{OpFuture, Store, StoreClient, StoreError};
-use etcd_client::{Client, GetOptions, KvClient};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, GetOptions, Identity, KvClient, TlsOptions,
+};
+use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
+use paxos::transport::tls::TlsFiles;
+use std::path::Path;
 
 /// The etcd server program (Debian package `etcd-server`).
 const ETCD: &str = "etcd";
 
+/// How etcd's members talk to each other and to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdSecurity {
+    /// Plain HTTP/2 on both ports.
+    Plain,
+    /// Mutual TLS on both ports, certificates from a CA made for the run.
+    Tls,
+}
+
+/// The certificates of a TLS run: one identity every member presents (valid for
+/// 127.0.0.1), one the benchmark's clients present, both from one CA.
+struct EtcdCerts {
+    member: TlsFiles,
+    client: TlsFiles,
+}
+
+impl EtcdCerts {
+    /// Makes a CA and the two identities under `dir`.
+    fn make(dir: &Path) -> Result<EtcdCerts, PeerError> {
+        let failed = |e: paxos::transport::certs::CertError| PeerError::Io {
+            what: "make etcd's certificates".to_string(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let ca = CertAuthority::create(&dir.join("ca"), "diskv bench etcd CA").map_err(failed)?;
+        let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let (member, client) = (dir.join("member"), dir.join("client"));
+        ca.issue(&member, "etcd member", &hosts, NODE_VALID_DAYS)
+            .map_err(failed)?;
+        ca.issue(&client, "diskv bench client", &hosts, NODE_VALID_DAYS)
+            .map_err(failed)?;
+        Ok(EtcdCerts {
+            member: TlsFiles::in_dir(&member),
+            client: TlsFiles::in_dir(&client),
+        })
+    }
+
+    /// The flags that turn on mutual TLS on a member's client and peer ports.
+    fn member_flags(&self) -> Vec<String> {
+        let m = &self.member;
+        let (ca, cert, key) = (m.ca.display(), m.cert.display(), m.key.display());
+        vec![
+            format!("--cert-file={cert}"),
+            format!("--key-file={key}"),
+            format!("--trusted-ca-file={ca}"),
+            "--client-cert-auth".to_string(),
+            format!("--peer-cert-file={cert}"),
+            format!("--peer-key-file={key}"),
+            format!("--peer-trusted-ca-file={ca}"),
+            "--peer-client-cert-auth".to_string(),
+        ]
+    }
+
+    /// The gRPC client's options: trust the CA, present the client identity.
+    fn connect_options(&self) -> Result<ConnectOptions, PeerError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| PeerError::Io {
+                what: format!("read {}", path.display()),
+                source: e,
+            })
+        };
+        let c = &self.client;
+        let tls = TlsOptions::new()
+            .ca_certificate(Certificate::from_pem(read(&c.ca)?))
+            .identity(Identity::from_pem(read(&c.cert)?, read(&c.key)?));
+        Ok(ConnectOptions::new().with_tls(tls))
+    }
+}
+
 /// N etcd members on 127.0.0.1, killed (by pid) and their data removed when dropped.
 pub struct EtcdCluster {
     endpoints: Vec<String>,
+    /// The clients' TLS options (`None`: plaintext).
+    options: Option<ConnectOptions>,
     // Field order matters: the members are killed before their directory goes.
     _members: Vec<Daemon>,
     _dir: tempfile::TempDir,
@@ -29,11 +108,17 @@ pub struct EtcdCluster {
 impl EtcdCluster {
     /// Starts `members` etcd members with fresh data directories and waits until
     /// the cluster has a leader and serves a linearizable read.
-    pub async fn launch(members: usize) -> Result<EtcdCluster, PeerError> {
+    pub async fn launch(members: usize, security: EtcdSecurity) -> Result<EtcdCluster, PeerError> {
         let dir = temp_dir("diskv-bench-etcd-")?;
+        let certs = match security {
+            EtcdSecurity::Plain => None,
+            EtcdSecurity::Tls => Some(EtcdCerts::make(&dir.path().join("tls"))?),
+        };
+        let options = certs.as_ref().map(EtcdCerts::connect_options).transpose()?;
+        let scheme = if certs.is_some() { "https" } else { "http" };
         let ports = free_ports(2 * members)?;
         let (client_ports, peer_ports) = ports.split_at(members);
-        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let url = |port: u16| format!("{scheme}://127.0.0.1:{port}");
         let initial_cluster = peer_ports
             .iter()
             .enumerate()
@@ -44,7 +129,7 @@ impl EtcdCluster {
         for i in 0..members {
             let name = format!("etcd-{i}");
             let data = dir.path().join(&name);
-            let args = [
+            let mut args = vec![
                 format!("--name={name}"),
                 format!("--data-dir={}", data.display()),
                 format!("--listen-client-urls={}", url(client_ports[i])),
@@ -57,16 +142,18 @@ impl EtcdCluster {
                 "--logger=zap".to_string(),
                 "--log-outputs=stderr".to_string(),
             ];
+            args.extend(certs.iter().flat_map(EtcdCerts::member_flags));
             daemons.push(Daemon::spawn(&name, ETCD, &args, dir.path())?);
         }
         let endpoints: Vec<String> = client_ports.iter().map(|&p| url(p)).collect();
         wait_ready("etcd cluster", &mut daemons, READY_TIMEOUT, || {
-            serves_reads(&endpoints)
+            serves_reads(&endpoints, options.clone())
         })
         .await?;
-        tracing::info!(members, endpoints = ?endpoints, "etcd cluster ready");
+        tracing::info!(members, endpoints = ?endpoints, ?security, "etcd cluster ready");
         Ok(EtcdCluster {
             endpoints,
+            options,
             _members: daemons,
             _dir: dir,
         })
@@ -76,14 +163,15 @@ impl EtcdCluster {
     pub fn store(&self) -> EtcdStore {
         EtcdStore {
             endpoints: self.endpoints.clone(),
+            options: self.options.clone(),
         }
     }
 }
 
 /// True when every member answers Status with a leader and a linearizable read succeeds.
-async fn serves_reads(endpoints: &[String]) -> bool {
+async fn serves_reads(endpoints: &[String], options: Option<ConnectOptions>) -> bool {
     for endpoint in endpoints {
-        let Ok(mut client) = Client::connect([endpoint], None).await else {
+        let Ok(mut client) = Client::connect([endpoint], options.clone()).await else {
             return false;
         };
         match client.status().await {
@@ -100,16 +188,25 @@ async fn serves_reads(endpoints: &[String]) -> bool {
 /// A running etcd cluster as a benchmark store.
 pub struct EtcdStore {
     endpoints: Vec<String>,
+    options: Option<ConnectOptions>,
+}
+
+impl EtcdStore {
+    /// The members' client URLs.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
 }
 
 impl Store for EtcdStore {
     fn name(&self) -> String {
-        format!("etcd {}", self.endpoints.len())
+        let tls = if self.options.is_some() { " TLS" } else { "" };
+        format!("etcd {}{tls}", self.endpoints.len())
     }
 
     fn connect(&self) -> OpFuture<'_, Box<dyn StoreClient>> {
         Box::pin(async move {
-            let client = Client::connect(&self.endpoints, None)
+            let client = Client::connect(&self.endpoints, self.options.clone())
                 .await
                 .map_err(store_error)?;
             Ok(Box::new(EtcdClient {

@@ -1,7 +1,7 @@
 //! Each peer, launched for real, answers the benchmark's operations as the
 //! [`Store`] contract says; dropping a launcher stops its servers.
 
-use super::etcd::EtcdCluster;
+use super::etcd::{EtcdCluster, EtcdSecurity};
 use super::redis::RedisServer;
 use crate::store::Store;
 
@@ -38,7 +38,9 @@ async fn check_operations(store: &dyn Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_member_etcd_cluster_serves_the_benchmark_operations() {
-    let cluster = EtcdCluster::launch(3).await.expect("launch etcd");
+    let cluster = EtcdCluster::launch(3, EtcdSecurity::Plain)
+        .await
+        .expect("launch etcd");
     let store = cluster.store();
     assert_eq!(store.name(), "etcd 3");
     check_operations(&store).await;
@@ -47,6 +49,27 @@ async fn a_three_member_etcd_cluster_serves_the_benchmark_operations() {
     assert_eq!(
         other.read("user1").await.expect("read").as_deref(),
         Some("v1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_with_mutual_tls_serves_its_clients_and_refuses_plaintext() {
+    let cluster = EtcdCluster::launch(3, EtcdSecurity::Tls)
+        .await
+        .expect("launch etcd with TLS");
+    let store = cluster.store();
+    assert_eq!(store.name(), "etcd 3 TLS");
+    check_operations(&store).await;
+    // The same endpoints without a client certificate: refused.
+    let endpoints: Vec<String> = store.endpoints().to_vec();
+    let plain = async {
+        let mut client = etcd_client::Client::connect(&endpoints, None).await?;
+        client.get("user1", None).await
+    };
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(10), plain).await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "a client without TLS read from etcd started with mutual TLS"
     );
 }
 

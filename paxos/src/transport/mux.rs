@@ -43,7 +43,7 @@ pub type Conn = Guarded<Stream>;
 /// Connects to `addr` (`host:port`) for the service `tag`, with `TCP_NODELAY`
 /// set, with this process's security ([`tls::process`]).
 pub async fn connect(addr: &str, tag: u8) -> io::Result<Stream> {
-    connect_with(tls::process(), addr, tag).await
+    connect_with(&tls::process(), addr, tag).await
 }
 
 /// [`connect`] with the given security.
@@ -79,7 +79,7 @@ pub fn demux(listener: TcpListener) -> io::Result<Demux> {
 
 /// [`demux`] with the connection limits of `admission`.
 pub fn demux_with(listener: TcpListener, admission: Admission) -> io::Result<Demux> {
-    demux_secured(listener, admission, tls::process().clone())
+    demux_secured(listener, admission, tls::process())
 }
 
 /// [`demux_with`] with the given security: with TLS, a connection is routed only

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -224,17 +224,51 @@ pub enum Security {
     Tls(Tls),
 }
 
-static PROCESS: OnceLock<Security> = OnceLock::new();
+/// The process's security; `None` until [`install`] or [`replace`] sets it.
+static PROCESS: RwLock<Option<Security>> = RwLock::new(None);
 
 /// Sets this process's security; the first call wins (a daemon calls it once
 /// at start, before it opens any connection). Returns false if another was set.
 pub fn install(security: Security) -> bool {
-    PROCESS.set(security).is_ok()
+    let mut process = PROCESS.write().unwrap_or_else(|e| e.into_inner());
+    if process.is_some() {
+        return false;
+    }
+    *process = Some(security);
+    true
 }
 
-/// This process's security: what [`install`] set, else plaintext.
-pub fn process() -> &'static Security {
-    PROCESS.get_or_init(Security::default)
+/// Sets this process's security even if one was set: for a program that talks
+/// to one set of processes after another with different security (`diskv bench
+/// compare` measures a plaintext cluster, then one with mutual TLS). Connections
+/// already open keep the security they were made with; a daemon never calls it.
+///
+/// ```
+/// use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
+/// use paxos::transport::tls::{self, Security, Tls, TlsFiles};
+/// let dir = tempfile::tempdir().unwrap();
+/// let ca = CertAuthority::create(&dir.path().join("ca"), "example CA").unwrap();
+/// let me = dir.path().join("me");
+/// ca.issue(&me, "me", &["127.0.0.1".to_string()], NODE_VALID_DAYS).unwrap();
+/// let identity = Tls::load(&TlsFiles::in_dir(&me)).unwrap();
+///
+/// assert!(tls::install(Security::Plain));
+/// assert!(!tls::install(Security::Tls(identity.clone())), "the first install wins");
+/// assert!(matches!(tls::process(), Security::Plain));
+/// tls::replace(Security::Tls(identity));
+/// assert!(matches!(tls::process(), Security::Tls(_)));
+/// ```
+pub fn replace(security: Security) {
+    *PROCESS.write().unwrap_or_else(|e| e.into_inner()) = Some(security);
+}
+
+/// This process's security: what [`install`] or [`replace`] set, else plaintext.
+pub fn process() -> Security {
+    PROCESS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default()
 }
 
 /// A connection between diskv processes: plain TCP or TLS over TCP.

@@ -1,0 +1,77 @@
+//! Certificates for the processes of a local cluster or node: one CA per
+//! directory (`DIR/tls/ca`, made on first use) and one identity per process
+//! (`DIR/tls/<name>`), so `diskv cluster`, `diskv serve` and `diskv bench --spawn`
+//! get mutual TLS with no ceremony (docs/SECURITY.md).
+
+use anyhow::Context;
+use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
+use paxos::transport::tls::{Security, Tls, TlsFiles};
+use std::path::{Path, PathBuf};
+
+/// The name of the CA directory under a local cluster's or node's `tls/`.
+const LOCAL_CA: &str = "ca";
+
+/// The hosts a local identity is valid for: every process of `diskv cluster`
+/// and `diskv serve` listens on loopback.
+fn local_hosts() -> Vec<String> {
+    vec!["127.0.0.1".to_string(), "localhost".to_string()]
+}
+
+/// Issues `name` a fresh identity from the CA in `base/ca` (made on first use)
+/// and returns its directory, `base/name`. Issued again at every start, so local
+/// certificates never expire while the CA lives (ten years).
+pub fn local_identity(base: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let ca = CertAuthority::open_or_create(
+        &base.join(LOCAL_CA),
+        &format!("diskv local CA {:08x}", rand::random::<u32>()),
+    )
+    .with_context(|| format!("cannot open or make the CA in {}", base.display()))?;
+    let out = base.join(name);
+    ca.issue(&out, name, &local_hosts(), NODE_VALID_DAYS)
+        .with_context(|| format!("cannot issue a certificate in {}", out.display()))?;
+    Ok(out)
+}
+
+/// [`local_identity`], loaded as a [`Security`] for this process.
+pub fn local_security(base: &Path, name: &str) -> anyhow::Result<Security> {
+    let dir = local_identity(base, name)?;
+    let tls = Tls::load(&TlsFiles::in_dir(&dir))
+        .with_context(|| format!("cannot load the identity made in {}", dir.display()))?;
+    Ok(Security::Tls(tls))
+}
+
+/// The flags that give a child process its own identity under `base`.
+pub fn local_child_flags(base: &Path, name: &str) -> anyhow::Result<Vec<String>> {
+    let dir = local_identity(base, name)?;
+    Ok(vec!["--tls-dir".into(), dir.display().to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_of_one_directory_share_their_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = local_identity(dir.path(), "a").unwrap();
+        let b = local_identity(dir.path(), "b").unwrap();
+        let ca = |d: &Path| std::fs::read(TlsFiles::in_dir(d).ca).unwrap();
+        assert_eq!(ca(&a), ca(&b));
+        assert_ne!(
+            std::fs::read(TlsFiles::in_dir(&a).cert).unwrap(),
+            std::fs::read(TlsFiles::in_dir(&b).cert).unwrap()
+        );
+        assert!(matches!(
+            local_security(dir.path(), "c").unwrap(),
+            Security::Tls(_)
+        ));
+        let flags = local_child_flags(dir.path(), "d").unwrap();
+        assert_eq!(
+            flags,
+            [
+                "--tls-dir".to_string(),
+                dir.path().join("d").display().to_string()
+            ]
+        );
+    }
+}
