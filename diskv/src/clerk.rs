@@ -13,6 +13,7 @@ use paxos::transport::Fate;
 use rand::Rng;
 use shardmaster::{shard_of, Clerk as MasterClerk, Config, Gid, NO_GROUP};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Deadline of one attempt at one replica.
@@ -27,7 +28,9 @@ pub struct Clerk {
     client: ClientId,
     seq: u64,
     conns: Connections,
-    leaders: HashMap<Gid, usize>,
+    /// The replica of each group that answered last (tried first next time);
+    /// shared by the requests of one fan-out, which run concurrently.
+    leaders: Mutex<HashMap<Gid, usize>>,
     /// A replica in this process: called directly, not over loopback RPC.
     local: Option<Local>,
 }
@@ -52,7 +55,7 @@ impl Clerk {
             client: rand::random(),
             seq: 0,
             conns: Connections::default(),
-            leaders: HashMap::new(),
+            leaders: Mutex::new(HashMap::new()),
             local: None,
         }
     }
@@ -178,10 +181,11 @@ impl Clerk {
         existed(self.keyed(Op::Delete { key: key.into() }).await?)
     }
 
-    /// Every key in `[start, end]` with its value, sorted. Each shard is read
-    /// linearizably, one after another; the scan as a whole is not atomic. A scan
-    /// of one key (`start == end`) reads only that key's shard, so it does not wait
-    /// for groups that cannot hold the key.
+    /// Every key in `[start, end]` with its value, sorted. Every shard is read
+    /// linearizably, all at once (one round trip to each group, not one after
+    /// another), and the pieces are merged in key order; the scan as a whole is
+    /// not atomic. A scan of one key (`start == end`) reads only that key's
+    /// shard, so it does not wait for groups that cannot hold the key.
     pub async fn scan(&mut self, start: &str, end: &str) -> Result<Vec<(String, String)>, KvError> {
         let nshards = self.config.shards.len();
         let shards: Vec<usize> = if start == end && !start.is_empty() {
@@ -189,39 +193,34 @@ impl Clerk {
         } else {
             (0..nshards).collect()
         };
-        let mut all = Vec::new();
-        for shard in shards {
-            match self
-                .run(
-                    shard,
-                    Op::Scan {
-                        start: start.into(),
-                        end: end.into(),
-                    },
-                )
-                .await?
-            {
-                Reply::Pairs(p) => all.extend(p),
+        let op = Op::Scan {
+            start: start.into(),
+            end: end.into(),
+        };
+        let mut pieces = Vec::with_capacity(shards.len());
+        for reply in self.run_each(&shards, &op).await? {
+            match reply {
+                Reply::Pairs(p) => pieces.push(p),
                 other => return Err(unexpected(other)),
             }
         }
-        all.sort();
-        Ok(all)
+        Ok(merge(pieces))
     }
 
     /// Up to `limit` (at most [`MAX_KEYS_PER_READ`]) keys from `start` (included)
-    /// over every shard, sorted, without their values: each shard is read
-    /// linearizably for its smallest keys from `start`, one after another, and
-    /// the first `limit` of all are kept (the page is not one snapshot).
+    /// over every shard, sorted, without their values: every shard is read
+    /// linearizably for its smallest keys from `start`, all at once, and the
+    /// first `limit` of all are kept (the page is not one snapshot).
     pub async fn keys(&mut self, start: &str, limit: u32) -> Result<Vec<String>, KvError> {
         let limit = limit.min(MAX_KEYS_PER_READ);
+        let shards: Vec<usize> = (0..self.config.shards.len()).collect();
+        let op = Op::Keys {
+            start: start.into(),
+            limit,
+        };
         let mut all = Vec::new();
-        for shard in 0..self.config.shards.len() {
-            let op = Op::Keys {
-                start: start.into(),
-                limit,
-            };
-            match self.run(shard, op).await? {
+        for reply in self.run_each(&shards, &op).await? {
+            match reply {
                 Reply::Keys(k) => all.extend(k),
                 other => return Err(unexpected(other)),
             }
@@ -277,17 +276,63 @@ impl Clerk {
     /// Sends `op` for `shard` until a group executes it. Only an invalid request
     /// ends with an error; everything else is retried.
     async fn run(&mut self, shard: usize, op: Op) -> Result<Reply, KvError> {
+        let req = self.request(shard, op);
+        let mut config = self.config.clone();
+        let reply = self.run_request(&req, &mut config).await;
+        self.adopt(config);
+        reply
+    }
+
+    /// [`Clerk::run`] of a read-only `op` on every shard of `shards`, all at once;
+    /// the replies in the order of `shards`, or the first error. Each request has
+    /// its own number; reads are never deduplicated, so the order in which they
+    /// are applied does not matter.
+    async fn run_each(&mut self, shards: &[usize], op: &Op) -> Result<Vec<Reply>, KvError> {
+        debug_assert!(op.is_read(), "only reads fan out concurrently");
+        let requests: Vec<Request> = shards
+            .iter()
+            .map(|&shard| self.request(shard, op.clone()))
+            .collect();
+        let this = &*self;
+        let runs = requests.iter().map(|req| async move {
+            let mut config = this.config.clone();
+            let reply = this.run_request(req, &mut config).await;
+            (reply, config)
+        });
+        let outcomes = futures::future::join_all(runs).await;
+        let mut replies = Vec::with_capacity(outcomes.len());
+        for (reply, config) in outcomes {
+            self.adopt(config);
+            replies.push(reply);
+        }
+        replies.into_iter().collect()
+    }
+
+    /// The next request of this Clerk: its own sequence number.
+    fn request(&mut self, shard: usize, op: Op) -> Request {
         self.seq += 1;
-        let req = Request {
+        Request {
             client: self.client,
             seq: self.seq,
             shard,
             op,
-        };
+        }
+    }
+
+    /// Keeps `config` if it is newer than the one held.
+    fn adopt(&mut self, config: Config) {
+        if config.num > self.config.num {
+            self.config = config;
+        }
+    }
+
+    /// Sends `req` until a group executes it, following `config` (refreshed from
+    /// the shardmasters between rounds).
+    async fn run_request(&self, req: &Request, config: &mut Config) -> Result<Reply, KvError> {
         let mut backoff = Duration::from_millis(10);
         let mut outcome_unknown = false;
         loop {
-            match self.round(&req, &mut outcome_unknown).await {
+            match self.round(req, config, &mut outcome_unknown).await {
                 Some(Ok(reply)) => return Ok(reply),
                 Some(Err(KvError::NoSpace { reason, .. })) => {
                     return Err(KvError::NoSpace {
@@ -302,8 +347,8 @@ impl Clerk {
             tokio::time::sleep(backoff.mul_f64(jitter)).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             if let Ok(Ok(c)) = tokio::time::timeout(ATTEMPT, self.masters.query(-1)).await {
-                if c.num > self.config.num {
-                    self.config = c;
+                if c.num > config.num {
+                    *config = c;
                 }
             }
         }
@@ -315,16 +360,18 @@ impl Clerk {
     /// full: the group cannot decide it until space is freed. `outcome_unknown`
     /// is set when an attempt may have reached a replica and its answer was lost.
     async fn round(
-        &mut self,
+        &self,
         req: &Request,
+        config: &Config,
         outcome_unknown: &mut bool,
     ) -> Option<Result<Reply, KvError>> {
-        let gid = *self.config.shards.get(req.shard)?;
+        let gid = *config.shards.get(req.shard)?;
         if gid == NO_GROUP {
             return None;
         }
-        let servers = self.config.groups.get(&gid)?.clone();
-        let mut idx = self.leaders.get(&gid).copied().unwrap_or(0) % servers.len();
+        let servers = config.groups.get(&gid)?;
+        let last = self.leaders().get(&gid).copied().unwrap_or(0);
+        let mut idx = last % servers.len();
         let mut full = std::collections::BTreeSet::new();
         for _ in 0..2 * servers.len() {
             let addr = &servers[idx];
@@ -339,7 +386,7 @@ impl Clerk {
             };
             match answer {
                 Ok(Ok(reply)) => {
-                    self.leaders.insert(gid, idx);
+                    self.leaders().insert(gid, idx);
                     return Some(Ok(reply));
                 }
                 Ok(Err(KvError::NotLeader { leader: Some(l) }))
@@ -372,6 +419,19 @@ impl Clerk {
         }
         None
     }
+}
+
+impl Clerk {
+    fn leaders(&self) -> std::sync::MutexGuard<'_, HashMap<Gid, usize>> {
+        self.leaders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The pairs of every shard (shards hold disjoint keys) in one run sorted by key.
+fn merge(pieces: Vec<Vec<(String, String)>>) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = pieces.into_iter().flatten().collect();
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    all
 }
 
 /// What became of one attempt.

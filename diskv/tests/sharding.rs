@@ -96,3 +96,90 @@ async fn keys_follow_their_shards_through_joins_and_leaves() {
     })
     .await;
 }
+
+/// A group that answers a read only once `parties` reads are in flight at once.
+#[derive(Clone)]
+struct AllAtOnce {
+    barrier: std::sync::Arc<tokio::sync::Barrier>,
+}
+
+impl diskv::rpc::KvRpc for AllAtOnce {
+    async fn execute(
+        self,
+        _: tarpc::context::Context,
+        req: diskv::Request,
+    ) -> Result<diskv::Reply, diskv::KvError> {
+        self.barrier.wait().await;
+        let key = format!("k{:02}", req.shard);
+        Ok(match req.op {
+            diskv::Op::Keys { .. } => diskv::Reply::Keys(vec![key]),
+            _ => diskv::Reply::Pairs(vec![(key, format!("from shard {}", req.shard))]),
+        })
+    }
+    async fn fetch_shard(
+        self,
+        _: tarpc::context::Context,
+        _: u64,
+        _: usize,
+    ) -> Result<diskv::rpc::ShardTransfer, diskv::KvError> {
+        Err(diskv::KvError::Unavailable("a fake group".into()))
+    }
+    async fn shard_installed(
+        self,
+        _: tarpc::context::Context,
+        _: u64,
+        _: usize,
+    ) -> Result<bool, diskv::KvError> {
+        Err(diskv::KvError::Unavailable("a fake group".into()))
+    }
+    async fn snapshot(
+        self,
+        _: tarpc::context::Context,
+    ) -> Result<diskv::rpc::GroupSnapshot, diskv::KvError> {
+        Err(diskv::KvError::Unavailable("a fake group".into()))
+    }
+}
+
+/// A scan (and a key listing) asks every shard at once: the fake group holding all
+/// ten shards answers only when ten reads wait together, so a Clerk that asked
+/// one shard after another would never get an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_reads_every_shard_at_once() {
+    use diskv::rpc::KvRpc as _;
+    use futures::StreamExt as _;
+    use tarpc::server::{BaseChannel, Channel as _};
+    const SHARDS: usize = 10;
+    common::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, maddrs) = masters(dir.path(), 1, SHARDS).await;
+    let listener = common::bind("127.0.0.1:0").await;
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut demux = paxos::transport::mux::demux(listener).unwrap();
+    let group = AllAtOnce {
+        barrier: std::sync::Arc::new(tokio::sync::Barrier::new(SHARDS)),
+    };
+    let server = tokio::spawn(async move {
+        while let Some(conn) = demux.clients.recv().await {
+            let channel = BaseChannel::with_defaults(paxos::transport::codec::framed(conn));
+            let serve = group.clone().serve();
+            tokio::spawn(channel.execute(serve).for_each(|f| async {
+                tokio::spawn(f);
+            }));
+        }
+    });
+    let admin = MasterClerk::new(maddrs.clone());
+    admin.join(7, vec![addr]).await.unwrap();
+    let mut ck = Clerk::new(maddrs).await;
+    let want: Vec<String> = (0..SHARDS).map(|s| format!("k{s:02}")).collect();
+    let pairs = within(
+        Duration::from_secs(30),
+        "a scan of ten shards",
+        ck.scan("", "~"),
+    )
+    .await;
+    let keys: Vec<String> = pairs.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, want, "every shard's piece, merged in key order");
+    let listed = within(Duration::from_secs(30), "a key listing", ck.keys("", 100)).await;
+    assert_eq!(listed.unwrap(), want);
+    server.abort();
+}
