@@ -9,7 +9,7 @@ use super::{Io, Timer};
 use crate::clock::{Time, MS};
 use crate::net::Addr;
 use crate::packet::Packet;
-use paxos::core::{Event, ReadOutcome, Replica};
+use paxos::core::{Event, ReadOutcome, ReadStats, Replica};
 use paxos::rsm::{encode, Applier, CheckpointJob, CheckpointStep, Origin};
 use paxos::storage::{SegmentLog, Storage};
 use paxos::{Decision, Envelope, Slot};
@@ -84,6 +84,8 @@ pub struct Running<S: Service> {
     /// The state machine's durable state covers every instance below this (its
     /// checkpoint, snapshots it installed): what a revived core is restored for.
     durable_applied: Slot,
+    /// The core's read counts already added to the group's.
+    reads_counted: ReadStats,
 }
 
 impl<S: Service> Running<S> {
@@ -124,6 +126,7 @@ impl<S: Service> Running<S> {
             revivable: false,
             handed_out: applied,
             durable_applied: applied,
+            reads_counted: ReadStats::default(),
         };
         r.hand_out(replay);
         r.schedule_apply(io);
@@ -161,6 +164,7 @@ impl<S: Service> Running<S> {
             )
         });
         self.core = core;
+        self.reads_counted = ReadStats::default();
         self.log = log;
         self.appended = 0;
         self.unsynced = false;
@@ -192,6 +196,10 @@ impl<S: Service> Running<S> {
             return;
         }
         let ready = self.core.take_ready();
+        let reads = self.core.read_stats();
+        io.reads.lease += reads.lease - self.reads_counted.lease;
+        io.reads.read_index += reads.read_index - self.reads_counted.read_index;
+        self.reads_counted = reads;
         for env in ready.messages {
             io.send_paxos(env);
         }
@@ -562,12 +570,13 @@ impl<S: Service> Running<S> {
         }
     }
 
-    /// A tick of the core's clock; requests that waited too long time out.
-    pub(crate) fn tick(&mut self, io: &mut Io<'_>) {
+    /// `ticks` ticks of the core's clock (more than one when the process
+    /// catches up after a pause); requests that waited too long time out.
+    pub(crate) fn tick(&mut self, io: &mut Io<'_>, ticks: u64) {
         if self.failed.is_some() {
             return;
         }
-        self.core.tick();
+        self.core.advance(ticks);
         let cutoff = io.now.saturating_sub(S::REQUEST_TIMEOUT);
         let expired: Vec<Waiter<S::Request>> = take_expired(&mut self.waiters, cutoff)
             .into_iter()
@@ -664,6 +673,7 @@ mod tests {
         };
         let mut rng = StdRng::seed_from_u64(1);
         let mut votes = Votes::new(3, 64);
+        let mut reads = ReadStats::default();
         let mut digests = Digests::default();
         let mut configs = ConfigLog::default();
         let mut trace = Trace::new(false);
@@ -677,6 +687,7 @@ mod tests {
             sends: Vec::new(),
             timers: Vec::new(),
             votes: &mut votes,
+            reads: &mut reads,
             digests: &mut digests,
             configs: &mut configs,
             trace: &mut trace,
