@@ -242,8 +242,20 @@ impl World {
             reads: ReadStats::default(),
         });
         let nclients = rng.gen_range(2..6);
+        // Some runs' clients give up on a replica sooner than the Clerk's
+        // rhythm, and some clients only read: a stale read from a leader whose
+        // lease outlived its leadership needs a writer that found the new
+        // leader while a reader still asks the old one.
+        let impatient = rng.gen_bool(0.3);
         let clients = (0..nclients)
-            .map(|c| Client::new(100 + c as u64, peers, NSHARDS))
+            .map(|c| {
+                let mut client = Client::new(100 + c as u64, peers, NSHARDS);
+                client.reader = c > 0 && rng.gen_bool(0.25);
+                if impatient {
+                    client.attempt_timeout = rng.gen_range(20..ATTEMPT_TIMEOUT / MS) * MS;
+                }
+                client
+            })
             .collect();
         let mut master_clients = Vec::new();
         if masters > 0 {
@@ -536,6 +548,7 @@ impl World {
     fn client_next(&mut self, c: usize, next: Next) {
         let client = &self.clients[c];
         let attempt = client.pending.as_ref().map_or(0, |p| p.attempt_id);
+        let timeout = client.attempt_timeout;
         match next {
             Next::Send(a) => {
                 let id = client.id;
@@ -552,7 +565,7 @@ impl World {
                 };
                 self.send(from, to, Packet::Request(ClientRequest::Kv(a.req)));
                 self.agenda.at(
-                    self.now + ATTEMPT_TIMEOUT,
+                    self.now + timeout,
                     Event::ClientTimeout { client: c, attempt },
                 );
             }
