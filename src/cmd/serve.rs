@@ -118,8 +118,12 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     let security = args.tls.install_local(&dir.join("tls"), "node")?;
     if !args.tls.given() && !args.tls.insecure {
         // An identity for the user's own clients of the embedded cluster
-        // (`diskv client --masters ... --tls-dir DATA/tls/client`).
-        super::tls::local_identity(&dir.join("tls"), "client")?;
+        // (`diskv client --masters ... --tls-dir DATA/tls/client`), role client.
+        super::tls::local_identity(
+            &dir.join("tls"),
+            "client",
+            paxos::transport::role::Role::Client,
+        )?;
     }
     let front_options = args.front_door.front_options()?;
     let serve_options = args.front_door.serve_options(&security)?;
