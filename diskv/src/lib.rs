@@ -2,29 +2,21 @@
 //!
 //! (crate docs are completed with the server and the Clerk)
 
-pub mod access;
-pub mod checkpoint;
-pub mod clerk;
-pub mod conn;
-pub mod dedup;
-pub mod disk;
+pub mod client;
 pub mod error;
-pub mod http;
-pub mod identity;
-pub mod keyfile;
-pub mod line;
-pub mod logclock;
+pub mod front;
 pub mod op;
-pub mod options;
-mod reconfig;
-mod recovery;
-pub mod resp;
+pub mod replica;
 pub mod rpc;
-pub mod running;
-pub mod server;
-pub mod service;
-pub mod shard;
 pub mod state;
+
+// The modules' paths before they were grouped by layer.
+pub use client::{clerk, line};
+pub use front::{access, http, resp, running};
+use replica::{reconfig, recovery};
+pub use replica::{disk, identity, options, server, service};
+pub use rpc::conn;
+pub use state::{checkpoint, dedup, keyfile, logclock, shard};
 
 pub use clerk::Clerk;
 pub use error::StateError;

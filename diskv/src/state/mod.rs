@@ -1,8 +1,14 @@
 //! The replicated KV state machine of one group: the shards it holds, the
 //! configuration it has applied, and its checkpoints.
 
+pub mod checkpoint;
+pub mod dedup;
+pub mod keyfile;
+pub mod logclock;
+pub mod shard;
+
 use crate::checkpoint::{
-    self, CheckpointRecord, DiskStore, DroppedShard, KeyChange, ShardMeta, Writing,
+    CheckpointRecord, DiskStore, DroppedShard, KeyChange, ShardMeta, Writing,
 };
 use crate::dedup::{DupTable, Seen};
 use crate::error::StateError;

@@ -1,5 +1,7 @@
 //! The KV service between Clerks (and other groups) and a group's replicas.
 
+pub mod conn;
+
 use crate::dedup::DupTable;
 use crate::op::{KvError, Reply, Request};
 use serde::{Deserialize, Serialize};
