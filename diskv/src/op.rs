@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_VALUE_BYTES: usize = 16 << 20;
 
 /// Largest key: the key files' own limit.
-pub use crate::keyfile::MAX_KEY_BYTES;
+pub use crate::state::keyfile::MAX_KEY_BYTES;
 
 /// Identifies a client (one per [`crate::Clerk`]); random 64 bits.
 pub type ClientId = u64;

@@ -6,9 +6,9 @@
 //! sent. A Clerk runs one operation at a time (`&mut self`): callers that want
 //! concurrency use several Clerks.
 
-use crate::conn::{deadline, Connections};
 use crate::op::{ClientId, KvError, Op, Reply, Request, MAX_KEYS_PER_READ};
-use crate::server::Local;
+use crate::replica::server::Local;
+use crate::rpc::conn::{deadline, Connections};
 use paxos::transport::Fate;
 use rand::Rng;
 use shardmaster::{shard_of, Clerk as MasterClerk, Config, Gid, NO_GROUP};

@@ -1,6 +1,6 @@
 //! What the HTTP and RESP front doors share: [`Running`], a front door serving
-//! in a background task until [`Running::stop`] ([`crate::http::spawn`],
-//! [`crate::resp::spawn`]); [`accepted`], one turn of their accept loops.
+//! in a background task until [`Running::stop`] ([`crate::front::http::spawn`],
+//! [`crate::front::resp::spawn`]); [`accepted`], one turn of their accept loops.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@
 //!   asks its peers (`paxos::probe`): lost if any of them votes in a group that has
 //!   started; fresh once enough of them say they are new too; otherwise it waits.
 //! - A lost replica gets an identity marked `recovering` and rejoins as a new acceptor
-//!   incarnation (see `crate::recovery`).
+//!   incarnation (see `crate::replica::recovery`).
 //!
 //! The order of these decisions is `paxos::replica_dir::open`, shared with the
 //! shardmaster; this module says what a KV directory holds ([`inspect`],
@@ -22,9 +22,9 @@
 //! replica that crashed while first starting: new.
 
 use crate::error::StateError;
-use crate::identity::Identity;
-use crate::options::ServerOptions;
-use crate::reconfig;
+use crate::replica::identity::Identity;
+use crate::replica::options::ServerOptions;
+use crate::replica::reconfig;
 use crate::state::KvState;
 use futures::future::BoxFuture;
 use paxos::fs::{FileSystem, SharedFs};

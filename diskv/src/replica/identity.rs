@@ -4,7 +4,7 @@
 //!
 //! Written once, atomically, when a replica first starts. A directory without one
 //! is either new (first start) or lost (`--restart`, or peers that show the group
-//! ran: never start fresh then); see `crate::disk`.
+//! ran: never start fresh then); see `crate::replica::disk`.
 
 use crate::error::StateError;
 use paxos::fs::{durable, FileSystem};

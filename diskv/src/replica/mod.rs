@@ -5,7 +5,7 @@
 pub mod disk;
 pub mod identity;
 pub mod options;
-pub(crate) mod reconfig;
-pub(crate) mod recovery;
+mod reconfig;
+mod recovery;
 pub mod server;
 pub mod service;

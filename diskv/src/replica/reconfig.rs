@@ -6,9 +6,9 @@
 //! DeleteShard), so all replicas make it at the same point; this loop only decides
 //! when to propose. It runs on every replica but acts only while it leads.
 
-use crate::conn::{deadline, Connections};
-use crate::options::ServerOptions;
-use crate::shard::ShardMode;
+use crate::replica::options::ServerOptions;
+use crate::rpc::conn::{deadline, Connections};
+use crate::state::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
 use paxos::rsm::Rsm;
 use shardmaster::{Clerk as MasterClerk, Config, Gid};

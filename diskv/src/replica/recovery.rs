@@ -7,9 +7,9 @@
 //! the one every service shares ([`paxos::recovery::run`]); this module adds the
 //! KV snapshot and the identity record.
 
-use crate::conn::{deadline, Connections};
-use crate::identity::Identity;
-use crate::options::ServerOptions;
+use crate::replica::identity::Identity;
+use crate::replica::options::ServerOptions;
+use crate::rpc::conn::{deadline, Connections};
 use crate::rpc::GroupSnapshot;
 use crate::state::KvState;
 use futures::future::BoxFuture;

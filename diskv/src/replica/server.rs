@@ -1,12 +1,12 @@
 //! A KV replica: state machine + Paxos replica + service, on one port.
 
-use crate::disk;
 use crate::error::StateError;
-pub use crate::options::ServerOptions;
-use crate::reconfig;
-use crate::recovery;
+use crate::replica::disk;
+pub use crate::replica::options::ServerOptions;
+use crate::replica::reconfig;
+use crate::replica::recovery;
+use crate::replica::service::KvService;
 use crate::rpc::KvRpc;
-use crate::service::KvService;
 use crate::state::KvState;
 use futures::StreamExt;
 use paxos::host::{Host, HostOptions};

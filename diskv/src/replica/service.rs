@@ -1,9 +1,9 @@
 //! The KV service a replica serves to Clerks and to other groups.
 
-use crate::logclock::LogClock;
 use crate::op::{KvError, Reply, Request};
 use crate::rpc::{KvRpc, ShardTransfer};
-use crate::shard::ShardMode;
+use crate::state::logclock::LogClock;
+use crate::state::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
 use paxos::node::StorageFailure;
 use paxos::rsm::{Rsm, RsmError};

@@ -2,8 +2,8 @@
 
 pub mod conn;
 
-use crate::dedup::DupTable;
 use crate::op::{KvError, Reply, Request};
+use crate::state::dedup::DupTable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -26,7 +26,7 @@ pub struct GroupSnapshot {
     /// Log time of the latest command.
     pub now_ms: u64,
     /// The shards held, with data and duplicate tables.
-    pub shards: BTreeMap<usize, crate::shard::Shard>,
+    pub shards: BTreeMap<usize, crate::state::shard::Shard>,
     /// The sender's Paxos membership epochs.
     pub membership: paxos::core::Membership,
 }

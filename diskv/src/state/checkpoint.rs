@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! kv/checkpoint            the latest checkpoint record (atomically replaced)
-//! kv/shard-<n>/<name>      one file per key (see crate::keyfile)
+//! kv/shard-<n>/<name>      one file per key (see crate::state::keyfile)
 //! ```
 //!
 //! A checkpoint at `applied` (every instance below it applied) runs:
@@ -25,10 +25,10 @@
 //! All file I/O goes through a [`paxos::fs::FileSystem`]: the machine's, or a
 //! simulated disk.
 
-use crate::dedup::DupTable;
 use crate::error::StateError;
-use crate::keyfile::{self, KeyFile};
-use crate::shard::{Shard, ShardMode};
+use crate::state::dedup::DupTable;
+use crate::state::keyfile::{self, KeyFile};
+use crate::state::shard::{Shard, ShardMode};
 use paxos::fs::{durable, SharedFs};
 use serde::{Deserialize, Serialize};
 use shardmaster::{Config, Gid};

@@ -4,7 +4,7 @@
 //!
 //! Entries expire when their client has sent nothing for [`CLIENT_TTL_MS`] of log
 //! time (timestamps come from the proposer and travel in the log, so every replica
-//! expires the same entries; `crate::logclock` says why they are not wall-clock
+//! expires the same entries; `crate::state::logclock` says why they are not wall-clock
 //! times). A Clerk retries every few hundred milliseconds while an
 //! operation is outstanding, so only a client that went silent for that long can
 //! lose its entry; a retry arriving after that is treated as new.

@@ -8,7 +8,7 @@
 //!
 //! **Contents.** `DKV1` magic, CRC32C of the rest, then the key and the value,
 //! length-prefixed (postcard). Key files are only written by checkpoints (see
-//! [`crate::checkpoint`]), so every file holds the key's value as of the checkpoint.
+//! [`crate::state::checkpoint`]), so every file holds the key's value as of the checkpoint.
 
 use paxos::fs::durable::Header;
 use serde::{Deserialize, Serialize};

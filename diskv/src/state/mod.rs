@@ -7,13 +7,13 @@ pub mod keyfile;
 pub mod logclock;
 pub mod shard;
 
-use crate::checkpoint::{
-    CheckpointRecord, DiskStore, DroppedShard, KeyChange, ShardMeta, Writing,
-};
-use crate::dedup::{DupTable, Seen};
 use crate::error::StateError;
 use crate::op::{KvError, Op, Reply, Request};
-use crate::shard::{Shard, ShardMode};
+use crate::state::checkpoint::{
+    CheckpointRecord, DiskStore, DroppedShard, KeyChange, ShardMeta, Writing,
+};
+use crate::state::dedup::{DupTable, Seen};
+use crate::state::shard::{Shard, ShardMode};
 use paxos::rsm::{Checkpoint, MachineError, StateMachine};
 use paxos::Slot;
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ pub enum KvCommand {
         /// The request.
         req: Request,
         /// The proposer's log time stamp, in ms (expires duplicate entries; see
-        /// `crate::logclock`).
+        /// `crate::state::logclock`).
         at_ms: u64,
     },
     /// Move to the next configuration (its number must be the applied one plus one).
@@ -101,7 +101,7 @@ impl KvState {
             checkpointed: 0,
             since_checkpoint: 0,
             checkpoint_every: 20_000,
-            client_ttl_ms: crate::dedup::CLIENT_TTL_MS,
+            client_ttl_ms: crate::state::dedup::CLIENT_TTL_MS,
         }
     }
 
@@ -302,13 +302,13 @@ impl KvState {
         }
     }
 
-    /// The log time of the last applied command (see `crate::logclock`).
+    /// The log time of the last applied command (see `crate::state::logclock`).
     pub fn now_ms(&self) -> u64 {
         self.now_ms
     }
 
     /// Sets how long a silent client's duplicate entry is kept (default
-    /// [`crate::dedup::CLIENT_TTL_MS`]; the simulator shortens it). Every replica
+    /// [`crate::state::dedup::CLIENT_TTL_MS`]; the simulator shortens it). Every replica
     /// of a group must use the same value.
     pub fn set_client_ttl(&mut self, ttl_ms: u64) {
         self.client_ttl_ms = ttl_ms;

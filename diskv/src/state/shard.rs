@@ -1,7 +1,7 @@
 //! One shard's data and duplicate table, and how operations change them.
 
-use crate::dedup::DupTable;
 use crate::op::{counter_of, CounterError, Op, Reply, MAX_KEYS_PER_READ, MAX_VALUE_BYTES};
+use crate::state::dedup::DupTable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;

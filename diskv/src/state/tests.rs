@@ -2,8 +2,8 @@
 //! in the middle of a checkpoint.
 
 use super::{KvCommand, KvState};
-use crate::checkpoint::{CheckpointRecord, DiskStore};
 use crate::op::{CounterError, KvError, Op, Reply, Request};
+use crate::state::checkpoint::{CheckpointRecord, DiskStore};
 use paxos::rsm::StateMachine;
 use shardmaster::Config;
 use std::collections::BTreeMap;
@@ -247,7 +247,7 @@ fn a_crash_after_the_record_and_before_the_renames_is_redone() {
     let dir = tempfile::tempdir().unwrap();
     let mut disk = DiskStore::open(dir.path()).unwrap();
     let mut shards = BTreeMap::new();
-    let mut s = crate::shard::Shard::new(crate::shard::ShardMode::Serving);
+    let mut s = crate::state::shard::Shard::new(crate::state::shard::ShardMode::Serving);
     s.data.insert("k".to_string(), "new".to_string());
     shards.insert(0usize, s);
     let record = CheckpointRecord {
@@ -264,8 +264,8 @@ fn a_crash_after_the_record_and_before_the_renames_is_redone() {
     let mut rec = record.clone();
     rec.shards.insert(
         0,
-        crate::checkpoint::ShardMeta {
-            mode: crate::shard::ShardMode::Serving,
+        crate::state::checkpoint::ShardMeta {
+            mode: crate::state::shard::ShardMode::Serving,
             dups: Default::default(),
         },
     );
@@ -273,7 +273,7 @@ fn a_crash_after_the_record_and_before_the_renames_is_redone() {
         .unwrap();
     // Undo the rename by hand, as if the process died right after the commit point.
     let shard_dir = dir.path().join("kv/shard-0");
-    let name = crate::keyfile::file_name("k");
+    let name = crate::state::keyfile::file_name("k");
     std::fs::rename(
         shard_dir.join(&name),
         shard_dir.join(format!("{name}.1.tmp")),
@@ -309,7 +309,7 @@ fn a_corrupt_key_file_is_reported_not_ignored() {
     let path = dir
         .path()
         .join(format!("kv/shard-{shard}"))
-        .join(crate::keyfile::file_name("a"));
+        .join(crate::state::keyfile::file_name("a"));
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
@@ -477,7 +477,7 @@ fn background_checkpoint_holds_the_state_it_was_taken_at() {
 /// of the log; whether a replica checkpointed in between changes nothing.
 #[test]
 fn replicas_that_checkpoint_at_different_moments_stay_identical() {
-    use crate::dedup::CLIENT_TTL_MS;
+    use crate::state::dedup::CLIENT_TTL_MS;
     let at = |cmd: KvCommand, at_ms: u64| match cmd {
         KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
         other => other,
@@ -616,7 +616,7 @@ fn review_a_snapshot_installed_while_a_checkpoint_job_waits_keeps_its_deletions(
 /// (With wall-clock stamps, both groups shared one time line.)
 #[test]
 fn review_a_moved_duplicate_table_survives_the_other_groups_log_time() {
-    use crate::dedup::CLIENT_TTL_MS;
+    use crate::state::dedup::CLIENT_TTL_MS;
     let at = |cmd: KvCommand, at_ms: u64| match cmd {
         KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
         other => other,
@@ -682,7 +682,7 @@ fn review_a_moved_duplicate_table_survives_the_other_groups_log_time() {
 /// second) finds its entry expired and is applied twice.
 #[test]
 fn review_log_time_does_not_jump_when_an_older_leader_returns() {
-    use crate::logclock::LogClock;
+    use crate::state::logclock::LogClock;
     let at = |cmd: KvCommand, at_ms: u64| match cmd {
         KvCommand::Op { req, .. } => KvCommand::Op { req, at_ms },
         other => other,

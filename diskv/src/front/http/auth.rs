@@ -1,4 +1,4 @@
-//! Bearer tokens on the HTTP API ([`crate::access`]): when the front door has
+//! Bearer tokens on the HTTP API ([`crate::front::access`]): when the front door has
 //! a token file, every request but `GET /health` must carry
 //! `Authorization: Bearer <token>`. Reads (GET, HEAD, and `/metrics` unless it
 //! is left open) need a `read` token, everything else a `write` token. A
@@ -6,7 +6,7 @@
 //! read-only token asking to write is 403. The body says which.
 
 use super::front::Front;
-use crate::access::{Denied, Role};
+use crate::front::access::{Denied, Role};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;

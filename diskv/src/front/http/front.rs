@@ -5,10 +5,10 @@
 use super::metrics::{single, RequestMetrics};
 use super::pool::{ClerkPool, PoolError};
 use super::replica_metrics;
-use crate::access::Tokens;
 use crate::error::OptionsError;
+use crate::front::access::Tokens;
 use crate::op::Op;
-use crate::server::KvServer;
+use crate::replica::server::KvServer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

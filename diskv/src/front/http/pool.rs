@@ -1,5 +1,5 @@
 //! A pool of [`Clerk`]s. A Clerk runs one operation at a time, so concurrent HTTP
-//! requests (and RESP commands, [`crate::resp`]) each borrow one: at most `size`
+//! requests (and RESP commands, [`crate::front::resp`]) each borrow one: at most `size`
 //! exist, made lazily and reused.
 //!
 //! Every operation runs in its own task, so a client that hangs up does not cancel
@@ -7,9 +7,9 @@
 //! operation that outlives its deadline is abandoned together with its Clerk: its
 //! outcome is unknown, and a fresh Clerk (new client id) replaces it.
 
-use crate::clerk::Clerk;
+use crate::client::clerk::Clerk;
 use crate::op::{KvError, Op, Reply};
-use crate::server::Local;
+use crate::replica::server::Local;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

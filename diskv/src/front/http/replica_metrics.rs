@@ -3,8 +3,8 @@
 //! (The Paxos ballot is not exposed by [`paxos::PaxosNode`], so it is not reported.)
 
 use super::metrics::{header, single};
-use crate::server::KvServer;
-use crate::shard::ShardMode;
+use crate::replica::server::KvServer;
+use crate::state::shard::ShardMode;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 

@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-pub use crate::running::Running;
+pub use crate::front::running::Running;
 
 /// Tuning of the accept loop.
 #[derive(Clone, Debug)]
@@ -130,7 +130,8 @@ pub async fn serve_with(
             a = listener.accept() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let Some((stream, peer)) = crate::running::accepted(accepted, addr, "HTTP").await else {
+        let Some((stream, peer)) = crate::front::running::accepted(accepted, addr, "HTTP").await
+        else {
             continue;
         };
         let Some(ip_slot) = per_ip.admit(peer.ip()) else {

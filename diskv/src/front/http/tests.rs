@@ -93,7 +93,7 @@ async fn raw(addr: std::net::SocketAddr, head: &str) -> u16 {
 /// given before any handler.
 #[tokio::test]
 async fn attack_no_request_reaches_the_store_without_a_valid_token() {
-    use crate::access::{add, Role, Tokens};
+    use crate::front::access::{add, Role, Tokens};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens");
     let writer = add(&file, "app", Role::Write).unwrap();

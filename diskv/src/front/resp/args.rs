@@ -1,12 +1,12 @@
 //! Turning command arguments into what diskv stores: keys under the HTTP API's
-//! rules ([`crate::http::key`]), values as UTF-8 text within
+//! rules ([`crate::front::http::key`]), values as UTF-8 text within
 //! [`MAX_VALUE_BYTES`], numbers as Redis reads them. Each refusal is an `-ERR`
 //! reply that names the rule.
 
 use super::reply::Reply;
-use crate::http::key::validate_key;
-use crate::keyfile::MAX_KEY_BYTES;
+use crate::front::http::key::validate_key;
 use crate::op::MAX_VALUE_BYTES;
+use crate::state::keyfile::MAX_KEY_BYTES;
 
 /// A key diskv can store, or the error naming the rule it breaks.
 pub fn key(arg: &[u8]) -> Result<String, Reply> {

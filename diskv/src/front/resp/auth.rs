@@ -1,4 +1,4 @@
-//! Tokens on the Redis protocol (docs/SECURITY.md, [`crate::access`]): with a
+//! Tokens on the Redis protocol (docs/SECURITY.md, [`crate::front::access`]): with a
 //! token file, a connection runs nothing but `AUTH`, `HELLO … AUTH` and `QUIT`
 //! until it authenticates with `AUTH token` (or `AUTH name token`, as Redis
 //! clients send a user name); a `read` token runs read commands only. The token
@@ -8,7 +8,7 @@
 use super::commands::Spec;
 use super::door::{Door, Session};
 use super::reply::Reply;
-use crate::access::{Denied, Role};
+use crate::front::access::{Denied, Role};
 
 /// The refusal of `spec` for `session`, if it may not run it now.
 pub fn gate(door: &Door, session: &mut Session, spec: &Spec) -> Option<Reply> {

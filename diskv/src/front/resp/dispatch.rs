@@ -71,9 +71,9 @@ async fn info(door: &Door, args: &[Vec<u8>]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::pool::ClerkPool;
-    use crate::resp::door::RespOptions;
-    use crate::resp::reply::Protocol;
+    use crate::front::http::pool::ClerkPool;
+    use crate::front::resp::door::RespOptions;
+    use crate::front::resp::reply::Protocol;
 
     /// A door whose pool is never used: these commands do not touch the store
     /// (the pool makes no Clerk until an operation runs).
@@ -197,7 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_tokens_nothing_runs_before_auth_and_read_tokens_only_read() {
-        use crate::access::{add, revoke, Role, Tokens};
+        use crate::front::access::{add, revoke, Role, Tokens};
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tokens");
         let writer = add(&file, "app", Role::Write).unwrap();

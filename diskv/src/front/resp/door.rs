@@ -6,11 +6,11 @@ use super::budget::{Budget, Charge};
 use super::cursor::Cursors;
 use super::parse::Limits;
 use super::reply::{Protocol, Reply};
-use crate::access::Tokens;
 use crate::error::OptionsError;
-use crate::http::pool::ClerkPool;
+use crate::front::access::Tokens;
+use crate::front::http::pool::ClerkPool;
 use crate::op::Op;
-use crate::server::KvServer;
+use crate::replica::server::KvServer;
 // The store's answer, named apart from the RESP reply it becomes.
 use crate::op::Reply as Outcome;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -88,7 +88,7 @@ pub struct Door {
 
 impl Door {
     /// A front door running its operations through `pool` (share the HTTP front
-    /// door's: [`crate::http::Front::pool`]).
+    /// door's: [`crate::front::http::Front::pool`]).
     pub fn new(pool: Arc<ClerkPool>, opts: RespOptions) -> Door {
         Door {
             pool,

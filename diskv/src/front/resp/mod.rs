@@ -21,7 +21,7 @@
 //! - [`reply`]: replies → bytes in RESP2 or RESP3;
 //! - [`door`]: what connections share, and the options.
 //!
-//! [`ClerkPool`]: crate::http::pool::ClerkPool
+//! [`ClerkPool`]: crate::front::http::pool::ClerkPool
 
 pub mod admin;
 pub mod args;

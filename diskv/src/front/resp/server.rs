@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-pub use crate::running::Running;
+pub use crate::front::running::Running;
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
@@ -58,7 +58,8 @@ pub async fn serve(
             a = listener.accept() => a,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
-        let Some((mut stream, peer)) = crate::running::accepted(accepted, addr, "RESP").await
+        let Some((mut stream, peer)) =
+            crate::front::running::accepted(accepted, addr, "RESP").await
         else {
             continue;
         };
