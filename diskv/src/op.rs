@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 /// record far below the Paxos log's frame limit.
 pub const MAX_VALUE_BYTES: usize = 16 << 20;
 
-/// Largest key: the key files' own limit.
-pub use crate::state::keyfile::MAX_KEY_BYTES;
+/// Longest key accepted, in bytes, by every front door and replica.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Identifies a client (one per [`crate::Clerk`]); random 64 bits.
 pub type ClientId = u64;

@@ -7,6 +7,10 @@ use crate::state::dedup::DupTable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// What [`KvRpc::snapshot`] answers; it lives with the state machine, which takes
+/// and installs it.
+pub use crate::state::GroupSnapshot;
+
 /// A shard's contents as handed from its previous owner to its new one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardTransfer {
@@ -14,21 +18,6 @@ pub struct ShardTransfer {
     pub data: BTreeMap<String, String>,
     /// The duplicate table.
     pub dups: DupTable,
-}
-
-/// A whole replica state, for a replica that lost its disk.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GroupSnapshot {
-    /// Every log instance below this is reflected.
-    pub applied: u64,
-    /// The configuration applied.
-    pub config: shardmaster::Config,
-    /// Log time of the latest command.
-    pub now_ms: u64,
-    /// The shards held, with data and duplicate tables.
-    pub shards: BTreeMap<usize, crate::state::shard::Shard>,
-    /// The sender's Paxos membership epochs.
-    pub membership: paxos::core::Membership,
 }
 
 /// The RPC service every KV replica serves on its port.

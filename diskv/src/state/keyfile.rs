@@ -16,9 +16,6 @@ use serde::{Deserialize, Serialize};
 /// Longest file name used for a key before falling back to a hash.
 pub const MAX_NAME: usize = 160;
 
-/// Longest key accepted, in bytes.
-pub const MAX_KEY_BYTES: usize = 1024;
-
 /// `DKV1 | crc32c(body) | body`.
 const HEADER: Header = Header::new(b"DKV1", "diskv key file");
 

@@ -1,7 +1,7 @@
 //! Which keys the HTTP API accepts: `[A-Za-z0-9:_.-]+`, case-sensitive, at most
 //! [`MAX_KEY_BYTES`] bytes (the servers' own limit).
 
-use crate::state::keyfile::MAX_KEY_BYTES;
+use crate::op::MAX_KEY_BYTES;
 
 /// Why a key from a URL was refused. `Display` is the exact body the API sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -5,8 +5,7 @@
 
 use super::reply::Reply;
 use crate::front::http::key::validate_key;
-use crate::op::MAX_VALUE_BYTES;
-use crate::state::keyfile::MAX_KEY_BYTES;
+use crate::op::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// A key diskv can store, or the error naming the rule it breaks.
 pub fn key(arg: &[u8]) -> Result<String, Reply> {
