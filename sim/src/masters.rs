@@ -121,7 +121,7 @@ impl World {
         for c in &mut self.masters {
             c.stopping = true;
         }
-        self.master_audit = Some(shardmaster::Op::Query { num: -1 });
+        self.master_audit = Some(shardmaster::Op::query(shardmaster::ConfigNum::Latest));
         self.agenda.at(self.now, Event::MasterStart { client: 0 });
     }
 }

@@ -11,7 +11,7 @@ use crate::replica::server::Local;
 use crate::rpc::conn::{deadline, Connections};
 use paxos::transport::Fate;
 use rand::Rng;
-use shardmaster::{shard_of, Clerk as MasterClerk, Config, Gid, NO_GROUP};
+use shardmaster::{shard_of, Clerk as MasterClerk, Config, ConfigNum, Gid, NO_GROUP};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ impl Clerk {
     pub async fn new(masters: Vec<String>) -> Clerk {
         let masters = MasterClerk::new(masters);
         let config = loop {
-            match masters.query(-1).await {
+            match masters.query(ConfigNum::Latest).await {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, "no configuration from the shardmaster yet");
@@ -301,7 +301,9 @@ impl Clerk {
             let jitter = rand::thread_rng().gen_range(0.5..1.0);
             tokio::time::sleep(backoff.mul_f64(jitter)).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            if let Ok(Ok(c)) = tokio::time::timeout(ATTEMPT, self.masters.query(-1)).await {
+            if let Ok(Ok(c)) =
+                tokio::time::timeout(ATTEMPT, self.masters.query(ConfigNum::Latest)).await
+            {
                 if c.num > self.config.num {
                     self.config = c;
                 }

@@ -11,7 +11,7 @@ use crate::rpc::conn::{deadline, Connections};
 use crate::state::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
 use paxos::rsm::Rsm;
-use shardmaster::{Clerk as MasterClerk, Config, Gid};
+use shardmaster::{Clerk as MasterClerk, Config, ConfigNum, Gid};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -27,7 +27,7 @@ const PROPOSE: Duration = Duration::from_secs(2);
 pub(crate) async fn shard_count(masters: &[String]) -> usize {
     let clerk = MasterClerk::new(masters.to_vec());
     loop {
-        match clerk.query(0).await {
+        match clerk.query(ConfigNum::Num(0)).await {
             Ok(c) => return c.shards.len(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot learn the shard count from the shardmaster yet");
@@ -78,7 +78,7 @@ pub(crate) fn spawn(rsm: Rsm<KvState>, opts: ServerOptions, stop: watch::Receive
 
 /// Joins the group to the cluster unless the latest config already has it as given.
 async fn join(masters: &MasterClerk, opts: &ServerOptions) -> bool {
-    let Ok(Ok(latest)) = tokio::time::timeout(CALL, masters.query(-1)).await else {
+    let Ok(Ok(latest)) = tokio::time::timeout(CALL, masters.query(ConfigNum::Latest)).await else {
         return false;
     };
     if latest.groups.get(&opts.gid) == Some(&opts.peers) {
@@ -99,7 +99,8 @@ async fn join(masters: &MasterClerk, opts: &ServerOptions) -> bool {
 
 /// Proposes config `num + 1` if the shardmaster has it.
 async fn next_config(rsm: &Rsm<KvState>, masters: &MasterClerk, num: u64) {
-    let Ok(Ok(next)) = tokio::time::timeout(CALL, masters.query(num as i64 + 1)).await else {
+    let Ok(Ok(next)) = tokio::time::timeout(CALL, masters.query(ConfigNum::Num(num + 1))).await
+    else {
         return;
     };
     if next.num != num + 1 {
@@ -125,7 +126,7 @@ async fn servers_of(
     gid: Gid,
 ) -> Vec<String> {
     if history.get(&num).is_none() {
-        if let Ok(Ok(c)) = tokio::time::timeout(CALL, masters.query(num as i64)).await {
+        if let Ok(Ok(c)) = tokio::time::timeout(CALL, masters.query(ConfigNum::Num(num))).await {
             if c.num == num {
                 history.insert(num, c);
             }

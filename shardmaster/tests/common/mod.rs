@@ -5,7 +5,9 @@
 pub mod proxy;
 
 use proxy::LinkProxy;
-use shardmaster::{Clerk, ClerkOptions, Config, Gid, ServerOptions, ShardmasterServer, NO_GROUP};
+use shardmaster::{
+    Clerk, ClerkOptions, Config, ConfigNum, Gid, ServerOptions, ShardmasterServer, NO_GROUP,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -258,10 +260,10 @@ pub fn check(c: &Config, groups: &[Gid]) {
 
 /// Every configuration from 0 to the latest, as `ck` answers through the log.
 pub async fn history(ck: &Clerk) -> Vec<Config> {
-    let latest = ck.query(-1).await.unwrap();
+    let latest = ck.query(ConfigNum::Latest).await.unwrap();
     let mut all = Vec::new();
     for num in 0..=latest.num {
-        all.push(ck.query(num as i64).await.unwrap());
+        all.push(ck.query(ConfigNum::Num(num)).await.unwrap());
     }
     all
 }
@@ -273,7 +275,7 @@ pub async fn churn(cl: &Cluster, base: u64) {
     let ck = cl.clerk();
     for g in base..base + 6 {
         ck.join(g, servers(g)).await.unwrap();
-        ck.query(-1).await.unwrap();
+        ck.query(ConfigNum::Latest).await.unwrap();
     }
     ck.move_shard(0, base + 5).await.unwrap();
     ck.leave(base + 1).await.unwrap();
