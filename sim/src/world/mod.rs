@@ -13,6 +13,8 @@
 //! for linearizability (which also shows any acknowledged write that was lost),
 //! the shardmaster's against its configurations ([`crate::check::configs`]).
 
+mod masters;
+
 use crate::check::{configs, ConfigLog, Digests, Votes};
 use crate::client::{Client, Next, ATTEMPT_TIMEOUT, KEYS};
 use crate::clock::{Agenda, Time, MS, SECOND};
