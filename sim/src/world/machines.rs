@@ -21,7 +21,7 @@ impl World {
     }
 
     /// The machine of replica `node` of group `gid`.
-    pub(super) fn machine_of(&self, gid: u64, node: usize) -> Option<usize> {
+    fn machine_of(&self, gid: u64, node: usize) -> Option<usize> {
         self.groups
             .iter()
             .find(|g| g.gid == gid && node < g.size)

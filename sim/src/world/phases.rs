@@ -94,7 +94,7 @@ impl World {
     /// its reincarnation (a snapshot whose membership is older than its state), or
     /// whose live incarnation a stale request replaced, leaves its group one
     /// failure from a stall for good, although every client still progresses.
-    pub(super) fn disowned_replica(&self) -> Option<String> {
+    fn disowned_replica(&self) -> Option<String> {
         if self.faults.reckless() {
             return None;
         }
@@ -120,7 +120,7 @@ impl World {
             })
     }
 
-    pub(super) fn describe_machines(&self) -> String {
+    fn describe_machines(&self) -> String {
         self.machines
             .iter()
             .map(|m| m.describe())

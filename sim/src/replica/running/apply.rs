@@ -67,7 +67,7 @@ impl<S: Service> Running<S> {
         self.drive(io);
     }
 
-    pub(super) fn checkpoint_step(&mut self, io: &mut Io<'_>, step: CheckpointStep) {
+    fn checkpoint_step(&mut self, io: &mut Io<'_>, step: CheckpointStep) {
         match step {
             CheckpointStep::Idle => {}
             CheckpointStep::Durable(durable) => {

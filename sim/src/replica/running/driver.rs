@@ -81,7 +81,7 @@ impl<S: Service> Running<S> {
         self.schedule_apply(io);
     }
 
-    pub(super) fn want_sync(&mut self, io: &mut Io<'_>, latency: Time) {
+    fn want_sync(&mut self, io: &mut Io<'_>, latency: Time) {
         let at = io.now + latency;
         if self.sync_due.is_none_or(|due| at < due) {
             self.sync_due = Some(at);
@@ -108,7 +108,7 @@ impl<S: Service> Running<S> {
 
     /// Every record appended so far is durable: tell the core, let the gated
     /// messages go.
-    pub(super) fn durable(&mut self, io: &mut Io<'_>) {
+    fn durable(&mut self, io: &mut Io<'_>) {
         self.core.on_durable(self.appended);
         while let Some((pos, _)) = self.gated.front() {
             if *pos > self.appended {
