@@ -251,7 +251,7 @@ fn attack_old_postcard_records_decode_with_the_new_enums() {
 #[ignore = "open (docs/attacks/new-ops.md finding 1, second half): shards are installed in one log command; moving them in chunks is not done"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_appended_value_past_the_command_limit_wedges_shard_migration() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let _g1 = Group::start(dir.path(), 1, 1, &maddrs, true).await;

@@ -38,7 +38,7 @@ async fn settle(groups: &[&Group], admin: &MasterClerk, gids: &[u64]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_follow_their_shards_through_joins_and_leaves() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 3, 10).await;
     let admin = MasterClerk::new(maddrs.clone());

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{bind_again, churn, history, servers, Cluster, ClusterOptions};
+use common::{churn, history, servers, Cluster, ClusterOptions};
+use diskv_testkit::bind_again;
 use diskv_testkit::{wait_until, within};
 use shardmaster::{ConfigNum, ServerOptions, ShardmasterError, ShardmasterServer};
 use std::time::Duration;
