@@ -5,6 +5,18 @@
 //! and a few clients could take the memory of the process, which in `diskv
 //! serve` is also the durable replica. A connection that would go over is told
 //! so and closed; the others go on.
+//!
+//! It is not the transport's frame budget (`paxos::transport::guard::FrameBudget`,
+//! 1 GiB per process), though both cap bytes held for connections: that one
+//! reserves, before a byte of the body is read, the length a tarpc frame's
+//! header announces, once per frame, on the ports the mux serves (peers and
+//! Clerks), and the RESP port is not one of them. A RESP command announces no
+//! total length (an array arrives element by element), and what a connection
+//! holds here grows and shrinks with its work — the command being parsed, the
+//! values an MGET gathers, replies built but not yet written — so a [`Charge`] is
+//! a running total set again at each step, and a refusal is answered before the
+//! connection closes. The shared part is a capped counter of a few lines; one
+//! type for both would tie the front door to the transport for that.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
