@@ -180,6 +180,11 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// A reply of the wrong kind for its operation, as the error a Clerk returns.
+    pub fn unexpected(self) -> KvError {
+        KvError::Unavailable(format!("unexpected reply {self:?}"))
+    }
+
     /// [`Reply::TooLarge`] as the error a Clerk returns; any other reply as is.
     pub fn into_result(self) -> Result<Reply, KvError> {
         match self {

@@ -112,7 +112,7 @@ impl Clerk {
     pub async fn get(&mut self, key: &str) -> Result<Option<String>, KvError> {
         match self.keyed(Op::Get { key: key.into() }).await? {
             Reply::Value(v) => Ok(v),
-            other => Err(unexpected(other)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -155,7 +155,7 @@ impl Clerk {
         {
             Reply::Counter(Ok(n)) => Ok(n),
             Reply::Counter(Err(e)) => Err(KvError::Invalid(e.to_string())),
-            other => Err(unexpected(other)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -169,7 +169,7 @@ impl Clerk {
             .await?
         {
             Reply::Value(v) => Ok(v),
-            other => Err(unexpected(other)),
+            other => Err(other.unexpected()),
         }
     }
 
@@ -202,7 +202,7 @@ impl Clerk {
                 .await?
             {
                 Reply::Pairs(p) => all.extend(p),
-                other => return Err(unexpected(other)),
+                other => return Err(other.unexpected()),
             }
         }
         all.sort();
@@ -223,7 +223,7 @@ impl Clerk {
             };
             match self.run(shard, op).await? {
                 Reply::Keys(k) => all.extend(k),
-                other => return Err(unexpected(other)),
+                other => return Err(other.unexpected()),
             }
         }
         all.sort();
@@ -390,10 +390,6 @@ enum Attempt {
 fn existed(reply: Reply) -> Result<bool, KvError> {
     match reply {
         Reply::Existed(b) => Ok(b),
-        other => Err(unexpected(other)),
+        other => Err(other.unexpected()),
     }
-}
-
-fn unexpected(reply: Reply) -> KvError {
-    KvError::Unavailable(format!("unexpected reply {reply:?}"))
 }

@@ -1,24 +1,21 @@
 //! The request side of the line protocol of docs/REFERENCE.md §4, which `diskv client`
 //! speaks over stdin/stdout: one request per line, words separated by whitespace.
 //!
-//! Kept here, apart from the client that executes the requests, so that the parser
-//! can be tested and fuzzed on its own (`diskv-fuzz --target line`).
+//! A line becomes the store's own [`Op`] here, at the edge, so the client runs it
+//! as any front door does ([`Clerk::execute`](crate::Clerk::execute)). Kept apart
+//! from the client that executes the requests, so that the parser can be tested
+//! and fuzzed on its own (`diskv-fuzz --target line`).
+
+use crate::op::Op;
 
 /// One parsed request line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Line {
-    /// `PUT key value`.
-    Put(String, String),
-    /// `APPEND key value`.
-    Append(String, String),
-    /// `SWAP key value`.
-    Swap(String, String),
-    /// `GET key`.
-    Get(String),
-    /// `DELETE key`.
-    Delete(String),
-    /// `SCAN from to`.
-    Scan(String, String),
+    /// A store operation: `PUT key value` ([`Op::Put`]), `APPEND key value`
+    /// ([`Op::Append`]), `SWAP key value` ([`Op::Swap`]), `GET key`
+    /// ([`Op::Get`]), `DELETE key` ([`Op::Delete`]) or `SCAN from to`
+    /// ([`Op::Scan`]).
+    Op(Op),
     /// `STOP`: the client exits.
     Stop,
 }
@@ -41,18 +38,31 @@ pub fn parse(line: &str) -> Result<Line, String> {
         }
     };
     let s = |i: usize| rest[i].to_string();
-    match verb {
-        "PUT" => want(2).map(|_| Line::Put(s(0), s(1))),
-        "APPEND" => want(2).map(|_| Line::Append(s(0), s(1))),
-        "SWAP" => want(2).map(|_| Line::Swap(s(0), s(1))),
-        "GET" => want(1).map(|_| Line::Get(s(0))),
-        "DELETE" => want(1).map(|_| Line::Delete(s(0))),
-        "SCAN" => want(2).map(|_| Line::Scan(s(0), s(1))),
-        "STOP" => want(0).map(|_| Line::Stop),
+    let op = match verb {
+        "PUT" => want(2).map(|_| Op::Put {
+            key: s(0),
+            value: s(1),
+        }),
+        "APPEND" => want(2).map(|_| Op::Append {
+            key: s(0),
+            value: s(1),
+        }),
+        "SWAP" => want(2).map(|_| Op::Swap {
+            key: s(0),
+            value: s(1),
+        }),
+        "GET" => want(1).map(|_| Op::Get { key: s(0) }),
+        "DELETE" => want(1).map(|_| Op::Delete { key: s(0) }),
+        "SCAN" => want(2).map(|_| Op::Scan {
+            start: s(0),
+            end: s(1),
+        }),
+        "STOP" => return want(0).map(|_| Line::Stop),
         other => Err(format!(
             "unknown request {other:?}; expected PUT, APPEND, SWAP, GET, DELETE, SCAN or STOP"
         )),
-    }
+    };
+    op.map(Line::Op)
 }
 
 /// True if `s` prints as one token of the line protocol: non-empty, without
@@ -80,15 +90,38 @@ mod tests {
 
     #[test]
     fn parses_every_request_form() {
-        assert_eq!(parse("PUT k v"), Ok(Line::Put("k".into(), "v".into())));
+        let op = |o: Op| Ok(Line::Op(o));
+        let (k, v) = (String::from("k"), String::from("v"));
+        assert_eq!(
+            parse("PUT k v"),
+            op(Op::Put {
+                key: k.clone(),
+                value: v.clone()
+            })
+        );
         assert_eq!(
             parse("  APPEND k v  "),
-            Ok(Line::Append("k".into(), "v".into()))
+            op(Op::Append {
+                key: k.clone(),
+                value: v.clone()
+            })
         );
-        assert_eq!(parse("SWAP k v"), Ok(Line::Swap("k".into(), "v".into())));
-        assert_eq!(parse("GET k"), Ok(Line::Get("k".into())));
-        assert_eq!(parse("DELETE k"), Ok(Line::Delete("k".into())));
-        assert_eq!(parse("SCAN a b"), Ok(Line::Scan("a".into(), "b".into())));
+        assert_eq!(
+            parse("SWAP k v"),
+            op(Op::Swap {
+                key: k.clone(),
+                value: v
+            })
+        );
+        assert_eq!(parse("GET k"), op(Op::Get { key: k.clone() }));
+        assert_eq!(parse("DELETE k"), op(Op::Delete { key: k }));
+        assert_eq!(
+            parse("SCAN a b"),
+            op(Op::Scan {
+                start: "a".into(),
+                end: "b".into()
+            })
+        );
         assert_eq!(parse("STOP"), Ok(Line::Stop));
     }
 
