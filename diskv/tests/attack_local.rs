@@ -46,7 +46,7 @@ fn put(key: String) -> Op {
 /// change they went over the unreliable RPC listener. P(no loss in 40) = 2e-6.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliable_network() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let (mut ls, addrs) = diskv_testkit::listeners(1).await;
@@ -89,7 +89,7 @@ async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliabl
 /// a one-replica group is unavailable through the front door for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let (mut ls, addrs) = diskv_testkit::listeners(1).await;
@@ -120,7 +120,7 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
     // Stop the replica and start it again on the same address, same directory.
     first.shutdown();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let l = common::bind(&addrs[0]).await;
+    let l = diskv_testkit::bind_again(&addrs[0]).await;
     let _second = KvServer::start(l, opts(dir.path(), &maddrs, &addrs[0], true, false))
         .await
         .expect("restart");

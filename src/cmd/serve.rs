@@ -18,7 +18,7 @@ use anyhow::Context;
 use diskv::http::Front;
 use diskv::{KvServer, ServerOptions};
 use diskv_launch::serve_ports::{self as ports, Ports};
-use shardmaster::ShardmasterServer;
+use shardmaster::{ConfigNum, ShardmasterServer};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -206,7 +206,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
 async fn joined_port(masters: &[String]) -> Option<u16> {
     let clerk = shardmaster::Clerk::new(masters.to_vec());
     let config = loop {
-        match tokio::time::timeout(Duration::from_secs(5), clerk.query(-1)).await {
+        match tokio::time::timeout(Duration::from_secs(5), clerk.query(ConfigNum::Latest)).await {
             Ok(Ok(c)) => break c,
             Ok(Err(e)) => tracing::info!(error = %e, "waiting for the shardmaster"),
             Err(_) => tracing::info!("waiting for the shardmaster"),
