@@ -271,11 +271,13 @@ pub fn install(security: Security) -> bool {
 ///
 /// ```
 /// use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
+/// use paxos::transport::role::Role;
 /// use paxos::transport::tls::{self, Security, Tls, TlsFiles};
 /// let dir = tempfile::tempdir().unwrap();
 /// let ca = CertAuthority::create(&dir.path().join("ca"), "example CA").unwrap();
 /// let me = dir.path().join("me");
-/// ca.issue(&me, "me", &["127.0.0.1".to_string()], NODE_VALID_DAYS).unwrap();
+/// let hosts = ["127.0.0.1".to_string()];
+/// ca.issue(&me, "me", Role::Node, &hosts, NODE_VALID_DAYS).unwrap();
 /// let identity = Tls::load(&TlsFiles::in_dir(&me)).unwrap();
 ///
 /// assert!(tls::install(Security::Plain));
