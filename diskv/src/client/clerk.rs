@@ -346,7 +346,9 @@ impl Clerk {
             let jitter = rand::thread_rng().gen_range(0.5..1.0);
             tokio::time::sleep(backoff.mul_f64(jitter)).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            if let Ok(Ok(c)) = tokio::time::timeout(ATTEMPT, self.masters.query(ConfigNum::Latest)).await {
+            if let Ok(Ok(c)) =
+                tokio::time::timeout(ATTEMPT, self.masters.query(ConfigNum::Latest)).await
+            {
                 if c.num > config.num {
                     *config = c;
                 }
