@@ -56,8 +56,14 @@ async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliabl
     )
     .await
     .expect("kv replica");
-    let front =
-        Arc::new(Front::new(maddrs.clone(), FrontOptions::default()).with_local(Arc::new(server)));
+    // Each attempt is lost with probability 0.28 and costs 3 s; the default
+    // 10 s operation timeout fails one of 40 writes about a quarter of the time
+    // (four losses in a row), so give each write room for many lost attempts.
+    let patient = FrontOptions {
+        op_timeout: Duration::from_secs(120),
+        ..FrontOptions::default()
+    };
+    let front = Arc::new(Front::new(maddrs.clone(), patient).with_local(Arc::new(server)));
     within(
         Duration::from_secs(60),
         "the front door to be ready",
