@@ -4,6 +4,8 @@
 
 mod support;
 
+use paxos::transport::role::Role;
+use paxos::transport::tls::{Tls, TlsFiles};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::http::{delete, must_put, request, value};
@@ -56,6 +58,17 @@ fn cluster_serves_stops_and_comes_back_with_its_data() {
         );
     }
     assert_eq!(request(&http, "GET", "/health", b"").unwrap().status, 200);
+    // The identity made for the user's clients (DIR/tls/client) is a client's:
+    // it cannot open replica-to-replica connections; the daemons' are nodes'.
+    let role = |name: &str| {
+        Tls::load(&TlsFiles::in_dir(&dir.join("tls").join(name)))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .role()
+    };
+    assert_eq!(role("client"), Role::Client);
+    for name in ["launcher", "shardmaster-0", "group-2-replica-2"] {
+        assert_eq!(role(name), Role::Node, "{name}");
+    }
     for i in 0..40 {
         must_put(&http, &format!("key:{i}"), &format!("value {i} 😀"));
     }

@@ -310,7 +310,10 @@ fn assert_checks_quickly(h: &History) {
     let r = check(h);
     let took = started.elapsed();
     assert!(r.is_ok(), "{r}");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // A guard against an exponential search, not a speed figure: these histories
+    // check in about 2 s on an idle two-core machine, and took 5.8 s once while a
+    // benchmark and a build shared it; a blow-up takes far longer than a minute.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
 }
 
 // ---- a tiny deterministic history generator ---------------------------------------------

@@ -3,7 +3,8 @@
 //! with `diskv certs` and handed to every child through `DISKV_TLS_DIR` — so the
 //! lost-disk, sharding and kill -9 paths are shown to work over TLS; strangers
 //! (plaintext, another CA's certificate, another cluster's replica) are refused
-//! and say why; the HTTP API serves HTTPS (curl) with bearer tokens.
+//! and say why; a client's certificate opens client connections only; the HTTP
+//! API serves HTTPS (curl) with bearer tokens.
 
 mod support;
 
@@ -33,6 +34,10 @@ impl Certs {
     /// Another cluster's CA and a node of it.
     fn stranger(&self) -> PathBuf {
         self.root.path().join("other").join("node")
+    }
+    /// A client's identity of the cluster's CA (`--role client`).
+    fn client(&self) -> PathBuf {
+        self.root.path().join("client")
     }
 }
 
@@ -72,6 +77,14 @@ fn certs() -> &'static Certs {
             "--out",
             &node,
         ]);
+        let client = certs.client().display().to_string();
+        let issued = diskv_ok(&[
+            "certs", "issue", "--ca", &ca, "--name", "app", "--role", "client", "--out", &client,
+        ]);
+        assert!(
+            issued.starts_with("client certificate for app "),
+            "{issued}"
+        );
         let other = certs.root.path().join("other").display().to_string();
         let stranger = certs.stranger().display().to_string();
         diskv_ok(&["certs", "init", "--dir", &other]);
@@ -293,6 +306,121 @@ fn strangers_are_refused_and_told_why() {
         "a stranger's group joined: {config:?}"
     );
     rogue.kill9();
+}
+
+/// Connects to `addr` for the service `tag` with `identity` and reports whether
+/// the server closed the connection (within 3 s) instead of keeping it.
+async fn closed_by_server(identity: &Path, addr: &str, tag: u8) -> bool {
+    use paxos::transport::{mux, tls};
+    use tokio::io::AsyncReadExt;
+    let files = tls::TlsFiles::in_dir(identity);
+    let security = tls::Security::Tls(tls::Tls::load(&files).expect("identity"));
+    let mut stream = mux::connect_with(&security, addr, tag)
+        .await
+        .expect("the handshake succeeds: the certificate is the cluster's");
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut byte)).await {
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(_)) => panic!("{addr} sent a byte first on service {tag}"),
+        Err(_) => false,
+    }
+}
+
+/// Attack on issue #14 (docs/attacks/tls-auth.md finding 5), with real
+/// processes: a client's certificate (`diskv certs issue --role client`) runs
+/// `diskv admin` but cannot start a daemon, and a replica and a shardmaster
+/// close the replica-to-replica and probe connections it opens, and log why; a
+/// node's certificate keeps its replica-to-replica connection. Before roles every certificate of the CA was
+/// handed to the Paxos peer service.
+#[test]
+fn attack_a_client_certificate_cannot_open_a_peer_connection() {
+    use paxos::transport::mux::{PEER, PROBE};
+    let certs = certs();
+    let mut cluster = ShardCluster::start(10);
+    cluster.start_group(1, 3, false);
+    cluster.wait_groups(&[1]);
+    let logs = cluster.logs();
+    let masters = cluster.masters.clone();
+
+    let client = certs.client().display().to_string();
+    let (status, stderr) = diskv_as(
+        &logs,
+        "client-admin",
+        &[
+            "admin",
+            "--masters",
+            &masters,
+            "--timeout",
+            "10",
+            "--tls-dir",
+            &client,
+            "query",
+        ],
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "a client certificate cannot query the shardmaster: {status:?} {stderr}"
+    );
+
+    // A daemon given a client's certificate could serve no one: it refuses to start.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = reserve_addrs(1).remove(0);
+    let sm_dir = dir.path().join("sm").display().to_string();
+    let (status, stderr) = diskv_as(
+        &logs,
+        "client-shardmaster",
+        &[
+            "shardmaster",
+            "--me",
+            "0",
+            "--peers",
+            &addr,
+            "--dir",
+            &sm_dir,
+            "--tls-dir",
+            &client,
+        ],
+    );
+    assert!(
+        status.is_some_and(|s| !s.success()) && stderr.contains("needs a node certificate"),
+        "a shardmaster started with a client's certificate: {status:?} {stderr}"
+    );
+
+    let replica = cluster.peers(1).remove(0);
+    let master = masters.split(',').next().expect("a master").to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for (addr, tag) in [(&replica, PEER), (&replica, PROBE), (&master, PEER)] {
+            assert!(
+                closed_by_server(&certs.client(), addr, tag).await,
+                "{addr} kept a connection for service {tag} from a client's certificate"
+            );
+        }
+        assert!(
+            !closed_by_server(&certs.node(), &replica, PEER).await,
+            "a node's replica-to-replica connection was closed"
+        );
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the replica and the shardmaster log the refusal with the address and the reason",
+        || {
+            let text = all_logs(&logs);
+            let refusals: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("connection refused") && l.contains("role=client"))
+                .collect();
+            refusals.len() >= 2
+                && refusals.iter().all(|l| {
+                    l.contains("addr=127.0.0.1:")
+                        && l.contains("name=app")
+                        && l.contains("may not open")
+                })
+        },
+    );
 }
 
 /// A token file in `dir` with a write token `app` and a read-only token

@@ -1,34 +1,40 @@
-//! diskv: the sharded KV server's state machine and storage, and its client.
+//! diskv: the sharded key-value store's groups — the replicated state machine
+//! and its files, the replica around it, the client, and the front doors.
 //!
-//! (crate docs are completed with the server and the Clerk)
+//! The folders are the layers, each importing only from those above it in this
+//! list:
+//!
+//! - [`op`], [`error`]: the vocabulary every layer speaks — the operations and
+//!   their replies, the errors.
+//! - [`state`]: the replicated state machine of one group ([`KvState`]) and its
+//!   storage: shards, the duplicate table, log time, key files and checkpoints.
+//! - [`rpc`]: the KV RPC between Clerks (and other groups) and a group's
+//!   replicas, and the connections to it.
+//! - [`replica`]: one replica process ([`KvServer`]): its directory and identity,
+//!   the RPC service, recovery from a lost disk, the leader's reconfiguration.
+//! - [`client`]: the [`Clerk`] and the line protocol of `diskv client`. A Clerk
+//!   may call a replica of its own process directly ([`replica::server::Local`]).
+//! - [`front`]: the front doors (HTTP API, Redis protocol) over a pool of Clerks,
+//!   and their tokens.
 
-pub mod access;
-pub mod checkpoint;
-pub mod clerk;
-pub mod conn;
-pub mod dedup;
-pub mod disk;
+pub mod client;
 pub mod error;
-pub mod http;
-pub mod identity;
-pub mod keyfile;
-pub mod line;
-pub mod logclock;
+pub mod front;
 pub mod op;
-pub mod options;
-mod reconfig;
-mod recovery;
-pub mod resp;
+pub mod replica;
 pub mod rpc;
-pub mod running;
-pub mod server;
-pub mod service;
-pub mod shard;
 pub mod state;
 
-pub use clerk::Clerk;
+// The paths other crates (the binary, the simulator, the fuzz targets, the
+// tests) name these modules by.
+pub use client::line;
+pub use front::{access, http, resp};
+pub use replica::{disk, identity, service};
+pub use state::{checkpoint, dedup, keyfile, logclock, shard};
+
+pub use client::clerk::Clerk;
 pub use error::StateError;
 pub use op::{ClientId, KvError, Op, Reply, Request};
-pub use options::ServerOptions;
-pub use server::KvServer;
+pub use replica::options::ServerOptions;
+pub use replica::server::KvServer;
 pub use state::{KvCommand, KvOutput, KvState};

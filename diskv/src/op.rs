@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 /// record far below the Paxos log's frame limit.
 pub const MAX_VALUE_BYTES: usize = 16 << 20;
 
-/// Largest key: the key files' own limit.
-pub use crate::keyfile::MAX_KEY_BYTES;
+/// Longest key accepted, in bytes, by every front door and replica.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Identifies a client (one per [`crate::Clerk`]); random 64 bits.
 pub type ClientId = u64;
@@ -180,6 +180,11 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// A reply of the wrong kind for its operation, as the error a Clerk returns.
+    pub fn unexpected(self) -> KvError {
+        KvError::Unavailable(format!("unexpected reply {self:?}"))
+    }
+
     /// [`Reply::TooLarge`] as the error a Clerk returns; any other reply as is.
     pub fn into_result(self) -> Result<Reply, KvError> {
         match self {

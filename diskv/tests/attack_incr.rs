@@ -47,7 +47,7 @@ async fn group(dir: &Path, gid: u64, masters: &[String]) -> Vec<KvServer> {
 #[ignore]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_incr_is_exactly_once_through_shard_moves_on_an_unreliable_network() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 3, 10).await;
     let admin = MasterClerk::new(maddrs.clone());

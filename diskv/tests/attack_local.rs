@@ -46,7 +46,7 @@ fn put(key: String) -> Op {
 /// change they went over the unreliable RPC listener. P(no loss in 40) = 2e-6.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliable_network() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let (mut ls, addrs) = diskv_testkit::listeners(1).await;
@@ -56,8 +56,14 @@ async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliabl
     )
     .await
     .expect("kv replica");
-    let front =
-        Arc::new(Front::new(maddrs.clone(), FrontOptions::default()).with_local(Arc::new(server)));
+    // Each attempt is lost with probability 0.28 and costs 3 s; the default
+    // 10 s operation timeout fails one of 40 writes about a quarter of the time
+    // (four losses in a row), so give each write room for many lost attempts.
+    let patient = FrontOptions {
+        op_timeout: Duration::from_secs(120),
+        ..FrontOptions::default()
+    };
+    let front = Arc::new(Front::new(maddrs.clone(), patient).with_local(Arc::new(server)));
     within(
         Duration::from_secs(60),
         "the front door to be ready",
@@ -89,7 +95,7 @@ async fn attack_local_front_door_of_an_unreliable_replica_bypasses_the_unreliabl
 /// a one-replica group is unavailable through the front door for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let (mut ls, addrs) = diskv_testkit::listeners(1).await;
@@ -120,7 +126,7 @@ async fn attack_local_front_door_reaches_a_replica_restarted_in_the_same_process
     // Stop the replica and start it again on the same address, same directory.
     first.shutdown();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let l = common::bind(&addrs[0]).await;
+    let l = diskv_testkit::bind_again(&addrs[0]).await;
     let _second = KvServer::start(l, opts(dir.path(), &maddrs, &addrs[0], true, false))
         .await
         .expect("restart");

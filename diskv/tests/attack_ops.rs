@@ -8,7 +8,7 @@ use diskv::op::{Presence, MAX_VALUE_BYTES};
 use diskv::shard::{Shard, ShardMode};
 use diskv::{Clerk, Op, Reply};
 use serde::{Deserialize, Serialize};
-use shardmaster::Clerk as MasterClerk;
+use shardmaster::{Clerk as MasterClerk, ConfigNum};
 use std::time::Duration;
 
 /// The store's own promise: "Largest value stored: 16 MiB" (op.rs,
@@ -251,7 +251,7 @@ fn attack_old_postcard_records_decode_with_the_new_enums() {
 #[ignore = "open (docs/attacks/new-ops.md finding 1, second half): shards are installed in one log command; moving them in chunks is not done"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_appended_value_past_the_command_limit_wedges_shard_migration() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, 10).await;
     let _g1 = Group::start(dir.path(), 1, 1, &maddrs, true).await;
@@ -276,7 +276,7 @@ async fn attack_appended_value_past_the_command_limit_wedges_shard_migration() {
     let admin = MasterClerk::new(maddrs.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
     admin.move_shard(shard, 2).await.expect("move");
-    let cfg = admin.query(-1).await.expect("config");
+    let cfg = admin.query(ConfigNum::Latest).await.expect("config");
     assert_eq!(cfg.shards[shard], 2, "the move took");
     // Give group 1 time to apply the move (it then answers WrongGroup) and
     // group 2 time to pull the shard.

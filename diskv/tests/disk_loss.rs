@@ -33,7 +33,7 @@ fn copy_of(g: &Group, i: usize, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_lost_its_disk_rejoins_and_votes_again() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 3, 4).await;
     let mut g = Group::start(dir.path(), 1, 3, &maddrs, true).await;

@@ -5,7 +5,7 @@ mod common;
 use common::{masters, Group};
 use diskv::Clerk;
 use diskv_testkit::within;
-use shardmaster::Clerk as MasterClerk;
+use shardmaster::{Clerk as MasterClerk, ConfigNum};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ async fn settle(groups: &[&Group], admin: &MasterClerk, gids: &[u64]) {
         "groups settling on the latest config",
         async {
             loop {
-                let latest = admin.query(-1).await.unwrap();
+                let latest = admin.query(ConfigNum::Latest).await.unwrap();
                 let members: Vec<u64> = latest.groups.keys().copied().collect();
                 let done = members == gids
                     && groups.iter().all(|g| {
@@ -38,7 +38,7 @@ async fn settle(groups: &[&Group], admin: &MasterClerk, gids: &[u64]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_follow_their_shards_through_joins_and_leaves() {
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 3, 10).await;
     let admin = MasterClerk::new(maddrs.clone());
@@ -57,7 +57,7 @@ async fn keys_follow_their_shards_through_joins_and_leaves() {
     let g2 = Group::start(dir.path(), 2, 3, &maddrs, true).await;
     let g3 = Group::start(dir.path(), 3, 3, &maddrs, true).await;
     settle(&[&g1, &g2, &g3], &admin, &[1, 2, 3]).await;
-    let latest = admin.query(-1).await.unwrap();
+    let latest = admin.query(ConfigNum::Latest).await.unwrap();
     for gid in [1, 2, 3] {
         assert!(
             !latest.shards_of(gid).is_empty(),
@@ -149,11 +149,11 @@ async fn a_scan_reads_every_shard_at_once() {
     use futures::StreamExt as _;
     use tarpc::server::{BaseChannel, Channel as _};
     const SHARDS: usize = 10;
-    common::init_logs();
+    diskv_testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let (_m, maddrs) = masters(dir.path(), 1, SHARDS).await;
-    let listener = common::bind("127.0.0.1:0").await;
-    let addr = listener.local_addr().unwrap().to_string();
+    let (mut listeners, addrs) = diskv_testkit::listeners(1).await;
+    let (listener, addr) = (listeners.remove(0), addrs[0].clone());
     let mut demux = paxos::transport::mux::demux(listener).unwrap();
     let group = AllAtOnce {
         barrier: std::sync::Arc::new(tokio::sync::Barrier::new(SHARDS)),

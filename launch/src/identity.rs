@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
+use paxos::transport::role::Role;
 use paxos::transport::tls::{Security, Tls, TlsFiles};
 use std::path::{Path, PathBuf};
 
@@ -17,32 +18,38 @@ fn local_hosts() -> Vec<String> {
     vec!["127.0.0.1".to_string(), "localhost".to_string()]
 }
 
-/// Issues `name` a fresh identity from the CA in `base/ca` (made on first use)
-/// and returns its directory, `base/name`. Issued again at every start, so local
-/// certificates never expire while the CA lives (ten years).
-pub fn local_identity(base: &Path, name: &str) -> anyhow::Result<PathBuf> {
+/// Issues `name` a fresh identity with `role` from the CA in `base/ca` (made on
+/// first use) and returns its directory, `base/name`. Issued again at every
+/// start, so local certificates never expire while the CA lives (ten years),
+/// and a client identity made before roles existed becomes a client's.
+pub fn local_identity(base: &Path, name: &str, role: Role) -> anyhow::Result<PathBuf> {
     let ca = CertAuthority::open_or_create(
         &base.join(LOCAL_CA),
         &format!("diskv local CA {:08x}", rand::random::<u32>()),
     )
     .with_context(|| format!("cannot open or make the CA in {}", base.display()))?;
     let out = base.join(name);
-    ca.issue(&out, name, &local_hosts(), NODE_VALID_DAYS)
+    // A client is never dialled: its certificate names no host.
+    let hosts = match role {
+        Role::Node => local_hosts(),
+        Role::Client => Vec::new(),
+    };
+    ca.issue(&out, name, role, &hosts, NODE_VALID_DAYS)
         .with_context(|| format!("cannot issue a certificate in {}", out.display()))?;
     Ok(out)
 }
 
-/// [`local_identity`], loaded as a [`Security`] for this process.
+/// A node [`local_identity`], loaded as a [`Security`] for this process.
 pub fn local_security(base: &Path, name: &str) -> anyhow::Result<Security> {
-    let dir = local_identity(base, name)?;
+    let dir = local_identity(base, name, Role::Node)?;
     let tls = Tls::load(&TlsFiles::in_dir(&dir))
         .with_context(|| format!("cannot load the identity made in {}", dir.display()))?;
     Ok(Security::Tls(tls))
 }
 
-/// The flags that give a child process its own identity under `base`.
+/// The flags that give a child process its own node identity under `base`.
 pub fn local_child_flags(base: &Path, name: &str) -> anyhow::Result<Vec<String>> {
-    let dir = local_identity(base, name)?;
+    let dir = local_identity(base, name, Role::Node)?;
     Ok(vec!["--tls-dir".into(), dir.display().to_string()])
 }
 
@@ -53,17 +60,19 @@ mod tests {
     #[test]
     fn identities_of_one_directory_share_their_ca() {
         let dir = tempfile::tempdir().unwrap();
-        let a = local_identity(dir.path(), "a").unwrap();
-        let b = local_identity(dir.path(), "b").unwrap();
+        let a = local_identity(dir.path(), "a", Role::Node).unwrap();
+        let b = local_identity(dir.path(), "b", Role::Client).unwrap();
         let ca = |d: &Path| std::fs::read(TlsFiles::in_dir(d).ca).unwrap();
         assert_eq!(ca(&a), ca(&b));
         assert_ne!(
             std::fs::read(TlsFiles::in_dir(&a).cert).unwrap(),
             std::fs::read(TlsFiles::in_dir(&b).cert).unwrap()
         );
+        let role = |d: &Path| Tls::load(&TlsFiles::in_dir(d)).unwrap().role();
+        assert_eq!((role(&a), role(&b)), (Role::Node, Role::Client));
         assert!(matches!(
             local_security(dir.path(), "c").unwrap(),
-            Security::Tls(_)
+            Security::Tls(tls) if tls.role() == Role::Node
         ));
         let flags = local_child_flags(dir.path(), "d").unwrap();
         assert_eq!(

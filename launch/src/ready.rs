@@ -5,7 +5,7 @@
 use crate::children::Children;
 use crate::layout::Layout;
 use crate::say;
-use shardmaster::{shard_of, Config};
+use shardmaster::{shard_of, Config, ConfigNum};
 use std::time::{Duration, Instant};
 
 /// Deadline of one probe.
@@ -100,7 +100,7 @@ pub async fn wait(layout: &Layout, children: &mut Children) -> anyhow::Result<()
 
 /// The latest configuration, if a shardmaster answers in time.
 async fn query(masters: &shardmaster::Clerk) -> Option<Config> {
-    tokio::time::timeout(PROBE, masters.query(-1))
+    tokio::time::timeout(PROBE, masters.query(ConfigNum::Latest))
         .await
         .ok()?
         .ok()

@@ -4,10 +4,10 @@ import sys
 from mutate import replace
 
 root = sys.argv[1]
-replace(root, "diskv/src/state.rs",
+replace(root, "diskv/src/state/mod.rs",
         "        if self.now_ms / period != before / period {",
         "        if false && self.now_ms / period != before / period {")
-replace(root, "diskv/src/state.rs",
+replace(root, "diskv/src/state/mod.rs",
         """        let disk = self.disk.clone()?;
 """,
         """        let disk = self.disk.clone()?;

@@ -18,7 +18,7 @@ replace(root, "paxos/src/rsm/mod.rs",
             self.wait_applied(index).await?;
             let applier = lock(&self.inner.applier);
             Ok::<_, RsmError>(applier.snapshot(|| early, copy))""")
-replace(root, "sim/src/replica/running.rs",
+replace(root, "sim/src/replica/running/requests.rs",
         """            Waiter::Snapshot {
                 peer,
                 since: io.now,
@@ -28,12 +28,12 @@ replace(root, "sim/src/replica/running.rs",
                 since: io.now,
                 early: self.core.membership().clone(),
             },""")
-replace(root, "sim/src/replica/running.rs",
+replace(root, "sim/src/replica/running/mod.rs",
         "    Snapshot { peer: usize, since: Time },",
         "    Snapshot { peer: usize, since: Time, early: paxos::core::Membership },")
-replace(root, "sim/src/replica/running.rs",
+replace(root, "sim/src/replica/running/requests.rs",
         "                Waiter::Snapshot { peer, .. } => {\n                    let core = &self.core;",
         "                Waiter::Snapshot { peer, early, .. } => {\n                    let _core = &self.core;")
-replace(root, "sim/src/replica/running.rs",
+replace(root, "sim/src/replica/running/requests.rs",
         "                        .snapshot(|| core.membership().clone(), S::snapshot);",
         "                        .snapshot(|| early, S::snapshot);")

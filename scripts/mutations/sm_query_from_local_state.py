@@ -9,7 +9,8 @@ replace(root, "sim/src/replica/master.rs",
         """        match call.req.check(self.nshards) {
             Ok(()) => Admit::Propose(call.req.clone()),""",
         """        if let shardmaster::Op::Query { num } = call.req.op {
-            return Admit::Answer(Ok(OpResult::Config(_state.store().query(num).clone())));
+            let which = shardmaster::ConfigNum::from_wire(num).unwrap_or(shardmaster::ConfigNum::Latest);
+            return Admit::Answer(Ok(OpResult::Config(_state.store().query(which).clone())));
         }
         match call.req.check(self.nshards) {
             Ok(()) => Admit::Propose(call.req.clone()),""")

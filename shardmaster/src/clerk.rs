@@ -23,7 +23,7 @@
 
 use crate::config::{Config, Gid};
 use crate::error::ShardmasterError;
-use crate::op::{Op, OpResult};
+use crate::op::{ConfigNum, Op, OpResult};
 use crate::rpc::{OpRequest, ShardmasterRpcClient};
 use paxos::transport::{codec, mux};
 use rand::Rng;
@@ -124,15 +124,13 @@ impl Clerk {
         self.write(Op::Move { shard, gid }).await
     }
 
-    /// Configuration `num`; -1 (or a number past the latest) for the latest. The
+    /// Configuration `which` (a number past the latest reads the latest). The
     /// answer reflects every operation completed before the call.
-    pub async fn query(&self, num: i64) -> Result<Config, ShardmasterError> {
-        let op = Op::Query { num };
-        check(&op)?;
+    pub async fn query(&self, which: ConfigNum) -> Result<Config, ShardmasterError> {
         let req = OpRequest {
             client: self.client,
             seq: 0,
-            op,
+            op: Op::query(which),
         };
         into_config(self.run(req).await?)
     }
@@ -143,11 +141,9 @@ impl Clerk {
     pub async fn query_at(
         &self,
         master: usize,
-        num: i64,
+        which: ConfigNum,
         timeout: Duration,
     ) -> Result<Config, ShardmasterError> {
-        let op = Op::Query { num };
-        check(&op)?;
         if master >= self.masters.len() {
             return Err(ShardmasterError::BadOptions {
                 reason: format!("no master {master}: the Clerk knows {}", self.masters.len()),
@@ -156,7 +152,7 @@ impl Clerk {
         let req = OpRequest {
             client: self.client,
             seq: 0,
-            op,
+            op: Op::query(which),
         };
         match self.attempt(master, &req, timeout).await {
             Ok(result) => into_config(result?),
@@ -366,10 +362,6 @@ mod tests {
             clerk.join(3, vec!["nope".into()]).await,
             Err(ShardmasterError::MalformedAddress { .. })
         ));
-        assert_eq!(
-            clerk.query(-2).await,
-            Err(ShardmasterError::BadConfigNum { num: -2 })
-        );
         assert_eq!(clerk.leave(0).await, Err(ShardmasterError::ReservedGid));
     }
 
@@ -384,7 +376,7 @@ mod tests {
             },
         );
         let started = Instant::now();
-        let err = clerk.query(-1).await.unwrap_err();
+        let err = clerk.query(ConfigNum::Latest).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(3));
         match &err {
             ShardmasterError::Unreachable {
@@ -404,7 +396,7 @@ mod tests {
     async fn no_masters_is_unreachable_at_once() {
         let clerk = Clerk::new(Vec::new());
         assert!(matches!(
-            clerk.query(-1).await,
+            clerk.query(ConfigNum::Latest).await,
             Err(ShardmasterError::Unreachable { .. })
         ));
     }

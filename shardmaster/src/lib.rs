@@ -66,7 +66,7 @@
 //! # Example
 //!
 //! ```
-//! use shardmaster::{ConfigStore, Op, OpResult};
+//! use shardmaster::{ConfigNum, ConfigStore, Op, OpResult};
 //!
 //! let mut store = ConfigStore::new(4).unwrap();
 //! let join = Op::Join { gid: 1, servers: vec!["127.0.0.1:7001".into()] };
@@ -78,7 +78,7 @@
 //!     r#"{"num":1,"shards":[1,1,1,1],"groups":{"1":["127.0.0.1:7001"]}}"#
 //! );
 //! assert!(store.apply(&Op::Leave { gid: 9 }).is_err());
-//! assert_eq!(store.query(0).shards, vec![0, 0, 0, 0]);
+//! assert_eq!(store.query(ConfigNum::Num(0)).shards, vec![0, 0, 0, 0]);
 //! ```
 
 pub mod clerk;
@@ -102,7 +102,7 @@ pub use clerk::{Clerk, ClerkOptions};
 pub use config::{shard_of, Config, Gid, DEFAULT_SHARDS, MAX_SHARDS, NO_GROUP};
 pub use error::ShardmasterError;
 pub use machine::ShardmasterMachine;
-pub use op::{Op, OpResult};
+pub use op::{ConfigNum, Op, OpResult};
 pub use rpc::OpRequest;
 pub use server::{ServerOptions, ShardmasterServer};
 pub use state::ConfigStore;

@@ -258,7 +258,7 @@ impl StateMachine for ShardmasterMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::op::Op;
+    use crate::op::{ConfigNum, Op};
 
     fn machine(dir: &std::path::Path) -> ShardmasterMachine {
         ShardmasterMachine::new(
@@ -345,7 +345,8 @@ mod tests {
         m3.apply_request(&req(1, 1, join(5))).unwrap();
         assert_eq!(m1.digest(), m3.digest());
         // Queries change nothing.
-        m1.apply_request(&req(3, 0, Op::Query { num: -1 })).unwrap();
+        m1.apply_request(&req(3, 0, Op::query(ConfigNum::Latest)))
+            .unwrap();
         assert_eq!(m1.digest(), m3.digest());
     }
 
@@ -353,7 +354,9 @@ mod tests {
     fn queries_are_not_recorded_and_writes_need_a_seq() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = machine(dir.path());
-        let q = m.apply_request(&req(1, 0, Op::Query { num: -1 })).unwrap();
+        let q = m
+            .apply_request(&req(1, 0, Op::query(ConfigNum::Latest)))
+            .unwrap();
         assert_eq!(q, OpResult::Config(m.store().latest().clone()));
         assert!(m.dups().is_empty());
         assert!(matches!(

@@ -36,11 +36,47 @@ pub enum Op {
         /// The joined group that gets it.
         gid: Gid,
     },
-    /// Read configuration `num`; -1 (or a number past the latest) reads the latest.
+    /// Read a configuration. Made by [`Op::query`]; the number is read back with
+    /// [`ConfigNum::from_wire`].
     Query {
-        /// The configuration number, or -1.
+        /// The configuration number as sent and logged: -1 for the latest
+        /// ([`ConfigNum::to_wire`]). Below -1 it is refused
+        /// ([`ShardmasterError::BadConfigNum`]).
         num: i64,
     },
+}
+
+/// Which configuration a Query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConfigNum {
+    /// The latest configuration.
+    Latest,
+    /// Configuration `n`; a number past the latest reads the latest.
+    Num(u64),
+}
+
+impl ConfigNum {
+    /// The number a Query carries on the wire and in the log ([`Op::Query`]): -1
+    /// for the latest. A number above `i64::MAX` is sent as `i64::MAX`: both are
+    /// past every configuration, so both read the latest.
+    pub fn to_wire(self) -> i64 {
+        match self {
+            ConfigNum::Latest => -1,
+            ConfigNum::Num(n) => i64::try_from(n).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Reads a number from the wire, the log or the command line: -1 is the
+    /// latest, 0 and up a configuration number, anything else
+    /// [`ShardmasterError::BadConfigNum`].
+    pub fn from_wire(num: i64) -> Result<ConfigNum, ShardmasterError> {
+        match num {
+            -1 => Ok(ConfigNum::Latest),
+            n => u64::try_from(n)
+                .map(ConfigNum::Num)
+                .map_err(|_| ShardmasterError::BadConfigNum { num }),
+        }
+    }
 }
 
 /// The reply to an op that was applied.
@@ -98,8 +134,14 @@ impl Op {
                 }
                 check_gid(*gid)
             }
-            Op::Query { num } if *num < -1 => Err(ShardmasterError::BadConfigNum { num: *num }),
-            Op::Query { .. } => Ok(()),
+            Op::Query { num } => ConfigNum::from_wire(*num).map(drop),
+        }
+    }
+
+    /// A Query of configuration `which`.
+    pub fn query(which: ConfigNum) -> Op {
+        Op::Query {
+            num: which.to_wire(),
         }
     }
 
@@ -270,6 +312,32 @@ mod tests {
         }
     }
 
+    /// -1 on the wire is the latest; numbers from 0 up are themselves; the rest
+    /// are refused with the error a Clerk or `diskv admin query` reports.
+    #[test]
+    fn config_numbers_on_the_wire() {
+        assert_eq!(ConfigNum::Latest.to_wire(), -1);
+        assert_eq!(ConfigNum::Num(0).to_wire(), 0);
+        assert_eq!(ConfigNum::Num(7).to_wire(), 7);
+        assert_eq!(ConfigNum::Num(u64::MAX).to_wire(), i64::MAX);
+        for which in [ConfigNum::Latest, ConfigNum::Num(0), ConfigNum::Num(7)] {
+            assert_eq!(ConfigNum::from_wire(which.to_wire()), Ok(which));
+        }
+        for num in [-2, i64::MIN] {
+            assert_eq!(
+                ConfigNum::from_wire(num),
+                Err(ShardmasterError::BadConfigNum { num })
+            );
+        }
+        // The bytes a Query of the latest configuration has always had: variant
+        // 3, then -1 as a zigzag varint.
+        assert_eq!(
+            postcard::to_stdvec(&Op::query(ConfigNum::Latest)).unwrap(),
+            [3, 1]
+        );
+        assert_eq!(Op::query(ConfigNum::Latest), Op::Query { num: -1 });
+    }
+
     #[test]
     fn error_messages_say_what_to_do() {
         let msgs = [
@@ -296,7 +364,8 @@ mod tests {
             join(3, &["a:1"]),
             Op::Leave { gid: 3 },
             Op::Move { shard: 2, gid: 9 },
-            Op::Query { num: -1 },
+            Op::query(ConfigNum::Latest),
+            Op::query(ConfigNum::Num(4)),
         ];
         for op in ops {
             let bytes = postcard::to_stdvec(&op).unwrap();

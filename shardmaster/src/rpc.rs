@@ -72,6 +72,7 @@ pub trait ShardmasterRpc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::op::ConfigNum;
 
     fn req(seq: u64, op: Op) -> OpRequest {
         OpRequest { client: 1, seq, op }
@@ -79,7 +80,7 @@ mod tests {
 
     #[test]
     fn check_refuses_invalid_ops_and_unnumbered_writes_but_not_queries() {
-        assert_eq!(req(0, Op::Query { num: -1 }).check(4), Ok(()));
+        assert_eq!(req(0, Op::query(ConfigNum::Latest)).check(4), Ok(()));
         assert_eq!(req(3, Op::Leave { gid: 2 }).check(4), Ok(()));
         assert!(matches!(
             req(0, Op::Leave { gid: 2 }).check(4),

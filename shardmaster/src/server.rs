@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::error::ShardmasterError;
 use crate::machine::{MachineOptions, ShardmasterMachine};
+use crate::op::ConfigNum;
 use crate::persist::{self, DirLock};
 use crate::recovery::{self, Opened};
 use crate::rpc::{ShardmasterRpc, ShardmasterRpcRequest, ShardmasterRpcResponse};
@@ -234,9 +235,9 @@ impl ShardmasterServer {
         self.rsm.with_state(|m| m.store().latest().clone())
     }
 
-    /// Configuration `num` as applied here (-1 or past the latest: the latest).
-    pub fn local_query(&self, num: i64) -> Config {
-        self.rsm.with_state(|m| m.store().query(num).clone())
+    /// Configuration `which` as applied here (past the latest: the latest).
+    pub fn local_query(&self, which: ConfigNum) -> Config {
+        self.rsm.with_state(|m| m.store().query(which).clone())
     }
 
     /// Every log instance below this is applied here.

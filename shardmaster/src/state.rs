@@ -31,12 +31,13 @@
 //!   rebalancing; the imbalance stays until a later Join or Leave rebalances. Refused
 //!   for gid 0, a gid not joined, or a shard out of range. A Move to the shard's
 //!   current owner is a successful no-op (`Unchanged`), like a repeated Join.
-//! - **Query(num)** never changes the store: -1 or a number past the latest reads the
-//!   latest; other negative numbers are refused by [`Op::validate`].
+//! - **Query(num)** never changes the store: -1 ([`ConfigNum::Latest`] on the wire) or
+//!   a number past the latest reads the latest; other negative numbers are refused by
+//!   [`Op::validate`].
 
 use crate::config::{Config, Gid, MAX_SHARDS, NO_GROUP};
 use crate::error::ShardmasterError;
-use crate::op::{Op, OpResult};
+use crate::op::{ConfigNum, Op, OpResult};
 use crate::rebalance::rebalance;
 use serde::{Deserialize, Serialize};
 
@@ -77,13 +78,15 @@ impl ConfigStore {
         &self.configs[self.configs.len() - 1]
     }
 
-    /// Configuration `num`; any negative number or a number past the latest reads
-    /// the latest.
-    pub fn query(&self, num: i64) -> &Config {
-        usize::try_from(num)
-            .ok()
-            .and_then(|i| self.configs.get(i))
-            .unwrap_or_else(|| self.latest())
+    /// Configuration `which`; a number past the latest reads the latest.
+    pub fn query(&self, which: ConfigNum) -> &Config {
+        match which {
+            ConfigNum::Latest => self.latest(),
+            ConfigNum::Num(n) => usize::try_from(n)
+                .ok()
+                .and_then(|i| self.configs.get(i))
+                .unwrap_or_else(|| self.latest()),
+        }
     }
 
     /// Applies one decided op. See the module docs for the semantics of each op.
@@ -91,7 +94,10 @@ impl ConfigStore {
         op.validate(self.nshards)?;
         let latest = self.latest();
         let next = match op {
-            Op::Query { num } => return Ok(OpResult::Config(self.query(*num).clone())),
+            Op::Query { num } => {
+                let which = ConfigNum::from_wire(*num)?;
+                return Ok(OpResult::Config(self.query(which).clone()));
+            }
             Op::Join { gid, servers } => {
                 if let Some(existing) = latest.groups.get(gid) {
                     return if existing == servers {

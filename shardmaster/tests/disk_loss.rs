@@ -6,6 +6,7 @@ mod common;
 
 use common::{churn, history, servers, Cluster, ClusterOptions};
 use diskv_testkit::{wait_until, within};
+use shardmaster::ConfigNum;
 use std::time::Duration;
 
 const TEST_LIMIT: Duration = Duration::from_secs(120);
@@ -48,7 +49,11 @@ async fn a_replica_that_lost_its_disk_rejoins_from_its_peers_and_votes_again() {
         cl.stop(2).await;
         let ck = cl.clerk_for(&[0, lost]);
         ck.join(900, servers(900)).await.unwrap();
-        let latest = cl.clerk_for(&[lost]).query(-1).await.unwrap();
+        let latest = cl
+            .clerk_for(&[lost])
+            .query(ConfigNum::Latest)
+            .await
+            .unwrap();
         assert!(latest.groups.contains_key(&900), "{latest:?}");
         cl.shutdown().await;
     })

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{bind_again, churn, history, servers, Cluster, ClusterOptions};
+use common::{churn, history, servers, Cluster, ClusterOptions};
+use diskv_testkit::bind_again;
 use diskv_testkit::{wait_until, within};
-use shardmaster::{ServerOptions, ShardmasterError, ShardmasterServer};
+use shardmaster::{ConfigNum, ServerOptions, ShardmasterError, ShardmasterServer};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -53,7 +54,10 @@ async fn every_config_survives_restarts_of_every_replica() {
         for c in &mid {
             for i in 0..3 {
                 let got = loop {
-                    match ck.query_at(i, c.num as i64, Duration::from_secs(2)).await {
+                    match ck
+                        .query_at(i, ConfigNum::Num(c.num), Duration::from_secs(2))
+                        .await
+                    {
                         Ok(got) => break got,
                         Err(e) => assert!(e.is_retryable(), "{e}"),
                     }
@@ -63,7 +67,10 @@ async fn every_config_survives_restarts_of_every_replica() {
         }
         // And the group still takes writes.
         ck.join(99, servers(99)).await.unwrap();
-        assert_eq!(ck.query(-1).await.unwrap().num, latest.num + 1);
+        assert_eq!(
+            ck.query(ConfigNum::Latest).await.unwrap().num,
+            latest.num + 1
+        );
         cl.shutdown().await;
     })
     .await;
@@ -103,7 +110,15 @@ async fn the_shard_count_is_fixed_at_first_start() {
         // Without --shards, the recorded count is used.
         cl.restart(1).await;
         assert_eq!(cl.server(1).nshards(), 7);
-        assert_eq!(cl.clerk().query(-1).await.unwrap().shards.len(), 7);
+        assert_eq!(
+            cl.clerk()
+                .query(ConfigNum::Latest)
+                .await
+                .unwrap()
+                .shards
+                .len(),
+            7
+        );
         cl.shutdown().await;
     })
     .await;
@@ -160,10 +175,10 @@ async fn a_corrupt_checkpoint_is_quarantined_and_recovered_from_the_peers() {
         .await;
         assert_eq!(history(&cl.clerk()).await, {
             let ck = cl.clerk_for(&[0]);
-            let latest = ck.query(-1).await.unwrap();
+            let latest = ck.query(ConfigNum::Latest).await.unwrap();
             let mut all = Vec::new();
             for num in 0..=latest.num {
-                all.push(ck.query(num as i64).await.unwrap());
+                all.push(ck.query(ConfigNum::Num(num)).await.unwrap());
             }
             all
         });

@@ -7,7 +7,7 @@ use common::{check, servers, Cluster, ClusterOptions};
 use diskv_testkit::within;
 use paxos::transport::{codec, mux};
 use shardmaster::rpc::ShardmasterRpcClient;
-use shardmaster::{Clerk, Config, Gid, Op, OpRequest, OpResult, ShardmasterError};
+use shardmaster::{Clerk, Config, ConfigNum, Gid, Op, OpRequest, OpResult, ShardmasterError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tarpc::{client, context};
@@ -15,15 +15,15 @@ use tarpc::{client, context};
 const TEST_LIMIT: Duration = Duration::from_secs(180);
 
 /// Queries configuration `num` at replica `i` only, retrying lost attempts.
-async fn query_at(ck: &Clerk, i: usize, num: i64) -> Config {
+async fn query_at(ck: &Clerk, i: usize, which: ConfigNum) -> Config {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match ck.query_at(i, num, Duration::from_millis(700)).await {
+        match ck.query_at(i, which, Duration::from_millis(700)).await {
             Ok(c) => return c,
             Err(e) if e.is_retryable() => {
                 assert!(Instant::now() < deadline, "replica {i} never answered: {e}");
             }
-            Err(e) => panic!("query {num} at replica {i} refused: {e}"),
+            Err(e) => panic!("query {which:?} at replica {i} refused: {e}"),
         }
     }
 }
@@ -31,7 +31,7 @@ async fn query_at(ck: &Clerk, i: usize, num: i64) -> Config {
 /// The lab's "Basic leave/join" and "Historical queries".
 async fn join_leave_and_history(cl: &Cluster) {
     let ck = cl.clerk();
-    let mut cfa = vec![ck.query(-1).await.unwrap()];
+    let mut cfa = vec![ck.query(ConfigNum::Latest).await.unwrap()];
     check(&cfa[0], &[]);
     assert_eq!(cfa[0].num, 0);
 
@@ -40,11 +40,11 @@ async fn join_leave_and_history(cl: &Cluster) {
         ck.join(gid1, servers(gid1)).await,
         Ok(OpResult::Changed { .. })
     ));
-    cfa.push(ck.query(-1).await.unwrap());
+    cfa.push(ck.query(ConfigNum::Latest).await.unwrap());
     check(cfa.last().unwrap(), &[gid1]);
 
     ck.join(gid2, servers(gid2)).await.unwrap();
-    cfa.push(ck.query(-1).await.unwrap());
+    cfa.push(ck.query(ConfigNum::Latest).await.unwrap());
     check(cfa.last().unwrap(), &[gid1, gid2]);
 
     // The lab joins gid2 a second time: a successful no-op.
@@ -55,29 +55,36 @@ async fn join_leave_and_history(cl: &Cluster) {
             num: cfa.last().unwrap().num
         }
     );
-    let cfx = ck.query(-1).await.unwrap();
+    let cfx = ck.query(ConfigNum::Latest).await.unwrap();
     check(&cfx, &[gid1, gid2]);
     assert_eq!(cfx.servers(gid1), Some(&servers(gid1)[..]));
     assert_eq!(cfx.servers(gid2), Some(&servers(gid2)[..]));
 
     ck.leave(gid1).await.unwrap();
-    cfa.push(ck.query(-1).await.unwrap());
+    cfa.push(ck.query(ConfigNum::Latest).await.unwrap());
     check(cfa.last().unwrap(), &[gid2]);
     // Leaving again is a new operation, refused without a new config.
     assert_eq!(
         ck.leave(gid1).await,
         Err(ShardmasterError::UnknownGroup { gid: gid1 })
     );
-    assert_eq!(ck.query(-1).await.unwrap(), *cfa.last().unwrap());
+    assert_eq!(
+        ck.query(ConfigNum::Latest).await.unwrap(),
+        *cfa.last().unwrap()
+    );
 
     // Historical queries, at every replica.
     for c in &cfa {
         for i in 0..cl.addrs.len() {
-            assert_eq!(&query_at(&ck, i, c.num as i64).await, c, "replica {i}");
+            assert_eq!(
+                &query_at(&ck, i, ConfigNum::Num(c.num)).await,
+                c,
+                "replica {i}"
+            );
         }
     }
     ck.leave(gid2).await.unwrap();
-    check(&ck.query(-1).await.unwrap(), &[]);
+    check(&ck.query(ConfigNum::Latest).await.unwrap(), &[]);
 }
 
 /// The lab's "Move".
@@ -88,10 +95,10 @@ async fn moves(cl: &Cluster) {
     ck.join(gid4, servers(gid4)).await.unwrap();
     let nshards = cl.opts.nshards;
     for i in 0..nshards {
-        let cf = ck.query(-1).await.unwrap();
+        let cf = ck.query(ConfigNum::Latest).await.unwrap();
         let target = if i < nshards / 2 { gid3 } else { gid4 };
         let r = ck.move_shard(i, target).await.unwrap();
-        let cf1 = ck.query(-1).await.unwrap();
+        let cf1 = ck.query(ConfigNum::Latest).await.unwrap();
         if cf.shards[i] == target {
             assert_eq!(r, OpResult::Unchanged { num: cf.num });
             assert_eq!(cf1.num, cf.num);
@@ -104,7 +111,7 @@ async fn moves(cl: &Cluster) {
             );
         }
     }
-    let cf2 = ck.query(-1).await.unwrap();
+    let cf2 = ck.query(ConfigNum::Latest).await.unwrap();
     for i in 0..nshards {
         let want = if i < nshards / 2 { gid3 } else { gid4 };
         assert_eq!(cf2.shards[i], want, "shard {i} not moved");
@@ -125,7 +132,7 @@ async fn moves(cl: &Cluster) {
         ck.move_shard(1, 0).await,
         Err(ShardmasterError::ReservedGid)
     );
-    assert_eq!(ck.query(-1).await.unwrap(), cf2);
+    assert_eq!(ck.query(ConfigNum::Latest).await.unwrap(), cf2);
     ck.leave(gid3).await.unwrap();
     ck.leave(gid4).await.unwrap();
 }
@@ -147,13 +154,13 @@ async fn concurrent_and_minimal_transfers(cl: &Cluster, npara: u64) {
     }
     let ck = cl.clerk();
     let gids: Vec<Gid> = (1..=npara).collect();
-    let c1 = ck.query(-1).await.unwrap();
+    let c1 = ck.query(ConfigNum::Latest).await.unwrap();
     check(&c1, &gids);
 
     for i in 0..5 {
         ck.join(1500 + i, servers(1500 + i)).await.unwrap();
     }
-    let c2 = ck.query(-1).await.unwrap();
+    let c2 = ck.query(ConfigNum::Latest).await.unwrap();
     for gid in 1..=npara {
         for (j, &owner) in c2.shards.iter().enumerate() {
             if owner == gid {
@@ -164,7 +171,7 @@ async fn concurrent_and_minimal_transfers(cl: &Cluster, npara: u64) {
     for i in 0..5 {
         ck.leave(1500 + i).await.unwrap();
     }
-    let c3 = ck.query(-1).await.unwrap();
+    let c3 = ck.query(ConfigNum::Latest).await.unwrap();
     check(&c3, &gids);
     for gid in 1..=npara {
         for (j, &owner) in c2.shards.iter().enumerate() {
@@ -181,7 +188,7 @@ async fn min_advances_everywhere(cl: &Cluster) {
     let ck = cl.clerk();
     for gid in 2000..2020 {
         ck.join(gid, servers(gid)).await.unwrap();
-        ck.query(-1).await.unwrap();
+        ck.query(ConfigNum::Latest).await.unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -303,7 +310,7 @@ async fn retried_writes_are_applied_once_wherever_they_land() {
             call_final(&cl.addrs[1], &req(0, Op::Leave { gid: 5 })).await,
             Err(ShardmasterError::BadRequest { .. })
         ));
-        let latest = cl.clerk().query(-1).await.unwrap();
+        let latest = cl.clerk().query(ConfigNum::Latest).await.unwrap();
         assert_eq!(latest.num, 2);
         cl.shutdown().await;
     })
@@ -320,7 +327,7 @@ async fn concurrent_writes_through_one_shared_clerk() {
             let ck = ck.clone();
             tasks.push(tokio::spawn(async move {
                 ck.join(gid, servers(gid)).await.unwrap();
-                ck.query(-1).await.unwrap()
+                ck.query(ConfigNum::Latest).await.unwrap()
             }));
         }
         for t in tasks {
@@ -328,7 +335,7 @@ async fn concurrent_writes_through_one_shared_clerk() {
             assert!(!seen.groups.is_empty());
         }
         let gids: Vec<Gid> = (1..=8).collect();
-        let latest = ck.query(-1).await.unwrap();
+        let latest = ck.query(ConfigNum::Latest).await.unwrap();
         check(&latest, &gids);
         assert_eq!(latest.num, 8, "each Join made exactly one config");
         cl.shutdown().await;
@@ -340,7 +347,10 @@ async fn concurrent_writes_through_one_shared_clerk() {
 async fn fresh_answer(ck: &Clerk, i: usize, gid: Gid) -> Config {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match ck.query_at(i, -1, Duration::from_secs(2)).await {
+        match ck
+            .query_at(i, ConfigNum::Latest, Duration::from_secs(2))
+            .await
+        {
             Ok(c) => {
                 assert!(
                     c.groups.contains_key(&gid),
@@ -367,7 +377,10 @@ async fn fresh_query_after_a_partition() {
         .await;
         let ck = cl.clerk();
         ck.join(1, servers(1)).await.unwrap();
-        assert!(query_at(&ck, 0, -1).await.groups.contains_key(&1));
+        assert!(query_at(&ck, 0, ConfigNum::Latest)
+            .await
+            .groups
+            .contains_key(&1));
 
         // Replica 0 is cut off from its peers while group 2 joins.
         cl.isolate(0);
@@ -375,7 +388,9 @@ async fn fresh_query_after_a_partition() {
         others.join(2, servers(2)).await.unwrap();
         // It cannot get a Query decided, so it must not answer at all.
         for _ in 0..3 {
-            let r = ck.query_at(0, -1, Duration::from_millis(800)).await;
+            let r = ck
+                .query_at(0, ConfigNum::Latest, Duration::from_millis(800))
+                .await;
             assert!(
                 matches!(&r, Err(e) if e.is_retryable()),
                 "an isolated replica answered: {r:?}"
@@ -391,7 +406,10 @@ async fn fresh_query_after_a_partition() {
         others.join(3, servers(3)).await.unwrap();
         let until = Instant::now() + Duration::from_secs(2);
         while Instant::now() < until {
-            if let Ok(c) = ck.query_at(0, -1, Duration::from_millis(500)).await {
+            if let Ok(c) = ck
+                .query_at(0, ConfigNum::Latest, Duration::from_millis(500))
+                .await
+            {
                 assert!(c.groups.contains_key(&3), "stale config {}", c.num);
             }
         }

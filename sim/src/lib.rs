@@ -20,7 +20,6 @@ pub mod clock;
 pub mod faults;
 pub mod linearizability;
 pub mod master_client;
-mod masters;
 pub mod net;
 pub mod packet;
 pub mod replica;

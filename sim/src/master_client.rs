@@ -11,7 +11,7 @@ use crate::clock::{Time, MS, SECOND};
 use crate::packet::MasterCall;
 use rand::rngs::StdRng;
 use rand::Rng;
-use shardmaster::{Gid, Op, OpRequest, OpResult, ShardmasterError};
+use shardmaster::{ConfigNum, Gid, Op, OpRequest, OpResult, ShardmasterError};
 
 /// The groups clients join, leave and move shards to: few, so they collide.
 pub const GIDS: [Gid; 5] = [2, 3, 4, 5, 6];
@@ -257,7 +257,7 @@ fn random_op(rng: &mut StdRng, history: &MasterHistory) -> Op {
             shard: rng.gen_range(0..crate::world::NSHARDS),
             gid,
         },
-        60..=84 => Op::Query { num: -1 },
+        60..=84 => Op::query(ConfigNum::Latest),
         _ => {
             let known = history
                 .ops
@@ -271,9 +271,7 @@ fn random_op(rng: &mut StdRng, history: &MasterHistory) -> Op {
                 })
                 .max()
                 .unwrap_or(0);
-            Op::Query {
-                num: rng.gen_range(0..=known as i64 + 2),
-            }
+            Op::query(ConfigNum::Num(rng.gen_range(0..=known + 2)))
         }
     }
 }

@@ -7,7 +7,7 @@
 //! shardmaster is contacted.
 
 use anyhow::{anyhow, bail};
-use shardmaster::{Clerk, ClerkOptions, Gid, OpResult, ShardmasterError};
+use shardmaster::{Clerk, ClerkOptions, ConfigNum, Gid, OpResult, ShardmasterError};
 use std::time::Duration;
 
 /// Change or read the shard configuration.
@@ -95,7 +95,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         AdminOp::Query { num } => {
-            let config = clerk.query(num).await.map_err(|e| refused("query", e))?;
+            let which = ConfigNum::from_wire(num).map_err(|e| refused("query", e))?;
+            let config = clerk.query(which).await.map_err(|e| refused("query", e))?;
             println!("{}", config.to_json());
         }
     }

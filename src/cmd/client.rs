@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use diskv::line::{decode_line, is_token, parse, Line};
-use diskv::Clerk;
+use diskv::{Clerk, Op, Reply};
 use std::io::Write;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -62,30 +62,23 @@ fn scan_reply(a: &str, b: &str, rows: &[(String, String)]) -> Result<String, Str
 
 /// Executes one request and renders its reply lines.
 async fn answer(clerk: &mut Clerk, req: Line) -> Result<String, String> {
-    let e = |e: diskv::KvError| e.to_string();
-    match req {
-        Line::Put(k, v) => Ok(format!(
-            "PUT {k} {}",
-            found(clerk.put(&k, &v).await.map_err(e)?)
-        )),
-        Line::Append(k, v) => Ok(format!(
-            "APPEND {k} {}",
-            found(clerk.append(&k, &v).await.map_err(e)?)
-        )),
-        Line::Swap(k, v) => {
-            let old = clerk.swap(&k, &v).await.map_err(e)?;
-            value_reply("SWAP", &k, old)
-        }
-        Line::Get(k) => {
-            let value = clerk.get(&k).await.map_err(e)?;
-            value_reply("GET", &k, value)
-        }
-        Line::Delete(k) => Ok(format!(
-            "DELETE {k} {}",
-            found(clerk.delete(&k).await.map_err(e)?)
-        )),
-        Line::Scan(a, b) => scan_reply(&a, &b, &clerk.scan(&a, &b).await.map_err(e)?),
-        Line::Stop => Ok("STOP".into()),
+    let Line::Op(op) = req else {
+        return Ok("STOP".into());
+    };
+    let reply = clerk.execute(op.clone()).await.map_err(|e| e.to_string())?;
+    render(&op, reply)
+}
+
+/// The reply lines of `op`, answered `reply` (the operations [`parse`] makes).
+fn render(op: &Op, reply: Reply) -> Result<String, String> {
+    match (op, reply) {
+        (Op::Put { key, .. }, Reply::Existed(b)) => Ok(format!("PUT {key} {}", found(b))),
+        (Op::Append { key, .. }, Reply::Existed(b)) => Ok(format!("APPEND {key} {}", found(b))),
+        (Op::Swap { key, .. }, Reply::Value(old)) => value_reply("SWAP", key, old),
+        (Op::Get { key }, Reply::Value(value)) => value_reply("GET", key, value),
+        (Op::Delete { key }, Reply::Existed(b)) => Ok(format!("DELETE {key} {}", found(b))),
+        (Op::Scan { start, end }, Reply::Pairs(rows)) => scan_reply(start, end, &rows),
+        (_, other) => Err(other.unexpected().to_string()),
     }
 }
 

@@ -70,14 +70,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let serve_options = args.front_door.serve_options(&security)?;
     let resp_options = args.front_door.resp_options(&front_options, &security)?;
     // The flags of the user's own clients, printed by `announce` (with the
-    // launcher's certificates, this issues the client identity).
+    // launcher's certificates, this issues the client identity, role client).
     let client_flags = if args.tls.insecure {
         String::new()
     } else {
         format!(
             " {}",
             args.tls
-                .child_flags(&tls_dir(&dir), CLIENT_IDENTITY)?
+                .client_flags(&tls_dir(&dir), CLIENT_IDENTITY)?
                 .join(" ")
         )
     };
@@ -158,7 +158,8 @@ fn tls_dir(dir: &Path) -> PathBuf {
     dir.join("tls")
 }
 
-/// The identity made for the user's clients of a local cluster.
+/// The identity made for the user's clients of a local cluster (role client:
+/// it cannot open replica-to-replica connections).
 const CLIENT_IDENTITY: &str = "client";
 
 /// Holds an exclusive lock on `DIR/launcher.lock` (one launcher per directory).

@@ -18,7 +18,7 @@ use anyhow::Context;
 use diskv::http::Front;
 use diskv::{KvServer, ServerOptions};
 use diskv_launch::serve_ports::{self as ports, Ports};
-use shardmaster::ShardmasterServer;
+use shardmaster::{ConfigNum, ShardmasterServer};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,8 +118,12 @@ async fn start(args: Args) -> anyhow::Result<Node> {
     let security = args.tls.install_local(&dir.join("tls"), "node")?;
     if !args.tls.given() && !args.tls.insecure {
         // An identity for the user's own clients of the embedded cluster
-        // (`diskv client --masters ... --tls-dir DATA/tls/client`).
-        super::tls::local_identity(&dir.join("tls"), "client")?;
+        // (`diskv client --masters ... --tls-dir DATA/tls/client`), role client.
+        super::tls::local_identity(
+            &dir.join("tls"),
+            "client",
+            paxos::transport::role::Role::Client,
+        )?;
     }
     let front_options = args.front_door.front_options()?;
     let serve_options = args.front_door.serve_options(&security)?;
@@ -202,7 +206,7 @@ async fn start(args: Args) -> anyhow::Result<Node> {
 async fn joined_port(masters: &[String]) -> Option<u16> {
     let clerk = shardmaster::Clerk::new(masters.to_vec());
     let config = loop {
-        match tokio::time::timeout(Duration::from_secs(5), clerk.query(-1)).await {
+        match tokio::time::timeout(Duration::from_secs(5), clerk.query(ConfigNum::Latest)).await {
             Ok(Ok(c)) => break c,
             Ok(Err(e)) => tracing::info!(error = %e, "waiting for the shardmaster"),
             Err(_) => tracing::info!("waiting for the shardmaster"),

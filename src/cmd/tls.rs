@@ -8,6 +8,7 @@
 //! behaviour and say so with a warning at start.
 
 use anyhow::Context;
+use paxos::transport::role::Role;
 use paxos::transport::tls::{self, Security, Tls, TlsFiles};
 use std::path::PathBuf;
 
@@ -64,9 +65,21 @@ impl TlsArgs {
 
     fn install_as(&self, what: Option<&str>) -> anyhow::Result<Security> {
         let security = match self.files() {
-            Some(files) => Security::Tls(
-                Tls::load(&files).context("cannot load the TLS identity (--tls-dir/--ca)")?,
-            ),
+            Some(files) => {
+                let tls =
+                    Tls::load(&files).context("cannot load the TLS identity (--tls-dir/--ca)")?;
+                if what.is_some() && tls.role() != Role::Node {
+                    // It could serve no one: clients refuse a server without
+                    // serverAuth, and peers refuse it their peer service.
+                    anyhow::bail!(
+                        "{} is a {} certificate: a process that serves a port needs a node \
+                         certificate (diskv certs issue --role node --host ...)",
+                        files.cert.display(),
+                        tls.role()
+                    );
+                }
+                Security::Tls(tls)
+            }
             None => {
                 let Some(what) = what else {
                     install(Security::Plain);
@@ -120,8 +133,25 @@ impl TlsArgs {
     }
 
     /// The flags that give a child process `name` the same kind of security:
-    /// the user's identity, `--insecure`, or `name`'s own identity under `base`.
+    /// the user's identity, `--insecure`, or `name`'s own node identity under
+    /// `base`.
     pub fn child_flags(&self, base: &std::path::Path, name: &str) -> anyhow::Result<Vec<String>> {
+        self.flags_as(base, name, Role::Node)
+    }
+
+    /// The flags for the user's own clients (`diskv client`, `diskv admin`):
+    /// as [`TlsArgs::child_flags`], but an identity made under `base` is a
+    /// client's, which cannot open replica-to-replica connections.
+    pub fn client_flags(&self, base: &std::path::Path, name: &str) -> anyhow::Result<Vec<String>> {
+        self.flags_as(base, name, Role::Client)
+    }
+
+    fn flags_as(
+        &self,
+        base: &std::path::Path,
+        name: &str,
+        role: Role,
+    ) -> anyhow::Result<Vec<String>> {
         if self.insecure {
             return Ok(vec!["--insecure".into()]);
         }
@@ -137,7 +167,7 @@ impl TlsArgs {
                     files.key.display().to_string(),
                 ])
             }
-            (None, None) => local_identity(base, name)?,
+            (None, None) => local_identity(base, name, role)?,
         };
         Ok(vec!["--tls-dir".into(), dir.display().to_string()])
     }

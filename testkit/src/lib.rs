@@ -1,6 +1,7 @@
 //! Fixtures written once for the in-process tests and benches of the workspace
 //! (`diskv/tests/`, `shardmaster/tests/`, `diskv/benches/`): listeners on
-//! 127.0.0.1, a deadline on a future, and polling a condition until a deadline.
+//! 127.0.0.1 (and an address bound again for a restarted replica), a deadline on
+//! a future, polling a condition until a deadline, and the tests' logs.
 //! A test waits on observable state with a deadline, never a bare sleep.
 
 use std::future::Future;
@@ -20,6 +21,30 @@ pub async fn listeners(n: usize) -> (Vec<TcpListener>, Vec<String>) {
         ls.push(l);
     }
     (ls, addrs)
+}
+
+/// Binds `addr` again after its previous owner closed it, retrying for up to
+/// 10 s while the old socket lingers (a replica restarted on its address).
+pub async fn bind_again(addr: &str) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) => assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Logs to the test's output when `RUST_LOG` is set (`RUST_LOG=info cargo test
+/// ...`); once per process, later calls do nothing.
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 /// Runs `f` with a deadline; the test fails with `what` if it passes.

@@ -7,7 +7,7 @@ use super::process::{diskv_bin, reserve_addrs, Process};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The log line a replica writes once a lost disk is recovered (diskv/src/recovery.rs).
+/// The log line a replica writes once a lost disk is recovered (diskv/src/replica/recovery.rs).
 pub const RECOVERED: &str = "recovered from a lost disk; voting again";
 
 /// The log line a replica writes when it halts because a majority lost their disks.

@@ -21,6 +21,7 @@ use etcd_client::{
     Certificate, Client, ConnectOptions, GetOptions, Identity, KvClient, TlsOptions,
 };
 use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
+use paxos::transport::role::Role;
 use paxos::transport::tls::TlsFiles;
 use std::path::Path;
 
@@ -53,10 +54,17 @@ impl EtcdCerts {
         let ca = CertAuthority::create(&dir.join("ca"), "diskv bench etcd CA").map_err(failed)?;
         let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
         let (member, client) = (dir.join("member"), dir.join("client"));
-        ca.issue(&member, "etcd member", &hosts, NODE_VALID_DAYS)
+        // Both with serverAuth and clientAuth, as before roles existed.
+        ca.issue(&member, "etcd member", Role::Node, &hosts, NODE_VALID_DAYS)
             .map_err(failed)?;
-        ca.issue(&client, "diskv bench client", &hosts, NODE_VALID_DAYS)
-            .map_err(failed)?;
+        ca.issue(
+            &client,
+            "diskv bench client",
+            Role::Node,
+            &hosts,
+            NODE_VALID_DAYS,
+        )
+        .map_err(failed)?;
         Ok(EtcdCerts {
             member: TlsFiles::in_dir(&member),
             client: TlsFiles::in_dir(&client),

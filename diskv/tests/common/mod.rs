@@ -1,35 +1,14 @@
 //! Helpers shared by the in-process cluster tests.
-#![allow(dead_code)]
+//!
+//! Every test binary compiles this module and each uses part of it; dead code is
+//! judged per binary, so a helper that only some binaries use allows it on
+//! itself and names its users.
 
 use diskv::{KvServer, ServerOptions};
 use shardmaster::server::{ServerOptions as MasterOptions, ShardmasterServer};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 
-use diskv_testkit::listeners;
-
-/// Logs to the test's output when `RUST_LOG` is set.
-pub fn init_logs() {
-    if std::env::var("RUST_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .try_init();
-    }
-}
-
-/// Binds `addr` again, retrying while the old socket lingers.
-pub async fn bind(addr: &str) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return l,
-            Err(e) => assert!(Instant::now() < deadline, "cannot bind {addr}: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use diskv_testkit::{bind_again, listeners};
 
 /// Starts `n` shardmaster replicas with `nshards` shards.
 pub async fn masters(
@@ -52,7 +31,14 @@ pub async fn masters(
     (out, addrs)
 }
 
-/// One KV replica group run in this process.
+/// One KV replica group run in this process: the in-process counterpart of the
+/// process tests' `Group` (tests/support/kv_group.rs), which runs `diskv server`
+/// children so it can `kill -9` and `SIGSTOP` them; this one restarts replicas
+/// within the test and reaches into them (their Paxos node, state machine and
+/// halt flag). The two stay apart: a process and a value in memory are
+/// stopped, restarted and looked into differently.
+// attack_incr.rs and attack_local.rs start their replicas themselves.
+#[allow(dead_code)]
 pub struct Group {
     pub gid: u64,
     pub addrs: Vec<String>,
@@ -62,6 +48,9 @@ pub struct Group {
     join: bool,
 }
 
+// group.rs and disk_loss.rs stop, restart and find the leader; only disk_loss.rs
+// loses a disk; attack_ops.rs and sharding.rs only start groups.
+#[allow(dead_code)]
 impl Group {
     /// Starts group `gid` with `n` replicas under `dir`.
     pub async fn start(dir: &Path, gid: u64, n: usize, masters: &[String], join: bool) -> Group {
@@ -114,7 +103,7 @@ impl Group {
 
     /// Restarts replica `i` from its directory.
     pub async fn restart(&mut self, i: usize) {
-        let l = bind(&self.addrs[i]).await;
+        let l = bind_again(&self.addrs[i]).await;
         self.servers[i] = Some(
             KvServer::start(l, self.opts(i, true))
                 .await

@@ -4,7 +4,7 @@
 //! and names a safe key file.
 
 use diskv::http::key::{validate_key, KeyError};
-use diskv::keyfile::MAX_KEY_BYTES;
+use diskv::op::MAX_KEY_BYTES;
 
 /// Validates `data` as a key.
 pub fn target(data: &[u8]) {

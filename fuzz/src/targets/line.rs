@@ -3,6 +3,7 @@
 //! single-token arguments.
 
 use diskv::line::{decode_line, is_token, parse, Line};
+use diskv::Op;
 
 /// Decodes and parses `data` as one raw input line.
 pub fn target(data: &[u8]) {
@@ -13,8 +14,12 @@ pub fn target(data: &[u8]) {
         return;
     };
     let args: Vec<&String> = match &request {
-        Line::Put(a, b) | Line::Append(a, b) | Line::Swap(a, b) | Line::Scan(a, b) => vec![a, b],
-        Line::Get(a) | Line::Delete(a) => vec![a],
+        Line::Op(Op::Put { key, value } | Op::Append { key, value } | Op::Swap { key, value }) => {
+            vec![key, value]
+        }
+        Line::Op(Op::Scan { start, end }) => vec![start, end],
+        Line::Op(Op::Get { key } | Op::Delete { key }) => vec![key],
+        Line::Op(other) => panic!("{text:?} parsed as {other:?}, which the line protocol has not"),
         Line::Stop => Vec::new(),
     };
     for arg in args {

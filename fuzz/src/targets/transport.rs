@@ -144,7 +144,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let query = shardmaster::OpRequest {
         client: 9,
         seq: 0,
-        op: shardmaster::Op::Query { num: -1 },
+        op: shardmaster::Op::query(shardmaster::ConfigNum::Latest),
     };
     let join = shardmaster::OpRequest {
         client: 9,

@@ -1,13 +1,16 @@
-//! Making a cluster's certificates (rcgen): a CA, and node certificates it signs.
+//! Making a cluster's certificates (rcgen): a CA, and the node and client
+//! certificates it signs.
 //!
-//! A CA directory holds `ca.crt` and `ca.key` (the key never leaves it). A node
-//! directory — what a process is given as `--tls-dir` — holds the CA's
-//! certificate, the node's certificate and its key ([`super::tls::TlsFiles`]).
+//! A CA directory holds `ca.crt` and `ca.key` (the key never leaves it). An
+//! identity directory — what a process is given as `--tls-dir` — holds the CA's
+//! certificate, the holder's certificate and its key ([`super::tls::TlsFiles`]).
 //! Node certificates serve both ends of a connection (server and client
-//! authentication) and name the hosts the node is dialled at. Keys are ECDSA
-//! P-256; files are replaced atomically (temp file + rename) and keys are
-//! readable by their owner only.
+//! authentication) and name the hosts the node is dialled at; client
+//! certificates authenticate a client only, which is their role
+//! ([`super::role`]). Keys are ECDSA P-256; files are replaced atomically (temp
+//! file + rename) and keys are readable by their owner only.
 
+use super::role::Role;
 use super::tls::{CA_FILE, CERT_FILE, KEY_FILE};
 use crate::fs::durable;
 use rcgen::{
@@ -23,7 +26,7 @@ pub const CA_KEY_FILE: &str = "ca.key";
 /// How long a CA made by [`CertAuthority::create`] is valid.
 pub const CA_VALID_DAYS: i64 = 3650;
 
-/// How long a node certificate is valid unless asked otherwise.
+/// How long a node or client certificate is valid unless asked otherwise.
 pub const NODE_VALID_DAYS: i64 = 365;
 
 /// Why certificates could not be made or read.
@@ -57,7 +60,7 @@ pub enum CertError {
     Make(String),
 }
 
-/// A CA able to sign node certificates.
+/// A CA able to sign node and client certificates.
 pub struct CertAuthority {
     cert: rcgen::Certificate,
     key: KeyPair,
@@ -133,15 +136,19 @@ impl CertAuthority {
         &self.cert_pem
     }
 
-    /// Writes a node directory `out` (created if missing) for `name`, valid for
-    /// `hosts` (IP addresses or DNS names) from a day ago until `days` from now
-    /// (a negative `days` makes an expired one, for tests): `ca.crt`, `node.crt`,
-    /// `node.key`. Existing files are replaced: this is how a node's
-    /// certificate is rotated.
+    /// Writes an identity directory `out` (created if missing) for `name` with
+    /// `role`, valid for `hosts` (IP addresses or DNS names; a client needs
+    /// none) from a day ago until `days` from now (a negative `days` makes an
+    /// expired one, for tests): `ca.crt`, `node.crt`, `node.key`. Existing
+    /// files are replaced: this is how a certificate is rotated.
+    ///
+    /// The role is the Extended Key Usage ([`super::role`]): serverAuth and
+    /// clientAuth for a node, clientAuth alone for a client.
     pub fn issue(
         &self,
         out: &Path,
         name: &str,
+        role: Role,
         hosts: &[String],
         days: i64,
     ) -> Result<(), CertError> {
@@ -151,10 +158,13 @@ impl CertAuthority {
             params.subject_alt_names.push(san(host)?);
         }
         params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = match role {
+            Role::Node => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            Role::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        };
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(serial());
         let now = OffsetDateTime::now_utc();

@@ -348,6 +348,12 @@ impl<S> Guarded<S> {
         self.remote
     }
 
+    /// The stream under the guard (to read what its handshake established;
+    /// reading and writing go through the guard).
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// The connection is closed once nothing arrives for `idle`.
     pub fn set_idle(&mut self, idle: Duration) {
         self.idle = idle;

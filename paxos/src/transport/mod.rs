@@ -10,7 +10,8 @@
 //!   and held to the port's limits (connections, idle time, frame sizes and the
 //!   process's budget for half-received frames);
 //! - [`tls`] and [`certs`]: mutual TLS between diskv processes (the process's
-//!   [`tls::Security`]) and the certificates it needs;
+//!   [`tls::Security`]) and the certificates it needs; [`role`]: what a
+//!   certificate lets its holder open (node or client);
 //! - [`unreliable`]: the 6.824 lossy-network switch any server can apply;
 //! - [`peer`]: the replica-to-replica [`PeerService`], its server and [`PeerNet`].
 
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod guard;
 pub mod mux;
 pub mod peer;
+pub mod role;
 pub mod tls;
 pub mod unreliable;
 

@@ -3,13 +3,18 @@
 //!
 //! The daemons listen on one address (`peers[me]`) for both replica-to-replica
 //! traffic ([`PEER`]) and client requests ([`CLIENT`]). With TLS ([`super::tls`])
-//! the handshake comes first and the tag travels inside the encrypted stream.
+//! the handshake comes first and the tag travels inside the encrypted stream;
+//! then the tag is checked against the role of the other end's certificate
+//! ([`super::role`]): replica-to-replica and probe connections are for node
+//! certificates only ([`may_open`]).
 
 use super::codec::MAX_FRAME_LEN;
 use super::guard::{Admission, FrameBudget, Guarded, Limits};
+use super::role::{Holder, Role};
 use super::tls::{self, Security, Stream};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -136,29 +141,40 @@ pub fn demux_secured(
                     stream.read_exact(&mut tag).await?;
                     io::Result::Ok((stream, tag[0]))
                 };
-                match tokio::time::timeout(TAG_TIMEOUT, handshake_and_tag).await {
-                    Ok(Ok((mut stream, PEER))) => {
+                let (mut stream, tag) = match tokio::time::timeout(TAG_TIMEOUT, handshake_and_tag)
+                    .await
+                {
+                    Ok(Ok(routed)) => routed,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%remote, %error, "connection closed before its service tag");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "no TLS handshake and service tag in time: closed");
+                        return;
+                    }
+                };
+                if let Err(refusal) = authorize(stream.get_ref(), tag) {
+                    refusal.log(remote, tag);
+                    return;
+                }
+                match tag {
+                    PEER => {
                         stream.set_idle(PEER_IDLE);
                         stream.expect_frames(MAX_FRAME_LEN);
                         let _ = peer_tx.send(stream).await;
                     }
-                    Ok(Ok((mut stream, CLIENT))) => {
+                    CLIENT => {
                         stream.set_idle(CLIENT_IDLE);
                         stream.expect_frames(CLIENT_MAX_FRAME);
                         let _ = client_tx.send(stream).await;
                     }
-                    Ok(Ok((stream, PROBE))) => {
+                    PROBE => {
                         // Never wait for room: a probe nobody answers is retried.
                         let _ = probe_tx.try_send(stream);
                     }
-                    Ok(Ok((_, tag))) => {
+                    tag => {
                         tracing::debug!(%remote, tag, "connection with an unknown service tag closed")
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(%remote, %error, "connection closed before its service tag")
-                    }
-                    Err(_) => {
-                        tracing::debug!(%remote, "no TLS handshake and service tag in time: closed")
                     }
                 }
             });
@@ -170,4 +186,89 @@ pub fn demux_secured(
         probes,
         local_addr,
     })
+}
+
+/// Whether a certificate of `role` may open the service `tag`: replica-to-replica
+/// ([`PEER`]) and probe ([`PROBE`]) connections are for nodes only; client
+/// connections ([`CLIENT`]) are for every certificate of the cluster's CA.
+pub fn may_open(role: Role, tag: u8) -> bool {
+    role == Role::Node || !matches!(tag, PEER | PROBE)
+}
+
+/// The service of `tag`, in words, for the log.
+fn service(tag: u8) -> &'static str {
+    match tag {
+        PEER => "replica-to-replica",
+        PROBE => "disk-loss probe",
+        CLIENT => "client",
+        _ => "unknown",
+    }
+}
+
+/// Why a connection that finished its handshake was refused its service.
+#[derive(Debug)]
+struct Refusal {
+    /// The certificate's holder, when it could be read.
+    holder: Option<Holder>,
+    /// What to tell the operator.
+    reason: String,
+}
+
+/// When a role refusal was last logged (at most one line a second).
+static ROLE_REFUSAL_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+impl Refusal {
+    /// One warning (at most one a second) naming the remote address, the
+    /// service asked for, the certificate's role and name, and the reason.
+    fn log(&self, remote: SocketAddr, tag: u8) {
+        if !tls::should_log(&ROLE_REFUSAL_LOGGED) {
+            return;
+        }
+        let role = self.holder.as_ref().map_or("unknown", |h| h.role.as_str());
+        let name = self
+            .holder
+            .as_ref()
+            .and_then(|h| h.name.as_deref())
+            .unwrap_or("");
+        tracing::warn!(
+            addr = %remote,
+            service = %service(tag),
+            role = %role,
+            // Escaped: a name is the CA's choice, but still no line breaks.
+            name = %name.escape_debug(),
+            reason = %self.reason,
+            "connection refused"
+        );
+    }
+}
+
+/// Checks the certificate the other end of `stream` presented against the
+/// service `tag` asks for ([`may_open`]). Plaintext passes: nobody is
+/// authenticated there (`--insecure`). A certificate whose role cannot be read
+/// is refused the node-only services.
+fn authorize(stream: &Stream, tag: u8) -> Result<(), Refusal> {
+    if may_open(Role::Client, tag) {
+        return Ok(());
+    }
+    match stream.peer_holder() {
+        Ok(None) => Ok(()),
+        Ok(Some(holder)) if may_open(holder.role, tag) => Ok(()),
+        Ok(Some(holder)) => Err(Refusal {
+            reason: format!(
+                "a {} certificate may not open {} connections: they are for node \
+                 certificates only (replicas, shardmasters and serve need one: \
+                 diskv certs issue --role node)",
+                holder.role,
+                service(tag)
+            ),
+            holder: Some(holder),
+        }),
+        Err(e) => Err(Refusal {
+            holder: None,
+            reason: format!(
+                "{e}; {} connections are for node certificates only",
+                service(tag)
+            ),
+        }),
+    }
 }

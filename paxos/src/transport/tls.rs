@@ -6,13 +6,17 @@
 //! other's: a peer without one, with one of another CA, or with an expired one is
 //! refused at the handshake, and the refusal is one log line naming the peer's
 //! address and the reason. The client also checks that the server's certificate
-//! names the host it dialled (an IP address or a DNS name).
+//! names the host it dialled (an IP address or a DNS name). A certificate also
+//! has a role ([`super::role`]): a client's certificate cannot serve, and the
+//! mux refuses it the replica-to-replica and probe services
+//! ([`Stream::peer_holder`], [`super::mux::may_open`]).
 //!
 //! The mux's service tag and tarpc's frames travel inside the TLS stream: a
 //! connection is a [`Stream`], plain or TLS, and everything above reads and writes
 //! it the same way. The daemons install their security once at start
 //! ([`install`]); [`super::mux::connect`] and [`super::mux::demux`] use it.
 
+use super::role::{Holder, Role, RoleError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
@@ -89,6 +93,14 @@ pub enum TlsError {
         /// rustls's reason.
         reason: String,
     },
+    /// The certificate's role cannot be read ([`Holder::of_certificate`]).
+    #[error("{path}: {source}")]
+    BadRole {
+        /// The certificate file.
+        path: PathBuf,
+        /// Why.
+        source: RoleError,
+    },
     /// The certificate and key do not make a usable identity.
     #[error("the certificate {cert} and key {key} cannot be used: {reason}")]
     BadIdentity {
@@ -107,11 +119,12 @@ pub struct Tls {
     server: Arc<ServerConfig>,
     public: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
+    role: Role,
 }
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tls { .. }")
+        write!(f, "Tls {{ role: {}, .. }}", self.role)
     }
 }
 
@@ -138,11 +151,17 @@ impl Tls {
             CertificateDer::pem_slice_iter(&read(&files.cert)?)
                 .flatten()
                 .collect();
-        if chain.is_empty() {
+        let Some(own) = chain.first() else {
             return Err(TlsError::NoCertificate {
                 path: files.cert.clone(),
             });
-        }
+        };
+        let role = Holder::of_certificate(own)
+            .map_err(|source| TlsError::BadRole {
+                path: files.cert.clone(),
+                source,
+            })?
+            .role;
         let key =
             PrivateKeyDer::from_pem_slice(&read(&files.key)?).map_err(|_| TlsError::NoKey {
                 path: files.key.clone(),
@@ -185,7 +204,14 @@ impl Tls {
             server: Arc::new(server),
             public: Arc::new(public),
             client: Arc::new(client),
+            role,
         })
+    }
+
+    /// The role of this process's own certificate: a daemon needs
+    /// [`Role::Node`] (with a client's certificate it can serve no one).
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The server side's configuration between diskv processes (a client
@@ -245,11 +271,13 @@ pub fn install(security: Security) -> bool {
 ///
 /// ```
 /// use paxos::transport::certs::{CertAuthority, NODE_VALID_DAYS};
+/// use paxos::transport::role::Role;
 /// use paxos::transport::tls::{self, Security, Tls, TlsFiles};
 /// let dir = tempfile::tempdir().unwrap();
 /// let ca = CertAuthority::create(&dir.path().join("ca"), "example CA").unwrap();
 /// let me = dir.path().join("me");
-/// ca.issue(&me, "me", &["127.0.0.1".to_string()], NODE_VALID_DAYS).unwrap();
+/// let hosts = ["127.0.0.1".to_string()];
+/// ca.issue(&me, "me", Role::Node, &hosts, NODE_VALID_DAYS).unwrap();
 /// let identity = Tls::load(&TlsFiles::in_dir(&me)).unwrap();
 ///
 /// assert!(tls::install(Security::Plain));
@@ -278,6 +306,23 @@ pub enum Stream {
     Plain(TcpStream),
     /// TLS, either end.
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The holder of the certificate the other end presented in the handshake
+    /// (its role and name): `None` over plaintext, where nobody is
+    /// authenticated.
+    pub fn peer_holder(&self) -> Result<Option<Holder>, RoleError> {
+        let Stream::Tls(tls) = self else {
+            return Ok(None);
+        };
+        let (_, state) = tls.get_ref();
+        let cert = state
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .ok_or(RoleError::NoCertificate)?;
+        Holder::of_certificate(cert).map(Some)
+    }
 }
 
 /// Opens a connection to `addr` (`host:port`): TCP with `TCP_NODELAY`, then the
@@ -406,6 +451,14 @@ pub fn reason(e: &io::Error) -> String {
         ) => "the server's certificate does not name the address dialled (issue it with \
               --host for that address)"
             .to_string(),
+        // A certificate without serverAuth (a client's) offered as a server's,
+        // or one without clientAuth offered as a client's.
+        Error::InvalidCertificate(
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. },
+        ) => "the peer's certificate is not for this use (its Extended Key Usage): a \
+              process that serves a port needs a node certificate, not a client's \
+              (diskv certs issue --role node)"
+            .to_string(),
         Error::InvalidMessage(_) => {
             "the peer does not speak TLS (a plaintext client on a TLS port, or --insecure \
              on one side only)"
@@ -423,7 +476,7 @@ static SERVER_LOGGED: AtomicU64 = AtomicU64::new(0);
 static CLIENT_LOGGED: AtomicU64 = AtomicU64::new(0);
 
 /// At most one line a second for each side: a flood must not flood the log.
-fn should_log(last: &AtomicU64) -> bool {
+pub(crate) fn should_log(last: &AtomicU64) -> bool {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

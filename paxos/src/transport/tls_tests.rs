@@ -1,18 +1,32 @@
 //! Handshakes over the real mux between identities of one CA, of two CAs,
-//! without certificates, with expired ones and with the wrong host name.
+//! without certificates, with expired ones and with the wrong host name; the
+//! roles of certificates and the services each may open.
 
 use super::*;
 use crate::transport::certs::CertAuthority;
 use crate::transport::guard::{Admission, FrameBudget, Limits};
 use crate::transport::mux;
+use crate::transport::role::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// A node identity of `ca` for `hosts`, valid `days` days from now.
 fn identity(ca: &CertAuthority, dir: &Path, name: &str, hosts: &[&str], days: i64) -> Security {
+    identity_as(ca, dir, name, Role::Node, hosts, days)
+}
+
+/// An identity of `ca` with `role` for `hosts`, valid `days` days from now.
+fn identity_as(
+    ca: &CertAuthority,
+    dir: &Path,
+    name: &str,
+    role: Role,
+    hosts: &[&str],
+    days: i64,
+) -> Security {
     let out = dir.join(name);
     let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
-    ca.issue(&out, name, &hosts, days).unwrap();
+    ca.issue(&out, name, role, &hosts, days).unwrap();
     Security::Tls(Tls::load(&TlsFiles::in_dir(&out)).unwrap())
 }
 
@@ -146,7 +160,13 @@ fn missing_or_wrong_files_are_named_in_the_error() {
         Err(crate::transport::certs::CertError::Exists(_))
     ));
     let ca = CertAuthority::open(&dir.path().join("ca")).unwrap();
-    let bad = ca.issue(&dir.path().join("n"), "n", &["not a host!".to_string()], 1);
+    let bad = ca.issue(
+        &dir.path().join("n"),
+        "n",
+        Role::Node,
+        &["not a host!".to_string()],
+        1,
+    );
     assert!(matches!(
         bad,
         Err(crate::transport::certs::CertError::BadHost(_))
@@ -209,7 +229,7 @@ fn attack_a_stale_temporary_file_does_not_leave_the_key_readable() {
     let stale = out.join("node.tmp");
     std::fs::write(&stale, "-----BEGIN CERTIFICATE-----\n").unwrap();
     std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
-    ca.issue(&out, "node", &["127.0.0.1".to_string()], 30)
+    ca.issue(&out, "node", Role::Node, &["127.0.0.1".to_string()], 30)
         .unwrap();
     let mode = std::fs::metadata(out.join(KEY_FILE))
         .unwrap()
@@ -221,17 +241,17 @@ fn attack_a_stale_temporary_file_does_not_leave_the_key_readable() {
 }
 
 /// Attack on issue #14 (docs/attacks/tls-auth.md finding 5): every certificate
-/// of the cluster's CA is believed for every service of the port, so the
+/// of the cluster's CA was believed for every service of the port, so the
 /// identity `diskv cluster` makes for the user's clients (and any `certs
-/// issue` for an application) can open a replica-to-replica connection and
-/// speak Paxos to a replica.
+/// issue` for an application) could open a replica-to-replica connection and
+/// speak Paxos to a replica. Fixed by roles: a client certificate is refused
+/// the peer service after its handshake.
 #[tokio::test]
-#[ignore = "open (docs/attacks/tls-auth.md finding 5): certificates carry no role; a client's certificate is a peer's"]
 async fn attack_a_client_certificate_cannot_open_a_peer_connection() {
     let dir = tempfile::tempdir().unwrap();
     let ca = CertAuthority::create(&dir.path().join("ca"), "cluster A").unwrap();
     let server = identity(&ca, dir.path(), "group-1-replica-0", &["127.0.0.1"], 30);
-    let client = identity(&ca, dir.path(), "client", &["127.0.0.1"], 30);
+    let client = identity_as(&ca, dir.path(), "client", Role::Client, &[], 30);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admission = Admission::new(Limits::default(), FrameBudget::new(1 << 20));
     let mut demux = mux::demux_secured(listener, admission, server).unwrap();
@@ -242,4 +262,159 @@ async fn attack_a_client_certificate_cannot_open_a_peer_connection() {
         routed.is_err(),
         "a client's certificate was handed to the replica-to-replica service"
     );
+}
+
+#[test]
+fn roles_are_read_from_the_extended_key_usage() {
+    use crate::transport::role::{Holder, RoleError};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertAuthority::create(&dir.path().join("ca"), "cluster A").unwrap();
+    let holder = |name: &str, role: Role, hosts: &[String]| {
+        let out = dir.path().join(name);
+        ca.issue(&out, name, role, hosts, 30).unwrap();
+        let pem = std::fs::read(out.join(CERT_FILE)).unwrap();
+        let der = CertificateDer::from_pem_slice(&pem).unwrap();
+        (Holder::of_certificate(&der).unwrap(), out)
+    };
+    let (node, node_dir) = holder("replica", Role::Node, &["127.0.0.1".to_string()]);
+    assert_eq!(node.role, Role::Node);
+    assert_eq!(node.name.as_deref(), Some("replica"));
+    let (client, client_dir) = holder("app", Role::Client, &[]);
+    assert_eq!(client.role, Role::Client);
+    assert_eq!(client.name.as_deref(), Some("app"));
+    // A process knows its own role.
+    assert_eq!(
+        Tls::load(&TlsFiles::in_dir(&node_dir)).unwrap().role(),
+        Role::Node
+    );
+    assert_eq!(
+        Tls::load(&TlsFiles::in_dir(&client_dir)).unwrap().role(),
+        Role::Client
+    );
+
+    // No Extended Key Usage at all (not made by diskv): it may serve, so a node.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "old");
+    let bare = params.clone().self_signed(&key).unwrap();
+    assert_eq!(Holder::of_certificate(bare.der()).unwrap().role, Role::Node);
+    // serverAuth alone (not made by diskv) may serve too.
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let server_only = params.self_signed(&key).unwrap();
+    assert_eq!(
+        Holder::of_certificate(server_only.der()).unwrap().role,
+        Role::Node
+    );
+
+    // Garbage is an error, never a panic, and never a role.
+    for junk in [&b""[..], b"\x30", b"\x30\x82\xff\xff", &[0xffu8; 64]] {
+        assert!(matches!(
+            Holder::of_certificate(junk),
+            Err(RoleError::Unreadable(_))
+        ));
+    }
+    let der = bare.der().to_vec();
+    for cut in [1, der.len() / 2, der.len() - 1] {
+        assert!(Holder::of_certificate(&der[..cut]).is_err(), "cut at {cut}");
+    }
+
+    assert_eq!("node".parse::<Role>(), Ok(Role::Node));
+    assert_eq!("client".parse::<Role>(), Ok(Role::Client));
+    assert_eq!(
+        "admin".parse::<Role>(),
+        Err(RoleError::UnknownName("admin".to_string()))
+    );
+    assert_eq!(Role::Client.to_string(), "client");
+}
+
+#[test]
+fn node_only_services_are_peer_and_probe() {
+    for tag in [mux::PEER, mux::PROBE, mux::CLIENT, b'Z'] {
+        assert!(mux::may_open(Role::Node, tag), "tag {tag}");
+    }
+    assert!(!mux::may_open(Role::Client, mux::PEER));
+    assert!(!mux::may_open(Role::Client, mux::PROBE));
+    assert!(mux::may_open(Role::Client, mux::CLIENT));
+}
+
+/// A demux with a node identity; what it routes is left in its receivers.
+async fn node_port(ca: &CertAuthority, dir: &Path) -> mux::Demux {
+    let server = identity(ca, dir, "replica", &["127.0.0.1"], 30);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admission = Admission::new(Limits::default(), FrameBudget::new(1 << 20));
+    mux::demux_secured(listener, admission, server).unwrap()
+}
+
+/// Connects with `tag` and returns whether the server closed the connection
+/// (within 2 s) rather than keeping it for its service.
+async fn closed_by_server(security: &Security, addr: &str, tag: u8) -> bool {
+    let mut s = mux::connect_with(security, addr, tag)
+        .await
+        .expect("the handshake succeeds");
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) => panic!("the server sent bytes on a {tag} connection"),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_refused_peer_and_probe_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertAuthority::create(&dir.path().join("ca"), "cluster A").unwrap();
+    let mut port = node_port(&ca, dir.path()).await;
+    let addr = port.local_addr.to_string();
+    let client = identity_as(&ca, dir.path(), "app", Role::Client, &[], 30);
+    for tag in [mux::PEER, mux::PROBE] {
+        assert!(
+            closed_by_server(&client, &addr, tag).await,
+            "a client certificate kept a {tag} connection"
+        );
+    }
+    assert!(
+        port.peers.try_recv().is_err(),
+        "a peer connection was routed"
+    );
+    assert!(port.probes.try_recv().is_err(), "a probe was routed");
+}
+
+#[tokio::test]
+async fn a_client_certificate_opens_client_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertAuthority::create(&dir.path().join("ca"), "cluster A").unwrap();
+    let server = identity(&ca, dir.path(), "server", &["127.0.0.1"], 30);
+    let addr = echo_server(server).await;
+    let client = identity_as(&ca, dir.path(), "app", Role::Client, &[], 30);
+    round_trip(&client, &addr)
+        .await
+        .expect("a client certificate on a client connection");
+}
+
+#[tokio::test]
+async fn a_node_certificate_opens_peer_and_probe_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertAuthority::create(&dir.path().join("ca"), "cluster A").unwrap();
+    let mut port = node_port(&ca, dir.path()).await;
+    let addr = port.local_addr.to_string();
+    let node = identity(&ca, dir.path(), "peer", &["127.0.0.1"], 30);
+    let _peer = mux::connect_with(&node, &addr, mux::PEER).await.unwrap();
+    let routed = tokio::time::timeout(Duration::from_secs(5), port.peers.recv()).await;
+    assert!(matches!(routed, Ok(Some(_))), "a node's peer connection");
+    let _probe = mux::connect_with(&node, &addr, mux::PROBE).await.unwrap();
+    let routed = tokio::time::timeout(Duration::from_secs(5), port.probes.recv()).await;
+    assert!(matches!(routed, Ok(Some(_))), "a node's probe");
+}
+
+#[tokio::test]
+async fn a_client_certificate_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertAuthority::create(&dir.path().join("ca"), "cluster A").unwrap();
+    let impostor = identity_as(&ca, dir.path(), "app", Role::Client, &["127.0.0.1"], 30);
+    let addr = echo_server(impostor).await;
+    let node = identity(&ca, dir.path(), "node", &["127.0.0.1"], 30);
+    let e = round_trip(&node, &addr).await.unwrap_err();
+    assert!(e.to_string().contains("not for this use"), "{e}");
 }

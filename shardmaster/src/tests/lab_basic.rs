@@ -4,7 +4,7 @@
 //! state machine, not the network.
 
 use super::{apply_ok, check, join, store};
-use crate::{Config, Gid, Op, OpResult};
+use crate::{Config, ConfigNum, Gid, Op, OpResult};
 
 const NSHARDS: usize = 10;
 
@@ -52,7 +52,7 @@ fn basic_leave_join_and_historical_queries() {
 
     // Historical queries.
     for c in &cfa {
-        assert_eq!(s.query(c.num as i64), c);
+        assert_eq!(s.query(ConfigNum::Num(c.num)), c);
     }
 }
 

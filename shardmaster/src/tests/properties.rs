@@ -3,7 +3,7 @@
 
 use super::{check_invariants, is_balanced, load, min_moves, moved, servers};
 use crate::rebalance::rebalance;
-use crate::{Config, ConfigStore, Gid, Op, OpResult, ShardmasterError};
+use crate::{Config, ConfigNum, ConfigStore, Gid, Op, OpResult, ShardmasterError};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -129,7 +129,7 @@ proptest! {
             let prev = before.latest();
             let mut want = expected(prev, op);
             if let (Op::Query { num }, Ok(_)) = (op, &want) {
-                want = Ok(OpResult::Config(before.query(*num).clone()));
+                want = Ok(OpResult::Config(before.query(ConfigNum::from_wire(*num).expect("a Query that applied")).clone()));
             }
             let got = store.apply(op);
             prop_assert_eq!(&got, &want, "{:?}", op);
@@ -145,7 +145,7 @@ proptest! {
             check_invariants(store.latest());
             prop_assert_eq!(store.latest().shards.len(), nshards);
             for (i, c) in history.iter().enumerate() {
-                prop_assert_eq!(store.query(i as i64), c, "config {} changed", i);
+                prop_assert_eq!(store.query(ConfigNum::Num(i as u64)), c, "config {} changed", i);
             }
         }
 

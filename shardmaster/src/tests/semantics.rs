@@ -1,7 +1,7 @@
 //! One test per semantic decision of [`crate::state`].
 
 use super::{apply_ok, check, join, servers, store};
-use crate::{Config, ConfigStore, Op, OpResult, ShardmasterError, MAX_SHARDS};
+use crate::{Config, ConfigNum, ConfigStore, Op, OpResult, ShardmasterError, MAX_SHARDS};
 
 fn join_with(gid: u64, addrs: &[&str]) -> Op {
     Op::Join {
@@ -22,9 +22,9 @@ fn new_store_holds_config_0_only() {
     let s = store(10);
     assert_eq!(s.nshards(), 10);
     assert_eq!(*s.latest(), Config::initial(10));
-    assert_eq!(*s.query(-1), Config::initial(10));
-    assert_eq!(*s.query(0), Config::initial(10));
-    assert_eq!(*s.query(5), Config::initial(10));
+    assert_eq!(*s.query(ConfigNum::Latest), Config::initial(10));
+    assert_eq!(*s.query(ConfigNum::Num(0)), Config::initial(10));
+    assert_eq!(*s.query(ConfigNum::Num(5)), Config::initial(10));
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn move_is_honoured_exactly_and_not_undone_by_itself() {
     // 6 vs 4 is unbalanced, and stays so: a Move does not trigger a rebalance.
     assert_eq!(after.shards_of(1).len(), 6);
     // A Query does not rebalance either.
-    s.apply(&Op::Query { num: -1 }).unwrap();
+    s.apply(&Op::query(ConfigNum::Latest)).unwrap();
     assert_eq!(s.latest().shards_of(1).len(), 6);
 }
 
@@ -276,18 +276,20 @@ fn query_never_changes_state_and_reads_latest_past_the_end() {
     apply_ok(&mut s, join(2));
     let before = s.clone();
     for num in [-1, 0, 1, 2, 3, 1000, i64::MAX] {
-        let want = before.query(num).clone();
+        let want = before.query(ConfigNum::from_wire(num).unwrap()).clone();
         assert_eq!(s.apply(&Op::Query { num }), Ok(OpResult::Config(want)));
     }
-    assert_eq!(s.query(-1).num, 2);
-    assert_eq!(s.query(i64::MAX).num, 2);
-    assert_eq!(s.query(1).num, 1);
-    assert_eq!(s.query(i64::MIN).num, 2);
-    assert_refused(
-        &mut s,
-        Op::Query { num: -2 },
-        ShardmasterError::BadConfigNum { num: -2 },
-    );
+    assert_eq!(s.query(ConfigNum::Latest).num, 2);
+    assert_eq!(s.query(ConfigNum::Num(i64::MAX as u64)).num, 2);
+    assert_eq!(s.query(ConfigNum::Num(u64::MAX)).num, 2);
+    assert_eq!(s.query(ConfigNum::Num(1)).num, 1);
+    for num in [-2, i64::MIN] {
+        assert_refused(
+            &mut s,
+            Op::Query { num },
+            ShardmasterError::BadConfigNum { num },
+        );
+    }
     assert_eq!(s, before);
 }
 

@@ -1,15 +1,19 @@
 //! A shardmaster group of in-process replicas on 127.0.0.1, with the helpers the
 //! integration tests share.
-#![allow(dead_code)]
+//!
+//! Every test binary compiles this module and each uses part of it; dead code is
+//! judged per binary, so a helper that only some binaries use allows it on
+//! itself and names its users.
 
 pub mod proxy;
 
 use proxy::LinkProxy;
-use shardmaster::{Clerk, ClerkOptions, Config, Gid, ServerOptions, ShardmasterServer, NO_GROUP};
+use shardmaster::{
+    Clerk, ClerkOptions, Config, ConfigNum, Gid, ServerOptions, ShardmasterServer, NO_GROUP,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use std::time::Duration;
 
 /// How a test group is set up.
 #[derive(Clone, Debug)]
@@ -54,15 +58,9 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a group.
     pub async fn start(opts: ClusterOptions) -> Cluster {
-        init_tracing();
+        diskv_testkit::init_logs();
         let n = opts.replicas;
-        let mut listeners = Vec::new();
-        let mut addrs = Vec::new();
-        for _ in 0..n {
-            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            addrs.push(l.local_addr().expect("address").to_string());
-            listeners.push(l);
-        }
+        let (listeners, addrs) = diskv_testkit::listeners(n).await;
         let mut links: Vec<Vec<Option<LinkProxy>>> = Vec::new();
         let mut peer_views = Vec::new();
         for i in 0..n {
@@ -115,11 +113,6 @@ impl Cluster {
         o
     }
 
-    /// Replica `i`, which must be running.
-    pub fn server(&self, i: usize) -> &ShardmasterServer {
-        self.servers[i].as_ref().expect("replica is running")
-    }
-
     /// Stops replica `i` (its directory stays).
     pub async fn stop(&mut self, i: usize) {
         if let Some(s) = self.servers[i].take() {
@@ -127,16 +120,47 @@ impl Cluster {
         }
     }
 
+    /// A Clerk for every replica, with short attempt deadlines.
+    pub fn clerk(&self) -> Clerk {
+        Clerk::with_options(self.addrs.clone(), fast_clerk())
+    }
+
+    /// A Clerk for some replicas only.
+    pub fn clerk_for(&self, replicas: &[usize]) -> Clerk {
+        let addrs = replicas.iter().map(|&i| self.addrs[i].clone()).collect();
+        Clerk::with_options(addrs, fast_clerk())
+    }
+
+    /// Stops every replica.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.servers.len() {
+            self.stop(i).await;
+        }
+    }
+}
+
+/// Restarts: disk_loss.rs and durability.rs.
+#[allow(dead_code)]
+impl Cluster {
+    /// Replica `i`, which must be running.
+    pub fn server(&self, i: usize) -> &ShardmasterServer {
+        self.servers[i].as_ref().expect("replica is running")
+    }
+
     /// Starts replica `i` again on its directory and address.
     pub async fn restart(&mut self, i: usize) {
         assert!(self.servers[i].is_none(), "replica {i} is running");
-        let listener = bind_again(&self.addrs[i]).await;
+        let listener = diskv_testkit::bind_again(&self.addrs[i]).await;
         let s = ShardmasterServer::start(listener, self.server_options(i, false))
             .await
             .expect("restart replica");
         self.servers[i] = Some(s);
     }
+}
 
+/// Partitions of a proxied cluster: join_leave_move_query.rs.
+#[allow(dead_code)]
+impl Cluster {
     /// Cuts every link to and from replica `i` (clients still reach it).
     pub fn isolate(&self, i: usize) {
         self.set_links(i, true);
@@ -166,24 +190,6 @@ impl Cluster {
             p.set_cut(cut);
         }
     }
-
-    /// A Clerk for every replica, with short attempt deadlines.
-    pub fn clerk(&self) -> Clerk {
-        Clerk::with_options(self.addrs.clone(), fast_clerk())
-    }
-
-    /// A Clerk for some replicas only.
-    pub fn clerk_for(&self, replicas: &[usize]) -> Clerk {
-        let addrs = replicas.iter().map(|&i| self.addrs[i].clone()).collect();
-        Clerk::with_options(addrs, fast_clerk())
-    }
-
-    /// Stops every replica.
-    pub async fn shutdown(mut self) {
-        for i in 0..self.servers.len() {
-            self.stop(i).await;
-        }
-    }
 }
 
 /// Clerk options for tests: short attempts, so lost requests cost little.
@@ -191,30 +197,6 @@ pub fn fast_clerk() -> ClerkOptions {
     ClerkOptions {
         attempt_timeout: Duration::from_millis(700),
         ..ClerkOptions::default()
-    }
-}
-
-/// Binds `addr` again after its previous owner closed it.
-pub async fn bind_again(addr: &str) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return l,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
-
-/// Logs to the test's output when `RUST_LOG` is set.
-pub fn init_tracing() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
     }
 }
 
@@ -227,6 +209,7 @@ pub fn servers(gid: Gid) -> Vec<String> {
 
 /// The 6.824 `check`: exactly `groups` are joined, every shard is on a joined group
 /// (on gid 0 when there are none), and loads differ by at most one.
+#[allow(dead_code)] // used by join_leave_move_query.rs only
 pub fn check(c: &Config, groups: &[Gid]) {
     let want: BTreeSet<Gid> = groups.iter().copied().collect();
     let have: BTreeSet<Gid> = c.groups.keys().copied().collect();
@@ -257,11 +240,12 @@ pub fn check(c: &Config, groups: &[Gid]) {
 }
 
 /// Every configuration from 0 to the latest, as `ck` answers through the log.
+#[allow(dead_code)] // used by disk_loss.rs and durability.rs
 pub async fn history(ck: &Clerk) -> Vec<Config> {
-    let latest = ck.query(-1).await.unwrap();
+    let latest = ck.query(ConfigNum::Latest).await.unwrap();
     let mut all = Vec::new();
     for num in 0..=latest.num {
-        all.push(ck.query(num as i64).await.unwrap());
+        all.push(ck.query(ConfigNum::Num(num)).await.unwrap());
     }
     all
 }
@@ -269,11 +253,12 @@ pub async fn history(ck: &Clerk) -> Vec<Config> {
 /// Joins groups `base..base + 6`, a Move and two Leaves: more instances than
 /// `checkpoint_every`, so the logs forget their prefix behind checkpoints (and a
 /// replica that lost its disk needs a snapshot).
+#[allow(dead_code)] // used by disk_loss.rs and durability.rs
 pub async fn churn(cl: &Cluster, base: u64) {
     let ck = cl.clerk();
     for g in base..base + 6 {
         ck.join(g, servers(g)).await.unwrap();
-        ck.query(-1).await.unwrap();
+        ck.query(ConfigNum::Latest).await.unwrap();
     }
     ck.move_shard(0, base + 5).await.unwrap();
     ck.leave(base + 1).await.unwrap();

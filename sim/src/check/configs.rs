@@ -25,7 +25,7 @@ use super::balance;
 use crate::clock::{Time, MS};
 use crate::master_client::{MasterHistory, MasterOp};
 use paxos::NodeId;
-use shardmaster::{Config, ConfigStore, OpResult};
+use shardmaster::{Config, ConfigNum, ConfigStore, OpResult};
 use std::collections::BTreeMap;
 
 /// Every configuration any shardmaster replica held, by number.
@@ -42,7 +42,7 @@ impl ConfigLog {
         let from = self.configs.len() as u64;
         for num in from..=latest.num {
             self.configs
-                .insert(num, (store.query(num as i64).clone(), node));
+                .insert(num, (store.query(ConfigNum::Num(num)).clone(), node));
         }
         match self.configs.get(&latest.num) {
             Some((c, first)) if c != latest => Err(format!(
@@ -149,7 +149,7 @@ pub fn check(history: &MasterHistory, log: &ConfigLog, nshards: usize) -> Vec<St
             ));
         }
         let floor = known_before(op.invoked);
-        let asked_old = matches!(op.op, shardmaster::Op::Query { num: q } if q == num as i64);
+        let asked_old = op.op == shardmaster::Op::query(ConfigNum::Num(num));
         let changed = matches!(op.returned, Some((_, Ok(OpResult::Changed { .. }))));
         let stale = match floor {
             Some(f) if changed => num <= f,
@@ -335,7 +335,7 @@ mod tests {
                 op(
                     2,
                     0,
-                    Op::Query { num: -1 },
+                    Op::query(ConfigNum::Latest),
                     (40, Some(50)),
                     OpResult::Config(c1.clone()),
                 ),
@@ -343,14 +343,14 @@ mod tests {
                 op(
                     2,
                     0,
-                    Op::Query { num: 1 },
+                    Op::query(ConfigNum::Num(1)),
                     (60, Some(70)),
                     OpResult::Config(c1),
                 ),
                 op(
                     3,
                     0,
-                    Op::Query { num: 1 },
+                    Op::query(ConfigNum::Num(1)),
                     (60, Some(70)),
                     OpResult::Config(forged),
                 ),

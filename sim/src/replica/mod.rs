@@ -8,185 +8,31 @@
 //! recovery and the whole running process are the same code for both; the world
 //! sees every machine through [`Node`].
 
+mod io;
 pub mod kv;
 pub mod master;
 mod node;
+mod opening;
+mod probing;
 mod running;
 pub mod service;
 
+pub use io::{Io, Timer};
 pub use node::Node;
 pub use running::Running;
 pub use service::Service;
 
-use crate::check::{ConfigLog, Digests, Votes};
-use crate::clock::{Time, MS, SECOND};
+use crate::clock::Time;
 use crate::net::Addr;
 use crate::packet::Packet;
-use crate::trace::Trace;
-use paxos::core::{CoreConfig, Membership, ReadStats, Replica};
+use paxos::core::{CoreConfig, Membership, Replica};
 use paxos::fs::{FileSystem, SimFs};
-use paxos::probe::{self, Answer, Verdict};
-use paxos::recovery::{next_step, Step};
-use paxos::rsm::Applier;
-use paxos::storage::{LogOptions, SegmentLog};
-use paxos::{Entry, Envelope, Message, NodeId, Slot};
-use rand::rngs::StdRng;
-use rand::Rng;
-use service::Refused;
-use std::path::{Path, PathBuf};
+use paxos::probe::Answer;
+use paxos::NodeId;
 use std::sync::Arc;
 
 /// Where a replica keeps everything on its disk.
 pub const DATA: &str = "/data";
-
-/// Timers of a machine's process.
-#[derive(Clone, Copy, Debug)]
-pub enum Timer {
-    /// The core's clock.
-    Tick,
-    /// The pending sync completes.
-    SyncDone,
-    /// The apply loop runs.
-    Apply,
-    /// No decision came since apply number `n`.
-    Idle(u64),
-    /// The background checkpoint is written.
-    CheckpointDone,
-    /// A recovering replica (or one that needs a snapshot) looks again.
-    RecoveryPoll,
-    /// A replica with an empty disk asks its peers again.
-    ProbeRound,
-}
-
-/// What a call into a machine may do to the world.
-pub struct Io<'a> {
-    /// Now.
-    pub now: Time,
-    /// The run's generator.
-    pub rng: &'a mut StdRng,
-    /// The machine's group.
-    pub group: u64,
-    /// The machine's index.
-    pub node: NodeId,
-    /// Its disk generation.
-    pub generation: u32,
-    /// Packets to send: (to, packet).
-    pub sends: Vec<(Addr, Packet)>,
-    /// Timers to set.
-    pub timers: Vec<(Time, Timer)>,
-    /// The group's vote record.
-    pub votes: &'a mut Votes,
-    /// Reads the group's leaders answered, by lease and by read-index.
-    pub reads: &'a mut ReadStats,
-    /// Every group's digests.
-    pub digests: &'a mut Digests,
-    /// Every shardmaster configuration seen.
-    pub configs: &'a mut ConfigLog,
-    /// The trace.
-    pub trace: &'a mut Trace,
-    /// Invariant violations found.
-    pub violations: &'a mut Vec<String>,
-}
-
-impl Io<'_> {
-    fn who(&self) -> String {
-        format!("g{}r{}", self.group, self.node)
-    }
-
-    /// Records a trace line.
-    pub fn note(&mut self, what: impl FnOnce() -> String) {
-        if self.trace.on() {
-            let who = self.who();
-            self.trace.note(self.now, &who, what);
-        }
-    }
-
-    /// Records an invariant violation.
-    pub fn violation(&mut self, what: String) {
-        let line = format!(
-            "t={} ms group {} replica {} (disk generation {}): {what}",
-            self.now / MS,
-            self.group,
-            self.node,
-            self.generation
-        );
-        self.note(|| format!("VIOLATION {line}"));
-        self.violations.push(line);
-    }
-
-    /// Sets a timer.
-    pub fn timer(&mut self, at: Time, timer: Timer) {
-        self.timers.push((at, timer));
-    }
-
-    /// The machine's monotonic clock, in ms.
-    pub fn monotonic_ms(&self) -> u64 {
-        self.now / MS
-    }
-
-    /// Sends a Paxos message, recording proposals and votes as they leave.
-    pub fn send_paxos(&mut self, env: Envelope) {
-        let checked = match &env.msg {
-            Message::Accept {
-                ballot,
-                slot,
-                entry,
-                ..
-            } => self.votes.proposed(*slot, *ballot, entry),
-            Message::Accepted {
-                ballot,
-                slot,
-                incarnation,
-            } => self
-                .votes
-                .accepted(self.node, self.generation, *slot, *ballot, *incarnation),
-            Message::Promise { incarnation, .. } => {
-                self.votes
-                    .promised(self.node, self.generation, *incarnation)
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = checked {
-            self.violation(e);
-        }
-        let to = Addr::Replica {
-            group: self.group,
-            node: env.to,
-        };
-        self.sends.push((to, Packet::Paxos(env)));
-    }
-
-    /// Sends `packet` to peer `peer` of the group.
-    pub fn send_peer(&mut self, peer: NodeId, packet: Packet) {
-        let to = Addr::Replica {
-            group: self.group,
-            node: peer,
-        };
-        self.sends.push((to, packet));
-    }
-
-    /// Sends `packet` to `to`.
-    pub fn send(&mut self, to: Addr, packet: Packet) {
-        self.sends.push((to, packet));
-    }
-
-    /// The core decided `slot` with `entry`: it must be the chosen value.
-    pub fn decided(&mut self, slot: Slot, entry: &Entry) {
-        if let Err(e) = self.votes.decided(self.node, slot, entry) {
-            self.violation(e);
-        }
-    }
-
-    /// The state machine covers every instance below `applied` with `digest`.
-    pub fn digest(&mut self, applied: Slot, digest: u64, how: &'static str) {
-        if let Err(e) = self
-            .digests
-            .observe(self.group, self.node, applied, digest, how)
-        {
-            self.violation(e);
-        }
-    }
-}
 
 /// The process on a machine.
 pub enum Process<S: Service> {
@@ -288,124 +134,6 @@ impl<S: Service> Machine<S> {
         Arc::new(self.fs.clone())
     }
 
-    /// Starts the process: opens the directory as `diskv server` does.
-    pub fn start(&mut self, io: &mut Io<'_>) {
-        self.epoch += 1;
-        // A new process asks anew: answers to an earlier life's last round (late
-        // in the network) describe the group as it was then, as `probe::ask_all`
-        // never hands a new process an old answer (seed 1667: an answer
-        // `Recovering`, seconds old, made a recovering replica halt).
-        self.round += 1;
-        self.answers = vec![None; self.peers];
-        // The new process's core counts ticks from now (its tick 0).
-        self.next_tick = io.now + self.tick_len;
-        io.timer(self.next_tick, Timer::Tick);
-        match self.open(io) {
-            Ok(Opening::Probe) => {
-                io.note(|| "empty directory: asking the peers".into());
-                self.process = Process::Probing;
-                self.new_round(io);
-                io.timer(io.now + 150 * MS, Timer::ProbeRound);
-            }
-            Ok(Opening::Run(running)) => self.run(io, running),
-            Err(e) => self.cannot_start(io, e),
-        }
-    }
-
-    /// A replica whose disk is intact must always be able to start again; one
-    /// that cannot (an I/O error aside) is stuck for good.
-    fn cannot_start(&mut self, io: &mut Io<'_>, e: String) {
-        io.note(|| format!("cannot start: {e}"));
-        self.process = Process::Down;
-        // A full disk is not stuck for good: it restarts once it has room.
-        let full = e.contains("os error 28");
-        if !full {
-            io.violation(format!("replica cannot start again: {e}"));
-        }
-    }
-
-    fn run(&mut self, io: &mut Io<'_>, running: Box<Running<S>>) {
-        if let Some(nonce) = S::recovering(&running.record) {
-            io.votes.recovering(self.node, self.generation, nonce);
-            io.note(|| format!("recovering a lost disk, nonce {nonce}"));
-        }
-        self.ran_before = true;
-        self.process = Process::Running(running);
-        io.timer(io.now + 200 * MS, Timer::RecoveryPoll);
-        if let Process::Running(r) = &mut self.process {
-            r.drive(io);
-        }
-    }
-
-    /// The directory's verdict: known, lost, damaged, or empty (ask the peers).
-    fn open(&mut self, io: &mut Io<'_>) -> Result<Opening<S>, String> {
-        let fs = self.shared_fs();
-        match self.svc.inspect(&fs, Path::new(DATA)) {
-            Ok(Some(opened)) => self.boot(io, opened),
-            Ok(None) if self.ran_before => self.lost(io, "--restart with an empty directory"),
-            Ok(None) => Ok(Opening::Probe),
-            Err(Refused::Damaged(why)) => self.damaged(io, why),
-            Err(Refused::Failed(e)) => Err(e),
-        }
-    }
-
-    fn damaged(&mut self, io: &mut Io<'_>, why: String) -> Result<Opening<S>, String> {
-        io.note(|| format!("damaged state quarantined: {why}"));
-        paxos::quarantine::quarantine_on(&self.fs, Path::new(DATA), S::KEEP, io.now / SECOND)
-            .map_err(|e| e.to_string())?;
-        self.lost(io, "its state was damaged")
-    }
-
-    fn lost(&mut self, io: &mut Io<'_>, why: &str) -> Result<Opening<S>, String> {
-        io.note(|| format!("lost its disk ({why})"));
-        let nonce = io.rng.gen::<u64>() | 1;
-        let opened = self
-            .svc
-            .create(&self.shared_fs(), Path::new(DATA), Some(nonce))?;
-        self.boot(io, opened)
-    }
-
-    fn fresh(&mut self, io: &mut Io<'_>) -> Result<Opening<S>, String> {
-        let opened = self.svc.create(&self.shared_fs(), Path::new(DATA), None)?;
-        io.note(|| "a new replica of a new group: starting fresh".into());
-        self.boot(io, opened)
-    }
-
-    /// Opens the log and starts the core and the state machine.
-    fn boot(&mut self, io: &mut Io<'_>, opened: service::Opened<S>) -> Result<Opening<S>, String> {
-        let service::Opened {
-            record,
-            state,
-            applied,
-        } = opened;
-        let fs = self.shared_fs();
-        let mut log =
-            SegmentLog::open_on(fs, &PathBuf::from(DATA).join("log"), LogOptions::default())
-                .map_err(|e| e.to_string())?;
-        let cfg = CoreConfig {
-            recovering: S::recovering(&record),
-            seed: io.rng.gen(),
-            ..self.core.clone()
-        };
-        let (core, replay) =
-            paxos::node::restore(&cfg, &mut log, applied).map_err(|e| e.to_string())?;
-        io.note(|| {
-            format!(
-                "restored: incarnation {:?}, epochs {:?}, floor {}, commit {}, applied {applied}",
-                core.incarnation(),
-                core.membership().epoch_starts(),
-                core.floor(),
-                core.commit_index()
-            )
-        });
-        io.digest(applied, S::digest(&state), "restart");
-        S::observe(&state, io);
-        let applier = Applier::new(state, applied, self.node as u32, io.rng.gen());
-        Ok(Opening::Run(Box::new(Running::start(
-            io, core, replay, log, applier, record,
-        ))))
-    }
-
     /// Stops the process (`kill -9`): the disk keeps what the page cache had.
     pub fn kill(&mut self, io: &mut Io<'_>) {
         io.note(|| "killed".into());
@@ -477,114 +205,6 @@ impl<S: Service> Machine<S> {
         }
     }
 
-    fn new_round(&mut self, io: &mut Io<'_>) {
-        self.round += 1;
-        self.answers = vec![None; self.peers];
-        for peer in (0..self.peers).filter(|&p| p != self.node) {
-            io.send_peer(
-                peer,
-                Packet::Probe {
-                    from: self.node,
-                    round: self.round,
-                },
-            );
-        }
-    }
-
-    /// An empty directory without `--restart`: decide from the peers' answers.
-    fn probe_round(&mut self, io: &mut Io<'_>) {
-        if !matches!(self.process, Process::Probing) {
-            return;
-        }
-        let opened = match probe::decide(self.node, &self.answers) {
-            Verdict::Fresh => {
-                if let Err(e) = io.votes.fresh_start(self.node, self.generation) {
-                    io.violation(e);
-                }
-                self.fresh(io)
-            }
-            Verdict::Lost { reason } => self.lost(io, &reason),
-            Verdict::Wait { .. } => {
-                self.new_round(io);
-                io.timer(io.now + 150 * MS, Timer::ProbeRound);
-                return;
-            }
-        };
-        match opened {
-            Ok(Opening::Run(r)) => self.run(io, r),
-            Ok(Opening::Probe) => {}
-            Err(e) => self.cannot_start(io, e),
-        }
-    }
-
-    /// A recovering replica's loop (`paxos::recovery::run`), and every replica's
-    /// snapshot keep-up (`paxos::recovery::keep_up`).
-    fn recovery_poll(&mut self, io: &mut Io<'_>) {
-        let Process::Running(r) = &mut self.process else {
-            return;
-        };
-        io.timer(io.now + 200 * MS, Timer::RecoveryPoll);
-        if r.failed.is_some() {
-            return;
-        }
-        let recovering = S::recovering(&r.record).is_some();
-        if !recovering && r.snapshot_wanted.is_none() {
-            return;
-        }
-        let step = if recovering {
-            next_step(
-                self.node,
-                r.core.incarnation(),
-                r.core.votes_now(),
-                &self.answers,
-                r.snapshot_wanted,
-            )
-        } else {
-            let from = (0..self.peers)
-                .filter(|&p| p != self.node && self.answers[p] == Some(Answer::History))
-                .collect();
-            Step::Fetch {
-                floor: r.snapshot_wanted.unwrap_or(0),
-                from,
-            }
-        };
-        match step {
-            Step::Voting(k) => {
-                match self
-                    .svc
-                    .recovered(&self.fs, Path::new(DATA), &mut r.record, k)
-                {
-                    Ok(()) => io.note(|| format!("recovered: voting again as incarnation {k}")),
-                    Err(e) => io.note(|| format!("cannot record the end of recovery: {e}")),
-                }
-                return;
-            }
-            Step::Halt { recovering } => {
-                io.note(|| format!("halts: {recovering} replicas recovering"));
-                self.epoch += 1;
-                self.process = Process::Halted {
-                    until: io.now + 5 * SECOND,
-                };
-                return;
-            }
-            Step::Fetch { floor, from } => {
-                if !from.is_empty() {
-                    self.ask_next = (self.ask_next + 1) % from.len();
-                    let peer = from[self.ask_next];
-                    io.send_peer(
-                        peer,
-                        Packet::SnapshotAsk {
-                            from: self.node,
-                            floor,
-                        },
-                    );
-                }
-            }
-            Step::Wait { .. } => {}
-        }
-        self.new_round(io);
-    }
-
     /// A packet arrived.
     pub fn deliver(&mut self, io: &mut Io<'_>, from: Addr, packet: Packet) {
         self.catch_up(io);
@@ -641,31 +261,8 @@ impl<S: Service> Machine<S> {
         }
     }
 
-    /// What this machine answers to a probe now (`None`: no answer).
-    fn probe_answer(&mut self, io: &mut Io<'_>) -> Option<Answer> {
-        match &mut self.process {
-            Process::Down => None,
-            Process::Probing => Some(Answer::Fresh),
-            Process::Running(r) if r.failed.is_some() => None,
-            Process::Running(r) => {
-                let a = r.core.probe_answer();
-                r.drive(io);
-                Some(a)
-            }
-            Process::Halted { until } => (io.now < *until).then_some(Answer::Recovering),
-        }
-    }
-
     /// The membership this machine's core knows (for reports).
     pub fn membership(&self) -> Option<Membership> {
         self.core().map(|c| c.membership().clone())
     }
-}
-
-/// How opening the directory ended.
-enum Opening<S: Service> {
-    /// Ask the peers first.
-    Probe,
-    /// Run.
-    Run(Box<Running<S>>),
 }

@@ -1,0 +1,6 @@
+//! The client side: the [`Clerk`](clerk::Clerk), which routes each operation to
+//! the group owning its key and retries until it is done, and the request side of
+//! the line protocol that `diskv client` reads from stdin.
+
+pub mod clerk;
+pub mod line;

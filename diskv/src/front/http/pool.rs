@@ -1,0 +1,162 @@
+//! A pool of [`Clerk`]s. A Clerk runs one operation at a time, so concurrent HTTP
+//! requests (and RESP commands, [`crate::front::resp`]) each borrow one: at most `size`
+//! exist, made lazily and reused.
+//!
+//! Every operation runs in its own task, so a client that hangs up does not cancel
+//! a write half-way (the Clerk stays consistent and goes back to the pool). An
+//! operation that outlives its deadline is abandoned together with its Clerk: its
+//! outcome is unknown, and a fresh Clerk (new client id) replaces it.
+
+use crate::client::clerk::Clerk;
+use crate::op::{KvError, Op, Reply};
+use crate::replica::server::Local;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Why an operation did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The servers refused the request as malformed; retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// A key or value is above the store's limit (answered 413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The group's disks are full (answered 507): writes are refused until space
+    /// is freed; reads are still served.
+    #[error("{0}")]
+    NoSpace(String),
+    /// No answer before the deadline. A write may or may not have taken effect.
+    #[error(
+        "no answer from the store within {0:?}; a write may or may not have taken effect, retry it"
+    )]
+    Timeout(Duration),
+    /// The operation failed in an unexpected way (a reply of the wrong kind, a task
+    /// that panicked).
+    #[error("the store failed: {0}")]
+    Failed(String),
+}
+
+/// A bounded, lazily filled pool of Clerks for one cluster.
+pub struct ClerkPool {
+    masters: Vec<String>,
+    local: OnceLock<Local>,
+    idle: Mutex<Vec<Clerk>>,
+    slots: Arc<Semaphore>,
+    made: AtomicUsize,
+    size: usize,
+}
+
+impl ClerkPool {
+    /// A pool of at most `size` Clerks (at least one) of the cluster whose
+    /// shardmasters listen at `masters`.
+    pub fn new(masters: Vec<String>, size: usize) -> Arc<ClerkPool> {
+        let size = size.max(1);
+        Arc::new(ClerkPool {
+            masters,
+            local: OnceLock::new(),
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(size)),
+            made: AtomicUsize::new(0),
+            size,
+        })
+    }
+
+    /// Makes every Clerk of the pool call `local`, a replica in this process,
+    /// directly ([`Clerk::with_local`]). Set once, before the first operation.
+    pub fn set_local(&self, local: Local) {
+        if self.local.set(local).is_err() {
+            tracing::warn!("the Clerk pool's local replica was already set");
+        }
+    }
+
+    /// How many Clerks the pool may hold.
+    pub fn capacity(&self) -> usize {
+        self.size
+    }
+
+    /// How many Clerks have been made so far (replacements included).
+    pub fn made(&self) -> usize {
+        self.made.load(Ordering::Relaxed)
+    }
+
+    /// How many operations are running or waiting for a Clerk right now.
+    pub fn busy(&self) -> usize {
+        self.size - self.slots.available_permits()
+    }
+
+    /// Runs `op` with a Clerk of the pool, waiting for one if all are busy.
+    /// `deadline` covers the wait, making the Clerk and the operation itself.
+    /// The answer is the value of a Get or Swap, `None` for the others.
+    pub async fn execute(
+        self: &Arc<Self>,
+        op: Op,
+        deadline: Duration,
+    ) -> Result<Option<String>, PoolError> {
+        self.run(op, deadline).await.map(|reply| match reply {
+            Reply::Value(v) => v,
+            _ => None,
+        })
+    }
+
+    /// [`ClerkPool::execute`], answering everything the Clerk returned (as the
+    /// servers' [`Reply`]; a multi-shard Scan's pairs are merged and sorted).
+    pub async fn run(self: &Arc<Self>, op: Op, deadline: Duration) -> Result<Reply, PoolError> {
+        let pool = self.clone();
+        let task = tokio::spawn(async move {
+            let work = async {
+                let _slot = pool
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| PoolError::Failed("the Clerk pool is closed".into()))?;
+                let mut clerk = pool.take().await;
+                let out = clerk.execute(op).await;
+                pool.give_back(clerk);
+                Ok::<_, PoolError>(out)
+            };
+            match tokio::time::timeout(deadline, work).await {
+                Ok(Ok(Ok(v))) => Ok(v),
+                Ok(Ok(Err(KvError::Invalid(why)))) => Err(PoolError::Invalid(why)),
+                Ok(Ok(Err(e @ KvError::TooLarge { .. }))) => {
+                    Err(PoolError::TooLarge(e.to_string()))
+                }
+                Ok(Ok(Err(e @ KvError::NoSpace { .. }))) => Err(PoolError::NoSpace(e.to_string())),
+                Ok(Ok(Err(e))) => Err(PoolError::Failed(e.to_string())),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(PoolError::Timeout(deadline)),
+            }
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(PoolError::Failed(format!(
+                "the operation's task failed: {e}"
+            )))
+        })
+    }
+
+    async fn take(&self) -> Clerk {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(c) => c,
+            None => {
+                self.made.fetch_add(1, Ordering::Relaxed);
+                let mut clerk = Clerk::new(self.masters.clone()).await;
+                if let Some(local) = self.local.get() {
+                    clerk = clerk.with_local(local.clone());
+                }
+                tracing::debug!(client = clerk.id(), "new clerk in the HTTP pool");
+                clerk
+            }
+        }
+    }
+
+    fn give_back(&self, clerk: Clerk) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(clerk);
+    }
+}

@@ -1,0 +1,273 @@
+//! The KV service a replica serves to Clerks and to other groups.
+
+use crate::op::{KvError, Reply, Request};
+use crate::rpc::{KvRpc, ShardTransfer};
+use crate::state::logclock::LogClock;
+use crate::state::shard::ShardMode;
+use crate::state::{KvCommand, KvState};
+use paxos::node::StorageFailure;
+use paxos::rsm::{Rsm, RsmError};
+use paxos::PaxosError;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tarpc::context;
+
+/// How long one request may wait for its log instance or read index.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The service of one replica. Cheap to clone (one per connection).
+#[derive(Clone)]
+pub struct KvService {
+    rsm: Rsm<KvState>,
+    clock: Arc<Mutex<LogClock>>,
+}
+
+/// This process's monotonic clock, in ms since it first read it.
+fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Translates a log-layer failure into what the Clerk should do.
+pub(crate) fn rsm_error(e: RsmError, rsm: &Rsm<KvState>) -> KvError {
+    match e {
+        RsmError::Timeout => KvError::Timeout,
+        RsmError::Paxos(PaxosError::NotLeader { leader }) => KvError::NotLeader { leader },
+        RsmError::Paxos(PaxosError::CommandTooLarge { bytes, limit }) => KvError::TooLarge {
+            what: "command".into(),
+            bytes,
+            limit,
+        },
+        RsmError::Paxos(other) => {
+            if let Some(failure) = rsm.node().failure() {
+                KvError::Unavailable(failure.advice())
+            } else {
+                KvError::Unavailable(other.to_string())
+            }
+        }
+    }
+}
+
+impl KvService {
+    /// A service over a running replicated state machine.
+    pub fn new(rsm: Rsm<KvState>) -> Self {
+        KvService {
+            rsm,
+            clock: Arc::default(),
+        }
+    }
+
+    /// True once the replica was stopped ([`crate::KvServer::shutdown`]): it answers
+    /// nothing more, and another replica may listen on its address by now.
+    pub fn is_stopped(&self) -> bool {
+        self.rsm.node().is_stopped()
+    }
+
+    /// Refuses requests this replica should not take: followers redirect to the
+    /// leader (a write would be forwarded anyway; a read must not be served here).
+    fn check_leader(&self) -> Result<(), KvError> {
+        let node = self.rsm.node();
+        if node.is_leader() {
+            Ok(())
+        } else {
+            Err(KvError::NotLeader {
+                leader: node.leader(),
+            })
+        }
+    }
+
+    /// Executes a client request (see [`KvRpc::execute`]).
+    pub async fn execute_request(&self, req: Request) -> Result<Reply, KvError> {
+        validate(&req)?;
+        if let Some(failure) = self.rsm.node().failure() {
+            return self.while_failed(&req, &failure);
+        }
+        self.check_leader()?;
+        if req.op.is_read() {
+            let rsm = &self.rsm;
+            rsm.read(REQUEST_TIMEOUT, |st| st.read(&req))
+                .await
+                .map_err(|e| rsm_error(e, rsm))?
+        } else {
+            let applied_ms = self.rsm.with_state(|st| st.now_ms());
+            let at_ms = self
+                .clock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stamp(applied_ms, monotonic_ms());
+            let cmd = KvCommand::Op { req, at_ms };
+            self.rsm
+                .execute(cmd, REQUEST_TIMEOUT)
+                .await
+                .map_err(|e| rsm_error(e, &self.rsm))?
+        }
+    }
+
+    /// Answers a request while this replica's storage is failed (it does not
+    /// vote, so nothing is decided through it). A write is refused at once, with
+    /// the cause. A read is served from the applied state only in a one-replica
+    /// group, and only once that state covers everything the log held at the
+    /// replica's last start: no other replica can decide anything, a write
+    /// acknowledged since was applied before its answer, and one acknowledged
+    /// before sits in an instance below [`paxos::PaxosNode::restored_end`] (right
+    /// after a restart it may still wait in the log to be applied again: found by
+    /// the attack on this change). In a larger group another replica may lead and
+    /// have moved on: the Clerk goes there.
+    fn while_failed(&self, req: &Request, failure: &StorageFailure) -> Result<Reply, KvError> {
+        let node = self.rsm.node();
+        if req.op.is_read() {
+            if node.group_size() == 1 && self.rsm.applied() >= node.restored_end() {
+                return self.rsm.with_state(|st| st.read(req));
+            }
+            return Err(KvError::Unavailable(failure.advice()));
+        }
+        if failure.no_space {
+            return Err(KvError::NoSpace {
+                reason: failure.advice(),
+                outcome_unknown: false,
+            });
+        }
+        Err(KvError::Unavailable(failure.advice()))
+    }
+
+    /// Hands a frozen shard to its new owner (see [`KvRpc::fetch_shard`]).
+    pub async fn fetch(&self, config: u64, shard: usize) -> Result<ShardTransfer, KvError> {
+        self.check_leader()?;
+        // Linearizable: the answer reflects every instance decided before it.
+        let rsm = &self.rsm;
+        rsm.read(REQUEST_TIMEOUT, |st| {
+            if st.config().num < config {
+                return Err(KvError::ShardMoving { shard });
+            }
+            match st.shard(shard) {
+                Some(s) if matches!(s.mode, ShardMode::Leaving { config: c, .. } if c == config) => {
+                    Ok(ShardTransfer { data: s.data.clone(), dups: s.dups.clone() })
+                }
+                // Already deleted (the new owner confirmed) or never held here in
+                // that config: the caller has what it needs or asks the wrong group.
+                _ => Err(KvError::WrongGroup { shard, config: st.config().num }),
+            }
+        })
+        .await
+        .map_err(|e| rsm_error(e, rsm))?
+    }
+
+    /// Whether this group installed `shard` given by `config` (see
+    /// [`KvRpc::shard_installed`]). A group only moves past a config once every
+    /// shard it gave is installed, so a later config means yes.
+    pub async fn installed(&self, config: u64, shard: usize) -> Result<bool, KvError> {
+        self.check_leader()?;
+        let rsm = &self.rsm;
+        rsm.read(REQUEST_TIMEOUT, |st| {
+            let num = st.config().num;
+            num > config
+                || (num == config
+                    && matches!(st.shard(shard).map(|s| &s.mode), Some(ShardMode::Serving)))
+        })
+        .await
+        .map_err(|e| rsm_error(e, rsm))
+    }
+}
+
+impl KvService {
+    /// The whole state, linearizably (see [`KvRpc::snapshot`]).
+    pub async fn group_snapshot(&self) -> Result<crate::rpc::GroupSnapshot, KvError> {
+        self.check_leader()?;
+        let rsm = &self.rsm;
+        rsm.snapshot(REQUEST_TIMEOUT, |st, applied, membership| {
+            st.snapshot(applied, membership)
+        })
+        .await
+        .map_err(|e| rsm_error(e, rsm))
+    }
+}
+
+/// Rejects requests that can never succeed, before anything is proposed: an
+/// empty key, or a key or value above the store's limits (a replica never
+/// proposes a command its log could not hold).
+fn validate(req: &Request) -> Result<(), KvError> {
+    if req.op.key().is_some_and(str::is_empty) {
+        return Err(KvError::Invalid("key cannot be empty".into()));
+    }
+    req.op.check_size()
+}
+
+impl KvRpc for KvService {
+    async fn execute(self, _: context::Context, req: Request) -> Result<Reply, KvError> {
+        self.execute_request(req).await
+    }
+
+    async fn fetch_shard(
+        self,
+        _: context::Context,
+        config: u64,
+        shard: usize,
+    ) -> Result<ShardTransfer, KvError> {
+        self.fetch(config, shard).await
+    }
+
+    async fn shard_installed(
+        self,
+        _: context::Context,
+        config: u64,
+        shard: usize,
+    ) -> Result<bool, KvError> {
+        self.installed(config, shard).await
+    }
+
+    async fn snapshot(self, _: context::Context) -> Result<crate::rpc::GroupSnapshot, KvError> {
+        self.group_snapshot().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Op, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+    fn put(key: &str, value: String) -> Request {
+        Request {
+            client: 1,
+            seq: 1,
+            shard: 0,
+            op: Op::Put {
+                key: key.into(),
+                value,
+            },
+        }
+    }
+
+    /// Issue #18, B2: a 100 MiB value was proposed, made a log record above the
+    /// frame limit and stopped the replicas' storage. It is refused before
+    /// `execute_request` proposes anything (`validate` is its first step).
+    #[test]
+    fn a_value_or_key_over_the_limit_is_refused_before_proposing() {
+        assert_eq!(validate(&put("k", "v".repeat(MAX_VALUE_BYTES))), Ok(()));
+        assert_eq!(
+            validate(&put("k", "v".repeat(MAX_VALUE_BYTES + 1))),
+            Err(KvError::TooLarge {
+                what: "value".into(),
+                bytes: MAX_VALUE_BYTES + 1,
+                limit: MAX_VALUE_BYTES
+            })
+        );
+        let long_key = "k".repeat(MAX_KEY_BYTES + 1);
+        assert!(matches!(
+            validate(&put(&long_key, "v".into())),
+            Err(KvError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            validate(&put("", "v".into())),
+            Err(KvError::Invalid(_))
+        ));
+        let e = validate(&put("k", "v".repeat(MAX_VALUE_BYTES + 1))).unwrap_err();
+        assert!(!e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "value of {} bytes is over the {MAX_VALUE_BYTES}-byte limit",
+                MAX_VALUE_BYTES + 1
+            )
+        );
+    }
+}

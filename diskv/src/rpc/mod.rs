@@ -1,0 +1,37 @@
+//! The KV service between Clerks (and other groups) and a group's replicas.
+
+pub mod conn;
+
+use crate::op::{KvError, Reply, Request};
+use crate::state::dedup::DupTable;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What [`KvRpc::snapshot`] answers; it lives with the state machine, which takes
+/// and installs it.
+pub use crate::state::GroupSnapshot;
+
+/// A shard's contents as handed from its previous owner to its new one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTransfer {
+    /// Keys and values.
+    pub data: BTreeMap<String, String>,
+    /// The duplicate table.
+    pub dups: DupTable,
+}
+
+/// The RPC service every KV replica serves on its port.
+#[tarpc::service]
+pub trait KvRpc {
+    /// Executes one client operation: writes through the log, reads through a
+    /// read-index round. Errors say whether and where to retry.
+    async fn execute(req: Request) -> Result<Reply, KvError>;
+    /// Another group, new owner of `shard` since config `config`, asks for its data.
+    /// Answered only once this group has applied `config` (the shard is frozen).
+    async fn fetch_shard(config: u64, shard: usize) -> Result<ShardTransfer, KvError>;
+    /// Asked by the previous owner: has this group installed `shard`, which `config`
+    /// gave it? Once it has, the previous owner deletes its frozen copy.
+    async fn shard_installed(config: u64, shard: usize) -> Result<bool, KvError>;
+    /// The group's state, linearizable (leader only), for a replica that lost its disk.
+    async fn snapshot() -> Result<GroupSnapshot, KvError>;
+}

@@ -1,0 +1,68 @@
+//! Tests of the state machine and its checkpoints, by topic; the helpers they
+//! share are here.
+
+mod checkpoints;
+mod expiry;
+mod ops;
+mod snapshots;
+
+use super::{KvCommand, KvState};
+use crate::op::{CounterError, KvError, Op, Reply, Request};
+use crate::state::checkpoint::{CheckpointRecord, DiskStore};
+use paxos::rsm::StateMachine;
+use shardmaster::Config;
+use std::collections::BTreeMap;
+
+const NSHARDS: usize = 4;
+
+fn owning_config(gid: u64, num: u64) -> Config {
+    let mut c = Config::initial(NSHARDS);
+    c.num = num;
+    c.shards = vec![gid; NSHARDS];
+    c.groups.insert(gid, vec!["127.0.0.1:1".into()]);
+    c
+}
+
+fn req(client: u64, seq: u64, key: &str, op: Op) -> KvCommand {
+    KvCommand::Op {
+        req: Request {
+            client,
+            seq,
+            shard: shardmaster::shard_of(key.as_bytes(), NSHARDS),
+            op,
+        },
+        at_ms: 1,
+    }
+}
+
+fn append(client: u64, seq: u64, key: &str, v: &str) -> KvCommand {
+    req(
+        client,
+        seq,
+        key,
+        Op::Append {
+            key: key.into(),
+            value: v.into(),
+        },
+    )
+}
+
+fn get(st: &KvState, key: &str) -> Option<String> {
+    let r = Request {
+        client: 0,
+        seq: 0,
+        shard: shardmaster::shard_of(key.as_bytes(), NSHARDS),
+        op: Op::Get { key: key.into() },
+    };
+    match st.read(&r) {
+        Ok(Reply::Value(v)) => v,
+        other => panic!("get {key}: {other:?}"),
+    }
+}
+
+fn config_of(num: u64, owner: u64) -> Config {
+    let mut c = owning_config(owner, num);
+    c.groups.insert(1, vec!["127.0.0.1:1".into()]);
+    c.groups.insert(2, vec!["127.0.0.1:2".into()]);
+    c
+}
