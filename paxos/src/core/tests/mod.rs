@@ -11,6 +11,7 @@
 mod disk_loss;
 mod leader;
 mod lease;
+mod lease_attack;
 mod persistence;
 mod probe;
 mod reincarnation;
