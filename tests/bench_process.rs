@@ -84,6 +84,59 @@ fn a_spawned_cluster_is_measured_and_stopped() {
     });
 }
 
+/// `diskv bench scale` loads a node, kills it with SIGKILL twice, restarts it
+/// on the same directory with the page cache dropped, and reports a read served
+/// after each restart: a node that lost keys or never served again fails the run.
+#[test]
+fn scale_measures_memory_and_restarts_of_a_loaded_node() {
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("scale.json");
+    let json_arg = json.display().to_string();
+    let argv = [
+        "bench",
+        "scale",
+        "--keys",
+        "3000",
+        "--value-size",
+        "100",
+        "--clients",
+        "4",
+        "--settle",
+        "0s",
+        "--restarts",
+        "2",
+        "--json",
+        &json_arg,
+    ];
+    let done = run(diskv_bin(), argv, Duration::from_secs(240));
+    assert!(
+        done.success(),
+        "diskv bench scale failed:\n{}\n{}",
+        done.stdout,
+        done.stderr
+    );
+    assert!(done.stdout.contains("kill -9 restart"), "{}", done.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["keys"], 3000);
+    assert_eq!(report["load"]["errors"], 0, "{report}");
+    let restarts = report["restart_secs"].as_array().unwrap();
+    assert_eq!(restarts.len(), 2, "{report}");
+    assert!(
+        restarts.iter().all(|s| s.as_f64().unwrap() > 0.0),
+        "{report}"
+    );
+    let peak = report["peak_rss"].as_u64().unwrap();
+    assert!(
+        peak > 1 << 20 && peak >= report["steady_rss"].as_u64().unwrap() / 2,
+        "{report}"
+    );
+    assert!(
+        report["disk_bytes"].as_u64().unwrap() > 3000 * 100,
+        "{report}"
+    );
+}
+
 /// With `--tls` the spawned processes get certificates and no `--insecure`, so
 /// they refuse plaintext: the run can only load and measure if the benchmark's
 /// own connections switched to mutual TLS too.

@@ -13,6 +13,8 @@
 //!   scrambled zipfian / latest / uniform choices, `user<12 digits>` keys and the
 //!   key space that inserts grow.
 //! - [`target`]: `--masters` or a local cluster spawned with `--spawn GxR|serve`.
+//! - [`scale`]: `diskv bench scale`, memory, disk and restart time of one node
+//!   as its data grows.
 //! - [`sweep`]: the preset matrices (`diskv bench sweep --preset quick|full`),
 //!   [`figures`] and [`plot`] their SVG charts, [`doc`] the tables of
 //!   docs/BENCHMARKS.md.
@@ -43,6 +45,7 @@ pub mod machine;
 pub mod peers;
 pub mod plot;
 pub mod report;
+pub mod scale;
 pub mod spec;
 pub mod store;
 pub mod sweep;

@@ -108,12 +108,22 @@ impl Spawned {
     /// processes take the same transport from here on
     /// ([`paxos::transport::tls::replace`]).
     pub async fn start(shape: SpawnShape, transport: Transport) -> Result<Spawned, BenchError> {
+        Spawned::start_running(shape, transport, None).await
+    }
+
+    /// Like [`Spawned::start`], the processes running the diskv binary `exe`
+    /// (`None`: this one).
+    pub async fn start_running(
+        shape: SpawnShape,
+        transport: Transport,
+        exe: Option<std::path::PathBuf>,
+    ) -> Result<Spawned, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix("diskv-bench-")
             .tempdir()
             .context("cannot create a temporary directory")
             .map_err(BenchError::Spawn)?;
-        let mut children = Children::default();
+        let mut children = exe.map(Children::running).unwrap_or_default();
         let started = match use_transport(dir.path(), transport) {
             Err(e) => Err(e),
             Ok(flags) => match shape {
@@ -135,6 +145,33 @@ impl Spawned {
                 Err(BenchError::Spawn(e))
             }
         }
+    }
+
+    /// The temporary directory holding the processes' data and logs.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// The pid of the spawned process named `name` (`serve` for `--spawn serve`).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children.pid(name)
+    }
+
+    /// `kill -9` of process `name` (by pid), then `between` (with the process
+    /// gone), then the same process started again on the same directory.
+    pub async fn kill_and_restart(
+        &mut self,
+        name: &str,
+        between: impl FnOnce(),
+    ) -> anyhow::Result<()> {
+        let spec = self
+            .children
+            .kill(name)
+            .await
+            .with_context(|| format!("no process {name} runs"))?;
+        between();
+        self.children.spawn(spec, &self.dir().join("logs"))?;
+        Ok(())
     }
 
     /// Stops every process (SIGTERM by pid, SIGKILL after a grace period) and

@@ -38,14 +38,29 @@ pub struct Running {
 #[derive(Default)]
 pub struct Children {
     list: Vec<Running>,
+    /// The program children run, if not this one.
+    exe: Option<PathBuf>,
 }
 
 impl Children {
-    /// Starts `spec` as `current_exe() <args>`, output appended to
+    /// Children that run `exe` instead of this program (a benchmark comparing
+    /// two builds).
+    pub fn running(exe: PathBuf) -> Children {
+        Children {
+            list: Vec::new(),
+            exe: Some(exe),
+        }
+    }
+
+    /// Starts `spec` as `current_exe() <args>` (or the program of
+    /// [`Children::running`]), output appended to
     /// `logs/<name>.log`, in its own process group (so a terminal's Ctrl-C reaches
     /// the launcher only, which stops the children in order).
     pub fn spawn(&mut self, spec: Spec, logs: &Path) -> anyhow::Result<&Running> {
-        let exe = std::env::current_exe().context("cannot find this program's path")?;
+        let exe = match &self.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().context("cannot find this program's path")?,
+        };
         let log = logs.join(format!("{}.log", spec.name));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -95,6 +110,29 @@ impl Children {
             .into_iter()
             .map(|(i, s)| (&self.list[i], s))
             .collect()
+    }
+
+    /// `kill -9` of the running child named `name` (by pid), waiting until it is
+    /// gone; returns its spec, to start it again. `None` if no such child runs.
+    pub async fn kill(&mut self, name: &str) -> Option<Spec> {
+        let r = self
+            .list
+            .iter_mut()
+            .find(|r| r.spec.name == name && r.exited.is_none())?;
+        let _ = r.child.start_kill();
+        if let Ok(status) = r.child.wait().await {
+            r.exited = Some(status);
+        }
+        tracing::info!(name, pid = r.pid, "killed");
+        Some(r.spec.clone())
+    }
+
+    /// The pid of the running child named `name`.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.list
+            .iter()
+            .find(|r| r.spec.name == name && r.exited.is_none())
+            .map(|r| r.pid)
     }
 
     /// How many children are still running.

@@ -30,9 +30,55 @@ enum BenchCommand {
     Sweep(SweepArgs),
     /// Rewrite the tables and charts of docs/BENCHMARKS.md from a sweep's results.
     Doc(DocArgs),
+    /// Memory, disk and kill -9 restart time of one `diskv serve` holding many keys.
+    Scale(ScaleArgs),
     /// diskv side by side with etcd and Redis in alternating runs (feature `compare`).
     #[cfg(feature = "compare")]
     Compare(compare::CompareArgs),
+}
+
+/// `diskv bench scale`: see [`diskv_bench::scale`].
+#[derive(clap::Args, Debug)]
+struct ScaleArgs {
+    /// Keys loaded.
+    #[arg(long, default_value_t = 200_000)]
+    keys: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 1_024)]
+    value_size: usize,
+    /// Clients loading at once.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Wait this long after the load before reading the resting memory.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    settle: Duration,
+    /// kill -9 restarts to time (each with a cold page cache).
+    #[arg(long, default_value_t = 3)]
+    restarts: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Measure this diskv binary's `serve` instead of this one's (to compare
+    /// two builds with the same harness).
+    #[arg(long)]
+    exe: Option<PathBuf>,
+}
+
+async fn scale_cmd(args: ScaleArgs) -> anyhow::Result<()> {
+    let spec = diskv_bench::scale::ScaleSpec {
+        keys: args.keys,
+        value_size: args.value_size,
+        clients: args.clients,
+        settle: args.settle,
+        restarts: args.restarts,
+        exe: args.exe,
+    };
+    let report = diskv_bench::scale::run(&spec).await?;
+    println!("{}", report.render());
+    if let Some(path) = args.json {
+        report.write_json(&path)?;
+    }
+    Ok(())
 }
 
 /// Settings shared by single runs and sweeps.
@@ -156,6 +202,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("rewrote {}", d.doc.display());
             Ok(())
         }
+        Some(BenchCommand::Scale(s)) => interruptible(scale_cmd(s)).await,
         #[cfg(feature = "compare")]
         Some(BenchCommand::Compare(c)) => compare::run(c).await,
         None => runs_cmd(args.run).await,

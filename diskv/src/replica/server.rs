@@ -60,7 +60,9 @@ impl KvServer {
         // Every file of the replica but the log goes through this file system (the
         // log is opened by the host, on the machine's).
         let fs = paxos::fs::os();
+        let started = std::time::Instant::now();
         let (identity, state, applied) = disk::open_dir(&fs, &opts, &host).await?;
+        let state_ms = started.elapsed().as_millis() as u64;
         let (stop, stop_rx) = watch::channel(false);
         let hosted = host.start(
             HostOptions {
@@ -83,7 +85,15 @@ impl KvServer {
             applied,
             CHECKPOINT_WHEN_IDLE,
         );
-        tracing::info!(gid = opts.gid, me = opts.me, addr = %opts.peers[opts.me], applied, "replica started");
+        tracing::info!(
+            gid = opts.gid,
+            me = opts.me,
+            addr = %opts.peers[opts.me],
+            applied,
+            state_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "replica started"
+        );
         let service = KvService::new(rsm.clone());
         let unreliable = hosted.unreliable.clone();
         serve_clients(

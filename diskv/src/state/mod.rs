@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod dedup;
 pub mod keyfile;
+mod loader;
 pub mod logclock;
 pub mod shard;
 mod snapshot;
