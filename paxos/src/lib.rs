@@ -73,7 +73,8 @@
 //!     `election_ticks` and tick length. A replica that acknowledges a leader's
 //!     heartbeat promises no other candidate's ballot, not even its own, for
 //!     `election_ticks` of its ticks (the promise guard), and a restarted replica
-//!     (a crash, a lost disk) promises no one for its first `election_ticks`. A
+//!     (a crash, a lost disk) in a group of several promises no one for its
+//!     first `election_ticks`. A
 //!     leader whose heartbeat round sent at its tick `t` was acknowledged by a
 //!     majority holds a lease until its tick `t + lease_ticks`
 //!     ([`core::CoreConfig::lease_ticks`]: the guard on the fastest clock outlasts

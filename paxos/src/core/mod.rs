@@ -319,7 +319,12 @@ impl Replica {
                             self.broadcast(Message::Reincarnate { nonce, replaces }, false);
                         }
                     }
-                } else if self.idle_ticks >= self.election_timeout && self.may_lead() {
+                } else if (self.idle_ticks >= self.election_timeout || self.cfg.peers == 1)
+                    && self.may_lead()
+                {
+                    // A group of one has no leader to wait for: it campaigns
+                    // at its first tick (a `diskv serve` restart serves
+                    // sooner by an election timeout).
                     self.canvass();
                 }
             }

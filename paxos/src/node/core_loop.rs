@@ -195,7 +195,14 @@ impl CoreLoop {
             // Take everything already waiting: one Ready, one fsync for all.
             for _ in 0..MAX_MESSAGES_PER_STEP {
                 match self.inbox.try_recv() {
-                    Ok(env) => core.handle(env),
+                    Ok(env) => {
+                        // A long step (a burst of large Accepts) must not leave
+                        // the clock behind: a heartbeat acknowledged on a
+                        // lagging clock would end the promise guard early in
+                        // real time (lease attack, finding 2).
+                        self.shared.clock.catch_up(&mut core);
+                        core.handle(env)
+                    }
                     Err(_) => break,
                 }
             }

@@ -304,3 +304,26 @@ fn advancing_many_ticks_does_the_duties_of_one() {
         "one heartbeat per follower, not one per tick"
     );
 }
+
+#[test]
+fn a_group_of_one_leads_at_its_first_tick_after_a_restart() {
+    // No other replica can hold a lease it might cut short, and it has no
+    // leader to wait for: no restart guard and no election timeout.
+    let before = Ballot::of(3, 0, 0);
+    let mut rs = vec![bounce(replica(0, 1), &[Record::Promised(before)])];
+    rs[0].tick();
+    settle(&mut rs);
+    assert!(rs[0].is_leader(), "a group of one waited to lead");
+    assert!(rs[0].promised() > before);
+    // A group of three still waits out its restart guard.
+    let mut three = bounce(replica(0, 3), &[Record::Promised(before)]);
+    three.tick();
+    let ready = take(&mut three);
+    assert!(
+        !ready
+            .messages
+            .iter()
+            .any(|m| matches!(m.msg, Message::Prepare { .. })),
+        "a replica of three campaigned at its first tick"
+    );
+}

@@ -1,8 +1,10 @@
 //! Attacks on leader leases (rule 10) and on what the promise guard changed.
 //!
-//! Each test here demonstrates a hole and is ignored with the reason until the
-//! hole is fixed; run them with
-//! `cargo test -p paxos --lib lease_attack -- --include-ignored`.
+//! Each test here demonstrated a hole before its fix: a leader elected on the
+//! others' promises alone (its own Prepare ignored within the promise guard, or
+//! dropped by a full inbox) had nothing at its ballot on its disk, so after a
+//! restart it took the same ballot again. `become_leader` now persists its own
+//! promise first (`candidate.rs`).
 
 use super::*;
 
@@ -85,14 +87,13 @@ fn elected_without_own_promise(
 /// from its lease at a commit index without it. Clocks all run at exactly the
 /// nominal rate: the clock assumption holds.
 #[test]
-#[ignore = "attack: a reused ballot lets a stale HeartbeatAck of an earlier leadership extend the lease (stale lease read)"]
 fn a_stale_ack_of_an_earlier_leadership_at_a_reused_ballot_does_not_extend_the_lease() {
     let mut rs: Vec<Replica> = (0..3).map(|i| replica(i, 3)).collect();
     let mut disk0 = Vec::new();
     // T = 0. Leadership A: every HeartbeatAck to replica 0 is held back in the
     // network (replica 1's is delivered later).
     let held = elected_without_own_promise(&mut rs, &mut disk0, &|m| !is_ack(m));
-    // (Today no record at its ballot reaches replica 0's disk: its own
+    // (Before the fix no record at its ballot reached replica 0's disk: its own
     // Prepare was ignored within its guard and no gating record was pending,
     // so its Heartbeats left at once.)
     let stale_ack: Vec<Envelope> = held
@@ -113,7 +114,7 @@ fn a_stale_ack_of_an_earlier_leadership_at_a_reused_ballot_does_not_extend_the_l
     rs[0].campaign_now();
     let _ = pump(&mut rs, &mut disk0, &|m| !is_heartbeat(m));
     assert!(rs[0].is_leader());
-    // (Today leadership B has leadership A's ballot: nothing at it was on
+    // (Before the fix leadership B had leadership A's ballot: nothing at it was on
     // replica 0's disk, so `max_round + 1` is the same round.)
 
     // The stale ack of leadership A's round 1 arrives now.
@@ -158,7 +159,6 @@ fn a_stale_ack_of_an_earlier_leadership_at_a_reused_ballot_does_not_extend_the_l
 /// and the delayed Accepts of v, accepted by 1 and 2 (their promise is b), come
 /// back as `Accepted { ballot: b, slot: 0 }`, which it counts for w.
 #[test]
-#[ignore = "attack: a reused ballot makes two values decided in one instance"]
 fn a_leader_elected_without_its_own_promise_never_reuses_its_ballot() {
     let mut rs: Vec<Replica> = (0..3).map(|i| replica(i, 3)).collect();
     let mut disk0 = Vec::new();
