@@ -327,3 +327,52 @@ fn a_group_of_one_leads_at_its_first_tick_after_a_restart() {
         "a replica of three campaigned at its first tick"
     );
 }
+
+/// Replicas 1 and 2 advance `followers` ticks and replica 0, the leader cut off
+/// from them, `leader` ticks; then 2 is elected and decides a write, and 0 is
+/// asked a read. Returns the index 0 answered at once, if it did, and the
+/// instance 2 decided.
+fn read_after_a_rival_won(followers: u64, leader: u64) -> (Option<Slot>, Slot) {
+    let mut rs = leased();
+    rs[0].advance(leader);
+    let _ = take(&mut rs[0]);
+    for r in &mut rs[1..] {
+        r.advance(followers);
+        let _ = take(r);
+    }
+    let cut = |m: &Envelope| m.from != 0 && m.to != 0;
+    rs[2].campaign_now();
+    let _ = deliver_only(&mut rs, &cut);
+    assert!(rs[2].is_leader(), "replica 2 was not elected");
+    rs[2].propose(b"w".to_vec());
+    let _ = deliver_only(&mut rs, &cut);
+    let decided = rs[2].commit_index();
+    assert!(decided >= 1, "replica 2 decided the write");
+    rs[0].read_index(7);
+    let now = answered(&take(&mut rs[0])).first().map(|&(_, index)| index);
+    (now, decided)
+}
+
+#[test]
+fn clocks_beyond_the_drift_bound_can_make_a_lease_read_stale_and_within_it_cannot() {
+    let e = u64::from(CoreConfig::new(0, 3).election_ticks);
+    // The followers' guards end after `e` of their ticks. Within the bound
+    // (followers 10% fast, the leader 10% slow), the leader's clock has come
+    // to at least e * 0.9 / 1.1 ticks by then: its lease is over, the read
+    // waits for a round, and no round reaches anyone.
+    let within = e * 9 / 11;
+    let (now, _) = read_after_a_rival_won(e, within);
+    assert_eq!(
+        now, None,
+        "a lease read {within} ticks in, within the bound"
+    );
+    // Beyond it (the leader's clock at a third of the followers' rate) the
+    // lease still holds when the rival has decided a write: the read misses
+    // it. docs/REFERENCE.md §6 says so.
+    let (now, decided) = read_after_a_rival_won(e, e / 3);
+    let index = now.expect("the old leader answered from its lease");
+    assert!(
+        index < decided,
+        "answered at {index}: the stale read beyond the bound did not happen"
+    );
+}
