@@ -19,12 +19,12 @@
 //! - [`transport`] moves messages: tarpc over TCP with a postcard codec.
 //! - [`node::PaxosNode`] drives a replica on tokio and offers the application API:
 //!   the 6.824 calls (`start_instance`, `status`, `done`, `max`, `min`), command
-//!   proposals, read-index for linearizable reads, and the ordered stream of
-//!   decisions.
+//!   proposals, linearizable reads (from the leader's lease, or read-index), and
+//!   the ordered stream of decisions.
 //! - [`sim`] runs whole groups deterministically from a seed, with a network that
 //!   drops, delays, duplicates, reorders and partitions, and replicas that crash.
 //!
-//! # Persist before reply: the rules that must never break
+//! # Persist before reply, and leases: the rules that must never break
 //!
 //! 1. An acceptor's **promise** (`Record::Promised`) is durable — fdatasync has
 //!    returned — before the `Promise` message that reveals it leaves the process.
@@ -65,8 +65,30 @@
 //!    (appends, segments created or deleted, the log folder itself) is made durable
 //!    before anything acts on it.
 //!
-//! The unit tests in `core/tests/persistence.rs` check rules 1–2 record by record, and the
-//! simulator checks agreement over thousands of seeded runs with crashes.
+//! 10. **Leader leases rest on one clock assumption**: every replica's ticks come
+//!     at a rate within ρ = [`core::MAX_CLOCK_DRIFT_PERCENT`] (10%) of nominal —
+//!     the driver counts them from a monotonic clock and catches up with ticks a
+//!     stall made it miss before the core handles anything else
+//!     ([`core::Replica::advance`]) — and every replica of a group has the same
+//!     `election_ticks` and tick length. A replica that acknowledges a leader's
+//!     heartbeat promises no other candidate's ballot, not even its own, for
+//!     `election_ticks` of its ticks (the promise guard), and a restarted replica
+//!     (a crash, a lost disk) in a group of several promises no one for its
+//!     first `election_ticks`. A
+//!     leader whose heartbeat round sent at its tick `t` was acknowledged by a
+//!     majority holds a lease until its tick `t + lease_ticks`
+//!     ([`core::CoreConfig::lease_ticks`]: the guard on the fastest clock outlasts
+//!     the lease on the slowest), and while it holds one (and has decided every
+//!     instance its election recovered) it answers reads at once, without a
+//!     round trip; any change of role, or a higher ballot seen, ends it. Without
+//!     a lease, reads take read-index, which assumes nothing about clocks. A
+//!     clock outside the bound can make a lease read stale, never a decision
+//!     unsafe: rules 1–9 and the agreement of the log assume nothing about time.
+//!
+//! The unit tests in `core/tests/persistence.rs` check rules 1–2 record by record,
+//! `core/tests/lease.rs` rule 10, and the simulator checks agreement and
+//! linearizability over thousands of seeded runs with crashes, each replica's
+//! clock at its own rate within ρ.
 
 pub mod core;
 pub mod error;

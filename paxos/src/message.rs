@@ -86,7 +86,8 @@ pub enum Message {
         ballot: Ballot,
         /// Every instance below this is decided at the leader.
         commit: Slot,
-        /// Heartbeat round, echoed in the ack (read-index confirmation).
+        /// Heartbeat round, echoed in the ack (read-index confirmation and the
+        /// leader lease): every heartbeat a leader sends is a new round.
         round: u64,
         /// The leader's knowledge of every replica's `done` watermark.
         done: Vec<Slot>,

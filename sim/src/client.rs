@@ -42,6 +42,10 @@ pub struct Client {
     pub pending: Option<Pending>,
     /// Stops taking new operations.
     pub stopping: bool,
+    /// Runs only Gets (a read-heavy client, as in a workload C).
+    pub reader: bool,
+    /// How long it waits for an answer before trying the next replica.
+    pub attempt_timeout: Time,
 }
 
 /// An operation in flight.
@@ -76,7 +80,8 @@ pub enum Next {
     Idle,
 }
 
-/// How long a client waits for an answer before trying the next replica.
+/// How long a client waits for an answer before trying the next replica, unless
+/// its run makes it impatient.
 pub const ATTEMPT_TIMEOUT: Time = 400 * MS;
 
 fn shard_of(key: &str, nshards: usize) -> usize {
@@ -95,6 +100,8 @@ impl Client {
             done: 0,
             pending: None,
             stopping: false,
+            reader: false,
+            attempt_timeout: ATTEMPT_TIMEOUT,
         }
     }
 
@@ -132,6 +139,9 @@ impl Client {
 
     fn random_op(&self, rng: &mut StdRng) -> LinOp {
         let key = KEYS[rng.gen_range(0..KEYS.len())];
+        if self.reader {
+            return LinOp::get(key);
+        }
         let value = format!("{}.{}", self.id, self.seq + 1);
         match rng.gen_range(0..100) {
             0..=24 => LinOp::get(key),

@@ -51,7 +51,7 @@ pub enum Kind {
     Pause,
     /// A client goes silent for longer than the duplicate table keeps it.
     Silence,
-    /// A replica's tick rate drifts.
+    /// A replica's tick rate changes (within the run's drift bound).
     Drift,
 }
 
@@ -249,7 +249,8 @@ pub(crate) fn strike(w: &mut World) {
         }
         Kind::Silence => w.silence_a_client(),
         Kind::Drift => {
-            let len = w.rng.gen_range(5..20) * MS;
+            // A new rate, within the run's bound (the clock assumption).
+            let len = crate::clock::draw_tick_len(&mut w.rng, w.drift_percent);
             w.machines[node].set_tick_len(len);
             true
         }
@@ -491,10 +492,7 @@ mod tests {
     /// A disk takes one flip until a process has opened it, even when reckless.
     #[test]
     fn a_disk_takes_one_flipped_bit_until_a_process_opens_it() {
-        let mut w = World::new(&RunOptions {
-            seed: 4490,
-            trace: false,
-        });
+        let mut w = World::new(&RunOptions::new(4490));
         w.faults.reckless = true; // no survivability rule in the way
         let fs = w.machines[0].fs().clone();
         let file = Path::new("/data/segment");

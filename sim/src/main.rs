@@ -1,7 +1,8 @@
 //! `diskv-sim`: runs the deterministic simulator over many seeds, or replays one.
 
 use clap::Parser;
-use diskv_sim::sweep::{run_one, sweep};
+use diskv_sim::sweep::{run_one, sweep_with};
+use diskv_sim::RunOptions;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,10 +38,21 @@ struct Args {
     /// default `debug`), interleaved with the trace on stderr.
     #[arg(long)]
     log: bool,
+    /// How far each replica's clock rate may be from nominal, in percent. The
+    /// default is the bound leader leases assume
+    /// (`paxos::core::MAX_CLOCK_DRIFT_PERCENT`, 10); a larger value (30: three
+    /// times the bound) breaks the assumption on purpose, to show what breaks.
+    #[arg(long, env = "SIM_DRIFT_PERCENT", default_value_t = paxos::core::MAX_CLOCK_DRIFT_PERCENT)]
+    drift_percent: u64,
 }
 
-fn replay_line(seed: u64) -> String {
-    format!("cargo run --release -p diskv-sim -- --seed {seed} --trace")
+fn replay_line(seed: u64, drift_percent: u64) -> String {
+    let drift = if drift_percent == paxos::core::MAX_CLOCK_DRIFT_PERCENT {
+        String::new()
+    } else {
+        format!(" --drift-percent {drift_percent}")
+    };
+    format!("cargo run --release -p diskv-sim -- --seed {seed}{drift} --trace")
 }
 
 fn main() -> ExitCode {
@@ -55,7 +67,11 @@ fn main() -> ExitCode {
                 .without_time()
                 .init();
         }
-        let report = run_one(seed, args.trace);
+        let report = run_one(&RunOptions {
+            seed,
+            trace: args.trace,
+            drift_percent: args.drift_percent,
+        });
         for line in &report.trace {
             println!("{line}");
         }
@@ -75,13 +91,19 @@ fn main() -> ExitCode {
             .unwrap_or(1)
     });
     println!(
-        "diskv-sim: seeds {}..{} on {threads} threads",
+        "diskv-sim: seeds {}..{} on {threads} threads, clocks within {}% of nominal",
         args.first,
-        args.first + args.seeds
+        args.first + args.seeds,
+        args.drift_percent
     );
     let verbose = args.verbose;
-    let result = sweep(
-        args.first,
+    let drift = args.drift_percent;
+    let template = RunOptions {
+        drift_percent: drift,
+        ..RunOptions::new(args.first)
+    };
+    let result = sweep_with(
+        &template,
         args.seeds,
         threads,
         args.max_failures,
@@ -92,22 +114,25 @@ fn main() -> ExitCode {
             }
             if !r.ok() {
                 println!("  FAILED: {}", r.violations[0]);
-                println!("  replay: {}", replay_line(r.seed));
+                println!("  replay: {}", replay_line(r.seed, drift));
             }
         },
     );
     println!(
-        "diskv-sim: {} seeds in {:.1} s, {} failed",
+        "diskv-sim: {} seeds in {:.1} s, {} failed; reads answered by leaders: {} from a \
+         lease, {} by read-index",
         result.runs,
         result.elapsed.as_secs_f64(),
-        result.failures.len()
+        result.failures.len(),
+        result.reads.lease,
+        result.reads.read_index
     );
     if result.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         for r in &result.failures {
             println!("failing seed {}: {}", r.seed, r.violations[0]);
-            println!("  replay: {}", replay_line(r.seed));
+            println!("  replay: {}", replay_line(r.seed, drift));
         }
         ExitCode::FAILURE
     }

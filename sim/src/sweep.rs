@@ -2,6 +2,7 @@
 //! failure of that seed like a violated invariant.
 
 use crate::world::{Report, RunOptions};
+use paxos::core::ReadStats;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,12 +17,14 @@ pub struct Sweep {
     pub failures: Vec<Report>,
     /// Wall-clock time taken.
     pub elapsed: Duration,
+    /// Reads answered over every run, by lease and by read-index.
+    pub reads: ReadStats,
 }
 
 /// Runs one seed, turning a panic into a failed report.
-pub fn run_one(seed: u64, trace: bool) -> Report {
-    let opts = RunOptions { seed, trace };
-    match panic::catch_unwind(AssertUnwindSafe(|| crate::run(&opts))) {
+pub fn run_one(opts: &RunOptions) -> Report {
+    let seed = opts.seed;
+    match panic::catch_unwind(AssertUnwindSafe(|| crate::run(opts))) {
         Ok(report) => report,
         Err(e) => {
             let what = e
@@ -49,8 +52,24 @@ pub fn sweep(
     budget: Option<Duration>,
     progress: &(dyn Fn(&Report) + Sync),
 ) -> Sweep {
+    let opts = RunOptions::new(first);
+    sweep_with(&opts, count, threads, max_failures, budget, progress)
+}
+
+/// [`sweep`] with every run's options but the seed from `template`, from seed
+/// `template.seed` on.
+pub fn sweep_with(
+    template: &RunOptions,
+    count: u64,
+    threads: usize,
+    max_failures: usize,
+    budget: Option<Duration>,
+    progress: &(dyn Fn(&Report) + Sync),
+) -> Sweep {
+    let first = template.seed;
     let started = Instant::now();
     let next = AtomicU64::new(first);
+    let reads = Mutex::new(ReadStats::default());
     let stop = AtomicBool::new(false);
     let runs = AtomicU64::new(0);
     let failures = Arc::new(Mutex::new(Vec::new()));
@@ -67,8 +86,18 @@ pub fn sweep(
                 if seed >= first + count {
                     return;
                 }
-                let report = run_one(seed, false);
+                let opts = RunOptions {
+                    seed,
+                    trace: false,
+                    ..template.clone()
+                };
+                let report = run_one(&opts);
                 runs.fetch_add(1, Ordering::Relaxed);
+                {
+                    let mut r = reads.lock().unwrap_or_else(|p| p.into_inner());
+                    r.lease += report.reads.lease;
+                    r.read_index += report.reads.read_index;
+                }
                 progress(&report);
                 if !report.ok() {
                     let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -86,5 +115,6 @@ pub fn sweep(
         runs: runs.load(Ordering::Relaxed),
         failures,
         elapsed: started.elapsed(),
+        reads: reads.into_inner().unwrap_or_else(|p| p.into_inner()),
     }
 }

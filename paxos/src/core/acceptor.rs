@@ -1,14 +1,95 @@
-//! The acceptor: promises and accepts, each made durable before it is revealed.
+//! The acceptor: promises and accepts, each made durable before it is revealed;
+//! and the promise guard that leader leases rest on.
 
 use super::{Replica, Role};
 use crate::message::{Message, PromisedSlot};
 use crate::record::Record;
 use crate::types::{Ballot, Entry, NodeId, Slot};
 
+/// The promise guard (rule 10 of the crate docs): whom this replica may promise
+/// a ballot to, now.
+///
+/// A replica that acknowledges a heartbeat of leader `L` promises no ballot of
+/// any other candidate — **itself included** — for `election_ticks` of its own
+/// ticks. A leader's lease ([`super::CoreConfig::lease_ticks`]) ends before that,
+/// and any other candidate's election needs a promise from one of the majority
+/// that acknowledged, so no other leader is elected while the lease holds.
+/// Promising `L` itself stays allowed: a candidate `L` no longer leads (a role
+/// change ends its lease), and a restarted `L` lost its lease with its memory.
+///
+/// The guard is explicit rather than read off the follower's leader and
+/// election timer (the leader stickiness of [`Replica::has_live_leader_other_than`],
+/// which only keeps a healthy leader in place): those change for reasons that
+/// must not end it — a candidate's own role (`Role::Candidate` is never
+/// sticky), `campaign_now`, following an older leader's later heartbeat.
+///
+/// A restart forgets whom the replica acknowledged, so a replica restored from
+/// its log (or recovering a lost disk) promises **no one** for its first
+/// `election_ticks` ticks; a replica that acknowledged two different leaders
+/// within the guard promises no one until the older one's guard ends.
+#[derive(Debug, Default)]
+pub(super) struct PromiseGuard {
+    /// Until this tick, no promise to anyone.
+    nobody_until: u64,
+    /// Until the tick, no promise to anyone but this leader.
+    only: Option<(NodeId, u64)>,
+}
+
+impl PromiseGuard {
+    /// A guard that lets no one be promised before tick `until`.
+    pub(super) fn nobody_until(until: u64) -> Self {
+        PromiseGuard {
+            nobody_until: until,
+            only: None,
+        }
+    }
+
+    /// True if a ballot of `candidate` may be promised at tick `now`.
+    pub(super) fn allows(&self, now: u64, candidate: NodeId) -> bool {
+        now >= self.nobody_until
+            && self
+                .only
+                .is_none_or(|(leader, until)| leader == candidate || now >= until)
+    }
+
+    /// This replica acknowledges a heartbeat of `leader` at tick `now`: for
+    /// `ticks` ticks it promises no one else.
+    pub(super) fn acknowledged(&mut self, now: u64, leader: NodeId, ticks: u64) {
+        if let Some((other, until)) = self.only {
+            if other != leader && now < until {
+                self.nobody_until = self.nobody_until.max(until);
+            }
+        }
+        self.only = Some((leader, now.saturating_add(ticks)));
+    }
+}
+
 impl Replica {
     /// Phase 1b. Promise `ballot` if no higher ballot was promised, reporting every
     /// accepted (or decided) value from `from_slot` on.
     pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
+        if let Role::Leader(l) = &mut self.role {
+            if ballot > l.ballot {
+                // Someone campaigns above this leader: its lease no longer
+                // counts rounds sent before now (not needed for safety — the
+                // guard keeps that candidate from winning while the lease
+                // holds — but a leader that knows of a rival serves no read
+                // without a fresh majority).
+                l.void_lease();
+            }
+        }
+        if !self.guard.allows(self.now, from) {
+            // Rule 10: within the promise guard, no promise to another
+            // candidate (nor to this replica's own campaign). Ignoring is
+            // always safe.
+            tracing::debug!(
+                node = self.cfg.id,
+                from,
+                %ballot,
+                "ignored a Prepare within the promise guard of a leader lease"
+            );
+            return;
+        }
         if from != self.cfg.id && self.has_live_leader_other_than(from) {
             // Leader stickiness: while a leader is heard from, ignore other
             // candidates, so a replica that cannot hear (but can talk) does not

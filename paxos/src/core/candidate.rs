@@ -6,6 +6,7 @@ use super::bounds::SLOT_REACH;
 use super::leader::Leader;
 use super::{Event, Replica, Role};
 use crate::message::{Message, PromisedSlot};
+use crate::record::Record;
 use crate::types::{Ballot, Entry, NodeId, Slot};
 use std::collections::BTreeMap;
 
@@ -216,6 +217,17 @@ impl Replica {
             }
         }
         let next = end.max(self.commit);
+        if self.promised < ballot {
+            // Elected on the others' promises while its own Prepare was not
+            // taken (ignored within the promise guard, or dropped by a full
+            // inbox): nothing at this ballot is on its disk, so after a crash
+            // it would campaign at this very ballot again, and messages of
+            // this leadership still in the network would count for that one
+            // (lease attack: agreement broken, a stale lease read). The record
+            // gates its Accepts and Heartbeats (rule 1) until it is durable.
+            self.promised = ballot;
+            self.persist(Record::Promised(ballot));
+        }
         tracing::info!(node = self.cfg.id, %ballot, recovered = to_propose.len(), next, "became leader");
         let queue = self.waiting_commands.drain(..).collect();
         let mut leader = Leader::new(

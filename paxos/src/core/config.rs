@@ -20,6 +20,16 @@ pub const COMMAND_OVERHEAD: usize = 10;
 /// at least 10 MiB/s, well below a disk's sequential write rate.
 pub const RESEND_UNIT_BYTES: usize = 1 << 20;
 
+/// ρ, the clock assumption behind leader leases (rule 10 of the crate docs), in
+/// percent: every replica's ticks come at a rate within this much of nominal
+/// (10%: a tick of nominal length `d` lasts between `d / 1.1` and `d / 0.9`).
+/// Ticks come from a monotonic clock, and the driver catches up with ticks it
+/// missed (a stall, a pause) before it feeds the core anything else, so the
+/// count of ticks follows that clock (see `PaxosNode`). A replica whose clock
+/// runs outside this bound may serve a stale read from its lease: see
+/// docs/REFERENCE.md §6.
+pub const MAX_CLOCK_DRIFT_PERCENT: u64 = 10;
+
 /// Settings of one replica's protocol core. Time is in ticks: the driver decides how
 /// long a tick is (10 ms in the daemons).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +41,11 @@ pub struct CoreConfig {
     /// A leader sends a heartbeat at least every this many ticks.
     pub heartbeat_ticks: u32,
     /// A follower that hears no leader for a random number of ticks in
-    /// `[election_ticks, 2 * election_ticks)` starts an election.
+    /// `[election_ticks, 2 * election_ticks)` starts an election. A follower that
+    /// acknowledged a leader's heartbeat promises no other candidate for this
+    /// many ticks, and a leader's lease is derived from it
+    /// ([`CoreConfig::lease_ticks`]): every replica of a group must use the same
+    /// value and the same tick length.
     pub election_ticks: u32,
     /// Unanswered Accept and Prepare messages are sent again after this many ticks
     /// (longer for large messages and for repeated Prepares: see
@@ -61,6 +75,12 @@ pub struct CoreConfig {
     /// `Some(nonce)`: this replica lost its disk and is recovering; it votes only
     /// once its reincarnation with this nonce is decided, and only in later instances.
     pub recovering: Option<u64>,
+    /// Serve linearizable reads from a leader lease (no round trip) while the
+    /// leader holds one ([`CoreConfig::lease_ticks`]); otherwise, and always if
+    /// false, a read waits for a heartbeat round acknowledged by a majority
+    /// (read-index). Leases rest on the clock assumption
+    /// ([`MAX_CLOCK_DRIFT_PERCENT`]); read-index on none.
+    pub lease_reads: bool,
     /// Tests only: count every vote whatever its incarnation (the unsafe
     /// "rejoin as if nothing happened" rule), to show what the real rule prevents.
     pub unsafe_rejoin: bool,
@@ -83,6 +103,7 @@ impl CoreConfig {
             max_waiting_commands: 100_000,
             seed: id as u64,
             recovering: None,
+            lease_reads: true,
             unsafe_rejoin: false,
         }
     }
@@ -130,6 +151,33 @@ impl CoreConfig {
     /// every 100 ms multiplied the bytes in flight until elections failed).
     pub fn resend_ticks(&self, bytes: usize) -> u64 {
         u64::from(self.retransmit_ticks) * (1 + (bytes / RESEND_UNIT_BYTES) as u64)
+    }
+
+    /// How long a leader's lease lasts, in its own ticks, from the tick it sent a
+    /// heartbeat round that a majority (itself included) acknowledged:
+    /// `floor((election_ticks - 1) * (1 - ρ) / (1 + ρ))` with ρ =
+    /// [`MAX_CLOCK_DRIFT_PERCENT`] (23 ticks for the default 30).
+    ///
+    /// Why it is safe. A follower that acknowledges the round does so when it
+    /// *handles* the heartbeat, after the leader sent it, and from then on
+    /// promises no other candidate's ballot until `election_ticks` of its own
+    /// ticks have come (the promise guard, `acceptor.rs`; a restart does not cut
+    /// it short). The first of those ticks may come at once, so the guard lasts
+    /// longer than `election_ticks - 1` tick periods of its clock: in real time
+    /// at least `(election_ticks - 1) / (1 + ρ)` nominal ticks after the send. The
+    /// leader sent at its tick `t` (after that tick came) and serves from the
+    /// lease only while its clock reads below `t + lease_ticks`: for less than
+    /// `lease_ticks` periods of its clock after the send, at most
+    /// `lease_ticks / (1 - ρ)` nominal ticks. So `lease_ticks / (1 - ρ) <=
+    /// (election_ticks - 1) / (1 + ρ)` makes every lease end before any replica
+    /// of the acknowledging majority may promise another candidate; and any
+    /// other leader's election needs a promise from one of them (two majorities
+    /// meet), so no other leader decides anything while the lease holds. The
+    /// formula is that inequality, rounded down. It assumes every replica of the
+    /// group has the same `election_ticks` and nominal tick length.
+    pub fn lease_ticks(&self) -> u64 {
+        let drift = MAX_CLOCK_DRIFT_PERCENT;
+        u64::from(self.election_ticks.saturating_sub(1)) * (100 - drift) / (100 + drift)
     }
 
     /// Votes needed for a decision: a strict majority of the group.

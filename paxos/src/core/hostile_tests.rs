@@ -263,6 +263,10 @@ fn a_heartbeat_ack_for_a_round_never_sent_confirms_no_read() {
     let mut rs = group();
     let ballot = leader_ballot(&rs);
     let commit = rs[0].commit_index();
+    // Past the lease the election gave, so the read takes the read-index path.
+    let lease = rs[0].config().lease_ticks();
+    rs[0].advance(lease);
+    let _ = take(&mut rs[0]);
     rs[0].handle(env(
         1,
         0,

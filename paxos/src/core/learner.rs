@@ -213,6 +213,10 @@ impl Replica {
         self.merge_done(&done);
         self.apply_leader_commit(ballot, commit);
         let me = self.cfg.id;
+        // Rule 10: the ack may extend `from`'s lease; from now on, for a whole
+        // election timeout, this replica promises no other candidate.
+        self.guard
+            .acknowledged(self.now, from, u64::from(self.cfg.election_ticks));
         self.send(
             from,
             Message::HeartbeatAck {

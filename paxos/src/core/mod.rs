@@ -37,8 +37,11 @@ mod restore;
 /// Re-exported from [`crate::membership`], which the stored and wire types share.
 pub use crate::membership::{Member, Membership};
 pub use bounds::{ROUND_REACH, START_REACH};
-pub use config::{CoreConfig, COMMAND_OVERHEAD, MAX_COMMAND_BYTES, MAX_PEERS};
+pub use config::{
+    CoreConfig, COMMAND_OVERHEAD, MAX_CLOCK_DRIFT_PERCENT, MAX_COMMAND_BYTES, MAX_PEERS,
+};
 pub use history::ProbeAnswer;
+pub use leader::ReadStats;
 pub use ready::{Event, ReadOutcome, Ready};
 
 use crate::message::{Envelope, Message};
@@ -91,6 +94,8 @@ pub struct Replica {
     doubt: Option<Slot>,
     promised: Ballot,
     accepted: BTreeMap<Slot, (Ballot, Entry)>,
+    /// Whom this replica may promise now (rule 10: leader leases).
+    guard: acceptor::PromiseGuard,
 
     // Learner.
     decided: BTreeMap<Slot, Entry>,
@@ -127,12 +132,19 @@ pub struct Replica {
     /// 6.824 `start` requests not yet known decided, with the tick last sent.
     waiting_starts: BTreeMap<Slot, (Entry, Option<u64>)>,
 
+    /// Reads answered here as leader, by lease and by read-index.
+    read_stats: ReadStats,
+
     ready: Ready,
     durability: durability::Durability,
 }
 
 impl Replica {
-    /// A brand-new replica with empty state.
+    /// A brand-new replica with empty state: one that never ran, so it cannot
+    /// have acknowledged any leader. A replica that may have run before starts
+    /// with [`Replica::restore`] (every driver does, through
+    /// [`crate::node::restore`]), which keeps it from promising anything for its
+    /// first `election_ticks` (rule 10); so does one recovering a lost disk.
     pub fn new(cfg: CoreConfig) -> Self {
         let mut rng = StdRng::seed_from_u64(
             cfg.seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(cfg.id as u64 + 1),
@@ -144,6 +156,11 @@ impl Replica {
         } else {
             Some(0)
         };
+        let guard = if cfg.recovering.is_some() {
+            acceptor::PromiseGuard::nobody_until(u64::from(cfg.election_ticks))
+        } else {
+            acceptor::PromiseGuard::default()
+        };
         Replica {
             membership,
             incarnation,
@@ -153,6 +170,7 @@ impl Replica {
             now: 0,
             promised: Ballot::ZERO,
             accepted: BTreeMap::new(),
+            guard,
             decided: BTreeMap::new(),
             commit: 0,
             commit_persisted: 0,
@@ -168,6 +186,7 @@ impl Replica {
             pre_vote: None,
             waiting_commands: Vec::new(),
             waiting_starts: BTreeMap::new(),
+            read_stats: ReadStats::default(),
             ready: Ready::default(),
             durability: durability::Durability::default(),
             cfg,
@@ -182,6 +201,17 @@ impl Replica {
     /// This replica's index.
     pub fn id(&self) -> NodeId {
         self.cfg.id
+    }
+
+    /// Its logical clock: ticks since it started.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// How many reads this replica answered as leader, from its lease and by
+    /// read-index, since it started.
+    pub fn read_stats(&self) -> ReadStats {
+        self.read_stats
     }
 
     /// Handles one message from the network (or from itself). Messages that are
@@ -247,26 +277,39 @@ impl Replica {
 
     /// Advances logical time by one tick: heartbeats, retransmissions, elections.
     pub fn tick(&mut self) {
-        self.now += 1;
+        self.advance(1);
+    }
+
+    /// Advances logical time by `ticks` ticks at once, doing the duties of one
+    /// tick (a heartbeat if one is due, resends, an election) rather than of
+    /// each: how a driver catches up with the ticks a stall made it miss. Time
+    /// must never fall behind the driver's monotonic clock when the core
+    /// handles anything (rule 10 of the crate docs): a leader whose ticks lag
+    /// holds its lease too long, and a follower that took a heartbeat before
+    /// catching up would see its promise guard end early.
+    pub fn advance(&mut self, ticks: u64) {
+        if ticks == 0 {
+            return;
+        }
+        let before = self.now;
+        self.now = self.now.saturating_add(ticks);
+        // True if a multiple of `every` ticks passed in this step.
+        let (now, every) = (self.now, u64::from(self.cfg.retransmit_ticks));
+        let resend_due = now / every > before / every;
         match &self.role {
             Role::Leader(_) => self.leader_tick(),
             Role::Candidate(_) => self.candidate_tick(),
             Role::Follower => {
-                self.idle_ticks += 1;
-                if self.doubt.is_some()
-                    && self
-                        .now
-                        .is_multiple_of(u64::from(self.cfg.retransmit_ticks))
-                {
+                self.idle_ticks = self
+                    .idle_ticks
+                    .saturating_add(u32::try_from(ticks).unwrap_or(u32::MAX));
+                if self.doubt.is_some() && resend_due {
                     self.broadcast(Message::MembershipAsk, false);
                 }
                 if self.incarnation.is_none() {
                     // Recovering: no vote to give, so no election to run; keep
                     // asking for the reincarnation instead.
-                    if self
-                        .now
-                        .is_multiple_of(u64::from(self.cfg.retransmit_ticks))
-                    {
+                    if resend_due {
                         if let Some(nonce) = self.cfg.recovering {
                             let replaces = self
                                 .membership
@@ -276,7 +319,12 @@ impl Replica {
                             self.broadcast(Message::Reincarnate { nonce, replaces }, false);
                         }
                     }
-                } else if self.idle_ticks >= self.election_timeout && self.may_lead() {
+                } else if (self.idle_ticks >= self.election_timeout || self.cfg.peers == 1)
+                    && self.may_lead()
+                {
+                    // A group of one has no leader to wait for: it campaigns
+                    // at its first tick (a `diskv serve` restart serves
+                    // sooner by an election timeout).
                     self.canvass();
                 }
             }

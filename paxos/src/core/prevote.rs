@@ -9,9 +9,10 @@
 //! calls the remedy PreVote; etcd and TiKV turn it on.
 //!
 //! A peer grants a pre-vote only if it would also answer the candidate's Prepare:
-//! it has a vote (it is not recovering a lost disk) and hears no live leader
+//! it has a vote (it is not recovering a lost disk), hears no live leader
 //! other than the asker (the same test as the acceptor's leader stickiness in
-//! `acceptor.rs`). The follower campaigns once a majority, itself included,
+//! `acceptor.rs`), and its promise guard (rule 10, leader leases) lets it
+//! promise the asker. The follower campaigns once a majority, itself included,
 //! granted. Granting changes no state and promises nothing, so a pre-vote can never
 //! make a decision unsafe; it only delays an election by one round trip, and only
 //! prevents one that could not have won anyway while a majority hears the leader.
@@ -77,7 +78,7 @@ impl Replica {
         if from == self.cfg.id || self.incarnation.is_none() {
             return;
         }
-        if self.has_live_leader_other_than(from) {
+        if self.has_live_leader_other_than(from) || !self.guard.allows(self.now, from) {
             return;
         }
         self.send(from, Message::PreVoteGrant { attempt });

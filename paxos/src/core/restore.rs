@@ -9,6 +9,14 @@ impl Replica {
     /// Rebuilds a replica from the records its storage returned, in order.
     pub fn restore(cfg: CoreConfig, records: impl IntoIterator<Item = Record>) -> Self {
         let mut r = Replica::new(cfg);
+        // Rule 10: a restarted replica does not know whom it acknowledged
+        // before; it promises no one, itself included, until a whole promise
+        // guard has passed on its new clock. A group of one has no other
+        // leader whose lease it could cut short (its own died with its
+        // process), so it may lead at once.
+        if r.cfg.peers > 1 {
+            r.guard = super::acceptor::PromiseGuard::nobody_until(u64::from(r.cfg.election_ticks));
+        }
         let mut learned: BTreeMap<Slot, Entry> = BTreeMap::new();
         let mut committed = 0;
         for rec in records {

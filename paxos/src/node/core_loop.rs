@@ -119,6 +119,7 @@ impl CoreLoop {
                 .store(replica.heard_end(), Ordering::SeqCst);
             let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
             *core = replica;
+            shared.clock.restart();
             // A snapshot installed, or a checkpoint made durable, while the log was
             // being opened went to the old core (found by the attack on the revive).
             let installed = shared.installed.load(Ordering::SeqCst);
@@ -163,7 +164,10 @@ impl CoreLoop {
             let mut first = None;
             tokio::select! {
                 _ = ticker.tick() => {
-                    shared.core.lock().unwrap_or_else(|p| p.into_inner()).tick();
+                    // The ticks due by the monotonic clock (see `TickClock`):
+                    // one, or every tick a stall made the ticker miss.
+                    let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+                    shared.clock.catch_up(&mut core);
                 }
                 msg = self.inbox.recv() => match msg {
                     Some(env) => first = Some(env),
@@ -183,13 +187,22 @@ impl CoreLoop {
     /// [`MAX_MESSAGES_PER_STEP`]), and takes its Ready.
     fn step(&mut self, first: Option<Envelope>) -> crate::core::Ready {
         let mut core = self.shared.core.lock().unwrap_or_else(|p| p.into_inner());
+        // Time first: the core must not take a message on a clock that lags.
+        self.shared.clock.catch_up(&mut core);
         core.on_durable(self.shared.durable.load(Ordering::SeqCst));
         if let Some(env) = first {
             core.handle(env);
             // Take everything already waiting: one Ready, one fsync for all.
             for _ in 0..MAX_MESSAGES_PER_STEP {
                 match self.inbox.try_recv() {
-                    Ok(env) => core.handle(env),
+                    Ok(env) => {
+                        // A long step (a burst of large Accepts) must not leave
+                        // the clock behind: a heartbeat acknowledged on a
+                        // lagging clock would end the promise guard early in
+                        // real time (lease attack, finding 2).
+                        self.shared.clock.catch_up(&mut core);
+                        core.handle(env)
+                    }
                     Err(_) => break,
                 }
             }

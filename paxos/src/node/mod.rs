@@ -43,7 +43,7 @@ use failure::FailureState;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 /// What the application receives from [`PaxosNode`], in log order.
@@ -111,6 +111,48 @@ struct Shared {
     restored_end: AtomicU64,
     /// Replicas in the group.
     peers: usize,
+    /// The core's clock.
+    clock: TickClock,
+}
+
+/// The core's clock follows the machine's monotonic clock (rule 10 of the crate
+/// docs): ticks since the core was created, counted from the monotonic clock,
+/// not from timer wake-ups, which come late under load and not at all during a
+/// stall. Before the core handles a message or a read it is caught up with every
+/// tick due ([`Replica::advance`]): a leader whose ticks lagged would hold its
+/// lease too long, and a follower that took a heartbeat before catching up would
+/// see its promise guard end early.
+///
+/// `Instant` is `CLOCK_MONOTONIC` on Linux, which stops while the machine is
+/// suspended: a suspend breaks the clock assumption (docs/REFERENCE.md §6).
+struct TickClock {
+    tick: Duration,
+    /// When the current core was created (its tick 0).
+    origin: Mutex<Instant>,
+}
+
+impl TickClock {
+    fn new(tick: Duration) -> Self {
+        TickClock {
+            tick,
+            origin: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// A new core was created now.
+    fn restart(&self) {
+        *self.origin.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Brings `core`'s clock up to the ticks due by now.
+    fn catch_up(&self, core: &mut Replica) {
+        let origin = *self.origin.lock().unwrap_or_else(|p| p.into_inner());
+        let due = origin.elapsed().as_nanos() / self.tick.as_nanos().max(1);
+        let due = u64::try_from(due).unwrap_or(u64::MAX);
+        if due > core.now() {
+            core.advance(due - core.now());
+        }
+    }
 }
 
 impl Shared {
@@ -185,6 +227,7 @@ impl PaxosNode {
             done_end: AtomicU64::new(0),
             restored_end,
             peers: opts.core.peers,
+            clock: TickClock::new(opts.tick),
         });
         hand_out(&shared, &decisions_tx, replay);
         let node = PaxosNode {
@@ -351,10 +394,11 @@ impl PaxosNode {
         self.shared.wake.notify_one();
     }
 
-    /// Read-index: resolves to an instance number once a majority confirmed this
-    /// replica still leads; a linearizable read may then be served as soon as the
-    /// application has applied every instance below it. Fails with
-    /// [`PaxosError::NotLeader`] on a follower.
+    /// Read-index: resolves to an instance number once this replica knows it
+    /// still leads — at once while it holds a leader lease (no round trip),
+    /// otherwise once a majority confirmed it; a linearizable read may then be
+    /// served as soon as the application has applied every instance below it.
+    /// Fails with [`PaxosError::NotLeader`] on a follower.
     pub async fn read_index(&self) -> Result<Slot, PaxosError> {
         self.check_running()?;
         let id = self.shared.next_read.fetch_add(1, Ordering::Relaxed);
@@ -364,7 +408,12 @@ impl PaxosNode {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
-        self.core().read_index(id);
+        {
+            let mut core = self.core();
+            // A lease is judged on the monotonic clock as it reads now.
+            self.shared.clock.catch_up(&mut core);
+            core.read_index(id);
+        }
         self.shared.wake.notify_one();
         rx.await.unwrap_or(Err(PaxosError::Stopped))
     }

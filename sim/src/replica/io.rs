@@ -7,6 +7,7 @@ use crate::clock::{Time, MS};
 use crate::net::Addr;
 use crate::packet::Packet;
 use crate::trace::Trace;
+use paxos::core::ReadStats;
 use paxos::{Entry, Envelope, Message, NodeId, Slot};
 use rand::rngs::StdRng;
 
@@ -47,6 +48,8 @@ pub struct Io<'a> {
     pub timers: Vec<(Time, Timer)>,
     /// The group's vote record.
     pub votes: &'a mut Votes,
+    /// Reads the group's leaders answered, by lease and by read-index.
+    pub reads: &'a mut ReadStats,
     /// Every group's digests.
     pub digests: &'a mut Digests,
     /// Every shardmaster configuration seen.

@@ -22,7 +22,7 @@ pub use node::Node;
 pub use running::Running;
 pub use service::Service;
 
-use crate::clock::{Time, MS};
+use crate::clock::Time;
 use crate::net::Addr;
 use crate::packet::Packet;
 use paxos::core::{CoreConfig, Membership, Replica};
@@ -70,8 +70,11 @@ pub struct Machine<S: Service> {
     pub epoch: u64,
     /// The process.
     pub process: Process<S>,
-    /// Length of one core tick (clocks drift).
+    /// Length of one core tick on this machine's clock: its rate, within the
+    /// run's drift bound of nominal (see `crate::clock::draw_tick_len`).
     pub tick_len: Time,
+    /// When this machine's clock comes to its next tick.
+    next_tick: Time,
     /// The core's settings (the same window in every replica of the group).
     core: CoreConfig,
     /// The current probe round and its answers.
@@ -95,7 +98,8 @@ impl<S: Service> Machine<S> {
             ran_before: false,
             epoch: 0,
             process: Process::Down,
-            tick_len: 10 * MS,
+            tick_len: crate::clock::NOMINAL_TICK,
+            next_tick: 0,
             core,
             round: 0,
             answers: vec![None; peers],
@@ -158,14 +162,31 @@ impl<S: Service> Machine<S> {
         io.note(|| format!("disk lost (restart flag {restart_flag})"));
     }
 
+    /// Brings the core's clock up to this machine's clock, as the tokio driver
+    /// does (`paxos::node`'s `TickClock`): every tick due by now, at once, before
+    /// the process handles anything else. A paused process catches up with the
+    /// ticks it missed when it runs again.
+    fn catch_up(&mut self, io: &mut Io<'_>) {
+        let mut due = 0;
+        while self.next_tick <= io.now {
+            due += 1;
+            self.next_tick += self.tick_len;
+        }
+        if due > 0 {
+            if let Process::Running(r) = &mut self.process {
+                r.tick(io, due);
+            }
+        }
+    }
+
     /// A timer of the current process fired.
     pub fn timer(&mut self, io: &mut Io<'_>, timer: Timer) {
+        self.catch_up(io);
         match timer {
             Timer::Tick => {
-                io.timer(io.now + self.tick_len, Timer::Tick);
+                io.timer(self.next_tick, Timer::Tick);
                 if let Process::Running(r) = &mut self.process {
                     self.svc.duties(io, r);
-                    r.tick(io);
                 }
             }
             Timer::ProbeRound => self.probe_round(io),
@@ -186,6 +207,7 @@ impl<S: Service> Machine<S> {
 
     /// A packet arrived.
     pub fn deliver(&mut self, io: &mut Io<'_>, from: Addr, packet: Packet) {
+        self.catch_up(io);
         match packet {
             Packet::Paxos(env) => {
                 if let Process::Running(r) = &mut self.process {

@@ -21,7 +21,9 @@ impl<S: Service> Machine<S> {
         // `Recovering`, seconds old, made a recovering replica halt).
         self.round += 1;
         self.answers = vec![None; self.peers];
-        io.timer(io.now + self.tick_len, Timer::Tick);
+        // The new process's core counts ticks from now (its tick 0).
+        self.next_tick = io.now + self.tick_len;
+        io.timer(self.next_tick, Timer::Tick);
         match self.open(io) {
             Ok(Opening::Probe) => {
                 io.note(|| "empty directory: asking the peers".into());

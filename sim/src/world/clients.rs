@@ -3,7 +3,7 @@
 //! clients that fall silent for longer than their duplicate entries live.
 
 use super::{Event, Phase, World, GID};
-use crate::client::{Next, ATTEMPT_TIMEOUT};
+use crate::client::Next;
 use crate::clock::{MS, SECOND};
 use crate::net::Addr;
 use crate::packet::{ClientRequest, Packet};
@@ -26,6 +26,7 @@ impl World {
     pub(super) fn client_next(&mut self, c: usize, next: Next) {
         let client = &self.clients[c];
         let attempt = client.pending.as_ref().map_or(0, |p| p.attempt_id);
+        let timeout = client.attempt_timeout;
         match next {
             Next::Send(a) => {
                 let id = client.id;
@@ -42,7 +43,7 @@ impl World {
                 };
                 self.send(from, to, Packet::Request(ClientRequest::Kv(a.req)));
                 self.agenda.at(
-                    self.now + ATTEMPT_TIMEOUT,
+                    self.now + timeout,
                     Event::ClientTimeout { client: c, attempt },
                 );
             }

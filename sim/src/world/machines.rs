@@ -55,6 +55,7 @@ impl World {
             sends: Vec::new(),
             timers: Vec::new(),
             votes: &mut group.votes,
+            reads: &mut group.reads,
             digests: &mut self.digests,
             configs: &mut self.configs,
             trace: &mut self.trace,

@@ -19,7 +19,7 @@ mod masters;
 mod phases;
 
 use crate::check::{ConfigLog, Digests, Votes};
-use crate::client::Client;
+use crate::client::{Client, ATTEMPT_TIMEOUT};
 use crate::clock::{Agenda, Time, MS, SECOND};
 use crate::faults::{self, Faults};
 use crate::linearizability::{History, Op as LinOp};
@@ -30,7 +30,7 @@ use crate::replica::kv::Kv;
 use crate::replica::master::Shardmaster;
 use crate::replica::{Machine, Node, Timer};
 use crate::trace::Trace;
-use paxos::core::CoreConfig;
+use paxos::core::{CoreConfig, ReadStats};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
@@ -54,6 +54,21 @@ pub struct RunOptions {
     pub seed: u64,
     /// Keep a trace of the run.
     pub trace: bool,
+    /// How far each replica's clock rate may be from nominal, in percent:
+    /// `paxos::core::MAX_CLOCK_DRIFT_PERCENT` keeps the clock assumption of
+    /// leader leases; more breaks it on purpose (see docs/TESTING.md).
+    pub drift_percent: u64,
+}
+
+impl RunOptions {
+    /// Seed `seed`, no trace, clocks within the bound.
+    pub fn new(seed: u64) -> Self {
+        RunOptions {
+            seed,
+            trace: false,
+            drift_percent: paxos::core::MAX_CLOCK_DRIFT_PERCENT,
+        }
+    }
 }
 
 /// What a run found.
@@ -67,6 +82,9 @@ pub struct Report {
     pub trace: Vec<String>,
     /// A one-line summary of the run.
     pub summary: String,
+    /// Reads the groups' leaders answered (every process, both groups): from
+    /// their lease, and by read-index.
+    pub reads: ReadStats,
 }
 
 impl Report {
@@ -86,6 +104,8 @@ pub struct Group {
     pub size: usize,
     /// Its record of proposals and votes.
     pub votes: Votes,
+    /// Reads its leaders answered, by lease and by read-index.
+    pub reads: ReadStats,
 }
 
 impl Group {
@@ -183,6 +203,8 @@ pub struct World {
     /// Operations completed by each client when the faults stopped.
     done_at_calm: Vec<u64>,
     pub(crate) faults: Faults,
+    /// The clocks' drift bound, in percent (see [`RunOptions::drift_percent`]).
+    pub(crate) drift_percent: u64,
     events: u64,
     /// How long the group keeps a silent client's duplicate entry.
     client_ttl: Time,
@@ -222,10 +244,23 @@ impl World {
             first: 0,
             size: peers,
             votes: Votes::new(peers, window),
+            reads: ReadStats::default(),
         });
         let nclients = rng.gen_range(2..6);
+        // Some runs' clients give up on a replica sooner than the Clerk's
+        // rhythm, and some clients only read: a stale read from a leader whose
+        // lease outlived its leadership needs a writer that found the new
+        // leader while a reader still asks the old one.
+        let impatient = rng.gen_bool(0.3);
         let clients = (0..nclients)
-            .map(|c| Client::new(100 + c as u64, peers, NSHARDS))
+            .map(|c| {
+                let mut client = Client::new(100 + c as u64, peers, NSHARDS);
+                client.reader = c > 0 && rng.gen_bool(0.25);
+                if impatient {
+                    client.attempt_timeout = rng.gen_range(20..ATTEMPT_TIMEOUT / MS) * MS;
+                }
+                client
+            })
             .collect();
         let mut master_clients = Vec::new();
         if masters > 0 {
@@ -240,10 +275,15 @@ impl World {
                 first: peers,
                 size: masters,
                 votes: Votes::new(masters, window),
+                reads: ReadStats::default(),
             });
             master_clients = (0..rng.gen_range(1..4))
                 .map(|c| MasterClient::new(1000 + c as u64, masters))
                 .collect();
+        }
+        // Each machine's clock runs at its own rate, within the run's bound.
+        for m in &mut machines {
+            m.set_tick_len(crate::clock::draw_tick_len(&mut rng, opts.drift_percent));
         }
         let mut net = Network::default();
         net.calm = Weather::calm_for_run(&mut rng);
@@ -269,6 +309,7 @@ impl World {
             audit: VecDeque::new(),
             done_at_calm: Vec::new(),
             faults,
+            drift_percent: opts.drift_percent,
             events: 0,
             client_ttl,
             silent_until: vec![0; nclients],
@@ -373,13 +414,22 @@ impl World {
     }
 }
 
-/// The core settings of a group of `peers` with in-flight window `window`.
+/// The core settings of a group of `peers` with in-flight window `window`. The
+/// election timeout is the group's, as the window is: leader leases are derived
+/// from it on the leader and kept by the promise guard on the followers.
+///
+/// A fifth of the groups serve every read by read-index: with leases on, a
+/// leader answers nearly every read from its lease, and the read-index path
+/// would hardly run.
 fn cores(rng: &mut StdRng, peers: usize, window: u64) -> Vec<CoreConfig> {
     let heartbeat = rng.gen_range(1..4);
+    let election = rng.gen_range(3 * heartbeat + 4..40);
+    let lease_reads = rng.gen_bool(0.8);
     (0..peers)
         .map(|i| CoreConfig {
             heartbeat_ticks: heartbeat,
-            election_ticks: rng.gen_range(3 * heartbeat + 4..40),
+            election_ticks: election,
+            lease_reads,
             retransmit_ticks: rng.gen_range(2..15),
             window,
             catchup_bytes: if rng.gen_bool(0.3) { 200 } else { 4 << 20 },

@@ -8,6 +8,7 @@ use crate::client::KEYS;
 use crate::clock::{MS, SECOND};
 use crate::faults;
 use crate::linearizability::{check, CheckResult, Op as LinOp};
+use paxos::core::ReadStats;
 
 impl World {
     /// The faults stop: heal, restart, and watch for progress.
@@ -158,14 +159,21 @@ impl World {
             ),
             None => "no shardmaster".into(),
         };
+        let mut reads = ReadStats::default();
+        for g in &self.groups {
+            reads.lease += g.reads.lease;
+            reads.read_index += g.reads.read_index;
+        }
         let summary = format!(
-            "seed {}: {} replicas, {} clients, {} ops, {} instances chosen; {masters}; {} events, \
-             {:.1} s simulated; faults: {}",
+            "seed {}: {} replicas, {} clients, {} ops, {} instances chosen, reads {} by lease \
+             {} by read-index; {masters}; {} events, {:.1} s simulated; faults: {}",
             self.seed,
             self.groups[0].size,
             self.clients.len(),
             ops,
             self.groups[0].votes.chosen_count(),
+            self.groups[0].reads.lease,
+            self.groups[0].reads.read_index,
             self.events,
             self.now as f64 / SECOND as f64,
             self.faults.summary()
@@ -180,6 +188,7 @@ impl World {
             violations: self.violations,
             trace: self.trace.lines().to_vec(),
             summary,
+            reads,
         }
     }
 }

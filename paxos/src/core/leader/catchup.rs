@@ -31,8 +31,9 @@ impl Replica {
         l.last_heard[from] = now;
         l.peer_commit[from] = commit;
         // A round this leader never sent confirms nothing (`bounds.rs`).
-        if confirms && round <= l.round {
-            l.acked_round[from] = l.acked_round[from].max(round);
+        let confirmed = confirms && round <= l.round && round > l.acked_round[from];
+        if confirmed {
+            l.acked_round[from] = round;
         }
         self.done[from] = self.done[from].max(done);
         // Catch a lagging follower up. A small catch-up goes with every ack (the
@@ -58,6 +59,9 @@ impl Replica {
                 _ => (0, 0),
             };
             self.send(from, Message::Decided { entries, floor });
+        }
+        if confirmed {
+            self.extend_lease();
         }
         self.forget();
         self.check_reads();

@@ -2,7 +2,8 @@
 //!
 //! The leader's jobs live in the files below: opening and deciding instances
 //! (`replication.rs`), answering followers' heartbeat acks and catching lagging
-//! ones up (`catchup.rs`), and read-index (`read_index.rs`). It takes office from
+//! ones up (`catchup.rs`), and reads: the lease and read-index (`read_index.rs`).
+//! It takes office from
 //! a candidate (`../candidate.rs`); forwarding to it is in `../forwarding.rs`.
 
 mod catchup;
@@ -12,7 +13,8 @@ mod replication;
 use super::{Event, ReadOutcome, Replica, Role};
 use crate::message::Message;
 use crate::types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};
-use read_index::PendingRead;
+pub use read_index::ReadStats;
+use read_index::{Lease, PendingRead};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// One instance the leader proposed and has not yet seen decided.
@@ -38,8 +40,11 @@ pub(super) struct Leader {
     last_heard: Vec<u64>,
     peer_commit: Vec<Slot>,
     acked_round: Vec<u64>,
+    /// The last heartbeat round sent: every heartbeat broadcast is a new round.
     round: u64,
     last_heartbeat: u64,
+    /// The leader lease, from the rounds a majority acknowledged.
+    lease: Lease,
     commit_sent: Slot,
     reads: Vec<PendingRead>,
     /// The phase-1 quorum; checked again against the membership of each instance
@@ -84,6 +89,7 @@ impl Leader {
             acked_round: vec![0; peers],
             round: 0,
             last_heartbeat: now,
+            lease: Lease::default(),
             commit_sent: commit,
             reads: Vec::new(),
             promisers,

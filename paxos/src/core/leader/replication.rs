@@ -111,28 +111,28 @@ impl Replica {
         let Role::Leader(l) = &mut self.role else {
             return;
         };
+        // Reads that arrived since the last round need a round of their own.
         let new_round = l.reads.iter().any(|r| r.round.is_none());
-        if new_round {
-            l.round += 1;
-            let round = l.round;
-            for r in l.reads.iter_mut().filter(|r| r.round.is_none()) {
-                r.round = Some(round);
-            }
-        }
         if new_round || self.commit > l.commit_sent {
             self.broadcast_heartbeat();
         }
         self.check_reads();
     }
 
+    /// Sends a heartbeat: a new round, which confirms the reads waiting for one
+    /// and, once a majority acknowledges it, extends the lease.
     pub(in crate::core) fn broadcast_heartbeat(&mut self) {
         let (commit, done, now) = (self.commit, self.done.clone(), self.now);
+        let lease_ticks = self.cfg.lease_ticks();
         let Role::Leader(l) = &mut self.role else {
             return;
         };
         l.last_heartbeat = now;
         l.commit_sent = commit;
-        let (ballot, round) = (l.ballot, l.round);
+        let round = l.new_round(now, lease_ticks);
+        let ballot = l.ballot;
+        // A group of one is its own majority.
+        self.extend_lease();
         self.broadcast(
             Message::Heartbeat {
                 ballot,

@@ -204,6 +204,10 @@ fn a_read_waits_for_a_round_that_started_after_it_arrived() {
     rs[0].campaign_now();
     settle(&mut rs);
     assert!(rs[0].is_leader());
+    // Past the lease the election gave: reads take the read-index path.
+    let lease = rs[0].config().lease_ticks();
+    rs[0].advance(lease);
+    let _ = take(&mut rs[0]);
     let heartbeats = |msgs: Vec<Envelope>, to: NodeId| -> Vec<Envelope> {
         msgs.into_iter()
             .filter(|m| m.to == to && matches!(m.msg, Message::Heartbeat { .. }))

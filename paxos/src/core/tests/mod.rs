@@ -1,7 +1,8 @@
 //! Unit tests of one replica: the exact records and messages each input produces,
 //! and the persistence rules of the crate docs, checked by restoring from records.
 //! The helpers here serve every test file of the core; the tests are by topic:
-//! `persistence.rs` (rules 1–2, restarts, restoring from records), `leader.rs`
+//! `persistence.rs` (rules 1–2, restarts, restoring from records), `lease.rs`
+//! (leader leases and the promise guard, rule 10), `leader.rs`
 //! (election, batching, the window, read-index, catch-up), `disk_loss.rs` (a
 //! recovering replica's votes and history), `probe.rs` (the probe's fresh start
 //! in a group of five), `reincarnation.rs` (reincarnation requests and
@@ -9,6 +10,8 @@
 
 mod disk_loss;
 mod leader;
+mod lease;
+mod lease_attack;
 mod persistence;
 mod probe;
 mod reincarnation;

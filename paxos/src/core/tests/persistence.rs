@@ -88,6 +88,10 @@ fn an_accept_survives_restart_and_is_reported_in_promises() {
         }]
     ));
     let mut a = bounce(a, &ready.records);
+    // A restarted replica promises nothing for a whole election timeout (rule 10).
+    let guard = u64::from(a.config().election_ticks);
+    a.advance(guard);
+    let _ = take(&mut a);
     let b2 = Ballot::new(2, 2);
     a.handle(env(
         2,

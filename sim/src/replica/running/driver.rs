@@ -17,6 +17,10 @@ impl<S: Service> Running<S> {
             return;
         }
         let ready = self.core.take_ready();
+        let reads = self.core.read_stats();
+        io.reads.lease += reads.lease - self.reads_counted.lease;
+        io.reads.read_index += reads.read_index - self.reads_counted.read_index;
+        self.reads_counted = reads;
         for env in ready.messages {
             io.send_paxos(env);
         }

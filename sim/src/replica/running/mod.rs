@@ -12,7 +12,7 @@ use super::service::Service;
 use super::Io;
 use crate::clock::{Time, MS};
 use crate::net::Addr;
-use paxos::core::Replica;
+use paxos::core::{ReadStats, Replica};
 use paxos::rsm::{Applier, CheckpointJob};
 use paxos::storage::{SegmentLog, Storage};
 use paxos::{Decision, Envelope, Slot};
@@ -87,6 +87,8 @@ pub struct Running<S: Service> {
     /// The state machine's durable state covers every instance below this (its
     /// checkpoint, snapshots it installed): what a revived core is restored for.
     durable_applied: Slot,
+    /// The core's read counts already added to the group's.
+    reads_counted: ReadStats,
 }
 
 impl<S: Service> Running<S> {
@@ -127,6 +129,7 @@ impl<S: Service> Running<S> {
             revivable: false,
             handed_out: applied,
             durable_applied: applied,
+            reads_counted: ReadStats::default(),
         };
         r.hand_out(replay);
         r.schedule_apply(io);
@@ -164,6 +167,7 @@ impl<S: Service> Running<S> {
             )
         });
         self.core = core;
+        self.reads_counted = ReadStats::default();
         self.log = log;
         self.appended = 0;
         self.unsynced = false;
@@ -187,12 +191,13 @@ impl<S: Service> Running<S> {
         }
     }
 
-    /// A tick of the core's clock; requests that waited too long time out.
-    pub(crate) fn tick(&mut self, io: &mut Io<'_>) {
+    /// `ticks` ticks of the core's clock (more than one when the process
+    /// catches up after a pause); requests that waited too long time out.
+    pub(crate) fn tick(&mut self, io: &mut Io<'_>, ticks: u64) {
         if self.failed.is_some() {
             return;
         }
-        self.core.tick();
+        self.core.advance(ticks);
         let cutoff = io.now.saturating_sub(S::REQUEST_TIMEOUT);
         let expired: Vec<Waiter<S::Request>> = take_expired(&mut self.waiters, cutoff)
             .into_iter()

@@ -53,6 +53,7 @@ fn review_a_compaction_that_deletes_nothing_makes_nothing_durable() {
     };
     let mut rng = StdRng::seed_from_u64(1);
     let mut votes = Votes::new(3, 64);
+    let mut reads = ReadStats::default();
     let mut digests = Digests::default();
     let mut configs = ConfigLog::default();
     let mut trace = Trace::new(false);
@@ -66,6 +67,7 @@ fn review_a_compaction_that_deletes_nothing_makes_nothing_durable() {
         sends: Vec::new(),
         timers: Vec::new(),
         votes: &mut votes,
+        reads: &mut reads,
         digests: &mut digests,
         configs: &mut configs,
         trace: &mut trace,
