@@ -2,7 +2,7 @@
 //! a new acceptor incarnation, like a KV replica (see `paxos::probe`,
 //! `paxos::quarantine`, `paxos::recovery`):
 //!
-//! - **Detection** ([`open_dir`]): a directory whose log, checkpoint or cluster
+//! - **Detection** (`open_dir`): a directory whose log, checkpoint or cluster
 //!   record fails its checks, or whose cluster record has no log beside it (a
 //!   replica creates its log before its record, so the log was lost), is moved to
 //!   `DIR/quarantine-<time>/` and treated as lost. An empty directory is lost under `--restart`; without it the replica

@@ -13,7 +13,7 @@ pub struct Args {
     /// Shardmaster addresses, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     masters: Vec<String>,
-    /// Every replica of this group, comma-separated; this one listens on peers[me].
+    /// Every replica of this group, comma-separated; this one listens on the one at index --me.
     #[arg(long, value_delimiter = ',', required = true)]
     peers: Vec<String>,
     /// This replica's index in --peers.

@@ -11,7 +11,7 @@ pub struct Args {
     /// This replica's index in --peers.
     #[arg(long)]
     me: usize,
-    /// Every shardmaster replica, comma-separated; this one listens on peers[me].
+    /// Every shardmaster replica, comma-separated; this one listens on the one at index --me.
     #[arg(long, value_delimiter = ',', required = true)]
     peers: Vec<String>,
     /// Where this replica keeps everything (created if missing).

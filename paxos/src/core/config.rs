@@ -145,7 +145,7 @@ impl CoreConfig {
     }
 
     /// Ticks to wait before sending again a message of `bytes` bytes that was not
-    /// answered: `retransmit_ticks` for each [`RESEND_UNIT_BYTES`] it carries (at
+    /// answered: `retransmit_ticks` for each `RESEND_UNIT_BYTES` (1 MiB) it carries (at
     /// least once). A follower still receiving and syncing a burst of large entries
     /// must not get a second copy of each (issue #18, B3: resending 16 MiB Accepts
     /// every 100 ms multiplied the bytes in flight until elections failed).
