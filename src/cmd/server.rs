@@ -13,9 +13,16 @@ pub struct Args {
     /// Shardmaster addresses, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     masters: Vec<String>,
-    /// Every replica of this group, comma-separated; this one listens on the one at index --me.
+    /// Every replica of this group, comma-separated, as the others reach them;
+    /// this one listens on the one at index --me unless --listen says otherwise.
     #[arg(long, value_delimiter = ',', required = true)]
     peers: Vec<String>,
+    /// Listen on this address instead of the one at index --me of --peers, which
+    /// stays the address every other process dials (the advertised one): e.g.
+    /// 0.0.0.0:7001 in a container, or behind NAT, or when --peers names a host
+    /// name (resolved at each connect).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
     /// This replica's index in --peers.
     #[arg(long)]
     me: usize,
@@ -60,10 +67,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.peers.len()
     );
     let security = args.tls.install("this replica's port")?;
-    let addr = args.peers[args.me].clone();
+    let addr = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| args.peers[args.me].clone());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    if args.listen.is_some() {
+        tracing::info!(listen = %addr, advertised = %args.peers[args.me], "listening apart from the advertised address");
+    }
     let opts = ServerOptions {
         gid: args.gid,
         masters: args.masters,

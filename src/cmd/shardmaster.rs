@@ -11,9 +11,16 @@ pub struct Args {
     /// This replica's index in --peers.
     #[arg(long)]
     me: usize,
-    /// Every shardmaster replica, comma-separated; this one listens on the one at index --me.
+    /// Every shardmaster replica, comma-separated, as the others reach them;
+    /// this one listens on the one at index --me unless --listen says otherwise.
     #[arg(long, value_delimiter = ',', required = true)]
     peers: Vec<String>,
+    /// Listen on this address instead of the one at index --me of --peers, which
+    /// stays the address every other process dials (the advertised one): e.g.
+    /// 0.0.0.0:7001 in a container, or behind NAT, or when --peers names a host
+    /// name (resolved at each connect).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
     /// Where this replica keeps everything (created if missing).
     #[arg(long)]
     dir: PathBuf,
@@ -45,15 +52,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     opts.unreliable = args.unreliable;
     opts.restart = args.restart;
     opts.validate()?;
-    let addr = opts.peers[opts.me].clone();
+    let advertised = opts.peers[opts.me].clone();
+    let addr = args.listen.clone().unwrap_or_else(|| advertised.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| {
             format!(
-                "cannot listen on {addr} (peers[{}]); is another process using it?",
-                opts.me
+                "cannot listen on {addr} ({}); is another process using it?",
+                if args.listen.is_some() {
+                    "--listen".to_string()
+                } else {
+                    format!("peers[{}]", opts.me)
+                }
             )
         })?;
+    if args.listen.is_some() {
+        tracing::info!(listen = %addr, %advertised, "listening apart from the advertised address");
+    }
     let server = ShardmasterServer::start(listener, opts).await?;
     tokio::select! {
         _ = term.recv() => {}
