@@ -84,6 +84,10 @@ pub struct DiskStore {
     number: u64,
     /// `applied` of the newest record written or loaded.
     written: u64,
+    /// A committed record whose step 4 failed: finished before anything else
+    /// is written, so no later record commits (and no later checkpoint is
+    /// skipped as already written) while its renames are undone.
+    unfinished: Option<CheckpointRecord>,
 }
 
 /// A store's folder on one file system: (the file system's identity, the folder).
@@ -192,6 +196,7 @@ impl DiskStore {
             root,
             number: 0,
             written: 0,
+            unfinished: None,
         })
     }
 
@@ -282,6 +287,16 @@ impl DiskStore {
         changes: &[KeyChange],
         dropped: Vec<DroppedShard>,
     ) -> Result<(), StateError> {
+        if let Some(earlier) = self.unfinished.take() {
+            // Its renames must land before this checkpoint can count as
+            // written: skipped as "already written" (same `applied`), the keys
+            // it carried would be taken as clean while their files still hold
+            // the old values, and the next start would delete the temp files.
+            if let Err(e) = self.finish(&earlier) {
+                self.unfinished = Some(earlier);
+                return Err(e);
+            }
+        }
         if record.applied <= self.written && self.written > 0 {
             return Ok(());
         }
@@ -324,7 +339,11 @@ impl DiskStore {
         })?;
         durable::replace(&*self.fs, &path, &bytes).map_err(|e| io_err(&path, e))?;
         self.written = record.applied;
-        self.finish(&record)
+        if let Err(e) = self.finish(&record) {
+            self.unfinished = Some(record);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Step 4: renames, deletions and dropped shard folders (idempotent).
@@ -543,6 +562,38 @@ mod tests {
             }
         }
         assert!(old_seen && new_seen, "old {old_seen}, new {new_seen}");
+    }
+
+    /// A checkpoint whose record committed but whose renames failed (step 4)
+    /// is retried by the replica at the same `applied`: that retry used to be
+    /// skipped as already written, the keys counted as clean, and the next start
+    /// deleted the temp files holding their new values (review finding).
+    #[test]
+    fn a_checkpoint_whose_renames_failed_is_finished_before_anything_else() {
+        // Rename 1 is the record's (nothing commits), rename 2 key a's.
+        for n in 1..3 {
+            let (sim, fs) = disk();
+            let mut store = DiskStore::open_on(fs.clone(), Path::new(DIR)).unwrap();
+            store
+                .write(record(10), &[change("a", Some("1"))], vec![])
+                .unwrap();
+            sim.fail_nth_rename(n);
+            let first = store.write(record(20), &[change("a", Some("3"))], vec![]);
+            // The replica retries the keys of a failed checkpoint at the same point.
+            let retry = store.write(record(20), &[change("a", Some("3"))], vec![]);
+            store
+                .write(record(30), &[change("c", Some("4"))], vec![])
+                .unwrap();
+            drop(store);
+            sim.crash(&mut StdRng::seed_from_u64(n));
+            let (applied, found) = loaded(&fs);
+            assert_eq!(applied, 30, "rename {n}: first {first:?}, retry {retry:?}");
+            assert_eq!(
+                found,
+                data(&[("a", "3"), ("c", "4")]),
+                "rename {n} failed: first {first:?}, retry {retry:?}"
+            );
+        }
     }
 
     #[test]

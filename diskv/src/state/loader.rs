@@ -114,7 +114,7 @@ pub(crate) fn for_each<T: Sync, R: Send>(
     if done != items.len() {
         // A thread panicked (join gave nothing): never go on with part of it.
         return Err(StateError::Mismatch(format!(
-            "did {done} of {} file operations at start-up; a worker thread failed",
+            "did {done} of {} key file operations; a worker thread failed",
             items.len()
         )));
     }

@@ -24,6 +24,8 @@ pub(super) struct Faults {
     pub(super) write_in: Option<u64>,
     /// The Nth next sync fails.
     pub(super) sync_in: Option<u64>,
+    /// The Nth next rename fails.
+    pub(super) rename_in: Option<u64>,
 }
 
 /// Counts down `counter`; true when it reaches its mark (which clears it).
@@ -279,6 +281,9 @@ impl Disk {
     }
 
     pub(super) fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if trips(&mut self.faults.rename_in) {
+            return Err(errno(libc::EIO));
+        }
         let (src, from_name) = self.parent_of(from)?;
         let ino = *self
             .dir(src)?

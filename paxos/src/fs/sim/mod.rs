@@ -174,6 +174,12 @@ impl SimFs {
         self.state().faults.sync_in = Some(n.max(1));
     }
 
+    /// The `n`th rename from now (1 = the next) fails with `EIO` and changes
+    /// nothing.
+    pub fn fail_nth_rename(&self, n: u64) {
+        self.state().faults.rename_in = Some(n.max(1));
+    }
+
     /// Every file a process sees now, by path (`/a/b`), sorted.
     pub fn files(&self) -> Vec<PathBuf> {
         self.state()
