@@ -126,11 +126,10 @@ fn scale_measures_memory_and_restarts_of_a_loaded_node() {
         restarts.iter().all(|s| s.as_f64().unwrap() > 0.0),
         "{report}"
     );
-    let peak = report["peak_rss"].as_u64().unwrap();
-    assert!(
-        peak > 1 << 20 && peak >= report["steady_rss"].as_u64().unwrap() / 2,
-        "{report}"
-    );
+    for field in ["peak_rss", "steady_rss", "restarted_rss"] {
+        let bytes = report[field].as_u64().unwrap();
+        assert!(bytes > 1 << 20, "{field} of a live process: {report}");
+    }
     assert!(
         report["disk_bytes"].as_u64().unwrap() > 3000 * 100,
         "{report}"

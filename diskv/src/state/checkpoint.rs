@@ -226,19 +226,16 @@ impl DiskStore {
         self.written = record.applied;
         let started = Instant::now();
         self.finish(&record)?;
-        self.remove_temp_files()?;
+        // One listing of each folder serves both the clean-up and the load.
+        let mut listed = self.remove_temp_files()?;
         let cleaned = started.elapsed();
         let mut shards = BTreeMap::new();
         let mut files = Vec::new();
         for (&shard, meta) in &record.shards {
             let mut s = Shard::new(meta.mode.clone());
             s.dups = meta.dups.clone();
-            let dir = self.shard_dir(shard);
-            if self.fs.exists(&dir) {
-                for name in self.fs.read_dir(&dir).map_err(|e| io_err(&dir, e))? {
-                    files.push((shard, dir.join(name)));
-                }
-            }
+            let kept = listed.remove(&self.shard_dir(shard)).unwrap_or_default();
+            files.extend(kept.into_iter().map(|path| (shard, path)));
             shards.insert(shard, s);
         }
         for (shard, kf) in loader::read_all(&*self.fs, &files)? {
@@ -396,24 +393,29 @@ impl DiskStore {
         Ok(())
     }
 
-    fn remove_temp_files(&self) -> Result<(), StateError> {
+    /// Removes every temp file (of an unfinished checkpoint) under the store;
+    /// returns the other files of each folder, by folder.
+    fn remove_temp_files(&self) -> Result<BTreeMap<PathBuf, Vec<PathBuf>>, StateError> {
         let fs = &*self.fs;
         let is_temp = |p: &Path| p.extension().is_some_and(|x| x == "tmp");
         let mut temps = Vec::new();
+        let mut kept = BTreeMap::new();
         for name in fs.read_dir(&self.root).map_err(|e| io_err(&self.root, e))? {
             let p = self.root.join(name);
             if fs.is_dir(&p) {
-                for f in fs.read_dir(&p).map_err(|e| io_err(&p, e))? {
-                    let f = p.join(f);
-                    if is_temp(&f) {
-                        temps.push(f);
-                    }
-                }
+                let names = fs.read_dir(&p).map_err(|e| io_err(&p, e))?;
+                let (tmp, files): (Vec<PathBuf>, Vec<PathBuf>) = names
+                    .into_iter()
+                    .map(|f| p.join(f))
+                    .partition(|f| is_temp(f));
+                temps.extend(tmp);
+                kept.insert(p, files);
             } else if is_temp(&p) {
                 temps.push(p);
             }
         }
-        loader::remove_all(fs, &temps)
+        loader::remove_all(fs, &temps)?;
+        Ok(kept)
     }
 }
 
