@@ -81,7 +81,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("diskv: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<cmd::status::Verdict>() {
+                Some(verdict) => ExitCode::from(verdict.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

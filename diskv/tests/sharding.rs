@@ -138,6 +138,12 @@ impl diskv::rpc::KvRpc for AllAtOnce {
     ) -> Result<diskv::rpc::GroupSnapshot, diskv::KvError> {
         Err(diskv::KvError::Unavailable("a fake group".into()))
     }
+    async fn status(
+        self,
+        _: tarpc::context::Context,
+    ) -> Result<diskv::rpc::ReplicaStatus, diskv::KvError> {
+        Err(diskv::KvError::Unavailable("a fake group".into()))
+    }
 }
 
 /// A scan (and a key listing) asks every shard at once: the fake group holding all

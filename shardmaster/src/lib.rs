@@ -94,6 +94,7 @@ pub mod rpc;
 pub mod server;
 mod service;
 pub mod state;
+pub mod status;
 
 #[cfg(test)]
 mod tests;

@@ -67,6 +67,9 @@ pub trait ShardmasterRpc {
     async fn snapshot() -> Result<MachineSnapshot, ShardmasterError>;
     /// The cluster's shard count, fixed when it was made (no log round).
     async fn shard_count() -> usize;
+    /// What the replica says about itself (role, log positions, latest
+    /// configuration, disk), from its local state with no log round.
+    async fn status() -> Result<crate::status::MasterStatus, ShardmasterError>;
 }
 
 #[cfg(test)]

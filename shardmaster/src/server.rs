@@ -12,6 +12,7 @@ use crate::service::Handler;
 use futures::StreamExt;
 use paxos::fs::SharedFs;
 use paxos::host::{Host, HostOptions};
+use paxos::node::{DiskGauge, DISK_FIGURE_MAX_AGE};
 use paxos::rsm::Rsm;
 use paxos::transport::{codec, Unreliable};
 use paxos::{PaxosNode, Slot};
@@ -169,11 +170,15 @@ impl ShardmasterServer {
             applied,
             opts.idle_after,
         );
+        let halted = Arc::new(AtomicBool::new(false));
         let handler = Handler {
             rsm: rsm.clone(),
             nshards: cluster.nshards,
             op_timeout: opts.op_timeout,
             me: opts.me,
+            addr: opts.peers[opts.me].as_str().into(),
+            halted: halted.clone(),
+            disk: Arc::new(DiskGauge::new(&opts.dir, DISK_FIGURE_MAX_AGE)),
         };
         let serving = tokio::spawn(serve_clients(
             hosted.clients,
@@ -181,7 +186,6 @@ impl ShardmasterServer {
             hosted.unreliable.clone(),
             stop_rx.clone(),
         ));
-        let halted = Arc::new(AtomicBool::new(false));
         recovery::spawn(
             rsm.clone(),
             opts.clone(),

@@ -18,6 +18,12 @@ pub(crate) struct Handler {
     pub(crate) nshards: usize,
     pub(crate) op_timeout: Duration,
     pub(crate) me: usize,
+    /// The address the others and the Clerks know this replica by.
+    pub(crate) addr: std::sync::Arc<str>,
+    /// Set once a majority of the shardmasters lost their disks and this one halted.
+    pub(crate) halted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The directory's disk use.
+    pub(crate) disk: std::sync::Arc<paxos::node::DiskGauge>,
 }
 
 impl ShardmasterRpc for Handler {
@@ -37,6 +43,13 @@ impl ShardmasterRpc for Handler {
 
     async fn shard_count(self, _: context::Context) -> usize {
         self.nshards
+    }
+
+    async fn status(
+        self,
+        _: context::Context,
+    ) -> Result<crate::status::MasterStatus, ShardmasterError> {
+        Ok(Handler::status(&self).await)
     }
 
     async fn call(

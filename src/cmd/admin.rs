@@ -1,5 +1,5 @@
-//! `diskv admin`: Join, Leave, Move and Query against the shardmaster
-//! (docs/REFERENCE.md §3).
+//! `diskv admin`: Join, Leave, Move and Query against the shardmaster, and the
+//! cluster's status (docs/REFERENCE.md §3).
 //!
 //! `query` prints exactly one line of JSON on stdout; the other commands print one
 //! line saying what happened. Errors go to stderr with a non-zero exit status, and
@@ -54,6 +54,21 @@ enum AdminOp {
         #[arg(allow_negative_numbers = true, default_value_t = -1)]
         num: i64,
     },
+    /// Show every shardmaster and group replica: role, applied index and lag,
+    /// shards, keys, disk, last error. Exits 0 when healthy, 2 when degraded,
+    /// 3 when some shard cannot be served.
+    Status {
+        /// Print one line of JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Seconds each process has to answer before it counts as down.
+        #[arg(long, default_value_t = 2.0)]
+        wait: f64,
+        /// A replica this many log instances behind the furthest of its group
+        /// counts as lagging (degraded).
+        #[arg(long, default_value_t = 1000)]
+        max_lag: u64,
+    },
 }
 
 /// Runs one admin command.
@@ -65,6 +80,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         bail!("--timeout must be a positive number of seconds");
     }
     args.tls.install_client()?;
+    let op = match args.op {
+        AdminOp::Status {
+            json,
+            wait,
+            max_lag,
+        } => {
+            if !(wait.is_finite() && wait > 0.0) {
+                bail!("--wait must be a positive number of seconds");
+            }
+            let opts = diskv::client::survey::SurveyOptions {
+                timeout: Duration::from_secs_f64(wait),
+                max_lag,
+                ..Default::default()
+            };
+            return super::status::run(args.masters, opts, json).await;
+        }
+        op => op,
+    };
     let clerk = Clerk::with_options(
         args.masters,
         ClerkOptions {
@@ -72,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ..ClerkOptions::default()
         },
     );
-    match args.op {
+    match op {
         AdminOp::Join { gid, servers } => {
             let r = clerk
                 .join(gid, servers)
@@ -99,6 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let config = clerk.query(which).await.map_err(|e| refused("query", e))?;
             println!("{}", config.to_json());
         }
+        AdminOp::Status { .. } => {}
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod serve;
 pub mod server;
 pub mod shardmaster;
 pub mod signals;
+pub mod status;
 pub mod tls;
 pub mod token;
 

@@ -4,3 +4,4 @@
 
 pub mod clerk;
 pub mod line;
+pub mod survey;

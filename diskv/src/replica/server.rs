@@ -5,11 +5,12 @@ use crate::replica::disk;
 pub use crate::replica::options::ServerOptions;
 use crate::replica::reconfig;
 use crate::replica::recovery;
-use crate::replica::service::KvService;
+use crate::replica::service::{About, KvService};
 use crate::rpc::KvRpc;
 use crate::state::KvState;
 use futures::StreamExt;
 use paxos::host::{Host, HostOptions};
+use paxos::node::{DiskGauge, DISK_FIGURE_MAX_AGE};
 use paxos::rsm::Rsm;
 use paxos::transport::{codec, Unreliable};
 use paxos::PaxosNode;
@@ -94,7 +95,16 @@ impl KvServer {
             total_ms = started.elapsed().as_millis() as u64,
             "replica started"
         );
-        let service = KvService::new(rsm.clone());
+        let halted = Arc::new(AtomicBool::new(false));
+        let service = KvService::new(
+            rsm.clone(),
+            About {
+                addr: opts.peers[opts.me].clone(),
+                me: opts.me,
+                halted: halted.clone(),
+                disk: DiskGauge::new(&opts.dir, DISK_FIGURE_MAX_AGE),
+            },
+        );
         let unreliable = hosted.unreliable.clone();
         serve_clients(
             hosted.clients,
@@ -102,7 +112,6 @@ impl KvServer {
             hosted.unreliable,
             stop_rx.clone(),
         );
-        let halted = Arc::new(AtomicBool::new(false));
         if identity.recovering.is_some() {
             tracing::warn!(gid = opts.gid, me = opts.me, dir = %opts.dir.display(), "this replica lost its disk: recovering from its peers");
             recovery::spawn(

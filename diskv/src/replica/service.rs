@@ -1,13 +1,14 @@
 //! The KV service a replica serves to Clerks and to other groups.
 
 use crate::op::{KvError, Reply, Request};
-use crate::rpc::{KvRpc, ShardTransfer};
+use crate::rpc::{KvRpc, ReplicaStatus, ShardTransfer};
 use crate::state::logclock::LogClock;
 use crate::state::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
-use paxos::node::StorageFailure;
+use paxos::node::{DiskGauge, StorageFailure};
 use paxos::rsm::{Rsm, RsmError};
 use paxos::PaxosError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tarpc::context;
@@ -20,6 +21,20 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct KvService {
     rsm: Rsm<KvState>,
     clock: Arc<Mutex<LogClock>>,
+    about: Arc<About>,
+}
+
+/// What a replica's status reports beyond its state: who it is, whether it
+/// halted, and its directory's disk use.
+pub struct About {
+    /// The address its group's configuration names it by.
+    pub addr: String,
+    /// Its index in the group.
+    pub me: usize,
+    /// Set once a majority of its group lost their disks and it halted.
+    pub halted: Arc<AtomicBool>,
+    /// Its directory's disk use.
+    pub disk: DiskGauge,
 }
 
 /// This process's monotonic clock, in ms since it first read it.
@@ -50,10 +65,37 @@ pub(crate) fn rsm_error(e: RsmError, rsm: &Rsm<KvState>) -> KvError {
 
 impl KvService {
     /// A service over a running replicated state machine.
-    pub fn new(rsm: Rsm<KvState>) -> Self {
+    pub fn new(rsm: Rsm<KvState>, about: About) -> Self {
         KvService {
             rsm,
             clock: Arc::default(),
+            about: Arc::new(about),
+        }
+    }
+
+    /// What this replica says about itself (see [`KvRpc::status`]).
+    pub async fn status(&self) -> ReplicaStatus {
+        let halted = self.about.halted.load(Ordering::SeqCst);
+        let node = self.rsm.node().report(halted);
+        let applied = self.rsm.applied();
+        let (gid, config, shards, keys) = self
+            .rsm
+            .with_state(|st| (st.gid(), st.config().num, st.shard_modes(), st.key_count()));
+        let (disk, disk_error) = match self.about.disk.read().await {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e)),
+        };
+        ReplicaStatus {
+            gid,
+            me: self.about.me,
+            addr: self.about.addr.clone(),
+            node,
+            applied,
+            config,
+            shards,
+            keys: keys as u64,
+            disk,
+            disk_error,
         }
     }
 
@@ -217,6 +259,10 @@ impl KvRpc for KvService {
 
     async fn snapshot(self, _: context::Context) -> Result<crate::rpc::GroupSnapshot, KvError> {
         self.group_snapshot().await
+    }
+
+    async fn status(self, _: context::Context) -> Result<ReplicaStatus, KvError> {
+        Ok(KvService::status(&self).await)
     }
 }
 

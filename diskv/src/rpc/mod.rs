@@ -1,6 +1,7 @@
 //! The KV service between Clerks (and other groups) and a group's replicas.
 
 pub mod conn;
+pub mod status;
 
 use crate::op::{KvError, Reply, Request};
 use crate::state::dedup::DupTable;
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 /// What [`KvRpc::snapshot`] answers; it lives with the state machine, which takes
 /// and installs it.
 pub use crate::state::GroupSnapshot;
+pub use status::ReplicaStatus;
 
 /// A shard's contents as handed from its previous owner to its new one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,4 +36,8 @@ pub trait KvRpc {
     async fn shard_installed(config: u64, shard: usize) -> Result<bool, KvError>;
     /// The group's state, linearizable (leader only), for a replica that lost its disk.
     async fn snapshot() -> Result<GroupSnapshot, KvError>;
+    /// What the replica says about itself (role, log positions, shards, disk),
+    /// from its local state with no log round: answered by any replica, leader or
+    /// not, so `diskv admin status` sees a group without a majority too.
+    async fn status() -> Result<ReplicaStatus, KvError>;
 }

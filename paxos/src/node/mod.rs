@@ -27,10 +27,12 @@ mod core_loop;
 pub mod failure;
 mod persister;
 mod rebuild;
+pub mod report;
 
 pub use failure::StorageFailure;
 pub use persister::PersistStats;
 pub use rebuild::{restore, restore_in_place};
+pub use report::{DiskGauge, DiskUse, NodeReport, NodeRole, DISK_FIGURE_MAX_AGE};
 
 use crate::core::{CoreConfig, Replica, Status};
 use crate::error::PaxosError;

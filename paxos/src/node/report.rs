@@ -1,0 +1,242 @@
+//! What a running replica says about itself to an operator (`diskv admin
+//! status`, the dashboard): its role, its log positions, its last error and its
+//! disk. Both services (KV groups and the shardmaster) answer with it.
+
+use super::PaxosNode;
+use crate::types::{NodeId, Slot};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A replica's part in its group, as an operator sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// Leads the group's log.
+    Leader,
+    /// Votes and follows a leader (or waits for one).
+    Follower,
+    /// Lost its disk and is fetching the group's state, or has its state but its
+    /// vote does not count yet: it takes part only in new instances.
+    Recovering,
+    /// Its storage failed: it does not vote (see [`NodeReport::error`]).
+    Failed,
+    /// A majority of its group lost their disks: it halted and never restarts
+    /// empty (DESIGN.md, the disk-loss rule).
+    Halted,
+}
+
+impl NodeRole {
+    /// The lowercase name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeRole::Leader => "leader",
+            NodeRole::Follower => "follower",
+            NodeRole::Recovering => "recovering",
+            NodeRole::Failed => "failed",
+            NodeRole::Halted => "halted",
+        }
+    }
+
+    /// True for the roles of a replica that votes and serves.
+    pub fn is_healthy(self) -> bool {
+        matches!(self, NodeRole::Leader | NodeRole::Follower)
+    }
+}
+
+/// A Paxos replica's view of itself, read under one lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// Its role.
+    pub role: NodeRole,
+    /// The leader it knows of (an index into the group's replicas).
+    pub leader: Option<NodeId>,
+    /// How many replicas the group has.
+    pub group_size: usize,
+    /// Every instance below this is decided here.
+    pub commit_index: Slot,
+    /// The highest instance it knows of.
+    pub max: Slot,
+    /// Instances below this are forgotten (compacted).
+    pub min: Slot,
+    /// The storage failure that stopped it, with what to do, while it lasts.
+    pub error: Option<String>,
+}
+
+impl PaxosNode {
+    /// What this replica says about itself. `halted` is the application's own
+    /// verdict (a majority of the group lost their disks), which outranks the rest.
+    pub fn report(&self, halted: bool) -> NodeReport {
+        let failure = self.failure();
+        let core = self.core();
+        let role = if halted {
+            NodeRole::Halted
+        } else if failure.is_some() {
+            NodeRole::Failed
+        } else if !core.votes_now() {
+            NodeRole::Recovering
+        } else if core.is_leader() {
+            NodeRole::Leader
+        } else {
+            NodeRole::Follower
+        };
+        NodeReport {
+            role,
+            leader: core.leader(),
+            group_size: self.group_size(),
+            commit_index: core.commit_index(),
+            max: core.max(),
+            min: core.min(),
+            error: failure.map(|f| f.advice()),
+        }
+    }
+}
+
+/// How much disk a replica's directory takes, and how much its file system has left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUse {
+    /// Bytes allocated to the files under the directory (blocks, as `du` counts).
+    pub used_bytes: u64,
+    /// Bytes an unprivileged writer may still use on its file system.
+    pub free_bytes: u64,
+    /// Bytes of that file system in all.
+    pub total_bytes: u64,
+}
+
+impl DiskUse {
+    /// Measures `dir`: walks every file under it (a replica with many keys has
+    /// many files, so [`DiskGauge`] keeps the answer for a while).
+    pub fn measure(dir: &Path) -> std::io::Result<DiskUse> {
+        let (free_bytes, total_bytes) = file_system_space(dir)?;
+        Ok(DiskUse {
+            used_bytes: allocated_under(dir)?,
+            free_bytes,
+            total_bytes,
+        })
+    }
+}
+
+/// Bytes allocated to `dir` and everything under it; files that vanish while it
+/// walks (a checkpoint renaming, a segment deleted) are skipped.
+fn allocated_under(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && folder != dir => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            total = total.saturating_add(meta.blocks().saturating_mul(512));
+            if meta.is_dir() {
+                folders.push(entry.path());
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Free (for an unprivileged writer) and total bytes of the file system holding `dir`.
+fn file_system_space(dir: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call, and `st`
+    // is a properly sized, writable statvfs the call fills in.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let block = st.f_frsize as u64;
+    Ok((
+        (st.f_bavail as u64).saturating_mul(block),
+        (st.f_blocks as u64).saturating_mul(block),
+    ))
+}
+
+/// How long a replica reports a measured disk use before it walks its directory
+/// again.
+pub const DISK_FIGURE_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// A replica directory's [`DiskUse`], measured at most once per `max_age` (a
+/// status poll every second must not walk 200,000 key files every second).
+#[derive(Debug)]
+pub struct DiskGauge {
+    dir: PathBuf,
+    max_age: Duration,
+    last: Mutex<Option<(Instant, Result<DiskUse, String>)>>,
+}
+
+impl DiskGauge {
+    /// A gauge of `dir`, re-measured when its figure is older than `max_age`.
+    pub fn new(dir: impl Into<PathBuf>, max_age: Duration) -> Self {
+        DiskGauge {
+            dir: dir.into(),
+            max_age,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The directory's use, measured now if the last figure is too old (on a
+    /// blocking thread); an error says why it could not be measured.
+    pub async fn read(&self) -> Result<DiskUse, String> {
+        if let Some((at, figure)) = &*self.lock() {
+            if at.elapsed() < self.max_age {
+                return figure.clone();
+            }
+        }
+        let dir = self.dir.clone();
+        let figure = tokio::task::spawn_blocking(move || {
+            DiskUse::measure(&dir).map_err(|e| format!("cannot measure {}: {e}", dir.display()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("disk measurement failed: {e}")));
+        *self.lock() = Some((Instant::now(), figure.clone()));
+        figure
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Result<DiskUse, String>)>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_use_counts_the_files_under_the_directory_and_sees_its_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = DiskUse::measure(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        std::fs::write(dir.path().join("keys/a"), vec![7u8; 64 * 1024]).unwrap();
+        let after = DiskUse::measure(dir.path()).unwrap();
+        assert!(
+            after.used_bytes >= empty.used_bytes + 64 * 1024,
+            "{empty:?} then {after:?}"
+        );
+        assert!(after.total_bytes > 0 && after.free_bytes <= after.total_bytes);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_not_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(DiskUse::measure(&dir.path().join("gone")).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_gauge_keeps_its_figure_until_it_is_too_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let gauge = DiskGauge::new(dir.path(), Duration::from_secs(3600));
+        let first = gauge.read().await.unwrap();
+        std::fs::write(dir.path().join("big"), vec![1u8; 256 * 1024]).unwrap();
+        assert_eq!(gauge.read().await.unwrap(), first, "kept within max_age");
+        let fresh = DiskGauge::new(dir.path(), Duration::ZERO);
+        assert!(fresh.read().await.unwrap().used_bytes >= first.used_bytes + 256 * 1024);
+    }
+}
