@@ -62,6 +62,7 @@ pub struct Front {
     metrics: RequestMetrics,
     local: Option<Arc<KvServer>>,
     started: Instant,
+    survey: super::ui::SurveyCache,
 }
 
 impl Front {
@@ -75,6 +76,7 @@ impl Front {
             metrics: RequestMetrics::default(),
             local: None,
             started: Instant::now(),
+            survey: super::ui::SurveyCache::default(),
         }
     }
 
@@ -116,6 +118,11 @@ impl Front {
     /// The deadline of one operation.
     pub fn op_timeout(&self) -> Duration {
         self.opts.op_timeout
+    }
+
+    /// The dashboard's cluster survey, shared by every page.
+    pub fn survey(&self) -> &super::ui::SurveyCache {
+        &self.survey
     }
 
     /// The request metrics.

@@ -2,13 +2,14 @@
 //! (exposition format 0.0.4), written by hand: counters per operation and status,
 //! and a latency histogram per operation.
 
+use super::traffic::{Traffic, TrafficPoint};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
-const BUCKETS: [f64; 14] = [
+pub(super) const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -34,24 +35,48 @@ impl Histogram {
 struct Inner {
     requests: BTreeMap<(&'static str, u16), u64>,
     latency: BTreeMap<&'static str, Histogram>,
+    traffic: Traffic,
 }
 
-/// Counters and latency histograms of the requests one listener served.
-#[derive(Default)]
+/// Counters and latency histograms of the requests one listener served, and
+/// the last minutes of its store operations second by second ([`Traffic`]).
 pub struct RequestMetrics {
     inner: Mutex<Inner>,
+    started: Instant,
 }
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        RequestMetrics {
+            inner: Mutex::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The operations that touch the store, the ones [`Traffic`] counts.
+const STORE_OPS: [&str; 4] = ["get", "put", "delete", "clear"];
 
 impl RequestMetrics {
     /// Records one request of operation `op` answered with `status` after `took`.
     pub fn record(&self, op: &'static str, status: u16, took: Duration) {
+        let second = self.started.elapsed().as_secs();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         *inner.requests.entry((op, status)).or_default() += 1;
-        inner
-            .latency
-            .entry(op)
-            .or_default()
-            .observe(took.as_secs_f64());
+        let secs = took.as_secs_f64();
+        inner.latency.entry(op).or_default().observe(secs);
+        if STORE_OPS.contains(&op) {
+            inner.traffic.record(second, secs);
+        }
+    }
+
+    /// Store operations per second and their p99 over the last minutes, in
+    /// points of `step` seconds, oldest first, up to the last whole second (the
+    /// current one, still counting, would read as a drop).
+    pub fn traffic(&self, step: u64) -> Vec<TrafficPoint> {
+        let now = self.started.elapsed().as_secs().saturating_sub(1);
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.traffic.series(now, step)
     }
 
     /// How many requests of `op` were answered with `status`.

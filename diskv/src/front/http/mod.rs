@@ -42,6 +42,8 @@ pub mod pool;
 pub mod replica_metrics;
 pub mod routes;
 pub mod server;
+pub mod traffic;
+pub mod ui;
 
 pub use body::{BodyRules, MAX_VALUE_BYTES};
 pub use front::{Front, FrontOptions};

@@ -64,6 +64,11 @@ impl ClerkPool {
         })
     }
 
+    /// The shardmasters' addresses.
+    pub fn masters(&self) -> &[String] {
+        &self.masters
+    }
+
     /// Makes every Clerk of the pool call `local`, a replica in this process,
     /// directly ([`Clerk::with_local`]). Set once, before the first operation.
     pub fn set_local(&self, local: Local) {

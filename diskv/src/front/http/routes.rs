@@ -7,9 +7,10 @@
 //! | `/clear` | DELETE | 200 once every key is gone |
 //! | `/health` | GET | 200 once recovery finished, else 503 |
 //! | `/metrics` | GET | Prometheus text |
+//! | `/ui`, `/ui/status.json` | GET | the dashboard ([`super::ui`]) |
 //!
 //! Other methods on these paths get 405 with an `Allow` header, other paths 404.
-//! Every response carries `Content-Type: text/plain; charset=utf-8`; an error body
+//! Every response but the dashboard's carries `Content-Type: text/plain; charset=utf-8`; an error body
 //! is the message and one newline. An HTTP/1.1 request without exactly one `Host`
 //! is 400 ([`super::host`]). A body over the limit is 413, one that falls behind
 //! the [`BodyRules`] 408; both close the connection (the rest of the body is not
@@ -63,6 +64,14 @@ pub fn router(front: Arc<Front>, rules: BodyRules) -> Router {
         .route(
             "/metrics",
             get(metrics).fallback(|| async { not_allowed("GET, HEAD") }),
+        )
+        .route(
+            "/ui",
+            get(super::ui::page).fallback(|| async { not_allowed("GET, HEAD") }),
+        )
+        .route(
+            "/ui/status.json",
+            get(super::ui::status).fallback(|| async { not_allowed("GET, HEAD") }),
         )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .layer(Extension(rules))
@@ -240,6 +249,7 @@ fn operation(method: &Method, path: &str) -> &'static str {
         (&Method::DELETE, "/clear") => "clear",
         (_, "/health") => "health",
         (_, "/metrics") => "metrics",
+        (_, "/ui" | "/ui/status.json") => "ui",
         _ => "other",
     }
 }
