@@ -1,6 +1,7 @@
 //! The `diskv` binary: thin subcommands over the libraries (see docs/REFERENCE.md).
 
 mod cmd;
+mod logging;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -36,23 +37,13 @@ enum Command {
     Token(cmd::token::Args),
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tarpc=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // By default a failed write of a log line is reported with `eprintln!`,
-        // which panics when stderr is a file on a full disk: every request that
-        // logged anything was dropped without an answer (found by the disk-full
-        // process test). A log line that cannot be written is lost instead.
-        .log_internal_errors(false)
-        .init();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let launcher_log = match &cli.command {
+        Command::Cluster(a) => Some(a.launcher_log()),
+        _ => None,
+    };
+    logging::init(launcher_log.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -221,9 +221,11 @@ async fn start_cluster(
         replicas: Some(replicas),
         masters: Some(SPAWN_MASTERS),
         shards: None,
+        advertise_host: None,
     };
     let (layout, _) = Layout::load_or_create(dir, shape)?;
-    start_children(&layout, dir, security, children)?;
+    let loopback = std::net::Ipv4Addr::LOCALHOST.into();
+    start_children(&layout, dir, loopback, security, children)?;
     ready::wait(&layout, children).await?;
     Ok(layout.masters)
 }

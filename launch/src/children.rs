@@ -16,7 +16,8 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub struct Spec {
     /// Its name: `shardmaster-0`, `group-1-replica-2`.
     pub name: String,
-    /// The address it listens on.
+    /// The address others dial it at: where it listens, unless its `args`
+    /// hold `--listen`.
     pub addr: String,
     /// The arguments after the binary.
     pub args: Vec<String>,

@@ -23,6 +23,18 @@ fn local_hosts() -> Vec<String> {
 /// start, so local certificates never expire while the CA lives (ten years),
 /// and a client identity made before roles existed becomes a client's.
 pub fn local_identity(base: &Path, name: &str, role: Role) -> anyhow::Result<PathBuf> {
+    local_identity_naming(base, name, role, &[])
+}
+
+/// [`local_identity`] whose node certificate also names `hosts` (the host a
+/// cluster is advertised by, `diskv cluster --advertise-host`), so that clients
+/// dialling it there accept it.
+pub fn local_identity_naming(
+    base: &Path,
+    name: &str,
+    role: Role,
+    hosts: &[String],
+) -> anyhow::Result<PathBuf> {
     let ca = CertAuthority::open_or_create(
         &base.join(LOCAL_CA),
         &format!("diskv local CA {:08x}", rand::random::<u32>()),
@@ -31,7 +43,15 @@ pub fn local_identity(base: &Path, name: &str, role: Role) -> anyhow::Result<Pat
     let out = base.join(name);
     // A client is never dialled: its certificate names no host.
     let hosts = match role {
-        Role::Node => local_hosts(),
+        Role::Node => {
+            let mut all = local_hosts();
+            for host in hosts {
+                if !all.contains(host) {
+                    all.push(host.clone());
+                }
+            }
+            all
+        }
         Role::Client => Vec::new(),
     };
     ca.issue(&out, name, role, &hosts, NODE_VALID_DAYS)
@@ -82,5 +102,35 @@ mod tests {
                 dir.path().join("d").display().to_string()
             ]
         );
+    }
+
+    #[test]
+    fn a_node_identity_also_names_the_advertised_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = ["db1.example.com".to_string(), "localhost".to_string()];
+        let names = |role: Role| {
+            let d = local_identity_naming(dir.path(), "n", role, &hosts).unwrap();
+            let pem = std::fs::read(TlsFiles::in_dir(&d).cert).unwrap();
+            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+            let cert = pem.parse_x509().unwrap();
+            cert.subject_alternative_name()
+                .unwrap()
+                .map(|san| {
+                    san.value
+                        .general_names
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let node = names(Role::Node);
+        assert_eq!(node.len(), 3, "{node:?}");
+        assert!(
+            node.iter().any(|n| n.contains("\"db1.example.com\"")),
+            "{node:?}"
+        );
+        assert!(node.iter().any(|n| n.contains("\"localhost\"")), "{node:?}");
+        assert!(names(Role::Client).is_empty());
     }
 }

@@ -6,7 +6,14 @@
 //! {"shards":10,"masters":["127.0.0.1:41001",...],
 //!  "groups":[{"gid":1,"replicas":["127.0.0.1:41011",...]},...]}
 //! ```
+//!
+//! The addresses are the advertised ones (`--advertise-host`, 127.0.0.1 by
+//! default): the shardmaster's configurations and every replica's identity record
+//! name them, so they are fixed at first start like the shape, and a later start
+//! that asks for another host is refused. Where the processes bind is chosen at
+//! each start (`--listen-host`) and not recorded.
 
+use crate::advertise::{self, AdvertiseHost};
 use anyhow::Context;
 use paxos::fs::{durable, OsFs};
 use serde_json::{json, Value};
@@ -33,7 +40,7 @@ pub struct Layout {
 }
 
 /// What the user asked for on the command line (`None`: not given).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Shape {
     /// `--groups`.
     pub groups: Option<usize>,
@@ -43,6 +50,8 @@ pub struct Shape {
     pub masters: Option<usize>,
     /// `--shards`.
     pub shards: Option<usize>,
+    /// `--advertise-host`: the host in every recorded address [default: 127.0.0.1].
+    pub advertise_host: Option<AdvertiseHost>,
 }
 
 /// `DIR/cluster.json`.
@@ -71,7 +80,8 @@ impl Layout {
         }
     }
 
-    /// A new layout with free ports on 127.0.0.1 (see [`free_ports`]).
+    /// A new layout with ports free on 127.0.0.1 (see [`free_ports`]), at the
+    /// advertised host.
     fn fresh(shape: Shape) -> anyhow::Result<Layout> {
         let groups = shape.groups.unwrap_or(3);
         let replicas = shape.replicas.unwrap_or(3);
@@ -87,7 +97,8 @@ impl Layout {
             shardmaster::MAX_SHARDS
         );
         let mut ports = free_ports(masters + groups * replicas)?.into_iter();
-        let mut addr = || format!("127.0.0.1:{}", ports.next().unwrap_or_default());
+        let host = shape.advertise_host.unwrap_or_else(AdvertiseHost::loopback);
+        let mut addr = || host.address(ports.next().unwrap_or_default());
         let masters = (0..masters).map(|_| addr()).collect();
         let groups = (1..=groups as u64)
             .map(|gid| Group {
@@ -104,6 +115,18 @@ impl Layout {
 
     /// Refuses flags that contradict the record.
     fn check(&self, shape: Shape, path: &Path) -> anyhow::Result<()> {
+        if let Some(host) = &shape.advertise_host {
+            let recorded = self.host();
+            if recorded != Some(host.as_str()) {
+                anyhow::bail!(
+                    "--advertise-host {host} does not match the cluster recorded in {} ({}): \
+                     the shardmaster and every replica know the processes by that host; \
+                     leave the flag out to restart that cluster, or use another --dir for a new one",
+                    path.display(),
+                    recorded.unwrap_or("no single host")
+                );
+            }
+        }
         let replicas = self.groups.first().map_or(0, |g| g.replicas.len());
         for (flag, given, recorded) in [
             ("--groups", shape.groups, self.groups.len()),
@@ -120,6 +143,17 @@ impl Layout {
             }
         }
         Ok(())
+    }
+
+    /// The host every recorded address names, if they all name one.
+    pub fn host(&self) -> Option<&str> {
+        let mut all = self
+            .masters
+            .iter()
+            .chain(self.groups.iter().flat_map(|g| &g.replicas))
+            .map(|a| advertise::host_of(a));
+        let first = all.next()??;
+        all.all(|h| h == Some(first)).then_some(first)
     }
 
     fn parse(text: &str) -> anyhow::Result<Layout> {
@@ -193,6 +227,7 @@ mod tests {
             replicas: Some(3),
             masters: Some(1),
             shards: None,
+            advertise_host: None,
         };
         let (first, new) = Layout::load_or_create(dir.path(), shape).unwrap();
         assert!(new);
@@ -201,6 +236,7 @@ mod tests {
         assert_eq!(first.groups[0].replicas.len(), 3);
         assert_eq!(first.masters.len(), 1);
         assert_eq!(first.shards, 10);
+        assert_eq!(first.host(), Some("127.0.0.1"));
         let (again, new) = Layout::load_or_create(dir.path(), Shape::default()).unwrap();
         assert!(!new);
         assert_eq!(again, first);
@@ -213,5 +249,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--groups 3"), "{err}");
+    }
+
+    #[test]
+    fn the_advertised_host_is_recorded_and_cannot_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = |host: &str| Shape {
+            groups: Some(1),
+            replicas: Some(2),
+            masters: Some(1),
+            advertise_host: Some(host.parse().unwrap()),
+            ..Shape::default()
+        };
+        let (first, _) = Layout::load_or_create(dir.path(), named("localhost")).unwrap();
+        assert_eq!(first.host(), Some("localhost"));
+        assert!(first.groups[0].replicas[1].starts_with("localhost:"));
+        let text = std::fs::read_to_string(file(dir.path())).unwrap();
+        assert!(text.contains("\"localhost:"), "{text}");
+        let (again, _) = Layout::load_or_create(dir.path(), Shape::default()).unwrap();
+        assert_eq!(again, first);
+        let (same, _) = Layout::load_or_create(dir.path(), named("localhost")).unwrap();
+        assert_eq!(same, first);
+        let err = Layout::load_or_create(dir.path(), named("db1.example.com")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--advertise-host db1.example.com does not match"),
+            "{err}"
+        );
     }
 }

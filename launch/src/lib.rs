@@ -2,8 +2,10 @@
 //! and replica a child process of the running `diskv` binary. `diskv cluster`
 //! and `diskv bench --spawn` both start their processes with it.
 //!
-//! - [`layout`]: the cluster's shape and loopback ports, recorded in
-//!   `DIR/cluster.json` at first start and reused after;
+//! - [`layout`]: the cluster's shape and the addresses its processes are dialled
+//!   at, recorded in `DIR/cluster.json` at first start and reused after;
+//! - [`advertise`]: the host in those addresses (127.0.0.1 unless
+//!   `--advertise-host` names another);
 //! - [`start_children`] and [`children`]: the processes, each in its own process
 //!   group, stopped by pid (SIGTERM, a grace period, then SIGKILL);
 //! - [`ready`]: waiting until the shardmasters and every group serve;
@@ -16,6 +18,7 @@
 //! Progress goes to stdout ([`say`]): these lines are the launcher's interface
 //! (docs/REFERENCE.md §5).
 
+pub mod advertise;
 pub mod children;
 pub mod identity;
 pub mod layout;
@@ -23,9 +26,11 @@ pub mod ready;
 pub mod serve_ports;
 pub mod stable_ports;
 
+use anyhow::Context;
 use children::{Children, Spec};
 use layout::Layout;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 /// Prints one line on stdout and flushes it.
@@ -44,11 +49,27 @@ fn has_data(dir: &Path) -> bool {
 /// connections (`--insecure`, `--tls-dir DIR`, ...).
 pub type SecurityFlags<'a> = &'a dyn Fn(&str) -> anyhow::Result<Vec<String>>;
 
+/// The arguments that make a child listen on `listen` at the port of its
+/// recorded (advertised) address `addr`: none when that is the address itself
+/// (the default, 127.0.0.1), else `--listen IP:PORT`.
+fn listen_flags(addr: &str, listen: IpAddr) -> anyhow::Result<Vec<String>> {
+    let port = advertise::port_of(addr)
+        .with_context(|| format!("the recorded address {addr} has no port"))?;
+    let bound = SocketAddr::new(listen, port).to_string();
+    Ok(if bound == addr {
+        Vec::new()
+    } else {
+        vec!["--listen".into(), bound]
+    })
+}
+
 /// Starts every shardmaster, then every replica, each with its `security`
-/// flags, and prints where each listens.
+/// flags, listening on `listen` at the port of its recorded address, and prints
+/// where each listens.
 pub fn start_children(
     layout: &Layout,
     dir: &Path,
+    listen: IpAddr,
     security: SecurityFlags<'_>,
     children: &mut Children,
 ) -> anyhow::Result<()> {
@@ -69,6 +90,7 @@ pub fn start_children(
             "--shards".into(),
             layout.shards.to_string(),
         ];
+        args.extend(listen_flags(addr, listen)?);
         args.extend(security(&name)?);
         specs.push(Spec {
             name,
@@ -99,6 +121,7 @@ pub fn start_children(
             if has_data(&data) {
                 args.push("--restart".into());
             }
+            args.extend(listen_flags(addr, listen)?);
             let name = format!("group-{}-replica-{i}", g.gid);
             args.extend(security(&name)?);
             specs.push(Spec {
@@ -115,13 +138,50 @@ pub fn start_children(
         } else {
             ""
         };
+        // `listening on ADDR, pid N, ...`, or `listening on IP:PORT as ADDR, ...`
+        // when it binds apart from its advertised address.
+        let bound = r
+            .spec
+            .args
+            .iter()
+            .position(|a| a == "--listen")
+            .and_then(|i| r.spec.args.get(i + 1));
+        let at = match bound {
+            Some(bound) => format!("{bound} as {}", r.spec.addr),
+            None => r.spec.addr.clone(),
+        };
         say(&format!(
-            "  {:<22} listening on {}, pid {}, log {}{restart}",
+            "  {:<22} listening on {at}, pid {}, log {}{restart}",
             r.spec.name,
-            r.spec.addr,
             r.pid,
             r.log.display()
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_gets_listen_only_when_it_binds_apart_from_its_address() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        assert!(listen_flags("127.0.0.1:41001", loopback)
+            .unwrap()
+            .is_empty());
+        assert!(listen_flags("[::1]:41001", "::1".parse().unwrap())
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            listen_flags("localhost:41001", loopback).unwrap(),
+            ["--listen", "127.0.0.1:41001"]
+        );
+        assert_eq!(
+            listen_flags("127.0.0.1:41001", any).unwrap(),
+            ["--listen", "0.0.0.0:41001"]
+        );
+        assert!(listen_flags("localhost", loopback).is_err());
+    }
 }

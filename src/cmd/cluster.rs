@@ -8,12 +8,20 @@
 //! data. The launcher waits until every group serves ([`ready`]), then serves the
 //! HTTP API for the whole cluster through Clerks. Ctrl-C or SIGTERM stops the API,
 //! then every child by pid ([`diskv_launch::children`]), and exits 0.
+//!
+//! The children are dialled at their recorded addresses, on 127.0.0.1 unless
+//! `--advertise-host` named another host at first start, and listen on
+//! `--listen-host` (127.0.0.1) at the same ports. stdout holds the human lines;
+//! the launcher's own log goes to `DIR/logs/launcher.log` (see
+//! [`crate::logging`]).
 
 use anyhow::Context;
 use diskv::http::Front;
+use diskv_launch::advertise::{self, AdvertiseHost};
 use diskv_launch::children::Children;
 use diskv_launch::layout::{self, Layout, Shape};
 use diskv_launch::{ready, say, start_children};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +48,16 @@ pub struct Args {
     /// Where the HTTP API listens.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http: String,
+    /// The host name or IP address the processes are dialled at, at first start:
+    /// by each other, by the HTTP API's Clerks and by your clients; the
+    /// shardmaster records the groups under it. Fixed in DIR/cluster.json, like
+    /// the shape [default: 127.0.0.1].
+    #[arg(long, value_name = "HOST")]
+    advertise_host: Option<AdvertiseHost>,
+    /// The IP address the processes listen on, at their recorded ports (0.0.0.0:
+    /// every interface). Chosen at each start.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    listen_host: IpAddr,
     /// Also serve the Redis protocol (RESP2/RESP3) on this address [default: off].
     #[arg(long)]
     resp: Option<String>,
@@ -49,6 +67,13 @@ pub struct Args {
     tls: super::tls::TlsArgs,
     #[command(flatten)]
     front_door: super::front_door::FrontDoorArgs,
+}
+
+impl Args {
+    /// Where the launcher's own log goes: `DIR/logs/launcher.log`.
+    pub fn launcher_log(&self) -> PathBuf {
+        self.dir.join("logs").join("launcher.log")
+    }
 }
 
 /// Runs the cluster until SIGTERM or SIGINT.
@@ -63,6 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         replicas: args.replicas,
         masters: args.masters,
         shards: args.shards,
+        advertise_host: args.advertise_host.clone(),
     };
     let (layout, new) = Layout::load_or_create(&dir, shape)?;
     let security = args.tls.install_local(&tls_dir(&dir), "launcher")?;
@@ -100,9 +126,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         layout::file(&dir).display()
     ));
+    say(&format!(
+        "  {:<22} log {}",
+        "launcher",
+        args.launcher_log().display()
+    ));
     let mut children = Children::default();
-    let security = |name: &str| args.tls.child_flags(&tls_dir(&dir), name);
-    let started = start_children(&layout, &dir, &security, &mut children);
+    // A child's own certificate also names the host it is dialled at.
+    let hosts: Vec<String> = layout
+        .host()
+        .map(|h| advertise::cert_name(h).to_string())
+        .into_iter()
+        .collect();
+    let security = |name: &str| args.tls.child_flags(&tls_dir(&dir), name, &hosts);
+    let started = start_children(&layout, &dir, args.listen_host, &security, &mut children);
     if let Err(e) = started {
         children.stop().await;
         return Err(e);

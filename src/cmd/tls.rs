@@ -134,16 +134,21 @@ impl TlsArgs {
 
     /// The flags that give a child process `name` the same kind of security:
     /// the user's identity, `--insecure`, or `name`'s own node identity under
-    /// `base`.
-    pub fn child_flags(&self, base: &std::path::Path, name: &str) -> anyhow::Result<Vec<String>> {
-        self.flags_as(base, name, Role::Node)
+    /// `base`, valid for loopback and `hosts` (the host it is advertised by).
+    pub fn child_flags(
+        &self,
+        base: &std::path::Path,
+        name: &str,
+        hosts: &[String],
+    ) -> anyhow::Result<Vec<String>> {
+        self.flags_as(base, name, Role::Node, hosts)
     }
 
     /// The flags for the user's own clients (`diskv client`, `diskv admin`):
     /// as [`TlsArgs::child_flags`], but an identity made under `base` is a
     /// client's, which cannot open replica-to-replica connections.
     pub fn client_flags(&self, base: &std::path::Path, name: &str) -> anyhow::Result<Vec<String>> {
-        self.flags_as(base, name, Role::Client)
+        self.flags_as(base, name, Role::Client, &[])
     }
 
     fn flags_as(
@@ -151,6 +156,7 @@ impl TlsArgs {
         base: &std::path::Path,
         name: &str,
         role: Role,
+        hosts: &[String],
     ) -> anyhow::Result<Vec<String>> {
         if self.insecure {
             return Ok(vec!["--insecure".into()]);
@@ -167,7 +173,7 @@ impl TlsArgs {
                     files.key.display().to_string(),
                 ])
             }
-            (None, None) => local_identity(base, name, role)?,
+            (None, None) => diskv_launch::identity::local_identity_naming(base, name, role, hosts)?,
         };
         Ok(vec!["--tls-dir".into(), dir.display().to_string()])
     }

@@ -58,22 +58,42 @@ pub fn launch(
     name: &str,
     args: &[&str],
 ) -> (Process, Vec<i32>) {
+    launch_with(dir, http, logs, name, args, |_| {})
+}
+
+/// [`launch`], letting `configure` adjust the launcher's command (its
+/// environment: `RUST_LOG`, `NO_COLOR`) before it starts.
+pub fn launch_with(
+    dir: &Path,
+    http: &str,
+    logs: &Path,
+    name: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> (Process, Vec<i32>) {
     let d = dir.display().to_string();
     let mut all = vec!["cluster", "--dir", &d, "--http", http];
     all.extend_from_slice(args);
-    let mut p = Process::spawn(name, logs, diskv_bin(), all);
+    let mut p = Process::spawn_with(name, logs, diskv_bin(), all, configure);
     let start = Instant::now();
-    wait_for(READY_LIMIT, "the cluster serves", || {
-        assert!(
-            p.is_running(),
-            "the launcher exited:\n{}\n{}",
-            p.stdout(),
-            p.stderr_tail(30)
-        );
-        p.stdout()
-            .contains(&format!("Server listening on {http}\n"))
-            .then_some(())
-    });
+    let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(READY_LIMIT, "the cluster serves", || {
+            assert!(
+                p.is_running(),
+                "the launcher exited:\n{}\n{}",
+                p.stdout(),
+                p.stderr_tail(30)
+            );
+            p.stdout()
+                .contains(&format!("Server listening on {http}\n"))
+                .then_some(())
+        })
+    }));
+    if let Err(panic) = ready {
+        // Not ready: kill the children it printed, by pid, before failing.
+        drop(Orphans(child_pids(&p.stdout())));
+        std::panic::resume_unwind(panic);
+    }
     eprintln!("{name}: ready after {:?}", start.elapsed());
     let pids = child_pids(&p.stdout());
     (p, pids)
