@@ -23,10 +23,22 @@ pub struct Client {
 
 impl Client {
     pub fn spawn(name: &str, masters: &str, log_dir: &Path) -> Client {
+        Client::spawn_cmd(name, masters, log_dir, Command::new(diskv_bin()))
+    }
+
+    /// Like [`Client::spawn`], inside network namespace `netns` (`ip netns exec`,
+    /// which execs the client: its pid is the client's).
+    pub fn spawn_in(name: &str, masters: &str, log_dir: &Path, netns: &str) -> Client {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, diskv_bin()]);
+        Client::spawn_cmd(name, masters, log_dir, cmd)
+    }
+
+    fn spawn_cmd(name: &str, masters: &str, log_dir: &Path, mut cmd: Command) -> Client {
         std::fs::create_dir_all(log_dir).expect("log dir");
         let stderr_log = log_dir.join(format!("client-{name}.stderr.log"));
         let err = std::fs::File::create(&stderr_log).expect("client stderr log");
-        let mut child = Command::new(diskv_bin())
+        let mut child = cmd
             .args(["client", "--masters", masters])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
