@@ -1,6 +1,9 @@
 //! The KV service between Clerks (and other groups) and a group's replicas.
 
 pub mod conn;
+mod shard_read;
+
+pub use shard_read::{ShardPage, ShardRead, PAGE_BYTES};
 
 use crate::op::{KvError, Reply, Request};
 use crate::state::dedup::DupTable;
@@ -34,4 +37,7 @@ pub trait KvRpc {
     async fn shard_installed(config: u64, shard: usize) -> Result<bool, KvError>;
     /// The group's state, linearizable (leader only), for a replica that lost its disk.
     async fn snapshot() -> Result<GroupSnapshot, KvError>;
+    /// A page of one shard as it was at one moment, for `diskv admin backup`
+    /// (see [`ShardRead`]).
+    async fn read_shard(read: ShardRead) -> Result<ShardPage, KvError>;
 }
