@@ -23,8 +23,10 @@ enum Command {
     Client(cmd::client::Args),
     /// Run one replica of the shardmaster (the configuration service).
     Shardmaster(cmd::shardmaster::Args),
-    /// Join, Leave, Move and Query against the shardmaster.
+    /// Join, Leave, Move and Query against the shardmaster; back up every shard.
     Admin(cmd::admin::Args),
+    /// Load a backup made by `diskv admin backup` into an empty cluster.
+    Restore(cmd::restore::Args),
     /// One node (shardmaster + KV replica) with the HTTP API.
     Serve(cmd::serve::Args),
     /// A local cluster: shardmasters and replica groups as child processes, plus the HTTP API.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
             Command::Client(a) => cmd::client::run(a).await,
             Command::Shardmaster(a) => cmd::shardmaster::run(a).await,
             Command::Admin(a) => cmd::admin::run(a).await,
+            Command::Restore(a) => cmd::restore::run(a).await,
             Command::Serve(a) => cmd::serve::run(a).await,
             Command::Cluster(a) => cmd::cluster::run(a).await,
             Command::Bench(a) => cmd::bench::run(*a).await,

@@ -16,7 +16,10 @@
 //!   may call a replica of its own process directly ([`replica::server::Local`]).
 //! - [`front`]: the front doors (HTTP API, Redis protocol) over a pool of Clerks,
 //!   and their tokens.
+//! - [`backup`]: backing a cluster up shard by shard, and loading a backup
+//!   into an empty cluster through Clerks.
 
+pub mod backup;
 pub mod client;
 pub mod error;
 pub mod front;
@@ -33,7 +36,7 @@ pub use replica::{disk, identity, service};
 pub use state::{checkpoint, dedup, keyfile, logclock, shard};
 
 pub use client::clerk::Clerk;
-pub use error::StateError;
+pub use error::{BackupError, StateError};
 pub use op::{ClientId, KvError, Op, Reply, Request};
 pub use replica::options::ServerOptions;
 pub use replica::server::KvServer;

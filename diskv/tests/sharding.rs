@@ -144,6 +144,13 @@ impl diskv::rpc::KvRpc for AllAtOnce {
     ) -> Result<diskv::rpc::ReplicaStatus, diskv::KvError> {
         Err(diskv::KvError::Unavailable("a fake group".into()))
     }
+    async fn read_shard(
+        self,
+        _: tarpc::context::Context,
+        _: diskv::rpc::ShardRead,
+    ) -> Result<diskv::rpc::ShardPage, diskv::KvError> {
+        Err(diskv::KvError::Unavailable("a fake group".into()))
+    }
 }
 
 /// A scan (and a key listing) asks every shard at once: the fake group holding all

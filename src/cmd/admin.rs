@@ -1,5 +1,5 @@
-//! `diskv admin`: Join, Leave, Move and Query against the shardmaster, and the
-//! cluster's status (docs/REFERENCE.md §3).
+//! `diskv admin`: Join, Leave, Move and Query against the shardmaster, the
+//! cluster's status, and Backup of every shard (docs/REFERENCE.md §3).
 //!
 //! `query` prints exactly one line of JSON on stdout; the other commands print one
 //! line saying what happened. Errors go to stderr with a non-zero exit status, and
@@ -8,6 +8,7 @@
 
 use anyhow::{anyhow, bail};
 use shardmaster::{Clerk, ClerkOptions, ConfigNum, Gid, OpResult, ShardmasterError};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Change or read the shard configuration.
@@ -69,18 +70,20 @@ enum AdminOp {
         #[arg(long, default_value_t = 1000)]
         max_lag: u64,
     },
+    /// Back up every shard into DIR (a new or empty directory): one file per
+    /// shard, each read linearizably from its owner at the latest configuration,
+    /// and a MANIFEST written last. Restore it with `diskv restore DIR`.
+    Backup {
+        /// The directory to write (created if missing; refused if it holds a backup).
+        dir: PathBuf,
+    },
 }
 
 /// Runs one admin command.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(i) = args.masters.iter().position(|m| m.trim().is_empty()) {
-        bail!("--masters: address {i} is empty; pass host:port,host:port,...");
-    }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        bail!("--timeout must be a positive number of seconds");
-    }
+    let clerk = master_clerk(&args.masters, args.timeout)?;
     args.tls.install_client()?;
-    let op = match args.op {
+    match args.op {
         AdminOp::Status {
             json,
             wait,
@@ -96,16 +99,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             };
             return super::status::run(args.masters, opts, json).await;
         }
-        op => op,
-    };
-    let clerk = Clerk::with_options(
-        args.masters,
-        ClerkOptions {
-            deadline: Some(Duration::from_secs_f64(args.timeout)),
-            ..ClerkOptions::default()
-        },
-    );
-    match op {
         AdminOp::Join { gid, servers } => {
             let r = clerk
                 .join(gid, servers)
@@ -132,9 +125,43 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let config = clerk.query(which).await.map_err(|e| refused("query", e))?;
             println!("{}", config.to_json());
         }
-        AdminOp::Status { .. } => {}
+        AdminOp::Backup { dir } => {
+            let opts = diskv::backup::BackupOptions {
+                shard_timeout: Duration::from_secs_f64(args.timeout),
+                ..Default::default()
+            };
+            let m = diskv::backup::take(&clerk, &dir, &opts)
+                .await
+                .map_err(|e| anyhow!("backup failed: {e}"))?;
+            println!(
+                "backup of configuration {} written to {}: {} shards, {} keys, {} bytes",
+                m.config,
+                dir.display(),
+                m.shard_count,
+                m.keys(),
+                m.bytes()
+            );
+        }
     }
     Ok(())
+}
+
+/// A shardmaster Clerk for `--masters` that gives up after `--timeout` seconds,
+/// once both are found valid (before anything is contacted).
+pub(crate) fn master_clerk(masters: &[String], timeout: f64) -> anyhow::Result<Clerk> {
+    if let Some(i) = masters.iter().position(|m| m.trim().is_empty()) {
+        bail!("--masters: address {i} is empty; pass host:port,host:port,...");
+    }
+    if !(timeout.is_finite() && timeout > 0.0) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    Ok(Clerk::with_options(
+        masters.to_vec(),
+        ClerkOptions {
+            deadline: Some(Duration::from_secs_f64(timeout)),
+            ..ClerkOptions::default()
+        },
+    ))
 }
 
 fn refused(what: &str, e: ShardmasterError) -> anyhow::Error {

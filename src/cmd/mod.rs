@@ -6,6 +6,7 @@ pub mod certs;
 pub mod client;
 pub mod cluster;
 pub mod front_door;
+pub mod restore;
 pub mod serve;
 pub mod server;
 pub mod shardmaster;

@@ -9,3 +9,4 @@ mod reconfig;
 mod recovery;
 pub mod server;
 pub mod service;
+pub mod shard_snapshots;

@@ -1,7 +1,8 @@
 //! The KV service a replica serves to Clerks and to other groups.
 
 use crate::op::{KvError, Reply, Request};
-use crate::rpc::{KvRpc, ReplicaStatus, ShardTransfer};
+use crate::replica::shard_snapshots::ShardSnapshots;
+use crate::rpc::{KvRpc, ReplicaStatus, ShardPage, ShardRead, ShardTransfer};
 use crate::state::logclock::LogClock;
 use crate::state::shard::ShardMode;
 use crate::state::{KvCommand, KvState};
@@ -21,6 +22,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct KvService {
     rsm: Rsm<KvState>,
     clock: Arc<Mutex<LogClock>>,
+    /// Shard snapshots of backups being read page by page.
+    snapshots: Arc<Mutex<ShardSnapshots>>,
     about: Arc<About>,
 }
 
@@ -69,6 +72,7 @@ impl KvService {
         KvService {
             rsm,
             clock: Arc::default(),
+            snapshots: Arc::default(),
             about: Arc::new(about),
         }
     }
@@ -224,6 +228,39 @@ impl KvService {
     }
 }
 
+impl KvService {
+    /// A page of a shard's snapshot for a backup (see [`KvRpc::read_shard`]).
+    /// The first page copies the shard inside a linearizable read, under the
+    /// state lock as a shard handoff does; the next ones come from that copy.
+    pub async fn read_shard(&self, read: ShardRead) -> Result<ShardPage, KvError> {
+        let now = Instant::now();
+        match read {
+            ShardRead::Start { config, shard } => {
+                self.check_leader()?;
+                let rsm = &self.rsm;
+                let data = rsm
+                    .read(REQUEST_TIMEOUT, |st| st.shard_at(config, shard).cloned())
+                    .await
+                    .map_err(|e| rsm_error(e, rsm))??;
+                let page = self.snapshots().start(data, now);
+                tracing::info!(
+                    config,
+                    shard,
+                    keys = page.keys,
+                    snapshot = page.snapshot,
+                    "backup read a shard"
+                );
+                Ok(page)
+            }
+            ShardRead::Next { snapshot, after } => self.snapshots().next(snapshot, &after, now),
+        }
+    }
+
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, ShardSnapshots> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Rejects requests that can never succeed, before anything is proposed: an
 /// empty key, or a key or value above the store's limits (a replica never
 /// proposes a command its log could not hold).
@@ -263,6 +300,10 @@ impl KvRpc for KvService {
 
     async fn status(self, _: context::Context) -> Result<ReplicaStatus, KvError> {
         Ok(KvService::status(&self).await)
+    }
+
+    async fn read_shard(self, _: context::Context, read: ShardRead) -> Result<ShardPage, KvError> {
+        KvService::read_shard(&self, read).await
     }
 }
 

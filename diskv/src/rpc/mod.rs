@@ -1,7 +1,10 @@
 //! The KV service between Clerks (and other groups) and a group's replicas.
 
 pub mod conn;
+mod shard_read;
 pub mod status;
+
+pub use shard_read::{ShardPage, ShardRead, PAGE_BYTES};
 
 use crate::op::{KvError, Reply, Request};
 use crate::state::dedup::DupTable;
@@ -40,4 +43,7 @@ pub trait KvRpc {
     /// from its local state with no log round: answered by any replica, leader or
     /// not, so `diskv admin status` sees a group without a majority too.
     async fn status() -> Result<ReplicaStatus, KvError>;
+    /// A page of one shard as it was at one moment, for `diskv admin backup`
+    /// (see [`ShardRead`]).
+    async fn read_shard(read: ShardRead) -> Result<ShardPage, KvError>;
 }

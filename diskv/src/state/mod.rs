@@ -214,6 +214,28 @@ impl KvState {
         }
     }
 
+    /// The data of `shard` if this group has applied exactly configuration
+    /// `config` and serves the shard in it (a backup reads every shard at one
+    /// configuration). A group past `config` answers [`KvError::WrongGroup`]
+    /// with its own; one not yet there, [`KvError::ShardMoving`].
+    pub fn shard_at(
+        &self,
+        config: u64,
+        shard: usize,
+    ) -> Result<&BTreeMap<String, String>, KvError> {
+        if self.config.num < config {
+            return Err(KvError::ShardMoving { shard });
+        }
+        if self.config.num > config {
+            return Err(KvError::WrongGroup {
+                shard,
+                config: self.config.num,
+            });
+        }
+        self.serving(shard)?;
+        Ok(&self.shards[&shard].data)
+    }
+
     /// Answers a read (Get, Scan or Keys) from the local state; the caller ensures
     /// linearizability (read index).
     pub fn read(&self, req: &Request) -> KvOutput {

@@ -199,3 +199,32 @@ fn conditional_puts_takes_and_counted_appends_apply_once() {
     assert_eq!(get(&st, "k"), None);
     assert_eq!(st.apply(9, take(6)), Ok(Reply::Value(None)));
 }
+
+/// A backup reads a shard only from a group at exactly the backup's
+/// configuration: behind it, the group says to wait; past it, it names its
+/// newer configuration, so the backup starts again there.
+#[test]
+fn a_shard_is_read_for_a_backup_only_at_its_configuration() {
+    let mut st = KvState::in_memory(1, NSHARDS);
+    let shard = shardmaster::shard_of(b"k", NSHARDS);
+    assert_eq!(
+        st.shard_at(1, shard),
+        Err(KvError::ShardMoving { shard }),
+        "not at configuration 1 yet"
+    );
+    for num in 1..=2 {
+        let config = owning_config(1, num);
+        st.apply(num, KvCommand::Reconfigure { config }).unwrap();
+        if num == 1 {
+            st.apply(10, append(9, 1, "k", "x")).unwrap();
+            let data = st.shard_at(1, shard).unwrap();
+            assert_eq!(data.get("k").map(String::as_str), Some("x"));
+        }
+    }
+    assert_eq!(
+        st.shard_at(1, shard),
+        Err(KvError::WrongGroup { shard, config: 2 })
+    );
+    assert!(st.shard_at(2, shard).is_ok());
+    assert!(matches!(st.shard_at(2, NSHARDS), Err(KvError::Invalid(_))));
+}

@@ -1,0 +1,224 @@
+//! `diskv restore DIR`: check a backup whole, then load it into an empty
+//! cluster through Clerks.
+
+use crate::backup::manifest::{Manifest, MANIFEST};
+use crate::backup::shard_file;
+use crate::client::clerk::Clerk;
+use crate::error::BackupError;
+use crate::op::KvError;
+use shardmaster::{Clerk as MasterClerk, ConfigNum, NO_GROUP};
+use std::io;
+use std::path::Path;
+
+/// How a restore runs.
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// Load into a cluster that holds keys already: the backup's keys overwrite
+    /// theirs, other keys stay.
+    pub force: bool,
+    /// Clerks writing at once.
+    pub clerks: usize,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            force: false,
+            clerks: 16,
+        }
+    }
+}
+
+/// The manifest of the backup in `dir`, once it and every shard file it lists
+/// are found intact (see [`shard_file::decode`]). Reads one file at a time.
+pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
+    let manifest = read_manifest(dir)?;
+    for entry in &manifest.shards {
+        shard_pairs(dir, &manifest, entry.shard)?;
+    }
+    Ok(manifest)
+}
+
+/// Loads the backup in `dir` (checked by [`verify`] first: nothing is written
+/// if any file is damaged) into the cluster whose shardmasters are `masters`
+/// (asked for the configuration through `master`),
+/// which must have the backup's shard count, a group for every shard, and no
+/// key unless `opts.force`. Every pair is one Clerk put, applied exactly once;
+/// a Clerk retries until its group answers. Returns the manifest.
+pub async fn load(
+    master: &MasterClerk,
+    masters: Vec<String>,
+    dir: &Path,
+    opts: &RestoreOptions,
+) -> Result<Manifest, BackupError> {
+    let manifest = verify(dir)?;
+    let config = master.query(ConfigNum::Latest).await?;
+    if config.shards.len() != manifest.shard_count {
+        return Err(BackupError::ShardCount {
+            backup: manifest.shard_count,
+            cluster: config.shards.len(),
+        });
+    }
+    if let Some(shard) = config.shards.iter().position(|&g| g == NO_GROUP) {
+        return Err(BackupError::Unassigned {
+            shard,
+            config: config.num,
+        });
+    }
+    let mut clerks = Vec::with_capacity(opts.clerks.max(1));
+    for _ in 0..opts.clerks.max(1) {
+        clerks.push(Clerk::new(masters.clone()).await);
+    }
+    if !opts.force {
+        if let Some(example) = clerks[0].keys("", 1).await?.pop() {
+            return Err(BackupError::NotEmpty { example });
+        }
+    }
+    let mut written = 0;
+    for entry in &manifest.shards {
+        let pairs = shard_pairs(dir, &manifest, entry.shard)?;
+        let keys = pairs.len();
+        put_all(&mut clerks, pairs)
+            .await
+            .map_err(|source| BackupError::Partial { written, source })?;
+        written += keys;
+        tracing::info!(shard = entry.shard, keys, written, "restore: shard loaded");
+    }
+    Ok(manifest)
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, BackupError> {
+    let path = dir.join(MANIFEST);
+    match std::fs::read(&path) {
+        Ok(bytes) => Manifest::decode(&path, &bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(BackupError::NoManifest {
+            dir: dir.to_path_buf(),
+        }),
+        Err(source) => Err(BackupError::Io { path, source }),
+    }
+}
+
+/// The pairs of `shard`'s file, checked against the manifest.
+fn shard_pairs(
+    dir: &Path,
+    manifest: &Manifest,
+    shard: usize,
+) -> Result<Vec<(String, String)>, BackupError> {
+    let entry = &manifest.shards[shard];
+    let path = dir.join(&entry.file);
+    let bad = |reason: String| BackupError::BadShardFile {
+        path: path.clone(),
+        reason,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => bad("it is missing".into()),
+        _ => bad(e.to_string()),
+    })?;
+    shard_file::decode(manifest, entry, &bytes).map_err(bad)
+}
+
+/// Puts `pairs`, spread over `clerks`, each Clerk one put at a time.
+async fn put_all(clerks: &mut [Clerk], pairs: Vec<(String, String)>) -> Result<(), KvError> {
+    let mut lanes: Vec<Vec<(String, String)>> = vec![Vec::new(); clerks.len()];
+    for (i, pair) in pairs.into_iter().enumerate() {
+        lanes[i % clerks.len()].push(pair);
+    }
+    let runs = clerks
+        .iter_mut()
+        .zip(lanes)
+        .map(|(clerk, lane)| async move {
+            for (key, value) in lane {
+                clerk.put(&key, &value).await?;
+            }
+            Ok::<(), KvError>(())
+        });
+    futures::future::try_join_all(runs).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::manifest::{ShardEntry, FORMAT};
+    use crate::backup::shard_file::ShardFileWriter;
+
+    const SHARDS: usize = 3;
+
+    /// A backup of `SHARDS` shards written by hand into `dir`, as `take` writes it.
+    fn write_backup(dir: &Path) -> Manifest {
+        let mut shards = Vec::new();
+        for shard in 0..SHARDS {
+            let mut pairs: Vec<(String, String)> = (0..30)
+                .map(|i| format!("k{i}"))
+                .filter(|k| shardmaster::shard_of(k.as_bytes(), SHARDS) == shard)
+                .map(|k| (k.clone(), format!("value of {k}\n")))
+                .collect();
+            pairs.sort();
+            let mut w = ShardFileWriter::new(shard, 5);
+            w.extend(&pairs);
+            let keys = w.keys();
+            let bytes = w.finish();
+            std::fs::write(dir.join(ShardEntry::file_name(shard)), &bytes).unwrap();
+            shards.push(ShardEntry {
+                shard,
+                gid: 1,
+                file: ShardEntry::file_name(shard),
+                keys,
+                bytes: bytes.len() as u64,
+                crc32c: crc32c::crc32c(&bytes),
+            });
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            shard_count: SHARDS,
+            config: 5,
+            started_unix_ms: 1,
+            finished_unix_ms: 2,
+            shards,
+        };
+        std::fs::write(dir.join(MANIFEST), manifest.encode()).unwrap();
+        manifest
+    }
+
+    #[test]
+    fn an_intact_backup_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = write_backup(dir.path());
+        assert_eq!(verify(dir.path()).unwrap(), m);
+        assert_eq!(m.keys(), 30);
+    }
+
+    #[test]
+    fn a_backup_without_its_manifest_is_unfinished() {
+        let dir = tempfile::tempdir().unwrap();
+        write_backup(dir.path());
+        std::fs::remove_file(dir.path().join(MANIFEST)).unwrap();
+        let e = verify(dir.path()).unwrap_err();
+        assert!(matches!(e, BackupError::NoManifest { .. }), "{e}");
+        assert!(e.to_string().contains("never finished"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_truncated_or_flipped_shard_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write_backup(dir.path());
+        let file = dir.path().join(ShardEntry::file_name(1));
+        let bytes = std::fs::read(&file).unwrap();
+
+        std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+        let e = verify(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("shard-0001.dkvb") && e.contains("truncated"),
+            "{e}"
+        );
+
+        let mut flipped = bytes.clone();
+        flipped[bytes.len() / 2] ^= 1;
+        std::fs::write(&file, &flipped).unwrap();
+        let e = verify(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("checksum mismatch"), "{e}");
+
+        std::fs::remove_file(&file).unwrap();
+        let e = verify(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+    }
+}
