@@ -560,4 +560,24 @@ mod tests {
         judge(&mut status, &SurveyOptions::default());
         assert_eq!(status.health, Health::Healthy, "{:?}", status.problems);
     }
+
+    /// Found by the attack on `diskv admin status`: a replica whose disk could
+    /// not be measured (its directory deleted under it, or unreadable) answers
+    /// with `disk: None` and `disk_error`, which the verdict ignored: the
+    /// cluster was "healthy" (exit 0), though healthy promises every process
+    /// "has 5% of its disk free" (docs/REFERENCE.md §3), which nobody knows here.
+    #[test]
+    fn attack_a_replica_whose_disk_cannot_be_measured_is_not_healthy() {
+        let mut blind = master(NodeRole::Follower, 1, Some(0));
+        blind.disk = None;
+        blind.disk_error = Some("cannot measure /data/m1: No such file or directory".into());
+        let mut set = vec![
+            up(master(NodeRole::Leader, 1, Some(0))),
+            up(blind),
+            up(master(NodeRole::Follower, 1, Some(0))),
+        ];
+        let (h, _, p) = verdict(&mut set);
+        assert_eq!(h, Health::Degraded, "{p:?}");
+        assert!(p.iter().any(|p| p.contains("No such file")), "{p:?}");
+    }
 }

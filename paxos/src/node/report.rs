@@ -239,4 +239,43 @@ mod tests {
         let fresh = DiskGauge::new(dir.path(), Duration::ZERO);
         assert!(fresh.read().await.unwrap().used_bytes >= first.used_bytes + 256 * 1024);
     }
+
+    /// Found by the attack on `diskv admin status`: a status RPC whose deadline
+    /// passes while the gauge walks a large directory is dropped (tarpc aborts a
+    /// request at its deadline), and the walk's figure was stored only by the
+    /// caller that awaited it. So once a walk took longer than the survey's
+    /// deadline, no figure was ever kept: every poll started another walk (they
+    /// piled up on the blocking pool) and timed out, and the replica — healthy —
+    /// showed as down (a whole group of large replicas: unavailable, exit 3).
+    /// A walk must keep its figure whoever waited for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attack_a_figure_measured_for_a_caller_that_gave_up_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in 0..20 {
+            let sub = dir.path().join(format!("shard-{d}"));
+            std::fs::create_dir(&sub).unwrap();
+            for f in 0..1000 {
+                std::fs::write(sub.join(format!("key-{f}")), b"v").unwrap();
+            }
+        }
+        let gauge = DiskGauge::new(dir.path(), Duration::from_secs(3600));
+        // A poll with a deadline shorter than one walk of 20,000 files.
+        let poll = || tokio::time::timeout(Duration::from_millis(1), gauge.read());
+        assert!(
+            poll().await.is_err(),
+            "the first walk takes longer than 1 ms"
+        );
+        let mut answered = false;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if poll().await.is_ok() {
+                answered = true;
+                break;
+            }
+        }
+        assert!(
+            answered,
+            "every poll walked the directory again and gave up: the figure is never kept"
+        );
+    }
 }

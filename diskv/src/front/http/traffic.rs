@@ -155,4 +155,20 @@ mod tests {
         t.record(0, 60.0);
         assert_eq!(t.series(0, 1).last().unwrap().p99_ms, Some(10_000.0));
     }
+
+    /// Found by the attack on the dashboard: in a listener's first five minutes
+    /// every point whose step lies before its start saturated to second 0 and
+    /// counted second 0's requests again, so the graph showed traffic that never
+    /// was (ten requests in second 0 read as ten in each of 59 points).
+    #[test]
+    fn attack_seconds_before_the_start_count_as_empty_not_as_second_zero() {
+        let mut t = Traffic::default();
+        for _ in 0..10 {
+            t.record(0, 0.001);
+        }
+        let s = t.series(3, 5);
+        let total: f64 = s.iter().map(|p| p.ops_per_sec * 5.0).sum();
+        assert_eq!(total, 10.0, "requests counted more than once: {total}");
+        assert_eq!(s.iter().filter(|p| p.p99_ms.is_some()).count(), 1);
+    }
 }
