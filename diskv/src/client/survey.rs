@@ -115,10 +115,14 @@ trait Vitals {
     fn leader(&self) -> Option<usize>;
     fn applied(&self) -> u64;
     fn disk(&self) -> Option<paxos::node::DiskUse>;
+    fn disk_error(&self) -> Option<&str>;
     fn error(&self) -> Option<&str>;
 }
 
 impl Vitals for ReplicaStatus {
+    fn disk_error(&self) -> Option<&str> {
+        self.disk_error.as_deref()
+    }
     fn role(&self) -> NodeRole {
         self.node.role
     }
@@ -137,6 +141,9 @@ impl Vitals for ReplicaStatus {
 }
 
 impl Vitals for MasterStatus {
+    fn disk_error(&self) -> Option<&str> {
+        self.disk_error.as_deref()
+    }
     fn role(&self) -> NodeRole {
         self.node.role
     }
@@ -336,6 +343,14 @@ fn judge_set<T: Vitals>(
             health = health.max(Health::Degraded);
             problems.push(format!(
                 "degraded: {name} replica {i} ({}) is {lag} log instances behind",
+                seen.addr
+            ));
+        }
+        if let (None, Some(e)) = (s.disk(), s.disk_error()) {
+            // Healthy promises 5% of the disk free: unknown is not that.
+            health = health.max(Health::Degraded);
+            problems.push(format!(
+                "degraded: {name} replica {i} ({}) cannot tell its free disk: {e}",
                 seen.addr
             ));
         }
