@@ -71,10 +71,17 @@ impl Traffic {
         (0..SPAN_SECS / step)
             .rev()
             .map(|k| {
-                let end = now.saturating_sub(k * step);
+                // A step that ends before second 0 (the listener's first
+                // minutes) is empty, not second 0 over again.
+                let end = now.checked_sub(k * step);
+                let seconds = match end {
+                    Some(end) => end.saturating_sub(step - 1)..=end,
+                    #[allow(clippy::reversed_empty_ranges)]
+                    None => 1..=0,
+                };
                 let mut requests = 0;
                 let mut latency = [0u64; BUCKETS.len() + 1];
-                for second in end.saturating_sub(step - 1)..=end {
+                for second in seconds {
                     let slot = &self.slots[(second % SPAN_SECS) as usize];
                     if slot.second == second && slot.requests > 0 {
                         requests += slot.requests;
@@ -84,7 +91,7 @@ impl Traffic {
                     }
                 }
                 TrafficPoint {
-                    ago_secs: now - end,
+                    ago_secs: k * step,
                     ops_per_sec: requests as f64 / step as f64,
                     p99_ms: p99(&latency, requests),
                 }
