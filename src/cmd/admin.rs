@@ -89,11 +89,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             wait,
             max_lag,
         } => {
-            if !(wait.is_finite() && wait > 0.0) {
-                bail!("--wait must be a positive number of seconds");
-            }
             let opts = diskv::client::survey::SurveyOptions {
-                timeout: Duration::from_secs_f64(wait),
+                timeout: seconds("--wait", wait)?,
                 max_lag,
                 ..Default::default()
             };
@@ -127,7 +124,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         AdminOp::Backup { dir } => {
             let opts = diskv::backup::BackupOptions {
-                shard_timeout: Duration::from_secs_f64(args.timeout),
+                shard_timeout: seconds("--timeout", args.timeout)?,
                 ..Default::default()
             };
             let m = diskv::backup::take(&clerk, &dir, &opts)
@@ -152,16 +149,27 @@ pub(crate) fn master_clerk(masters: &[String], timeout: f64) -> anyhow::Result<C
     if let Some(i) = masters.iter().position(|m| m.trim().is_empty()) {
         bail!("--masters: address {i} is empty; pass host:port,host:port,...");
     }
-    if !(timeout.is_finite() && timeout > 0.0) {
-        bail!("--timeout must be a positive number of seconds");
-    }
+    let timeout = seconds("--timeout", timeout)?;
     Ok(Clerk::with_options(
         masters.to_vec(),
         ClerkOptions {
-            deadline: Some(Duration::from_secs_f64(timeout)),
+            deadline: Some(timeout),
             ..ClerkOptions::default()
         },
     ))
+}
+
+/// The most seconds `--timeout` and `--wait` take (about 31 years): more
+/// overflowed `Duration::from_secs_f64` or a deadline `Instant` and panicked.
+const MAX_SECONDS: f64 = 1e9;
+
+/// The duration flag `flag` asks for, refused unless positive and at most
+/// [`MAX_SECONDS`].
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0 && value <= MAX_SECONDS) {
+        bail!("{flag} must be a positive number of seconds, at most {MAX_SECONDS:e}");
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 fn refused(what: &str, e: ShardmasterError) -> anyhow::Error {

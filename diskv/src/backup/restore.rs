@@ -222,3 +222,78 @@ mod tests {
         assert!(e.contains("missing"), "{e}");
     }
 }
+
+/// Found by the attack on backup and restore: a backup whose files are intact
+/// (their crc32c matches the manifest, as anyone can make it) but that holds a
+/// pair the cluster refuses — an empty key, a key above the key limit, a value
+/// above the value limit — passed [`verify`], so `load` wrote every shard before
+/// the bad one and then failed part way: "checks everything before writing
+/// anything" did not hold. Each must be refused by `verify`, naming the file.
+#[cfg(test)]
+mod attack_tests {
+    use super::*;
+    use crate::backup::manifest::{ShardEntry, FORMAT};
+    use crate::backup::shard_file::ShardFileWriter;
+    use crate::op::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+    const SHARDS: usize = 2;
+
+    /// A backup of `SHARDS` shards holding the ordinary pairs plus `extra`.
+    fn write_backup(dir: &Path, extra: (String, String)) {
+        let mut all: Vec<Vec<(String, String)>> = vec![Vec::new(); SHARDS];
+        for k in ["a", "b", "c", "d"] {
+            all[shardmaster::shard_of(k.as_bytes(), SHARDS)].push((k.into(), "v".into()));
+        }
+        all[shardmaster::shard_of(extra.0.as_bytes(), SHARDS)].push(extra);
+        let mut shards = Vec::new();
+        for (shard, mut pairs) in all.into_iter().enumerate() {
+            pairs.sort();
+            let mut w = ShardFileWriter::new(shard, 3);
+            w.extend(&pairs);
+            let keys = w.keys();
+            let bytes = w.finish();
+            std::fs::write(dir.join(ShardEntry::file_name(shard)), &bytes).unwrap();
+            shards.push(ShardEntry {
+                shard,
+                gid: 1,
+                file: ShardEntry::file_name(shard),
+                keys,
+                bytes: bytes.len() as u64,
+                crc32c: crc32c::crc32c(&bytes),
+            });
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            shard_count: SHARDS,
+            config: 3,
+            started_unix_ms: 1,
+            finished_unix_ms: 2,
+            shards,
+        };
+        std::fs::write(dir.join(MANIFEST), manifest.encode()).unwrap();
+    }
+
+    #[test]
+    fn attack_verify_refuses_pairs_the_cluster_would_refuse() {
+        let cases = [
+            ("an empty key", (String::new(), "v".to_string())),
+            (
+                "a key too long",
+                ("k".repeat(MAX_KEY_BYTES + 1), "v".to_string()),
+            ),
+            (
+                "a value too long",
+                ("big".to_string(), "x".repeat(MAX_VALUE_BYTES + 1)),
+            ),
+        ];
+        for (what, pair) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            write_backup(dir.path(), pair);
+            let e = verify(dir.path()).err();
+            assert!(
+                matches!(e, Some(BackupError::BadShardFile { .. })),
+                "{what}: verify said {e:?}, so load would write the other shards first"
+            );
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! manifest that names it.
 
 use crate::backup::manifest::{Manifest, ShardEntry, FORMAT};
+use crate::op::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use serde::{Deserialize, Serialize};
 
 /// The first bytes of every shard file.
@@ -60,8 +61,9 @@ impl ShardFileWriter {
 
 /// The pairs of shard `entry`'s file `bytes`, checked against `manifest`: its
 /// length and crc32c first, then its head, framing and key count, and that
-/// every key belongs to the shard and comes after the one before. The error
-/// says what is wrong.
+/// every key belongs to the shard and comes after the one before, and that no
+/// pair is one a put would refuse (an empty key, a key or value above its
+/// limit). The error says what is wrong.
 pub fn decode(
     manifest: &Manifest,
     entry: &ShardEntry,
@@ -106,6 +108,24 @@ pub fn decode(
     while !rest.is_empty() {
         let (pair, tail) = postcard::take_from_bytes::<(String, String)>(rest)
             .map_err(|e| format!("pair {} does not decode: {e}", pairs.len()))?;
+        // What a put would refuse is refused here, before anything is written.
+        if pair.0.is_empty() {
+            return Err(format!("pair {} has an empty key", pairs.len()));
+        }
+        if pair.0.len() > MAX_KEY_BYTES {
+            return Err(format!(
+                "pair {} has a key of {} bytes, above the {MAX_KEY_BYTES}-byte limit",
+                pairs.len(),
+                pair.0.len()
+            ));
+        }
+        if pair.1.len() > MAX_VALUE_BYTES {
+            return Err(format!(
+                "key {:?} has a value of {} bytes, above the {MAX_VALUE_BYTES}-byte limit",
+                pair.0,
+                pair.1.len()
+            ));
+        }
         let shard = shardmaster::shard_of(pair.0.as_bytes(), manifest.shard_count);
         if shard != entry.shard {
             return Err(format!("key {:?} belongs to shard {shard}", pair.0));

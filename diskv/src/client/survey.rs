@@ -115,10 +115,14 @@ trait Vitals {
     fn leader(&self) -> Option<usize>;
     fn applied(&self) -> u64;
     fn disk(&self) -> Option<paxos::node::DiskUse>;
+    fn disk_error(&self) -> Option<&str>;
     fn error(&self) -> Option<&str>;
 }
 
 impl Vitals for ReplicaStatus {
+    fn disk_error(&self) -> Option<&str> {
+        self.disk_error.as_deref()
+    }
     fn role(&self) -> NodeRole {
         self.node.role
     }
@@ -137,6 +141,9 @@ impl Vitals for ReplicaStatus {
 }
 
 impl Vitals for MasterStatus {
+    fn disk_error(&self) -> Option<&str> {
+        self.disk_error.as_deref()
+    }
     fn role(&self) -> NodeRole {
         self.node.role
     }
@@ -336,6 +343,14 @@ fn judge_set<T: Vitals>(
             health = health.max(Health::Degraded);
             problems.push(format!(
                 "degraded: {name} replica {i} ({}) is {lag} log instances behind",
+                seen.addr
+            ));
+        }
+        if let (None, Some(e)) = (s.disk(), s.disk_error()) {
+            // Healthy promises 5% of the disk free: unknown is not that.
+            health = health.max(Health::Degraded);
+            problems.push(format!(
+                "degraded: {name} replica {i} ({}) cannot tell its free disk: {e}",
                 seen.addr
             ));
         }
@@ -559,5 +574,25 @@ mod tests {
         status.shards = vec![];
         judge(&mut status, &SurveyOptions::default());
         assert_eq!(status.health, Health::Healthy, "{:?}", status.problems);
+    }
+
+    /// Found by the attack on `diskv admin status`: a replica whose disk could
+    /// not be measured (its directory deleted under it, or unreadable) answers
+    /// with `disk: None` and `disk_error`, which the verdict ignored: the
+    /// cluster was "healthy" (exit 0), though healthy promises every process
+    /// "has 5% of its disk free" (docs/REFERENCE.md §3), which nobody knows here.
+    #[test]
+    fn attack_a_replica_whose_disk_cannot_be_measured_is_not_healthy() {
+        let mut blind = master(NodeRole::Follower, 1, Some(0));
+        blind.disk = None;
+        blind.disk_error = Some("cannot measure /data/m1: No such file or directory".into());
+        let mut set = vec![
+            up(master(NodeRole::Leader, 1, Some(0))),
+            up(blind),
+            up(master(NodeRole::Follower, 1, Some(0))),
+        ];
+        let (h, _, p) = verdict(&mut set);
+        assert_eq!(h, Health::Degraded, "{p:?}");
+        assert!(p.iter().any(|p| p.contains("No such file")), "{p:?}");
     }
 }

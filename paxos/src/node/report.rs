@@ -4,9 +4,10 @@
 
 use super::PaxosNode;
 use crate::types::{NodeId, Slot};
+use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A replica's part in its group, as an operator sees it.
@@ -165,11 +166,36 @@ pub const DISK_FIGURE_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// A replica directory's [`DiskUse`], measured at most once per `max_age` (a
 /// status poll every second must not walk 200,000 key files every second).
+///
+/// One walk at a time, on a blocking thread, and the walk stores its own figure:
+/// a caller that gives up (a status RPC aborted at its deadline) does not lose
+/// it, and the next poll does not start another walk. Once a figure exists, a
+/// poll never waits for a walk: it gets the last figure (at most one walk older
+/// than `max_age`) while a fresh one is measured behind it.
 #[derive(Debug)]
 pub struct DiskGauge {
     dir: PathBuf,
     max_age: Duration,
-    last: Mutex<Option<(Instant, Result<DiskUse, String>)>>,
+    state: Arc<Mutex<GaugeState>>,
+}
+
+type Figure = Result<DiskUse, String>;
+type Walk = Shared<BoxFuture<'static, Figure>>;
+
+#[derive(Default)]
+struct GaugeState {
+    last: Option<(Instant, Figure)>,
+    /// The walk under way, if any.
+    walking: Option<Walk>,
+}
+
+impl std::fmt::Debug for GaugeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GaugeState")
+            .field("last", &self.last)
+            .field("walking", &self.walking.is_some())
+            .finish()
+    }
 }
 
 impl DiskGauge {
@@ -178,31 +204,67 @@ impl DiskGauge {
         DiskGauge {
             dir: dir.into(),
             max_age,
-            last: Mutex::new(None),
+            state: Arc::default(),
         }
     }
 
-    /// The directory's use, measured now if the last figure is too old (on a
-    /// blocking thread); an error says why it could not be measured.
-    pub async fn read(&self) -> Result<DiskUse, String> {
-        if let Some((at, figure)) = &*self.lock() {
-            if at.elapsed() < self.max_age {
+    /// The directory's use: the last figure, measured anew (on a blocking thread)
+    /// when it is older than `max_age`; only the very first call waits for a
+    /// walk. An error says why it could not be measured.
+    pub async fn read(&self) -> Figure {
+        let walk = {
+            let mut st = lock(&self.state);
+            if let Some((at, figure)) = &st.last {
+                if at.elapsed() < self.max_age {
+                    return figure.clone();
+                }
+            }
+            let walk = match &st.walking {
+                Some(walk) => walk.clone(),
+                None => {
+                    let walk = self.walk();
+                    st.walking = Some(walk.clone());
+                    walk
+                }
+            };
+            if let Some((_, figure)) = &st.last {
                 return figure.clone();
+            }
+            walk
+        };
+        walk.await
+    }
+
+    /// Starts a walk that stores its figure itself (called under the lock).
+    fn walk(&self) -> Walk {
+        /// Ends the walk in the state even if measuring panics.
+        struct Done(Arc<Mutex<GaugeState>>, Option<Figure>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let mut st = lock(&self.0);
+                st.walking = None;
+                if let Some(figure) = self.1.take() {
+                    st.last = Some((Instant::now(), figure));
+                }
             }
         }
         let dir = self.dir.clone();
-        let figure = tokio::task::spawn_blocking(move || {
-            DiskUse::measure(&dir).map_err(|e| format!("cannot measure {}: {e}", dir.display()))
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("disk measurement failed: {e}")));
-        *self.lock() = Some((Instant::now(), figure.clone()));
-        figure
+        let state = self.state.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut done = Done(state, None);
+            let figure = DiskUse::measure(&dir)
+                .map_err(|e| format!("cannot measure {}: {e}", dir.display()));
+            done.1 = Some(figure.clone());
+            figure
+        });
+        task.map(|joined| joined.unwrap_or_else(|e| Err(format!("disk measurement failed: {e}"))))
+            .boxed()
+            .shared()
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Result<DiskUse, String>)>> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock(state: &Mutex<GaugeState>) -> std::sync::MutexGuard<'_, GaugeState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -238,5 +300,44 @@ mod tests {
         assert_eq!(gauge.read().await.unwrap(), first, "kept within max_age");
         let fresh = DiskGauge::new(dir.path(), Duration::ZERO);
         assert!(fresh.read().await.unwrap().used_bytes >= first.used_bytes + 256 * 1024);
+    }
+
+    /// Found by the attack on `diskv admin status`: a status RPC whose deadline
+    /// passes while the gauge walks a large directory is dropped (tarpc aborts a
+    /// request at its deadline), and the walk's figure was stored only by the
+    /// caller that awaited it. So once a walk took longer than the survey's
+    /// deadline, no figure was ever kept: every poll started another walk (they
+    /// piled up on the blocking pool) and timed out, and the replica — healthy —
+    /// showed as down (a whole group of large replicas: unavailable, exit 3).
+    /// A walk must keep its figure whoever waited for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attack_a_figure_measured_for_a_caller_that_gave_up_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in 0..20 {
+            let sub = dir.path().join(format!("shard-{d}"));
+            std::fs::create_dir(&sub).unwrap();
+            for f in 0..1000 {
+                std::fs::write(sub.join(format!("key-{f}")), b"v").unwrap();
+            }
+        }
+        let gauge = DiskGauge::new(dir.path(), Duration::from_secs(3600));
+        // A poll with a deadline shorter than one walk of 20,000 files.
+        let poll = || tokio::time::timeout(Duration::from_millis(1), gauge.read());
+        assert!(
+            poll().await.is_err(),
+            "the first walk takes longer than 1 ms"
+        );
+        let mut answered = false;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if poll().await.is_ok() {
+                answered = true;
+                break;
+            }
+        }
+        assert!(
+            answered,
+            "every poll walked the directory again and gave up: the figure is never kept"
+        );
     }
 }

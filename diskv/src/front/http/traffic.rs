@@ -71,10 +71,17 @@ impl Traffic {
         (0..SPAN_SECS / step)
             .rev()
             .map(|k| {
-                let end = now.saturating_sub(k * step);
+                // A step that ends before second 0 (the listener's first
+                // minutes) is empty, not second 0 over again.
+                let end = now.checked_sub(k * step);
+                let seconds = match end {
+                    Some(end) => end.saturating_sub(step - 1)..=end,
+                    #[allow(clippy::reversed_empty_ranges)]
+                    None => 1..=0,
+                };
                 let mut requests = 0;
                 let mut latency = [0u64; BUCKETS.len() + 1];
-                for second in end.saturating_sub(step - 1)..=end {
+                for second in seconds {
                     let slot = &self.slots[(second % SPAN_SECS) as usize];
                     if slot.second == second && slot.requests > 0 {
                         requests += slot.requests;
@@ -84,7 +91,7 @@ impl Traffic {
                     }
                 }
                 TrafficPoint {
-                    ago_secs: now - end,
+                    ago_secs: k * step,
                     ops_per_sec: requests as f64 / step as f64,
                     p99_ms: p99(&latency, requests),
                 }
@@ -154,5 +161,21 @@ mod tests {
         let mut t = Traffic::default();
         t.record(0, 60.0);
         assert_eq!(t.series(0, 1).last().unwrap().p99_ms, Some(10_000.0));
+    }
+
+    /// Found by the attack on the dashboard: in a listener's first five minutes
+    /// every point whose step lies before its start saturated to second 0 and
+    /// counted second 0's requests again, so the graph showed traffic that never
+    /// was (ten requests in second 0 read as ten in each of 59 points).
+    #[test]
+    fn attack_seconds_before_the_start_count_as_empty_not_as_second_zero() {
+        let mut t = Traffic::default();
+        for _ in 0..10 {
+            t.record(0, 0.001);
+        }
+        let s = t.series(3, 5);
+        let total: f64 = s.iter().map(|p| p.ops_per_sec * 5.0).sum();
+        assert_eq!(total, 10.0, "requests counted more than once: {total}");
+        assert_eq!(s.iter().filter(|p| p.p99_ms.is_some()).count(), 1);
     }
 }
