@@ -9,8 +9,12 @@ pub type NodeId = usize;
 /// Number of a Paxos instance (a log position). Instances start at 0.
 pub type Slot = u64;
 
-/// An opaque application command. The log never looks inside.
-pub type Command = Vec<u8>;
+/// An opaque application command. The log never looks inside. Reference-counted:
+/// the leader's proposal, the Accept to every replica (itself included), the log
+/// record and the accepted value all share one allocation (a heaptrack profile of
+/// a bulk load found them as separate copies, twice the log window in memory).
+/// On the wire and on disk it is the same bytes as a `Vec<u8>` was.
+pub type Command = bytes::Bytes;
 
 /// A proposal number: ordered by `round`, then by the proposer's incarnation, then by
 /// the proposing node, so no two proposers ever use the same ballot, not even two
@@ -110,8 +114,13 @@ pub struct Reincarnation {
 
 impl Entry {
     /// An instance holding a single command.
-    pub fn single(cmd: Command) -> Self {
-        Entry::Batch(vec![cmd])
+    pub fn single(cmd: impl Into<Command>) -> Self {
+        Entry::batch([cmd.into()])
+    }
+
+    /// An instance holding `cmds`, in order.
+    pub fn batch<C: Into<Command>>(cmds: impl IntoIterator<Item = C>) -> Self {
+        Entry::Batch(cmds.into_iter().map(Into::into).collect())
     }
 
     /// The commands of this entry, in order (none for a no-op).
@@ -164,7 +173,10 @@ pub(crate) mod commands_as_bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Command>, D::Error> {
         let bufs = Vec::<ByteBuf>::deserialize(d)?;
-        Ok(bufs.into_iter().map(ByteBuf::into_vec).collect())
+        Ok(bufs
+            .into_iter()
+            .map(|b| Command::from(b.into_vec()))
+            .collect())
     }
 }
 
@@ -182,9 +194,10 @@ mod tests {
 
     #[test]
     fn commands_encode_as_before_so_old_logs_read_the_same() {
-        let commands = vec![b"put k v".to_vec(), Vec::new(), vec![0u8, 255, 7]];
+        let old_commands = vec![b"put k v".to_vec(), Vec::new(), vec![0u8, 255, 7]];
+        let commands: Vec<Command> = old_commands.iter().cloned().map(Command::from).collect();
         let new = postcard::to_allocvec(&Entry::Batch(commands.clone())).unwrap();
-        let old = postcard::to_allocvec(&OldEntry::Batch(commands.clone())).unwrap();
+        let old = postcard::to_allocvec(&OldEntry::Batch(old_commands)).unwrap();
         assert_eq!(new, old);
         let back: Entry = postcard::from_bytes(&old).unwrap();
         assert_eq!(back, Entry::Batch(commands.clone()));

@@ -252,9 +252,9 @@ fn an_admitted_replica_counts_once_the_old_membership_is_no_longer_needed() {
     sim.node_mut(now_leader).unwrap().propose(b"after".to_vec());
     assert!(
         sim.run_until(2000 * UNITS_PER_TICK, |s| {
-            s.applied(lost)
-                .iter()
-                .any(|(slot, e)| *slot >= before && e.commands().iter().any(|c| c == b"after"))
+            s.applied(lost).iter().any(|(slot, e)| {
+                *slot >= before && e.commands().iter().any(|c| c[..] == b"after"[..])
+            })
         }),
         "the leader and the admitted replica did not decide a new instance together"
     );

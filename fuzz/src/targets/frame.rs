@@ -47,7 +47,7 @@ pub(crate) fn records() -> Vec<Record> {
         Record::Accepted {
             slot: 3,
             ballot: Ballot::new(2, 0),
-            entry: Entry::Batch(vec![b"put k v".to_vec(), Vec::new(), vec![0xFF; 20]]),
+            entry: Entry::batch([b"put k v".to_vec(), Vec::new(), vec![0xFF; 20]]),
         },
         Record::Accepted {
             slot: 300,

@@ -26,7 +26,7 @@ pub fn target(data: &[u8]) {
 /// Every message kind.
 pub(crate) fn messages() -> Vec<Message> {
     let b = Ballot::of(5, 1, 2);
-    let entry = Entry::Batch(vec![b"put a 1".to_vec(), b"append a 2".to_vec()]);
+    let entry = Entry::batch([b"put a 1".to_vec(), b"append a 2".to_vec()]);
     let membership = match frame::records().pop() {
         Some(paxos::Record::Membership(m)) => m,
         _ => Membership::initial(3),
@@ -80,7 +80,7 @@ pub(crate) fn messages() -> Vec<Message> {
             floor: 1,
         },
         Message::Forward {
-            commands: vec![b"x".to_vec(), Vec::new()],
+            commands: vec![paxos::Command::from_static(b"x"), paxos::Command::new()],
         },
         Message::Reincarnate {
             nonce: 4,

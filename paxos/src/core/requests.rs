@@ -29,7 +29,8 @@ impl Replica {
     /// instance; a follower forwards it to the leader. A command may be lost if
     /// leadership changes: the application learns the outcome from the decided
     /// stream and retries on its own deadline.
-    pub fn propose(&mut self, cmd: Command) {
+    pub fn propose(&mut self, cmd: impl Into<Command>) {
+        let cmd = cmd.into();
         if !self.fits_a_record(&cmd) {
             return;
         }

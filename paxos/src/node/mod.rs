@@ -269,7 +269,8 @@ impl PaxosNode {
 
     /// Proposes a command: batched by the leader, forwarded by a follower. The
     /// outcome shows in the decision stream; the caller retries on its own deadline.
-    pub fn propose(&self, cmd: Command) -> Result<(), PaxosError> {
+    pub fn propose(&self, cmd: impl Into<Command>) -> Result<(), PaxosError> {
+        let cmd = cmd.into();
         self.check_running()?;
         if cmd.len() > crate::core::MAX_COMMAND_BYTES {
             return Err(PaxosError::CommandTooLarge {

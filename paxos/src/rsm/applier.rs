@@ -29,12 +29,17 @@ struct Tagged<C> {
     cmd: C,
 }
 
-/// Encodes `cmd` for the log, tagged with `origin`.
+/// Encodes `cmd` for the log, tagged with `origin`. The bytes are kept in the
+/// log window until a checkpoint covers them, so the buffer is cut to their
+/// length: the encoder grows it by doubling, and a heaptrack profile of a bulk
+/// load found the window holding twice its bytes.
 pub fn encode<C: Serialize>(origin: Origin, cmd: &C) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_allocvec(&Tagged {
+    let mut bytes = postcard::to_allocvec(&Tagged {
         origin: (origin.replica, origin.nonce, origin.id),
         cmd,
-    })
+    })?;
+    bytes.shrink_to_fit();
+    Ok(bytes)
 }
 
 /// Decodes a command [`encode`] wrote (a decided entry's bytes, from the log or a
@@ -274,6 +279,19 @@ mod tests {
         fn apply(&mut self, _slot: Slot, cmd: u64) -> u64 {
             self.0 += cmd;
             self.0
+        }
+    }
+
+    #[test]
+    fn an_encoded_command_holds_no_spare_capacity() {
+        let origin = Origin {
+            replica: 1,
+            nonce: 2,
+            id: 3,
+        };
+        for len in [0, 100, 1000, 4000, 100_000] {
+            let bytes = encode(origin, &vec![7u8; len]).unwrap();
+            assert_eq!(bytes.capacity(), bytes.len(), "a command of {len} bytes");
         }
     }
 

@@ -20,10 +20,7 @@ fn a_single_replica_group_elects_itself_and_decides() {
         }
     }
     assert!(r.is_leader());
-    assert_eq!(
-        r.status(0),
-        Status::Decided(Entry::Batch(vec![b"a".to_vec()]))
-    );
+    assert_eq!(r.status(0), Status::Decided(Entry::batch([b"a".to_vec()])));
 }
 
 #[test]

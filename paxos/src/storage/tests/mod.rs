@@ -53,7 +53,7 @@ fn every_variant() -> Vec<Record> {
         Record::Accepted {
             slot: 2,
             ballot: Ballot::new(4, 2),
-            entry: Entry::Batch(vec![vec![], vec![0; 3000], b"append k x".to_vec()]),
+            entry: Entry::batch([vec![], vec![0; 3000], b"append k x".to_vec()]),
         },
         Record::Learned {
             slot: 3,

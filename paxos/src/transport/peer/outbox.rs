@@ -211,7 +211,7 @@ mod tests {
             msg: Message::Accept {
                 ballot: Ballot::ZERO,
                 slot,
-                entry: Entry::Batch(vec![vec![7; bytes]]),
+                entry: Entry::batch([vec![7; bytes]]),
                 commit: 0,
             },
         }
