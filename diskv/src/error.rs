@@ -94,6 +94,12 @@ pub enum BackupError {
         /// What is wrong.
         reason: String,
     },
+    /// Another `diskv admin backup` is writing into the same directory.
+    #[error("another backup is writing into {} (it holds {}); wait for it to finish or back up into another directory", dir.display(), crate::backup::LOCK)]
+    InUse {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// `diskv admin backup` into a directory that holds a backup already.
     #[error("{} already holds a backup (it has a {}); back up into a new directory", dir.display(), crate::backup::MANIFEST)]
     Exists {

@@ -29,6 +29,10 @@ pub mod shard_file;
 pub mod take;
 
 pub use manifest::{Manifest, ShardEntry, FORMAT, MANIFEST};
+
+/// The file a backup holds locked (`flock`) in its directory while it writes
+/// there; the lock goes with the process, so a killed backup leaves none behind.
+pub const LOCK: &str = "LOCK";
 pub use restore::{load, verify, RestoreOptions};
 pub use take::{take, BackupOptions};
 

@@ -3,7 +3,7 @@
 
 use crate::backup::manifest::{Manifest, ShardEntry, FORMAT, MANIFEST};
 use crate::backup::shard_file::ShardFileWriter;
-use crate::backup::unix_ms;
+use crate::backup::{unix_ms, LOCK};
 use crate::error::BackupError;
 use crate::op::KvError;
 use crate::rpc::conn::{deadline, Connections};
@@ -55,12 +55,25 @@ pub async fn take(
         let path = path.to_path_buf();
         move |source| BackupError::Io { path, source }
     };
+    durable::create_dir_all(fs.as_ref(), dir).map_err(io(dir))?;
+    // Held until the backup returns: two backups into one directory would each
+    // pass the check below, then overwrite each other's shard files under a
+    // manifest that describes only one of them (found by review).
+    let lock_path = dir.join(LOCK);
+    let _lock = match fs.lock(&lock_path) {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return Err(BackupError::InUse {
+                dir: dir.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(io(&lock_path)(e)),
+    };
     if fs.exists(&dir.join(MANIFEST)) {
         return Err(BackupError::Exists {
             dir: dir.to_path_buf(),
         });
     }
-    durable::create_dir_all(fs.as_ref(), dir).map_err(io(dir))?;
     let conns = Connections::default();
     let started_unix_ms = unix_ms();
     let mut config = masters.query(ConfigNum::Latest).await?;
@@ -239,5 +252,27 @@ async fn page(conns: &Connections, addr: &str, read: ShardRead) -> Result<ShardP
             conns.drop_conn(addr);
             Err(KvError::Unavailable(e.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_backup_into_the_same_directory_is_refused_while_the_first_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = paxos::fs::os();
+        // What the first backup holds while it reads the shards.
+        let held = fs.lock(&dir.path().join(LOCK)).unwrap();
+        // Nothing listens there: the refusal comes before any shardmaster is asked.
+        let masters = MasterClerk::new(vec!["127.0.0.1:1".into()]);
+        let second = take(&masters, dir.path(), &BackupOptions::default()).await;
+        assert!(
+            matches!(&second, Err(BackupError::InUse { .. })),
+            "{second:?}"
+        );
+        assert!(second.unwrap_err().to_string().contains("another backup"));
+        drop(held);
     }
 }
