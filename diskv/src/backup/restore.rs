@@ -145,15 +145,30 @@ mod tests {
 
     /// A backup of `SHARDS` shards written by hand into `dir`, as `take` writes it.
     fn write_backup(dir: &Path) -> Manifest {
+        let all = (0..SHARDS)
+            .map(|shard| {
+                (0..30)
+                    .map(|i| format!("k{i}"))
+                    .filter(|k| shardmaster::shard_of(k.as_bytes(), SHARDS) == shard)
+                    .map(|k| (k.clone(), format!("value of {k}\n")))
+                    .collect()
+            })
+            .collect();
+        write_shards(dir, 5, all)
+    }
+
+    /// Writes one file per shard of `all` (each sorted here) and the manifest of
+    /// configuration `config`, as `take` does.
+    pub(super) fn write_shards(
+        dir: &Path,
+        config: u64,
+        all: Vec<Vec<(String, String)>>,
+    ) -> Manifest {
+        let shard_count = all.len();
         let mut shards = Vec::new();
-        for shard in 0..SHARDS {
-            let mut pairs: Vec<(String, String)> = (0..30)
-                .map(|i| format!("k{i}"))
-                .filter(|k| shardmaster::shard_of(k.as_bytes(), SHARDS) == shard)
-                .map(|k| (k.clone(), format!("value of {k}\n")))
-                .collect();
+        for (shard, mut pairs) in all.into_iter().enumerate() {
             pairs.sort();
-            let mut w = ShardFileWriter::new(shard, 5);
+            let mut w = ShardFileWriter::new(shard, config);
             w.extend(&pairs);
             let keys = w.keys();
             let bytes = w.finish();
@@ -169,8 +184,8 @@ mod tests {
         }
         let manifest = Manifest {
             format: FORMAT,
-            shard_count: SHARDS,
-            config: 5,
+            shard_count,
+            config,
             started_unix_ms: 1,
             finished_unix_ms: 2,
             shards,
@@ -232,8 +247,6 @@ mod tests {
 #[cfg(test)]
 mod attack_tests {
     use super::*;
-    use crate::backup::manifest::{ShardEntry, FORMAT};
-    use crate::backup::shard_file::ShardFileWriter;
     use crate::op::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
     const SHARDS: usize = 2;
@@ -245,32 +258,7 @@ mod attack_tests {
             all[shardmaster::shard_of(k.as_bytes(), SHARDS)].push((k.into(), "v".into()));
         }
         all[shardmaster::shard_of(extra.0.as_bytes(), SHARDS)].push(extra);
-        let mut shards = Vec::new();
-        for (shard, mut pairs) in all.into_iter().enumerate() {
-            pairs.sort();
-            let mut w = ShardFileWriter::new(shard, 3);
-            w.extend(&pairs);
-            let keys = w.keys();
-            let bytes = w.finish();
-            std::fs::write(dir.join(ShardEntry::file_name(shard)), &bytes).unwrap();
-            shards.push(ShardEntry {
-                shard,
-                gid: 1,
-                file: ShardEntry::file_name(shard),
-                keys,
-                bytes: bytes.len() as u64,
-                crc32c: crc32c::crc32c(&bytes),
-            });
-        }
-        let manifest = Manifest {
-            format: FORMAT,
-            shard_count: SHARDS,
-            config: 3,
-            started_unix_ms: 1,
-            finished_unix_ms: 2,
-            shards,
-        };
-        std::fs::write(dir.join(MANIFEST), manifest.encode()).unwrap();
+        super::tests::write_shards(dir, 3, all);
     }
 
     #[test]

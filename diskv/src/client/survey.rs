@@ -119,47 +119,33 @@ trait Vitals {
     fn error(&self) -> Option<&str>;
 }
 
-impl Vitals for ReplicaStatus {
-    fn disk_error(&self) -> Option<&str> {
-        self.disk_error.as_deref()
-    }
-    fn role(&self) -> NodeRole {
-        self.node.role
-    }
-    fn leader(&self) -> Option<usize> {
-        self.node.leader
-    }
-    fn applied(&self) -> u64 {
-        self.applied
-    }
-    fn disk(&self) -> Option<paxos::node::DiskUse> {
-        self.disk
-    }
-    fn error(&self) -> Option<&str> {
-        self.node.error.as_deref()
-    }
+/// Both kinds of status carry the same fields under the same names.
+macro_rules! vitals {
+    ($($status:ty),+) => {$(
+        impl Vitals for $status {
+            fn role(&self) -> NodeRole {
+                self.node.role
+            }
+            fn leader(&self) -> Option<usize> {
+                self.node.leader
+            }
+            fn applied(&self) -> u64 {
+                self.applied
+            }
+            fn disk(&self) -> Option<paxos::node::DiskUse> {
+                self.disk
+            }
+            fn disk_error(&self) -> Option<&str> {
+                self.disk_error.as_deref()
+            }
+            fn error(&self) -> Option<&str> {
+                self.node.error.as_deref()
+            }
+        }
+    )+};
 }
 
-impl Vitals for MasterStatus {
-    fn disk_error(&self) -> Option<&str> {
-        self.disk_error.as_deref()
-    }
-    fn role(&self) -> NodeRole {
-        self.node.role
-    }
-    fn leader(&self) -> Option<usize> {
-        self.node.leader
-    }
-    fn applied(&self) -> u64 {
-        self.applied
-    }
-    fn disk(&self) -> Option<paxos::node::DiskUse> {
-        self.disk
-    }
-    fn error(&self) -> Option<&str> {
-        self.node.error.as_deref()
-    }
-}
+vitals!(ReplicaStatus, MasterStatus);
 
 /// Surveys the cluster whose shardmasters are `masters`. Never fails: what could
 /// not be reached is reported as down and judged.
