@@ -10,25 +10,14 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 use support::http::{must_put, value};
-use support::launcher::{self, Orphans};
-use support::process::{diskv_bin, reserve_addrs, run, run_with_input, Process};
+use support::launcher::{self, interrupt, Orphans};
+use support::process::{diskv_bin, reserve_addrs, run, run_with_input};
 
 /// One shardmaster and one group of one replica: the fastest whole cluster.
 const SMALL: [&str; 6] = ["--groups", "1", "--replicas", "1", "--masters", "1"];
 
 /// The children of [`SMALL`].
 const CHILDREN: [&str; 2] = ["shardmaster-0", "group-1-replica-0"];
-
-/// SIGINT; the launcher exits 0.
-fn interrupt(p: &mut Process) {
-    p.signal(libc::SIGINT);
-    let status = p.wait_exit(Duration::from_secs(20));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "launcher status {status:?}:\n{}",
-        p.stderr_tail(30)
-    );
-}
 
 /// Fails if `text` (`what` of the launcher) holds an ESC byte.
 fn assert_no_escape(what: &str, text: &str) {
@@ -50,7 +39,7 @@ fn a_piped_launcher_prints_each_child_once_and_no_escape_codes() {
     let (mut p, pids) = launcher::launch_with(&dir, &http, &logs, "quiet", &SMALL, quiet);
     let _orphans = Orphans(pids.clone());
     assert_eq!(pids.len(), 2, "{}", p.stdout());
-    interrupt(&mut p);
+    interrupt(&mut p, &pids);
     let (stdout, stderr) = (p.stdout(), p.stderr());
     assert_no_escape("stdout", &stdout);
     assert_no_escape("stderr", &stderr);
@@ -86,7 +75,7 @@ fn a_piped_launcher_prints_each_child_once_and_no_escape_codes() {
     };
     let (mut p, pids) = launcher::launch_with(&dir, &http, &logs, "verbose", &[], verbose);
     let _orphans2 = Orphans(pids.clone());
-    interrupt(&mut p);
+    interrupt(&mut p, &pids);
     let stderr = p.stderr();
     assert_no_escape("stderr under RUST_LOG", &stderr);
     for name in CHILDREN {
@@ -174,5 +163,5 @@ fn a_cluster_advertised_by_host_name_serves_under_it() {
         replicas[0],
         config.stdout
     );
-    interrupt(&mut p);
+    interrupt(&mut p, &pids);
 }

@@ -7,9 +7,9 @@ mod support;
 use paxos::transport::role::Role;
 use paxos::transport::tls::{Tls, TlsFiles};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::http::{delete, must_put, request, value};
-use support::launcher::{self, exists, Orphans, READY_LIMIT};
+use support::launcher::{self, exists, interrupt, Orphans, READY_LIMIT};
 use support::process::{diskv_bin, reserve_addrs, wait_for, Process};
 
 /// Starts a cluster of 3 shardmasters and 2 groups of 3 replicas.
@@ -23,22 +23,6 @@ fn launch(dir: &Path, http: &str, logs: &Path, name: &str) -> (Process, Vec<i32>
         p.stdout()
     );
     (p, pids)
-}
-
-/// SIGINT; the launcher exits 0 and no child is left.
-fn interrupt(p: &mut Process, pids: &[i32]) {
-    let start = Instant::now();
-    p.signal(libc::SIGINT);
-    let status = p.wait_exit(Duration::from_secs(20));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "launcher status {status:?}:\n{}",
-        p.stderr_tail(30)
-    );
-    let left: Vec<i32> = pids.iter().copied().filter(|&pid| exists(pid)).collect();
-    assert!(left.is_empty(), "children still running: {left:?}");
-    assert!(p.stdout().ends_with("stopped\n"), "{}", p.stdout());
-    eprintln!("stopped in {:?}", start.elapsed());
 }
 
 #[test]

@@ -118,3 +118,20 @@ pub fn launch_with_resp(
     });
     (p, pids)
 }
+
+/// SIGINT to the launcher: it exits 0, says `stopped`, and none of `pids` (its
+/// children) is left.
+pub fn interrupt(p: &mut Process, pids: &[i32]) {
+    let start = Instant::now();
+    p.signal(libc::SIGINT);
+    let status = p.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "launcher status {status:?}:\n{}",
+        p.stderr_tail(30)
+    );
+    let left: Vec<i32> = pids.iter().copied().filter(|&pid| exists(pid)).collect();
+    assert!(left.is_empty(), "children still running: {left:?}");
+    assert!(p.stdout().ends_with("stopped\n"), "{}", p.stdout());
+    eprintln!("stopped in {:?}", start.elapsed());
+}
