@@ -19,6 +19,7 @@
 //! the simulator runs the very same code.
 
 mod applier;
+mod trim;
 
 pub use applier::{decode, encode, Applied, Applier, CheckpointStep, Origin};
 
@@ -485,7 +486,10 @@ fn carry_out(
 ) {
     match step {
         CheckpointStep::Idle => {}
-        CheckpointStep::Durable(durable) if durable > 0 => node.done(durable - 1),
+        CheckpointStep::Durable(durable) if durable > 0 => {
+            node.done(durable - 1);
+            trim::after_compaction();
+        }
         CheckpointStep::Durable(_) => {}
         CheckpointStep::Job { job: work, upto } => {
             let node = node.clone();
