@@ -236,8 +236,9 @@ fn announce(layout: &Layout, http: std::net::SocketAddr, tls_flags: &str) {
         "      diskv client --masters {masters}{tls_flags}"
     ));
     say(&format!(
-        "      diskv admin --masters {masters}{tls_flags} query"
+        "      diskv admin --masters {masters}{tls_flags} status"
     ));
+    say(&format!("      the dashboard: http://{host}/ui"));
     say("Ctrl-C stops every process.");
 }
 
