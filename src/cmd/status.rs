@@ -35,7 +35,7 @@ impl std::error::Error for Verdict {}
 /// Surveys the cluster, prints it, and turns its health into the exit status:
 /// 0 healthy, [`EXIT_DEGRADED`], [`EXIT_UNAVAILABLE`].
 pub async fn run(masters: Vec<String>, opts: SurveyOptions, json: bool) -> anyhow::Result<()> {
-    let status = survey::survey(masters, &opts).await;
+    let status = survey::survey(masters, &opts, &Default::default()).await;
     if json {
         println!("{}", serde_json::to_string(&status)?);
     } else {

@@ -3,6 +3,7 @@
 //! every group replica asked for its status at once, each within one deadline,
 //! and a verdict — healthy, degraded or unavailable — with the reasons.
 
+use crate::rpc::conn::Connections;
 use crate::rpc::status::{self as replica_status, ReplicaStatus};
 use crate::state::shard::ShardMode;
 use futures::future::join_all;
@@ -149,7 +150,15 @@ vitals!(ReplicaStatus, MasterStatus);
 
 /// Surveys the cluster whose shardmasters are `masters`. Never fails: what could
 /// not be reached is reported as down and judged.
-pub async fn survey(masters: Vec<String>, opts: &SurveyOptions) -> ClusterStatus {
+///
+/// `conns` holds the connections to the group replicas; a caller that surveys
+/// again and again (the dashboard) keeps one, so it does not open (and, with
+/// TLS, handshake) a connection to every replica at every survey.
+pub async fn survey(
+    masters: Vec<String>,
+    opts: &SurveyOptions,
+    conns: &Connections,
+) -> ClusterStatus {
     let clerk = shardmaster::Clerk::with_options(
         masters.clone(),
         ClerkOptions {
@@ -182,7 +191,7 @@ pub async fn survey(masters: Vec<String>, opts: &SurveyOptions) -> ClusterStatus
                 let answers = join_all(
                     servers
                         .iter()
-                        .map(|addr| replica_status::ask(addr, opts.timeout)),
+                        .map(|addr| replica_status::ask(conns, addr, opts.timeout)),
                 )
                 .await;
                 GroupView {

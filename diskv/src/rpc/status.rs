@@ -33,19 +33,25 @@ pub struct ReplicaStatus {
     pub disk_error: Option<String>,
 }
 
-/// Asks the KV replica at `addr` for its status, giving up after `timeout`
+/// Asks the KV replica at `addr` for its status through `conns` (a connection is
+/// reused across surveys, and dropped after an error), giving up after `timeout`
 /// (connect included); the error says what went wrong.
-pub async fn ask(addr: &str, timeout: std::time::Duration) -> Result<ReplicaStatus, String> {
-    use paxos::transport::{codec, mux};
+pub async fn ask(
+    conns: &super::conn::Connections,
+    addr: &str,
+    timeout: std::time::Duration,
+) -> Result<ReplicaStatus, String> {
     let asked = async {
-        let stream = mux::connect(addr, mux::CLIENT)
+        let rpc = conns
+            .get(addr)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        let rpc = super::KvRpcClient::new(tarpc::client::Config::default(), codec::framed(stream))
-            .spawn();
         match rpc.status(super::conn::deadline(timeout)).await {
             Ok(answer) => answer.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("no answer: {e}")),
+            Err(e) => {
+                conns.drop_conn(addr);
+                Err(format!("no answer: {e}"))
+            }
         }
     };
     tokio::time::timeout(timeout, asked)
