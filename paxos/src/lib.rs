@@ -59,7 +59,10 @@
 //! 8. A replica that lost its disk is a new acceptor incarnation: it votes only in
 //!    instances after its reincarnation (decided through the log) plus the window,
 //!    and every vote carries its incarnation (see [`membership::Membership`]). Ballots
-//!    carry it too, so no two incarnations share a ballot.
+//!    carry it too, so no two incarnations share a ballot. An operator's
+//!    membership change (add, promote, remove, move a seat) takes effect the same
+//!    way, one at a time; a new or moved seat is claimed by an empty process
+//!    exactly as a lost disk comes back.
 //! 9. At start, the log fdatasyncs its last segment and fsyncs its directory and
 //!    that directory's parent: what a killed process left in the page cache
 //!    (appends, segments created or deleted, the log folder itself) is made durable

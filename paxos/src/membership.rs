@@ -1,27 +1,193 @@
-//! Which acceptor incarnation votes in which instance.
+//! Which acceptor incarnation votes in which instance, and where it listens.
 //!
-//! A replica that lost its disk comes back as a **new incarnation** of its index.
-//! The change is itself decided in the log (`Entry::Reincarnate`) by the current
-//! membership, in which the old incarnation still counts but can no longer answer.
-//! If it is decided in instance `s`, the new incarnation votes only in instances
-//! after `s + window` (α, the leader's in-flight window): no leader starts instance
-//! `j` before every instance `<= j - window` is decided, so nothing the lost
-//! incarnation ever accepted lies beyond `s + window`. Votes carry the incarnation,
-//! and a vote for instance `j` counts only if it comes from the incarnation that
-//! `j`'s epoch names.
+//! The membership is a series of **epochs**: from instance `e` on, these seats
+//! (replica indexes) hold these incarnations. Every change is itself decided in
+//! the log and takes effect α instances later (α = the leader's in-flight
+//! window): if it is decided in instance `s`, the new epoch starts at
+//! `s + window + 1`. No leader starts instance `j` before every instance
+//! `<= j - window` is decided, so whoever runs instance `j` knows its epoch.
+//!
+//! Two kinds of change:
+//!
+//! - A replica that lost its disk comes back as a **new incarnation** of its
+//!   seat (`Entry::Reincarnate`). The old incarnation still counts up to
+//!   `s + window` but can no longer answer; nothing it ever accepted lies beyond.
+//! - An operator's **membership change** (`Entry::Change`): add a seat (a
+//!   learner that does not vote), promote a learner to voter, remove a seat, or
+//!   move a seat to another address. A new or moved seat is **vacant**: no
+//!   process holds it, and the process that will (started with an empty
+//!   directory) claims it the way a lost disk comes back, by reincarnation, so
+//!   no process ever votes with promises it does not have.
+//!
+//! Votes carry the incarnation, and a vote for instance `j` counts only if it
+//! comes from a voter seat's current incarnation in `j`'s epoch; a decision
+//! needs a majority of that epoch's voter seats (vacant ones included: they
+//! are members that cannot answer yet).
+//!
+//! One operator change at a time: a change decided while an earlier change's
+//! epoch has not started yet changes nothing (so two epochs in a row differ by
+//! at most one voter, and any majority of one meets any majority of the next).
 
 use crate::types::{NodeId, Reincarnation, Slot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// One replica index's current acceptor.
+/// The most seats a group can ever have had (seats are never reused: a removed
+/// replica's index stays taken).
+pub const MAX_SEATS: usize = 64;
+
+/// How a seat takes part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Seat {
+    /// Votes: counted in quorums.
+    Voter,
+    /// Receives decisions, catches up, never votes (until promoted).
+    Learner,
+    /// Gone for good: neither votes nor receives.
+    Removed,
+}
+
+impl Seat {
+    /// The order seats move in: learner, voter, removed (never back).
+    fn rank(self) -> u64 {
+        match self {
+            Seat::Learner => 0,
+            Seat::Voter => 1,
+            Seat::Removed => 2,
+        }
+    }
+}
+
+/// One seat's current acceptor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Member {
-    /// Raised by one at each reincarnation.
+    /// Raised by one at each reincarnation (and each move).
     pub incarnation: u64,
     /// Random number the recovering replica chose, so it recognises its own
-    /// reincarnation in the log (0 for the first incarnation).
+    /// reincarnation in the log (0 for the first incarnation and for a vacant seat).
     pub nonce: u64,
+    /// Voter, learner or removed.
+    pub seat: Seat,
+    /// No process holds this incarnation: the seat was just added or moved. A
+    /// process claims it by reincarnation; until then it votes in nothing.
+    pub vacant: bool,
+    /// Where the seat's process listens; `None`: where the group's replicas
+    /// were told at their first start (`--peers`).
+    pub addr: Option<String>,
+}
+
+impl Member {
+    fn founder() -> Self {
+        Member {
+            incarnation: 0,
+            nonce: 0,
+            seat: Seat::Voter,
+            vacant: false,
+            addr: None,
+        }
+    }
+
+    /// True if this member's votes count (at `incarnation`).
+    pub fn votes_as(&self, incarnation: u64) -> bool {
+        self.seat == Seat::Voter && !self.vacant && self.incarnation == incarnation
+    }
+
+    /// True if the leader sends this seat messages: every seat not removed.
+    pub fn listens(&self) -> bool {
+        self.seat != Seat::Removed
+    }
+}
+
+/// An operator's membership change, decided in the log (`Entry::Change`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Change {
+    /// A new seat at `addr`: a vacant learner until a process claims it.
+    Add {
+        /// Where the new replica listens.
+        addr: String,
+    },
+    /// A learner becomes a voter.
+    Promote {
+        /// The seat.
+        node: NodeId,
+    },
+    /// A seat leaves the group for good.
+    Remove {
+        /// The seat.
+        node: NodeId,
+    },
+    /// A seat moves to another address: its current incarnation stops voting
+    /// and a new process at `addr` claims the seat (a replacement machine).
+    Move {
+        /// The seat.
+        node: NodeId,
+        /// Where the replacement listens.
+        addr: String,
+    },
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Add { addr } => write!(f, "add a learner at {addr}"),
+            Change::Promote { node } => write!(f, "promote replica {node} to voter"),
+            Change::Remove { node } => write!(f, "remove replica {node}"),
+            Change::Move { node, addr } => write!(f, "move replica {node} to {addr}"),
+        }
+    }
+}
+
+/// Why a membership change cannot be made (as it stands now).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ChangeRefused {
+    /// An earlier change has not taken effect yet.
+    #[error("another membership change is still taking effect (from instance {from}); retry once it has")]
+    Pending {
+        /// Where the pending epoch starts.
+        from: Slot,
+    },
+    /// No such seat.
+    #[error("replica {node} is not in the group")]
+    NoSuchSeat {
+        /// The seat named.
+        node: NodeId,
+    },
+    /// The seat was removed.
+    #[error("replica {node} was removed from the group")]
+    Removed {
+        /// The seat named.
+        node: NodeId,
+    },
+    /// Promote names a seat that is not a learner, or one no process holds yet.
+    #[error("replica {node} is not a learner whose process has joined (start it first, then promote it once it has caught up)")]
+    NotPromotable {
+        /// The seat named.
+        node: NodeId,
+    },
+    /// Removing it would leave no voter.
+    #[error("replica {node} is the last voter; a group cannot remove its last voter")]
+    LastVoter {
+        /// The seat named.
+        node: NodeId,
+    },
+    /// All seats used.
+    #[error("the group has used all {MAX_SEATS} replica indexes")]
+    Full,
+    /// Afterwards fewer than a majority of the voters would be held by a
+    /// running replica: the group could decide nothing, not even a new
+    /// process's claim.
+    #[error(
+        "after this change only {held} of {voters} voters would be running and able to \
+         vote, fewer than a majority: the group could decide nothing more, not even the \
+         claim of a vacant seat (bring the down or recovering replicas back, or add a \
+         replica first)"
+    )]
+    WouldStall {
+        /// Voters afterwards.
+        voters: usize,
+        /// Of them, the ones a process holds (not vacant).
+        held: usize,
+    },
 }
 
 /// Membership epochs: from which instance on which incarnations vote.
@@ -30,34 +196,68 @@ pub struct Membership {
     epochs: BTreeMap<Slot, Vec<Member>>,
 }
 
+/// A membership as logs written before membership changes stored it: every seat
+/// a voter at the address it was started with. Read, never written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyMembership {
+    epochs: BTreeMap<Slot, Vec<LegacyMember>>,
+}
+
+/// One seat of a [`LegacyMembership`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyMember {
+    incarnation: u64,
+    nonce: u64,
+}
+
+impl From<LegacyMembership> for Membership {
+    fn from(old: LegacyMembership) -> Self {
+        let epochs = old
+            .epochs
+            .into_iter()
+            .map(|(from, ms)| {
+                let ms = ms
+                    .into_iter()
+                    .map(|m| Member {
+                        incarnation: m.incarnation,
+                        nonce: m.nonce,
+                        ..Member::founder()
+                    })
+                    .collect();
+                (from, ms)
+            })
+            .collect();
+        Membership { epochs }
+    }
+}
+
+/// A strict majority of the voter seats among `members`.
+pub fn majority(members: &[Member]) -> usize {
+    members.iter().filter(|m| m.seat == Seat::Voter).count() / 2 + 1
+}
+
 impl Membership {
-    /// Grows with every reincarnation: the newer of two memberships has the higher.
-    /// Saturates instead of overflowing: a record read from disk or a peer may hold
-    /// any incarnation (found by `diskv-fuzz --target segment_log`: a membership
-    /// record with an incarnation of `u64::MAX` made the log's scan panic).
+    /// Grows with every change and reincarnation, and never falls when two
+    /// memberships merge: the newer of two has the higher. Saturates instead of
+    /// overflowing: a record read from disk or a peer may hold any incarnation
+    /// (found by `diskv-fuzz --target segment_log`: a membership record with an
+    /// incarnation of `u64::MAX` made the log's scan panic).
     pub fn version(&self) -> u64 {
-        self.latest()
-            .iter()
-            .fold(0, |sum: u64, m| sum.saturating_add(m.incarnation))
+        self.latest().iter().fold(0, |sum: u64, m| {
+            sum.saturating_add(m.incarnation)
+                .saturating_add(m.seat.rank())
+                .saturating_add(1)
+        })
     }
 
-    /// Every replica at its first incarnation, from instance 0.
+    /// `peers` voters at their first incarnation, from instance 0.
     pub fn initial(peers: usize) -> Self {
         let mut epochs = BTreeMap::new();
-        epochs.insert(
-            0,
-            vec![
-                Member {
-                    incarnation: 0,
-                    nonce: 0
-                };
-                peers
-            ],
-        );
+        epochs.insert(0, vec![Member::founder(); peers]);
         Membership { epochs }
     }
 
-    /// The members voting in `slot`.
+    /// The members of `slot`'s epoch, by seat.
     pub fn at(&self, slot: Slot) -> &[Member] {
         self.epochs
             .range(..=slot)
@@ -75,11 +275,57 @@ impl Membership {
             .unwrap_or(&[])
     }
 
+    /// How many seats the group has had (the newest epoch has them all).
+    pub fn seats(&self) -> usize {
+        self.latest().len()
+    }
+
     /// True if a vote of `node` at `incarnation` counts in `slot`.
     pub fn counts(&self, slot: Slot, node: NodeId, incarnation: u64) -> bool {
         self.at(slot)
             .get(node)
-            .is_some_and(|m| m.incarnation == incarnation)
+            .is_some_and(|m| m.votes_as(incarnation))
+    }
+
+    /// True if `voters` (seat, incarnation) hold a majority of `slot`'s epoch.
+    pub fn quorum_at(&self, slot: Slot, voters: &[(NodeId, u64)]) -> bool {
+        is_quorum(self.at(slot), voters)
+    }
+
+    /// True if `voters` hold a majority of every epoch covering an instance at
+    /// or after `slot`.
+    pub fn quorum_from(&self, slot: Slot, voters: &[(NodeId, u64)]) -> bool {
+        self.epochs_from(slot).all(|ms| is_quorum(ms, voters))
+    }
+
+    /// True if `node` is a voter of the newest epoch (whoever holds it).
+    pub fn is_voter(&self, node: NodeId) -> bool {
+        self.latest()
+            .get(node)
+            .is_some_and(|m| m.seat == Seat::Voter)
+    }
+
+    /// True if `node` was removed for good (in the newest epoch).
+    pub fn is_removed(&self, node: NodeId) -> bool {
+        self.latest()
+            .get(node)
+            .is_some_and(|m| m.seat == Seat::Removed)
+    }
+
+    /// The seats messages go to for instances at or after `slot`: every seat
+    /// that is not removed in some epoch from there on (a seat whose removal is
+    /// not in force yet still votes).
+    pub fn audience_from(&self, slot: Slot) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.seats()).filter(move |&n| {
+            self.epochs_from(slot)
+                .any(|ms| ms.get(n).is_some_and(Member::listens))
+        })
+    }
+
+    /// The address of `node`'s newest incarnation, if it was given one by a
+    /// change (else the one the replicas were started with).
+    pub fn addr(&self, node: NodeId) -> Option<&str> {
+        self.latest().get(node).and_then(|m| m.addr.as_deref())
     }
 
     /// The incarnation a replica recovering with `nonce` was given, if decided.
@@ -92,8 +338,9 @@ impl Membership {
 
     /// Applies a reincarnation decided in `slot`: a new epoch from
     /// `slot + window + 1`. Returns false, changing nothing, if it was already
-    /// applied (same nonce), names no replica, or replaces an incarnation that is
-    /// no longer the newest (a stale request).
+    /// applied (same nonce), names no seat or a removed one, or replaces an
+    /// incarnation that is no longer the newest (a stale request). A vacant
+    /// seat is claimed this way by the process that will hold it.
     pub fn reincarnate(&mut self, slot: Slot, window: u64, r: Reincarnation) -> bool {
         let Reincarnation {
             node,
@@ -101,7 +348,10 @@ impl Membership {
             replaces,
         } = r;
         let mut members = self.latest().to_vec();
-        if node >= members.len() || self.incarnation_of(node, nonce).is_some() {
+        if node >= members.len()
+            || self.incarnation_of(node, nonce).is_some()
+            || members[node].seat == Seat::Removed
+        {
             return false;
         }
         if replaces.is_some_and(|k| k != members[node].incarnation) {
@@ -109,16 +359,94 @@ impl Membership {
         }
         // Saturating: a decided entry read from disk or a peer may name any slot
         // and replace any incarnation.
-        members[node] = Member {
-            incarnation: members[node].incarnation.saturating_add(1),
-            nonce,
-        };
-        self.epochs
-            .insert(slot.saturating_add(window).saturating_add(1), members);
+        let m = &mut members[node];
+        m.incarnation = m.incarnation.saturating_add(1);
+        m.nonce = nonce;
+        m.vacant = false;
+        self.push_epoch(slot, window, members);
         true
     }
 
-    /// The first instance of the newest epoch (0 while no replica was reincarnated).
+    /// Checks whether `change` could be applied now, with nothing else pending
+    /// from the leader's view at `commit`.
+    pub fn check(&self, change: &Change, commit: Slot) -> Result<(), ChangeRefused> {
+        let from = self.latest_start();
+        if from > commit {
+            return Err(ChangeRefused::Pending { from });
+        }
+        let members = self.latest();
+        let seat = |node: NodeId| match members.get(node) {
+            None => Err(ChangeRefused::NoSuchSeat { node }),
+            Some(m) if m.seat == Seat::Removed => Err(ChangeRefused::Removed { node }),
+            Some(m) => Ok(m),
+        };
+        match change {
+            Change::Add { .. } if members.len() >= MAX_SEATS => Err(ChangeRefused::Full),
+            Change::Add { .. } => Ok(()),
+            Change::Promote { node } => {
+                let m = seat(*node)?;
+                if m.seat != Seat::Learner || m.vacant {
+                    return Err(ChangeRefused::NotPromotable { node: *node });
+                }
+                Ok(())
+            }
+            Change::Remove { node } => {
+                let m = seat(*node)?;
+                let voters = members.iter().filter(|m| m.seat == Seat::Voter).count();
+                if m.seat == Seat::Voter && voters <= 1 {
+                    return Err(ChangeRefused::LastVoter { node: *node });
+                }
+                Ok(())
+            }
+            Change::Move { node, .. } => seat(*node).map(|_| ()),
+        }?;
+        let after = changed(members, change);
+        let voters = after.iter().filter(|m| m.seat == Seat::Voter).count();
+        let held = after
+            .iter()
+            .filter(|m| m.seat == Seat::Voter && !m.vacant)
+            .count();
+        if held < majority(&after) {
+            return Err(ChangeRefused::WouldStall { voters, held });
+        }
+        Ok(())
+    }
+
+    /// True if the change would change nothing: it is already in effect (an
+    /// operator's request that was retried, or decided twice).
+    pub fn already(&self, change: &Change) -> bool {
+        let members = self.latest();
+        match change {
+            Change::Add { addr } => members
+                .iter()
+                .any(|m| m.listens() && m.addr.as_deref() == Some(addr.as_str())),
+            Change::Promote { node } => members.get(*node).is_some_and(|m| m.seat == Seat::Voter),
+            Change::Remove { node } => members.get(*node).is_some_and(|m| m.seat == Seat::Removed),
+            Change::Move { node, addr } => members
+                .get(*node)
+                .is_some_and(|m| m.addr.as_deref() == Some(addr.as_str())),
+        }
+    }
+
+    /// Applies an operator's change decided in `slot`: a new epoch from
+    /// `slot + window + 1`. Returns false, changing nothing, if it is already in
+    /// effect or refused (see [`Membership::check`]: every replica applies the
+    /// same rules to the same decided log, so all agree on what took effect).
+    pub fn apply(&mut self, slot: Slot, window: u64, change: &Change) -> bool {
+        if self.already(change) || self.check(change, slot).is_err() {
+            return false;
+        }
+        let members = changed(self.latest(), change);
+        self.push_epoch(slot, window, members);
+        true
+    }
+
+    fn push_epoch(&mut self, slot: Slot, window: u64, members: Vec<Member>) {
+        self.epochs
+            .insert(slot.saturating_add(window).saturating_add(1), members);
+    }
+
+    /// The first instance of the newest epoch (0 while nothing changed).
     pub fn latest_start(&self) -> Slot {
         self.epochs.keys().next_back().copied().unwrap_or(0)
     }
@@ -157,32 +485,75 @@ impl Membership {
 
     /// Takes in every epoch of `other` (both are facts about decided instances).
     ///
-    /// A replica restored past a reincarnation without its membership record
-    /// applies later reincarnations on a view that lacks it: its epoch at that
-    /// start slot names an older incarnation of some replica than the group's.
-    /// Incarnations only grow from epoch to epoch, so where two epochs start at
-    /// the same slot each replica takes the higher incarnation, and each epoch
-    /// names at least the incarnations of the epoch before it.
+    /// A replica restored past a change without its membership record applies
+    /// later changes on a view that lacks it: its epoch at that start slot
+    /// names an older state of some seat than the group's. Seats only move
+    /// forward from epoch to epoch (incarnations grow, a learner becomes a
+    /// voter, anything becomes removed; seats are only added), so where two
+    /// epochs start at the same slot each seat takes the more advanced state,
+    /// and each epoch holds at least the seats and states of the epoch before.
     pub fn merge(&mut self, other: &Membership) {
         for (&from, ms) in &other.epochs {
             let mine = self.epochs.entry(from).or_insert_with(|| ms.clone());
-            for (m, o) in mine.iter_mut().zip(ms) {
-                if o.incarnation > m.incarnation {
-                    *m = *o;
-                }
-            }
+            advance(mine, ms);
         }
         let mut prev: Option<Vec<Member>> = None;
         for ms in self.epochs.values_mut() {
             if let Some(prev) = &prev {
-                for (m, p) in ms.iter_mut().zip(prev) {
-                    if p.incarnation > m.incarnation {
-                        *m = *p;
-                    }
-                }
+                advance(ms, prev);
             }
             prev = Some(ms.clone());
         }
+    }
+}
+
+/// `members` with `change` made (a seat it names must exist).
+fn changed(members: &[Member], change: &Change) -> Vec<Member> {
+    let mut members = members.to_vec();
+    match change {
+        Change::Add { addr } => members.push(Member {
+            incarnation: 0,
+            nonce: 0,
+            seat: Seat::Learner,
+            vacant: true,
+            addr: Some(addr.clone()),
+        }),
+        Change::Promote { node } => members[*node].seat = Seat::Voter,
+        Change::Remove { node } => members[*node].seat = Seat::Removed,
+        Change::Move { node, addr } => {
+            let m = &mut members[*node];
+            m.incarnation = m.incarnation.saturating_add(1);
+            m.nonce = 0;
+            m.vacant = true;
+            m.addr = Some(addr.clone());
+        }
+    }
+    members
+}
+
+/// True if `voters` hold a majority of `members`' voter seats.
+fn is_quorum(members: &[Member], voters: &[(NodeId, u64)]) -> bool {
+    let mut counted = 0u64;
+    for &(n, k) in voters {
+        if n < 64 && members.get(n).is_some_and(|m| m.votes_as(k)) {
+            counted |= 1 << n;
+        }
+    }
+    counted.count_ones() as usize >= majority(members)
+}
+
+/// Moves every seat of `mine` to at least its state in `other`, and adds the
+/// seats `other` has beyond `mine`.
+fn advance(mine: &mut Vec<Member>, other: &[Member]) {
+    for (m, o) in mine.iter_mut().zip(other) {
+        if o.incarnation > m.incarnation {
+            *m = o.clone();
+        } else if o.incarnation == m.incarnation && o.seat.rank() > m.seat.rank() {
+            m.seat = o.seat;
+        }
+    }
+    if other.len() > mine.len() {
+        mine.extend_from_slice(&other[mine.len()..]);
     }
 }
 

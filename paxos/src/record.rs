@@ -1,6 +1,6 @@
 //! Records the protocol core asks to be made durable.
 
-use crate::membership::Membership;
+use crate::membership::{LegacyMembership, Membership};
 use crate::types::{Ballot, Entry, Slot};
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,10 @@ pub enum Record {
         /// Exclusive upper bound of the forgotten prefix.
         below: Slot,
     },
-    /// The membership epochs as of now (the latest such record wins).
+    /// The membership epochs as logs written before membership changes stored
+    /// them; read as [`Record::Membership`] (see [`Record::upgraded`]), never written.
+    LegacyMembership(LegacyMembership),
+    /// The membership epochs as of now (the newest such record wins).
     Membership(Membership),
 }
 
@@ -52,7 +55,17 @@ impl Record {
             Record::Promised(_)
             | Record::Committed { .. }
             | Record::Forgotten { .. }
+            | Record::LegacyMembership(_)
             | Record::Membership(_) => None,
+        }
+    }
+
+    /// This record in today's form: a legacy membership record becomes a
+    /// [`Record::Membership`]; every other record is returned as it is.
+    pub fn upgraded(self) -> Record {
+        match self {
+            Record::LegacyMembership(m) => Record::Membership(m.into()),
+            other => other,
         }
     }
 }

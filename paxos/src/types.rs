@@ -99,6 +99,8 @@ pub enum Entry {
         /// The incarnation this one replaces, as the requester last saw it.
         replaces: u64,
     },
+    /// An operator's membership change (see `crate::membership`).
+    Change(crate::membership::Change),
 }
 
 /// A decided reincarnation, whichever way it was written.
@@ -127,7 +129,10 @@ impl Entry {
     pub fn commands(&self) -> &[Command] {
         match self {
             Entry::Batch(cmds) => cmds,
-            Entry::Noop | Entry::LegacyReincarnate { .. } | Entry::Reincarnate { .. } => &[],
+            Entry::Noop
+            | Entry::LegacyReincarnate { .. }
+            | Entry::Reincarnate { .. }
+            | Entry::Change(_) => &[],
         }
     }
 
@@ -148,7 +153,15 @@ impl Entry {
                 nonce,
                 replaces: Some(replaces),
             }),
-            Entry::Noop | Entry::Batch(_) => None,
+            Entry::Noop | Entry::Batch(_) | Entry::Change(_) => None,
+        }
+    }
+
+    /// The membership change this entry decides, if it is one.
+    pub fn change(&self) -> Option<&crate::membership::Change> {
+        match self {
+            Entry::Change(c) => Some(c),
+            _ => None,
         }
     }
 

@@ -68,6 +68,13 @@ impl Replica {
     /// Phase 1b. Promise `ballot` if no higher ballot was promised, reporting every
     /// accepted (or decided) value from `from_slot` on.
     pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
+        if from != self.cfg.id && !self.membership.is_voter(from) && !self.cfg.unsafe_rejoin {
+            // Not a voter of the newest epoch this replica knows (removed, a
+            // learner, moved away): refusing a promise is always safe; the
+            // membership tells it why.
+            self.send_membership(from);
+            return;
+        }
         if let Role::Leader(l) = &mut self.role {
             if ballot > l.ballot {
                 // Someone campaigns above this leader: its lease no longer
@@ -246,7 +253,8 @@ impl Replica {
             Role::Leader(l) => l.has_live_majority(
                 self.now,
                 self.cfg.election_ticks as u64,
-                self.cfg.majority(),
+                &self.latest_voters(),
+                self.majority(),
             ),
             Role::Candidate(_) => false,
         }

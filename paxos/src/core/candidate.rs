@@ -100,7 +100,8 @@ impl Replica {
             c.last_sent = self.now;
             c.resends += 1;
             let (ballot, from_slot, promises) = (c.ballot, c.from_slot, c.promises);
-            for to in 0..self.cfg.peers {
+            let audience: Vec<NodeId> = self.membership.audience_from(self.commit).collect();
+            for to in audience {
                 if promises & (1 << to) == 0 {
                     self.send(to, Message::Prepare { ballot, from_slot });
                 }
@@ -163,17 +164,10 @@ impl Replica {
 
     /// True if `promisers` hold a majority of every known epoch from `from_slot` on.
     fn promise_quorum_from(&self, from_slot: Slot, promisers: &[(NodeId, u64)]) -> bool {
-        let majority = self.cfg.majority();
         if self.cfg.unsafe_rejoin {
-            return promisers.len() >= majority;
+            return promisers.len() >= self.majority();
         }
-        self.membership.epochs_from(from_slot).all(|members| {
-            promisers
-                .iter()
-                .filter(|&&(n, k)| members.get(n).is_some_and(|m| m.incarnation == k))
-                .count()
-                >= majority
-        })
+        self.membership.quorum_from(from_slot, promisers)
     }
 
     fn become_leader(&mut self) {
@@ -230,15 +224,7 @@ impl Replica {
         }
         tracing::info!(node = self.cfg.id, %ballot, recovered = to_propose.len(), next, "became leader");
         let queue = self.waiting_commands.drain(..).collect();
-        let mut leader = Leader::new(
-            ballot,
-            next,
-            queue,
-            c.promisers,
-            self.now,
-            self.commit,
-            self.cfg.peers,
-        );
+        let mut leader = Leader::new(ballot, next, queue, c.promisers, self.now, self.commit);
         for (slot, (entry, _)) in std::mem::take(&mut self.waiting_starts) {
             leader.request_slot(slot, entry);
         }

@@ -91,7 +91,7 @@ impl Durability {
             Record::Learned { slot, .. } => {
                 self.values.insert(*slot, pos);
             }
-            Record::Membership(_) => self.membership = pos,
+            Record::Membership(_) | Record::LegacyMembership(_) => self.membership = pos,
             Record::Committed { upto: slot } | Record::Forgotten { below: slot } => {
                 self.watermarks.push_back((pos, *slot))
             }

@@ -1,6 +1,6 @@
 //! The learner: decided values, the commit watermark, `done` gossip and forgetting.
 
-use super::{Event, Membership, Replica, Role};
+use super::{Change, Event, Membership, Replica, Role};
 use crate::message::Message;
 use crate::record::Record;
 use crate::types::{Ballot, Entry, NodeId, Reincarnation, Slot};
@@ -29,6 +29,14 @@ impl Replica {
     /// Moves the commit watermark over every contiguous decided instance and hands
     /// them to the application in order.
     fn advance_commit(&mut self) {
+        if self.provisional {
+            // Recovering an empty disk with no membership but the start list:
+            // a change applied on it would give a membership the group never
+            // had, and one skipped would be missed for good. Decisions wait
+            // for the peers' membership (sent with every answer to the
+            // reincarnation request), then apply in order on it.
+            return;
+        }
         if let Some(applied) = self.doubt {
             // Every decision up to the application's state known again: applied
             // in order on the log's membership, the reincarnations among them
@@ -50,14 +58,17 @@ impl Replica {
             if let Some(r) = entry.reincarnation() {
                 self.apply_reincarnation(self.commit, r);
             }
+            if let Some(c) = entry.change() {
+                self.apply_change(self.commit, c);
+            }
             self.ready.committed.push((self.commit, entry));
             self.commit += 1;
             if self.membership.starts_at(self.commit) {
                 tracing::info!(
                     node = self.cfg.id,
                     from = self.commit,
-                    "every instance a lost incarnation may have voted in is decided: the new \
-                     membership is in force"
+                    "every instance the previous membership may have voted in is decided: the \
+                     new membership is in force"
                 );
             }
         }
@@ -67,6 +78,11 @@ impl Replica {
     /// replica's own request, its new incarnation.
     fn apply_reincarnation(&mut self, slot: Slot, r: Reincarnation) {
         let Reincarnation { node, nonce, .. } = r;
+        if self.provisional {
+            // Applied on the start list it would give a wrong membership; the
+            // peers' membership, which covers it, replaces the start list.
+            return;
+        }
         if !self.membership.reincarnate(slot, self.cfg.window, r) {
             tracing::debug!(
                 node = self.cfg.id,
@@ -95,6 +111,32 @@ impl Replica {
         }
     }
 
+    /// A decided membership change: a new epoch, unless it changes nothing.
+    fn apply_change(&mut self, slot: Slot, change: &Change) {
+        if self.provisional {
+            return;
+        }
+        if !self.membership.apply(slot, self.cfg.window, change) {
+            tracing::info!(
+                node = self.cfg.id,
+                %change,
+                slot,
+                "decided membership change changes nothing (already in effect, refused, or \
+                 another change still pending)"
+            );
+            return;
+        }
+        self.persist(Record::Membership(self.membership.clone()));
+        tracing::info!(
+            node = self.cfg.id,
+            %change,
+            slot,
+            from = self.membership.latest_start(),
+            "membership change decided"
+        );
+        self.ready.events.push(Event::MembershipChanged);
+    }
+
     /// The application's state covers every instance below `applied`, more than
     /// the log knows decided: a snapshot was installed just before a crash (or a
     /// full disk) that lost the log's tail — the `Forgotten` record and, before
@@ -117,7 +159,7 @@ impl Replica {
     /// A replica alone in its group has nobody to ask, and nobody whose
     /// reincarnation it could have missed: it forgets below `applied` at once.
     pub fn doubt_membership(&mut self, applied: Slot) {
-        if self.cfg.peers == 1 {
+        if self.alone() && self.membership.seats() == 1 {
             self.install_snapshot(applied);
         } else if applied > self.commit {
             tracing::info!(
@@ -149,23 +191,34 @@ impl Replica {
     /// A replica in doubt itself answers too: its membership covers every
     /// reincarnation below its own (log) commit, which is what it announces.
     pub(super) fn on_membership_ask(&mut self, from: NodeId) {
-        let membership = self.membership.clone();
-        let commit = self.commit;
-        self.send(from, Message::Membership { membership, commit });
+        self.send_membership(from);
     }
 
     /// Takes in membership epochs learned with a snapshot from another replica.
     pub fn merge_membership(&mut self, other: &Membership) {
         let before = self.membership.clone();
-        self.membership.merge(other);
+        let was_provisional = self.provisional;
+        if self.provisional {
+            // Recovering an empty disk: the start list knows nothing the
+            // group decided; the peer's membership replaces it.
+            self.provisional = false;
+            self.membership = other.clone();
+        } else {
+            self.membership.merge(other);
+        }
         if self.membership != before {
             self.persist(Record::Membership(self.membership.clone()));
+            self.ready.events.push(Event::MembershipChanged);
         }
         if let (None, Some(nonce)) = (self.incarnation, self.cfg.recovering) {
             self.incarnation = self
                 .membership
                 .incarnation_of(self.cfg.id, nonce)
                 .map(|(k, _)| k);
+        }
+        if was_provisional {
+            // Decisions that waited for a membership (`advance_commit`).
+            self.advance_commit();
         }
     }
 
@@ -248,9 +301,6 @@ impl Replica {
     /// forgot what the local state machine never made durable (found by the
     /// simulator: such a replica could never start again).
     pub(super) fn merge_done(&mut self, done: &[Slot]) {
-        if done.len() != self.done.len() {
-            return;
-        }
         let me = self.cfg.id;
         for (i, (mine, theirs)) in self.done.iter_mut().zip(done).enumerate() {
             if i != me {

@@ -35,13 +35,13 @@ mod requests;
 mod restore;
 
 /// Re-exported from [`crate::membership`], which the stored and wire types share.
-pub use crate::membership::{Member, Membership};
+pub use crate::membership::{Change, ChangeRefused, Member, Membership, Seat, MAX_SEATS};
 pub use bounds::{ROUND_REACH, START_REACH};
 pub use config::{
     CoreConfig, COMMAND_OVERHEAD, MAX_CLOCK_DRIFT_PERCENT, MAX_COMMAND_BYTES, MAX_PEERS,
 };
 pub use history::ProbeAnswer;
-pub use leader::ReadStats;
+pub use leader::{ChangeAnswer, ReadStats};
 pub use ready::{Event, ReadOutcome, Ready};
 
 use crate::message::{Envelope, Message};
@@ -85,6 +85,11 @@ pub struct Replica {
     membership: Membership,
     /// This replica's incarnation; `None` while it recovers a lost disk.
     incarnation: Option<u64>,
+    /// True while the membership is only the one this replica was started with
+    /// (`--peers`) and it recovers an empty disk: the first membership a peer
+    /// sends replaces it rather than merging with it (the start list may name
+    /// seats the group never had, or miss ones it added).
+    provisional: bool,
     /// `Some(applied)`: the application's state covers every instance below
     /// `applied` but the log does not say so, and the membership that came with
     /// that state may be lost with the log's tail (see
@@ -163,9 +168,10 @@ impl Replica {
         };
         Replica {
             membership,
+            provisional: cfg.recovering.is_some(),
             incarnation,
             doubt: None,
-            done: vec![0; cfg.peers],
+            done: vec![0; MAX_SEATS],
             rng,
             now: 0,
             promised: Ballot::ZERO,
@@ -217,7 +223,7 @@ impl Replica {
     /// Handles one message from the network (or from itself). Messages that are
     /// malformed, stale or not addressed here are ignored.
     pub fn handle(&mut self, env: Envelope) {
-        if env.to != self.cfg.id || env.from >= self.cfg.peers {
+        if env.to != self.cfg.id || env.from >= self.membership.seats() {
             return;
         }
         if !bounds::plausible_rounds(&env.msg, self.max_round) {
@@ -319,7 +325,7 @@ impl Replica {
                             self.broadcast(Message::Reincarnate { nonce, replaces }, false);
                         }
                     }
-                } else if (self.idle_ticks >= self.election_timeout || self.cfg.peers == 1)
+                } else if (self.idle_ticks >= self.election_timeout || self.alone())
                     && self.may_lead()
                 {
                     // A group of one has no leader to wait for: it campaigns
@@ -345,9 +351,59 @@ impl Replica {
     /// window, so it could never learn the decisions that end its doubt, and its
     /// heartbeats would keep everyone else from leading (attack finding). It
     /// votes for another leader instead.
+    ///
+    /// False too for a replica that is not a voter of the newest epoch (a
+    /// learner, a removed replica, one whose seat moved elsewhere): the others
+    /// would not promise it anything.
     fn may_lead(&self) -> bool {
         self.doubt
             .is_none_or(|applied| applied <= self.commit.saturating_add(self.cfg.window))
+            && self.is_current_voter()
+    }
+
+    /// True if this replica is a voter of the newest epoch, at its own incarnation.
+    fn is_current_voter(&self) -> bool {
+        let latest = self.membership.latest();
+        self.incarnation.is_some_and(|k| {
+            latest
+                .get(self.cfg.id)
+                .is_some_and(|m| m.votes_as(k) || self.cfg.unsafe_rejoin)
+        })
+    }
+
+    /// True if this replica is the newest epoch's only voter: a group of one,
+    /// with no other leader to wait for or whose lease it could cut short.
+    fn alone(&self) -> bool {
+        let latest = self.membership.latest();
+        latest.iter().filter(|m| m.seat == Seat::Voter).count() == 1
+            && latest
+                .get(self.cfg.id)
+                .is_some_and(|m| m.seat == Seat::Voter)
+    }
+
+    /// The voter seats of the newest epoch.
+    fn latest_voters(&self) -> Vec<NodeId> {
+        let latest = self.membership.latest();
+        (0..latest.len())
+            .filter(|&n| latest[n].seat == Seat::Voter)
+            .collect()
+    }
+
+    /// Sends `to` this replica's membership (it is behind, or not a member).
+    /// Not while this replica knows only its start list (it would spread a
+    /// membership the group never had).
+    fn send_membership(&mut self, to: NodeId) {
+        if self.provisional {
+            return;
+        }
+        let membership = self.membership.clone();
+        let commit = self.commit;
+        self.send(to, Message::Membership { membership, commit });
+    }
+
+    /// The strict majority of the newest epoch's voters.
+    fn majority(&self) -> usize {
+        crate::membership::majority(self.membership.latest())
     }
 
     /// True if this replica's vote counts in `slot`.
@@ -411,9 +467,12 @@ impl Replica {
         });
     }
 
+    /// Sends `msg` to every seat not removed (`Membership::audience_from`).
     fn broadcast(&mut self, msg: Message, include_self: bool) {
-        for to in 0..self.cfg.peers {
-            if include_self || to != self.cfg.id {
+        let me = self.cfg.id;
+        let audience: Vec<NodeId> = self.membership.audience_from(self.commit).collect();
+        for to in audience {
+            if include_self || to != me {
                 self.send(to, msg.clone());
             }
         }

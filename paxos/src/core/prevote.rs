@@ -51,14 +51,15 @@ impl Replica {
                 if now - p.last_sent >= u64::from(self.cfg.retransmit_ticks) {
                     p.last_sent = now;
                     let (attempt, grants) = (p.attempt, p.grants);
-                    for to in (0..self.cfg.peers).filter(|&to| grants & (1 << to) == 0) {
+                    let voters = self.latest_voters();
+                    for to in voters.into_iter().filter(|&to| grants & (1 << to) == 0) {
                         self.send(to, Message::PreVote { attempt });
                     }
                 }
                 return;
             }
         }
-        if self.cfg.majority() <= 1 {
+        if self.majority() <= 1 {
             self.campaign();
             return;
         }
@@ -76,6 +77,12 @@ impl Replica {
     /// Grants `from`'s pre-vote if this replica would answer its Prepare.
     pub(super) fn on_pre_vote(&mut self, from: NodeId, attempt: u64) {
         if from == self.cfg.id || self.incarnation.is_none() {
+            return;
+        }
+        if !self.membership.is_voter(from) {
+            // Not a voter (removed, a learner, moved away): it must not lead;
+            // tell it why, so a removed replica stops asking.
+            self.send_membership(from);
             return;
         }
         if self.has_live_leader_other_than(from) || !self.guard.allows(self.now, from) {
@@ -96,7 +103,10 @@ impl Replica {
             return;
         }
         p.grants |= 1 << from;
-        if p.grants.count_ones() as usize >= self.cfg.majority() {
+        let grants = p.grants;
+        let voters = self.latest_voters();
+        let counted = voters.iter().filter(|&&n| grants & (1 << n) != 0).count();
+        if counted >= self.majority() {
             self.campaign();
         }
     }

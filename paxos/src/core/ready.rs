@@ -40,6 +40,9 @@ pub enum Event {
         /// The sender's forgotten watermark.
         floor: Slot,
     },
+    /// The membership changed (a change or reincarnation decided, or a peer's
+    /// membership taken in): seats, voters or addresses may differ.
+    MembershipChanged,
 }
 
 /// Everything the driver must do after a step (see the [module docs](super) for

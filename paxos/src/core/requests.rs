@@ -90,7 +90,16 @@ impl Replica {
     /// 6.824 `Min()`: one more than the smallest `done` of every replica; every
     /// instance below it is forgotten.
     pub fn min(&self) -> Slot {
-        self.done.iter().copied().min().unwrap_or(0)
+        // Seats held by a process (removed and vacant ones catch up, if
+        // ever, from a snapshot: they hold no instance back).
+        let latest = self.membership.latest();
+        latest
+            .iter()
+            .zip(&self.done)
+            .filter(|(m, _)| m.listens() && !m.vacant)
+            .map(|(_, &d)| d)
+            .min()
+            .unwrap_or(0)
     }
 
     /// Every instance below this is decided here.

@@ -238,6 +238,7 @@ impl CoreLoop {
                 Event::LeaderChanged { leader, ballot } => {
                     tracing::info!(leader = ?leader, %ballot, "leader changed");
                 }
+                Event::MembershipChanged => {}
             }
         }
         if !ready.reads.is_empty() {

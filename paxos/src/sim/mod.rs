@@ -9,12 +9,18 @@
 //!
 //! Every value a replica reports as decided is checked against every other report of
 //! the same instance: two different values is a safety violation and panics at once.
+//! So is a stale read: a read asked with [`Sim::read`] and answered at an index
+//! below an instance some replica had already reported decided (and applied,
+//! with every instance before it) when the read was asked.
+//!
+//! Groups change: [`Sim::add_seat`] starts a new replica (empty, claiming a seat
+//! the group added), [`Sim::propose_change`] asks the leader for a change.
 
 mod network;
 
 pub use network::NetOptions;
 
-use crate::core::{CoreConfig, ReadOutcome, Replica, Status};
+use crate::core::{Change, ChangeAnswer, CoreConfig, ReadOutcome, Replica, Status};
 use crate::record::Record;
 use crate::types::{Entry, NodeId, Slot};
 use network::Network;
@@ -41,6 +47,10 @@ pub struct Sim {
     applied: Vec<Vec<(Slot, Entry)>>,
     /// Read outcomes per replica.
     reads: Vec<Vec<ReadOutcome>>,
+    /// Every instance below this was reported decided (and applied).
+    chosen_end: Slot,
+    /// Reads asked and not answered: (replica, id) → `chosen_end` when asked.
+    open_reads: BTreeMap<(NodeId, u64), Slot>,
     /// Messages sent, by kind (messages to self not counted).
     pub sent_by_kind: HashMap<&'static str, u64>,
     /// Records persisted by all replicas, and how many Ready batches had any.
@@ -79,6 +89,8 @@ impl Sim {
             chosen: BTreeMap::new(),
             applied: vec![Vec::new(); n],
             reads: vec![Vec::new(); n],
+            chosen_end: 0,
+            open_reads: BTreeMap::new(),
             sent_by_kind: HashMap::new(),
             persisted: (0, 0),
         }
@@ -202,6 +214,45 @@ impl Sim {
         self.nodes[i] = Some(Replica::new(self.configs[i].clone()));
     }
 
+    /// Starts a new replica with an empty disk at the next seat (the group
+    /// must add the seat, [`Change::Add`], for it to be heard): it claims the
+    /// seat by reincarnation, as a replica that lost its disk does. Returns
+    /// its index.
+    pub fn add_seat(&mut self) -> NodeId {
+        let id = self.nodes.len();
+        let nonce = self.rng.gen::<u64>() | 1;
+        let cfg = CoreConfig {
+            id,
+            peers: id + 1,
+            recovering: Some(nonce),
+            ..self.configs[0].clone()
+        };
+        self.configs.push(cfg.clone());
+        self.nodes.push(Some(Replica::new(cfg)));
+        self.disks.push(Vec::new());
+        self.applied.push(Vec::new());
+        self.reads.push(Vec::new());
+        self.net.grow();
+        id
+    }
+
+    /// Hands `change` to the current leader, if there is one.
+    pub fn propose_change(&mut self, change: Change) -> Option<ChangeAnswer> {
+        let leader = self.leader()?;
+        self.nodes[leader]
+            .as_mut()
+            .map(|r| r.propose_change(change))
+    }
+
+    /// Asks replica `i` for a linearizable read with request id `id`; its
+    /// answer is checked against what was decided by now (see the module docs).
+    pub fn read(&mut self, i: NodeId, id: u64) {
+        if let Some(r) = self.nodes[i].as_mut() {
+            self.open_reads.insert((i, id), self.chosen_end);
+            r.read_index(id);
+        }
+    }
+
     /// Changes replica `i`'s settings from its next restart or disk loss on.
     pub fn set_config(&mut self, i: NodeId, cfg: CoreConfig) {
         self.configs[i] = cfg;
@@ -263,6 +314,24 @@ impl Sim {
             self.check_chosen(i, slot, &entry);
             self.applied[i].push((slot, entry));
         }
+        for outcome in &ready.reads {
+            match *outcome {
+                ReadOutcome::Ready { id, index } => {
+                    if let Some(floor) = self.open_reads.remove(&(i, id)) {
+                        assert!(
+                            index >= floor,
+                            "STALE READ (seed {}): replica {i} answered read {id} at index \
+                             {index}, but every instance below {floor} was decided when it \
+                             was asked",
+                            self.seed
+                        );
+                    }
+                }
+                ReadOutcome::NotLeader { id, .. } => {
+                    self.open_reads.remove(&(i, id));
+                }
+            }
+        }
         self.reads[i].extend(ready.reads);
     }
 
@@ -275,6 +344,9 @@ impl Sim {
             Some(_) => {}
             None => {
                 self.chosen.insert(slot, entry.clone());
+                while self.chosen.contains_key(&self.chosen_end) {
+                    self.chosen_end += 1;
+                }
             }
         }
     }

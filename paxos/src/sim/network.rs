@@ -64,6 +64,12 @@ impl Network {
         }
     }
 
+    /// Makes room for one more replica (on the healed side).
+    pub(super) fn grow(&mut self) {
+        self.deaf.push(false);
+        self.side.push(0);
+    }
+
     pub(super) fn partition(&mut self, groups: &[&[NodeId]]) {
         let n = self.side.len();
         for (i, s) in self.side.iter_mut().enumerate() {

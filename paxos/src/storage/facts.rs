@@ -46,6 +46,9 @@ impl Facts {
             Record::Committed { upto } => self.committed = self.committed.max(Some(*upto)),
             Record::Forgotten { below } => self.forgotten = self.forgotten.max(Some(*below)),
             Record::Membership(m) => self.membership = newer(&self.membership, &Some(m.clone())),
+            Record::LegacyMembership(m) => {
+                self.membership = newer(&self.membership, &Some(m.clone().into()))
+            }
         }
     }
 

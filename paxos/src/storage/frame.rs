@@ -153,7 +153,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Record, usize), FrameDefect> {
         });
     }
     match postcard::take_from_bytes::<Record>(payload) {
-        Ok((record, [])) => Ok((record, HEADER_LEN + len_usize)),
+        Ok((record, [])) => Ok((record.upgraded(), HEADER_LEN + len_usize)),
         Ok((_, trailing)) => Err(FrameDefect::Undecodable {
             len: len_usize,
             error: format!("{} trailing bytes", trailing.len()),

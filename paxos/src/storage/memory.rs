@@ -152,6 +152,10 @@ impl Storage for MemStorage {
                 Record::Membership(ref m) => {
                     later.membership.as_ref().map(|l| l.version()) >= Some(m.version())
                 }
+                Record::LegacyMembership(ref m) => {
+                    let m: crate::core::Membership = m.clone().into();
+                    later.membership.as_ref().map(|l| l.version()) >= Some(m.version())
+                }
                 Record::Accepted { .. } | Record::Learned { .. } => false,
             };
             if is_synced {

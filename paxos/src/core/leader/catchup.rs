@@ -29,6 +29,7 @@ impl Replica {
             return;
         }
         l.last_heard[from] = now;
+        l.heard_incarnation[from] = incarnation;
         l.peer_commit[from] = commit;
         // A round this leader never sent confirms nothing (`bounds.rs`).
         let confirmed = confirms && round <= l.round && round > l.acked_round[from];

@@ -11,7 +11,7 @@ mod read_index;
 mod replication;
 
 use super::{Event, ReadOutcome, Replica, Role};
-use crate::message::Message;
+use crate::membership::{Change, ChangeRefused};
 use crate::types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};
 pub use read_index::ReadStats;
 use read_index::{Lease, PendingRead};
@@ -38,6 +38,9 @@ pub(super) struct Leader {
     queue: VecDeque<Command>,
     starts: BTreeMap<Slot, Entry>,
     last_heard: Vec<u64>,
+    /// Per replica, the incarnation its last heartbeat ack named (`None`: it
+    /// recovers a lost disk, or has not answered yet).
+    heard_incarnation: Vec<Option<u64>>,
     peer_commit: Vec<Slot>,
     acked_round: Vec<u64>,
     /// The last heartbeat round sent: every heartbeat broadcast is a new round.
@@ -52,6 +55,8 @@ pub(super) struct Leader {
     promisers: Vec<(NodeId, u64)>,
     /// Reincarnations asked for and not yet proposed.
     reincarnations: VecDeque<Reincarnation>,
+    /// An operator's membership change asked for and not yet proposed.
+    change: Option<Change>,
     /// Instances beyond `commit + window` whose acks arrived: decided (or not)
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,
@@ -75,8 +80,8 @@ impl Leader {
         promisers: Vec<(NodeId, u64)>,
         now: u64,
         commit: Slot,
-        peers: usize,
     ) -> Self {
+        let peers = crate::membership::MAX_SEATS;
         Leader {
             ballot,
             next,
@@ -85,6 +90,7 @@ impl Leader {
             queue,
             starts: BTreeMap::new(),
             last_heard: vec![now; peers],
+            heard_incarnation: vec![None; peers],
             peer_commit: vec![0; peers],
             acked_round: vec![0; peers],
             round: 0,
@@ -94,6 +100,7 @@ impl Leader {
             reads: Vec::new(),
             promisers,
             reincarnations: VecDeque::new(),
+            change: None,
             deferred: BTreeSet::new(),
             catchup: vec![(0, 0); peers],
         }
@@ -109,11 +116,22 @@ impl Leader {
         }
     }
 
-    /// True if a majority (this replica counts itself as heard every tick) was heard within `within` ticks.
-    pub(super) fn has_live_majority(&self, now: u64, within: u64, majority: usize) -> bool {
-        self.last_heard
+    /// True if `majority` of `voters` (this replica counts itself as heard
+    /// every tick) were heard within `within` ticks.
+    pub(super) fn has_live_majority(
+        &self,
+        now: u64,
+        within: u64,
+        voters: &[NodeId],
+        majority: usize,
+    ) -> bool {
+        voters
             .iter()
-            .filter(|&&t| now.saturating_sub(t) <= within)
+            .filter(|&&n| {
+                self.last_heard
+                    .get(n)
+                    .is_some_and(|&t| now.saturating_sub(t) <= within)
+            })
             .count()
             >= majority
     }
@@ -138,6 +156,7 @@ impl Leader {
     /// reincarnation itself or was elected while that window was still open.
     pub(super) fn has_work(&self, fill_until: Slot, max_inflight_bytes: usize) -> bool {
         !self.reincarnations.is_empty()
+            || self.change.is_some()
             || self.next < fill_until
             || (!self.queue.is_empty() && self.may_open(max_inflight_bytes))
             || !self.starts.is_empty()
@@ -145,7 +164,107 @@ impl Leader {
     }
 }
 
+/// What became of an operator's membership change handed to
+/// [`Replica::propose_change`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeAnswer {
+    /// Proposed; it is in effect once [`Membership::already`] says so.
+    ///
+    /// [`Membership::already`]: crate::membership::Membership::already
+    Proposed,
+    /// Already in effect: nothing to do.
+    InEffect,
+    /// Only the leader proposes changes; ask this one, if known.
+    NotLeader(Option<NodeId>),
+    /// It cannot be made as things stand.
+    Refused(ChangeRefused),
+}
+
 impl Replica {
+    /// An operator asks for a membership change. The leader checks it against
+    /// the membership it knows and proposes it; only one change is under way
+    /// at a time (see `crate::membership`): a second one is refused until the
+    /// first is in force.
+    pub fn propose_change(&mut self, change: Change) -> ChangeAnswer {
+        if !self.is_leader() {
+            return ChangeAnswer::NotLeader(self.leader());
+        }
+        if self.membership.already(&change) {
+            return ChangeAnswer::InEffect;
+        }
+        if let Err(refused) = self.membership.check(&change, self.commit) {
+            return ChangeAnswer::Refused(refused);
+        }
+        if let Err(refused) = self.check_live_after(&change) {
+            return ChangeAnswer::Refused(refused);
+        }
+        if self.change_under_way() {
+            let from = self.commit.saturating_add(self.cfg.window);
+            return ChangeAnswer::Refused(ChangeRefused::Pending { from });
+        }
+        tracing::info!(node = self.cfg.id, %change, "proposing a membership change");
+        if let Role::Leader(l) = &mut self.role {
+            l.change = Some(change);
+        }
+        ChangeAnswer::Proposed
+    }
+
+    /// True if a membership change is under way as far as this replica knows:
+    /// decided but not yet in force, decided above a gap, or (at the leader)
+    /// asked for, or proposed and not yet decided.
+    pub fn change_under_way(&self) -> bool {
+        let decided = self.membership.latest_start() > self.commit
+            || self
+                .decided
+                .range(self.commit..)
+                .any(|(_, e)| e.change().is_some());
+        decided
+            || matches!(&self.role, Role::Leader(l) if l.change.is_some()
+                || l.inflight.values().any(|p| p.entry.change().is_some())
+                || l.starts.values().any(|e| e.change().is_some()))
+    }
+
+    /// Refuses a change after which the voters this leader hears from, at the
+    /// incarnation the membership names, would be fewer than a majority (as
+    /// etcd's strict reconfiguration check does): a group that removes or
+    /// moves a replica while another is down or recovering a lost disk could
+    /// stall for good, since the instances of the new epoch would need votes
+    /// nobody can give.
+    fn check_live_after(&self, change: &Change) -> Result<(), ChangeRefused> {
+        let Role::Leader(l) = &self.role else {
+            return Ok(());
+        };
+        let mut after = self.membership.clone();
+        if !after.apply(self.commit, 0, change) {
+            return Ok(());
+        }
+        let members = after.latest();
+        let within = u64::from(self.cfg.election_ticks);
+        let live = |n: NodeId, m: &crate::membership::Member| {
+            let k = if n == self.cfg.id {
+                self.incarnation
+            } else if self.now.saturating_sub(l.last_heard[n]) <= within {
+                l.heard_incarnation[n]
+            } else {
+                None
+            };
+            k.is_some_and(|k| m.votes_as(k))
+        };
+        let voters = members
+            .iter()
+            .filter(|m| m.seat == crate::membership::Seat::Voter)
+            .count();
+        let held = members
+            .iter()
+            .enumerate()
+            .filter(|(n, m)| live(*n, m))
+            .count();
+        if held < crate::membership::majority(members) {
+            return Err(ChangeRefused::WouldStall { voters, held });
+        }
+        Ok(())
+    }
+
     /// A replica that lost its disk asks to be reincarnated.
     /// It names the incarnation it replaces as it last saw it; a request that
     /// names an older one is stale (delayed in the network, or the requester has
@@ -159,12 +278,10 @@ impl Replica {
     pub(super) fn on_reincarnate(&mut self, from: NodeId, nonce: u64, replaces: u64) {
         let decided = self.membership.incarnation_of(from, nonce).is_some();
         let newest = self.membership.latest().get(from).map(|m| m.incarnation);
+        // Every answer carries the membership: the requester knows only its
+        // start list (`Replica::provisional`) until a peer's arrives.
+        self.send_membership(from);
         if decided || newest != Some(replaces) {
-            if newest.is_some_and(|k| k > replaces) || decided {
-                let membership = self.membership.clone();
-                let commit = self.commit;
-                self.send(from, Message::Membership { membership, commit });
-            }
             return;
         }
         // Any reincarnation of `from` not yet applied here (queued, in flight, or

@@ -89,14 +89,18 @@ impl Leader {
         self.lease.void_upto = self.round;
     }
 
-    /// The highest heartbeat round that a majority acknowledged (this replica,
-    /// `me`, counts as acknowledging every round it sent).
-    fn majority_round(&self, me: NodeId, majority: usize) -> u64 {
-        let mut acked: Vec<u64> = self
-            .acked_round
+    /// The highest heartbeat round that a majority of `voters` acknowledged
+    /// (this replica, `me`, counts as acknowledging every round it sent).
+    fn majority_round(&self, me: NodeId, voters: &[NodeId], majority: usize) -> u64 {
+        let mut acked: Vec<u64> = voters
             .iter()
-            .enumerate()
-            .map(|(p, &a)| if p == me { self.round } else { a })
+            .map(|&p| {
+                if p == me {
+                    self.round
+                } else {
+                    self.acked_round.get(p).copied().unwrap_or(0)
+                }
+            })
             .collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
         acked
@@ -119,6 +123,20 @@ impl Leader {
 }
 
 impl Replica {
+    /// True if this leader may answer reads: no membership epoch is still to
+    /// come (every change decided is in force, so the newest epoch is the one
+    /// reads are counted in), and its phase-1 quorum holds in that epoch. A
+    /// leader elected by a majority of an older membership learns of the newer
+    /// one by deciding the change it recovered (two majorities of consecutive
+    /// epochs meet), and then serves nothing.
+    fn settled_for_reads(&self) -> bool {
+        let Role::Leader(l) = &self.role else {
+            return false;
+        };
+        self.membership.latest_start() <= self.commit
+            && (self.cfg.unsafe_rejoin || self.membership.quorum_from(self.commit, &l.promisers))
+    }
+
     /// A linearizable read: answered at once with the commit index while this
     /// replica leads with a lease, else once a heartbeat round (a round trip to
     /// a majority) confirms that it still leads. Either way the answer comes in
@@ -127,6 +145,15 @@ impl Replica {
     pub fn read_index(&mut self, id: u64) {
         let (commit, hint, now) = (self.commit, self.leader(), self.now);
         let leases = self.cfg.lease_reads;
+        if self.is_leader() && !self.settled_for_reads() {
+            // A membership change is taking effect, or this leader's election
+            // does not hold in the newest epoch: no read until it is settled
+            // (the caller retries).
+            self.ready
+                .reads
+                .push(ReadOutcome::NotLeader { id, leader: None });
+            return;
+        }
         match &mut self.role {
             Role::Leader(l) if commit >= l.ready_from && leases && l.lease.holds(now) => {
                 self.read_stats.lease += 1;
@@ -152,32 +179,33 @@ impl Replica {
 
     /// Extends the lease to what the rounds acknowledged so far give.
     pub(in crate::core) fn extend_lease(&mut self) {
-        let (me, majority, now) = (self.cfg.id, self.cfg.majority(), self.now);
+        let (me, majority, now) = (self.cfg.id, self.majority(), self.now);
+        let voters = self.latest_voters();
         let ticks = self.cfg.lease_ticks();
         let Role::Leader(l) = &mut self.role else {
             return;
         };
-        let round = l.majority_round(me, majority);
+        let round = l.majority_round(me, &voters, majority);
         l.lease.confirmed(round, now, ticks);
     }
 
     /// Answers reads whose heartbeat round a majority has acknowledged.
     pub(super) fn check_reads(&mut self) {
-        let (me, majority) = (self.cfg.id, self.cfg.majority());
+        let (me, majority) = (self.cfg.id, self.majority());
+        let voters = self.latest_voters();
+        let settled = self.settled_for_reads();
         let Role::Leader(l) = &mut self.role else {
             return;
         };
-        if l.reads.is_empty() {
+        if l.reads.is_empty() || !settled {
             return;
         }
         let mut out = Vec::new();
         l.reads.retain(|r| match r.round {
             Some(round) => {
-                let acks = l
-                    .acked_round
+                let acks = voters
                     .iter()
-                    .enumerate()
-                    .filter(|&(p, &a)| p == me || a >= round)
+                    .filter(|&&p| p == me || l.acked_round.get(p).is_some_and(|&a| a >= round))
                     .count();
                 if acks >= majority {
                     out.push(ReadOutcome::Ready {

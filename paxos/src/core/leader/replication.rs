@@ -10,11 +10,10 @@ use crate::types::{Ballot, Entry, NodeId, Slot};
 impl Replica {
     /// True if `voters` hold a majority of the voters of `slot`'s epoch.
     fn quorum(&self, slot: Slot, voters: &[(NodeId, u64)]) -> bool {
-        voters
-            .iter()
-            .filter(|&&(n, k)| self.vote_counts(slot, n, k))
-            .count()
-            >= self.cfg.majority()
+        if self.cfg.unsafe_rejoin {
+            return voters.len() >= crate::membership::majority(self.membership.at(slot));
+        }
+        self.membership.quorum_at(slot, voters)
     }
 
     /// Sends phase 2a for `slot` to every replica, this one included.
@@ -86,6 +85,8 @@ impl Replica {
                     nonce: r.nonce,
                     replaces: r.replaces.unwrap_or_default(),
                 }
+            } else if let Some(c) = l.change.take() {
+                Entry::Change(c)
             } else if !l.queue.is_empty() && l.may_open(max_inflight) {
                 let mut bytes = 0;
                 let mut batch = Vec::new();
@@ -122,7 +123,8 @@ impl Replica {
     /// Sends a heartbeat: a new round, which confirms the reads waiting for one
     /// and, once a majority acknowledges it, extends the lease.
     pub(in crate::core) fn broadcast_heartbeat(&mut self) {
-        let (commit, done, now) = (self.commit, self.done.clone(), self.now);
+        let seats = self.membership.seats().min(self.done.len());
+        let (commit, done, now) = (self.commit, self.done[..seats].to_vec(), self.now);
         let lease_ticks = self.cfg.lease_ticks();
         let Role::Leader(l) = &mut self.role else {
             return;
@@ -145,13 +147,22 @@ impl Replica {
     }
 
     pub(in crate::core) fn leader_tick(&mut self) {
-        let (now, peers, me) = (self.now, self.cfg.peers, self.cfg.id);
+        let (now, me) = (self.now, self.cfg.id);
         let stale_after = 2 * self.cfg.election_ticks as u64;
+        if !self.is_current_voter() && self.membership.latest_start() <= self.commit {
+            // Removed, or its seat moved elsewhere, and that is in force now:
+            // the voters elect a leader among themselves.
+            tracing::info!(node = me, "no longer a voter of the group; stepping down");
+            self.step_down();
+            return;
+        }
+        let (voters, majority) = (self.latest_voters(), self.majority());
+        let audience: Vec<NodeId> = self.membership.audience_from(self.commit).collect();
         let Role::Leader(l) = &mut self.role else {
             return;
         };
         l.last_heard[me] = now;
-        if !l.has_live_majority(now, stale_after, self.cfg.majority()) {
+        if !l.has_live_majority(now, stale_after, &voters, majority) {
             tracing::warn!(node = me, ballot = %l.ballot, "leader lost contact with a majority; stepping down");
             self.step_down();
             return;
@@ -160,7 +171,10 @@ impl Replica {
         for (&slot, p) in l.inflight.iter_mut() {
             if now - p.sent >= self.cfg.resend_ticks(p.entry.size_hint()) {
                 p.sent = now;
-                for to in (0..peers).filter(|to| !p.acks.iter().any(|(n, _)| n == to)) {
+                for &to in audience
+                    .iter()
+                    .filter(|&to| !p.acks.iter().any(|(n, _)| n == to))
+                {
                     resend.push((to, slot, p.entry.clone()));
                 }
             }

@@ -6,12 +6,14 @@
 //! (election, batching, the window, read-index, catch-up), `disk_loss.rs` (a
 //! recovering replica's votes and history), `probe.rs` (the probe's fresh start
 //! in a group of five), `reincarnation.rs` (reincarnation requests and
-//! memberships that are stale or lost).
+//! memberships that are stale or lost), `membership.rs` (operator membership
+//! changes under faults, in the simulator).
 
 mod disk_loss;
 mod leader;
 mod lease;
 mod lease_attack;
+mod membership;
 mod persistence;
 mod probe;
 mod reincarnation;

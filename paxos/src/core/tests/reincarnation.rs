@@ -228,7 +228,10 @@ fn attack_a_doomed_request_gives_a_stale_replica_another_nonces_incarnation() {
         truth.latest()[2],
         Member {
             incarnation: 1,
-            nonce: 11
+            nonce: 11,
+            seat: crate::membership::Seat::Voter,
+            vacant: false,
+            addr: None,
         }
     );
     // (A leader that leaves 22's request out: the snapshot covers 11's.)

@@ -100,7 +100,7 @@ fn without_heads(loaded: Vec<Record>) -> Vec<Record> {
             Record::Membership(ref m) => {
                 seen.membership.as_ref().map(|s| s.version()) >= Some(m.version())
             }
-            Record::Accepted { .. } | Record::Learned { .. } => false,
+            Record::Accepted { .. } | Record::Learned { .. } | Record::LegacyMembership(_) => false,
         };
         seen.observe(&record);
         if !repeat {

@@ -121,7 +121,7 @@ impl Replayed {
                 }
                 Record::Committed { upto } => state.committed = state.committed.max(*upto),
                 Record::Forgotten { below } => state.forgotten = state.forgotten.max(*below),
-                Record::Membership(_) => {}
+                Record::Membership(_) | Record::LegacyMembership(_) => {}
             }
         }
         state

@@ -65,6 +65,7 @@ impl<S: Service> Running<S> {
                 Event::LeaderChanged { leader, ballot } => {
                     io.note(|| format!("follows {leader:?} at {ballot}"))
                 }
+                Event::MembershipChanged => io.note(|| "membership changed".to_string()),
             }
         }
         for outcome in ready.reads {
