@@ -211,6 +211,21 @@ impl Replica {
             }
         }
         let next = end.max(self.commit);
+        if !self.promise_quorum_from(c.from_slot, &c.promisers) {
+            // The decisions just learned from the reports changed the
+            // membership of instances this leader would open: its promises
+            // are no majority there, so the reports may miss a chosen value.
+            // Proposing anything could overwrite it (attack finding: a
+            // replica cut off before two removals, promised by the removed
+            // ones). A new election, under the membership it knows now.
+            tracing::info!(
+                node = self.cfg.id,
+                %ballot,
+                "elected on a membership the group has left; campaigning again"
+            );
+            self.reset_election_timer();
+            return;
+        }
         if self.promised < ballot {
             // Elected on the others' promises while its own Prepare was not
             // taken (ignored within the promise guard, or dropped by a full
@@ -235,9 +250,18 @@ impl Replica {
             leader: Some(self.cfg.id),
             ballot,
         });
+        // Instances beyond the window may lie in an epoch this leader does
+        // not know yet: they wait until the decisions before them are known
+        // (`leader_flush`), then go out, each checked against its epoch.
+        let limit = self.commit.saturating_add(self.cfg.window);
         for (slot, entry) in to_propose {
-            if !self.decided.contains_key(&slot) {
+            if self.decided.contains_key(&slot) {
+                continue;
+            }
+            if slot < limit {
                 self.propose_in(slot, entry);
+            } else if let Role::Leader(l) = &mut self.role {
+                l.recovered.insert(slot, entry);
             }
         }
         self.broadcast_heartbeat();

@@ -223,7 +223,11 @@ impl Replica {
     /// Handles one message from the network (or from itself). Messages that are
     /// malformed, stale or not addressed here are ignored.
     pub fn handle(&mut self, env: Envelope) {
-        if env.to != self.cfg.id || env.from >= self.membership.seats() {
+        // From any seat there can be, even one this replica has not heard of:
+        // a replica behind the group may not know the seat its leader was
+        // added in, and ignoring that leader would keep it behind for good
+        // (found by the membership sweep). Votes count only by the membership.
+        if env.to != self.cfg.id || env.from >= MAX_SEATS {
             return;
         }
         if !bounds::plausible_rounds(&env.msg, self.max_round) {
@@ -537,6 +541,8 @@ mod doubt_group;
 mod flow_tests;
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod membership_attack_tests;
 #[cfg(test)]
 mod prevote_attack_tests;
 #[cfg(test)]

@@ -253,6 +253,31 @@ impl Sim {
         }
     }
 
+    /// Panics unless every two live replicas that applied an instance agree on
+    /// the members of every instance up to it plus the window (what applying
+    /// the log that far decides). Replicas still recovering are left out.
+    pub fn check_memberships(&self) {
+        let live: Vec<(NodeId, &Replica)> = (0..self.len())
+            .filter_map(|i| self.node(i).map(|r| (i, r)))
+            .filter(|(_, r)| r.incarnation().is_some() && r.commit_index() > 0)
+            .collect();
+        for (a, ra) in &live {
+            for (b, rb) in &live {
+                let upto = ra.commit_index().min(rb.commit_index()) - 1 + ra.config().window;
+                assert_eq!(
+                    ra.membership().at(upto),
+                    rb.membership().at(upto),
+                    "MEMBERSHIPS DIFFER (seed {}, time {}): replicas {a} and {b} (commits {} and \
+                     {}) disagree on the members of instance {upto}",
+                    self.seed,
+                    self.time,
+                    ra.commit_index(),
+                    rb.commit_index()
+                );
+            }
+        }
+    }
+
     /// Changes replica `i`'s settings from its next restart or disk loss on.
     pub fn set_config(&mut self, i: NodeId, cfg: CoreConfig) {
         self.configs[i] = cfg;

@@ -57,6 +57,10 @@ pub(super) struct Leader {
     reincarnations: VecDeque<Reincarnation>,
     /// An operator's membership change asked for and not yet proposed.
     change: Option<Change>,
+    /// Values recovered in phase 1 for instances beyond the window at the
+    /// election, proposed once the window reaches them (their epoch is known
+    /// only then).
+    pub(super) recovered: BTreeMap<Slot, Entry>,
     /// Instances beyond `commit + window` whose acks arrived: decided (or not)
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,
@@ -101,6 +105,7 @@ impl Leader {
             promisers,
             reincarnations: VecDeque::new(),
             change: None,
+            recovered: BTreeMap::new(),
             deferred: BTreeSet::new(),
             catchup: vec![(0, 0); peers],
         }

@@ -16,8 +16,35 @@ impl Replica {
         self.membership.quorum_at(slot, voters)
     }
 
-    /// Sends phase 2a for `slot` to every replica, this one included.
+    /// True if this replica leads and its phase-1 quorum is a majority of
+    /// `slot`'s epoch. If it leads on promises that are not (elected under an
+    /// older view of the membership), it steps down: a new election collects
+    /// promises under the view it has now.
+    fn election_holds_in(&mut self, slot: Slot) -> bool {
+        let Role::Leader(l) = &self.role else {
+            return false;
+        };
+        if self.quorum(slot, &l.promisers) {
+            return true;
+        }
+        tracing::warn!(
+            node = self.cfg.id,
+            slot,
+            "phase-1 quorum not valid in this instance's epoch; stepping down"
+        );
+        self.step_down();
+        false
+    }
+
+    /// Sends phase 2a for `slot` to every replica, this one included — only if
+    /// this leader's phase-1 quorum is a majority of `slot`'s epoch: otherwise
+    /// the promises may have missed a value chosen in `slot`, and a new value
+    /// at this higher ballot could overwrite it at the acceptors (attack
+    /// finding). Then it steps down; a new election counts the epoch in force.
     pub(in crate::core) fn propose_in(&mut self, slot: Slot, entry: Entry) {
+        if !self.election_holds_in(slot) {
+            return;
+        }
         let commit = self.commit;
         let now = self.now;
         let Role::Leader(l) = &mut self.role else {
@@ -57,6 +84,21 @@ impl Replica {
                 for slot in ready {
                     self.try_decide(slot);
                 }
+            }
+        }
+        // Values recovered at the election for instances the window now reaches.
+        loop {
+            let limit = self.commit.saturating_add(self.cfg.window);
+            let Role::Leader(l) = &mut self.role else {
+                return;
+            };
+            let Some(entry) = l.recovered.first_key_value().filter(|(&s, _)| s < limit) else {
+                break;
+            };
+            let slot = *entry.0;
+            let entry = l.recovered.remove(&slot).unwrap_or(Entry::Noop);
+            if !self.decided.contains_key(&slot) {
+                self.propose_in(slot, entry);
             }
         }
         loop {
@@ -149,12 +191,28 @@ impl Replica {
     pub(in crate::core) fn leader_tick(&mut self) {
         let (now, me) = (self.now, self.cfg.id);
         let stale_after = 2 * self.cfg.election_ticks as u64;
-        if !self.is_current_voter() && self.membership.latest_start() <= self.commit {
-            // Removed, or its seat moved elsewhere, and that is in force now:
-            // the voters elect a leader among themselves.
-            tracing::info!(node = me, "no longer a voter of the group; stepping down");
-            self.step_down();
-            return;
+        if self.membership.latest_start() <= self.commit {
+            if !self.is_current_voter() {
+                // Removed, or its seat moved elsewhere, and that is in force now:
+                // the voters elect a leader among themselves.
+                tracing::info!(node = me, "no longer a voter of the group; stepping down");
+                self.step_down();
+                return;
+            }
+            let holds = matches!(&self.role, Role::Leader(l)
+                if self.cfg.unsafe_rejoin || self.membership.quorum_from(self.commit, &l.promisers));
+            if !holds {
+                // Elected by promises that do not make a majority of the epoch
+                // now in force (a promiser was reincarnated, moved or removed):
+                // it could decide nothing more, so a new election, under the
+                // membership in force, at once rather than at the next write.
+                tracing::info!(
+                    node = me,
+                    "election no longer holds in the membership in force; stepping down"
+                );
+                self.step_down();
+                return;
+            }
         }
         let (voters, majority) = (self.latest_voters(), self.majority());
         let audience: Vec<NodeId> = self.membership.audience_from(self.commit).collect();
@@ -241,22 +299,14 @@ impl Replica {
         if !self.quorum(slot, &p.acks) {
             return;
         }
-        if !self.quorum(slot, &l.promisers) {
-            // Elected under an older view of the membership: not a valid leader for
-            // this instance. A new election collects promises under the new view.
-            tracing::warn!(
-                node = self.cfg.id,
-                slot,
-                "phase-1 quorum not valid in this instance's epoch; stepping down"
-            );
-            self.step_down();
-            return;
-        }
         let me = self.cfg.id;
         let self_backed = p
             .acks
             .iter()
             .any(|&(n, k)| n == me && self.vote_counts(slot, n, k));
+        if !self.election_holds_in(slot) {
+            return;
+        }
         let Role::Leader(l) = &mut self.role else {
             return;
         };

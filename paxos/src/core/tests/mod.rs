@@ -13,7 +13,7 @@ mod disk_loss;
 mod leader;
 mod lease;
 mod lease_attack;
-mod membership;
+pub(super) mod membership;
 mod persistence;
 mod probe;
 mod reincarnation;
