@@ -152,7 +152,26 @@ impl CoreLoop {
 
     /// Runs one incarnation until the node stops, storage fails, or the persister
     /// is gone.
+    /// Points the transport at every seat's address as the membership says
+    /// (seats added or moved by a change): at start, since the log's
+    /// membership may be newer than `--peers`, and at every change.
+    fn follow_addresses(&self) {
+        let addrs: Vec<(NodeId, String)> = {
+            let core = self.shared.core.lock().unwrap_or_else(|p| p.into_inner());
+            let latest = core.membership().latest();
+            (0..latest.len())
+                .filter_map(|n| core.membership().addr(n).map(|a| (n, a.to_string())))
+                .collect()
+        };
+        for (peer, addr) in addrs {
+            if peer != self.me {
+                self.transport.readdress(peer, &addr);
+            }
+        }
+    }
+
     async fn run(&mut self, tick: Duration) {
+        self.follow_addresses();
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -238,7 +257,7 @@ impl CoreLoop {
                 Event::LeaderChanged { leader, ballot } => {
                     tracing::info!(leader = ?leader, %ballot, "leader changed");
                 }
-                Event::MembershipChanged => {}
+                Event::MembershipChanged => self.follow_addresses(),
             }
         }
         if !ready.reads.is_empty() {

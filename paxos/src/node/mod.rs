@@ -359,6 +359,16 @@ impl PaxosNode {
         self.core().membership().clone()
     }
 
+    /// An operator's membership change (see [`crate::membership`]): proposed
+    /// if this replica leads and the change can be made now. The answer says
+    /// so, or why not, or which replica leads. Poll [`PaxosNode::membership`]
+    /// ([`crate::membership::Membership::already`]) to see it take effect.
+    pub fn propose_change(&self, change: crate::core::Change) -> crate::core::ChangeAnswer {
+        let answer = self.core().propose_change(change);
+        self.shared.wake.notify_one();
+        answer
+    }
+
     /// Takes in membership epochs that came with a snapshot from another replica.
     pub fn merge_membership(&self, m: &crate::core::Membership) {
         self.core().merge_membership(m);

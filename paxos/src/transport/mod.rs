@@ -41,4 +41,11 @@ pub trait Transport: Send + Sync + 'static {
     /// Queues `env` for `env.to`. Never blocks; a message may be dropped (full queue,
     /// unreachable peer). The protocol retransmits what matters.
     fn send(&self, env: Envelope);
+
+    /// Replica `peer` listens at `addr` from now on (its seat was added or
+    /// moved by a membership change): later envelopes for it go there. The
+    /// default ignores it (transports that do not connect by address).
+    fn readdress(&self, peer: crate::types::NodeId, addr: &str) {
+        let _ = (peer, addr);
+    }
 }

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use rand::Rng;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 use tarpc::client::{self, NewClient, RpcError};
 use tarpc::context;
@@ -146,7 +146,10 @@ pub struct PeerStats {
 #[derive(Debug)]
 pub struct PeerNet {
     me: NodeId,
-    links: Vec<Option<Link>>,
+    /// By peer index; grows and changes when a membership change gives a
+    /// peer a new address ([`Transport::readdress`]).
+    links: RwLock<Vec<Option<Link>>>,
+    config: Arc<PeerNetConfig>,
     misaddressed: AtomicU64,
 }
 
@@ -185,25 +188,18 @@ impl PeerNet {
         let links = addrs
             .into_iter()
             .enumerate()
-            .map(|(peer, addr)| {
-                (peer != me).then(|| {
-                    let outbox = Arc::new(Outbox::new(config.queue_capacity, config.queue_bytes));
-                    let task = tokio::spawn(run_link(
-                        me,
-                        peer,
-                        addr.clone(),
-                        Arc::clone(&outbox),
-                        Arc::clone(&config),
-                    ));
-                    Link { addr, outbox, task }
-                })
-            })
+            .map(|(peer, addr)| (peer != me).then(|| Link::start(me, peer, addr, &config)))
             .collect();
         PeerNet {
             me,
-            links,
+            links: RwLock::new(links),
+            config,
             misaddressed: AtomicU64::new(0),
         }
+    }
+
+    fn links(&self) -> RwLockReadGuard<'_, Vec<Option<Link>>> {
+        self.links.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// This replica.
@@ -213,7 +209,7 @@ impl PeerNet {
 
     /// Counters of every peer link, by peer id (this replica is skipped).
     pub fn stats(&self) -> Vec<PeerStats> {
-        self.links
+        self.links()
             .iter()
             .enumerate()
             .filter_map(|(peer, link)| link.as_ref().map(|link| link_stats(peer, link)))
@@ -222,13 +218,29 @@ impl PeerNet {
 
     /// Counters of the link to `peer`, if it is a peer.
     pub fn peer_stats(&self, peer: NodeId) -> Option<PeerStats> {
-        let link = self.links.get(peer)?.as_ref()?;
+        let links = self.links();
+        let link = links.get(peer)?.as_ref()?;
         Some(link_stats(peer, link))
     }
 
     /// Envelopes dropped because they were addressed to `me` or to an unknown replica.
     pub fn misaddressed(&self) -> u64 {
         self.misaddressed.load(Ordering::Relaxed)
+    }
+}
+
+impl Link {
+    /// A link to `peer` at `addr`, with its task running.
+    fn start(me: NodeId, peer: NodeId, addr: String, config: &Arc<PeerNetConfig>) -> Link {
+        let outbox = Arc::new(Outbox::new(config.queue_capacity, config.queue_bytes));
+        let task = tokio::spawn(run_link(
+            me,
+            peer,
+            addr.clone(),
+            Arc::clone(&outbox),
+            Arc::clone(config),
+        ));
+        Link { addr, outbox, task }
     }
 }
 
@@ -251,7 +263,7 @@ fn link_stats(peer: NodeId, link: &Link) -> PeerStats {
 impl Transport for PeerNet {
     fn send(&self, env: Envelope) {
         debug_assert_ne!(env.to, self.me, "the driver loops messages to itself back");
-        match self.links.get(env.to) {
+        match self.links().get(env.to) {
             Some(Some(link)) => link.outbox.push(env),
             _ => {
                 self.misaddressed.fetch_add(1, Ordering::Relaxed);
@@ -264,11 +276,29 @@ impl Transport for PeerNet {
             }
         }
     }
+
+    fn readdress(&self, peer: NodeId, addr: &str) {
+        if peer == self.me || peer >= crate::membership::MAX_SEATS {
+            return;
+        }
+        let mut links = self.links.write().unwrap_or_else(|p| p.into_inner());
+        if links.len() <= peer {
+            links.resize_with(peer + 1, || None);
+        }
+        if links[peer].as_ref().is_some_and(|l| l.addr == addr) {
+            return;
+        }
+        tracing::info!(node = self.me, peer, addr, "peer has a new address");
+        let new = Link::start(self.me, peer, addr.to_string(), &self.config);
+        if let Some(old) = links[peer].replace(new) {
+            old.task.abort();
+        }
+    }
 }
 
 impl Drop for PeerNet {
     fn drop(&mut self) {
-        for link in self.links.iter().flatten() {
+        for link in self.links().iter().flatten() {
             link.task.abort();
         }
     }
