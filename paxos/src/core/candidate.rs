@@ -21,14 +21,50 @@ pub(super) struct Candidate {
     promises: Votes,
     /// Who promised, at which incarnation.
     promisers: Vec<(NodeId, u64)>,
-    /// Per instance: the highest-ballot value reported, and whether it is known chosen.
-    merged: BTreeMap<Slot, (Ballot, Entry, bool)>,
+    /// Per instance, every promiser's report, as sent: which of them count is
+    /// decided only when the instance is proposed, on the membership known
+    /// then (`Reports::pick`). Filtering them as they arrived, on the view of
+    /// that moment, lost a chosen value that a promiser counted for later
+    /// (attack finding: a learner promoted while the candidate was behind).
+    reports: BTreeMap<Slot, Reports>,
     floor: Slot,
     started: u64,
     last_sent: u64,
     /// Prepares sent again so far; each doubles the wait before the next, since
     /// every one makes the acceptors send their whole report again.
     resends: u32,
+}
+
+/// What the promisers reported for one instance.
+#[derive(Debug, Default)]
+pub(super) struct Reports(Vec<Report>);
+
+/// One promiser's report of one instance.
+#[derive(Debug)]
+struct Report {
+    from: NodeId,
+    incarnation: u64,
+    ballot: Ballot,
+    entry: Entry,
+    decided: bool,
+}
+
+impl Reports {
+    /// The value known decided, if a promiser said so (a fact, whoever says it).
+    fn decided(&self) -> Option<&Entry> {
+        self.0.iter().find(|r| r.decided).map(|r| &r.entry)
+    }
+
+    /// The value to propose in `slot`: the highest-ballot report among those
+    /// whose acceptor votes in `slot` by `counts` (the membership known now);
+    /// a no-op if none of them accepted anything.
+    pub(super) fn pick(&self, slot: Slot, counts: impl Fn(Slot, NodeId, u64) -> bool) -> Entry {
+        self.0
+            .iter()
+            .filter(|r| counts(slot, r.from, r.incarnation))
+            .max_by_key(|r| r.ballot)
+            .map_or(Entry::Noop, |r| r.entry.clone())
+    }
 }
 
 /// Back-off caps, as powers of two: Prepare resends wait at most 16 ×
@@ -68,7 +104,7 @@ impl Replica {
             from_slot: self.commit,
             promises: 0,
             promisers: Vec::new(),
-            merged: BTreeMap::new(),
+            reports: BTreeMap::new(),
             floor: 0,
             started: self.now,
             last_sent: self.now,
@@ -136,11 +172,6 @@ impl Replica {
             );
             return;
         }
-        // Only what the acceptor reports for instances its vote counts in.
-        let accepted: Vec<PromisedSlot> = accepted
-            .into_iter()
-            .filter(|p| self.vote_counts(p.slot, from, incarnation))
-            .collect();
         let Role::Candidate(c) = &mut self.role else {
             return;
         };
@@ -148,13 +179,13 @@ impl Replica {
         c.promisers.push((from, incarnation));
         c.floor = c.floor.max(floor);
         for p in accepted {
-            match c.merged.get(&p.slot) {
-                Some((_, _, true)) => {}
-                Some((b, _, false)) if !p.decided && *b >= p.ballot => {}
-                _ => {
-                    c.merged.insert(p.slot, (p.ballot, p.entry, p.decided));
-                }
-            }
+            c.reports.entry(p.slot).or_default().0.push(Report {
+                from,
+                incarnation,
+                ballot: p.ballot,
+                entry: p.entry,
+                decided: p.decided,
+            });
         }
         let (from_slot, promisers) = (c.from_slot, c.promisers.clone());
         if self.promise_quorum_from(from_slot, &promisers) {
@@ -195,21 +226,24 @@ impl Replica {
             self.reset_election_timer();
             return;
         }
-        let mut to_propose = Vec::new();
         let start = self.commit.max(c.from_slot);
         let end = c
-            .merged
+            .reports
             .keys()
             .next_back()
             .map_or(0, |s| s.saturating_add(1))
             .max(self.commit);
-        for slot in start..end {
-            match c.merged.get(&slot) {
-                Some((_, entry, true)) => self.learn(slot, entry.clone(), false),
-                Some((_, entry, false)) => to_propose.push((slot, entry.clone())),
-                None => to_propose.push((slot, Entry::Noop)),
+        // Decisions first: they may change the membership of later instances,
+        // which decides whose reports count there.
+        for (&slot, reports) in c.reports.range(start..end) {
+            if let Some(entry) = reports.decided() {
+                self.learn(slot, entry.clone(), false);
             }
         }
+        let mut reports = c.reports;
+        let to_propose: Vec<Slot> = (start..end)
+            .filter(|s| !self.decided.contains_key(s))
+            .collect();
         let next = end.max(self.commit);
         if !self.promise_quorum_from(c.from_slot, &c.promisers) {
             // The decisions just learned from the reports changed the
@@ -252,16 +286,19 @@ impl Replica {
         });
         // Instances beyond the window may lie in an epoch this leader does
         // not know yet: they wait until the decisions before them are known
-        // (`leader_flush`), then go out, each checked against its epoch.
+        // (`leader_flush`), then go out, each checked against its epoch and
+        // with the reports that count there.
         let limit = self.commit.saturating_add(self.cfg.window);
-        for (slot, entry) in to_propose {
+        for slot in to_propose {
+            let slot_reports = reports.remove(&slot).unwrap_or_default();
             if self.decided.contains_key(&slot) {
                 continue;
             }
             if slot < limit {
+                let entry = slot_reports.pick(slot, |s, n, k| self.vote_counts(s, n, k));
                 self.propose_in(slot, entry);
             } else if let Role::Leader(l) = &mut self.role {
-                l.recovered.insert(slot, entry);
+                l.recovered.insert(slot, slot_reports);
             }
         }
         self.broadcast_heartbeat();

@@ -542,6 +542,8 @@ mod flow_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod membership_attack2_tests;
+#[cfg(test)]
 mod membership_attack_tests;
 #[cfg(test)]
 mod prevote_attack_tests;

@@ -60,7 +60,7 @@ pub(super) struct Leader {
     /// Values recovered in phase 1 for instances beyond the window at the
     /// election, proposed once the window reaches them (their epoch is known
     /// only then).
-    pub(super) recovered: BTreeMap<Slot, Entry>,
+    pub(super) recovered: BTreeMap<Slot, super::candidate::Reports>,
     /// Instances beyond `commit + window` whose acks arrived: decided (or not)
     /// once the watermark catches up.
     deferred: BTreeSet<Slot>,

@@ -96,8 +96,9 @@ impl Replica {
                 break;
             };
             let slot = *entry.0;
-            let entry = l.recovered.remove(&slot).unwrap_or(Entry::Noop);
+            let reports = l.recovered.remove(&slot).unwrap_or_default();
             if !self.decided.contains_key(&slot) {
+                let entry = reports.pick(slot, |s, n, k| self.vote_counts(s, n, k));
                 self.propose_in(slot, entry);
             }
         }
