@@ -400,16 +400,16 @@ impl Membership {
             }
             Change::Move { node, .. } => seat(*node).map(|_| ()),
         }?;
-        let after = changed(members, change);
-        let voters = after.iter().filter(|m| m.seat == Seat::Voter).count();
-        let held = after
-            .iter()
-            .filter(|m| m.seat == Seat::Voter && !m.vacant)
-            .count();
-        if held < majority(&after) {
-            return Err(ChangeRefused::WouldStall { voters, held });
-        }
-        Ok(())
+        enough_held(&changed(members, change), |_, m| !m.vacant)
+    }
+
+    /// The newest epoch's members as they would be after `change`, if it can
+    /// be made now (see [`Membership::check`]).
+    pub fn after(&self, change: &Change) -> Option<Vec<Member>> {
+        let commit = self.latest_start();
+        self.check(change, commit)
+            .ok()
+            .map(|()| changed(self.latest(), change))
     }
 
     /// True if the change would change nothing: it is already in effect (an
@@ -505,6 +505,25 @@ impl Membership {
             prev = Some(ms.clone());
         }
     }
+}
+
+/// Refuses (`WouldStall`) unless the voter seats of `members` that `held`
+/// says a process holds (and, for a leader's check, that it hears) make a
+/// majority.
+pub fn enough_held(
+    members: &[Member],
+    held: impl Fn(NodeId, &Member) -> bool,
+) -> Result<(), ChangeRefused> {
+    let voters = members.iter().filter(|m| m.seat == Seat::Voter).count();
+    let held = members
+        .iter()
+        .enumerate()
+        .filter(|&(n, m)| m.seat == Seat::Voter && !m.vacant && held(n, m))
+        .count();
+    if held < majority(members) {
+        return Err(ChangeRefused::WouldStall { voters, held });
+    }
+    Ok(())
 }
 
 /// `members` with `change` made (a seat it names must exist).

@@ -68,16 +68,14 @@ impl Replica {
     /// Phase 1b. Promise `ballot` if no higher ballot was promised, reporting every
     /// accepted (or decided) value from `from_slot` on.
     pub(super) fn on_prepare(&mut self, from: NodeId, ballot: Ballot, from_slot: Slot) {
-        if self.membership.is_removed(self.cfg.id)
-            && self.membership.latest_start() <= self.commit
-            && !self.cfg.unsafe_rejoin
+        if self.membership.is_removed(self.cfg.id) && self.membership.latest_start() <= self.commit
         {
             // Removed, and in force: its promise counts in no instance still
             // open, and a candidate with an old view could count it. Refusing
             // is always safe.
             return;
         }
-        if from != self.cfg.id && !self.membership.is_voter(from) && !self.cfg.unsafe_rejoin {
+        if from != self.cfg.id && !self.membership.is_voter(from) {
             // Not a voter of the newest epoch this replica knows (removed, a
             // learner, moved away): refusing a promise is always safe; the
             // membership tells it why.

@@ -33,8 +33,8 @@ impl Replica {
             // Recovering an empty disk with no membership but the start list:
             // a change applied on it would give a membership the group never
             // had, and one skipped would be missed for good. Decisions wait
-            // for the peers' membership (sent with every answer to the
-            // reincarnation request), then apply in order on it.
+            // for the peers' membership (asked for with `MembershipAsk` at
+            // every resend tick), then apply in order on it.
             return;
         }
         if let Some(applied) = self.doubt {

@@ -8,6 +8,20 @@ use crate::membership::Change;
 use crate::message::{Envelope, Message, PromisedSlot};
 use crate::types::{Ballot, Entry, Reincarnation};
 
+/// Replica `from`'s promise of `ballot` to replica 0, at `incarnation`.
+fn promise(from: usize, incarnation: u64, ballot: Ballot, accepted: Vec<PromisedSlot>) -> Envelope {
+    Envelope {
+        from,
+        to: 0,
+        msg: Message::Promise {
+            ballot,
+            accepted,
+            floor: 0,
+            incarnation,
+        },
+    }
+}
+
 /// Delivers every message replica 0 sends to itself; returns the others.
 fn pump(r: &mut Replica) -> Vec<Envelope> {
     let mut out = Vec::new();
@@ -101,39 +115,31 @@ fn attack2_promise_reports_filtered_under_a_stale_view_lose_a_chosen_value() {
         decided,
     };
     // Replica 3 first: knows 4..7 decided, accepted 8 (v).
-    r.handle(Envelope {
-        from: 3,
-        to: 0,
-        msg: Message::Promise {
-            ballot,
-            accepted: vec![
-                ps(4, Entry::Change(Change::Promote { node: 3 }), true),
-                ps(5, Entry::Noop, true),
-                ps(6, Entry::Change(Change::Remove { node: 1 }), true),
-                ps(7, Entry::Noop, true),
-                ps(8, v.clone(), false),
-            ],
-            floor: 0,
-            incarnation: 1,
-        },
-    });
+    r.handle(promise(
+        3,
+        1,
+        ballot,
+        vec![
+            ps(4, Entry::Change(Change::Promote { node: 3 }), true),
+            ps(5, Entry::Noop, true),
+            ps(6, Entry::Change(Change::Remove { node: 1 }), true),
+            ps(7, Entry::Noop, true),
+            ps(8, v.clone(), false),
+        ],
+    ));
     let _ = pump(&mut r);
     assert!(!r.is_leader());
-    r.handle(Envelope {
-        from: 1,
-        to: 0,
-        msg: Message::Promise {
-            ballot,
-            accepted: vec![
-                ps(4, Entry::Change(Change::Promote { node: 3 }), true),
-                ps(5, Entry::Noop, true),
-                ps(6, Entry::Change(Change::Remove { node: 1 }), false),
-                ps(7, Entry::Noop, false),
-            ],
-            floor: 0,
-            incarnation: 0,
-        },
-    });
+    r.handle(promise(
+        1,
+        0,
+        ballot,
+        vec![
+            ps(4, Entry::Change(Change::Promote { node: 3 }), true),
+            ps(5, Entry::Noop, true),
+            ps(6, Entry::Change(Change::Remove { node: 1 }), false),
+            ps(7, Entry::Noop, false),
+        ],
+    ));
     r.propose(b"w".to_vec());
     // Acceptors 1 and 3 promised `ballot`: they accept whatever 0 sends at it.
     for _ in 0..30 {

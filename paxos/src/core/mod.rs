@@ -313,7 +313,9 @@ impl Replica {
                 self.idle_ticks = self
                     .idle_ticks
                     .saturating_add(u32::try_from(ticks).unwrap_or(u32::MAX));
-                if self.doubt.is_some() && resend_due {
+                // In doubt, or knowing only the start list (`provisional`):
+                // the peers' membership is needed before applying anything.
+                if (self.doubt.is_some() || self.provisional) && resend_due {
                     self.broadcast(Message::MembershipAsk, false);
                 }
                 if self.incarnation.is_none() {

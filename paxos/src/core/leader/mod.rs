@@ -15,7 +15,7 @@ use crate::membership::{Change, ChangeRefused};
 use crate::types::{Ballot, Command, Entry, NodeId, Reincarnation, Slot};
 pub use read_index::ReadStats;
 use read_index::{Lease, PendingRead};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// One instance the leader proposed and has not yet seen decided.
 #[derive(Debug)]
@@ -61,9 +61,6 @@ pub(super) struct Leader {
     /// election, proposed once the window reaches them (their epoch is known
     /// only then).
     pub(super) recovered: BTreeMap<Slot, super::candidate::Reports>,
-    /// Instances beyond `commit + window` whose acks arrived: decided (or not)
-    /// once the watermark catches up.
-    deferred: BTreeSet<Slot>,
     /// Per replica, the last large catch-up sent and still unacknowledged: the
     /// instance it reaches (exclusive) and the tick after which it may be sent
     /// again ([`super::CoreConfig::resend_ticks`]); `(0, 0)` if none. A follower's
@@ -106,7 +103,6 @@ impl Leader {
             reincarnations: VecDeque::new(),
             change: None,
             recovered: BTreeMap::new(),
-            deferred: BTreeSet::new(),
             catchup: vec![(0, 0); peers],
         }
     }
@@ -236,16 +232,11 @@ impl Replica {
     /// stall for good, since the instances of the new epoch would need votes
     /// nobody can give.
     fn check_live_after(&self, change: &Change) -> Result<(), ChangeRefused> {
-        let Role::Leader(l) = &self.role else {
+        let (Role::Leader(l), Some(after)) = (&self.role, self.membership.after(change)) else {
             return Ok(());
         };
-        let mut after = self.membership.clone();
-        if !after.apply(self.commit, 0, change) {
-            return Ok(());
-        }
-        let members = after.latest();
         let within = u64::from(self.cfg.election_ticks);
-        let live = |n: NodeId, m: &crate::membership::Member| {
+        crate::membership::enough_held(&after, |n, m| {
             let k = if n == self.cfg.id {
                 self.incarnation
             } else if self.now.saturating_sub(l.last_heard[n]) <= within {
@@ -254,20 +245,7 @@ impl Replica {
                 None
             };
             k.is_some_and(|k| m.votes_as(k))
-        };
-        let voters = members
-            .iter()
-            .filter(|m| m.seat == crate::membership::Seat::Voter)
-            .count();
-        let held = members
-            .iter()
-            .enumerate()
-            .filter(|(n, m)| live(*n, m))
-            .count();
-        if held < crate::membership::majority(members) {
-            return Err(ChangeRefused::WouldStall { voters, held });
-        }
-        Ok(())
+        })
     }
 
     /// A replica that lost its disk asks to be reincarnated.
@@ -283,10 +261,10 @@ impl Replica {
     pub(super) fn on_reincarnate(&mut self, from: NodeId, nonce: u64, replaces: u64) {
         let decided = self.membership.incarnation_of(from, nonce).is_some();
         let newest = self.membership.latest().get(from).map(|m| m.incarnation);
-        // Every answer carries the membership: the requester knows only its
-        // start list (`Replica::provisional`) until a peer's arrives.
-        self.send_membership(from);
         if decided || newest != Some(replaces) {
+            if newest.is_some_and(|k| k > replaces) || decided {
+                self.send_membership(from);
+            }
             return;
         }
         // Any reincarnation of `from` not yet applied here (queued, in flight, or

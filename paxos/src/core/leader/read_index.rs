@@ -131,7 +131,7 @@ impl Replica {
     /// `leader_tick`.) The leader fills the window with no-ops at once, so
     /// this waits a few instances.
     fn settled_for_reads(&self) -> bool {
-        self.is_leader() && self.membership.latest_start() <= self.commit
+        self.membership.latest_start() <= self.commit
     }
 
     /// A linearizable read: answered at once with the commit index while this
@@ -143,9 +143,8 @@ impl Replica {
         let (commit, hint, now) = (self.commit, self.leader(), self.now);
         let leases = self.cfg.lease_reads;
         if self.is_leader() && !self.settled_for_reads() {
-            // A membership change is taking effect, or this leader's election
-            // does not hold in the newest epoch: no read until it is settled
-            // (the caller retries).
+            // A membership change is taking effect: no read until it is in
+            // force (the caller retries).
             self.ready
                 .reads
                 .push(ReadOutcome::NotLeader { id, leader: None });

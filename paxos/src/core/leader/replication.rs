@@ -75,17 +75,6 @@ impl Replica {
     /// Opens new instances for waiting commands and starts, within the window, and
     /// sends whatever heartbeat or read confirmation is due.
     pub(in crate::core) fn leader_flush(&mut self) {
-        // Instances whose decision waited for the commit watermark to catch up.
-        if let Role::Leader(l) = &mut self.role {
-            let limit = self.commit + self.cfg.window;
-            if l.deferred.first().is_some_and(|&s| s <= limit) {
-                let later = l.deferred.split_off(&(limit + 1));
-                let ready = std::mem::replace(&mut l.deferred, later);
-                for slot in ready {
-                    self.try_decide(slot);
-                }
-            }
-        }
         // Values recovered at the election for instances the window now reaches.
         loop {
             let limit = self.commit.saturating_add(self.cfg.window);
@@ -281,16 +270,10 @@ impl Replica {
         self.try_decide(slot);
     }
 
-    /// Decides `slot` if a majority of its epoch accepted it. An instance beyond
-    /// `commit + window` waits: a reincarnation decided below it could still change
-    /// who votes in it.
+    /// Decides `slot` if a majority of its epoch accepted it. Every instance in
+    /// flight was opened below `commit + window` (`leader_flush`, and recovered
+    /// values wait for the window: `Leader::recovered`), so its epoch is known.
     fn try_decide(&mut self, slot: Slot) {
-        if slot > self.commit + self.cfg.window {
-            if let Role::Leader(l) = &mut self.role {
-                l.deferred.insert(slot);
-            }
-            return;
-        }
         let Role::Leader(l) = &self.role else {
             return;
         };

@@ -150,9 +150,10 @@ fn a_second_change_waits_for_the_first_to_be_in_force() {
 }
 
 /// Two seats added and promoted while replica 0 was cut off: it knows only the
-/// founding membership, of which it and replica 1 are a majority. Elected by
-/// them, it must learn the newer membership from replica 1's report and serve
-/// no read on its stale view (the simulator panics on a stale read).
+/// founding membership, of which it and replica 1 are a majority. Promised by
+/// them, it learns the newer membership from replica 1's report and must not
+/// lead on its stale view: it campaigns, yet answers no read (the simulator
+/// also panics on any stale read the others answer).
 #[test]
 fn a_leader_elected_by_a_stale_majority_serves_no_read() {
     let mut sim = Sim::new(3, 3);
@@ -177,6 +178,7 @@ fn a_leader_elected_by_a_stale_majority_serves_no_read() {
     // Now replica 0 and 1 alone together; 2, 3 and 4 keep deciding.
     sim.partition(&[&[0, 1], &[2, 3, 4]]);
     let mut id = 0;
+    let mut zero_ran = false;
     for round in 0..200 {
         if round % 10 == 0 {
             if let Some(l) = sim.leader() {
@@ -195,7 +197,24 @@ fn a_leader_elected_by_a_stale_majority_serves_no_read() {
             sim.node_mut(0).unwrap().campaign_now();
         }
         sim.run(5 * UNITS_PER_TICK);
+        zero_ran |= sim
+            .node(0)
+            .is_some_and(|r| r.promised().node == 0 && r.promised().round > 1);
     }
+    // Replica 0 ran for office on its stale view (its own ballot promised),
+    // and answered no read at all: whatever it was promised, it never held a
+    // leadership that counts in the membership in force (and the simulator
+    // checked every read the others answered).
+    assert!(
+        zero_ran,
+        "replica 0 never campaigned: the stale majority was not exercised"
+    );
+    assert!(
+        !sim.reads(0)
+            .iter()
+            .any(|r| matches!(r, crate::core::ReadOutcome::Ready { .. })),
+        "replica 0 answered a read on a stale membership"
+    );
 }
 
 /// One seeded run: commands, reads, crashes, partitions, lost disks and
