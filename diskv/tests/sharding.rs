@@ -151,6 +151,13 @@ impl diskv::rpc::KvRpc for AllAtOnce {
     ) -> Result<diskv::rpc::ShardPage, diskv::KvError> {
         Err(diskv::KvError::Unavailable("a fake group".into()))
     }
+    async fn change_membership(
+        self,
+        _: tarpc::context::Context,
+        _: paxos::core::Change,
+    ) -> paxos::core::ChangeAnswer {
+        paxos::core::ChangeAnswer::NotLeader(None)
+    }
 }
 
 /// A scan (and a key listing) asks every shard at once: the fake group holding all

@@ -119,6 +119,16 @@ impl Clerk {
         self.write(Op::Leave { gid }).await
     }
 
+    /// Records that group `gid`'s replicas now listen at `servers` (its replica
+    /// set changed); no shard moves.
+    pub async fn set_servers(
+        &self,
+        gid: Gid,
+        servers: Vec<String>,
+    ) -> Result<OpResult, ShardmasterError> {
+        self.write(Op::Servers { gid, servers }).await
+    }
+
     /// Gives `shard` to group `gid`.
     pub async fn move_shard(&self, shard: usize, gid: Gid) -> Result<OpResult, ShardmasterError> {
         self.write(Op::Move { shard, gid }).await

@@ -44,6 +44,16 @@ pub enum Op {
         /// ([`ShardmasterError::BadConfigNum`]).
         num: i64,
     },
+    /// Record that joined group `gid`'s replicas now listen at `servers` (its
+    /// replica set changed: `diskv admin replica ...`); every shard stays where
+    /// it is. `servers` are the addresses of the group's seats that are not
+    /// removed, in seat order.
+    Servers {
+        /// The group.
+        gid: Gid,
+        /// Its replicas' addresses now.
+        servers: Vec<String>,
+    },
 }
 
 /// Which configuration a Query reads.
@@ -103,26 +113,9 @@ impl Op {
     /// runs the same checks, so a replica never depends on the proposer having done so.
     pub fn validate(&self, nshards: usize) -> Result<(), ShardmasterError> {
         match self {
-            Op::Join { gid, servers } => {
+            Op::Join { gid, servers } | Op::Servers { gid, servers } => {
                 check_gid(*gid)?;
-                if servers.is_empty() {
-                    return Err(ShardmasterError::EmptyServerList { gid: *gid });
-                }
-                let mut seen = BTreeSet::new();
-                for addr in servers {
-                    check_address(addr).map_err(|reason| ShardmasterError::MalformedAddress {
-                        gid: *gid,
-                        addr: addr.clone(),
-                        reason,
-                    })?;
-                    if !seen.insert(addr.as_str()) {
-                        return Err(ShardmasterError::DuplicateAddress {
-                            gid: *gid,
-                            addr: addr.clone(),
-                        });
-                    }
-                }
-                Ok(())
+                check_servers(*gid, servers)
             }
             Op::Leave { gid } => check_gid(*gid),
             Op::Move { shard, gid } => {
@@ -149,6 +142,28 @@ impl Op {
     pub fn is_write(&self) -> bool {
         !matches!(self, Op::Query { .. })
     }
+}
+
+/// A group's server list: not empty, every address `host:port`, none twice.
+fn check_servers(gid: Gid, servers: &[String]) -> Result<(), ShardmasterError> {
+    if servers.is_empty() {
+        return Err(ShardmasterError::EmptyServerList { gid });
+    }
+    let mut seen = BTreeSet::new();
+    for addr in servers {
+        check_address(addr).map_err(|reason| ShardmasterError::MalformedAddress {
+            gid,
+            addr: addr.clone(),
+            reason,
+        })?;
+        if !seen.insert(addr.as_str()) {
+            return Err(ShardmasterError::DuplicateAddress {
+                gid,
+                addr: addr.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_gid(gid: Gid) -> Result<(), ShardmasterError> {

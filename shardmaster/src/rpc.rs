@@ -70,6 +70,28 @@ pub trait ShardmasterRpc {
     /// What the replica says about itself (role, log positions, latest
     /// configuration, disk), from its local state with no log round.
     async fn status() -> Result<crate::status::MasterStatus, ShardmasterError>;
+    /// An operator's change to the shardmasters' own replica set (`diskv admin
+    /// replica ... master`): proposed by the leader through the log; any other
+    /// replica answers which one leads. See `paxos::membership`.
+    async fn change_membership(change: paxos::core::Change) -> paxos::core::ChangeAnswer;
+}
+
+/// A client of the shardmaster replica at `addr`, on a new connection opened
+/// within `within`.
+pub async fn connect(
+    addr: &str,
+    within: std::time::Duration,
+) -> std::io::Result<ShardmasterRpcClient> {
+    use paxos::transport::{codec, mux};
+    let stream = tokio::time::timeout(within, mux::connect(addr, mux::CLIENT))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connecting to {addr} timed out"),
+            )
+        })??;
+    Ok(ShardmasterRpcClient::new(tarpc::client::Config::default(), codec::framed(stream)).spawn())
 }
 
 #[cfg(test)]

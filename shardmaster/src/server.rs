@@ -177,6 +177,7 @@ impl ShardmasterServer {
             op_timeout: opts.op_timeout,
             me: opts.me,
             addr: opts.peers[opts.me].as_str().into(),
+            peers: opts.peers.clone().into(),
             halted: halted.clone(),
             disk: Arc::new(DiskGauge::new(&opts.dir, DISK_FIGURE_MAX_AGE)),
         };

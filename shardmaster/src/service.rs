@@ -4,6 +4,7 @@ use crate::error::ShardmasterError;
 use crate::machine::ShardmasterMachine;
 use crate::op::OpResult;
 use crate::rpc::{OpRequest, ShardmasterRpc};
+use paxos::core::ChangeAnswer;
 use paxos::rsm::{Rsm, RsmError};
 use std::time::{Duration, Instant};
 use tarpc::context;
@@ -20,6 +21,8 @@ pub(crate) struct Handler {
     pub(crate) me: usize,
     /// The address the others and the Clerks know this replica by.
     pub(crate) addr: std::sync::Arc<str>,
+    /// Every shardmaster's address as the group was started (`--peers`).
+    pub(crate) peers: std::sync::Arc<[String]>,
     /// Set once a majority of the shardmasters lost their disks and this one halted.
     pub(crate) halted: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The directory's disk use.
@@ -50,6 +53,15 @@ impl ShardmasterRpc for Handler {
         _: context::Context,
     ) -> Result<crate::status::MasterStatus, ShardmasterError> {
         Ok(Handler::status(&self).await)
+    }
+
+    async fn change_membership(
+        self,
+        _: context::Context,
+        change: paxos::core::Change,
+    ) -> ChangeAnswer {
+        tracing::info!(node = self.me, %change, "operator asks for a membership change");
+        self.rsm.node().change_seats(change, &self.peers)
     }
 
     async fn call(

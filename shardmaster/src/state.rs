@@ -19,10 +19,10 @@
 //!   a successful no-op: [`OpResult::Unchanged`]. Clients retry Joins, and the
 //!   `--join` start-up path may race with an admin, so a repeated Join must succeed.
 //! - **Join of a joined gid with a different server list is refused** (`GidInUse`). A
-//!   group's replicas are fixed when the group starts (its Paxos peers come from
-//!   `--peers`), so a different list is either a gid collision between two groups or a
+//!   group's replicas change only through its own log (`diskv admin replica ...`), so a
+//!   Join with a different list is either a gid collision between two groups or a
 //!   typo; silently rewriting the addresses would route the group's shards to servers
-//!   that do not hold them. To re-address a group, Leave it and Join again.
+//!   that do not hold them. A replica set the group changed is recorded with Servers.
 //! - **Leave of a gid that is not joined is refused** (`UnknownGroup`), no new config.
 //!   Otherwise the group is removed and only its shards move (plus whatever is needed
 //!   to re-level a load that Moves had skewed). When the last group leaves, every
@@ -31,6 +31,11 @@
 //!   rebalancing; the imbalance stays until a later Join or Leave rebalances. Refused
 //!   for gid 0, a gid not joined, or a shard out of range. A Move to the shard's
 //!   current owner is a successful no-op (`Unchanged`), like a repeated Join.
+//! - **Servers(gid, servers)** records a joined group's new server list (after the
+//!   group changed its replica set through its own log) in a new configuration that
+//!   moves no shard. The same list again is `Unchanged`; a gid not joined is refused
+//!   (`UnknownGroup`), and so is an address malformed, repeated or used by another
+//!   group, as for Join.
 //! - **Query(num)** never changes the store: -1 ([`ConfigNum::Latest`] on the wire) or
 //!   a number past the latest reads the latest; other negative numbers are refused by
 //!   [`Op::validate`].
@@ -139,6 +144,21 @@ impl ConfigStore {
                 if let Some(owner) = next.shards.get_mut(*shard) {
                     *owner = *gid;
                 }
+                next
+            }
+            Op::Servers { gid, servers } => {
+                match latest.groups.get(gid) {
+                    None => return Err(ShardmasterError::UnknownGroup { gid: *gid }),
+                    Some(now) if now == servers => {
+                        return Ok(OpResult::Unchanged { num: latest.num })
+                    }
+                    Some(_) => {}
+                }
+                let mut others = latest.clone();
+                others.groups.remove(gid);
+                check_addresses_free(&others, *gid, servers)?;
+                let mut next = successor(latest);
+                next.groups.insert(*gid, servers.clone());
                 next
             }
         };

@@ -30,7 +30,10 @@ pub struct MasterStatus {
 impl Handler {
     /// What this replica says about itself.
     pub(crate) async fn status(&self) -> MasterStatus {
-        let node = self.rsm.node().report(self.halted.load(Ordering::SeqCst));
+        let node = self
+            .rsm
+            .node()
+            .report(self.halted.load(Ordering::SeqCst), &self.peers);
         let applied = self.rsm.applied();
         let latest_config = self.rsm.with_state(|m| m.store().latest().num);
         let (disk, disk_error) = match self.disk.read().await {
@@ -52,16 +55,10 @@ impl Handler {
 /// Asks the shardmaster replica at `addr` for its status, giving up after
 /// `timeout` (connect included); the error says what went wrong.
 pub async fn ask(addr: &str, timeout: std::time::Duration) -> Result<MasterStatus, String> {
-    use paxos::transport::{codec, mux};
     let asked = async {
-        let stream = mux::connect(addr, mux::CLIENT)
+        let rpc = crate::rpc::connect(addr, timeout)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        let rpc = crate::rpc::ShardmasterRpcClient::new(
-            tarpc::client::Config::default(),
-            codec::framed(stream),
-        )
-        .spawn();
         let mut ctx = tarpc::context::current();
         ctx.deadline = std::time::Instant::now() + timeout;
         match rpc.status(ctx).await {

@@ -1,5 +1,6 @@
 //! `diskv admin`: Join, Leave, Move and Query against the shardmaster, the
-//! cluster's status, and Backup of every shard (docs/REFERENCE.md §3).
+//! cluster's status, Backup of every shard, and changes to a replica set
+//! (`replica add|promote|remove|replace|list`; docs/REFERENCE.md §3).
 //!
 //! `query` prints exactly one line of JSON on stdout; the other commands print one
 //! line saying what happened. Errors go to stderr with a non-zero exit status, and
@@ -7,6 +8,8 @@
 //! shardmaster is contacted.
 
 use anyhow::{anyhow, bail};
+use diskv::client::replicas::{self, ReplicaSet};
+use paxos::core::Change;
 use shardmaster::{Clerk, ClerkOptions, ConfigNum, Gid, OpResult, ShardmasterError};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -77,6 +80,74 @@ enum AdminOp {
         /// The directory to write (created if missing; refused if it holds a backup).
         dir: PathBuf,
     },
+    /// Change a replica set through its own log: a group's (SET = its gid) or
+    /// the shardmasters' (SET = master). One change at a time; each waits until
+    /// it is in force and records a group's new servers with the shardmaster.
+    /// Running the same command again finishes an interrupted one.
+    #[command(subcommand)]
+    Replica(ReplicaOp),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ReplicaOp {
+    /// Add a replica at ADDR as a learner: it receives every decision but does
+    /// not vote. Start a process there with an empty --dir (the command prints
+    /// how), then promote it.
+    Add {
+        /// A group's gid, or `master` for the shardmasters.
+        set: SetArg,
+        /// Where the new replica will listen (host:port).
+        addr: String,
+    },
+    /// Make learner I a voter, once its process has joined and caught up.
+    Promote {
+        /// A group's gid, or `master` for the shardmasters.
+        set: SetArg,
+        /// The replica's index (its --me).
+        node: usize,
+    },
+    /// Remove replica I from the set for good (its index is never reused).
+    Remove {
+        /// A group's gid, or `master` for the shardmasters.
+        set: SetArg,
+        /// The replica's index (its --me).
+        node: usize,
+    },
+    /// Move replica I to a new process at NEWADDR (a replacement machine): the
+    /// old process stops counting at once; start the new one with an empty
+    /// --dir (the command prints how).
+    Replace {
+        /// A group's gid, or `master` for the shardmasters.
+        set: SetArg,
+        /// The replica's index (its --me).
+        node: usize,
+        /// Where the replacement will listen (host:port).
+        addr: String,
+    },
+    /// Print the set's replicas: index, address, voter/learner/removed.
+    List {
+        /// A group's gid, or `master` for the shardmasters.
+        set: SetArg,
+    },
+}
+
+/// A replica set named on the command line: a gid, or `master`.
+#[derive(Clone, Copy, Debug)]
+struct SetArg(ReplicaSet);
+
+impl std::str::FromStr for SetArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "master" | "masters" => Ok(SetArg(ReplicaSet::Masters)),
+            _ => match s.parse::<Gid>() {
+                Ok(0) => Err("gid 0 is reserved for 'no group'".into()),
+                Ok(gid) => Ok(SetArg(ReplicaSet::Group(gid))),
+                Err(_) => Err(format!("{s:?} is neither a gid nor `master`")),
+            },
+        }
+    }
 }
 
 /// Runs one admin command.
@@ -121,6 +192,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let which = ConfigNum::from_wire(num).map_err(|e| refused("query", e))?;
             let config = clerk.query(which).await.map_err(|e| refused("query", e))?;
             println!("{}", config.to_json());
+        }
+        AdminOp::Replica(op) => {
+            let timeout = seconds("--timeout", args.timeout)?;
+            return replica(&clerk, op, timeout).await;
         }
         AdminOp::Backup { dir } => {
             let opts = diskv::backup::BackupOptions {
@@ -186,5 +261,101 @@ fn describe(done: &str, r: &OpResult) -> String {
             format!("already so, nothing changed: configuration {num} is still the latest")
         }
         OpResult::Config(c) => format!("configuration {}", c.num),
+    }
+}
+
+/// Runs one `admin replica` command and says what happened and what to do next.
+async fn replica(clerk: &Clerk, op: ReplicaOp, timeout: Duration) -> anyhow::Result<()> {
+    let (set, change) = match op {
+        ReplicaOp::List { set } => {
+            let seats = replicas::seats_of(clerk, set.0).await?;
+            for s in &seats.seats {
+                let vacant = if s.vacant {
+                    " (vacant: no process yet)"
+                } else {
+                    ""
+                };
+                println!("{}\t{}\t{:?}{vacant}", s.node, s.addr, s.seat);
+            }
+            return Ok(());
+        }
+        ReplicaOp::Add { set, addr } => (set.0, Change::Add { addr }),
+        ReplicaOp::Promote { set, node } => (set.0, Change::Promote { node }),
+        ReplicaOp::Remove { set, node } => (set.0, Change::Remove { node }),
+        ReplicaOp::Replace { set, node, addr } => (set.0, Change::Move { node, addr }),
+    };
+    let done = replicas::change_replicas(clerk, set, change.clone(), timeout).await?;
+    let what = if done.already {
+        "already so, nothing new decided".to_string()
+    } else {
+        format!("{set}: {change}: in force")
+    };
+    let recorded = match &done.recorded {
+        Some(r) => format!("; {}", describe("servers recorded", r)),
+        None => String::new(),
+    };
+    println!("{what}{recorded}");
+    let start = |node: usize| start_command(clerk, set, &done.seats, node);
+    match &change {
+        Change::Add { addr } => {
+            if let Some(s) = done.seats.at_addr(addr) {
+                println!(
+                    "replica {} is a learner at {addr}; start it with an empty --dir:\n  {}\n\
+                     then, once it has joined (`admin replica list` no longer says vacant):\n  \
+                     diskv admin --masters {} replica promote {} {}",
+                    s.node,
+                    start(s.node),
+                    clerk.masters().join(","),
+                    set_name(set),
+                    s.node
+                );
+            }
+        }
+        Change::Move { node, addr } => println!(
+            "replica {node} now belongs to a process at {addr}; start it with an empty --dir:\n  {}\n\
+             and stop the old process if it still runs",
+            start(*node)
+        ),
+        Change::Remove { node } => {
+            println!("replica {node} takes no part any more: stop its process")
+        }
+        Change::Promote { .. } => {}
+    }
+    if set == ReplicaSet::Masters && !matches!(change, Change::Promote { .. }) {
+        println!(
+            "the shardmasters are now at {}: pass that to every --masters",
+            done.seats.addresses().join(",")
+        );
+    }
+    Ok(())
+}
+
+/// How an operator names `set` on the command line.
+fn set_name(set: ReplicaSet) -> String {
+    match set {
+        ReplicaSet::Group(gid) => gid.to_string(),
+        ReplicaSet::Masters => "master".into(),
+    }
+}
+
+/// The command that starts the process of seat `node` of `set` (with an empty
+/// directory it claims its seat the way a replica that lost its disk rejoins).
+fn start_command(
+    clerk: &Clerk,
+    set: ReplicaSet,
+    seats: &paxos::node::GroupSeats,
+    node: usize,
+) -> String {
+    let peers: Vec<&str> = seats.seats.iter().map(|s| s.addr.as_str()).collect();
+    match set {
+        ReplicaSet::Group(gid) => format!(
+            "diskv server --gid {gid} --me {node} --peers {} --masters {} --dir DIR",
+            peers.join(","),
+            clerk.masters().join(",")
+        ),
+        ReplicaSet::Masters => format!(
+            "diskv shardmaster --me {node} --peers {} --dir DIR",
+            peers.join(",")
+        ),
     }
 }

@@ -21,6 +21,17 @@ struct Group {
     unreliable: bool,
 }
 
+/// How a replica process starts.
+#[derive(Clone, Copy)]
+enum Start {
+    /// The group's first start: `--join`.
+    Join,
+    /// On its own directory again: `--restart`.
+    Restart,
+    /// On an empty directory, claiming a seat an operator made for it.
+    Claim,
+}
+
 /// One shardmaster and any number of replica groups, each a set of processes.
 pub struct ShardCluster {
     // Declared first, so the processes are killed (and their logs printed on a
@@ -115,8 +126,27 @@ impl ShardCluster {
         };
         self.groups.insert(gid, group);
         for i in 0..n {
-            self.spawn(gid, i, false);
+            self.spawn(gid, i, Start::Join);
         }
+    }
+
+    /// Starts a process for seat `i` of group `gid` at `addr` on an empty
+    /// directory (a new machine): a seat an operator added or moved there
+    /// (`diskv admin replica add|replace`), which the process claims the way a
+    /// replica that lost its disk rejoins. The seat's old process, if any, must
+    /// be stopped first.
+    pub fn start_seat(&mut self, gid: u64, i: usize, addr: &str) {
+        let g = self.groups.get_mut(&gid).expect("group started");
+        if i == g.peers.len() {
+            g.peers.push(addr.to_string());
+            g.replicas.push(None);
+        }
+        g.peers[i] = addr.to_string();
+        let dir = self.replica_dir(gid, i);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("wipe the seat's old directory");
+        }
+        self.spawn(gid, i, Start::Claim);
     }
 
     /// Waits until every replica of group `gid` has decided how to start (its
@@ -142,7 +172,7 @@ impl ShardCluster {
         self.root.path().join(format!("g{gid}-{i}"))
     }
 
-    fn spawn(&mut self, gid: u64, i: usize, restart: bool) {
+    fn spawn(&mut self, gid: u64, i: usize, start: Start) {
         self.spawns += 1;
         let dir = self.replica_dir(gid, i);
         let logs = self.logs();
@@ -164,7 +194,11 @@ impl ShardCluster {
         ];
         // A restarted replica does not join: its group joined at first start, and a
         // test may have made it leave since.
-        args.push(if restart { "--restart" } else { "--join" }.into());
+        match start {
+            Start::Join => args.push("--join".into()),
+            Start::Restart => args.push("--restart".into()),
+            Start::Claim => {}
+        }
         if g.unreliable {
             args.push("--unreliable".into());
         }
@@ -182,7 +216,7 @@ impl ShardCluster {
 
     /// Restarts replica `i` of group `gid` on its directory, with `--restart`.
     pub fn restart(&mut self, gid: u64, i: usize) {
-        self.spawn(gid, i, true);
+        self.spawn(gid, i, Start::Restart);
     }
 
     /// SIGSTOPs replica `i` of group `gid` (it keeps its ports, answers nothing).

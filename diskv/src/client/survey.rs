@@ -118,6 +118,10 @@ trait Vitals {
     fn disk(&self) -> Option<paxos::node::DiskUse>;
     fn disk_error(&self) -> Option<&str>;
     fn error(&self) -> Option<&str>;
+    /// Its seat in its group (its `--me`).
+    fn seat(&self) -> usize;
+    /// Its group's seats as it knows them.
+    fn seats(&self) -> &paxos::node::GroupSeats;
 }
 
 /// Both kinds of status carry the same fields under the same names.
@@ -141,6 +145,12 @@ macro_rules! vitals {
             }
             fn error(&self) -> Option<&str> {
                 self.node.error.as_deref()
+            }
+            fn seat(&self) -> usize {
+                self.me
+            }
+            fn seats(&self) -> &paxos::node::GroupSeats {
+                &self.node.seats
             }
         }
     )+};
@@ -297,7 +307,17 @@ fn judge_set<T: Vitals>(
     opts: &SurveyOptions,
     problems: &mut Vec<String>,
 ) -> (Health, Option<usize>) {
-    let n = set.len();
+    // Only voter seats count towards a majority (learners do not vote), as the
+    // leader (or else the replica that has learned the most membership changes)
+    // knows them; with no such answer, every listed replica is taken for a voter.
+    let views = set
+        .iter()
+        .filter_map(|s| s.status.as_ref())
+        .map(|s| (s.role() == NodeRole::Leader, s.seats()));
+    let n = paxos::node::GroupSeats::best(views)
+        .map(|seats| seats.voters())
+        .filter(|&voters| voters > 0)
+        .unwrap_or(set.len());
     let majority = n / 2 + 1;
     let furthest = set
         .iter()
@@ -320,11 +340,16 @@ fn judge_set<T: Vitals>(
         let lag = furthest.saturating_sub(s.applied());
         seen.lag = Some(lag);
         let role = s.role();
-        if role.is_healthy() {
+        if role.votes() {
             voting += 1;
-        } else {
+        } else if !role.is_healthy() {
             health = health.max(Health::Degraded);
-            let why = s.error().map(|e| format!(": {e}")).unwrap_or_default();
+            let why = match role {
+                NodeRole::Removed => ": its seat was removed from the group; stop it, and record \
+                    the group's servers again (repeat the diskv admin replica command)"
+                    .to_string(),
+                _ => s.error().map(|e| format!(": {e}")).unwrap_or_default(),
+            };
             problems.push(format!(
                 "degraded: {name} replica {i} ({}) is {}{why}",
                 seen.addr,
@@ -371,9 +396,12 @@ fn judge_set<T: Vitals>(
     }
     // Two replicas may both think they lead for a moment (the older one has not
     // heard of the newer ballot yet); the one most replicas name is the leader.
+    // Replicas name the leader by seat, which is its place in the list only
+    // until a seat is removed or added.
     let named = |l: usize| {
+        let seat = set[l].status.as_ref().map(Vitals::seat);
         set.iter()
-            .filter(|s| s.status.as_ref().and_then(Vitals::leader) == Some(l))
+            .filter(|s| seat.is_some() && s.status.as_ref().and_then(Vitals::leader) == seat)
             .count()
     };
     let leader = leaders.into_iter().max_by_key(|&l| named(l));
@@ -387,207 +415,5 @@ fn judge_set<T: Vitals>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use paxos::node::{DiskUse, NodeReport};
-
-    fn master(role: NodeRole, applied: u64, leader: Option<usize>) -> MasterStatus {
-        MasterStatus {
-            me: 0,
-            addr: String::new(),
-            node: NodeReport {
-                role,
-                leader,
-                group_size: 3,
-                commit_index: applied,
-                max: applied,
-                min: 0,
-                error: None,
-            },
-            applied,
-            latest_config: 1,
-            disk: Some(DiskUse {
-                used_bytes: 1 << 20,
-                free_bytes: 1 << 30,
-                total_bytes: 1 << 31,
-            }),
-            disk_error: None,
-        }
-    }
-
-    fn up(s: MasterStatus) -> Seen<MasterStatus> {
-        Seen {
-            addr: "a:1".into(),
-            status: Some(s),
-            error: None,
-            lag: None,
-        }
-    }
-
-    fn down() -> Seen<MasterStatus> {
-        Seen {
-            addr: "a:1".into(),
-            status: None,
-            error: Some("cannot connect".into()),
-            lag: None,
-        }
-    }
-
-    fn verdict(set: &mut [Seen<MasterStatus>]) -> (Health, Option<usize>, Vec<String>) {
-        let mut problems = Vec::new();
-        let (h, l) = judge_set(
-            "shardmasters",
-            set,
-            &SurveyOptions::default(),
-            &mut problems,
-        );
-        (h, l, problems)
-    }
-
-    #[test]
-    fn all_up_with_one_leader_is_healthy_and_lag_is_measured_from_the_furthest() {
-        let mut set = vec![
-            up(master(NodeRole::Leader, 100, Some(0))),
-            up(master(NodeRole::Follower, 90, Some(0))),
-            up(master(NodeRole::Follower, 100, Some(0))),
-        ];
-        let (h, l, p) = verdict(&mut set);
-        assert_eq!((h, l), (Health::Healthy, Some(0)), "{p:?}");
-        assert_eq!(set[1].lag, Some(10));
-        assert_eq!(set[0].lag, Some(0));
-    }
-
-    #[test]
-    fn a_minority_down_or_failed_or_far_behind_is_degraded() {
-        let mut set = vec![
-            up(master(NodeRole::Leader, 5000, Some(0))),
-            up(master(NodeRole::Follower, 5000, Some(0))),
-            down(),
-        ];
-        let (h, l, p) = verdict(&mut set);
-        assert_eq!((h, l), (Health::Degraded, Some(0)));
-        assert!(p[0].contains("replica 2") && p[0].contains("down"), "{p:?}");
-
-        let mut set = vec![
-            up(master(NodeRole::Leader, 5000, Some(0))),
-            up(master(NodeRole::Follower, 5000, Some(0))),
-            up(master(NodeRole::Follower, 10, Some(0))),
-        ];
-        let (h, _, p) = verdict(&mut set);
-        assert_eq!(h, Health::Degraded);
-        assert!(p[0].contains("4990 log instances behind"), "{p:?}");
-
-        let mut failed = master(NodeRole::Failed, 5000, None);
-        failed.node.error = Some("the disk is full".into());
-        let mut set = vec![
-            up(master(NodeRole::Leader, 5000, Some(0))),
-            up(master(NodeRole::Follower, 5000, Some(0))),
-            up(failed),
-        ];
-        let (h, _, p) = verdict(&mut set);
-        assert_eq!(h, Health::Degraded);
-        assert!(p[0].contains("failed: the disk is full"), "{p:?}");
-    }
-
-    #[test]
-    fn no_majority_or_no_leader_is_unavailable() {
-        let mut set = vec![up(master(NodeRole::Leader, 1, Some(0))), down(), down()];
-        let (h, l, p) = verdict(&mut set);
-        assert_eq!((h, l), (Health::Unavailable, None));
-        assert!(
-            p.last().unwrap().contains("1 voting replicas of 3"),
-            "{p:?}"
-        );
-
-        let mut set = vec![
-            up(master(NodeRole::Follower, 1, None)),
-            up(master(NodeRole::Follower, 1, None)),
-            up(master(NodeRole::Recovering, 1, None)),
-        ];
-        let (h, _, p) = verdict(&mut set);
-        assert_eq!(h, Health::Unavailable);
-        assert!(p.last().unwrap().contains("no leader"), "{p:?}");
-    }
-
-    #[test]
-    fn of_two_replicas_that_think_they_lead_the_one_the_others_name_wins() {
-        let mut set = vec![
-            up(master(NodeRole::Leader, 1, Some(0))),
-            up(master(NodeRole::Leader, 1, Some(1))),
-            up(master(NodeRole::Follower, 1, Some(1))),
-        ];
-        assert_eq!(verdict(&mut set).1, Some(1));
-    }
-
-    #[test]
-    fn a_nearly_full_disk_is_degraded() {
-        let mut s = master(NodeRole::Follower, 1, Some(0));
-        s.disk = Some(DiskUse {
-            used_bytes: 1,
-            free_bytes: 1 << 20,
-            total_bytes: 1 << 30,
-        });
-        let mut set = vec![
-            up(master(NodeRole::Leader, 1, Some(0))),
-            up(s),
-            up(master(NodeRole::Follower, 1, Some(0))),
-        ];
-        let (h, _, p) = verdict(&mut set);
-        assert_eq!(h, Health::Degraded);
-        assert!(p[0].contains("1 MiB of disk left"), "{p:?}");
-    }
-
-    #[test]
-    fn no_configuration_or_an_unowned_shard_makes_the_cluster_unavailable() {
-        let mut status = ClusterStatus {
-            health: Health::Healthy,
-            problems: vec![],
-            notes: vec![],
-            config: None,
-            shards: vec![],
-            master_leader: None,
-            masters: vec![
-                up(master(NodeRole::Leader, 1, Some(0))),
-                up(master(NodeRole::Follower, 1, Some(0))),
-                up(master(NodeRole::Follower, 1, Some(0))),
-            ],
-            groups: vec![],
-        };
-        judge(&mut status, &SurveyOptions::default());
-        assert_eq!(status.health, Health::Unavailable);
-
-        status.config = Some(1);
-        status.shards = vec![NO_GROUP; 4];
-        judge(&mut status, &SurveyOptions::default());
-        assert_eq!(status.health, Health::Unavailable);
-        assert!(status
-            .problems
-            .iter()
-            .any(|p| p.contains("belong to no group")));
-
-        status.problems.clear();
-        status.shards = vec![];
-        judge(&mut status, &SurveyOptions::default());
-        assert_eq!(status.health, Health::Healthy, "{:?}", status.problems);
-    }
-
-    /// Found by the attack on `diskv admin status`: a replica whose disk could
-    /// not be measured (its directory deleted under it, or unreadable) answers
-    /// with `disk: None` and `disk_error`, which the verdict ignored: the
-    /// cluster was "healthy" (exit 0), though healthy promises every process
-    /// "has 5% of its disk free" (docs/REFERENCE.md §3), which nobody knows here.
-    #[test]
-    fn attack_a_replica_whose_disk_cannot_be_measured_is_not_healthy() {
-        let mut blind = master(NodeRole::Follower, 1, Some(0));
-        blind.disk = None;
-        blind.disk_error = Some("cannot measure /data/m1: No such file or directory".into());
-        let mut set = vec![
-            up(master(NodeRole::Leader, 1, Some(0))),
-            up(blind),
-            up(master(NodeRole::Follower, 1, Some(0))),
-        ];
-        let (h, _, p) = verdict(&mut set);
-        assert_eq!(h, Health::Degraded, "{p:?}");
-        assert!(p.iter().any(|p| p.contains("No such file")), "{p:?}");
-    }
-}
+#[path = "survey_tests.rs"]
+mod tests;

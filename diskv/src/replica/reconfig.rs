@@ -50,7 +50,7 @@ pub(crate) fn spawn(rsm: Rsm<KvState>, opts: ServerOptions, stop: watch::Receive
                 continue;
             }
             if !joined {
-                joined = join(&masters, &opts).await;
+                joined = join(&masters, &opts, &rsm).await;
             }
             let (num, modes) = rsm.with_state(|s| (s.config().num, s.shard_modes()));
             let moving: Vec<(usize, ShardMode)> = modes
@@ -76,12 +76,15 @@ pub(crate) fn spawn(rsm: Rsm<KvState>, opts: ServerOptions, stop: watch::Receive
     });
 }
 
-/// Joins the group to the cluster unless the latest config already has it as given.
-async fn join(masters: &MasterClerk, opts: &ServerOptions) -> bool {
+/// Joins the group to the cluster unless the latest config already has it as
+/// given, or as its replica set is now (`diskv admin replica ...` changed it
+/// and recorded it with the shardmaster since `--peers` was written).
+async fn join(masters: &MasterClerk, opts: &ServerOptions, rsm: &Rsm<KvState>) -> bool {
     let Ok(Ok(latest)) = tokio::time::timeout(CALL, masters.query(ConfigNum::Latest)).await else {
         return false;
     };
-    if latest.groups.get(&opts.gid) == Some(&opts.peers) {
+    let listed = latest.groups.get(&opts.gid);
+    if listed == Some(&opts.peers) || listed == Some(&rsm.node().seats(&opts.peers).addresses()) {
         return true;
     }
     match tokio::time::timeout(CALL * 5, masters.join(opts.gid, opts.peers.clone())).await {

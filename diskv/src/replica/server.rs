@@ -101,6 +101,7 @@ impl KvServer {
             About {
                 addr: opts.peers[opts.me].clone(),
                 me: opts.me,
+                peers: opts.peers.clone(),
                 halted: halted.clone(),
                 disk: DiskGauge::new(&opts.dir, DISK_FIGURE_MAX_AGE),
             },

@@ -34,6 +34,8 @@ pub struct About {
     pub addr: String,
     /// Its index in the group.
     pub me: usize,
+    /// Every replica's address as the group was started (`--peers`).
+    pub peers: Vec<String>,
     /// Set once a majority of its group lost their disks and it halted.
     pub halted: Arc<AtomicBool>,
     /// Its directory's disk use.
@@ -44,26 +46,6 @@ pub struct About {
 fn monotonic_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
-/// Translates a log-layer failure into what the Clerk should do.
-pub(crate) fn rsm_error(e: RsmError, rsm: &Rsm<KvState>) -> KvError {
-    match e {
-        RsmError::Timeout => KvError::Timeout,
-        RsmError::Paxos(PaxosError::NotLeader { leader }) => KvError::NotLeader { leader },
-        RsmError::Paxos(PaxosError::CommandTooLarge { bytes, limit }) => KvError::TooLarge {
-            what: "command".into(),
-            bytes,
-            limit,
-        },
-        RsmError::Paxos(other) => {
-            if let Some(failure) = rsm.node().failure() {
-                KvError::Unavailable(failure.advice())
-            } else {
-                KvError::Unavailable(other.to_string())
-            }
-        }
-    }
 }
 
 impl KvService {
@@ -80,7 +62,7 @@ impl KvService {
     /// What this replica says about itself (see [`KvRpc::status`]).
     pub async fn status(&self) -> ReplicaStatus {
         let halted = self.about.halted.load(Ordering::SeqCst);
-        let node = self.rsm.node().report(halted);
+        let node = self.rsm.node().report(halted, &self.about.peers);
         let applied = self.rsm.applied();
         let (gid, config, shards, keys) = self
             .rsm
@@ -117,9 +99,53 @@ impl KvService {
             Ok(())
         } else {
             Err(KvError::NotLeader {
-                leader: node.leader(),
+                leader: self.leader_hint(node.leader()),
             })
         }
+    }
+
+    /// Translates a log-layer failure into what the Clerk should do.
+    fn rsm_error(&self, e: RsmError) -> KvError {
+        match e {
+            RsmError::Timeout => KvError::Timeout,
+            RsmError::Paxos(PaxosError::NotLeader { leader }) => KvError::NotLeader {
+                leader: self.leader_hint(leader),
+            },
+            RsmError::Paxos(PaxosError::CommandTooLarge { bytes, limit }) => KvError::TooLarge {
+                what: "command".into(),
+                bytes,
+                limit,
+            },
+            RsmError::Paxos(other) => match self.rsm.node().failure() {
+                Some(failure) => KvError::Unavailable(failure.advice()),
+                None => KvError::Unavailable(other.to_string()),
+            },
+        }
+    }
+
+    /// The leader's position in the group's server list as the configuration
+    /// this replica applied names it — the list Clerks try in turn, which the
+    /// hint indexes — from the leader's seat. They differ once a seat was
+    /// removed (the list leaves it out) or added. `None` when the list does not
+    /// name the leader's address (not recorded yet): the Clerk tries the next.
+    fn leader_hint(&self, leader: Option<paxos::NodeId>) -> Option<usize> {
+        let seat = leader?;
+        let seats = self.rsm.node().seats(&self.about.peers);
+        let addr = &seats.seat(seat)?.addr;
+        self.rsm
+            .with_state(|st| match st.config().groups.get(&st.gid()) {
+                Some(servers) => servers.iter().position(|a| a == addr),
+                // The group is in no configuration yet: Clerks that reach it were
+                // given its founders' list, by seat.
+                None => Some(seat),
+            })
+    }
+
+    /// An operator's change to this group's replica set (see
+    /// [`KvRpc::change_membership`]).
+    pub fn change_membership(&self, change: paxos::core::Change) -> paxos::core::ChangeAnswer {
+        tracing::info!(gid = self.rsm.with_state(|st| st.gid()), me = self.about.me, %change, "operator asks for a membership change");
+        self.rsm.node().change_seats(change, &self.about.peers)
     }
 
     /// Executes a client request (see [`KvRpc::execute`]).
@@ -133,7 +159,7 @@ impl KvService {
             let rsm = &self.rsm;
             rsm.read(REQUEST_TIMEOUT, |st| st.read(&req))
                 .await
-                .map_err(|e| rsm_error(e, rsm))?
+                .map_err(|e| self.rsm_error(e))?
         } else {
             let applied_ms = self.rsm.with_state(|st| st.now_ms());
             let at_ms = self
@@ -145,7 +171,7 @@ impl KvService {
             self.rsm
                 .execute(cmd, REQUEST_TIMEOUT)
                 .await
-                .map_err(|e| rsm_error(e, &self.rsm))?
+                .map_err(|e| self.rsm_error(e))?
         }
     }
 
@@ -195,7 +221,7 @@ impl KvService {
             }
         })
         .await
-        .map_err(|e| rsm_error(e, rsm))?
+        .map_err(|e| self.rsm_error(e))?
     }
 
     /// Whether this group installed `shard` given by `config` (see
@@ -211,7 +237,7 @@ impl KvService {
                     && matches!(st.shard(shard).map(|s| &s.mode), Some(ShardMode::Serving)))
         })
         .await
-        .map_err(|e| rsm_error(e, rsm))
+        .map_err(|e| self.rsm_error(e))
     }
 }
 
@@ -224,7 +250,7 @@ impl KvService {
             st.snapshot(applied, membership)
         })
         .await
-        .map_err(|e| rsm_error(e, rsm))
+        .map_err(|e| self.rsm_error(e))
     }
 }
 
@@ -241,7 +267,7 @@ impl KvService {
                 let data = rsm
                     .read(REQUEST_TIMEOUT, |st| st.shard_at(config, shard).cloned())
                     .await
-                    .map_err(|e| rsm_error(e, rsm))??;
+                    .map_err(|e| self.rsm_error(e))??;
                 let page = self.snapshots().start(data, now);
                 tracing::info!(
                     config,
@@ -304,6 +330,14 @@ impl KvRpc for KvService {
 
     async fn read_shard(self, _: context::Context, read: ShardRead) -> Result<ShardPage, KvError> {
         KvService::read_shard(&self, read).await
+    }
+
+    async fn change_membership(
+        self,
+        _: context::Context,
+        change: paxos::core::Change,
+    ) -> paxos::core::ChangeAnswer {
+        KvService::change_membership(&self, change)
     }
 }
 

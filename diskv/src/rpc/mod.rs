@@ -46,4 +46,9 @@ pub trait KvRpc {
     /// A page of one shard as it was at one moment, for `diskv admin backup`
     /// (see [`ShardRead`]).
     async fn read_shard(read: ShardRead) -> Result<ShardPage, KvError>;
+    /// An operator's change to this group's replica set (`diskv admin replica
+    /// ...`): the leader proposes it through the group's log; any other replica
+    /// answers which one leads. Watch [`KvRpc::status`]'s seats to see it take
+    /// effect. See `paxos::membership`.
+    async fn change_membership(change: paxos::core::Change) -> paxos::core::ChangeAnswer;
 }

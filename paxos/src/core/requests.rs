@@ -20,6 +20,13 @@ impl Replica {
             && self.membership_durable()
     }
 
+    /// True while this replica's membership is only its start list (it
+    /// recovers a lost disk and no peer has sent it the group's membership
+    /// yet): not to be trusted by anyone else.
+    pub fn membership_provisional(&self) -> bool {
+        self.provisional
+    }
+
     /// The membership epochs this replica knows.
     pub fn membership(&self) -> &Membership {
         &self.membership

@@ -28,11 +28,13 @@ pub mod failure;
 mod persister;
 mod rebuild;
 pub mod report;
+mod seats;
 
 pub use failure::StorageFailure;
 pub use persister::PersistStats;
 pub use rebuild::{restore, restore_in_place};
 pub use report::{DiskGauge, DiskUse, NodeReport, NodeRole, DISK_FIGURE_MAX_AGE};
+pub use seats::{GroupSeats, SeatReport};
 
 use crate::core::{CoreConfig, Replica, Status};
 use crate::error::PaxosError;

@@ -3,6 +3,7 @@
 //! disk. Both services (KV groups and the shardmaster) answer with it.
 
 use super::PaxosNode;
+use crate::membership::Seat;
 use crate::types::{NodeId, Slot};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,12 @@ pub enum NodeRole {
     /// A majority of its group lost their disks: it halted and never restarts
     /// empty (DESIGN.md, the disk-loss rule).
     Halted,
+    /// Holds a learner's seat (added by an operator, not promoted yet): it
+    /// receives every decision and serves nothing, and its vote does not count.
+    Learner,
+    /// Its seat was removed from the group: it takes no part any more and can
+    /// be stopped.
+    Removed,
 }
 
 impl NodeRole {
@@ -37,12 +44,20 @@ impl NodeRole {
             NodeRole::Recovering => "recovering",
             NodeRole::Failed => "failed",
             NodeRole::Halted => "halted",
+            NodeRole::Learner => "learner",
+            NodeRole::Removed => "removed",
         }
     }
 
     /// True for the roles of a replica that votes and serves.
-    pub fn is_healthy(self) -> bool {
+    pub fn votes(self) -> bool {
         matches!(self, NodeRole::Leader | NodeRole::Follower)
+    }
+
+    /// True for the roles of a replica doing what its seat asks of it: voting
+    /// and serving, or (a learner) keeping up without a vote.
+    pub fn is_healthy(self) -> bool {
+        self.votes() || self == NodeRole::Learner
     }
 }
 
@@ -63,18 +78,29 @@ pub struct NodeReport {
     pub min: Slot,
     /// The storage failure that stopped it, with what to do, while it lasts.
     pub error: Option<String>,
+    /// The group's seats as it knows them (voters, learners, removed ones).
+    pub seats: super::GroupSeats,
 }
 
 impl PaxosNode {
     /// What this replica says about itself. `halted` is the application's own
-    /// verdict (a majority of the group lost their disks), which outranks the rest.
-    pub fn report(&self, halted: bool) -> NodeReport {
+    /// verdict (a majority of the group lost their disks), which outranks the
+    /// rest; `founders` are the addresses the group was started with (`--peers`).
+    pub fn report(&self, halted: bool, founders: &[String]) -> NodeReport {
         let failure = self.failure();
+        let seats = self.seats(founders);
         let core = self.core();
+        let own = core.membership().latest().get(core.id());
+        let holds =
+            |m: &crate::core::Member| !m.vacant && Some(m.incarnation) == core.incarnation();
         let role = if halted {
             NodeRole::Halted
         } else if failure.is_some() {
             NodeRole::Failed
+        } else if own.is_some_and(|m| m.seat == Seat::Removed) {
+            NodeRole::Removed
+        } else if own.is_some_and(|m| m.seat == Seat::Learner && holds(m)) {
+            NodeRole::Learner
         } else if !core.votes_now() {
             NodeRole::Recovering
         } else if core.is_leader() {
@@ -90,6 +116,7 @@ impl PaxosNode {
             max: core.max(),
             min: core.min(),
             error: failure.map(|f| f.advice()),
+            seats,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Property tests: random Join / Leave / Move / Query sequences (gids 1..=20, plus
+//! Property tests: random Join / Leave / Move / Query / Servers sequences (gids 1..=20, plus
 //! gid 0 and out-of-range shards to exercise refusals) on 1..=64 shards.
 
 use super::{check_invariants, is_balanced, load, min_moves, moved, servers};
@@ -20,6 +20,16 @@ fn op(nshards: usize) -> impl Strategy<Value = Op> {
         3 => (0..=MAX_GID).prop_map(|gid| Op::Leave { gid }),
         3 => (0..=nshards + 1, 0..=MAX_GID).prop_map(|(shard, gid)| Op::Move { shard, gid }),
         1 => (-3i64..70).prop_map(|num| Op::Query { num }),
+        // A new replica list: its own new address, its Join list again, or the
+        // new address another gid may have taken (AddressInUse).
+        2 => (0..=MAX_GID, 0..3u8).prop_map(|(gid, alt)| Op::Servers {
+            gid,
+            servers: match alt {
+                0 => vec![format!("new{gid}:1")],
+                1 => servers(gid),
+                _ => vec![format!("new{}:1", gid % MAX_GID + 1)],
+            },
+        }),
     ]
 }
 
@@ -33,7 +43,27 @@ fn expected(c: &Config, op: &Op) -> Result<OpResult, ShardmasterError> {
     let changed = Ok(OpResult::Changed { num: c.num + 1 });
     let unchanged = Ok(OpResult::Unchanged { num: c.num });
     match op {
-        Op::Join { gid: 0, .. } | Op::Leave { gid: 0 } => Err(ShardmasterError::ReservedGid),
+        Op::Join { gid: 0, .. } | Op::Leave { gid: 0 } | Op::Servers { gid: 0, .. } => {
+            Err(ShardmasterError::ReservedGid)
+        }
+        Op::Servers { gid, servers } => match c.groups.get(gid) {
+            None => Err(ShardmasterError::UnknownGroup { gid: *gid }),
+            Some(have) if have == servers => unchanged,
+            Some(_) => {
+                let taken = c.groups.iter().find_map(|(&owner, theirs)| {
+                    let addr = servers.iter().find(|a| theirs.contains(a))?;
+                    (owner != *gid).then(|| (owner, addr.clone()))
+                });
+                match taken {
+                    Some((owner, addr)) => Err(ShardmasterError::AddressInUse {
+                        gid: *gid,
+                        addr,
+                        owner,
+                    }),
+                    None => changed,
+                }
+            }
+        },
         Op::Join { gid, servers } => match c.groups.get(gid) {
             Some(have) if have == servers => unchanged,
             Some(have) => Err(ShardmasterError::GidInUse {
@@ -111,6 +141,13 @@ fn check_step(prev: &Config, next: &Config, op: &Op) -> Result<(), TestCaseError
             prop_assert_eq!(next.shards[*shard], *gid);
             prop_assert_eq!(moved(prev, next), 1);
             prop_assert_eq!(&next.groups, &prev.groups);
+        }
+        Op::Servers { gid, servers } => {
+            prop_assert_eq!(&next.shards, &prev.shards, "Servers moved a shard");
+            prop_assert_eq!(next.groups.get(gid), Some(servers));
+            let mut rest = next.groups.clone();
+            rest.insert(*gid, prev.groups[gid].clone());
+            prop_assert_eq!(&rest, &prev.groups, "Servers changed another group");
         }
         Op::Query { .. } => prop_assert!(false, "a Query made a config"),
     }

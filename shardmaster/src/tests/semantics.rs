@@ -329,3 +329,74 @@ fn corrupt_snapshots_are_refused() {
         );
     }
 }
+
+fn servers_op(gid: u64, addrs: &[&str]) -> Op {
+    Op::Servers {
+        gid,
+        servers: addrs.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A group that changed its replica set through its own log records the new
+/// list: one configuration, the same shards, only that group's servers new.
+#[test]
+fn servers_records_a_new_replica_list_and_moves_no_shard() {
+    let mut s = store(10);
+    apply_ok(&mut s, join_with(1, &["a:1", "b:1", "c:1"]));
+    apply_ok(&mut s, join_with(2, &["d:1", "e:1", "f:1"]));
+    let before = s.latest().clone();
+    assert_eq!(
+        s.apply(&servers_op(1, &["a:1", "c:1", "g:1"])),
+        Ok(OpResult::Changed { num: 3 })
+    );
+    let after = s.latest();
+    assert_eq!(after.shards, before.shards, "a Servers op moved a shard");
+    assert_eq!(
+        after.servers(1),
+        Some(&["a:1".to_string(), "c:1".into(), "g:1".into()][..])
+    );
+    assert_eq!(after.servers(2), before.servers(2));
+    // The same list again changes nothing.
+    assert_eq!(
+        s.apply(&servers_op(1, &["a:1", "c:1", "g:1"])),
+        Ok(OpResult::Unchanged { num: 3 })
+    );
+}
+
+#[test]
+fn servers_is_refused_for_unknown_groups_and_bad_or_taken_addresses() {
+    let mut s = store(10);
+    apply_ok(&mut s, join_with(1, &["a:1", "b:1", "c:1"]));
+    apply_ok(&mut s, join_with(2, &["d:1", "e:1", "f:1"]));
+    assert_refused(
+        &mut s,
+        servers_op(3, &["x:1"]),
+        ShardmasterError::UnknownGroup { gid: 3 },
+    );
+    assert_refused(
+        &mut s,
+        servers_op(1, &[]),
+        ShardmasterError::EmptyServerList { gid: 1 },
+    );
+    assert_refused(
+        &mut s,
+        servers_op(1, &["a:1", "a:1"]),
+        ShardmasterError::DuplicateAddress {
+            gid: 1,
+            addr: "a:1".into(),
+        },
+    );
+    assert_refused(
+        &mut s,
+        servers_op(1, &["a:1", "d:1"]),
+        ShardmasterError::AddressInUse {
+            gid: 1,
+            addr: "d:1".into(),
+            owner: 2,
+        },
+    );
+    assert!(matches!(
+        s.apply(&servers_op(1, &["a:1", "no port"])),
+        Err(ShardmasterError::MalformedAddress { .. })
+    ));
+}

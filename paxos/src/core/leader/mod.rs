@@ -167,7 +167,7 @@ impl Leader {
 
 /// What became of an operator's membership change handed to
 /// [`Replica::propose_change`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChangeAnswer {
     /// Proposed; it is in effect once [`Membership::already`] says so.
     ///

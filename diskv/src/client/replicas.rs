@@ -1,0 +1,340 @@
+//! An operator's change to a replica set (`diskv admin replica ...`): add a
+//! learner, promote it, remove a replica, or replace one by a process at another
+//! address — for one KV group or for the shardmasters themselves.
+//!
+//! The group decides the change through its own log (`paxos::membership`); this
+//! module finds the group's leader, hands it the change, waits until the change
+//! is in force, and then records the group's new server list with the
+//! shardmaster (`Op::Servers`), which is where Clerks look. Every step is
+//! idempotent, so running the same command again after a failure — an
+//! unreachable leader, a timeout, a shardmaster that did not answer — finishes
+//! the job and never makes the change twice.
+
+use crate::rpc::conn::{deadline, Connections};
+use crate::rpc::status as replica_status;
+use paxos::core::{Change, ChangeAnswer, ChangeRefused};
+use paxos::node::{GroupSeats, NodeRole};
+use shardmaster::status as master_status;
+use shardmaster::{Clerk as MasterClerk, ConfigNum, Gid, OpResult, ShardmasterError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long one replica has to answer one question.
+const CALL: Duration = Duration::from_secs(2);
+/// The pause between two rounds of questions.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Whose replica set changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaSet {
+    /// A KV replica group.
+    Group(Gid),
+    /// The shardmasters.
+    Masters,
+}
+
+impl std::fmt::Display for ReplicaSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplicaSet::Group(gid) => write!(f, "group {gid}"),
+            ReplicaSet::Masters => write!(f, "the shardmasters"),
+        }
+    }
+}
+
+/// What a change that went through did.
+#[derive(Clone, Debug)]
+pub struct ChangeDone {
+    /// The seats as the leader knew them once the change was in force.
+    pub seats: GroupSeats,
+    /// The change was in effect before this run asked for it (a repeated
+    /// command): nothing new was decided.
+    pub already: bool,
+    /// What the shardmaster said when the group's servers were recorded
+    /// (`None` for the shardmasters' own set, which no configuration records).
+    pub recorded: Option<OpResult>,
+}
+
+/// Why a change did not go through, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaChangeError {
+    /// The latest configuration could not be read.
+    #[error("cannot read the latest configuration: {0}")]
+    NoConfiguration(ShardmasterError),
+    /// The group is not in the latest configuration.
+    #[error("group {gid} is not in the latest configuration (joined: {joined:?})")]
+    UnknownGroup {
+        /// The group named.
+        gid: Gid,
+        /// The groups that are.
+        joined: Vec<Gid>,
+    },
+    /// The new address belongs to another group.
+    #[error("{addr} is a replica of group {owner}; a process serves one group")]
+    AddressInUse {
+        /// The address.
+        addr: String,
+        /// The group it belongs to.
+        owner: Gid,
+    },
+    /// The group's leader refused the change: nothing changed.
+    #[error("refused, nothing changed: {0}")]
+    Refused(ChangeRefused),
+    /// No leader took the change in time: it may or may not have been
+    /// proposed.
+    #[error(
+        "no leader of {set} took the change within the timeout (last answer: {last}); \
+         run the same command again: it never makes a change twice"
+    )]
+    NoLeader {
+        /// Whose set.
+        set: ReplicaSet,
+        /// The last answer or error seen.
+        last: String,
+    },
+    /// The change was proposed but not seen in force in time.
+    #[error(
+        "the change was proposed, but {set}'s leader did not show it in force within the \
+         timeout; run the same command again to wait for it and record it"
+    )]
+    NotInForce {
+        /// Whose set.
+        set: ReplicaSet,
+    },
+    /// The change is in force but the shardmaster did not record the new list.
+    #[error(
+        "the change is in force, but the shardmaster did not record the group's new \
+         servers ({0}); run the same command again to record them"
+    )]
+    NotRecorded(ShardmasterError),
+}
+
+/// Asks a set's replicas questions.
+struct Asker {
+    set: ReplicaSet,
+    conns: Connections,
+}
+
+impl Asker {
+    /// The role and the seats the replica at `addr` reports.
+    async fn seats_at(&self, addr: &str) -> Result<(NodeRole, GroupSeats), String> {
+        match self.set {
+            ReplicaSet::Group(_) => replica_status::ask(&self.conns, addr, CALL)
+                .await
+                .map(|s| (s.node.role, s.node.seats)),
+            ReplicaSet::Masters => master_status::ask(addr, CALL)
+                .await
+                .map(|s| (s.node.role, s.node.seats)),
+        }
+    }
+
+    /// Hands `change` to the replica at `addr`.
+    async fn propose_at(&self, addr: &str, change: &Change) -> Result<ChangeAnswer, String> {
+        let answer = match self.set {
+            ReplicaSet::Group(_) => {
+                let rpc = self.conns.get(addr).await.map_err(|e| e.to_string())?;
+                rpc.change_membership(deadline(CALL), change.clone()).await
+            }
+            ReplicaSet::Masters => {
+                let rpc = shardmaster::rpc::connect(addr, CALL)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                rpc.change_membership(deadline(CALL), change.clone()).await
+            }
+        };
+        answer.map_err(|e| {
+            self.conns.drop_conn(addr);
+            format!("{addr}: {e}")
+        })
+    }
+}
+
+/// Makes `change` to `set`'s replicas, waits until it is in force, and (for a
+/// group) records the group's new servers with the shardmasters behind
+/// `masters`; gives up after `timeout`.
+pub async fn change_replicas(
+    masters: &MasterClerk,
+    set: ReplicaSet,
+    change: Change,
+    timeout: Duration,
+) -> Result<ChangeDone, ReplicaChangeError> {
+    let until = Instant::now() + timeout;
+    let asker = Asker {
+        set,
+        conns: Connections::default(),
+    };
+    let addrs = match set {
+        ReplicaSet::Group(gid) => group_servers(masters, gid, &change).await?,
+        ReplicaSet::Masters => masters.masters().to_vec(),
+    };
+    let already = propose(&asker, &addrs, &change, until).await?;
+    let seats = in_force(&asker, &addrs, &change, until).await?;
+    let recorded = match set {
+        ReplicaSet::Group(gid) => Some(
+            masters
+                .set_servers(gid, seats.addresses())
+                .await
+                .map_err(ReplicaChangeError::NotRecorded)?,
+        ),
+        ReplicaSet::Masters => None,
+    };
+    Ok(ChangeDone {
+        seats,
+        already,
+        recorded,
+    })
+}
+
+/// The seats of `set` as its leader knows them, or else its most up-to-date
+/// replica that answers (one recovering a lost disk knows only a guess).
+pub async fn seats_of(
+    masters: &MasterClerk,
+    set: ReplicaSet,
+) -> Result<GroupSeats, ReplicaChangeError> {
+    let asker = Asker {
+        set,
+        conns: Connections::default(),
+    };
+    let addrs = match set {
+        ReplicaSet::Group(gid) => {
+            let config = masters
+                .query(ConfigNum::Latest)
+                .await
+                .map_err(ReplicaChangeError::NoConfiguration)?;
+            config
+                .groups
+                .get(&gid)
+                .cloned()
+                .ok_or_else(|| unknown(gid, &config))?
+        }
+        ReplicaSet::Masters => masters.masters().to_vec(),
+    };
+    let answers = futures::future::join_all(addrs.iter().map(|a| asker.seats_at(a))).await;
+    let mut last = String::from("no replica answered");
+    let mut views = Vec::new();
+    for answer in answers {
+        match answer {
+            Ok((role, seats)) => views.push((role == NodeRole::Leader, seats)),
+            Err(e) => last = e,
+        }
+    }
+    GroupSeats::best(views.iter().map(|(leads, seats)| (*leads, seats)))
+        .cloned()
+        .ok_or(ReplicaChangeError::NoLeader { set, last })
+}
+
+fn unknown(gid: Gid, config: &shardmaster::Config) -> ReplicaChangeError {
+    ReplicaChangeError::UnknownGroup {
+        gid,
+        joined: config.groups.keys().copied().collect(),
+    }
+}
+
+/// Group `gid`'s servers in the latest configuration, once `change`'s new
+/// address (if any) is checked to belong to no other group.
+async fn group_servers(
+    masters: &MasterClerk,
+    gid: Gid,
+    change: &Change,
+) -> Result<Vec<String>, ReplicaChangeError> {
+    let config = masters
+        .query(ConfigNum::Latest)
+        .await
+        .map_err(ReplicaChangeError::NoConfiguration)?;
+    let servers = config
+        .groups
+        .get(&gid)
+        .cloned()
+        .ok_or_else(|| unknown(gid, &config))?;
+    if let Change::Add { addr } | Change::Move { addr, .. } = change {
+        let taken = config
+            .groups
+            .iter()
+            .find(|(&g, list)| g != gid && list.contains(addr));
+        if let Some((&owner, _)) = taken {
+            return Err(ReplicaChangeError::AddressInUse {
+                addr: addr.clone(),
+                owner,
+            });
+        }
+    }
+    Ok(servers)
+}
+
+/// Hands `change` to the set's leader, trying each of `addrs` and following
+/// the leader's seat when a replica names it. True if it was in effect already.
+async fn propose(
+    asker: &Asker,
+    addrs: &[String],
+    change: &Change,
+    until: Instant,
+) -> Result<bool, ReplicaChangeError> {
+    let mut last = String::from("no replica answered");
+    let mut tries: Vec<String> = addrs.to_vec();
+    while Instant::now() < until {
+        let Some(addr) = tries.pop() else {
+            tries = addrs.to_vec();
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
+        match asker.propose_at(&addr, change).await {
+            Ok(ChangeAnswer::Proposed) => {
+                tracing::info!(%addr, %change, "membership change proposed");
+                return Ok(false);
+            }
+            Ok(ChangeAnswer::InEffect) => return Ok(true),
+            Ok(ChangeAnswer::Refused(ChangeRefused::Pending { from })) => {
+                last = format!("another change is still taking effect (from instance {from})");
+                tries.push(addr);
+                tokio::time::sleep(POLL).await;
+            }
+            Ok(ChangeAnswer::Refused(why)) => return Err(ReplicaChangeError::Refused(why)),
+            Ok(ChangeAnswer::NotLeader(hint)) => {
+                last = format!("{addr} does not lead");
+                let leader = match hint {
+                    Some(seat) => asker
+                        .seats_at(&addr)
+                        .await
+                        .ok()
+                        .and_then(|(_, seats)| seats.seat(seat).map(|s| s.addr.clone())),
+                    None => None,
+                };
+                if let Some(leader) = leader.filter(|l| *l != addr) {
+                    tries.push(leader);
+                }
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(ReplicaChangeError::NoLeader {
+        set: asker.set,
+        last,
+    })
+}
+
+/// Waits until a leader of the set shows `change` in force; its seats.
+async fn in_force(
+    asker: &Asker,
+    addrs: &[String],
+    change: &Change,
+    until: Instant,
+) -> Result<GroupSeats, ReplicaChangeError> {
+    // A moved or added seat's address may lead by the end (the old one is gone).
+    let mut ask: Vec<String> = addrs.to_vec();
+    if let Change::Add { addr } | Change::Move { addr, .. } = change {
+        if !ask.contains(addr) {
+            ask.push(addr.clone());
+        }
+    }
+    while Instant::now() < until {
+        let answers = futures::future::join_all(ask.iter().map(|a| asker.seats_at(a))).await;
+        let settled = answers.into_iter().flatten().find(|(role, seats)| {
+            *role == NodeRole::Leader && seats.shows(change) && !seats.changing
+        });
+        if let Some((_, seats)) = settled {
+            return Ok(seats);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Err(ReplicaChangeError::NotInForce { set: asker.set })
+}

@@ -1,0 +1,149 @@
+//! `diskv admin replica add|promote|remove|replace` against real processes
+//! (issue #15, item 1): a group grows by a learner that is then promoted,
+//! replaces a replica by a process at another address, and removes one; the
+//! shardmaster records the group's servers after each change, and a Clerk
+//! started before any of it keeps working — at the end only the two new
+//! processes and one founder are left, so the new ones must vote.
+
+mod support;
+
+use std::time::Duration;
+use support::cluster::ShardCluster;
+use support::line_client::wait_serving;
+use support::process::{reserve_addrs, wait_until, Output};
+
+const NSHARDS: usize = 4;
+
+fn admin_ok(c: &ShardCluster, args: &[&str]) -> String {
+    let out = c.admin(args);
+    assert!(
+        out.success(),
+        "admin {args:?} failed ({:?}): {}{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
+
+/// `admin replica list 1`, one line per seat: `index addr Voter|Learner|Removed`.
+fn seats(c: &ShardCluster) -> String {
+    admin_ok(c, &["replica", "list", "1"])
+}
+
+/// Waits until seat `i`'s process has claimed it (the list no longer says vacant).
+fn claimed(c: &ShardCluster, i: usize) {
+    let prefix = format!("{i}\t");
+    wait_until(
+        Duration::from_secs(60),
+        "the new process claims its seat",
+        || {
+            seats(c)
+                .lines()
+                .any(|l| l.starts_with(&prefix) && !l.contains("vacant"))
+        },
+    );
+}
+
+fn servers(c: &ShardCluster) -> Vec<String> {
+    c.query().expect("a configuration").groups[&1].clone()
+}
+
+fn refused(out: &Output, says: &str) {
+    assert!(!out.success(), "the change was not refused: {}", out.stdout);
+    assert!(out.stderr.contains(says), "no {says:?} in: {}", out.stderr);
+}
+
+#[test]
+fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
+    let mut c = ShardCluster::start(NSHARDS);
+    c.start_group(1, 3, false);
+    c.wait_started(1);
+    c.wait_groups(&[1]);
+    let founders = c.peers(1);
+    let mut client = c.client("before");
+    wait_serving(&mut client);
+    for i in 0..10 {
+        assert_eq!(
+            client.req(&format!("PUT k{i} v{i}")),
+            format!("PUT k{i} not_found")
+        );
+    }
+
+    // Bad requests: refused with the reason, nothing changed.
+    refused(
+        &c.admin(&["replica", "promote", "1", "9"]),
+        "replica 9 is not in the group",
+    );
+    refused(
+        &c.admin(&["replica", "add", "7", "127.0.0.1:1"]),
+        "group 7 is not in the latest configuration",
+    );
+    refused(
+        &c.admin(&["replica", "add", "0", "127.0.0.1:1"]),
+        "gid 0 is reserved",
+    );
+
+    // Add: a learner at a new address, recorded with the shardmaster at once.
+    let new = reserve_addrs(2);
+    let out = admin_ok(&c, &["replica", "add", "1", &new[0]]);
+    assert!(out.contains("replica 3 is a learner"), "{out}");
+    assert!(out.contains("diskv server --gid 1 --me 3"), "{out}");
+    assert_eq!(servers(&c), [&founders[..], &new[..1]].concat());
+    // The same command again changes nothing.
+    let again = admin_ok(&c, &["replica", "add", "1", &new[0]]);
+    assert!(again.contains("already so"), "{again}");
+    // A learner no process holds cannot be promoted.
+    refused(
+        &c.admin(&["replica", "promote", "1", "3"]),
+        "not a learner whose process has joined",
+    );
+    c.start_seat(1, 3, &new[0]);
+    claimed(&c, 3);
+    admin_ok(&c, &["replica", "promote", "1", "3"]);
+    assert!(seats(&c)
+        .lines()
+        .any(|l| l.starts_with("3\t") && l.contains("Voter")));
+
+    // Replace replica 0 by a process at another address; the old one stops.
+    admin_ok(&c, &["replica", "replace", "1", "0", &new[1]]);
+    c.kill9(1, 0);
+    c.start_seat(1, 0, &new[1]);
+    claimed(&c, 0);
+    assert_eq!(
+        servers(&c),
+        vec![
+            new[1].clone(),
+            founders[1].clone(),
+            founders[2].clone(),
+            new[0].clone()
+        ]
+    );
+
+    // Remove replica 1: the list leaves it out.
+    admin_ok(&c, &["replica", "remove", "1", "1"]);
+    c.kill9(1, 1);
+    assert_eq!(
+        servers(&c),
+        vec![new[1].clone(), founders[2].clone(), new[0].clone()]
+    );
+
+    // With founder 2 down too, the group decides only through the two new
+    // processes; a second founder down is refused, as it would stall.
+    c.kill9(1, 2);
+    refused(
+        &c.admin(&["replica", "remove", "1", "3"]),
+        "fewer than a majority",
+    );
+    for i in 0..10 {
+        assert_eq!(client.req(&format!("GET k{i}")), format!("GET k{i} v{i}"));
+        assert_eq!(
+            client.req(&format!("PUT k{i} w{i}")),
+            format!("PUT k{i} found")
+        );
+    }
+    let mut later = c.client("after");
+    for i in 0..10 {
+        assert_eq!(later.req(&format!("GET k{i}")), format!("GET k{i} w{i}"));
+    }
+}
