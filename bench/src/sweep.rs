@@ -73,66 +73,29 @@ fn runs(clients: &[usize], workloads: &[Workload]) -> Vec<(Workload, usize)> {
 }
 
 impl Preset {
-    /// The runs of this preset.
+    /// The runs of this preset: the same shapes, with workload A's client counts
+    /// and the time per run of the preset.
     pub fn plan(self) -> Plan {
+        let (clients, duration, warmup): (&[usize], _, _) = match self {
+            Preset::Quick => (&[1, 10, 64], 5, 1),
+            Preset::Full => (&[1, 10, 20, 30, 64, 256], 10, 2),
+        };
         let all = Workload::ALL;
         let a = [Workload::A];
-        match self {
-            Preset::Quick => Plan {
-                shapes: vec![
-                    ShapeRuns {
-                        shape: cluster(1, 3),
-                        runs: runs(&[1, 10, 64], &all),
-                    },
-                    ShapeRuns {
-                        shape: cluster(3, 3),
-                        runs: runs(&[], &all),
-                    },
-                    ShapeRuns {
-                        shape: cluster(5, 3),
-                        runs: runs(&[1, 10, 64], &all),
-                    },
-                    ShapeRuns {
-                        shape: cluster(1, 1),
-                        runs: runs(&[], &a),
-                    },
-                    ShapeRuns {
-                        shape: cluster(1, 5),
-                        runs: runs(&[], &a),
-                    },
-                ],
-                duration: Duration::from_secs(5),
-                warmup: Duration::from_secs(1),
-            },
-            Preset::Full => {
-                let clients = [1, 10, 20, 30, 64, 256];
-                Plan {
-                    shapes: vec![
-                        ShapeRuns {
-                            shape: cluster(1, 3),
-                            runs: runs(&clients, &all),
-                        },
-                        ShapeRuns {
-                            shape: cluster(3, 3),
-                            runs: runs(&[], &all),
-                        },
-                        ShapeRuns {
-                            shape: cluster(5, 3),
-                            runs: runs(&clients, &all),
-                        },
-                        ShapeRuns {
-                            shape: cluster(1, 1),
-                            runs: runs(&[], &a),
-                        },
-                        ShapeRuns {
-                            shape: cluster(1, 5),
-                            runs: runs(&[], &a),
-                        },
-                    ],
-                    duration: Duration::from_secs(10),
-                    warmup: Duration::from_secs(2),
-                }
-            }
+        let shape = |groups, replicas, clients: &[usize], workloads: &[Workload]| ShapeRuns {
+            shape: cluster(groups, replicas),
+            runs: runs(clients, workloads),
+        };
+        Plan {
+            shapes: vec![
+                shape(1, 3, clients, &all),
+                shape(3, 3, &[], &all),
+                shape(5, 3, clients, &all),
+                shape(1, 1, &[], &a),
+                shape(1, 5, &[], &a),
+            ],
+            duration: Duration::from_secs(duration),
+            warmup: Duration::from_secs(warmup),
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::probe::{self, Answer};
 use crate::rsm::{Install, MachineError, Rsm, StateMachine};
 use crate::types::{NodeId, Slot};
 use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -170,6 +172,79 @@ fn voting_peers(me: NodeId, answers: &[Option<Answer>]) -> Vec<NodeId> {
         .filter(|&(i, a)| i != me && *a == Some(Answer::History))
         .map(|(i, _)| i)
         .collect()
+}
+
+/// What a service's replica watcher ([`watch`]) is given besides its `Rsm`.
+pub struct Watch<R> {
+    /// This replica's index.
+    pub me: NodeId,
+    /// Every replica's address, by index.
+    pub peers: Vec<String>,
+    /// The service's snapshot RPC, asked through [`PeerSnapshots`].
+    pub rpc: R,
+    /// The replica recovers a lost disk (its identity record is marked so).
+    pub recovering: bool,
+    /// Once voting (or from the start, if not recovering), keep fetching snapshots
+    /// for the replica's whole life ([`keep_up`]).
+    pub keep_up: bool,
+    /// Set if the replica halts ([`Outcome::Halted`]).
+    pub halted: Arc<AtomicBool>,
+}
+
+/// A replica's watcher, the same for every service: if it recovers a lost disk,
+/// [`run`] until its votes count again — then `finish(incarnation)` clears the
+/// recovering mark of the service's identity record and the log says "voting
+/// again" — or until it halts (`halted` set) or `stop`; then, if `keep_up`,
+/// [`keep_up`] until `stop`. Returns how the recovery ended (`None`: the replica
+/// was not recovering) once there is nothing left to watch.
+pub async fn watch<R, E>(
+    rsm: &Rsm<R::Machine>,
+    watch: Watch<R>,
+    finish: impl FnOnce(u64) -> Result<(), E>,
+    stop: watch::Receiver<bool>,
+) -> Option<Outcome>
+where
+    R: SnapshotRpc,
+    E: std::fmt::Display,
+{
+    let Watch {
+        me,
+        peers,
+        rpc,
+        recovering,
+        keep_up: keeps_up,
+        halted,
+    } = watch;
+    let source = PeerSnapshots {
+        peers: peers.clone(),
+        rpc,
+    };
+    let mut ended = None;
+    if recovering {
+        let outcome = run(rsm, me, &peers, &source, stop.clone()).await;
+        match outcome {
+            Outcome::Voting(incarnation) => {
+                if let Err(e) = finish(incarnation) {
+                    tracing::error!(node = me, error = %e, "cannot record the end of recovery; the next start resumes it");
+                }
+                tracing::info!(
+                    node = me,
+                    incarnation,
+                    "recovered from a lost disk; voting again"
+                );
+            }
+            Outcome::Halted { .. } => {
+                halted.store(true, Ordering::SeqCst);
+                return Some(outcome);
+            }
+            Outcome::Stopped => return Some(outcome),
+        }
+        ended = Some(outcome);
+    }
+    if keeps_up {
+        keep_up(rsm, me, &peers, &source, stop).await;
+    }
+    ended
 }
 
 /// Runs until the recovering replica `me` of `peers` votes again, halts, or `stop`.

@@ -26,13 +26,13 @@ use paxos::core::Membership;
 use paxos::fs::{FileSystem, SharedFs};
 use paxos::host::Host;
 use paxos::quarantine::LogRescue;
-use paxos::recovery::{Outcome, PeerSnapshots, Snapshot, SnapshotRpc};
+use paxos::recovery::{Snapshot, SnapshotRpc, Watch};
 use paxos::replica_dir::ReplicaDir;
 use paxos::rsm::{MachineError, Rsm};
 use paxos::transport::{codec, mux};
 use paxos::Slot;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tarpc::{client, context};
@@ -307,7 +307,8 @@ impl Snapshot<ShardmasterMachine> for MachineSnapshot {
 
 /// Watches the replica for its whole life: fetches snapshots when the group forgot
 /// what it needs and, if it recovers a lost disk, clears the cluster record's mark
-/// once it votes again, or halts it (setting `halted`) if a majority is lost.
+/// once it votes again, or halts it (setting `halted`) if a majority is lost (the
+/// watcher every service shares, [`paxos::recovery::watch`], with keep-up).
 pub(crate) fn spawn(
     rsm: Rsm<ShardmasterMachine>,
     opts: ServerOptions,
@@ -317,30 +318,16 @@ pub(crate) fn spawn(
     stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let source = PeerSnapshots {
+        let watch = Watch {
+            me: opts.me,
             peers: opts.peers.clone(),
             rpc: RpcSnapshots,
+            recovering: cluster.recovering.is_some(),
+            keep_up: true,
+            halted,
         };
-        if cluster.recovering.is_some() {
-            match paxos::recovery::run(&rsm, opts.me, &opts.peers, &source, stop.clone()).await {
-                Outcome::Voting(incarnation) => {
-                    if let Err(e) = finish_recovery(&*fs, &opts.dir, &cluster) {
-                        tracing::error!(node = opts.me, error = %e, "cannot record the end of recovery; the next start resumes it");
-                    }
-                    tracing::info!(
-                        node = opts.me,
-                        incarnation,
-                        "recovered from a lost disk; voting again"
-                    );
-                }
-                Outcome::Halted { .. } => {
-                    halted.store(true, Ordering::SeqCst);
-                    return;
-                }
-                Outcome::Stopped => return,
-            }
-        }
-        paxos::recovery::keep_up(&rsm, opts.me, &opts.peers, &source, stop).await;
+        let finish = |_| finish_recovery(&*fs, &opts.dir, &cluster).map(drop);
+        paxos::recovery::watch(&rsm, watch, finish, stop).await;
     });
 }
 

@@ -16,4 +16,5 @@ pub mod random_crashes;
 pub mod resp;
 pub mod seed;
 pub mod small_fs;
+pub mod tls;
 pub mod workload;

@@ -4,7 +4,7 @@
 //! only once every instance its lost incarnation may have voted in is decided (see
 //! `paxos::membership`). If a majority of the group reports a lost disk, the
 //! group cannot recover on its own: the replica halts, loudly. The loop itself is
-//! the one every service shares ([`paxos::recovery::run`]); this module adds the
+//! the one every service shares ([`paxos::recovery::watch`]); this module adds the
 //! KV snapshot and the identity record.
 
 use crate::replica::identity::Identity;
@@ -15,10 +15,10 @@ use crate::state::KvState;
 use futures::future::BoxFuture;
 use paxos::core::Membership;
 use paxos::fs::SharedFs;
-use paxos::recovery::{Outcome, PeerSnapshots, Snapshot, SnapshotRpc};
+use paxos::recovery::{Outcome, Snapshot, SnapshotRpc, Watch};
 use paxos::rsm::{MachineError, Rsm};
 use paxos::Slot;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -64,7 +64,8 @@ impl Snapshot<KvState> for GroupSnapshot {
 }
 
 /// Watches a recovering replica until its votes count again (then clears the
-/// identity record's recovering mark), or halts it (setting `halted`).
+/// identity record's recovering mark), or halts it (setting `halted`): the
+/// watcher every service shares ([`paxos::recovery::watch`]), without keep-up.
 pub(crate) fn spawn(
     rsm: Rsm<KvState>,
     opts: ServerOptions,
@@ -74,40 +75,34 @@ pub(crate) fn spawn(
     stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let source = PeerSnapshots {
+        let watch = Watch {
+            me: opts.me,
             peers: opts.peers.clone(),
             rpc: KvSnapshots {
                 conns: Connections::default(),
             },
+            recovering: true,
+            keep_up: false,
+            halted,
         };
-        match paxos::recovery::run(&rsm, opts.me, &opts.peers, &source, stop).await {
-            Outcome::Voting(incarnation) => {
-                let done = Identity {
-                    incarnation,
-                    recovering: None,
-                    ..identity
-                };
-                if let Err(e) = done.store(&*fs, &opts.dir) {
-                    tracing::error!(gid = opts.gid, me = opts.me, error = %e, "cannot record the end of recovery; the next start resumes it");
-                }
-                tracing::info!(
-                    gid = opts.gid,
-                    me = opts.me,
-                    incarnation,
-                    "recovered from a lost disk; voting again"
-                );
-            }
-            Outcome::Halted { recovering } => {
-                tracing::error!(
-                    gid = opts.gid,
-                    me = opts.me,
-                    recovering,
-                    "halting: restore the group's directories from a backup, or rebuild the \
-                     group and move its shards"
-                );
-                halted.store(true, Ordering::SeqCst);
-            }
-            Outcome::Stopped => {}
+        let finish = |incarnation| {
+            let done = Identity {
+                incarnation,
+                recovering: None,
+                ..identity
+            };
+            done.store(&*fs, &opts.dir)
+        };
+        if let Some(Outcome::Halted { recovering }) =
+            paxos::recovery::watch(&rsm, watch, finish, stop).await
+        {
+            tracing::error!(
+                gid = opts.gid,
+                me = opts.me,
+                recovering,
+                "halting: restore the group's directories from a backup, or rebuild the \
+                 group and move its shards"
+            );
         }
     });
 }

@@ -3,7 +3,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// An operation a client sent to the store (docs/REFERENCE.md §4).
+/// An operation a client sent to the store (docs/REFERENCE.md §4), as the
+/// checker's model sees it: one operation on the whole store (a `Clear` of every
+/// key, one `Scan` or `Keys` answer merged over the shards). It is not
+/// `diskv::Op`, the wire and log type, on purpose: the specification does not
+/// follow the product's type (ARCHITECTURE.md, "The checker keeps its own
+/// operation type"); each test's edge translates into it once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Read a key; replied with [`Ret::Value`].

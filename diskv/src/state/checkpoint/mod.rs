@@ -24,54 +24,26 @@
 //!
 //! All file I/O goes through a [`paxos::fs::FileSystem`]: the machine's, or a
 //! simulated disk.
+//!
+//! The record and its bytes are `record.rs`; the rule that a folder has one
+//! writer at a time (a background checkpoint against a replica restarted in the
+//! same process) is `writers.rs`; this module is the store and its steps.
 
 use crate::error::StateError;
-use crate::state::dedup::DupTable;
 use crate::state::keyfile::{self, KeyFile};
 use crate::state::loader;
-use crate::state::shard::{Shard, ShardMode};
+use crate::state::shard::Shard;
 use paxos::fs::{durable, SharedFs};
-use serde::{Deserialize, Serialize};
-use shardmaster::{Config, Gid};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// `DKC1 | crc32c(body) | body`.
-const RECORD_HEADER: durable::Header = durable::Header::new(b"DKC1", "diskv checkpoint");
+mod record;
+mod writers;
 
-/// What a checkpoint keeps of one shard besides its key files.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardMeta {
-    /// Serving, arriving or leaving.
-    pub mode: ShardMode,
-    /// The shard's duplicate table.
-    pub dups: DupTable,
-}
-
-/// The checkpoint record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckpointRecord {
-    /// Increases by one per checkpoint; names the temp files.
-    pub number: u64,
-    /// Every log instance below this is reflected in the key files.
-    pub applied: u64,
-    /// The replica group.
-    pub gid: Gid,
-    /// The configuration applied.
-    pub config: Config,
-    /// Log time (ms) of the latest applied command.
-    pub now_ms: u64,
-    /// The shards held, without their data.
-    pub shards: BTreeMap<usize, ShardMeta>,
-    /// Key files still to rename into place: (shard, file name).
-    pub writes: Vec<(usize, String)>,
-    /// Key files still to delete: (shard, file name).
-    pub deletes: Vec<(usize, String)>,
-    /// Shard folders still to delete.
-    pub dropped: Vec<usize>,
-}
+pub use record::{decode_record, encode_record, CheckpointRecord, ShardMeta};
+use writers::wait_for_writers;
+pub use writers::Writing;
 
 /// A loaded checkpoint: its record and the shards' data.
 pub type Loaded = (CheckpointRecord, BTreeMap<usize, Shard>);
@@ -88,68 +60,6 @@ pub struct DiskStore {
     /// is written, so no later record commits (and no later checkpoint is
     /// skipped as already written) while its renames are undone.
     unfinished: Option<CheckpointRecord>,
-}
-
-/// A store's folder on one file system: (the file system's identity, the folder).
-type Root = (usize, PathBuf);
-
-/// Roots with a checkpoint being written off the apply loop (see [`Writing`]).
-static WRITING: Mutex<BTreeMap<Root, usize>> = Mutex::new(BTreeMap::new());
-static WRITTEN: Condvar = Condvar::new();
-
-/// How long opening a store waits for a checkpoint of the same folder that an
-/// earlier replica of this process is still writing.
-const WAIT_FOR_WRITER: Duration = Duration::from_secs(120);
-
-/// Marks a store's folder as being written by a background checkpoint until
-/// dropped. A replica restarted in the same process opens the folder only after
-/// every such checkpoint finished (its start-up would otherwise remove their temp
-/// files under them).
-#[derive(Debug)]
-pub struct Writing(Root);
-
-impl Writing {
-    fn new(root: Root) -> Writing {
-        *lock_writing().entry(root.clone()).or_insert(0) += 1;
-        Writing(root)
-    }
-}
-
-impl Drop for Writing {
-    fn drop(&mut self) {
-        let mut w = lock_writing();
-        if let Some(n) = w.get_mut(&self.0) {
-            *n -= 1;
-            if *n == 0 {
-                w.remove(&self.0);
-            }
-        }
-        WRITTEN.notify_all();
-    }
-}
-
-fn lock_writing() -> MutexGuard<'static, BTreeMap<Root, usize>> {
-    WRITING.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Waits (bounded) until no checkpoint of `root` is being written.
-fn wait_for_writers(root: &Root) -> Result<(), StateError> {
-    let deadline = Instant::now() + WAIT_FOR_WRITER;
-    let mut w = lock_writing();
-    while w.contains_key(root) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(StateError::Mismatch(format!(
-                "{} is still being checkpointed by an earlier replica of this process; retry later",
-                root.1.display()
-            )));
-        }
-        w = WRITTEN
-            .wait_timeout(w, left)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
-    }
-    Ok(())
 }
 
 /// A key changed since the previous checkpoint: (shard, key, value or deleted).
@@ -419,195 +329,5 @@ impl DiskStore {
     }
 }
 
-/// The bytes of the checkpoint file holding `r`: `DKC1`, the CRC32C of the rest,
-/// then `r` in postcard.
-pub fn encode_record(r: &CheckpointRecord) -> Result<Vec<u8>, postcard::Error> {
-    Ok(RECORD_HEADER.encode(&postcard::to_allocvec(r)?))
-}
-
-/// Parses a checkpoint file written by [`encode_record`]; the error says what is
-/// wrong.
-pub fn decode_record(bytes: &[u8]) -> Result<CheckpointRecord, String> {
-    let body = RECORD_HEADER.decode(bytes).map_err(|e| e.to_string())?;
-    let record: CheckpointRecord =
-        postcard::from_bytes(body).map_err(|e| format!("undecodable: {e}"))?;
-    // Checksummed is not trusted: the names are joined to a shard's folder and
-    // renamed or deleted, so none may lead out of it.
-    if let Some((_, name)) = record
-        .writes
-        .iter()
-        .chain(&record.deletes)
-        .find(|(_, name)| !keyfile::is_file_name(name))
-    {
-        return Err(format!("names {name:?}, which is not a key file name"));
-    }
-    Ok(record)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use paxos::fs::{FileSystem, SimFs};
-    use rand::rngs::StdRng;
-    use rand::SeedableRng;
-    use std::sync::Arc;
-
-    const DIR: &str = "/r";
-
-    /// A simulated disk holding the durable, empty replica folder `/r`.
-    fn disk() -> (SimFs, SharedFs) {
-        let sim = SimFs::new();
-        sim.create_dir_all(Path::new(DIR)).unwrap();
-        sim.sync_dir(Path::new("/")).unwrap();
-        let fs: SharedFs = Arc::new(sim.clone());
-        (sim, fs)
-    }
-
-    fn record(applied: u64) -> CheckpointRecord {
-        let meta = ShardMeta {
-            mode: ShardMode::Serving,
-            dups: DupTable::default(),
-        };
-        CheckpointRecord {
-            number: 0,
-            applied,
-            gid: 1,
-            config: Config::initial(2),
-            now_ms: 0,
-            shards: [(0, meta)].into_iter().collect(),
-            writes: Vec::new(),
-            deletes: Vec::new(),
-            dropped: Vec::new(),
-        }
-    }
-
-    fn change(key: &str, value: Option<&str>) -> KeyChange {
-        (0, key.to_string(), value.map(str::to_string))
-    }
-
-    /// The applied instance and shard 0's data of the checkpoint on the disk.
-    fn loaded(fs: &SharedFs) -> (u64, BTreeMap<String, String>) {
-        let (record, shards) = DiskStore::open_on(fs.clone(), Path::new(DIR))
-            .unwrap()
-            .load()
-            .unwrap()
-            .expect("a checkpoint");
-        let data = shards.get(&0).map(|s| s.data.clone()).unwrap_or_default();
-        (record.applied, data.into_iter().collect())
-    }
-
-    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn a_record_naming_a_path_outside_its_shard_folder_is_refused() {
-        for bad in ["..", "../../identity", "a/b", "", "."] {
-            let mut r = record(5);
-            r.deletes.push((0, bad.to_string()));
-            let err = decode_record(&encode_record(&r).unwrap()).unwrap_err();
-            assert!(err.contains("not a key file name"), "{bad:?}: {err}");
-            let mut r = record(5);
-            r.writes.push((0, bad.to_string()));
-            assert!(
-                decode_record(&encode_record(&r).unwrap()).is_err(),
-                "{bad:?}"
-            );
-        }
-        let mut r = record(5);
-        r.writes.push((0, keyfile::file_name("user:1/x.y")));
-        r.deletes.push((0, keyfile::file_name(&"k".repeat(1000))));
-        assert_eq!(decode_record(&encode_record(&r).unwrap()), Ok(r));
-    }
-
-    #[test]
-    fn a_crash_at_any_step_of_a_checkpoint_leaves_the_old_one_or_the_new_one() {
-        let first = data(&[("a", "1"), ("b", "2")]);
-        let second = data(&[("a", "3"), ("c", "4")]);
-        let (mut old_seen, mut new_seen) = (false, false);
-        // Fail the nth write or sync of the second checkpoint, then crash; n past
-        // the last step lets it finish.
-        for (n, fail_sync) in (1..12).flat_map(|n| [(n, false), (n, true)]) {
-            for seed in 0..4 {
-                let (sim, fs) = disk();
-                let mut store = DiskStore::open_on(fs.clone(), Path::new(DIR)).unwrap();
-                let changes = [change("a", Some("1")), change("b", Some("2"))];
-                store.write(record(10), &changes, vec![]).unwrap();
-                if fail_sync {
-                    sim.fail_nth_sync(n);
-                } else {
-                    sim.fail_nth_write(n);
-                }
-                let changes = [
-                    change("a", Some("3")),
-                    change("b", None),
-                    change("c", Some("4")),
-                ];
-                let finished = store.write(record(20), &changes, vec![]).is_ok();
-                drop(store);
-                sim.crash(&mut StdRng::seed_from_u64(seed));
-                let (applied, found) = loaded(&fs);
-                let expected = match applied {
-                    10 if !finished => &first,
-                    20 => &second,
-                    other => panic!("checkpoint {other} after step {n} (finished: {finished})"),
-                };
-                assert_eq!(&found, expected, "step {n}, sync {fail_sync}, seed {seed}");
-                old_seen |= applied == 10;
-                new_seen |= applied == 20;
-                // Loading redid the renames and removed temp files for good.
-                sim.crash_losing_unsynced();
-                assert_eq!(loaded(&fs), (applied, expected.clone()));
-            }
-        }
-        assert!(old_seen && new_seen, "old {old_seen}, new {new_seen}");
-    }
-
-    /// A checkpoint whose record committed but whose renames failed (step 4)
-    /// is retried by the replica at the same `applied`: that retry used to be
-    /// skipped as already written, the keys counted as clean, and the next start
-    /// deleted the temp files holding their new values (review finding).
-    #[test]
-    fn a_checkpoint_whose_renames_failed_is_finished_before_anything_else() {
-        // Rename 1 is the record's (nothing commits), rename 2 key a's.
-        for n in 1..3 {
-            let (sim, fs) = disk();
-            let mut store = DiskStore::open_on(fs.clone(), Path::new(DIR)).unwrap();
-            store
-                .write(record(10), &[change("a", Some("1"))], vec![])
-                .unwrap();
-            sim.fail_nth_rename(n);
-            let first = store.write(record(20), &[change("a", Some("3"))], vec![]);
-            // The replica retries the keys of a failed checkpoint at the same point.
-            let retry = store.write(record(20), &[change("a", Some("3"))], vec![]);
-            store
-                .write(record(30), &[change("c", Some("4"))], vec![])
-                .unwrap();
-            drop(store);
-            sim.crash(&mut StdRng::seed_from_u64(n));
-            let (applied, found) = loaded(&fs);
-            assert_eq!(applied, 30, "rename {n}: first {first:?}, retry {retry:?}");
-            assert_eq!(
-                found,
-                data(&[("a", "3"), ("c", "4")]),
-                "rename {n} failed: first {first:?}, retry {retry:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn stores_at_the_same_path_on_two_disks_do_not_wait_for_each_other() {
-        let (_a, fs_a) = disk();
-        let (_b, fs_b) = disk();
-        let store_a = DiskStore::open_on(fs_a.clone(), Path::new(DIR)).unwrap();
-        let _writing = store_a.writing();
-        // Would wait for the checkpoint of disk a if stores were keyed by path only.
-        let started = Instant::now();
-        DiskStore::open_on(fs_b, Path::new(DIR)).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(5));
-        assert!(lock_writing().contains_key(&(fs_a.identity(), PathBuf::from("/r/kv"))));
-    }
-}
+mod tests;
