@@ -100,6 +100,16 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
     );
     c.start_seat(1, 3, &new[0]);
     claimed(&c, 3);
+    // A learner is not a problem: the cluster is healthy, and says who learns.
+    wait_until(
+        Duration::from_secs(30),
+        "admin status: healthy, with a learner",
+        || {
+            let out = c.admin(&["status", "--json", "--wait", "1"]);
+            out.status.and_then(|s| s.code()) == Some(0)
+                && out.stdout.contains(r#""role":"learner""#)
+        },
+    );
     admin_ok(&c, &["replica", "promote", "1", "3"]);
     assert!(seats(&c)
         .lines()
@@ -131,6 +141,17 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
     // With founder 2 down too, the group decides only through the two new
     // processes; a second founder down is refused, as it would stall.
     c.kill9(1, 2);
+    // Once the leader has missed founder 2 for an election timeout, it refuses
+    // a removal that would leave the group stalled.
+    wait_until(
+        Duration::from_secs(30),
+        "the leader misses replica 2",
+        || {
+            seats(&c)
+                .lines()
+                .any(|l| l.starts_with("2\t") && l.contains("not heard"))
+        },
+    );
     refused(
         &c.admin(&["replica", "remove", "1", "3"]),
         "fewer than a majority",

@@ -9,7 +9,7 @@
 
 use anyhow::{anyhow, bail};
 use diskv::client::replicas::{self, ReplicaSet};
-use paxos::core::Change;
+use paxos::core::{Change, Seat};
 use shardmaster::{Clerk, ClerkOptions, ConfigNum, Gid, OpResult, ShardmasterError};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -275,7 +275,13 @@ async fn replica(clerk: &Clerk, op: ReplicaOp, timeout: Duration) -> anyhow::Res
                 } else {
                     ""
                 };
-                println!("{}\t{}\t{:?}{vacant}", s.node, s.addr, s.seat);
+                let missed = s.heard == Some(false) && !s.vacant && s.seat != Seat::Removed;
+                let heard = if missed {
+                    " (not heard by the leader lately)"
+                } else {
+                    ""
+                };
+                println!("{}\t{}\t{:?}{vacant}{heard}", s.node, s.addr, s.seat);
             }
             return Ok(());
         }

@@ -98,7 +98,7 @@ fn master_row(i: usize, seen: &Seen<MasterStatus>) -> Vec<String> {
     };
     vec![
         "shardmaster".into(),
-        i.to_string(),
+        s.me.to_string(),
         seen.addr.clone(),
         s.node.role.name().into(),
         s.applied.to_string(),
@@ -118,7 +118,7 @@ fn replica_row(gid: u64, i: usize, seen: &Seen<ReplicaStatus>) -> Vec<String> {
     };
     vec![
         set,
-        i.to_string(),
+        s.me.to_string(),
         seen.addr.clone(),
         s.node.role.name().into(),
         s.applied.to_string(),

@@ -235,6 +235,7 @@ fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
                 addr: format!("h{node}:1"),
                 seat,
                 vacant: false,
+                heard: None,
             })
             .collect(),
         changing: false,

@@ -25,6 +25,10 @@ pub struct SeatReport {
     /// No process holds the seat yet: it was just added or moved, and waits for
     /// a process started with an empty directory to claim it.
     pub vacant: bool,
+    /// Only in the leader's report: whether it heard from the seat's process
+    /// within an election timeout (what its check that a change leaves a
+    /// working majority counts on).
+    pub heard: Option<bool>,
 }
 
 /// The seats of a replica group, as one replica knows them.
@@ -122,6 +126,7 @@ impl PaxosNode {
                     .unwrap_or_default(),
                 seat: m.seat,
                 vacant: m.vacant,
+                heard: core.hears(node),
             })
             .collect();
         GroupSeats {

@@ -248,6 +248,24 @@ impl Replica {
         })
     }
 
+    /// At the leader: true if it heard from seat `node`'s current incarnation
+    /// within an election timeout — the replicas its live-majority check
+    /// counts as running (itself always). `None` when not leading or no such
+    /// seat. For operators (`diskv admin replica list`).
+    pub fn hears(&self, node: NodeId) -> Option<bool> {
+        let Role::Leader(l) = &self.role else {
+            return None;
+        };
+        let member = self.membership.latest().get(node)?;
+        if node == self.cfg.id {
+            return Some(true);
+        }
+        let within = u64::from(self.cfg.election_ticks);
+        let fresh = self.now.saturating_sub(*l.last_heard.get(node)?) <= within;
+        let current = l.heard_incarnation.get(node).copied().flatten() == Some(member.incarnation);
+        Some(fresh && current && !member.vacant)
+    }
+
     /// A replica that lost its disk asks to be reincarnated.
     /// It names the incarnation it replaces as it last saw it; a request that
     /// names an older one is stale (delayed in the network, or the requester has
