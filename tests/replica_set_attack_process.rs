@@ -69,7 +69,10 @@ fn a_shard_moving_while_its_old_owner_changes_every_replica_still_arrives() {
         .map(|i| format!("k{i}"))
         .find(|k| c.shard_of(k) == shard)
         .expect("a key of the shard");
-    assert_eq!(client.req(&format!("PUT {key} v")), format!("PUT {key} not_found"));
+    assert_eq!(
+        client.req(&format!("PUT {key} v")),
+        format!("PUT {key} not_found")
+    );
 
     // Group 2 stops; the shard is moved to it: group 1 holds it as Leaving.
     c.sigstop(2, 0);

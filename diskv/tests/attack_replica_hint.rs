@@ -96,9 +96,13 @@ async fn a_clerk_with_a_newer_server_list_than_the_replicas_still_reaches_the_le
     // at index 2 (C's place in A,B,C,D, the list they applied).
     let (listeners, addrs) = diskv_testkit::listeners(3).await;
     let fakes = [
-        Fake { hint: Some(Some(2)) },
+        Fake {
+            hint: Some(Some(2)),
+        },
         Fake { hint: None },
-        Fake { hint: Some(Some(2)) },
+        Fake {
+            hint: Some(Some(2)),
+        },
     ];
     let mut servers = Vec::new();
     for (listener, fake) in listeners.into_iter().zip(fakes) {

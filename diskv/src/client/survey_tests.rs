@@ -322,7 +322,12 @@ fn attack_a_voter_missing_from_the_surveyed_list_is_not_ignored() {
     };
     let judge = |set: &mut [Seen<MasterStatus>]| {
         let mut problems = Vec::new();
-        let (h, l) = judge_set("shardmasters", set, &SurveyOptions::default(), &mut problems);
+        let (h, l) = judge_set(
+            "shardmasters",
+            set,
+            &SurveyOptions::default(),
+            &mut problems,
+        );
         (h, l, problems)
     };
     // Seat 3 is down (nobody asked it): one more failure and 2 of 4 vote.
