@@ -77,6 +77,18 @@ pub enum ReplicaChangeError {
         /// The group it belongs to.
         owner: Gid,
     },
+    /// The new address is not `host:port`: refused before anything is proposed
+    /// (the group would decide it, and the shardmaster then refuse to record it).
+    #[error(
+        "refused, nothing changed: {addr:?} is not host:port with a port in 1..=65535 \
+         ({reason}); pass addresses like 10.0.0.5:7000 or db-1:7000"
+    )]
+    BadAddress {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The group's leader refused the change: nothing changed.
     #[error("refused, nothing changed: {0}")]
     Refused(ChangeRefused),
@@ -159,6 +171,7 @@ pub async fn change_replicas(
     timeout: Duration,
 ) -> Result<ChangeDone, ReplicaChangeError> {
     let until = Instant::now() + timeout;
+    check_address(set, &change)?;
     let asker = Asker {
         set,
         conns: Connections::default(),
@@ -228,6 +241,33 @@ fn unknown(gid: Gid, config: &shardmaster::Config) -> ReplicaChangeError {
         gid,
         joined: config.groups.keys().copied().collect(),
     }
+}
+
+/// Refuses a new address (`add`, `replace`) the shardmaster would refuse to
+/// record (and Clerks could not reach), by the shardmaster's own rules.
+fn check_address(set: ReplicaSet, change: &Change) -> Result<(), ReplicaChangeError> {
+    if let Change::Add { addr } | Change::Move { addr, .. } = change {
+        // The shardmasters' addresses follow the same rules as a group's.
+        let gid = match set {
+            ReplicaSet::Group(gid) => gid,
+            ReplicaSet::Masters => 1,
+        };
+        let join = shardmaster::op::Op::Join {
+            gid,
+            servers: vec![addr.clone()],
+        };
+        if let Err(e) = join.validate(1) {
+            let reason = match e {
+                ShardmasterError::MalformedAddress { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            return Err(ReplicaChangeError::BadAddress {
+                addr: addr.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Group `gid`'s servers in the latest configuration, once `change`'s new
