@@ -14,37 +14,6 @@ use support::process::{reserve_addrs, wait_until, Output};
 
 const NSHARDS: usize = 4;
 
-fn admin_ok(c: &ShardCluster, args: &[&str]) -> String {
-    let out = c.admin(args);
-    assert!(
-        out.success(),
-        "admin {args:?} failed ({:?}): {}{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
-}
-
-/// `admin replica list 1`, one line per seat: `index addr Voter|Learner|Removed`.
-fn seats(c: &ShardCluster) -> String {
-    admin_ok(c, &["replica", "list", "1"])
-}
-
-/// Waits until seat `i`'s process has claimed it (the list no longer says vacant).
-fn claimed(c: &ShardCluster, i: usize) {
-    let prefix = format!("{i}\t");
-    wait_until(
-        Duration::from_secs(60),
-        "the new process claims its seat",
-        || {
-            seats(c)
-                .lines()
-                .any(|l| l.starts_with(&prefix) && !l.contains("vacant"))
-        },
-    );
-}
-
 fn servers(c: &ShardCluster) -> Vec<String> {
     c.query().expect("a configuration").groups[&1].clone()
 }
@@ -86,12 +55,12 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
 
     // Add: a learner at a new address, recorded with the shardmaster at once.
     let new = reserve_addrs(2);
-    let out = admin_ok(&c, &["replica", "add", "1", &new[0]]);
+    let out = c.admin_out(&["replica", "add", "1", &new[0]]);
     assert!(out.contains("replica 3 is a learner"), "{out}");
     assert!(out.contains("diskv server --gid 1 --me 3"), "{out}");
     assert_eq!(servers(&c), [&founders[..], &new[..1]].concat());
     // The same command again changes nothing.
-    let again = admin_ok(&c, &["replica", "add", "1", &new[0]]);
+    let again = c.admin_out(&["replica", "add", "1", &new[0]]);
     assert!(again.contains("already so"), "{again}");
     // A learner no process holds cannot be promoted.
     refused(
@@ -99,7 +68,7 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
         "not a learner whose process has joined",
     );
     c.start_seat(1, 3, &new[0]);
-    claimed(&c, 3);
+    c.wait_claimed(1, 3);
     // A learner is not a problem: the cluster is healthy, and says who learns.
     wait_until(
         Duration::from_secs(30),
@@ -110,16 +79,17 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
                 && out.stdout.contains(r#""role":"learner""#)
         },
     );
-    admin_ok(&c, &["replica", "promote", "1", "3"]);
-    assert!(seats(&c)
+    c.admin_out(&["replica", "promote", "1", "3"]);
+    assert!(c
+        .seats(1)
         .lines()
         .any(|l| l.starts_with("3\t") && l.contains("Voter")));
 
     // Replace replica 0 by a process at another address; the old one stops.
-    admin_ok(&c, &["replica", "replace", "1", "0", &new[1]]);
+    c.admin_out(&["replica", "replace", "1", "0", &new[1]]);
     c.kill9(1, 0);
     c.start_seat(1, 0, &new[1]);
-    claimed(&c, 0);
+    c.wait_claimed(1, 0);
     assert_eq!(
         servers(&c),
         vec![
@@ -131,7 +101,7 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
     );
 
     // Remove replica 1: the list leaves it out.
-    admin_ok(&c, &["replica", "remove", "1", "1"]);
+    c.admin_out(&["replica", "remove", "1", "1"]);
     c.kill9(1, 1);
     assert_eq!(
         servers(&c),
@@ -147,7 +117,7 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
         Duration::from_secs(30),
         "the leader misses replica 2",
         || {
-            seats(&c)
+            c.seats(1)
                 .lines()
                 .any(|l| l.starts_with("2\t") && l.contains("not heard"))
         },

@@ -84,7 +84,6 @@ impl diskv::rpc::KvRpc for Fake {
 /// the Clerk retries forever for as long as the group stays at its old
 /// configuration (until the other group comes back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "attack finding 2: a NotLeader hint indexes the replica's applied list, not the Clerk's; B and D send the Clerk to each other forever"]
 async fn a_clerk_with_a_newer_server_list_than_the_replicas_still_reaches_the_leader() {
     use diskv::rpc::KvRpc as _;
     use futures::StreamExt as _;

@@ -285,6 +285,39 @@ impl ShardCluster {
         );
     }
 
+    /// Runs `diskv admin ARGS`, asserts that it succeeded, and returns its stdout.
+    pub fn admin_out(&self, args: &[&str]) -> String {
+        let out = self.admin(args);
+        assert!(
+            out.success(),
+            "admin {args:?} failed ({:?}): {}{}",
+            out.status,
+            out.stdout,
+            out.stderr
+        );
+        out.stdout
+    }
+
+    /// `admin replica list GID`: one line per seat, `index addr Voter|Learner|Removed`.
+    pub fn seats(&self, gid: u64) -> String {
+        self.admin_out(&["replica", "list", &gid.to_string()])
+    }
+
+    /// Waits until seat `i` of group `gid` is claimed by its process (the list
+    /// no longer says vacant).
+    pub fn wait_claimed(&self, gid: u64, i: usize) {
+        let prefix = format!("{i}\t");
+        wait_until(
+            Duration::from_secs(60),
+            "the new process claims its seat",
+            || {
+                self.seats(gid)
+                    .lines()
+                    .any(|l| l.starts_with(&prefix) && !l.contains("vacant"))
+            },
+        );
+    }
+
     /// Joins group `gid` (already started) again after it left.
     pub fn join(&self, gid: u64) {
         let peers = self.peers(gid).join(",");

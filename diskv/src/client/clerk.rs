@@ -375,7 +375,14 @@ impl Clerk {
         let last = self.leaders().get(&gid).copied().unwrap_or(0);
         let mut idx = last % servers.len();
         let mut full = std::collections::BTreeSet::new();
+        // A hint is followed only to a replica not asked yet this round: a
+        // replica that applied an older list than this Clerk's names the leader
+        // by its place in that list, which here may be another follower, and
+        // two such could send the Clerk back and forth without ever asking the
+        // leader (found by the attack on replica-set changes).
+        let mut asked = vec![false; servers.len()];
         for _ in 0..2 * servers.len() {
+            asked[idx] = true;
             let addr = &servers[idx];
             let next = (idx + 1) % servers.len();
             let answer = match self.attempt(addr, req).await {
@@ -392,7 +399,7 @@ impl Clerk {
                     return Some(Ok(reply));
                 }
                 Ok(Err(KvError::NotLeader { leader: Some(l) }))
-                    if l < servers.len() && l != idx =>
+                    if l < servers.len() && !asked[l] =>
                 {
                     idx = l
                 }

@@ -314,17 +314,31 @@ fn judge_set<T: Vitals>(
         .iter()
         .filter_map(|s| s.status.as_ref())
         .map(|s| (s.role() == NodeRole::Leader, s.seats()));
-    let n = paxos::node::GroupSeats::best(views)
+    let best = paxos::node::GroupSeats::best(views);
+    let n = best
         .map(|seats| seats.voters())
         .filter(|&voters| voters > 0)
         .unwrap_or(set.len());
     let majority = n / 2 + 1;
+    let mut health = Health::Healthy;
+    // A seat the set has but the list does not name is a replica nobody asked:
+    // its vote may be missing or present, and an operator must hear of it.
+    for seat in best.map(|b| b.seats.as_slice()).unwrap_or_default() {
+        if seat.seat != paxos::core::Seat::Removed && !set.iter().any(|s| s.addr == seat.addr) {
+            health = Health::Degraded;
+            problems.push(format!(
+                "degraded: {name} replica {} ({}) is a {:?} of the set but not in the list \
+                 surveyed: record the servers again (repeat the diskv admin replica command), \
+                 or for the shardmasters add it to --masters",
+                seat.node, seat.addr, seat.seat
+            ));
+        }
+    }
     let furthest = set
         .iter()
         .filter_map(|s| s.status.as_ref().map(Vitals::applied))
         .max()
         .unwrap_or(0);
-    let mut health = Health::Healthy;
     let mut voting = 0;
     let mut leaders = Vec::new();
     for (i, seen) in set.iter_mut().enumerate() {

@@ -246,7 +246,10 @@ fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
         let mut s = master(role, 100, Some(3));
         s.me = seat;
         s.node.seats = seats.clone();
-        up(s)
+        Seen {
+            addr: format!("h{seat}:1"),
+            ..up(s)
+        }
     };
     let judge = |set: &mut [Seen<MasterStatus>]| {
         let mut problems = Vec::new();
@@ -265,8 +268,14 @@ fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
     assert_eq!(l, Some(2), "the leader is seat 3, at place 2 of the list");
 
     // Two of the three voters down: the two learners up make no majority.
-    set[0] = down();
-    set[1] = down();
+    set[0] = Seen {
+        addr: "h0:1".into(),
+        ..down()
+    };
+    set[1] = Seen {
+        addr: "h2:1".into(),
+        ..down()
+    };
     let (h, l, p) = judge(&mut set);
     assert_eq!((h, l), (Health::Unavailable, None), "{p:?}");
     assert!(
@@ -297,7 +306,6 @@ fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
 /// it; up, with one listed voter down, the set is called unavailable although
 /// three of its four voters run.
 #[test]
-#[ignore = "attack finding 4: a voter seat missing from the surveyed list is ignored: healthy when degraded, unavailable when available"]
 fn attack_a_voter_missing_from_the_surveyed_list_is_not_ignored() {
     use paxos::core::Seat;
     use paxos::node::{GroupSeats, SeatReport};
@@ -309,6 +317,7 @@ fn attack_a_voter_missing_from_the_surveyed_list_is_not_ignored() {
                 addr: format!("h{node}:1"),
                 seat: Seat::Voter,
                 vacant: false,
+                heard: None,
             })
             .collect(),
         changing: false,

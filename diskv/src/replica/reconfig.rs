@@ -142,6 +142,29 @@ async fn servers_of(
         .unwrap_or_default()
 }
 
+/// The servers of `gid` to ask about a shard handoff of config `num`: its list in
+/// config `num`, and, once none of those answered, its list in the latest
+/// config — the group may have changed its replicas since (`diskv admin
+/// replica ...`), and those it removed no longer answer (found by the attack
+/// on replica-set changes: a shard stuck for good on its old owner's removed
+/// servers).
+async fn handoff_servers(
+    masters: &MasterClerk,
+    history: &mut BTreeMap<u64, Config>,
+    num: u64,
+    gid: Gid,
+    tried: &[String],
+) -> Vec<String> {
+    if tried.is_empty() {
+        return servers_of(masters, history, num, gid).await;
+    }
+    let Ok(Ok(latest)) = tokio::time::timeout(CALL, masters.query(ConfigNum::Latest)).await else {
+        return Vec::new();
+    };
+    let now = latest.groups.get(&gid).cloned().unwrap_or_default();
+    now.into_iter().filter(|a| !tried.contains(a)).collect()
+}
+
 /// Fetches an arriving shard from its previous owner and installs it through the log.
 async fn pull(
     rsm: &Rsm<KvState>,
@@ -152,10 +175,32 @@ async fn pull(
     from: Gid,
     config: u64,
 ) {
-    // The previous owner served the shard in config - 1; its addresses are there.
-    for addr in servers_of(masters, history, config - 1, from).await {
-        let Ok(client) = conns.get(&addr).await else {
-            continue;
+    // The previous owner served the shard in config - 1; its addresses are
+    // there, or (after a change of its replicas) in the latest config.
+    let mut tried = Vec::new();
+    for _ in 0..2 {
+        for addr in handoff_servers(masters, history, config - 1, from, &tried).await {
+            tried.push(addr.clone());
+            if pull_from(rsm, conns, &addr, shard, from, config).await {
+                return;
+            }
+        }
+    }
+}
+
+/// One attempt to fetch `shard` from the replica at `addr` and install it;
+/// true once the previous owner handed it over.
+async fn pull_from(
+    rsm: &Rsm<KvState>,
+    conns: &Connections,
+    addr: &str,
+    shard: usize,
+    from: Gid,
+    config: u64,
+) -> bool {
+    {
+        let Ok(client) = conns.get(addr).await else {
+            return false;
         };
         match client.fetch_shard(deadline(CALL), config, shard).await {
             Ok(Ok(t)) => {
@@ -168,14 +213,16 @@ async fn pull(
                 if let Err(e) = rsm.execute(cmd, PROPOSE).await {
                     tracing::debug!(shard, config, error = %e, "install not decided yet");
                 }
-                return;
+                true
             }
             Ok(Err(e)) => {
-                tracing::debug!(shard, config, from, %addr, error = %e, "previous owner cannot hand over yet")
+                tracing::debug!(shard, config, from, %addr, error = %e, "previous owner cannot hand over yet");
+                false
             }
             Err(e) => {
-                conns.drop_conn(&addr);
+                conns.drop_conn(addr);
                 tracing::debug!(shard, config, from, %addr, error = %e, "previous owner unreachable");
+                false
             }
         }
     }
@@ -195,23 +242,27 @@ async fn release(
         // Every group left: nobody will take the shard. Keep it frozen.
         return;
     }
-    for addr in servers_of(masters, history, config, to).await {
-        let Ok(client) = conns.get(&addr).await else {
-            continue;
-        };
-        match client.shard_installed(deadline(CALL), config, shard).await {
-            Ok(Ok(true)) => {
-                if let Err(e) = rsm
-                    .execute(KvCommand::DeleteShard { config, shard }, PROPOSE)
-                    .await
-                {
-                    tracing::debug!(shard, config, error = %e, "delete not decided yet");
+    let mut tried = Vec::new();
+    for _ in 0..2 {
+        for addr in handoff_servers(masters, history, config, to, &tried).await {
+            tried.push(addr.clone());
+            let Ok(client) = conns.get(&addr).await else {
+                continue;
+            };
+            match client.shard_installed(deadline(CALL), config, shard).await {
+                Ok(Ok(true)) => {
+                    if let Err(e) = rsm
+                        .execute(KvCommand::DeleteShard { config, shard }, PROPOSE)
+                        .await
+                    {
+                        tracing::debug!(shard, config, error = %e, "delete not decided yet");
+                    }
+                    return;
                 }
-                return;
+                Ok(Ok(false)) => return,
+                Ok(Err(_)) => {}
+                Err(_) => conns.drop_conn(&addr),
             }
-            Ok(Ok(false)) => return,
-            Ok(Err(_)) => {}
-            Err(_) => conns.drop_conn(&addr),
         }
     }
 }
