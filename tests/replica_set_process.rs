@@ -85,6 +85,11 @@ fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
         .lines()
         .any(|l| l.starts_with("3\t") && l.contains("Voter")));
 
+    // A seat cannot move onto another seat's address.
+    refused(
+        &c.admin(&["replica", "replace", "1", "0", &founders[1]]),
+        "is replica 1 of group 1 already",
+    );
     // Replace replica 0 by a process at another address; the old one stops.
     c.admin_out(&["replica", "replace", "1", "0", &new[1]]);
     c.kill9(1, 0);

@@ -119,6 +119,27 @@ pub enum ReplicaChangeError {
          servers ({0}); run the same command again to record them"
     )]
     NotRecorded(ShardmasterError),
+    /// The change is in force but the group left the configuration meanwhile,
+    /// so there is no list to record.
+    #[error(
+        "the change is in force, but group {gid} left the configuration meanwhile: its \
+         servers are recorded again when it joins (diskv admin join {gid} with the \
+         addresses of `replica list {gid}`)"
+    )]
+    LeftMeanwhile {
+        /// The group.
+        gid: Gid,
+    },
+    /// A replace names an address another seat of the same set listens at.
+    #[error("{addr} is replica {node} of {set} already; a process holds one seat")]
+    SeatAddressInUse {
+        /// Whose set.
+        set: ReplicaSet,
+        /// The address.
+        addr: String,
+        /// The seat listening there.
+        node: usize,
+    },
 }
 
 /// Asks a set's replicas questions.
@@ -138,6 +159,24 @@ impl Asker {
                 .await
                 .map(|s| (s.node.role, s.node.seats)),
         }
+    }
+
+    /// The seats as the leader among `addrs` knows them, or else the most up
+    /// to date of the replicas that answer (one recovering a lost disk knows
+    /// only a guess); the last error when none could tell.
+    async fn best_seats(&self, addrs: &[String]) -> Result<GroupSeats, String> {
+        let answers = futures::future::join_all(addrs.iter().map(|a| self.seats_at(a))).await;
+        let mut last = String::from("no replica answered");
+        let mut views = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok((role, seats)) => views.push((role == NodeRole::Leader, seats)),
+                Err(e) => last = e,
+            }
+        }
+        GroupSeats::best(views.iter().map(|(leads, seats)| (*leads, seats)))
+            .cloned()
+            .ok_or(last)
     }
 
     /// Hands `change` to the replica at `addr`.
@@ -180,15 +219,24 @@ pub async fn change_replicas(
         ReplicaSet::Group(gid) => group_servers(masters, gid, &change).await?,
         ReplicaSet::Masters => masters.masters().to_vec(),
     };
+    if let Change::Move { node, addr } = &change {
+        // The replica set's own seats: a move onto another seat's address would
+        // leave two seats at one process (found by the attack; the shardmaster
+        // refused only the list afterwards).
+        let best = asker.best_seats(&addrs).await.ok();
+        let other = best.as_ref().and_then(|b| b.at_addr(addr)).map(|s| s.node);
+        if let Some(other) = other.filter(|other| other != node) {
+            return Err(ReplicaChangeError::SeatAddressInUse {
+                set,
+                addr: addr.clone(),
+                node: other,
+            });
+        }
+    }
     let already = propose(&asker, &addrs, &change, until).await?;
     let seats = in_force(&asker, &addrs, &change, until).await?;
     let recorded = match set {
-        ReplicaSet::Group(gid) => Some(
-            masters
-                .set_servers(gid, seats.addresses())
-                .await
-                .map_err(ReplicaChangeError::NotRecorded)?,
-        ),
+        ReplicaSet::Group(gid) => Some(record(masters, &asker, &addrs, gid, &seats).await?),
         ReplicaSet::Masters => None,
     };
     Ok(ChangeDone {
@@ -197,6 +245,45 @@ pub async fn change_replicas(
         recorded,
     })
 }
+
+/// Records group `gid`'s servers as `seats` say, then reads the group's seats
+/// again and records once more while they differ: `Op::Servers` carries no
+/// version, so a recording retried late by this command, or by another one run
+/// at the same time, could put back an older list; each command's last word is
+/// a list read after its own write (found by the attack on replica-set changes).
+async fn record(
+    masters: &MasterClerk,
+    asker: &Asker,
+    addrs: &[String],
+    gid: Gid,
+    seats: &GroupSeats,
+) -> Result<OpResult, ReplicaChangeError> {
+    let mut list = seats.addresses();
+    let mut round = 0;
+    loop {
+        round += 1;
+        let result = masters
+            .set_servers(gid, list.clone())
+            .await
+            .map_err(|e| match e {
+                ShardmasterError::UnknownGroup { gid } => ReplicaChangeError::LeftMeanwhile { gid },
+                e => ReplicaChangeError::NotRecorded(e),
+            })?;
+        let now = asker
+            .best_seats(addrs)
+            .await
+            .ok()
+            .filter(|now| now.version >= seats.version)
+            .map(|now| now.addresses());
+        match now {
+            Some(now) if now != list && round < RECORD_ROUNDS => list = now,
+            _ => return Ok(result),
+        }
+    }
+}
+
+/// How many times one command records a group's servers at most.
+const RECORD_ROUNDS: usize = 5;
 
 /// The seats of `set` as its leader knows them, or else its most up-to-date
 /// replica that answers (one recovering a lost disk knows only a guess).
@@ -222,18 +309,10 @@ pub async fn seats_of(
         }
         ReplicaSet::Masters => masters.masters().to_vec(),
     };
-    let answers = futures::future::join_all(addrs.iter().map(|a| asker.seats_at(a))).await;
-    let mut last = String::from("no replica answered");
-    let mut views = Vec::new();
-    for answer in answers {
-        match answer {
-            Ok((role, seats)) => views.push((role == NodeRole::Leader, seats)),
-            Err(e) => last = e,
-        }
-    }
-    GroupSeats::best(views.iter().map(|(leads, seats)| (*leads, seats)))
-        .cloned()
-        .ok_or(ReplicaChangeError::NoLeader { set, last })
+    asker
+        .best_seats(&addrs)
+        .await
+        .map_err(|last| ReplicaChangeError::NoLeader { set, last })
 }
 
 fn unknown(gid: Gid, config: &shardmaster::Config) -> ReplicaChangeError {
