@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 use support::cluster::ShardCluster;
-use support::line_client::wait_serving;
 use support::process::reserve_addrs;
 
 const NSHARDS: usize = 4;
@@ -24,12 +23,7 @@ const NSHARDS: usize = 4;
 /// `config`.)
 #[test]
 fn a_shard_moving_while_its_old_owner_changes_every_replica_still_arrives() {
-    let mut c = ShardCluster::start(NSHARDS);
-    c.start_group(1, 3, false);
-    c.wait_started(1);
-    c.wait_groups(&[1]);
-    let mut client = c.client("w");
-    wait_serving(&mut client);
+    let (mut c, mut client) = ShardCluster::serving_group_1(NSHARDS, 3, "w");
     c.start_group(2, 1, false);
     c.wait_started(2);
     c.wait_groups(&[1, 2]);
@@ -86,12 +80,7 @@ fn a_shard_moving_while_its_old_owner_changes_every_replica_still_arrives() {
 /// nothing changed, like every other bad request.
 #[test]
 fn a_malformed_address_is_refused_before_the_group_changes() {
-    let mut c = ShardCluster::start(NSHARDS);
-    c.start_group(1, 3, false);
-    c.wait_started(1);
-    c.wait_groups(&[1]);
-    let mut client = c.client("w");
-    wait_serving(&mut client);
+    let (c, _client) = ShardCluster::serving_group_1(NSHARDS, 3, "w");
     let before = c.admin_out(&["replica", "list", "1"]);
     for args in [
         &["replica", "add", "1", "no-port-here"][..],

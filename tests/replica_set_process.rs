@@ -9,7 +9,6 @@ mod support;
 
 use std::time::Duration;
 use support::cluster::ShardCluster;
-use support::line_client::wait_serving;
 use support::process::{reserve_addrs, wait_until, Output};
 
 const NSHARDS: usize = 4;
@@ -25,13 +24,8 @@ fn refused(out: &Output, says: &str) {
 
 #[test]
 fn a_group_adds_promotes_replaces_and_removes_replicas_while_a_client_works() {
-    let mut c = ShardCluster::start(NSHARDS);
-    c.start_group(1, 3, false);
-    c.wait_started(1);
-    c.wait_groups(&[1]);
+    let (mut c, mut client) = ShardCluster::serving_group_1(NSHARDS, 3, "before");
     let founders = c.peers(1);
-    let mut client = c.client("before");
-    wait_serving(&mut client);
     for i in 0..10 {
         assert_eq!(
             client.req(&format!("PUT k{i} v{i}")),

@@ -177,7 +177,7 @@ fn check_gid(gid: Gid) -> Result<(), ShardmasterError> {
 /// Accepts `host:port` where host is an IPv4 address, a bracketed IPv6 address or a
 /// host name of letters, digits, `.`, `-` and `_`, and port is a number in 1..=65535.
 /// Returns the reason on failure.
-fn check_address(addr: &str) -> Result<(), String> {
+pub fn check_address(addr: &str) -> Result<(), String> {
     if let Ok(sock) = addr.parse::<SocketAddr>() {
         return match sock.port() {
             0 => Err("port 0 is not a port a server can be reached on".into()),

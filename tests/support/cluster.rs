@@ -149,6 +149,18 @@ impl ShardCluster {
         self.spawn(gid, i, Start::Claim);
     }
 
+    /// A cluster of `nshards` shards whose group 1 of `n` replicas has joined,
+    /// and a line client it serves (named `client`).
+    pub fn serving_group_1(nshards: usize, n: usize, client: &str) -> (ShardCluster, Client) {
+        let mut c = ShardCluster::start(nshards);
+        c.start_group(1, n, false);
+        c.wait_started(1);
+        c.wait_groups(&[1]);
+        let mut client = c.client(client);
+        super::line_client::wait_serving(&mut client);
+        (c, client)
+    }
+
     /// Waits until every replica of group `gid` has decided how to start (its
     /// identity record is written). A brand-new group starts fresh only once every
     /// replica answered its peers' probes, so a replica killed before that leaves the

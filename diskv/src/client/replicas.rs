@@ -210,15 +210,12 @@ pub async fn change_replicas(
     timeout: Duration,
 ) -> Result<ChangeDone, ReplicaChangeError> {
     let until = Instant::now() + timeout;
-    check_address(set, &change)?;
+    check_address(&change)?;
     let asker = Asker {
         set,
         conns: Connections::default(),
     };
-    let addrs = match set {
-        ReplicaSet::Group(gid) => group_servers(masters, gid, &change).await?,
-        ReplicaSet::Masters => masters.masters().to_vec(),
-    };
+    let addrs = set_addresses(masters, set, Some(&change)).await?;
     if let Change::Move { node, addr } = &change {
         // The replica set's own seats: a move onto another seat's address would
         // leave two seats at one process (found by the attack; the shardmaster
@@ -295,77 +292,50 @@ pub async fn seats_of(
         set,
         conns: Connections::default(),
     };
-    let addrs = match set {
-        ReplicaSet::Group(gid) => {
-            let config = masters
-                .query(ConfigNum::Latest)
-                .await
-                .map_err(ReplicaChangeError::NoConfiguration)?;
-            config
-                .groups
-                .get(&gid)
-                .cloned()
-                .ok_or_else(|| unknown(gid, &config))?
-        }
-        ReplicaSet::Masters => masters.masters().to_vec(),
-    };
+    let addrs = set_addresses(masters, set, None).await?;
     asker
         .best_seats(&addrs)
         .await
         .map_err(|last| ReplicaChangeError::NoLeader { set, last })
 }
 
-fn unknown(gid: Gid, config: &shardmaster::Config) -> ReplicaChangeError {
-    ReplicaChangeError::UnknownGroup {
-        gid,
-        joined: config.groups.keys().copied().collect(),
-    }
-}
-
 /// Refuses a new address (`add`, `replace`) the shardmaster would refuse to
-/// record (and Clerks could not reach), by the shardmaster's own rules.
-fn check_address(set: ReplicaSet, change: &Change) -> Result<(), ReplicaChangeError> {
+/// record (and Clerks could not reach), by the shardmaster's own rule.
+fn check_address(change: &Change) -> Result<(), ReplicaChangeError> {
     if let Change::Add { addr } | Change::Move { addr, .. } = change {
-        // The shardmasters' addresses follow the same rules as a group's.
-        let gid = match set {
-            ReplicaSet::Group(gid) => gid,
-            ReplicaSet::Masters => 1,
-        };
-        let join = shardmaster::op::Op::Join {
-            gid,
-            servers: vec![addr.clone()],
-        };
-        if let Err(e) = join.validate(1) {
-            let reason = match e {
-                ShardmasterError::MalformedAddress { reason, .. } => reason,
-                other => other.to_string(),
-            };
-            return Err(ReplicaChangeError::BadAddress {
-                addr: addr.clone(),
-                reason,
-            });
-        }
+        shardmaster::op::check_address(addr).map_err(|reason| ReplicaChangeError::BadAddress {
+            addr: addr.clone(),
+            reason,
+        })?;
     }
     Ok(())
 }
 
-/// Group `gid`'s servers in the latest configuration, once `change`'s new
-/// address (if any) is checked to belong to no other group.
-async fn group_servers(
+/// The addresses of `set`'s replicas: a group's in the latest configuration,
+/// once `change`'s new address (if any) is checked to belong to no other
+/// group; the shardmasters' as `--masters` names them.
+async fn set_addresses(
     masters: &MasterClerk,
-    gid: Gid,
-    change: &Change,
+    set: ReplicaSet,
+    change: Option<&Change>,
 ) -> Result<Vec<String>, ReplicaChangeError> {
+    let ReplicaSet::Group(gid) = set else {
+        return Ok(masters.masters().to_vec());
+    };
     let config = masters
         .query(ConfigNum::Latest)
         .await
         .map_err(ReplicaChangeError::NoConfiguration)?;
-    let servers = config
-        .groups
-        .get(&gid)
-        .cloned()
-        .ok_or_else(|| unknown(gid, &config))?;
-    if let Change::Add { addr } | Change::Move { addr, .. } = change {
+    let servers =
+        config
+            .groups
+            .get(&gid)
+            .cloned()
+            .ok_or_else(|| ReplicaChangeError::UnknownGroup {
+                gid,
+                joined: config.groups.keys().copied().collect(),
+            })?;
+    if let Some(Change::Add { addr } | Change::Move { addr, .. }) = change {
         let taken = config
             .groups
             .iter()

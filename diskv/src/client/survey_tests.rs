@@ -209,24 +209,10 @@ fn attack_a_replica_whose_disk_cannot_be_measured_is_not_healthy() {
     assert!(p.iter().any(|p| p.contains("No such file")), "{p:?}");
 }
 
-/// Issue #15: a group whose seats changed. Learners do not vote and are not a
-/// problem; the majority is over the voter seats only; the leader is named by
-/// seat, which is not its place in the list once a seat was removed.
-#[test]
-fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
-    use paxos::core::Seat;
+/// A set's seats of these kinds, seat `i` at `h<i>:1`, as a leader reports them.
+fn group_seats(kinds: &[paxos::core::Seat], version: u64) -> paxos::node::GroupSeats {
     use paxos::node::{GroupSeats, SeatReport};
-    // Seats: 0 voter, 1 removed, 2 voter, 3 voter, 4 learner, 5 learner. The
-    // list leaves the removed seat out: positions 0..5 hold seats 0, 2, 3, 4, 5.
-    let kinds = [
-        Seat::Voter,
-        Seat::Removed,
-        Seat::Voter,
-        Seat::Voter,
-        Seat::Learner,
-        Seat::Learner,
-    ];
-    let seats = GroupSeats {
+    GroupSeats {
         seats: kinds
             .iter()
             .enumerate()
@@ -239,9 +225,28 @@ fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
             })
             .collect(),
         changing: false,
-        version: 9,
+        version,
         provisional: false,
-    };
+    }
+}
+
+/// Issue #15: a group whose seats changed. Learners do not vote and are not a
+/// problem; the majority is over the voter seats only; the leader is named by
+/// seat, which is not its place in the list once a seat was removed.
+#[test]
+fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
+    use paxos::core::Seat;
+    // Seats: 0 voter, 1 removed, 2 voter, 3 voter, 4 learner, 5 learner. The
+    // list leaves the removed seat out: positions 0..5 hold seats 0, 2, 3, 4, 5.
+    let kinds = [
+        Seat::Voter,
+        Seat::Removed,
+        Seat::Voter,
+        Seat::Voter,
+        Seat::Learner,
+        Seat::Learner,
+    ];
+    let seats = group_seats(&kinds, 9);
     let replica = |seat: usize, role: NodeRole| {
         let mut s = master(role, 100, Some(3));
         s.me = seat;
@@ -308,22 +313,8 @@ fn learners_do_not_vote_and_the_leader_is_found_by_seat() {
 #[test]
 fn attack_a_voter_missing_from_the_surveyed_list_is_not_ignored() {
     use paxos::core::Seat;
-    use paxos::node::{GroupSeats, SeatReport};
     // Four voters, seats 0..3; the surveyed list names seats 0, 1, 2 only.
-    let seats = GroupSeats {
-        seats: (0..4)
-            .map(|node| SeatReport {
-                node,
-                addr: format!("h{node}:1"),
-                seat: Seat::Voter,
-                vacant: false,
-                heard: None,
-            })
-            .collect(),
-        changing: false,
-        version: 4,
-        provisional: false,
-    };
+    let seats = group_seats(&[Seat::Voter; 4], 4);
     let replica = |seat: usize, role: NodeRole| {
         let mut s = master(role, 100, Some(0));
         s.me = seat;

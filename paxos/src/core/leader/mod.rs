@@ -235,17 +235,22 @@ impl Replica {
         let (Role::Leader(l), Some(after)) = (&self.role, self.membership.after(change)) else {
             return Ok(());
         };
-        let within = u64::from(self.cfg.election_ticks);
         crate::membership::enough_held(&after, |n, m| {
-            let k = if n == self.cfg.id {
-                self.incarnation
-            } else if self.now.saturating_sub(l.last_heard[n]) <= within {
-                l.heard_incarnation[n]
-            } else {
-                None
-            };
-            k.is_some_and(|k| m.votes_as(k))
+            self.heard_lately(l, n).is_some_and(|k| m.votes_as(k))
         })
+    }
+
+    /// The incarnation of seat `n` this leader heard from within an election
+    /// timeout (its own, for itself): what it counts as running.
+    fn heard_lately(&self, l: &Leader, n: NodeId) -> Option<u64> {
+        if n == self.cfg.id {
+            return self.incarnation;
+        }
+        let within = u64::from(self.cfg.election_ticks);
+        let fresh = self.now.saturating_sub(*l.last_heard.get(n)?) <= within;
+        fresh
+            .then(|| l.heard_incarnation.get(n).copied().flatten())
+            .flatten()
     }
 
     /// At the leader: true if it heard from seat `node`'s current incarnation
@@ -257,13 +262,8 @@ impl Replica {
             return None;
         };
         let member = self.membership.latest().get(node)?;
-        if node == self.cfg.id {
-            return Some(true);
-        }
-        let within = u64::from(self.cfg.election_ticks);
-        let fresh = self.now.saturating_sub(*l.last_heard.get(node)?) <= within;
-        let current = l.heard_incarnation.get(node).copied().flatten() == Some(member.incarnation);
-        Some(fresh && current && !member.vacant)
+        let heard = self.heard_lately(l, node);
+        Some(!member.vacant && heard == Some(member.incarnation))
     }
 
     /// A replica that lost its disk asks to be reincarnated.
