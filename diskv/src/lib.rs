@@ -4,8 +4,8 @@
 //! The folders are the layers, each importing only from those above it in this
 //! list:
 //!
-//! - [`op`], [`error`]: the vocabulary every layer speaks — the operations and
-//!   their replies, the errors.
+//! - [`op`], [`batch`], [`error`]: the vocabulary every layer speaks — the
+//!   operations, batches of them, and their replies, the errors.
 //! - [`state`]: the replicated state machine of one group ([`KvState`]) and its
 //!   storage: shards, the duplicate table, log time, key files and checkpoints.
 //! - [`rpc`]: the KV RPC between Clerks (and other groups) and a group's
@@ -20,6 +20,7 @@
 //!   into an empty cluster through Clerks.
 
 pub mod backup;
+pub mod batch;
 pub mod client;
 pub mod error;
 pub mod front;
@@ -35,6 +36,7 @@ pub use front::{access, http, resp};
 pub use replica::{disk, identity, service};
 pub use state::{checkpoint, dedup, keyfile, logclock, shard};
 
+pub use batch::Batch;
 pub use client::clerk::Clerk;
 pub use error::{BackupError, StateError};
 pub use op::{ClientId, KvError, Op, Reply, Request};

@@ -177,6 +177,9 @@ pub enum Reply {
     /// this many bytes, over [`MAX_VALUE_BYTES`]. ([`Op::check_size`] can only
     /// check the piece sent; the sum is known where the op is applied.)
     TooLarge(u64),
+    /// A [`crate::Batch`]: each operation's reply, in the batch's order. In a
+    /// duplicate table: the replies of the operations on that table's shard.
+    Batch(Vec<Reply>),
 }
 
 impl Reply {

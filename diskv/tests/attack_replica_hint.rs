@@ -69,6 +69,13 @@ impl diskv::rpc::KvRpc for Fake {
     ) -> paxos::core::ChangeAnswer {
         paxos::core::ChangeAnswer::NotLeader(None)
     }
+    async fn execute_batch(
+        self,
+        _: tarpc::context::Context,
+        _: diskv::Batch,
+    ) -> Result<diskv::Reply, diskv::KvError> {
+        Err(diskv::KvError::Unavailable("a fake replica".into()))
+    }
 }
 
 /// Attack finding 2. Group 1 was A,B,C,D (three founders and a replica added

@@ -158,6 +158,13 @@ impl diskv::rpc::KvRpc for AllAtOnce {
     ) -> paxos::core::ChangeAnswer {
         paxos::core::ChangeAnswer::NotLeader(None)
     }
+    async fn execute_batch(
+        self,
+        _: tarpc::context::Context,
+        _: diskv::Batch,
+    ) -> Result<diskv::Reply, diskv::KvError> {
+        Err(diskv::KvError::Unavailable("a fake group".into()))
+    }
 }
 
 /// A scan (and a key listing) asks every shard at once: the fake group holding all

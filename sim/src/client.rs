@@ -329,5 +329,7 @@ fn ret_of(reply: Reply) -> Ret {
         // too large would be a bug, and a reply of the wrong kind (Clear's) makes
         // the checker say so.
         Reply::TooLarge(_) => Ret::Done,
+        // Batches are answered one reply per operation, never as a whole.
+        Reply::Batch(_) => Ret::Done,
     }
 }

@@ -6,6 +6,9 @@
 //! sent. A Clerk runs one operation at a time (`&mut self`): callers that want
 //! concurrency use several Clerks.
 
+mod batch;
+
+use crate::batch::Batch;
 use crate::op::{ClientId, KvError, Op, Reply, Request, MAX_KEYS_PER_READ};
 use crate::replica::server::Local;
 use crate::rpc::conn::{deadline, Connections};
@@ -69,8 +72,8 @@ impl Clerk {
         self
     }
 
-    /// One attempt of `req` at the replica at `addr`.
-    async fn attempt(&self, addr: &str, req: &Request) -> Attempt {
+    /// One attempt of `call` at the replica at `addr`.
+    async fn attempt(&self, addr: &str, call: &Call<'_>) -> Attempt {
         // A stopped replica is not called: another one may listen on its address
         // by now (restarted in this process), and RPC reaches that one.
         let local = self
@@ -87,10 +90,17 @@ impl Clerk {
                 tokio::time::sleep_until(lost_at).await;
                 return Attempt::Lost("request dropped (--unreliable)".into());
             }
-            let call = local.service.execute_request(req.clone());
-            let answer = tokio::time::timeout(ATTEMPT, call)
-                .await
-                .unwrap_or(Err(KvError::Timeout));
+            let answer = match call {
+                Call::One(req) => {
+                    let run = local.service.execute_request((*req).clone());
+                    tokio::time::timeout(ATTEMPT, run).await
+                }
+                Call::Many(batch) => {
+                    let run = local.service.run_batch((*batch).clone());
+                    tokio::time::timeout(ATTEMPT, run).await
+                }
+            }
+            .unwrap_or(Err(KvError::Timeout));
             if fate == Fate::DiscardReply {
                 tokio::time::sleep_until(lost_at).await;
                 return Attempt::Lost("reply discarded (--unreliable)".into());
@@ -100,7 +110,15 @@ impl Clerk {
         let Ok(client) = self.conns.get(addr).await else {
             return Attempt::NotSent;
         };
-        match client.execute(deadline(ATTEMPT), req.clone()).await {
+        let answer = match call {
+            Call::One(req) => client.execute(deadline(ATTEMPT), (*req).clone()).await,
+            Call::Many(batch) => {
+                client
+                    .execute_batch(deadline(ATTEMPT), (*batch).clone())
+                    .await
+            }
+        };
+        match answer {
             Ok(answer) => Attempt::Answered(answer),
             Err(e) => Attempt::Lost(e.to_string()),
         }
@@ -275,10 +293,10 @@ impl Clerk {
 
     /// Sends `op` for `shard` until a group executes it. Only an invalid request
     /// ends with an error; everything else is retried.
-    async fn run(&mut self, shard: usize, op: Op) -> Result<Reply, KvError> {
+    pub(super) async fn run(&mut self, shard: usize, op: Op) -> Result<Reply, KvError> {
         let req = self.request(shard, op);
         let mut config = self.config.clone();
-        let reply = self.run_request(&req, &mut config).await;
+        let reply = self.run_call(&Call::One(&req), &mut config).await;
         self.adopt(config);
         reply
     }
@@ -296,7 +314,7 @@ impl Clerk {
         let this = &*self;
         let runs = requests.iter().map(|req| async move {
             let mut config = this.config.clone();
-            let reply = this.run_request(req, &mut config).await;
+            let reply = this.run_call(&Call::One(req), &mut config).await;
             (reply, config)
         });
         let outcomes = futures::future::join_all(runs).await;
@@ -310,29 +328,43 @@ impl Clerk {
 
     /// The next request of this Clerk: its own sequence number.
     fn request(&mut self, shard: usize, op: Op) -> Request {
-        self.seq += 1;
         Request {
             client: self.client,
-            seq: self.seq,
+            seq: self.next_seq(),
             shard,
             op,
         }
     }
 
+    /// The next sequence number of this Clerk.
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
     /// Keeps `config` if it is newer than the one held.
-    fn adopt(&mut self, config: Config) {
+    pub(super) fn adopt(&mut self, config: Config) {
         if config.num > self.config.num {
             self.config = config;
         }
     }
 
-    /// Sends `req` until a group executes it, following `config` (refreshed from
-    /// the shardmasters between rounds).
-    async fn run_request(&self, req: &Request, config: &mut Config) -> Result<Reply, KvError> {
+    /// Sends `call` until a group executes it, following `config` (refreshed
+    /// from the shardmasters between rounds). A batch whose shards `config`
+    /// gives to more than one group comes back as [`KvError::WrongGroup`], at
+    /// once: its caller splits it ([`Clerk::execute_batch`]).
+    pub(super) async fn run_call(
+        &self,
+        call: &Call<'_>,
+        config: &mut Config,
+    ) -> Result<Reply, KvError> {
         let mut backoff = Duration::from_millis(10);
         let mut outcome_unknown = false;
         loop {
-            match self.round(req, config, &mut outcome_unknown).await {
+            if let Some(split) = call.split_by(config) {
+                return Err(split);
+            }
+            match self.round(call, config, &mut outcome_unknown).await {
                 Some(Ok(reply)) => return Ok(reply),
                 Some(Err(KvError::NoSpace { reason, .. })) => {
                     return Err(KvError::NoSpace {
@@ -363,11 +395,11 @@ impl Clerk {
     /// is set when an attempt may have reached a replica and its answer was lost.
     async fn round(
         &self,
-        req: &Request,
+        call: &Call<'_>,
         config: &Config,
         outcome_unknown: &mut bool,
     ) -> Option<Result<Reply, KvError>> {
-        let gid = *config.shards.get(req.shard)?;
+        let gid = *config.shards.get(call.shard())?;
         if gid == NO_GROUP {
             return None;
         }
@@ -385,7 +417,7 @@ impl Clerk {
             asked[idx] = true;
             let addr = &servers[idx];
             let next = (idx + 1) % servers.len();
-            let answer = match self.attempt(addr, req).await {
+            let answer = match self.attempt(addr, call).await {
                 Attempt::Answered(answer) => Ok(answer),
                 Attempt::NotSent => {
                     idx = next;
@@ -441,6 +473,37 @@ fn merge(pieces: Vec<Vec<(String, String)>>) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = pieces.into_iter().flatten().collect();
     all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     all
+}
+
+/// What a Clerk sends: one operation, or a batch of them to one group.
+pub(super) enum Call<'a> {
+    One(&'a Request),
+    Many(&'a Batch),
+}
+
+impl Call<'_> {
+    /// The shard whose owner the call goes to.
+    fn shard(&self) -> usize {
+        match self {
+            Call::One(req) => req.shard,
+            Call::Many(batch) => batch.ops.first().map_or(0, |(shard, _)| *shard),
+        }
+    }
+
+    /// For a batch whose shards `config` gives to several groups, the error
+    /// that sends it back to be split.
+    fn split_by(&self, config: &Config) -> Option<KvError> {
+        let Call::Many(batch) = self else {
+            return None;
+        };
+        let owner = |shard: usize| config.shards.get(shard).copied();
+        let first = owner(self.shard());
+        let other = batch.ops.iter().find(|(s, _)| owner(*s) != first)?;
+        Some(KvError::WrongGroup {
+            shard: other.0,
+            config: config.num,
+        })
+    }
 }
 
 /// What became of one attempt.

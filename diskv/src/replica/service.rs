@@ -1,5 +1,6 @@
 //! The KV service a replica serves to Clerks and to other groups.
 
+use crate::batch::Batch;
 use crate::op::{KvError, Reply, Request};
 use crate::replica::shard_snapshots::ShardSnapshots;
 use crate::rpc::{KvRpc, ReplicaStatus, ShardPage, ShardRead, ShardTransfer};
@@ -161,18 +162,58 @@ impl KvService {
                 .await
                 .map_err(|e| self.rsm_error(e))?
         } else {
-            let applied_ms = self.rsm.with_state(|st| st.now_ms());
-            let at_ms = self
-                .clock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .stamp(applied_ms, monotonic_ms());
+            let at_ms = self.stamp();
             let cmd = KvCommand::Op { req, at_ms };
             self.rsm
                 .execute(cmd, REQUEST_TIMEOUT)
                 .await
                 .map_err(|e| self.rsm_error(e))?
         }
+    }
+
+    /// Executes a batch of one client's operations (see [`KvRpc::execute_batch`]):
+    /// reads only, under one read index; else as one log instance.
+    pub async fn run_batch(&self, batch: Batch) -> Result<Reply, KvError> {
+        batch.check()?;
+        if let Some(failure) = self.rsm.node().failure() {
+            // The same answers as for one request: the first operation stands
+            // for the batch (reads only, or a write among them).
+            let (shard, op) = batch
+                .ops
+                .iter()
+                .find(|(_, op)| !op.is_read())
+                .unwrap_or(&batch.ops[0]);
+            let req = Request {
+                client: batch.client,
+                seq: batch.seq,
+                shard: *shard,
+                op: op.clone(),
+            };
+            self.while_failed(&req, &failure)?;
+            return self.rsm.with_state(|st| st.read_batch(&batch));
+        }
+        self.check_leader()?;
+        if batch.is_read() {
+            let rsm = &self.rsm;
+            return rsm
+                .read(REQUEST_TIMEOUT, |st| st.read_batch(&batch))
+                .await
+                .map_err(|e| self.rsm_error(e))?;
+        }
+        let at_ms = self.stamp();
+        self.rsm
+            .execute(KvCommand::Batch { batch, at_ms }, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| self.rsm_error(e))?
+    }
+
+    /// The log time stamp of a command this replica proposes now.
+    fn stamp(&self) -> u64 {
+        let applied_ms = self.rsm.with_state(|st| st.now_ms());
+        self.clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stamp(applied_ms, monotonic_ms())
     }
 
     /// Answers a request while this replica's storage is failed (it does not
@@ -300,6 +341,10 @@ fn validate(req: &Request) -> Result<(), KvError> {
 impl KvRpc for KvService {
     async fn execute(self, _: context::Context, req: Request) -> Result<Reply, KvError> {
         self.execute_request(req).await
+    }
+
+    async fn execute_batch(self, _: context::Context, batch: Batch) -> Result<Reply, KvError> {
+        self.run_batch(batch).await
     }
 
     async fn fetch_shard(

@@ -51,4 +51,8 @@ pub trait KvRpc {
     /// answers which one leads. Watch [`KvRpc::status`]'s seats to see it take
     /// effect. See `paxos::membership`.
     async fn change_membership(change: paxos::core::Change) -> paxos::core::ChangeAnswer;
+    /// Executes a batch of one client's single-key operations in order, as one
+    /// ([`crate::batch`]): the reply is [`Reply::Batch`], one reply per
+    /// operation. Every shard must be this group's, or nothing is applied.
+    async fn execute_batch(batch: crate::batch::Batch) -> Result<Reply, KvError>;
 }

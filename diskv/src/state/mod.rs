@@ -1,6 +1,7 @@
 //! The replicated KV state machine of one group: the shards it holds, the
 //! configuration it has applied, and its checkpoints.
 
+mod batch;
 pub mod checkpoint;
 pub mod dedup;
 pub mod keyfile;
@@ -59,6 +60,14 @@ pub enum KvCommand {
         config: u64,
         /// The shard.
         shard: usize,
+    },
+    /// Client operations applied in order as one (see [`crate::batch`]).
+    /// Appended last, so records of the variants above decode as before.
+    Batch {
+        /// The batch.
+        batch: crate::batch::Batch,
+        /// The proposer's log time stamp, in ms, as in [`KvCommand::Op`].
+        at_ms: u64,
     },
 }
 
@@ -239,9 +248,14 @@ impl KvState {
     /// Answers a read (Get, Scan or Keys) from the local state; the caller ensures
     /// linearizability (read index).
     pub fn read(&self, req: &Request) -> KvOutput {
-        self.serving(req.shard)?;
-        let shard = &self.shards[&req.shard];
-        match &req.op {
+        self.read_op(req.shard, &req.op)
+    }
+
+    /// Answers the read `op` on `shard` from the local state (see [`KvState::read`]).
+    fn read_op(&self, shard: usize, op: &Op) -> KvOutput {
+        self.serving(shard)?;
+        let shard = &self.shards[&shard];
+        match op {
             Op::Get { key } => Ok(Reply::Value(shard.data.get(key).cloned())),
             Op::Scan { start, end } => Ok(Reply::Pairs(shard.scan(start, end))),
             Op::Keys { start, limit } => Ok(Reply::Keys(shard.keys_from(start, *limit))),
@@ -498,6 +512,7 @@ impl StateMachine for KvState {
                 dups,
             } => self.install_shard(config, shard, data, dups),
             KvCommand::DeleteShard { config, shard } => self.delete_shard(config, shard),
+            KvCommand::Batch { batch, at_ms } => self.apply_batch(batch, at_ms),
         }
     }
 

@@ -39,6 +39,17 @@ pub enum PoolError {
     Failed(String),
 }
 
+impl From<KvError> for PoolError {
+    fn from(e: KvError) -> PoolError {
+        match e {
+            KvError::Invalid(why) => PoolError::Invalid(why),
+            e @ KvError::TooLarge { .. } => PoolError::TooLarge(e.to_string()),
+            e @ KvError::NoSpace { .. } => PoolError::NoSpace(e.to_string()),
+            e => PoolError::Failed(e.to_string()),
+        }
+    }
+}
+
 /// A bounded, lazily filled pool of Clerks for one cluster.
 pub struct ClerkPool {
     masters: Vec<String>,
@@ -109,31 +120,66 @@ impl ClerkPool {
     /// [`ClerkPool::execute`], answering everything the Clerk returned (as the
     /// servers' [`Reply`]; a multi-shard Scan's pairs are merged and sorted).
     pub async fn run(self: &Arc<Self>, op: Op, deadline: Duration) -> Result<Reply, PoolError> {
+        self.with_clerk(deadline, |mut clerk| async move {
+            let out = clerk.execute(op).await;
+            (clerk, out)
+        })
+        .await?
+        .map_err(PoolError::from)
+    }
+
+    /// Runs `ops`, single-key operations, in order with one Clerk of the pool
+    /// ([`Clerk::execute_batch`]: consecutive operations of one group are one
+    /// request and one log instance), answering each. `deadline` covers them
+    /// all; past it, none has a known outcome.
+    pub async fn run_batch(
+        self: &Arc<Self>,
+        ops: Vec<Op>,
+        deadline: Duration,
+    ) -> Result<Vec<Result<Reply, PoolError>>, PoolError> {
+        let replies = self
+            .with_clerk(deadline, |mut clerk| async move {
+                let out = clerk.execute_batch(ops).await;
+                (clerk, out)
+            })
+            .await?;
+        Ok(replies
+            .into_iter()
+            .map(|r| r.map_err(PoolError::from))
+            .collect())
+    }
+
+    /// Runs `work` with a Clerk of the pool in a task of its own, waiting for a
+    /// Clerk if all are busy; `deadline` covers the wait, making the Clerk and
+    /// the work. The work hands the Clerk back with its answer; past the
+    /// deadline the Clerk is abandoned with the work.
+    async fn with_clerk<T, F, W>(
+        self: &Arc<Self>,
+        deadline: Duration,
+        work: W,
+    ) -> Result<T, PoolError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = (Clerk, T)> + Send + 'static,
+        W: FnOnce(Clerk) -> F + Send + 'static,
+    {
         let pool = self.clone();
         let task = tokio::spawn(async move {
-            let work = async {
+            let run = async {
                 let _slot = pool
                     .slots
                     .clone()
                     .acquire_owned()
                     .await
                     .map_err(|_| PoolError::Failed("the Clerk pool is closed".into()))?;
-                let mut clerk = pool.take().await;
-                let out = clerk.execute(op).await;
+                let clerk = pool.take().await;
+                let (clerk, out) = work(clerk).await;
                 pool.give_back(clerk);
                 Ok::<_, PoolError>(out)
             };
-            match tokio::time::timeout(deadline, work).await {
-                Ok(Ok(Ok(v))) => Ok(v),
-                Ok(Ok(Err(KvError::Invalid(why)))) => Err(PoolError::Invalid(why)),
-                Ok(Ok(Err(e @ KvError::TooLarge { .. }))) => {
-                    Err(PoolError::TooLarge(e.to_string()))
-                }
-                Ok(Ok(Err(e @ KvError::NoSpace { .. }))) => Err(PoolError::NoSpace(e.to_string())),
-                Ok(Ok(Err(e))) => Err(PoolError::Failed(e.to_string())),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(PoolError::Timeout(deadline)),
-            }
+            tokio::time::timeout(deadline, run)
+                .await
+                .unwrap_or(Err(PoolError::Timeout(deadline)))
         });
         task.await.unwrap_or_else(|e| {
             Err(PoolError::Failed(format!(

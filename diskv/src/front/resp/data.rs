@@ -1,20 +1,14 @@
-//! The commands on the store, each one or more Clerk operations through the
-//! pool, so each single-key command has the Clerk's guarantees (linearizable,
-//! applied exactly once, a write answered only once durable on a majority).
-//! Multi-key commands (DEL, EXISTS, MGET, MSET) run one operation per key, in
-//! argument order: they are not atomic across keys.
-//!
-//! Every read-modify-write command is one replicated operation, never a read
-//! followed by a write: INCR and friends are `Op::Incr`, SET GET and GETSET
-//! `Op::Swap`, SETNX and SET NX/XX `Op::PutIf`, GETDEL `Op::Take`, APPEND
-//! `Op::AppendLen`. Expiry (SET EX/PX...) is refused: diskv keys never expire.
+//! The commands on the store over several keys or the whole key space, each
+//! one or more Clerk operations through the pool (the single-key commands are
+//! in [`super::single`]). Multi-key commands (DEL, EXISTS, MGET, MSET) run one
+//! operation per key, in argument order: they are not atomic across keys.
 
 use super::args::{integer, is, key, keys, value};
 use super::budget::Charge;
 use super::door::Door;
 use super::glob;
 use super::reply::Reply;
-use crate::op::{Op, Presence};
+use crate::op::Op;
 // The store's answer, named apart from the RESP reply it becomes.
 use crate::op::Reply as Outcome;
 
@@ -82,119 +76,6 @@ async fn every_key(door: &Door, mut each: impl FnMut(String)) -> Result<(), Repl
     }
 }
 
-/// `GET key`.
-pub async fn get(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    Reply::value(tri!(read(door, k).await))
-}
-
-/// `SET key value [NX|XX] [GET] [KEEPTTL]`, each form one replicated operation:
-/// plain a Put; `GET` a Swap (the old value is the one the write replaced);
-/// `NX`/`XX` a PutIf, answering `OK` if it wrote and nil if not (or, with
-/// `GET`, the old value). The expiry options are refused: diskv keys never
-/// expire.
-pub async fn set(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    let mut get = false;
-    let mut when = None;
-    for opt in &args[3..] {
-        if is(opt, "GET") {
-            get = true;
-        } else if is(opt, "KEEPTTL") {
-            // diskv keys never expire: keeping "no expiry" is what SET does anyway.
-        } else if is(opt, "NX") || is(opt, "XX") {
-            let this = if is(opt, "NX") {
-                Presence::Absent
-            } else {
-                Presence::Present
-            };
-            if when.is_some_and(|w| w != this) {
-                return Reply::err("syntax error");
-            }
-            when = Some(this);
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|o| is(opt, o)) {
-            return Reply::err(format!(
-                "SET {} is not supported: diskv keys never expire",
-                String::from_utf8_lossy(opt).to_ascii_uppercase()
-            ));
-        } else {
-            return Reply::err("syntax error");
-        }
-    }
-    let value = tri!(value(args[2].clone()));
-    match (when, get) {
-        (None, false) => {
-            tri!(door.run(Op::Put { key: k, value }).await);
-            Reply::ok()
-        }
-        (None, true) => swap_reply(door, k, value).await,
-        (Some(when), get) => {
-            let old = tri!(put_if(door, k, value, when).await);
-            if get {
-                Reply::value(old)
-            } else if when.matches(old.as_deref()) {
-                Reply::ok()
-            } else {
-                Reply::Null
-            }
-        }
-    }
-}
-
-/// One PutIf: the key's old value (it wrote iff `when` matched it).
-async fn put_if(
-    door: &Door,
-    key: String,
-    value: String,
-    when: Presence,
-) -> Result<Option<String>, Reply> {
-    match door.run(Op::PutIf { key, value, when }).await? {
-        Outcome::Value(old) => Ok(old),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// `SETNX key value`: one PutIf of a missing key; 1 if it wrote, 0 if not.
-pub async fn setnx(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    let v = tri!(value(args[2].clone()));
-    let old = tri!(put_if(door, k, v, Presence::Absent).await);
-    Reply::Int(i64::from(old.is_none()))
-}
-
-/// `GETDEL key`: one Take, answering the value the key had (nil if none).
-pub async fn getdel(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    match tri!(door.run(Op::Take { key: k }).await) {
-        Outcome::Value(old) => Reply::value(old),
-        other => unexpected(other),
-    }
-}
-
-/// `APPEND key value`: one AppendLen, answering the new length in bytes.
-pub async fn append(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    let v = tri!(value(args[2].clone()));
-    match tri!(door.run(Op::AppendLen { key: k, value: v }).await) {
-        Outcome::Length(n) => Reply::Int(i64::try_from(n).unwrap_or(i64::MAX)),
-        other => unexpected(other),
-    }
-}
-
-async fn swap_reply(door: &Door, k: String, v: String) -> Reply {
-    match tri!(door.run(Op::Swap { key: k, value: v }).await) {
-        Outcome::Value(old) => Reply::value(old),
-        other => unexpected(other),
-    }
-}
-
-/// `GETSET key value`: one Swap.
-pub async fn getset(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    let v = tri!(value(args[2].clone()));
-    swap_reply(door, k, v).await
-}
-
 /// `DEL key...` / `UNLINK key...`: one Delete per key, in order. The count is
 /// exact: each Delete's reply says whether that key existed when it was applied
 /// (a retried Delete gets the reply of its first application).
@@ -221,12 +102,6 @@ pub async fn exists(door: &Door, args: &[Vec<u8>]) -> Reply {
         }
     }
     Reply::Int(found)
-}
-
-/// `STRLEN key`: the value's length in bytes, 0 for a missing key.
-pub async fn strlen(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    Reply::Int(tri!(read(door, k).await).map_or(0, |v| v.len() as i64))
 }
 
 /// `MGET key...`: one Get per key. Each value is charged to the connection's
@@ -353,48 +228,4 @@ pub async fn flush(door: &Door, args: &[Vec<u8>]) -> Reply {
     }
     tri!(door.run(Op::Clear).await);
     Reply::ok()
-}
-
-/// `TYPE key`: `string`, or `none` for a missing key.
-pub async fn type_of(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    let kind = if tri!(read(door, k).await).is_some() {
-        "string"
-    } else {
-        "none"
-    };
-    Reply::Simple(kind.into())
-}
-
-/// `TTL key` / `PTTL key`: -1 (no expiry: diskv keys never expire), or -2 for a
-/// missing key.
-pub async fn ttl(door: &Door, args: &[Vec<u8>]) -> Reply {
-    let k = tri!(key(&args[1]));
-    Reply::Int(if tri!(read(door, k).await).is_some() {
-        -1
-    } else {
-        -2
-    })
-}
-
-/// `INCR key`, `DECR key`, `INCRBY key n`, `DECRBY key n`: one replicated
-/// `Op::Incr`, applied exactly once however often the Clerk retries it. A value
-/// that is not an integer, or a sum that overflows, changes nothing and gets
-/// Redis's error.
-pub async fn incr(door: &Door, args: &[Vec<u8>], name: &str) -> Reply {
-    let k = tri!(key(&args[1]));
-    let by = match name {
-        "incr" => 1,
-        "decr" => -1,
-        "incrby" => tri!(integer(&args[2])),
-        _ => match tri!(integer(&args[2])).checked_neg() {
-            Some(by) => by,
-            None => return Reply::err("decrement would overflow"),
-        },
-    };
-    match tri!(door.run(Op::Incr { key: k, by }).await) {
-        Outcome::Counter(Ok(n)) => Reply::Int(n),
-        Outcome::Counter(Err(e)) => Reply::err(e.to_string()),
-        other => unexpected(other),
-    }
 }

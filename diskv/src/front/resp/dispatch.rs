@@ -1,22 +1,54 @@
 //! From one parsed command to its reply: look the name up, check the arity, run it.
 
-use super::commands::{find, unknown, wrong_arity};
+use super::commands::{find, unknown, wrong_arity, Spec};
 use super::door::{Door, Session};
 use super::parse::Args;
 use super::reply::Reply;
+use super::single::{self, Planned};
 use super::{admin, auth, data};
+
+/// What to do with one command, decided before anything runs.
+#[derive(Debug)]
+pub enum Step {
+    /// Answered already: a refusal (unknown command, wrong arity, bad
+    /// arguments, no permission).
+    Ready(Reply),
+    /// One store operation on one key: may join its neighbours in a batch.
+    Op(Planned),
+    /// Anything else: run it alone, in order ([`run`]).
+    Run(&'static Spec),
+}
+
+/// Looks the command up, checks its arity and the session's permission, and
+/// plans it if it is a single-key command.
+pub fn plan(door: &Door, session: &mut Session, args: &Args) -> Step {
+    let Some(spec) = args.first().and_then(|name| find(name)) else {
+        return Step::Ready(unknown(args));
+    };
+    if !spec.arity_ok(args.len()) {
+        return Step::Ready(wrong_arity(spec.name));
+    }
+    if let Some(refusal) = auth::gate(door, session, spec) {
+        return Step::Ready(refusal);
+    }
+    match single::plan(spec.name, args) {
+        Some(Ok(planned)) => Step::Op(planned),
+        Some(Err(refusal)) => Step::Ready(refusal),
+        None => Step::Run(spec),
+    }
+}
 
 /// Runs one command of `session` and answers it.
 pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
-    let Some(spec) = args.first().and_then(|name| find(name)) else {
-        return unknown(&args);
-    };
-    if !spec.arity_ok(args.len()) {
-        return wrong_arity(spec.name);
+    match plan(door, session, &args) {
+        Step::Ready(reply) => reply,
+        Step::Op(planned) => planned.run(door).await,
+        Step::Run(spec) => run(door, session, spec, args).await,
     }
-    if let Some(refusal) = auth::gate(door, session, spec) {
-        return refusal;
-    }
+}
+
+/// Runs a command [`plan`] did not plan (it checked arity and permission).
+pub async fn run(door: &Door, session: &mut Session, spec: &Spec, args: Args) -> Reply {
     let a = args.as_slice();
     match spec.name {
         "auth" => auth::auth(door, session, a),
@@ -32,24 +64,14 @@ pub async fn execute(door: &Door, session: &mut Session, args: Args) -> Reply {
             Ok(n) => Reply::Int(n as i64),
             Err(e) => e,
         },
-        "get" => data::get(door, a).await,
-        "set" => data::set(door, a).await,
-        "getset" => data::getset(door, a).await,
         "del" | "unlink" => data::del(door, a).await,
         "exists" => data::exists(door, a).await,
-        "strlen" => data::strlen(door, a).await,
         "mget" => data::mget(door, a, &mut session.charge).await,
         "mset" => data::mset(door, a).await,
         "keys" => data::keys_matching(door, a).await,
         "scan" => data::scan(door, a, session.id).await,
         "flushdb" | "flushall" => data::flush(door, a).await,
-        "type" => data::type_of(door, a).await,
-        "ttl" | "pttl" => data::ttl(door, a).await,
-        "incr" | "decr" | "incrby" | "decrby" => data::incr(door, a, spec.name).await,
-        "setnx" => data::setnx(door, a).await,
-        "getdel" => data::getdel(door, a).await,
-        "append" => data::append(door, a).await,
-        // Every name of the table is matched above.
+        // Every other name of the table is planned above.
         _ => unknown(&args),
     }
 }

@@ -119,6 +119,24 @@ impl Door {
             .map_err(Reply::err)
     }
 
+    /// Runs single-key operations in order as batches
+    /// ([`crate::front::http::pool::ClerkPool::run_batch`]), answering each;
+    /// the error when none has a known outcome (the deadline passed).
+    pub(crate) async fn run_batch(
+        &self,
+        ops: Vec<Op>,
+    ) -> Result<Vec<Result<Outcome, Reply>>, Reply> {
+        let outcomes = self
+            .pool
+            .run_batch(ops, self.opts.op_timeout)
+            .await
+            .map_err(Reply::err)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.map_err(Reply::err))
+            .collect())
+    }
+
     /// A new connection's session.
     pub(crate) fn session(&self) -> Session {
         Session {

@@ -15,9 +15,12 @@
 //! - [`parse`]: bytes → commands, incremental and bounded;
 //! - [`dispatch`] with [`commands`] (the table: names, arity, `COMMAND`), after
 //!   [`auth`] (tokens: `AUTH`, and who may run what);
-//! - [`admin`] (connection and server commands), [`data`] (store commands),
+//! - [`admin`] (connection and server commands), [`single`] (the commands
+//!   that are one operation on one key, which a pipeline batches), [`data`]
+//!   (the store commands over several keys or all of them),
 //!   [`args`] (which keys and values diskv can store), [`glob`] (`KEYS`/`MATCH`
 //!   patterns), [`cursor`] (`SCAN` cursors);
+//! - [`pipeline`]: a pipeline's run of single-key commands sent as one batch;
 //! - [`reply`]: replies → bytes in RESP2 or RESP3;
 //! - [`door`]: what connections share, and the options.
 //!
@@ -34,8 +37,10 @@ pub mod dispatch;
 pub mod door;
 pub mod glob;
 pub mod parse;
+pub mod pipeline;
 pub mod reply;
 pub mod server;
+pub mod single;
 
 pub use door::{Door, RespOptions};
 pub use parse::{Decoder, Limits, ParseError};

@@ -1,17 +1,19 @@
 //! The accept loop and the connection loop.
 //!
 //! A connection reads whatever bytes have arrived, runs every complete command in
-//! them one after another (in order: a command starts only once the one before it
-//! has its reply), and writes the replies in one go before reading again. A
-//! client may pipeline as many commands as it likes; TCP's flow control holds the
-//! rest while one batch runs. Limits: [`RespOptions::max_connections`](super::RespOptions::max_connections) (one more
+//! them in order, and writes the replies in one go before reading again.
+//! Consecutive single-key commands go to the store together, as one batch
+//! ([`super::pipeline`]); any other command starts only once those before it
+//! have their replies. A client may pipeline as many commands as it likes;
+//! TCP's flow control holds the rest while one batch runs. Limits: [`RespOptions::max_connections`](super::RespOptions::max_connections) (one more
 //! gets `-ERR max number of clients reached`), [`RespOptions::idle_timeout`](super::RespOptions::idle_timeout) on
 //! every read and write, [`super::parse::Limits`] on every command; a protocol
 //! error is answered and the connection closed, as Redis does.
 
-use super::dispatch::execute;
+use super::dispatch::{self, plan, Step};
 use super::door::{Door, Session};
 use super::parse::Decoder;
+use super::pipeline::Run;
 use super::reply::{Protocol, Reply};
 use paxos::transport::tls::accept_public;
 use std::future::Future;
@@ -114,6 +116,7 @@ where
     let mut decoder = Decoder::new(door.opts.limits);
     let mut input: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut output: Vec<u8> = Vec::new();
+    let mut run = Run::default();
     loop {
         let mut used = 0;
         let mut close = false;
@@ -121,16 +124,28 @@ where
             match decoder.decode(&input[used..]) {
                 Ok((n, Some(args))) => {
                     used += n;
-                    let reply = execute(door, &mut session, args).await;
-                    reply.encode(session.proto, &mut output);
+                    match plan(door, &mut session, &args) {
+                        Step::Ready(reply) => run.ready(reply),
+                        Step::Op(planned) => {
+                            if run.op(planned) {
+                                run.answer(door, session.proto, &mut output).await;
+                            }
+                        }
+                        Step::Run(spec) => {
+                            run.answer(door, session.proto, &mut output).await;
+                            let reply = dispatch::run(door, &mut session, spec, args).await;
+                            reply.encode(session.proto, &mut output);
+                        }
+                    }
                     if session.quit {
                         close = true;
                         break;
                     }
                     if !session
                         .charge
-                        .set(input.capacity() + output.capacity() + decoder.holds())
+                        .set(input.capacity() + output.capacity() + decoder.holds() + run.holds())
                     {
+                        run.answer(door, session.proto, &mut output).await;
                         over_budget(door, &session, &mut output);
                         close = true;
                         break;
@@ -144,6 +159,7 @@ where
                     break;
                 }
                 Err(e) => {
+                    run.answer(door, session.proto, &mut output).await;
                     tracing::debug!(client = session.id, error = %e, "RESP: protocol error; closing");
                     Reply::err(e).encode(Protocol::Resp2, &mut output);
                     close = true;
@@ -151,6 +167,7 @@ where
                 }
             }
         }
+        run.answer(door, session.proto, &mut output).await;
         input.drain(..used);
         if !flush(&mut stream, &mut output, idle).await || close || *stop.borrow() {
             return;

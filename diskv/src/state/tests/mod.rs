@@ -1,6 +1,7 @@
 //! Tests of the state machine and its checkpoints, by topic; the helpers they
 //! share are here.
 
+mod batch;
 mod checkpoints;
 mod expiry;
 mod ops;

@@ -1,0 +1,139 @@
+//! A batch: several single-key operations of one client sent to one group as
+//! one request, decided as one log instance and applied in the order given.
+//!
+//! The Redis front door turns a pipeline into batches, so sixteen pipelined
+//! commands cost one request, one Paxos instance and one fsync instead of
+//! sixteen of each (issue #16). Exactly once works per shard: a batch has one
+//! sequence number, and each shard the batch touches records the replies of
+//! its own operations under that number in its duplicate table, so a retry is
+//! answered from there, also after some of its shards moved to other groups
+//! (the Clerk then sends each group its part, with the same number).
+
+use crate::op::{ClientId, KvError, Op, MAX_VALUE_BYTES};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Most operations in one batch.
+pub const MAX_BATCH_OPS: usize = 1024;
+
+/// Most bytes of keys and values in one batch: one largest value, so a batch
+/// is never a larger log record than a single operation may be.
+pub const MAX_BATCH_BYTES: usize = MAX_VALUE_BYTES;
+
+/// Single-key operations of one client, applied in order, numbered as one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The client.
+    pub client: ClientId,
+    /// The client's sequence number for the whole batch (a retry reuses it).
+    pub seq: u64,
+    /// Each operation with the shard of its key, in the order to apply them.
+    pub ops: Vec<(usize, Op)>,
+}
+
+impl Batch {
+    /// True if every operation only reads: served without writing the log.
+    pub fn is_read(&self) -> bool {
+        self.ops.iter().all(|(_, op)| op.is_read())
+    }
+
+    /// The shards the batch touches.
+    pub fn shards(&self) -> BTreeSet<usize> {
+        self.ops.iter().map(|(shard, _)| *shard).collect()
+    }
+
+    /// Refuses what no replica applies: an empty batch or one over
+    /// [`MAX_BATCH_OPS`] or [`MAX_BATCH_BYTES`], an operation that is not on one
+    /// key (Scan, Keys and Clear fan out over shards), an empty key, or a key or
+    /// value over its limit.
+    pub fn check(&self) -> Result<(), KvError> {
+        if self.ops.is_empty() || self.ops.len() > MAX_BATCH_OPS {
+            return Err(KvError::Invalid(format!(
+                "a batch holds 1 to {MAX_BATCH_OPS} operations, not {}",
+                self.ops.len()
+            )));
+        }
+        let mut bytes = 0usize;
+        for (_, op) in &self.ops {
+            let Some(key) = op.key() else {
+                return Err(KvError::Invalid(format!(
+                    "{} is not an operation on one key: it cannot be in a batch",
+                    op.name()
+                )));
+            };
+            if key.is_empty() {
+                return Err(KvError::Invalid("key cannot be empty".into()));
+            }
+            op.check_size()?;
+            bytes += key.len() + op.value().map_or(0, str::len);
+        }
+        if bytes > MAX_BATCH_BYTES {
+            return Err(KvError::TooLarge {
+                what: "batch".into(),
+                bytes,
+                limit: MAX_BATCH_BYTES,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &str) -> (usize, Op) {
+        (
+            0,
+            Op::Put {
+                key: key.into(),
+                value: value.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn refuses_what_no_replica_applies() {
+        let batch = |ops| Batch {
+            client: 1,
+            seq: 1,
+            ops,
+        };
+        assert!(batch(vec![put("a", "1"), put("b", "2")]).check().is_ok());
+        assert!(matches!(batch(vec![]).check(), Err(KvError::Invalid(_))));
+        assert!(matches!(
+            batch(vec![put("", "1")]).check(),
+            Err(KvError::Invalid(_))
+        ));
+        assert!(matches!(
+            batch(vec![(0, Op::Clear)]).check(),
+            Err(KvError::Invalid(e)) if e.contains("clear")
+        ));
+        let big = "x".repeat(MAX_VALUE_BYTES / 2 + 1);
+        assert!(matches!(
+            batch(vec![put("a", &big), put("b", &big)]).check(),
+            Err(KvError::TooLarge { what, .. }) if what == "batch"
+        ));
+        let many = (0..=MAX_BATCH_OPS)
+            .map(|i| put(&i.to_string(), "v"))
+            .collect();
+        assert!(matches!(batch(many).check(), Err(KvError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_batch_of_gets_is_a_read() {
+        let get = |k: &str| (0, Op::Get { key: k.into() });
+        let reads = Batch {
+            client: 1,
+            seq: 1,
+            ops: vec![get("a"), get("b")],
+        };
+        assert!(reads.is_read());
+        let mixed = Batch {
+            ops: vec![get("a"), put("b", "1")],
+            ..reads
+        };
+        assert!(!mixed.is_read());
+        assert_eq!(mixed.shards().len(), 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! Applying a [`Batch`]: its operations in order, as one log instance, each
+//! shard's part exactly once (see [`crate::batch`]).
+
+use super::dedup::Seen;
+use super::shard::Shard;
+use super::{KvOutput, KvState};
+use crate::batch::Batch;
+use crate::op::{KvError, Reply};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+impl KvState {
+    /// Answers a batch of reads from the local state; the caller ensures
+    /// linearizability (one read index for the whole batch).
+    pub fn read_batch(&self, batch: &Batch) -> KvOutput {
+        for shard in batch.shards() {
+            self.serving(shard)?;
+        }
+        let replies = batch
+            .ops
+            .iter()
+            .map(|(shard, op)| self.read_op(*shard, op))
+            .collect::<Result<_, _>>()?;
+        Ok(Reply::Batch(replies))
+    }
+
+    /// Applies `batch`: nothing if any of its shards is not served here (the
+    /// error says why, as for one operation); else each operation in order,
+    /// except those of a shard whose duplicate table already holds the batch's
+    /// number, which are answered from there. A shard's part that writes is
+    /// recorded under the batch's number with every reply of that part; a part
+    /// that only reads is not recorded (reads are not deduplicated).
+    pub(super) fn apply_batch(&mut self, batch: Batch, at_ms: u64) -> KvOutput {
+        self.advance_clock(at_ms);
+        let shards = batch.shards();
+        for &shard in &shards {
+            self.serving(shard)?;
+        }
+        let writing: BTreeSet<usize> = batch
+            .ops
+            .iter()
+            .filter(|(_, op)| !op.is_read())
+            .map(|(shard, _)| *shard)
+            .collect();
+        let now = self.now_ms;
+        let mut answered: BTreeMap<usize, VecDeque<Reply>> = BTreeMap::new();
+        for &shard in &writing {
+            let dups = &mut self.served_mut(shard)?.dups;
+            match dups.seen(batch.client, batch.seq) {
+                Seen::New => {}
+                Seen::Stale => return Err(KvError::Timeout),
+                Seen::Duplicate(reply) => {
+                    dups.touch(batch.client, now);
+                    let ops = batch.ops.iter().filter(|(s, _)| *s == shard).count();
+                    match reply {
+                        Reply::Batch(replies) if replies.len() == ops => {
+                            answered.insert(shard, replies.into());
+                        }
+                        other => {
+                            return Err(KvError::Invalid(format!(
+                                "request {} of client {} was first applied with other \
+                                 operations on shard {shard} (reply {other:?}): a retry must \
+                                 send the same operations",
+                                batch.seq, batch.client
+                            )))
+                        }
+                    }
+                }
+            }
+        }
+        let mut fresh: BTreeMap<usize, Vec<Reply>> = BTreeMap::new();
+        let mut replies = Vec::with_capacity(batch.ops.len());
+        for (shard_id, op) in &batch.ops {
+            if let Some(earlier) = answered.get_mut(shard_id) {
+                replies.extend(earlier.pop_front());
+                continue;
+            }
+            let mut touched = Vec::new();
+            let reply = self
+                .served_mut(*shard_id)?
+                .apply(op, |k| touched.push(k.to_string()));
+            self.dirty
+                .extend(touched.into_iter().map(|k| (*shard_id, k)));
+            fresh.entry(*shard_id).or_default().push(reply.clone());
+            replies.push(reply);
+        }
+        for (shard, part) in fresh {
+            if writing.contains(&shard) {
+                self.served_mut(shard)?.dups.record(
+                    batch.client,
+                    batch.seq,
+                    Reply::Batch(part),
+                    now,
+                );
+            }
+        }
+        Ok(Reply::Batch(replies))
+    }
+
+    /// A shard this group serves (checked for every shard of a batch before
+    /// any operation is applied, so the error cannot come half-way).
+    fn served_mut(&mut self, shard: usize) -> Result<&mut Shard, KvError> {
+        self.serving(shard)?;
+        let config = self.config.num;
+        self.shards
+            .get_mut(&shard)
+            .ok_or(KvError::WrongGroup { shard, config })
+    }
+}
