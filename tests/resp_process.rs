@@ -1,7 +1,7 @@
 //! `diskv serve --resp` driven by real Redis clients: the `redis` crate (every
 //! phase-1 command, a pipeline of 1,000 commands answered in order, Redis's error
 //! forms, a value written over RESP read back over HTTP) and, when installed,
-//! `redis-cli`.
+//! `redis-cli`; a pipeline is sent as batches.
 
 mod support;
 
@@ -312,4 +312,74 @@ fn the_redis_py_example_runs_when_installed() {
         ],
         "{all}"
     );
+}
+
+/// The KV replica's applied log index, from `/metrics`.
+fn applied_index(node: &RespNode) -> u64 {
+    let metrics = support::http::request(&node.http, "GET", "/metrics", b"")
+        .unwrap()
+        .text();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("diskv_rsm_applied_index"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no diskv_rsm_applied_index in\n{metrics}"))
+}
+
+/// A pipeline's run of single-key commands is one batch: 300 pipelined
+/// commands (INCRs, GETs that must see the INCR before them, a refusal in the
+/// middle) take a handful of log instances, not one per write, and every
+/// reply is the one the commands' order gives.
+#[test]
+fn a_pipeline_is_sent_as_batches_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let node = RespNode::start(root.path());
+    let mut con = node.connect();
+    let _: String = redis::cmd("SET").arg("warm").arg("1").query(&mut con).unwrap();
+    let before = applied_index(&node);
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for i in 0..100 {
+        pipe.cmd("INCR").arg("batch:ctr");
+        pipe.cmd("GET").arg("batch:ctr");
+        if i == 50 {
+            pipe.cmd("GET").arg("bad\nkey");
+        } else {
+            pipe.cmd("APPEND").arg("batch:log").arg("x");
+        }
+    }
+    let replies: Vec<redis::RedisResult<redis::Value>> = pipe.query(&mut con).unwrap();
+    assert_eq!(replies.len(), 300);
+    let mut appended = 0;
+    for (i, three) in replies.chunks(3).enumerate() {
+        let n = i as i64 + 1;
+        assert_eq!(
+            redis::from_redis_value::<i64>(three[0].as_ref().unwrap().clone()).unwrap(),
+            n,
+            "INCR {i}"
+        );
+        assert_eq!(
+            redis::from_redis_value::<String>(three[1].as_ref().unwrap().clone()).unwrap(),
+            n.to_string(),
+            "the GET after INCR {i} sees it"
+        );
+        if i == 50 {
+            let e = three[2].as_ref().unwrap_err().to_string();
+            assert!(e.contains("invalid key"), "{e}");
+        } else {
+            appended += 1;
+            assert_eq!(
+                redis::from_redis_value::<i64>(three[2].as_ref().unwrap().clone()).unwrap(),
+                appended
+            );
+        }
+    }
+    let used = applied_index(&node) - before;
+    assert!(
+        used <= 20,
+        "199 writes took {used} log instances: the pipeline was not batched"
+    );
+    let ctr: i64 = redis::cmd("GET").arg("batch:ctr").query(&mut con).unwrap();
+    assert_eq!(ctr, 100);
 }
