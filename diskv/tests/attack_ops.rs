@@ -102,7 +102,7 @@ fn attack_new_ops_touch_exactly_what_they_change() {
         },
     );
     assert_eq!(r, Reply::Length(0));
-    assert_eq!(s.data.get("k").map(String::as_str), Some(""));
+    assert_eq!(s.data.get("k").map(|v| v.as_str()), Some(""));
     assert_eq!(touched, vec!["k".to_string()]);
 }
 

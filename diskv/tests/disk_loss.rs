@@ -27,7 +27,8 @@ async fn voting_again(g: &Group, i: usize, what: &str) {
 fn copy_of(g: &Group, i: usize, key: &str) -> Option<String> {
     g.servers[i].as_ref().unwrap().rsm().with_state(|st| {
         let shard = shardmaster::shard_of(key.as_bytes(), 4);
-        st.shard(shard).and_then(|s| s.data.get(key).cloned())
+        st.shard(shard)
+            .and_then(|s| s.data.get(key).map(|v| v.to_string()))
     })
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Every change goes through the group's log (Reconfigure, InstallShard,
 //! DeleteShard), so all replicas make it at the same point; this loop only decides
-//! when to propose. It runs on every replica but acts only while it leads.
+//! when to propose. They are proposed with `execute_unthrottled`: clients' writes
+//! wait while the log window is over its budget, these never do. It runs on every replica but acts only while it leads.
 
 use crate::replica::options::ServerOptions;
 use crate::rpc::conn::{deadline, Connections};
@@ -110,7 +111,7 @@ async fn next_config(rsm: &Rsm<KvState>, masters: &MasterClerk, num: u64) {
         return;
     }
     match rsm
-        .execute(KvCommand::Reconfigure { config: next }, PROPOSE)
+        .execute_unthrottled(KvCommand::Reconfigure { config: next }, PROPOSE)
         .await
     {
         Ok(Ok(_)) => {}
@@ -210,7 +211,7 @@ async fn pull_from(
                     data: t.data,
                     dups: t.dups,
                 };
-                if let Err(e) = rsm.execute(cmd, PROPOSE).await {
+                if let Err(e) = rsm.execute_unthrottled(cmd, PROPOSE).await {
                     tracing::debug!(shard, config, error = %e, "install not decided yet");
                 }
                 true
@@ -252,7 +253,7 @@ async fn release(
             match client.shard_installed(deadline(CALL), config, shard).await {
                 Ok(Ok(true)) => {
                     if let Err(e) = rsm
-                        .execute(KvCommand::DeleteShard { config, shard }, PROPOSE)
+                        .execute_unthrottled(KvCommand::DeleteShard { config, shard }, PROPOSE)
                         .await
                     {
                         tracing::debug!(shard, config, error = %e, "delete not decided yet");

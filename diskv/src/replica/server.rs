@@ -85,7 +85,10 @@ impl KvServer {
             state,
             applied,
             CHECKPOINT_WHEN_IDLE,
-        );
+        )
+        // Memory that scales with the data (issue #13): clients' writes wait
+        // while 64 MiB of the log await a checkpoint (paxos::rsm's window.rs).
+        .with_window_budget(paxos::rsm::WINDOW_BUDGET_BYTES);
         tracing::info!(
             gid = opts.gid,
             me = opts.me,

@@ -254,7 +254,9 @@ impl KvService {
             }
             match st.shard(shard) {
                 Some(s) if matches!(s.mode, ShardMode::Leaving { config: c, .. } if c == config) => {
-                    Ok(ShardTransfer { data: s.data.clone(), dups: s.dups.clone() })
+                    // The transfer's wire form keeps plain strings.
+                    let data = s.data.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+                    Ok(ShardTransfer { data, dups: s.dups.clone() })
                 }
                 // Already deleted (the new owner confirmed) or never held here in
                 // that config: the caller has what it needs or asks the wrong group.

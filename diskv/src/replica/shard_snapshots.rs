@@ -4,12 +4,14 @@
 //! A backup reads each shard as it was at one moment. The leader copies the
 //! shard once, inside its linearizable read, and serves the pages from that
 //! copy, so writes applied meanwhile do not show and no page waits on the log.
-//! The price is the copy: one shard's data, held until its last page is served,
+//! The price is the copy: one shard's keys and map (the values are shared with
+//! the state, [`Value`]; one overwritten meanwhile stays), held until its last page is served,
 //! or until it has been idle for [`IDLE`]; at most [`MAX_HELD`] at once (the
 //! least recently used goes first). A shard that fits in one page is never held.
 
 use crate::op::KvError;
 use crate::rpc::{ShardPage, PAGE_BYTES};
+use crate::state::Value;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ pub const MAX_HELD: usize = 4;
 /// A snapshot unread for this long is dropped.
 pub const IDLE: Duration = Duration::from_secs(60);
 
-type Data = Arc<BTreeMap<String, String>>;
+type Data = Arc<BTreeMap<String, Value>>;
 
 /// The snapshots one replica holds.
 #[derive(Default)]
@@ -37,7 +39,7 @@ struct Held {
 impl ShardSnapshots {
     /// The first page of `data`, a shard just copied; the copy is kept for the
     /// next pages unless this page is the last.
-    pub fn start(&mut self, data: BTreeMap<String, String>, now: Instant) -> ShardPage {
+    pub fn start(&mut self, data: BTreeMap<String, Value>, now: Instant) -> ShardPage {
         let id = rand::random();
         let data = Arc::new(data);
         let page = page(id, &data, Bound::Unbounded, PAGE_BYTES);
@@ -119,9 +121,9 @@ fn page(id: u64, data: &Data, from: Bound<&str>, max_bytes: usize) -> ShardPage 
 mod tests {
     use super::*;
 
-    fn shard(n: usize, value_bytes: usize) -> BTreeMap<String, String> {
+    fn shard(n: usize, value_bytes: usize) -> BTreeMap<String, Value> {
         (0..n)
-            .map(|i| (format!("k{i:05}"), "v".repeat(value_bytes)))
+            .map(|i| (format!("k{i:05}"), Value::from("v".repeat(value_bytes))))
             .collect()
     }
 
@@ -147,7 +149,11 @@ mod tests {
             let after = got.last().unwrap().0.clone();
             page = held.next(page.snapshot, &after, now).unwrap();
         }
-        assert_eq!(got, data.into_iter().collect::<Vec<_>>());
+        let want: Vec<_> = data
+            .into_iter()
+            .map(|(k, v)| (k, v.into_string()))
+            .collect();
+        assert_eq!(got, want);
         assert!(held.is_empty());
     }
 

@@ -121,7 +121,7 @@ impl KvState {
                 let now = op
                     .key()
                     .and_then(|k| self.shards.get(shard)?.data.get(k))
-                    .map_or(0, String::len);
+                    .map_or(0, |v| v.len());
                 bytes = bytes.saturating_add(now).saturating_add(written);
             }
             written = written.saturating_add(op.value().map_or(0, str::len));

@@ -69,10 +69,23 @@ pub struct KeyFile {
     pub value: String,
 }
 
+/// [`KeyFile`] borrowed: the same bytes, encoded without copying the value.
+#[derive(Serialize)]
+struct KeyFileRef<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+/// The bytes of the key file holding `key` and `value` (those of
+/// [`KeyFile::encode`]; a checkpoint writes the state's values without a copy).
+pub fn encode(key: &str, value: &str) -> Vec<u8> {
+    HEADER.encode(&postcard::to_allocvec(&KeyFileRef { key, value }).unwrap_or_default())
+}
+
 impl KeyFile {
     /// Encodes the file's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        HEADER.encode(&postcard::to_allocvec(self).unwrap_or_default())
+        encode(&self.key, &self.value)
     }
 
     /// Decodes a file's bytes; an error says what is wrong.
@@ -125,6 +138,7 @@ mod tests {
             value: "v \t😀".into(),
         };
         let mut bytes = f.encode();
+        assert_eq!(bytes, encode("k:1", "v \t😀"));
         assert_eq!(KeyFile::decode(&bytes), Ok(f));
         let last = bytes.len() - 1;
         bytes[last] ^= 1;

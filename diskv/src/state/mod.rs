@@ -9,8 +9,10 @@ mod loader;
 pub mod logclock;
 pub mod shard;
 mod snapshot;
+pub mod value;
 
 pub use snapshot::GroupSnapshot;
+pub use value::Value;
 
 use crate::error::StateError;
 use crate::op::{KvError, Op, Reply, Request};
@@ -227,11 +229,7 @@ impl KvState {
     /// `config` and serves the shard in it (a backup reads every shard at one
     /// configuration). A group past `config` answers [`KvError::WrongGroup`]
     /// with its own; one not yet there, [`KvError::ShardMoving`].
-    pub fn shard_at(
-        &self,
-        config: u64,
-        shard: usize,
-    ) -> Result<&BTreeMap<String, String>, KvError> {
+    pub fn shard_at(&self, config: u64, shard: usize) -> Result<&BTreeMap<String, Value>, KvError> {
         if self.config.num < config {
             return Err(KvError::ShardMoving { shard });
         }
@@ -256,7 +254,7 @@ impl KvState {
         self.serving(shard)?;
         let shard = &self.shards[&shard];
         match op {
-            Op::Get { key } => Ok(Reply::Value(shard.data.get(key).cloned())),
+            Op::Get { key } => Ok(Reply::Value(shard.data.get(key).map(|v| v.to_string()))),
             Op::Scan { start, end } => Ok(Reply::Pairs(shard.scan(start, end))),
             Op::Keys { start, limit } => Ok(Reply::Keys(shard.keys_from(start, *limit))),
             other => Err(KvError::Invalid(format!("{other:?} is not a read"))),
@@ -366,7 +364,7 @@ impl KvState {
                 for key in data.keys() {
                     self.dirty.insert((shard, key.clone()));
                 }
-                s.data = data;
+                s.data = data.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
                 s.dups.merge(&dups, self.now_ms);
                 s.mode = ShardMode::Serving;
                 tracing::info!(
@@ -436,6 +434,7 @@ impl KvState {
         };
         self.in_flight = std::mem::take(&mut self.dirty).into_iter().collect();
         self.in_flight_dropped = std::mem::take(&mut self.dropped);
+        // A reference to each value, not a copy (see `value.rs`).
         let changes = self
             .in_flight
             .iter()

@@ -2,6 +2,7 @@
 
 use crate::op::{counter_of, CounterError, Op, Reply, MAX_KEYS_PER_READ, MAX_VALUE_BYTES};
 use crate::state::dedup::DupTable;
+use crate::state::value::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -33,8 +34,9 @@ pub enum ShardMode {
 pub struct Shard {
     /// Serving, arriving or leaving.
     pub mode: ShardMode,
-    /// Keys and values, sorted (Scan walks a range).
-    pub data: BTreeMap<String, String>,
+    /// Keys and values, sorted (Scan walks a range). The values are shared
+    /// ([`Value`]): a checkpoint job writing them takes a reference.
+    pub data: BTreeMap<String, Value>,
     /// Last reply per client, for exactly-once.
     pub dups: DupTable,
 }
@@ -53,12 +55,16 @@ impl Shard {
     /// with every key whose value changed.
     pub fn apply(&mut self, op: &Op, mut touched: impl FnMut(&str)) -> Reply {
         match op {
-            Op::Get { key } => Reply::Value(self.data.get(key).cloned()),
+            Op::Get { key } => Reply::Value(self.data.get(key).map(|v| v.to_string())),
             Op::Scan { start, end } => Reply::Pairs(self.scan(start, end)),
             Op::Keys { start, limit } => Reply::Keys(self.keys_from(start, *limit)),
             Op::Put { key, value } => {
                 touched(key);
-                Reply::Existed(self.data.insert(key.clone(), value.clone()).is_some())
+                Reply::Existed(
+                    self.data
+                        .insert(key.clone(), Value::from(value.clone()))
+                        .is_some(),
+                )
             }
             Op::Append { key, value } | Op::AppendLen { key, value }
                 if self.appended_len(key, value) > MAX_VALUE_BYTES =>
@@ -73,14 +79,18 @@ impl Shard {
                         Reply::Existed(true)
                     }
                     None => {
-                        self.data.insert(key.clone(), value.clone());
+                        self.data.insert(key.clone(), Value::from(value.clone()));
                         Reply::Existed(false)
                     }
                 }
             }
             Op::Swap { key, value } => {
                 touched(key);
-                Reply::Value(self.data.insert(key.clone(), value.clone()))
+                Reply::Value(
+                    self.data
+                        .insert(key.clone(), Value::from(value.clone()))
+                        .map(Value::into_string),
+                )
             }
             Op::Delete { key } => {
                 let existed = self.data.remove(key).is_some();
@@ -97,19 +107,19 @@ impl Shard {
                 Reply::Cleared
             }
             Op::Incr { key, by } => {
-                let sum = counter_of(self.data.get(key).map(String::as_str))
+                let sum = counter_of(self.data.get(key).map(Value::as_str))
                     .and_then(|n| n.checked_add(*by).ok_or(CounterError::Overflow));
                 if let Ok(sum) = sum {
                     touched(key);
-                    self.data.insert(key.clone(), sum.to_string());
+                    self.data.insert(key.clone(), Value::from(sum.to_string()));
                 }
                 Reply::Counter(sum)
             }
             Op::PutIf { key, value, when } => {
-                let old = self.data.get(key).cloned();
+                let old = self.data.get(key).map(|v| v.to_string());
                 if when.matches(old.as_deref()) {
                     touched(key);
-                    self.data.insert(key.clone(), value.clone());
+                    self.data.insert(key.clone(), Value::from(value.clone()));
                 }
                 Reply::Value(old)
             }
@@ -118,7 +128,7 @@ impl Shard {
                 if old.is_some() {
                     touched(key);
                 }
-                Reply::Value(old)
+                Reply::Value(old.map(Value::into_string))
             }
             Op::AppendLen { key, value } => {
                 touched(key);
@@ -131,7 +141,7 @@ impl Shard {
 
     /// The length of `key`'s value once `value` is appended to it.
     fn appended_len(&self, key: &str, value: &str) -> usize {
-        self.data.get(key).map_or(0, String::len) + value.len()
+        self.data.get(key).map_or(0, |v| v.len()) + value.len()
     }
 
     /// Up to `limit` (at most [`MAX_KEYS_PER_READ`]) keys from `start` (included),
@@ -151,7 +161,7 @@ impl Shard {
         }
         self.data
             .range::<str, _>((Bound::Included(start), Bound::Included(end)))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.to_string()))
             .collect()
     }
 }

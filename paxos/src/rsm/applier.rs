@@ -3,6 +3,7 @@
 //! checkpointing ask of the Paxos replica. [`super::Rsm`] runs it on tokio; the
 //! simulator runs the same code in one seeded thread.
 
+use super::window::Window;
 use super::{Checkpoint, CheckpointJob, MachineError, StateMachine};
 use crate::core::Membership;
 use crate::node::Decision;
@@ -112,6 +113,8 @@ pub struct Applier<S: StateMachine> {
     job_running: bool,
     /// Decisions applied since the last checkpoint request.
     dirty: bool,
+    /// The bytes applied and not yet in a durable checkpoint (see `window.rs`).
+    window: Window,
 }
 
 impl<S: StateMachine> Applier<S> {
@@ -124,7 +127,24 @@ impl<S: StateMachine> Applier<S> {
             me: (replica, nonce),
             job_running: false,
             dirty: false,
+            window: Window::default(),
         }
+    }
+
+    /// Sets the log window's budget (see `window.rs`; `None`: unbounded).
+    pub fn set_window_budget(&mut self, budget: Option<usize>) {
+        self.window.set_budget(budget);
+    }
+
+    /// Bytes of commands applied and not yet covered by a durable checkpoint.
+    pub fn window_bytes(&self) -> usize {
+        self.window.bytes()
+    }
+
+    /// True while the log window holds its budget or more: new proposals wait,
+    /// and a checkpoint is asked for at once.
+    pub fn over_budget(&self) -> bool {
+        self.window.over_budget()
     }
 
     /// The origin tag of this process: (replica, nonce). Commands proposed with
@@ -180,12 +200,14 @@ impl<S: StateMachine> Applier<S> {
                         }
                     }
                 }
+                self.window.applied(slot, &entry);
                 self.applied = slot + 1;
                 self.dirty = true;
             }
             Decision::SnapshotNeeded(floor) => {
                 if let Some(upto) = self.sm.snapshot_needed(floor) {
                     self.applied = self.applied.max(upto);
+                    self.window.covered_below(upto);
                     out.installed = Some(upto);
                 } else if floor > self.applied {
                     out.snapshot_wanted = Some(floor);
@@ -209,6 +231,7 @@ impl<S: StateMachine> Applier<S> {
         }
         replace(&mut self.sm)?;
         self.applied = applied;
+        self.window.covered_below(applied);
         Ok(true)
     }
 
@@ -230,17 +253,24 @@ impl<S: StateMachine> Applier<S> {
 
     /// Asks for a checkpoint after a run of decisions (`idle == false`) or when
     /// none came for a while (`idle == true`). Never starts a second job while one
-    /// runs; an idle request with nothing applied since the last one does nothing.
+    /// runs; an idle request with nothing applied since the last one does nothing,
+    /// unless the log window is over its budget (a failed checkpoint is then
+    /// tried again at each idle request). Over the budget the state machine is
+    /// asked as if the log were idle: a checkpoint now, not after its usual count.
     pub fn checkpoint(&mut self, idle: bool) -> CheckpointStep {
-        if self.job_running || (idle && !self.dirty) {
+        let urgent = self.window.over_budget();
+        if self.job_running || (idle && !self.dirty && !urgent) {
             return CheckpointStep::Idle;
         }
         if idle {
             self.dirty = false;
         }
-        match self.sm.checkpoint_job(self.applied, idle) {
+        match self.sm.checkpoint_job(self.applied, idle || urgent) {
             Ok(None) => CheckpointStep::Idle,
-            Ok(Some(Checkpoint::Done(durable))) => CheckpointStep::Durable(durable),
+            Ok(Some(Checkpoint::Done(durable))) => {
+                self.window.covered_below(durable);
+                CheckpointStep::Durable(durable)
+            }
             Ok(Some(Checkpoint::Job(job))) => {
                 self.job_running = true;
                 CheckpointStep::Job {
@@ -258,7 +288,10 @@ impl<S: StateMachine> Applier<S> {
         self.job_running = false;
         self.sm.checkpoint_finished(&result);
         match result {
-            Ok(durable) => CheckpointStep::Durable(durable),
+            Ok(durable) => {
+                self.window.covered_below(durable);
+                CheckpointStep::Durable(durable)
+            }
             Err(e) => CheckpointStep::Failed(e),
         }
     }

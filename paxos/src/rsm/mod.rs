@@ -14,14 +14,19 @@
 //!   what the checkpoint covers.
 //! - [`Rsm::snapshot`] copies the state for a peer that lost its disk, with the
 //!   instance it covers and the membership, consistently.
+//! - With a budget ([`Rsm::with_window_budget`]), [`Rsm::execute`] waits while the
+//!   commands applied and not yet checkpointed hold more than it, and the apply
+//!   loop asks for a checkpoint at once (see `window.rs`).
 //!
 //! The apply side itself has no I/O ([`Applier`]): this module runs it on tokio, and
 //! the simulator runs the very same code.
 
 mod applier;
 mod trim;
+mod window;
 
 pub use applier::{decode, encode, Applied, Applier, CheckpointStep, Origin};
+pub use window::{Window, WINDOW_BUDGET_BYTES};
 
 use crate::core::Membership;
 use crate::error::PaxosError;
@@ -176,6 +181,8 @@ struct Inner<S: StateMachine> {
     nonce: u64,
     counter: AtomicU64,
     applied: watch::Sender<Slot>,
+    /// True while the log window is over its budget: new proposals wait.
+    stalled: watch::Sender<bool>,
 }
 
 /// A replicated state machine. Cheap to clone.
@@ -222,6 +229,7 @@ impl<S: StateMachine> Rsm<S> {
             nonce,
             counter: AtomicU64::new(1),
             applied: applied_tx,
+            stalled: watch::channel(false).0,
         });
         tokio::spawn(apply_loop(
             inner.clone(),
@@ -231,6 +239,27 @@ impl<S: StateMachine> Rsm<S> {
             idle_after,
         ));
         Rsm { node, inner }
+    }
+
+    /// Bounds the log window to `budget` bytes (see `window.rs`): while the
+    /// commands applied here and not yet in a durable checkpoint hold that much,
+    /// [`Rsm::execute`] waits before proposing and a checkpoint is asked for at
+    /// once. Only for state machines that checkpoint: one that never does would
+    /// stall for good once over the budget.
+    pub fn with_window_budget(self, budget: usize) -> Self {
+        {
+            let mut applier = lock(&self.inner.applier);
+            applier.set_window_budget(Some(budget));
+            publish_window(&self.inner, &applier);
+        }
+        self
+    }
+
+    /// Bytes of commands applied here and not yet covered by a durable
+    /// checkpoint, and whether new proposals wait for one (over the budget).
+    pub fn window(&self) -> (usize, bool) {
+        let applier = lock(&self.inner.applier);
+        (applier.window_bytes(), applier.over_budget())
     }
 
     /// The underlying replica.
@@ -257,8 +286,31 @@ impl<S: StateMachine> Rsm<S> {
     }
 
     /// Proposes `cmd` and returns its output once applied here. See the module docs
-    /// for what a timeout means.
+    /// for what a timeout means. While the log window is over its budget the
+    /// command waits, within `timeout`, before it is proposed (see `window.rs`).
     pub async fn execute(&self, cmd: S::Command, timeout: Duration) -> Result<S::Output, RsmError> {
+        let started = tokio::time::Instant::now();
+        let mut stalled = self.inner.stalled.subscribe();
+        if *stalled.borrow() {
+            match tokio::time::timeout(timeout, stalled.wait_for(|&s| !s)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(PaxosError::Stopped.into()),
+                // Never proposed: no effect, retrying is safe.
+                Err(_) => return Err(RsmError::Timeout),
+            }
+        }
+        self.execute_unthrottled(cmd, timeout.saturating_sub(started.elapsed()))
+            .await
+    }
+
+    /// Like [`Rsm::execute`], but never waits for the log window: for the
+    /// commands that keep the group working (reconfiguration, shard handoffs),
+    /// which must not wait behind clients' writes for a checkpoint.
+    pub async fn execute_unthrottled(
+        &self,
+        cmd: S::Command,
+        timeout: Duration,
+    ) -> Result<S::Output, RsmError> {
         let id = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let origin = Origin {
             replica: self.inner.me,
@@ -390,14 +442,26 @@ async fn apply_loop<S: StateMachine>(
             Wake::Decision(Some(d)) => d,
             Wake::Decision(None) => return,
             Wake::Idle => {
-                let step = lock(&inner.applier).checkpoint(true);
+                let mut applier = lock(&inner.applier);
+                let step = applier.checkpoint(true);
                 carry_out(&node, step, &mut job);
+                publish_window(&inner, &applier);
                 continue;
             }
             Wake::CheckpointDone(result) => {
                 job = None;
-                let step = lock(&inner.applier).checkpoint_finished(result);
+                let failed = result.is_err();
+                let mut applier = lock(&inner.applier);
+                let step = applier.checkpoint_finished(result);
                 carry_out(&node, step, &mut job);
+                // Still over the budget: the next checkpoint at once (after a
+                // failure, at the next idle wake, so a failing disk is not
+                // hammered).
+                if !failed && applier.over_budget() {
+                    let step = applier.checkpoint(false);
+                    carry_out(&node, step, &mut job);
+                }
+                publish_window(&inner, &applier);
                 continue;
             }
         };
@@ -421,6 +485,7 @@ async fn apply_loop<S: StateMachine>(
                     want_snapshot(&inner, floor, applier.applied());
                 }
             }
+            publish_window(&inner, &applier);
             applier.applied()
         };
         inner.applied.send_replace(applied);
@@ -432,8 +497,30 @@ async fn apply_loop<S: StateMachine>(
                 }
             }
         }
-        let step = lock(&inner.applier).checkpoint(false);
+        let mut applier = lock(&inner.applier);
+        let step = applier.checkpoint(false);
         carry_out(&node, step, &mut job);
+        publish_window(&inner, &applier);
+    }
+}
+
+/// Tells waiting proposals whether the log window is over its budget; logs
+/// each change.
+fn publish_window<S: StateMachine>(inner: &Inner<S>, applier: &Applier<S>) {
+    let over = applier.over_budget();
+    let changed = inner
+        .stalled
+        .send_if_modified(|s| std::mem::replace(s, over) != over);
+    if changed {
+        let bytes = applier.window_bytes();
+        if over {
+            tracing::info!(
+                window_bytes = bytes,
+                "log window over its budget: new proposals wait for a checkpoint"
+            );
+        } else {
+            tracing::info!(window_bytes = bytes, "log window under its budget again");
+        }
     }
 }
 
@@ -444,7 +531,12 @@ fn install<S: StateMachine>(inner: &Inner<S>, node: &PaxosNode, ins: Install<S>)
         applied,
         membership,
     } = ins;
-    let installed = lock(&inner.applier).install(applied, replace);
+    let installed = {
+        let mut applier = lock(&inner.applier);
+        let installed = applier.install(applied, replace);
+        publish_window(inner, &applier);
+        installed
+    };
     match installed {
         Ok(true) => {
             tracing::info!(applied, "installed a state from another replica");
@@ -509,49 +601,4 @@ fn carry_out(
 }
 
 #[cfg(test)]
-mod cancel_tests {
-    use super::*;
-    use crate::storage::MemDisk;
-    use crate::{Envelope, NodeOptions, Transport};
-
-    /// Loses every message: the replica never hears a majority.
-    struct Void;
-    impl Transport for Void {
-        fn send(&self, _: Envelope) {}
-    }
-
-    struct Nop;
-    impl StateMachine for Nop {
-        type Command = u64;
-        type Output = u64;
-        fn apply(&mut self, _: Slot, cmd: u64) -> u64 {
-            cmd
-        }
-    }
-
-    /// Attack on the local path (diskv's front door calls `KvService::execute_request`
-    /// directly and drops it at the pool's deadline): a caller that drops
-    /// `Rsm::execute` while it waits for the decision leaves its waiter in
-    /// `Inner::waiters` for good when the command is never applied (lost in a
-    /// leader change, or a replica cut off from its majority).
-    #[tokio::test]
-    async fn attack_local_dropping_execute_leaves_no_waiter() {
-        let disk = MemDisk::default();
-        let (node, decisions) = PaxosNode::start(
-            NodeOptions::new(0, 3),
-            Box::new(disk.open()),
-            Arc::new(Void),
-        )
-        .expect("start");
-        let rsm = Rsm::start(0, node, decisions, Nop, 0, Duration::from_millis(200));
-        for cmd in 0..10 {
-            let call = rsm.execute(cmd, Duration::from_secs(10));
-            assert!(tokio::time::timeout(Duration::from_millis(20), call)
-                .await
-                .is_err());
-        }
-        let left = lock(&rsm.inner.waiters).len();
-        rsm.node().stop();
-        assert_eq!(left, 0, "{left} waiters left behind by dropped calls");
-    }
-}
+mod tests;

@@ -30,9 +30,10 @@
 //! same process) is `writers.rs`; this module is the store and its steps.
 
 use crate::error::StateError;
-use crate::state::keyfile::{self, KeyFile};
+use crate::state::keyfile;
 use crate::state::loader;
 use crate::state::shard::Shard;
+use crate::state::value::Value;
 use paxos::fs::{durable, SharedFs};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -63,7 +64,8 @@ pub struct DiskStore {
 }
 
 /// A key changed since the previous checkpoint: (shard, key, value or deleted).
-pub type KeyChange = (usize, String, Option<String>);
+/// The value is the state's own, shared ([`Value`]), not a copy.
+pub type KeyChange = (usize, String, Option<Value>);
 
 /// A shard dropped since the last checkpoint, with the file names of the keys it
 /// holds again if it was installed again meanwhile (`None`: not held, its folder goes).
@@ -150,7 +152,7 @@ impl DiskStore {
         }
         for (shard, kf) in loader::read_all(&*self.fs, &files)? {
             if let Some(s) = shards.get_mut(&shard) {
-                s.data.insert(kf.key, kf.value);
+                s.data.insert(kf.key, Value::from(kf.value));
             }
         }
         tracing::info!(
@@ -217,11 +219,7 @@ impl DiskStore {
                     let dir = self.shard_dir(*shard);
                     self.fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
                     let tmp = dir.join(format!("{name}.{n}.tmp"));
-                    let bytes = KeyFile {
-                        key: key.clone(),
-                        value: value.clone(),
-                    }
-                    .encode();
+                    let bytes = keyfile::encode(key, value);
                     self.fs.write(&tmp, &bytes).map_err(|e| io_err(&tmp, e))?;
                     record.writes.push((*shard, name));
                 }

@@ -41,7 +41,7 @@ fn record(applied: u64) -> CheckpointRecord {
 }
 
 fn change(key: &str, value: Option<&str>) -> KeyChange {
-    (0, key.to_string(), value.map(str::to_string))
+    (0, key.to_string(), value.map(Value::from))
 }
 
 /// The applied instance and shard 0's data of the checkpoint on the disk.
@@ -52,7 +52,12 @@ fn loaded(fs: &SharedFs) -> (u64, BTreeMap<String, String>) {
         .unwrap()
         .expect("a checkpoint");
     let data = shards.get(&0).map(|s| s.data.clone()).unwrap_or_default();
-    (record.applied, data.into_iter().collect())
+    (
+        record.applied,
+        data.into_iter()
+            .map(|(k, v)| (k, v.into_string()))
+            .collect(),
+    )
 }
 
 fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -129,7 +129,11 @@ fn move_shards(from: &mut KvState, to: &mut KvState, config: &Config, slot: u64)
         let install = KvCommand::InstallShard {
             config: config.num,
             shard: s,
-            data: moving.data.clone(),
+            data: moving
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
             dups: moving.dups.clone(),
         };
         to.apply(slot + 1, install).unwrap();
@@ -198,7 +202,7 @@ proptest! {
         move_at in 0..12usize,
     ) {
         let mut groups = [started(1), started(2)];
-        let mut model: BTreeMap<String, String> = BTreeMap::new();
+        let mut model: BTreeMap<String, crate::state::value::Value> = BTreeMap::new();
         let mut moved = false;
         let mut slot = 1;
         for (i, ops) in batches.into_iter().enumerate() {

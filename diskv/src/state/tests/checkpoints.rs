@@ -70,7 +70,7 @@ fn a_crash_after_the_record_and_before_the_renames_is_redone() {
     let mut disk = DiskStore::open(dir.path()).unwrap();
     let mut shards = BTreeMap::new();
     let mut s = crate::state::shard::Shard::new(crate::state::shard::ShardMode::Serving);
-    s.data.insert("k".to_string(), "new".to_string());
+    s.data.insert("k".to_string(), "new".into());
     shards.insert(0usize, s);
     let record = CheckpointRecord {
         number: 0,
@@ -107,7 +107,7 @@ fn a_crash_after_the_record_and_before_the_renames_is_redone() {
     let mut disk = DiskStore::open(dir.path()).unwrap();
     let (loaded, shards) = disk.load().unwrap().expect("a checkpoint");
     assert_eq!(loaded.applied, 10);
-    assert_eq!(shards[&0].data.get("k").map(String::as_str), Some("new"));
+    assert_eq!(shards[&0].data.get("k").map(Value::as_str), Some("new"));
     assert!(
         !shard_dir.join("zzz.2.tmp").exists(),
         "stray temp file kept"
@@ -284,4 +284,35 @@ fn background_checkpoint_holds_the_state_it_was_taken_at() {
         Some("12"),
         "the failed job's key was forgotten"
     );
+}
+
+/// Issue #13, item 4: the checkpoint job takes a reference to each changed
+/// value, not a copy (heaptrack found the copies as large as the state during a
+/// bulk load), and an Append while the job holds a value leaves the job's
+/// value as it was taken.
+#[test]
+fn a_checkpoint_job_shares_the_values_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    st.apply(1, append(9, 1, "a", &"x".repeat(1000))).unwrap();
+    let write = st.prepare_checkpoint(2).expect("a disk");
+    let (shard, key, taken) = write.changes.iter().find(|c| c.1 == "a").unwrap().clone();
+    let taken = taken.expect("written, not deleted");
+    let held = &st.shards[&shard].data[&key];
+    assert!(
+        std::ptr::eq(taken.as_ptr(), held.as_ptr()),
+        "the checkpoint job copied the value"
+    );
+    st.apply(2, append(9, 2, "a", "y")).unwrap();
+    assert_eq!(taken.len(), 1000, "the job's value changed under it");
+    assert_eq!(get(&st, "a").map(|v| v.len()), Some(1001));
+    write.run().unwrap();
+    st.checkpoint_done(Some(2));
 }

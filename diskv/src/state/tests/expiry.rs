@@ -96,7 +96,11 @@ fn review_a_moved_duplicate_table_survives_the_other_groups_log_time() {
             KvCommand::InstallShard {
                 config: 2,
                 shard,
-                data: s.data.clone(),
+                data: s
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
                 dups: s.dups.clone(),
             },
         )

@@ -7,7 +7,7 @@ mod expiry;
 mod ops;
 mod snapshots;
 
-use super::{KvCommand, KvState};
+use super::{KvCommand, KvState, Value};
 use crate::op::{CounterError, KvError, Op, Reply, Request};
 use crate::state::checkpoint::{CheckpointRecord, DiskStore};
 use paxos::rsm::StateMachine;

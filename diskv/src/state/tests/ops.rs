@@ -218,7 +218,7 @@ fn a_shard_is_read_for_a_backup_only_at_its_configuration() {
         if num == 1 {
             st.apply(10, append(9, 1, "k", "x")).unwrap();
             let data = st.shard_at(1, shard).unwrap();
-            assert_eq!(data.get("k").map(String::as_str), Some("x"));
+            assert_eq!(data.get("k").map(Value::as_str), Some("x"));
         }
     }
     assert_eq!(
