@@ -336,11 +336,7 @@ fn a_pipeline_is_sent_as_batches_in_order() {
     let root = tempfile::tempdir().unwrap();
     let node = RespNode::start(root.path());
     let mut con = node.connect();
-    let _: String = redis::cmd("SET")
-        .arg("warm")
-        .arg("1")
-        .query(&mut con)
-        .unwrap();
+    let _: String = redis::cmd("SET").arg("warm").arg("1").query(&mut con).unwrap();
     let before = applied_index(&node);
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
@@ -386,18 +382,4 @@ fn a_pipeline_is_sent_as_batches_in_order() {
     );
     let ctr: i64 = redis::cmd("GET").arg("batch:ctr").query(&mut con).unwrap();
     assert_eq!(ctr, 100);
-
-    // GETs of big values: their batch would answer more than 4 MiB, so the
-    // store refuses it untouched and the operations go one at a time.
-    node.set_big("batch:big1", 3 * support::resp::MB);
-    node.set_big("batch:big2", 3 * support::resp::MB);
-    let mut pipe = redis::pipe();
-    pipe.cmd("GET").arg("batch:big1");
-    pipe.cmd("INCR").arg("batch:ctr");
-    pipe.cmd("GET").arg("batch:big2");
-    let (one, n, two): (Vec<u8>, i64, Vec<u8>) = pipe.query(&mut con).unwrap();
-    assert_eq!(
-        (one.len(), n, two.len()),
-        (3 * support::resp::MB, 101, 3 * support::resp::MB)
-    );
 }

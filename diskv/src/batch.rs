@@ -20,14 +20,6 @@ pub const MAX_BATCH_OPS: usize = 1024;
 /// is never a larger log record than a single operation may be.
 pub const MAX_BATCH_BYTES: usize = MAX_VALUE_BYTES;
 
-/// Most bytes of values one batch's replies may hold (its reads, and the old
-/// values a Swap, PutIf or Take answers). A batch that could answer more is
-/// refused before any of it is applied ([`KvError::RepliesTooLarge`]) and the
-/// Clerk sends its operations one at a time: a pipeline of GETs of big values
-/// then holds one value at a time, as without batches, instead of a batch's
-/// worth at once.
-pub const MAX_BATCH_REPLY_BYTES: usize = 4 << 20;
-
 /// Single-key operations of one client, applied in order, numbered as one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {

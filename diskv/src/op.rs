@@ -283,16 +283,6 @@ pub enum KvError {
         /// The limit.
         limit: usize,
     },
-    /// A [`crate::Batch`]'s replies could hold more than
-    /// [`crate::batch::MAX_BATCH_REPLY_BYTES`] of values: refused before
-    /// anything of it was applied, so its operations can be sent one at a time.
-    #[error("a batch's replies could hold {bytes} bytes of values, over the {limit}-byte limit; nothing of it was applied, send its operations one at a time")]
-    RepliesTooLarge {
-        /// The bound on the replies' values.
-        bytes: usize,
-        /// The limit.
-        limit: usize,
-    },
 }
 
 impl KvError {
@@ -300,10 +290,7 @@ impl KvError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            KvError::Invalid(_)
-                | KvError::TooLarge { .. }
-                | KvError::NoSpace { .. }
-                | KvError::RepliesTooLarge { .. }
+            KvError::Invalid(_) | KvError::TooLarge { .. } | KvError::NoSpace { .. }
         )
     }
 }

@@ -4,8 +4,8 @@
 use super::dedup::Seen;
 use super::shard::Shard;
 use super::{KvOutput, KvState};
-use crate::batch::{Batch, MAX_BATCH_REPLY_BYTES};
-use crate::op::{KvError, Op, Reply};
+use crate::batch::Batch;
+use crate::op::{KvError, Reply};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 impl KvState {
@@ -15,7 +15,6 @@ impl KvState {
         for shard in batch.shards() {
             self.serving(shard)?;
         }
-        self.check_reply_bound(batch.ops.iter())?;
         let replies = batch
             .ops
             .iter()
@@ -68,12 +67,6 @@ impl KvState {
                 }
             }
         }
-        if answered.is_empty() {
-            // Refused only while no shard's part was applied before: the Clerk
-            // then sends the operations one at a time, which must not apply a
-            // part a second time.
-            self.check_reply_bound(batch.ops.iter())?;
-        }
         let mut fresh: BTreeMap<usize, Vec<Reply>> = BTreeMap::new();
         let mut replies = Vec::with_capacity(batch.ops.len());
         for (shard_id, op) in &batch.ops {
@@ -101,38 +94,6 @@ impl KvState {
             }
         }
         Ok(Reply::Batch(replies))
-    }
-
-    /// Refuses `ops` if their replies could hold more than
-    /// [`MAX_BATCH_REPLY_BYTES`] of values: each operation that answers a value
-    /// counts its key's value now, plus every byte the operations before it
-    /// write (an upper bound: they may write that key). Computed before
-    /// anything is applied or copied, the same at every replica.
-    fn check_reply_bound<'a>(
-        &self,
-        ops: impl Iterator<Item = &'a (usize, Op)>,
-    ) -> Result<(), KvError> {
-        let (mut bytes, mut written) = (0usize, 0usize);
-        for (shard, op) in ops {
-            if matches!(
-                op,
-                Op::Get { .. } | Op::Swap { .. } | Op::PutIf { .. } | Op::Take { .. }
-            ) {
-                let now = op
-                    .key()
-                    .and_then(|k| self.shards.get(shard)?.data.get(k))
-                    .map_or(0, |v| v.len());
-                bytes = bytes.saturating_add(now).saturating_add(written);
-            }
-            written = written.saturating_add(op.value().map_or(0, str::len));
-        }
-        if bytes > MAX_BATCH_REPLY_BYTES {
-            return Err(KvError::RepliesTooLarge {
-                bytes,
-                limit: MAX_BATCH_REPLY_BYTES,
-            });
-        }
-        Ok(())
     }
 
     /// A shard this group serves (checked for every shard of a batch before

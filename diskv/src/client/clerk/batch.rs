@@ -64,10 +64,7 @@ impl Clerk {
     /// [`Batch`] (one request, one log instance), each batch after the one
     /// before. Each operation is applied exactly once. An operation that is not
     /// on one key (Scan, Keys, Clear) is refused with [`KvError::Invalid`]; a
-    /// batch's failure (a full disk) is every one of its operations' error. A
-    /// batch whose replies could be too large
-    /// ([`crate::batch::MAX_BATCH_REPLY_BYTES`]) is refused untouched, and its
-    /// operations are then sent one at a time.
+    /// batch's failure (a full disk) is every one of its operations' error.
     ///
     /// Order: operations on one shard are applied in the order given, always.
     /// Across shards too, unless a batch's shards change owners while it is
@@ -128,16 +125,6 @@ impl Clerk {
             let mut config = self.config.clone();
             let answer = self.run_call(&Call::Many(&batch), &mut config).await;
             match answer {
-                Err(KvError::RepliesTooLarge { bytes, .. }) => {
-                    tracing::debug!(
-                        seq,
-                        bytes,
-                        "batch refused for its replies' size: one at a time"
-                    );
-                    for (pos, (shard, op)) in positions.into_iter().zip(batch.ops) {
-                        out[pos] = Some(self.run(shard, op).await.and_then(Reply::into_result));
-                    }
-                }
                 Err(KvError::WrongGroup { .. }) => {
                     tracing::debug!(seq, config = config.num, "batch split: its shards moved");
                     for part in split(&config, positions, batch.ops).into_iter().rev() {

@@ -245,38 +245,3 @@ proptest! {
         prop_assert_eq!(held, model);
     }
 }
-
-/// A batch whose replies could hold more than `MAX_BATCH_REPLY_BYTES` of
-/// values is refused before anything is applied or copied (the Clerk then
-/// sends its operations one at a time), unless a part of it was applied
-/// before (then it is answered as a retry: sending one at a time would apply
-/// that part twice).
-#[test]
-fn a_batch_with_too_large_replies_is_refused_untouched() {
-    use crate::batch::MAX_BATCH_REPLY_BYTES;
-    let mut st = started(1);
-    let big = "v".repeat(MAX_BATCH_REPLY_BYTES / 2 + 1);
-    let put = |key: &str| Op::Put {
-        key: key.into(),
-        value: big.clone(),
-    };
-    let read = |key: &str| Op::Get { key: key.into() };
-    run(&mut st, 1, &batch(9, 1, vec![put("a")])).unwrap();
-    run(&mut st, 2, &batch(9, 2, vec![put("b")])).unwrap();
-    let reads = batch(9, 3, vec![read("a"), read("b")]);
-    assert!(matches!(
-        st.read_batch(&reads),
-        Err(KvError::RepliesTooLarge { .. })
-    ));
-    assert!(st
-        .read_batch(&batch(9, 3, vec![read("a"), read("c")]))
-        .is_ok());
-    // Written earlier in the batch counts too: the GET may read it.
-    let b = batch(9, 4, vec![incr("n"), put("c"), read("a")]);
-    assert!(matches!(
-        run(&mut st, 3, &b),
-        Err(KvError::RepliesTooLarge { .. })
-    ));
-    assert_eq!(get(&st, "n"), None, "nothing applied");
-    assert!(run(&mut st, 4, &batch(9, 4, vec![incr("n"), read("a")])).is_ok());
-}
