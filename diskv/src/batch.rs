@@ -20,6 +20,33 @@ pub const MAX_BATCH_OPS: usize = 1024;
 /// is never a larger log record than a single operation may be.
 pub const MAX_BATCH_BYTES: usize = MAX_VALUE_BYTES;
 
+/// Most bytes of values the replies of one batch may carry: one largest
+/// value, as one Get's reply may. A batch whose replies could carry more (a
+/// run of Gets of large values, or a write among them, which would keep them
+/// in the duplicate table, its checkpoints and its snapshots) is refused
+/// whole, with [`KvError::TooLarge`] naming [`BATCH_REPLY`], before anything
+/// is applied; the Clerk then runs its operations one at a time.
+pub const MAX_BATCH_REPLY_BYTES: usize = MAX_VALUE_BYTES;
+
+/// What [`KvError::TooLarge`] names when a batch's replies would be over
+/// [`MAX_BATCH_REPLY_BYTES`].
+pub const BATCH_REPLY: &str = "batch reply";
+
+/// The error refusing a batch whose replies could carry `bytes` of values.
+pub fn reply_too_large(bytes: u64) -> KvError {
+    KvError::TooLarge {
+        what: BATCH_REPLY.into(),
+        bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+        limit: MAX_BATCH_REPLY_BYTES,
+    }
+}
+
+/// True if `e` refuses a batch for the size of its replies (nothing of it
+/// was applied: run its operations one at a time).
+pub fn is_reply_too_large(e: &KvError) -> bool {
+    matches!(e, KvError::TooLarge { what, .. } if what == BATCH_REPLY)
+}
+
 /// Single-key operations of one client, applied in order, numbered as one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {

@@ -3,14 +3,20 @@
 //! `NotLeader` hints, trying the next replica after a timeout, retrying forever
 //! with the same sequence number — and records every operation in the shared
 //! linearizability history. A Scan asks every shard in turn and is recorded as
-//! one operation spanning all the requests.
+//! one operation spanning all the requests. Some operations are batches of
+//! single-key operations ([`batch`]), sent and retried as the Clerk's
+//! `execute_batch` sends them.
+
+mod batch;
 
 use crate::clock::{Time, MS};
 use crate::linearizability::{History, Op as LinOp, OpId, Ret};
+use crate::packet::KvCall;
+use batch::BatchRun;
 use diskv::op::Presence;
 use diskv::{KvError, Op, Reply, Request};
 use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 /// The keys clients use: few, so operations collide.
 pub const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -21,7 +27,7 @@ pub struct Attempt {
     /// Which replica.
     pub to: usize,
     /// The request.
-    pub req: Request,
+    pub call: KvCall,
 }
 
 /// One client.
@@ -46,12 +52,19 @@ pub struct Client {
     pub reader: bool,
     /// How long it waits for an answer before trying the next replica.
     pub attempt_timeout: Time,
+    /// Percent of its operations that are batches.
+    pub batch_percent: u32,
+    /// Its own choices while an operation is in flight (splitting a batch on
+    /// a retry), so they do not depend on the order of other events.
+    rng: StdRng,
 }
 
 /// An operation in flight.
 pub struct Pending {
-    /// What the client asked for.
+    /// What the client asked for (a batch's first operation).
     pub op: LinOp,
+    /// A batch's operations and parts, if it is one.
+    batch: Option<BatchRun>,
     /// Its entry in the history.
     pub hist: OpId,
     /// Its sequence number.
@@ -102,7 +115,14 @@ impl Client {
             stopping: false,
             reader: false,
             attempt_timeout: ATTEMPT_TIMEOUT,
+            batch_percent: 0,
+            rng: StdRng::seed_from_u64(id),
         }
+    }
+
+    /// Seeds the client's own choices.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
     }
 
     /// Starts a random operation (or `op` if given) at time `now`.
@@ -116,6 +136,9 @@ impl Client {
         if self.pending.is_some() || (self.stopping && op.is_none()) {
             return Next::Idle;
         }
+        if op.is_none() && rng.gen_range(0..100) < self.batch_percent {
+            return self.start_batch(rng, history, now);
+        }
         let op = op.unwrap_or_else(|| self.random_op(rng));
         self.seq += 1;
         let hist = history.invoke(self.id, op.clone());
@@ -125,6 +148,7 @@ impl Client {
         };
         self.pending = Some(Pending {
             op,
+            batch: None,
             hist,
             seq: self.seq,
             shard,
@@ -172,57 +196,20 @@ impl Client {
         };
         p.attempts += 1;
         p.attempt_id += 1;
-        let op = match &p.op {
-            LinOp::Get { key } => Op::Get { key: key.clone() },
-            LinOp::Put { key, value } => Op::Put {
-                key: key.clone(),
-                value: value.clone(),
-            },
-            LinOp::Append { key, value } => Op::Append {
-                key: key.clone(),
-                value: value.clone(),
-            },
-            LinOp::Swap { key, value } => Op::Swap {
-                key: key.clone(),
-                value: value.clone(),
-            },
-            LinOp::Delete { key } => Op::Delete { key: key.clone() },
-            LinOp::Scan { start, end } => Op::Scan {
-                start: start.clone(),
-                end: end.clone(),
-            },
-            LinOp::Clear => Op::Clear,
-            LinOp::Incr { key, by } => Op::Incr {
-                key: key.clone(),
-                by: *by,
-            },
-            LinOp::PutIf { key, value, absent } => Op::PutIf {
-                key: key.clone(),
-                value: value.clone(),
-                when: if *absent {
-                    Presence::Absent
-                } else {
-                    Presence::Present
-                },
-            },
-            LinOp::Take { key } => Op::Take { key: key.clone() },
-            LinOp::Keys { start, limit } => Op::Keys {
-                start: start.clone(),
-                limit: *limit,
-            },
-            LinOp::AppendLen { key, value } => Op::AppendLen {
-                key: key.clone(),
-                value: value.clone(),
-            },
-        };
+        if let Some(batch) = &p.batch {
+            return Next::Send(Attempt {
+                to: target,
+                call: batch.call(id, p.seq),
+            });
+        }
         Next::Send(Attempt {
             to: target,
-            req: Request {
+            call: KvCall::One(Request {
                 client: id,
                 seq: p.seq,
                 shard: p.shard,
-                op,
-            },
+                op: wire_op(&p.op),
+            }),
         })
     }
 
@@ -231,13 +218,16 @@ impl Client {
         match &self.pending {
             Some(p) if p.attempt_id == attempt_id => {
                 self.target = (self.target + 1) % self.replicas;
+                self.maybe_split();
                 self.attempt()
             }
             _ => Next::Idle,
         }
     }
 
-    /// A reply to request (`seq`, `shard`) arrived from replica `from` at `now`.
+    /// A reply to request (`seq`, `shard`, batch `part`) arrived from replica
+    /// `from` at `now`.
+    #[allow(clippy::too_many_arguments)]
     pub fn reply(
         &mut self,
         history: &History,
@@ -245,13 +235,32 @@ impl Client {
         from: usize,
         seq: u64,
         shard: usize,
+        part: u32,
         result: Result<Reply, KvError>,
     ) -> Next {
         let Some(p) = self.pending.as_mut() else {
             return Next::Idle;
         };
-        if p.seq != seq || p.shard != shard {
-            return Next::Idle; // a late answer to an earlier operation or shard
+        if p.seq != seq {
+            return Next::Idle; // a late answer to an earlier operation
+        }
+        if let Some(batch) = p.batch.as_mut() {
+            if batch.part() != part {
+                return Next::Idle; // a late answer to another part
+            }
+            if let Ok(reply) = result {
+                self.target = from;
+                if batch.answered(history, reply) {
+                    return self.attempt(); // the next part, same number
+                }
+                self.pending = None;
+                self.done += 1;
+                return Next::Idle;
+            }
+            return self.failed(from, result);
+        }
+        if p.shard != shard || part != 0 {
+            return Next::Idle; // a late answer to an earlier shard
         }
         match result {
             Ok(reply) => {
@@ -284,11 +293,19 @@ impl Client {
                 self.done += 1;
                 Next::Idle
             }
+            Err(_) => self.failed(from, result),
+        }
+    }
+
+    /// An error from replica `from`: follow its leader hint, or pause and try
+    /// the next replica.
+    fn failed(&mut self, from: usize, result: Result<Reply, KvError>) -> Next {
+        match result {
             Err(KvError::NotLeader { leader: Some(l) }) if l < self.replicas && l != from => {
                 self.target = l;
                 self.attempt()
             }
-            Err(_) => {
+            _ => {
                 self.target = (from + 1) % self.replicas;
                 Next::Pause(20 * MS)
             }
@@ -297,6 +314,7 @@ impl Client {
 
     /// Resends the pending operation after a pause.
     pub fn resume(&mut self) -> Next {
+        self.maybe_split();
         self.attempt()
     }
 }
@@ -331,5 +349,53 @@ fn ret_of(reply: Reply) -> Ret {
         Reply::TooLarge(_) => Ret::Done,
         // Batches are answered one reply per operation, never as a whole.
         Reply::Batch(_) => Ret::Done,
+    }
+}
+
+/// The store's operation for the checker's `op` (a single-key one, or one
+/// shard's request of a Scan or Keys).
+pub(crate) fn wire_op(op: &LinOp) -> Op {
+    match op {
+        LinOp::Get { key } => Op::Get { key: key.clone() },
+        LinOp::Put { key, value } => Op::Put {
+            key: key.clone(),
+            value: value.clone(),
+        },
+        LinOp::Append { key, value } => Op::Append {
+            key: key.clone(),
+            value: value.clone(),
+        },
+        LinOp::Swap { key, value } => Op::Swap {
+            key: key.clone(),
+            value: value.clone(),
+        },
+        LinOp::Delete { key } => Op::Delete { key: key.clone() },
+        LinOp::Scan { start, end } => Op::Scan {
+            start: start.clone(),
+            end: end.clone(),
+        },
+        LinOp::Clear => Op::Clear,
+        LinOp::Incr { key, by } => Op::Incr {
+            key: key.clone(),
+            by: *by,
+        },
+        LinOp::PutIf { key, value, absent } => Op::PutIf {
+            key: key.clone(),
+            value: value.clone(),
+            when: if *absent {
+                Presence::Absent
+            } else {
+                Presence::Present
+            },
+        },
+        LinOp::Take { key } => Op::Take { key: key.clone() },
+        LinOp::Keys { start, limit } => Op::Keys {
+            start: start.clone(),
+            limit: *limit,
+        },
+        LinOp::AppendLen { key, value } => Op::AppendLen {
+            key: key.clone(),
+            value: value.clone(),
+        },
     }
 }

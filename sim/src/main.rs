@@ -44,15 +44,24 @@ struct Args {
     /// times the bound) breaks the assumption on purpose, to show what breaks.
     #[arg(long, env = "SIM_DRIFT_PERCENT", default_value_t = paxos::core::MAX_CLOCK_DRIFT_PERCENT)]
     drift_percent: u64,
+    /// Percent of the KV clients' operations that are batches of 2 to 5
+    /// single-key operations.
+    #[arg(long, env = "SIM_BATCH_PERCENT", default_value_t = diskv_sim::world::BATCH_PERCENT)]
+    batch_percent: u32,
 }
 
-fn replay_line(seed: u64, drift_percent: u64) -> String {
+fn replay_line(seed: u64, drift_percent: u64, batch_percent: u32) -> String {
     let drift = if drift_percent == paxos::core::MAX_CLOCK_DRIFT_PERCENT {
         String::new()
     } else {
         format!(" --drift-percent {drift_percent}")
     };
-    format!("cargo run --release -p diskv-sim -- --seed {seed}{drift} --trace")
+    let batches = if batch_percent == diskv_sim::world::BATCH_PERCENT {
+        String::new()
+    } else {
+        format!(" --batch-percent {batch_percent}")
+    };
+    format!("cargo run --release -p diskv-sim -- --seed {seed}{drift}{batches} --trace")
 }
 
 fn main() -> ExitCode {
@@ -71,6 +80,7 @@ fn main() -> ExitCode {
             seed,
             trace: args.trace,
             drift_percent: args.drift_percent,
+            batch_percent: args.batch_percent,
         });
         for line in &report.trace {
             println!("{line}");
@@ -91,15 +101,19 @@ fn main() -> ExitCode {
             .unwrap_or(1)
     });
     println!(
-        "diskv-sim: seeds {}..{} on {threads} threads, clocks within {}% of nominal",
+        "diskv-sim: seeds {}..{} on {threads} threads, clocks within {}% of nominal, \
+         {}% of operations in batches",
         args.first,
         args.first + args.seeds,
-        args.drift_percent
+        args.drift_percent,
+        args.batch_percent
     );
     let verbose = args.verbose;
     let drift = args.drift_percent;
+    let batches = args.batch_percent;
     let template = RunOptions {
         drift_percent: drift,
+        batch_percent: batches,
         ..RunOptions::new(args.first)
     };
     let result = sweep_with(
@@ -114,7 +128,7 @@ fn main() -> ExitCode {
             }
             if !r.ok() {
                 println!("  FAILED: {}", r.violations[0]);
-                println!("  replay: {}", replay_line(r.seed, drift));
+                println!("  replay: {}", replay_line(r.seed, drift, batches));
             }
         },
     );
@@ -132,7 +146,7 @@ fn main() -> ExitCode {
     } else {
         for r in &result.failures {
             println!("failing seed {}: {}", r.seed, r.violations[0]);
-            println!("  replay: {}", replay_line(r.seed, drift));
+            println!("  replay: {}", replay_line(r.seed, drift, batches));
         }
         ExitCode::FAILURE
     }

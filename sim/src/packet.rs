@@ -1,7 +1,7 @@
 //! What travels on the simulated network.
 
 use diskv::rpc::GroupSnapshot;
-use diskv::{KvError, Reply, Request};
+use diskv::{Batch, KvError, Reply, Request};
 use paxos::probe::Answer;
 use paxos::{Envelope, Slot};
 use shardmaster::rpc::MachineSnapshot;
@@ -11,9 +11,53 @@ use shardmaster::{OpRequest, OpResult, ShardmasterError};
 #[derive(Clone, Debug)]
 pub enum ClientRequest {
     /// To a KV replica.
-    Kv(Request),
+    Kv(KvCall),
     /// To a shardmaster replica.
     Master(MasterCall),
+}
+
+/// One attempt of a KV client: one operation, or a batch of them (as
+/// `Clerk::execute_batch` sends through `KvRpc::execute_batch`).
+#[derive(Clone, Debug)]
+pub enum KvCall {
+    /// One operation.
+    One(Request),
+    /// A batch, or one part of a batch split on a retry (same sequence
+    /// number). `part` numbers the parts of one batch from 1 and comes back
+    /// in the reply, as an RPC's request id would: a late answer to another
+    /// part carries the same sequence number.
+    Many {
+        /// The batch (or part).
+        batch: Batch,
+        /// Which part of the client's batch it is.
+        part: u32,
+    },
+}
+
+impl KvCall {
+    /// The client's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            KvCall::One(req) => req.seq,
+            KvCall::Many { batch, .. } => batch.seq,
+        }
+    }
+
+    /// The shard it is addressed to (a batch's first operation's).
+    pub fn shard(&self) -> usize {
+        match self {
+            KvCall::One(req) => req.shard,
+            KvCall::Many { batch, .. } => batch.ops.first().map_or(0, |(shard, _)| *shard),
+        }
+    }
+
+    /// The part tag: 0 for one operation.
+    pub fn part(&self) -> u32 {
+        match self {
+            KvCall::One(_) => 0,
+            KvCall::Many { part, .. } => *part,
+        }
+    }
 }
 
 /// One attempt of a shardmaster client's operation.
@@ -35,6 +79,8 @@ pub enum ClientReply {
         seq: u64,
         /// The shard it was addressed to.
         shard: usize,
+        /// The batch part it answers ([`KvCall::part`]; 0 for one operation).
+        part: u32,
         /// The result.
         result: Result<Reply, KvError>,
     },

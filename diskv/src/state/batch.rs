@@ -4,16 +4,22 @@
 use super::dedup::Seen;
 use super::shard::Shard;
 use super::{KvOutput, KvState};
-use crate::batch::Batch;
-use crate::op::{KvError, Reply};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use crate::batch::{reply_too_large, Batch, MAX_BATCH_REPLY_BYTES};
+use crate::op::{KvError, Op, Reply};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 impl KvState {
     /// Answers a batch of reads from the local state; the caller ensures
-    /// linearizability (one read index for the whole batch).
+    /// linearizability (one read index for the whole batch). Refused with
+    /// [`crate::batch::BATCH_REPLY`] if the values would be over
+    /// [`MAX_BATCH_REPLY_BYTES`] (checked before any is copied).
     pub fn read_batch(&self, batch: &Batch) -> KvOutput {
         for shard in batch.shards() {
             self.serving(shard)?;
+        }
+        let bytes = self.reply_bound(batch);
+        if bytes > MAX_BATCH_REPLY_BYTES as u64 {
+            return Err(reply_too_large(bytes));
         }
         let replies = batch
             .ops
@@ -29,6 +35,12 @@ impl KvState {
     /// number, which are answered from there. A shard's part that writes is
     /// recorded under the batch's number with every reply of that part; a part
     /// that only reads is not recorded (reads are not deduplicated).
+    ///
+    /// A new batch whose replies could carry more than
+    /// [`MAX_BATCH_REPLY_BYTES`] of values is refused whole, and the refusal is
+    /// recorded in place of the replies: an attempt of the same batch decided
+    /// later (a retry, or a proposal that was late) is refused too, and never
+    /// applied after the Clerk has run the operations one at a time.
     pub(super) fn apply_batch(&mut self, batch: Batch, at_ms: u64) -> KvOutput {
         self.advance_clock(at_ms);
         let shards = batch.shards();
@@ -55,6 +67,7 @@ impl KvState {
                         Reply::Batch(replies) if replies.len() == ops => {
                             answered.insert(shard, replies.into());
                         }
+                        Reply::TooLarge(bytes) => return Err(reply_too_large(bytes)),
                         other => {
                             return Err(KvError::Invalid(format!(
                                 "request {} of client {} was first applied with other \
@@ -65,6 +78,16 @@ impl KvState {
                         }
                     }
                 }
+            }
+        }
+        if answered.is_empty() {
+            let bytes = self.reply_bound(&batch);
+            if bytes > MAX_BATCH_REPLY_BYTES as u64 {
+                for &shard in &writing {
+                    let dups = &mut self.served_mut(shard)?.dups;
+                    dups.record(batch.client, batch.seq, Reply::TooLarge(bytes), now);
+                }
+                return Err(reply_too_large(bytes));
             }
         }
         let mut fresh: BTreeMap<usize, Vec<Reply>> = BTreeMap::new();
@@ -94,6 +117,42 @@ impl KvState {
             }
         }
         Ok(Reply::Batch(replies))
+    }
+
+    /// At least the bytes of values `batch`'s replies carry if it is applied
+    /// now: an operation that answers with a value (Get, Swap, PutIf, Take)
+    /// answers with its key's, which is at most as long as the key's value now
+    /// plus every byte the batch's operations before it wrote to the key (an
+    /// Incr writes at most 20).
+    fn reply_bound(&self, batch: &Batch) -> u64 {
+        let mut written: HashMap<&str, u64> = HashMap::new();
+        let mut total = 0u64;
+        for (shard, op) in &batch.ops {
+            let Some(key) = op.key() else {
+                continue;
+            };
+            let grown = written.get(key).copied().unwrap_or(0);
+            if matches!(
+                op,
+                Op::Get { .. } | Op::Swap { .. } | Op::PutIf { .. } | Op::Take { .. }
+            ) {
+                let held = self
+                    .shards
+                    .get(shard)
+                    .and_then(|s| s.data.get(key))
+                    .map_or(0, |v| v.len() as u64);
+                total = total.saturating_add(held.saturating_add(grown));
+            }
+            let adds = match op {
+                Op::Incr { .. } => 20,
+                other => other.value().map_or(0, |v| v.len() as u64),
+            };
+            if adds > 0 {
+                let w = written.entry(key).or_default();
+                *w = w.saturating_add(adds);
+            }
+        }
+        total
     }
 
     /// A shard this group serves (checked for every shard of a batch before

@@ -6,11 +6,11 @@
 use super::service::{Admit, Opened, Output, Refused, Service};
 use super::{Io, Running};
 use crate::clock::{Time, MS};
-use crate::packet::{ClientReply, ClientRequest, Packet, Snapshot};
+use crate::packet::{ClientReply, ClientRequest, KvCall, Packet, Snapshot};
 use diskv::identity::Identity;
 use diskv::logclock::LogClock;
 use diskv::rpc::GroupSnapshot;
-use diskv::{KvCommand, KvError, KvState, Request, ServerOptions, StateError};
+use diskv::{KvCommand, KvError, KvState, ServerOptions, StateError};
 use paxos::core::{Membership, Replica};
 use paxos::fs::{FileSystem, SharedFs};
 use paxos::{NodeId, Slot};
@@ -68,7 +68,7 @@ impl Service for Kv {
     type State = KvState;
     type Record = Identity;
     type Snapshot = GroupSnapshot;
-    type Request = Request;
+    type Request = KvCall;
     type Response = Result<diskv::Reply, KvError>;
     type Front = LogClock;
 
@@ -137,32 +137,52 @@ impl Service for Kv {
         state.replace_with(snap).map_err(|e| e.to_string())
     }
 
-    /// As `KvService::execute_request`: followers redirect to the leader; reads
-    /// go by read index; writes carry the proposer's log time stamp.
+    /// As `KvService::execute_request` and `KvService::run_batch`: followers
+    /// redirect to the leader; reads (a batch of reads too, under one index) go
+    /// by read index; writes carry the proposer's log time stamp, a batch with a
+    /// write is one command.
     fn admit(
         &self,
         clock: &mut LogClock,
         core: &Replica,
         state: &KvState,
-        req: &Request,
+        call: &KvCall,
         monotonic_ms: u64,
     ) -> Admit<Self> {
+        if let KvCall::Many { batch, .. } = call {
+            if let Err(e) = batch.check() {
+                return Admit::Answer(Err(e));
+            }
+        }
         if !core.is_leader() {
             let leader = core.leader();
             return Admit::Answer(Err(KvError::NotLeader { leader }));
         }
-        if req.op.is_read() {
+        let read = match call {
+            KvCall::One(req) => req.op.is_read(),
+            KvCall::Many { batch, .. } => batch.is_read(),
+        };
+        if read {
             return Admit::Read;
         }
         let at_ms = clock.stamp(state.now_ms(), monotonic_ms);
-        Admit::Propose(KvCommand::Op {
-            req: req.clone(),
-            at_ms,
+        Admit::Propose(match call {
+            KvCall::One(req) => KvCommand::Op {
+                req: req.clone(),
+                at_ms,
+            },
+            KvCall::Many { batch, .. } => KvCommand::Batch {
+                batch: batch.clone(),
+                at_ms,
+            },
         })
     }
 
-    fn read(state: &KvState, req: &Request) -> Self::Response {
-        state.read(req)
+    fn read(state: &KvState, call: &KvCall) -> Self::Response {
+        match call {
+            KvCall::One(req) => state.read(req),
+            KvCall::Many { batch, .. } => state.read_batch(batch),
+        }
     }
 
     fn answer(output: Output<Self>) -> Self::Response {
@@ -181,18 +201,19 @@ impl Service for Kv {
         Err(KvError::Unavailable(why))
     }
 
-    fn reply(from: NodeId, req: &Request, result: Self::Response) -> Packet {
+    fn reply(from: NodeId, call: &KvCall, result: Self::Response) -> Packet {
         Packet::Reply {
             from,
             reply: ClientReply::Kv {
-                seq: req.seq,
-                shard: req.shard,
+                seq: call.seq(),
+                shard: call.shard(),
+                part: call.part(),
                 result,
             },
         }
     }
 
-    fn request_of(req: ClientRequest) -> Option<Request> {
+    fn request_of(req: ClientRequest) -> Option<KvCall> {
         match req {
             ClientRequest::Kv(r) => Some(r),
             ClientRequest::Master(_) => None,

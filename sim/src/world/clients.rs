@@ -6,7 +6,7 @@ use super::{Event, Phase, World, GID};
 use crate::client::Next;
 use crate::clock::{MS, SECOND};
 use crate::net::Addr;
-use crate::packet::{ClientRequest, Packet};
+use crate::packet::{ClientRequest, KvCall, Packet};
 use rand::Rng;
 
 impl World {
@@ -31,9 +31,15 @@ impl World {
             Next::Send(a) => {
                 let id = client.id;
                 self.trace.note(self.now, &format!("c{id}"), || {
+                    let what = match &a.call {
+                        KvCall::One(req) => format!("{:?}", req.op),
+                        KvCall::Many { batch, part } => format!("part {part} {:?}", batch.ops),
+                    };
                     format!(
-                        "-> r{} seq {} shard {} {:?}",
-                        a.to, a.req.seq, a.req.shard, a.req.op
+                        "-> r{} seq {} shard {} {what}",
+                        a.to,
+                        a.call.seq(),
+                        a.call.shard()
                     )
                 });
                 let from = Addr::Client(client.id);
@@ -41,7 +47,7 @@ impl World {
                     group: GID,
                     node: a.to,
                 };
-                self.send(from, to, Packet::Request(ClientRequest::Kv(a.req)));
+                self.send(from, to, Packet::Request(ClientRequest::Kv(a.call)));
                 self.agenda.at(
                     self.now + timeout,
                     Event::ClientTimeout { client: c, attempt },

@@ -114,16 +114,23 @@ impl World {
                 Addr::Client(id),
                 Packet::Reply {
                     from,
-                    reply: ClientReply::Kv { seq, shard, result },
+                    reply:
+                        ClientReply::Kv {
+                            seq,
+                            shard,
+                            part,
+                            result,
+                        },
                 },
             ) => {
                 let Some(c) = self.clients.iter().position(|c| c.id == id) else {
                     return;
                 };
                 self.trace.note(self.now, &format!("c{id}"), || {
-                    format!("<- r{from} seq {seq} shard {shard} {result:?}")
+                    format!("<- r{from} seq {seq} shard {shard} part {part} {result:?}")
                 });
-                let next = self.clients[c].reply(&self.history, self.now, from, seq, shard, result);
+                let next =
+                    self.clients[c].reply(&self.history, self.now, from, seq, shard, part, result);
                 let finished = self.clients[c].pending.is_none();
                 self.client_next(c, next);
                 if finished {

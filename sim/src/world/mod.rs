@@ -58,7 +58,13 @@ pub struct RunOptions {
     /// `paxos::core::MAX_CLOCK_DRIFT_PERCENT` keeps the clock assumption of
     /// leader leases; more breaks it on purpose (see docs/TESTING.md).
     pub drift_percent: u64,
+    /// Percent of the KV clients' operations that are batches of 2 to 5
+    /// single-key operations (see `client::batch`).
+    pub batch_percent: u32,
 }
+
+/// The share of batches in a run's operations unless asked otherwise.
+pub const BATCH_PERCENT: u32 = 10;
 
 impl RunOptions {
     /// Seed `seed`, no trace, clocks within the bound.
@@ -67,6 +73,7 @@ impl RunOptions {
             seed,
             trace: false,
             drift_percent: paxos::core::MAX_CLOCK_DRIFT_PERCENT,
+            batch_percent: BATCH_PERCENT,
         }
     }
 }
@@ -256,6 +263,8 @@ impl World {
             .map(|c| {
                 let mut client = Client::new(100 + c as u64, peers, NSHARDS);
                 client.reader = c > 0 && rng.gen_bool(0.25);
+                client.batch_percent = opts.batch_percent;
+                client.seed(rng.gen());
                 if impatient {
                     client.attempt_timeout = rng.gen_range(20..ATTEMPT_TIMEOUT / MS) * MS;
                 }

@@ -2,7 +2,7 @@
 //! requests as the shards' owners allow (see [`crate::batch`]).
 
 use super::{Call, Clerk};
-use crate::batch::{Batch, MAX_BATCH_BYTES, MAX_BATCH_OPS};
+use crate::batch::{is_reply_too_large, Batch, MAX_BATCH_BYTES, MAX_BATCH_OPS};
 use crate::op::{KvError, Op, Reply};
 use shardmaster::{shard_of, Config, Gid};
 use std::collections::VecDeque;
@@ -69,7 +69,23 @@ impl Clerk {
     /// Order: operations on one shard are applied in the order given, always.
     /// Across shards too, unless a batch's shards change owners while it is
     /// retried: it is then split by owner, and the parts run one after another.
+    ///
+    /// A batch whose replies would carry more than
+    /// [`crate::batch::MAX_BATCH_REPLY_BYTES`] of values is refused by its
+    /// group before anything is applied; its operations then run one at a time.
     pub async fn execute_batch(&mut self, ops: Vec<Op>) -> Vec<Result<Reply, KvError>> {
+        self.execute_batch_within(ops, usize::MAX).await
+    }
+
+    /// [`Clerk::execute_batch`] for a caller that holds every answer at once
+    /// (a Redis pipeline's run): once the values answered so far are over
+    /// `reply_limit` bytes, the operations left are not run, and each is
+    /// answered with [`KvError::TooLarge`] saying so.
+    pub async fn execute_batch_within(
+        &mut self,
+        ops: Vec<Op>,
+        reply_limit: usize,
+    ) -> Vec<Result<Reply, KvError>> {
         let mut out: Vec<Option<Result<Reply, KvError>>> = ops.iter().map(|_| None).collect();
         let nshards = self.config.shards.len();
         let mut parts: Vec<Part> = Vec::new();
@@ -98,8 +114,18 @@ impl Clerk {
                 part.push(pos, shard, op, bytes);
             }
         }
+        let mut held = Held {
+            bytes: 0,
+            limit: reply_limit,
+        };
         for part in parts {
-            self.run_part(part, &mut out).await;
+            if held.full() {
+                for pos in part.positions {
+                    out[pos] = Some(Err(held.refusal()));
+                }
+                continue;
+            }
+            self.run_part(part, &mut out, &mut held).await;
         }
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(KvError::Unavailable("no reply".into()))))
@@ -107,11 +133,17 @@ impl Clerk {
     }
 
     /// Runs one part: a lone operation as a plain request, more as a batch,
-    /// split by owner (keeping the batch's number) when its shards moved.
-    async fn run_part(&mut self, mut part: Part, out: &mut [Option<Result<Reply, KvError>>]) {
+    /// split by owner (keeping the batch's number) when its shards moved, one
+    /// operation at a time when its replies are too large for one.
+    async fn run_part(
+        &mut self,
+        mut part: Part,
+        out: &mut [Option<Result<Reply, KvError>>],
+        held: &mut Held,
+    ) {
         if let ([pos], [_]) = (part.positions.as_slice(), part.ops.as_slice()) {
             let (pos, (shard, op)) = (*pos, part.ops.remove(0));
-            out[pos] = Some(self.run(shard, op).await.and_then(Reply::into_result));
+            out[pos] = Some(held.count(self.run(shard, op).await.and_then(Reply::into_result)));
             return;
         }
         let seq = self.next_seq();
@@ -133,7 +165,19 @@ impl Clerk {
                 }
                 Ok(Reply::Batch(replies)) if replies.len() == positions.len() => {
                     for (pos, reply) in positions.into_iter().zip(replies) {
-                        out[pos] = Some(reply.into_result());
+                        out[pos] = Some(held.count(reply.into_result()));
+                    }
+                }
+                Err(e) if is_reply_too_large(&e) => {
+                    // Refused whole, and recorded so: nothing of it ran, nor
+                    // will a late attempt of it. One at a time, in order.
+                    tracing::debug!(seq, "batch refused for its replies' size: one at a time");
+                    for (pos, (shard, op)) in positions.into_iter().zip(batch.ops) {
+                        out[pos] = Some(if held.full() {
+                            Err(held.refusal())
+                        } else {
+                            held.count(self.run(shard, op).await.and_then(Reply::into_result))
+                        });
                     }
                 }
                 Ok(other) => {
@@ -147,6 +191,39 @@ impl Clerk {
                     .for_each(|p| out[p] = Some(Err(e.clone()))),
             }
             self.adopt(config);
+        }
+    }
+}
+
+/// The bytes of values answered so far by one [`Clerk::execute_batch_within`].
+struct Held {
+    bytes: usize,
+    limit: usize,
+}
+
+impl Held {
+    /// Counts `answer`'s value and hands it back.
+    fn count(&mut self, answer: Result<Reply, KvError>) -> Result<Reply, KvError> {
+        if let Ok(Reply::Value(Some(v))) = &answer {
+            self.bytes = self.bytes.saturating_add(v.len());
+        }
+        answer
+    }
+
+    /// True once the values held are over the limit: run nothing more.
+    fn full(&self) -> bool {
+        self.bytes > self.limit
+    }
+
+    /// The answer of an operation not run because the values held are over
+    /// the limit.
+    fn refusal(&self) -> KvError {
+        KvError::TooLarge {
+            what: "the replies before this command (it was not run: they fill the memory for \
+                   replies in flight; send fewer GETs of large values per pipeline)"
+                .into(),
+            bytes: self.bytes,
+            limit: self.limit,
         }
     }
 }

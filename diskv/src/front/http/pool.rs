@@ -129,17 +129,19 @@ impl ClerkPool {
     }
 
     /// Runs `ops`, single-key operations, in order with one Clerk of the pool
-    /// ([`Clerk::execute_batch`]: consecutive operations of one group are one
-    /// request and one log instance), answering each. `deadline` covers them
-    /// all; past it, none has a known outcome.
+    /// ([`Clerk::execute_batch_within`]: consecutive operations of one group
+    /// are one request and one log instance), answering each; once the values
+    /// answered are over `reply_limit` bytes, the rest are not run. `deadline`
+    /// covers them all; past it, none has a known outcome.
     pub async fn run_batch(
         self: &Arc<Self>,
         ops: Vec<Op>,
+        reply_limit: usize,
         deadline: Duration,
     ) -> Result<Vec<Result<Reply, PoolError>>, PoolError> {
         let replies = self
-            .with_clerk(deadline, |mut clerk| async move {
-                let out = clerk.execute_batch(ops).await;
+            .with_clerk(deadline, move |mut clerk| async move {
+                let out = clerk.execute_batch_within(ops, reply_limit).await;
                 (clerk, out)
             })
             .await?;

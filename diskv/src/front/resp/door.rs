@@ -121,14 +121,18 @@ impl Door {
 
     /// Runs single-key operations in order as batches
     /// ([`crate::front::http::pool::ClerkPool::run_batch`]), answering each;
-    /// the error when none has a known outcome (the deadline passed).
+    /// the error when none has a known outcome (the deadline passed). The
+    /// answers are held until all are in, then encoded: their values may take
+    /// half of what the memory budget has free, and the operations after that
+    /// are not run (each is answered with an error saying so), as MGET stops.
     pub(crate) async fn run_batch(
         &self,
         ops: Vec<Op>,
     ) -> Result<Vec<Result<Outcome, Reply>>, Reply> {
+        let free = self.budget.limit().saturating_sub(self.budget.used());
         let outcomes = self
             .pool
-            .run_batch(ops, self.opts.op_timeout)
+            .run_batch(ops, free / 2, self.opts.op_timeout)
             .await
             .map_err(Reply::err)?;
         Ok(outcomes

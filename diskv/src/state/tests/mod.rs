@@ -2,6 +2,7 @@
 //! share are here.
 
 mod batch;
+mod batch_replies;
 mod checkpoints;
 mod expiry;
 mod ops;

@@ -1,0 +1,150 @@
+//! Attack on batches (branch simb): the size of a batch's replies. A part of
+//! a batch that writes is recorded in its shard's duplicate table with every
+//! reply of the part, Gets' values included; a batch of one small write and
+//! many Gets of a large value kept all those copies in every replica's
+//! memory, checkpoint and snapshots (and a read batch built them all in one
+//! reply), with no bound but the 1,024 operations of a batch. A batch whose
+//! replies could carry more than one largest value is now refused before
+//! anything is applied, and the refusal is what its duplicate entry records.
+
+use super::*;
+use crate::batch::{is_reply_too_large, Batch, MAX_BATCH_REPLY_BYTES};
+
+fn shard(key: &str) -> usize {
+    shardmaster::shard_of(key.as_bytes(), NSHARDS)
+}
+
+fn batch(client: u64, seq: u64, ops: Vec<Op>) -> Batch {
+    Batch {
+        client,
+        seq,
+        ops: ops
+            .into_iter()
+            .map(|op| (shard(op.key().unwrap_or_default()), op))
+            .collect(),
+    }
+}
+
+fn started() -> KvState {
+    let mut st = KvState::in_memory(1, NSHARDS);
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: config_of(1, 1),
+        },
+    )
+    .unwrap();
+    st
+}
+
+fn get(key: &str) -> Op {
+    Op::Get { key: key.into() }
+}
+
+/// A state whose key "big" holds a value of more than half the reply limit.
+fn with_big() -> KvState {
+    let mut st = started();
+    let big = "x".repeat(MAX_BATCH_REPLY_BYTES / 2 + 1);
+    let put = Op::Put {
+        key: "big".into(),
+        value: big,
+    };
+    st.apply(1, req(7, 1, "big", put)).unwrap();
+    st
+}
+
+/// An outcome, without the values (they are megabytes).
+fn describe(out: &crate::state::KvOutput) -> String {
+    match out {
+        Ok(Reply::Batch(r)) => format!("{} replies", r.len()),
+        Ok(_) => "another reply".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_writing_batch_whose_replies_are_too_large_is_refused_once_and_for_all() {
+    let mut st = with_big();
+    let b = batch(
+        9,
+        1,
+        vec![
+            Op::Append {
+                key: "big".into(),
+                value: String::new(),
+            },
+            get("big"),
+            get("big"),
+        ],
+    );
+    let cmd = KvCommand::Batch {
+        batch: b.clone(),
+        at_ms: 1,
+    };
+    let first = st.apply(2, cmd.clone());
+    assert!(
+        matches!(&first, Err(e) if is_reply_too_large(e)),
+        "a batch answering with two copies of a large value must be refused, got {}",
+        describe(&first)
+    );
+    // Nothing of it is kept: the duplicate table holds the refusal only.
+    let snap = st.snapshot(3, paxos::core::Membership::initial(3));
+    let bytes = postcard::to_allocvec(&snap).unwrap().len();
+    assert!(
+        bytes < MAX_BATCH_REPLY_BYTES,
+        "the group's snapshot holds {bytes} bytes for one value of {}",
+        MAX_BATCH_REPLY_BYTES / 2 + 1
+    );
+    // A later attempt of the same batch, once it would fit, is refused as
+    // the first was: the Clerk has run the operations one at a time by then.
+    st.apply(4, req(7, 2, "big", Op::Delete { key: "big".into() }))
+        .unwrap();
+    let again = st.apply(5, cmd);
+    assert!(
+        matches!(&again, Err(e) if is_reply_too_large(e)),
+        "{}",
+        describe(&again)
+    );
+    assert_eq!(super::get(&st, "big"), None, "the refused Append never ran");
+}
+
+#[test]
+fn a_read_batch_whose_replies_are_too_large_is_refused() {
+    let st = with_big();
+    let out = st.read_batch(&batch(9, 1, vec![get("big"), get("big")]));
+    assert!(matches!(&out, Err(e) if is_reply_too_large(e)));
+    let one = st.read_batch(&batch(9, 1, vec![get("big"), get("small")]));
+    assert!(matches!(one, Ok(Reply::Batch(r)) if r.len() == 2));
+}
+
+#[test]
+fn the_bound_counts_what_the_batch_wrote_before_a_read() {
+    let mut st = started();
+    let half = "y".repeat(MAX_BATCH_REPLY_BYTES / 2 + 1);
+    let b = batch(
+        9,
+        1,
+        vec![
+            Op::Put {
+                key: "k".into(),
+                value: half.clone(),
+            },
+            Op::Swap {
+                key: "k".into(),
+                value: "z".into(),
+            },
+            Op::Append {
+                key: "k".into(),
+                value: half,
+            },
+            Op::Take { key: "k".into() },
+        ],
+    );
+    let out = st.apply(1, KvCommand::Batch { batch: b, at_ms: 1 });
+    assert!(
+        matches!(&out, Err(e) if is_reply_too_large(e)),
+        "the Swap and the Take answer with the Put's and the Append's bytes: {}",
+        describe(&out)
+    );
+    assert_eq!(super::get(&st, "k"), None);
+}
