@@ -336,7 +336,11 @@ fn a_pipeline_is_sent_as_batches_in_order() {
     let root = tempfile::tempdir().unwrap();
     let node = RespNode::start(root.path());
     let mut con = node.connect();
-    let _: String = redis::cmd("SET").arg("warm").arg("1").query(&mut con).unwrap();
+    let _: String = redis::cmd("SET")
+        .arg("warm")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
     let before = applied_index(&node);
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
