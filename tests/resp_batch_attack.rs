@@ -7,9 +7,8 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
-use support::resp::{command, line, mem, RespNode, MB};
+use std::io::Read;
+use support::resp::{command, growth_while_unread, line, RespNode, MB};
 
 /// 64 pipelined `GET big` of a 16 MiB value, the client not reading: the
 /// server's peak must stay far below the 1 GiB the values add up to, and the
@@ -19,21 +18,9 @@ fn attack_pipeline_of_gets_of_one_big_value_is_bounded() {
     let root = tempfile::tempdir().unwrap();
     let node = RespNode::start(root.path());
     node.set_big("big", 16 * MB);
-    let pid = node.proc.pid();
-    let before = mem(pid, "VmRSS:");
-    let mut s = node.raw();
     let get = command(&[b"GET", b"big"]);
     let pipeline: Vec<u8> = std::iter::repeat_n(get, 64).flatten().collect();
-    s.write_all(&pipeline).unwrap();
-    // Do not read yet: watch the server's peak while the replies are built.
-    let started = Instant::now();
-    let mut peak = 0;
-    while started.elapsed() < Duration::from_secs(15) {
-        peak = peak.max(mem(pid, "VmHWM:"));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let grew = peak.saturating_sub(before);
-    println!("RSS before {} MB, peak {} MB", before / MB, peak / MB);
+    let (grew, mut s) = growth_while_unread(&node, &pipeline);
     assert!(
         grew < 512 * MB,
         "64 pipelined GETs of one 16 MiB value made the server grow by {} MB",

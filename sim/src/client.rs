@@ -83,6 +83,31 @@ pub struct Pending {
     pub attempt_id: u64,
 }
 
+impl Pending {
+    /// A request not yet sent: `seq` asking `shard` first, invoked at `now`.
+    fn new(
+        op: LinOp,
+        batch: Option<BatchRun>,
+        hist: OpId,
+        seq: u64,
+        shard: usize,
+        now: Time,
+    ) -> Pending {
+        Pending {
+            op,
+            batch,
+            hist,
+            seq,
+            shard,
+            pairs: Vec::new(),
+            keys: Vec::new(),
+            since: now,
+            attempts: 0,
+            attempt_id: 0,
+        }
+    }
+}
+
 /// What a client does after an event.
 pub enum Next {
     /// Send this attempt, and give up on it after the timeout.
@@ -146,18 +171,7 @@ impl Client {
             LinOp::Scan { .. } | LinOp::Clear | LinOp::Keys { .. } => 0,
             other => shard_of(key_of(other), self.nshards),
         };
-        self.pending = Some(Pending {
-            op,
-            batch: None,
-            hist,
-            seq: self.seq,
-            shard,
-            pairs: Vec::new(),
-            keys: Vec::new(),
-            since: now,
-            attempts: 0,
-            attempt_id: 0,
-        });
+        self.pending = Some(Pending::new(op, None, hist, self.seq, shard, now));
         self.attempt()
     }
 

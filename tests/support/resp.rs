@@ -136,3 +136,21 @@ pub fn line(s: &mut TcpStream) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Sends `request` to `node` on a raw socket that then does not read, and
+/// watches the server's peak memory (`VmHWM`) for 15 s: how much it grew over
+/// its resident memory before, in bytes, with the socket (still unread).
+pub fn growth_while_unread(node: &RespNode, request: &[u8]) -> (usize, TcpStream) {
+    let pid = node.proc.pid();
+    let before = mem(pid, "VmRSS:");
+    let mut s = node.raw();
+    s.write_all(request).unwrap();
+    let started = std::time::Instant::now();
+    let mut peak = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        peak = peak.max(mem(pid, "VmHWM:"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("RSS before {} MB, peak {} MB", before / MB, peak / MB);
+    (peak.saturating_sub(before), s)
+}

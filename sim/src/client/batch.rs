@@ -140,22 +140,19 @@ impl Client {
             })
             .collect();
         let (first, shard, ops_hist) = (ops[0].op.clone(), ops[0].shard, ops[0].hist);
-        self.pending = Some(Pending {
-            op: first,
-            batch: Some(BatchRun {
-                parts: VecDeque::from([(0..ops.len()).collect()]),
-                ops,
-                part: 1,
-            }),
-            hist: ops_hist,
-            seq: self.seq,
+        let run = BatchRun {
+            parts: VecDeque::from([(0..ops.len()).collect()]),
+            ops,
+            part: 1,
+        };
+        self.pending = Some(Pending::new(
+            first,
+            Some(run),
+            ops_hist,
+            self.seq,
             shard,
-            pairs: Vec::new(),
-            keys: Vec::new(),
-            since: now,
-            attempts: 0,
-            attempt_id: 0,
-        });
+            now,
+        ));
         self.attempt()
     }
 

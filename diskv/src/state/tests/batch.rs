@@ -12,14 +12,7 @@ fn shard(key: &str) -> usize {
 }
 
 fn batch(client: u64, seq: u64, ops: Vec<Op>) -> Batch {
-    Batch {
-        client,
-        seq,
-        ops: ops
-            .into_iter()
-            .map(|op| (shard(op.key().unwrap_or_default()), op))
-            .collect(),
-    }
+    batch_of(client, seq, ops)
 }
 
 fn run(st: &mut KvState, slot: u64, b: &Batch) -> KvOutput {
@@ -37,18 +30,6 @@ fn incr(key: &str) -> Op {
         key: key.into(),
         by: 1,
     }
-}
-
-fn started(gid: u64) -> KvState {
-    let mut st = KvState::in_memory(gid, NSHARDS);
-    st.apply(
-        0,
-        KvCommand::Reconfigure {
-            config: config_of(1, 1),
-        },
-    )
-    .unwrap();
-    st
 }
 
 #[test]

@@ -10,31 +10,8 @@
 use super::*;
 use crate::batch::{is_reply_too_large, Batch, MAX_BATCH_REPLY_BYTES};
 
-fn shard(key: &str) -> usize {
-    shardmaster::shard_of(key.as_bytes(), NSHARDS)
-}
-
 fn batch(client: u64, seq: u64, ops: Vec<Op>) -> Batch {
-    Batch {
-        client,
-        seq,
-        ops: ops
-            .into_iter()
-            .map(|op| (shard(op.key().unwrap_or_default()), op))
-            .collect(),
-    }
-}
-
-fn started() -> KvState {
-    let mut st = KvState::in_memory(1, NSHARDS);
-    st.apply(
-        0,
-        KvCommand::Reconfigure {
-            config: config_of(1, 1),
-        },
-    )
-    .unwrap();
-    st
+    batch_of(client, seq, ops)
 }
 
 fn get(key: &str) -> Op {
@@ -43,7 +20,7 @@ fn get(key: &str) -> Op {
 
 /// A state whose key "big" holds a value of more than half the reply limit.
 fn with_big() -> KvState {
-    let mut st = started();
+    let mut st = started(1);
     let big = "x".repeat(MAX_BATCH_REPLY_BYTES / 2 + 1);
     let put = Op::Put {
         key: "big".into(),
@@ -119,7 +96,7 @@ fn a_read_batch_whose_replies_are_too_large_is_refused() {
 
 #[test]
 fn the_bound_counts_what_the_batch_wrote_before_a_read() {
-    let mut st = started();
+    let mut st = started(1);
     let half = "y".repeat(MAX_BATCH_REPLY_BYTES / 2 + 1);
     let b = batch(
         9,

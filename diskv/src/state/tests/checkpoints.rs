@@ -117,14 +117,7 @@ fn a_crash_after_the_record_and_before_the_renames_is_redone() {
 #[test]
 fn a_corrupt_key_file_is_reported_not_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
-    st.apply(
-        0,
-        KvCommand::Reconfigure {
-            config: owning_config(1, 1),
-        },
-    )
-    .unwrap();
+    let mut st = opened_owning(dir.path());
     st.apply(1, append(9, 1, "a", "1")).unwrap();
     st.checkpoint(2, true).unwrap();
     let shard = shardmaster::shard_of(b"a", NSHARDS);
@@ -143,14 +136,7 @@ fn a_corrupt_key_file_is_reported_not_ignored() {
 #[test]
 fn a_directory_of_another_group_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
-    st.apply(
-        0,
-        KvCommand::Reconfigure {
-            config: owning_config(1, 1),
-        },
-    )
-    .unwrap();
+    let mut st = opened_owning(dir.path());
     st.checkpoint(1, true).unwrap();
     assert!(KvState::open(dir.path(), 2, NSHARDS).is_err());
     assert!(KvState::open(dir.path(), 1, NSHARDS + 1).is_err());
@@ -235,14 +221,7 @@ fn a_shard_deleted_and_installed_again_between_checkpoints_survives_a_restart() 
 fn background_checkpoint_holds_the_state_it_was_taken_at() {
     use paxos::rsm::Checkpoint;
     let dir = tempfile::tempdir().unwrap();
-    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
-    st.apply(
-        0,
-        KvCommand::Reconfigure {
-            config: owning_config(1, 1),
-        },
-    )
-    .unwrap();
+    let mut st = opened_owning(dir.path());
     st.apply(1, append(9, 1, "a", "1")).unwrap();
     st.apply(2, append(9, 2, "b", "x")).unwrap();
     let Ok(Some(Checkpoint::Job(job))) = st.checkpoint_job(3, true) else {
@@ -293,14 +272,7 @@ fn background_checkpoint_holds_the_state_it_was_taken_at() {
 #[test]
 fn a_checkpoint_job_shares_the_values_it_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut st, _) = KvState::open(dir.path(), 1, NSHARDS).unwrap();
-    st.apply(
-        0,
-        KvCommand::Reconfigure {
-            config: owning_config(1, 1),
-        },
-    )
-    .unwrap();
+    let mut st = opened_owning(dir.path());
     st.apply(1, append(9, 1, "a", &"x".repeat(1000))).unwrap();
     let write = st.prepare_checkpoint(2).expect("a disk");
     let (shard, key, taken) = write.changes.iter().find(|c| c.1 == "a").unwrap().clone();
@@ -315,4 +287,17 @@ fn a_checkpoint_job_shares_the_values_it_writes() {
     assert_eq!(get(&st, "a").map(|v| v.len()), Some(1001));
     write.run().unwrap();
     st.checkpoint_done(Some(2));
+}
+
+/// The state kept under `dir`, opened as group 1, which then owns every shard.
+fn opened_owning(dir: &std::path::Path) -> KvState {
+    let (mut st, _) = KvState::open(dir, 1, NSHARDS).unwrap();
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: owning_config(1, 1),
+        },
+    )
+    .unwrap();
+    st
 }

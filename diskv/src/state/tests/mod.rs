@@ -68,3 +68,34 @@ fn config_of(num: u64, owner: u64) -> Config {
     c.groups.insert(2, vec!["127.0.0.1:2".into()]);
     c
 }
+
+/// A batch of `ops` from `client`, each with its key's shard.
+fn batch_of(client: u64, seq: u64, ops: Vec<Op>) -> crate::batch::Batch {
+    crate::batch::Batch {
+        client,
+        seq,
+        ops: ops
+            .into_iter()
+            .map(|op| {
+                (
+                    shardmaster::shard_of(op.key().unwrap_or_default().as_bytes(), NSHARDS),
+                    op,
+                )
+            })
+            .collect(),
+    }
+}
+
+/// An in-memory state of group `gid` that applied configuration 1 (group 1
+/// owns every shard).
+fn started(gid: u64) -> KvState {
+    let mut st = KvState::in_memory(gid, NSHARDS);
+    st.apply(
+        0,
+        KvCommand::Reconfigure {
+            config: config_of(1, 1),
+        },
+    )
+    .unwrap();
+    st
+}
