@@ -24,27 +24,16 @@ pub const MAX_BATCH_BYTES: usize = MAX_VALUE_BYTES;
 /// value, as one Get's reply may. A batch whose replies could carry more (a
 /// run of Gets of large values, or a write among them, which would keep them
 /// in the duplicate table, its checkpoints and its snapshots) is refused
-/// whole, with [`KvError::TooLarge`] naming [`BATCH_REPLY`], before anything
-/// is applied; the Clerk then runs its operations one at a time.
+/// whole with [`KvError::RepliesTooLarge`] before anything is applied; the
+/// Clerk then runs its operations one at a time.
 pub const MAX_BATCH_REPLY_BYTES: usize = MAX_VALUE_BYTES;
-
-/// What [`KvError::TooLarge`] names when a batch's replies would be over
-/// [`MAX_BATCH_REPLY_BYTES`].
-pub const BATCH_REPLY: &str = "batch reply";
 
 /// The error refusing a batch whose replies could carry `bytes` of values.
 pub fn reply_too_large(bytes: u64) -> KvError {
-    KvError::TooLarge {
-        what: BATCH_REPLY.into(),
-        bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+    KvError::RepliesTooLarge {
+        bytes,
         limit: MAX_BATCH_REPLY_BYTES,
     }
-}
-
-/// True if `e` refuses a batch for the size of its replies (nothing of it
-/// was applied: run its operations one at a time).
-pub fn is_reply_too_large(e: &KvError) -> bool {
-    matches!(e, KvError::TooLarge { what, .. } if what == BATCH_REPLY)
 }
 
 /// Single-key operations of one client, applied in order, numbered as one.
@@ -82,17 +71,8 @@ impl Batch {
         }
         let mut bytes = 0usize;
         for (_, op) in &self.ops {
-            let Some(key) = op.key() else {
-                return Err(KvError::Invalid(format!(
-                    "{} is not an operation on one key: it cannot be in a batch",
-                    op.name()
-                )));
-            };
-            if key.is_empty() {
-                return Err(KvError::Invalid("key cannot be empty".into()));
-            }
-            op.check_size()?;
-            bytes += key.len() + op.value().map_or(0, str::len);
+            op.batchable_key()?;
+            bytes += op.carried_bytes();
         }
         if bytes > MAX_BATCH_BYTES {
             return Err(KvError::TooLarge {

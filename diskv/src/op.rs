@@ -116,6 +116,26 @@ impl Op {
         Ok(())
     }
 
+    /// Bytes of key and value the operation carries (what batches and
+    /// pipelines count against their size limits).
+    pub fn carried_bytes(&self) -> usize {
+        self.key().map_or(0, str::len) + self.value().map_or(0, str::len)
+    }
+
+    /// The key of an operation that may be in a [`crate::Batch`]: one on one
+    /// key that is not empty, within the size limits. Scan, Keys and Clear fan
+    /// out over shards and cannot.
+    pub fn batchable_key(&self) -> Result<&str, KvError> {
+        match self.key() {
+            Some("") => Err(KvError::Invalid("key cannot be empty".into())),
+            Some(key) => self.check_size().map(|()| key),
+            None => Err(KvError::Invalid(format!(
+                "{} is not an operation on one key: it cannot be in a batch",
+                self.name()
+            ))),
+        }
+    }
+
     /// The key the operation routes by (`None` for Scan and Clear, which fan out).
     pub fn key(&self) -> Option<&str> {
         match self {
@@ -283,6 +303,16 @@ pub enum KvError {
         /// The limit.
         limit: usize,
     },
+    /// A [`crate::Batch`] was refused whole, before any of it was applied: its
+    /// replies could carry more than [`crate::batch::MAX_BATCH_REPLY_BYTES`] of
+    /// values. Send its operations one at a time.
+    #[error("a batch's replies could carry {bytes} bytes of values, over the {limit}-byte limit; nothing of it was applied: send its operations one at a time")]
+    RepliesTooLarge {
+        /// The bound on the replies' values.
+        bytes: u64,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl KvError {
@@ -290,7 +320,10 @@ impl KvError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            KvError::Invalid(_) | KvError::TooLarge { .. } | KvError::NoSpace { .. }
+            KvError::Invalid(_)
+                | KvError::TooLarge { .. }
+                | KvError::NoSpace { .. }
+                | KvError::RepliesTooLarge { .. }
         )
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 impl KvState {
     /// Answers a batch of reads from the local state; the caller ensures
     /// linearizability (one read index for the whole batch). Refused with
-    /// [`crate::batch::BATCH_REPLY`] if the values would be over
+    /// [`KvError::RepliesTooLarge`] if the values would be over
     /// [`MAX_BATCH_REPLY_BYTES`] (checked before any is copied).
     pub fn read_batch(&self, batch: &Batch) -> KvOutput {
         for shard in batch.shards() {
@@ -97,12 +97,18 @@ impl KvState {
                 replies.extend(earlier.pop_front());
                 continue;
             }
-            let mut touched = Vec::new();
-            let reply = self
-                .served_mut(*shard_id)?
-                .apply(op, |k| touched.push(k.to_string()));
-            self.dirty
-                .extend(touched.into_iter().map(|k| (*shard_id, k)));
+            // Every shard was checked served above.
+            let config = self.config.num;
+            let Some(shard) = self.shards.get_mut(shard_id) else {
+                return Err(KvError::WrongGroup {
+                    shard: *shard_id,
+                    config,
+                });
+            };
+            let dirty = &mut self.dirty;
+            let reply = shard.apply(op, |k| {
+                dirty.insert((*shard_id, k.to_string()));
+            });
             fresh.entry(*shard_id).or_default().push(reply.clone());
             replies.push(reply);
         }

@@ -10,6 +10,21 @@ impl Transport for Void {
     fn send(&self, _: Envelope) {}
 }
 
+/// Replica 0 of a group of `n` on a memory disk, whose messages are all lost.
+fn cut_off(
+    n: usize,
+) -> (
+    PaxosNode,
+    tokio::sync::mpsc::UnboundedReceiver<crate::node::Decision>,
+) {
+    PaxosNode::start(
+        NodeOptions::new(0, n),
+        Box::new(MemDisk::default().open()),
+        Arc::new(Void),
+    )
+    .expect("start")
+}
+
 struct Nop;
 impl StateMachine for Nop {
     type Command = u64;
@@ -26,13 +41,7 @@ impl StateMachine for Nop {
 /// leader change, or a replica cut off from its majority).
 #[tokio::test]
 async fn attack_local_dropping_execute_leaves_no_waiter() {
-    let disk = MemDisk::default();
-    let (node, decisions) = PaxosNode::start(
-        NodeOptions::new(0, 3),
-        Box::new(disk.open()),
-        Arc::new(Void),
-    )
-    .expect("start");
+    let (node, decisions) = cut_off(3);
     let rsm = Rsm::start(0, node, decisions, Nop, 0, Duration::from_millis(200));
     for cmd in 0..10 {
         let call = rsm.execute(cmd, Duration::from_secs(10));
@@ -82,13 +91,7 @@ impl StateMachine for Held {
 /// the checkpoint is durable; reconfiguration's unthrottled calls never wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proposals_wait_while_the_window_is_over_budget_and_resume_after_a_checkpoint() {
-    let disk = MemDisk::default();
-    let (node, decisions) = PaxosNode::start(
-        NodeOptions::new(0, 1),
-        Box::new(disk.open()),
-        Arc::new(Void),
-    )
-    .expect("start");
+    let (node, decisions) = cut_off(1);
     let release = Arc::new(std::sync::Mutex::new(false));
     let jobs = Arc::new(AtomicU64::new(0));
     let sm = Held {

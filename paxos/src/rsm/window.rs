@@ -48,11 +48,6 @@ impl Window {
         self.budget = budget;
     }
 
-    /// The budget, if any.
-    pub fn budget(&self) -> Option<usize> {
-        self.budget
-    }
-
     /// Bytes of commands applied and not yet covered by a durable checkpoint.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -2,7 +2,7 @@
 //! requests as the shards' owners allow (see [`crate::batch`]).
 
 use super::{Call, Clerk};
-use crate::batch::{is_reply_too_large, Batch, MAX_BATCH_BYTES, MAX_BATCH_OPS};
+use crate::batch::{Batch, MAX_BATCH_BYTES, MAX_BATCH_OPS};
 use crate::op::{KvError, Op, Reply};
 use shardmaster::{shard_of, Config, Gid};
 use std::collections::VecDeque;
@@ -90,15 +90,7 @@ impl Clerk {
         let nshards = self.config.shards.len();
         let mut parts: Vec<Part> = Vec::new();
         for (pos, op) in ops.into_iter().enumerate() {
-            let key = match op.key() {
-                Some("") => Err(KvError::Invalid("key cannot be empty".into())),
-                Some(key) => op.check_size().map(|()| key),
-                None => Err(KvError::Invalid(format!(
-                    "{} is not an operation on one key: it cannot be in a batch",
-                    op.name()
-                ))),
-            };
-            let shard = match key {
+            let shard = match op.batchable_key() {
                 Ok(key) => shard_of(key.as_bytes(), nshards),
                 Err(e) => {
                     out[pos] = Some(Err(e));
@@ -106,7 +98,7 @@ impl Clerk {
                 }
             };
             let gid = self.config.shards.get(shard).copied().unwrap_or_default();
-            let bytes = op.key().map_or(0, str::len) + op.value().map_or(0, str::len);
+            let bytes = op.carried_bytes();
             if !parts.last().is_some_and(|p| p.takes(gid, bytes)) {
                 parts.push(Part::new(gid));
             }
@@ -168,7 +160,7 @@ impl Clerk {
                         out[pos] = Some(held.count(reply.into_result()));
                     }
                 }
-                Err(e) if is_reply_too_large(&e) => {
+                Err(KvError::RepliesTooLarge { .. }) => {
                     // Refused whole, and recorded so: nothing of it ran, nor
                     // will a late attempt of it. One at a time, in order.
                     tracing::debug!(seq, "batch refused for its replies' size: one at a time");

@@ -3,14 +3,15 @@
 //! one log instance per group instead of one per command), and the replies
 //! come back in the order the commands came.
 //!
-//! A run ends at a command that is not one operation on one key (it runs
+//! A lone operation goes as a plain request (the Clerk sends a batch of one
+//! as one). A run ends at a command that is not one operation on one key (it runs
 //! alone, after the run: AUTH, QUIT, MSET, SCAN...), at the end of what the
 //! client has sent so far, or at [`MAX_RUN_OPS`] operations or
 //! [`MAX_RUN_BYTES`] of keys and values.
 
 use super::door::Door;
 use super::reply::{Protocol, Reply};
-use super::single::Planned;
+use super::single::{Planned, Render};
 
 /// Most operations of one run.
 pub const MAX_RUN_OPS: usize = 128;
@@ -43,8 +44,7 @@ impl Run {
     /// Adds a planned command; true when the run is full and must be answered
     /// before it takes another.
     pub fn op(&mut self, planned: Planned) -> bool {
-        let op = &planned.op;
-        self.bytes += op.key().map_or(0, str::len) + op.value().map_or(0, str::len);
+        self.bytes += planned.op.carried_bytes();
         self.ops += 1;
         self.entries.push(Entry::Op(planned));
         self.ops >= MAX_RUN_OPS || self.bytes >= MAX_RUN_BYTES
@@ -64,35 +64,35 @@ impl Run {
             std::mem::take(&mut self.bytes),
         );
         tracing::trace!(ops, bytes, "RESP: answering a run of commands");
-        if ops <= 1 {
-            for entry in entries {
-                match entry {
-                    Entry::Ready(reply) => reply.encode(proto, output),
-                    Entry::Op(planned) => planned.run(door).await.encode(proto, output),
-                }
-            }
-            return;
-        }
-        let mut renders = Vec::with_capacity(ops);
+        // The operations go to the store; each command keeps its place: its
+        // refusal, or how its operation's answer renders.
         let mut batch = Vec::with_capacity(ops);
-        for entry in &entries {
-            if let Entry::Op(planned) = entry {
-                renders.push(planned.render);
-                batch.push(planned.op.clone());
+        let places: Vec<Result<Render, Reply>> = entries
+            .into_iter()
+            .map(|entry| match entry {
+                Entry::Ready(reply) => Err(reply),
+                Entry::Op(Planned { op, render }) => {
+                    batch.push(op);
+                    Ok(render)
+                }
+            })
+            .collect();
+        let mut outcomes = if batch.is_empty() {
+            // Refusals only: no Clerk is needed.
+            Vec::new().into_iter()
+        } else {
+            match door.run_batch(batch).await {
+                Ok(outcomes) => outcomes.into_iter(),
+                Err(failed) => vec![Err(failed); ops].into_iter(),
             }
-        }
-        let mut outcomes = match door.run_batch(batch).await {
-            Ok(outcomes) => outcomes.into_iter(),
-            Err(failed) => vec![Err(failed); ops].into_iter(),
         };
-        let mut renders = renders.into_iter();
-        for entry in entries {
-            let reply = match entry {
-                Entry::Ready(reply) => reply,
-                Entry::Op(_) => match (outcomes.next(), renders.next()) {
-                    (Some(Ok(outcome)), Some(render)) => render.reply(outcome),
-                    (Some(Err(e)), _) => e,
-                    _ => Reply::err("the store gave fewer answers than commands"),
+        for place in places {
+            let reply = match place {
+                Err(refusal) => refusal,
+                Ok(render) => match outcomes.next() {
+                    Some(Ok(outcome)) => render.reply(outcome),
+                    Some(Err(e)) => e,
+                    None => Reply::err("the store gave fewer answers than commands"),
                 },
             };
             reply.encode(proto, output);

@@ -16,7 +16,7 @@ use crate::op::{Op, Presence};
 use crate::op::Reply as Outcome;
 
 /// One store operation, and how its answer becomes the command's reply.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Planned {
     /// The operation.
     pub op: Op,

@@ -8,7 +8,7 @@
 //! anything is applied, and the refusal is what its duplicate entry records.
 
 use super::*;
-use crate::batch::{is_reply_too_large, Batch, MAX_BATCH_REPLY_BYTES};
+use crate::batch::{Batch, MAX_BATCH_REPLY_BYTES};
 
 fn batch(client: u64, seq: u64, ops: Vec<Op>) -> Batch {
     batch_of(client, seq, ops)
@@ -60,7 +60,7 @@ fn a_writing_batch_whose_replies_are_too_large_is_refused_once_and_for_all() {
     };
     let first = st.apply(2, cmd.clone());
     assert!(
-        matches!(&first, Err(e) if is_reply_too_large(e)),
+        matches!(&first, Err(KvError::RepliesTooLarge { .. })),
         "a batch answering with two copies of a large value must be refused, got {}",
         describe(&first)
     );
@@ -78,7 +78,7 @@ fn a_writing_batch_whose_replies_are_too_large_is_refused_once_and_for_all() {
         .unwrap();
     let again = st.apply(5, cmd);
     assert!(
-        matches!(&again, Err(e) if is_reply_too_large(e)),
+        matches!(&again, Err(KvError::RepliesTooLarge { .. })),
         "{}",
         describe(&again)
     );
@@ -89,7 +89,7 @@ fn a_writing_batch_whose_replies_are_too_large_is_refused_once_and_for_all() {
 fn a_read_batch_whose_replies_are_too_large_is_refused() {
     let st = with_big();
     let out = st.read_batch(&batch(9, 1, vec![get("big"), get("big")]));
-    assert!(matches!(&out, Err(e) if is_reply_too_large(e)));
+    assert!(matches!(&out, Err(KvError::RepliesTooLarge { .. })));
     let one = st.read_batch(&batch(9, 1, vec![get("big"), get("small")]));
     assert!(matches!(one, Ok(Reply::Batch(r)) if r.len() == 2));
 }
@@ -119,7 +119,7 @@ fn the_bound_counts_what_the_batch_wrote_before_a_read() {
     );
     let out = st.apply(1, KvCommand::Batch { batch: b, at_ms: 1 });
     assert!(
-        matches!(&out, Err(e) if is_reply_too_large(e)),
+        matches!(&out, Err(KvError::RepliesTooLarge { .. })),
         "the Swap and the Take answer with the Put's and the Append's bytes: {}",
         describe(&out)
     );
