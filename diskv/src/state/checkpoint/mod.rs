@@ -15,10 +15,13 @@
 //! 3. write the record (applied, config, per-shard mode and duplicate table, and the
 //!    list of renames and deletions still to do) to a temp file, fsync, rename it
 //!    over `checkpoint`, fsync the directory: **this is the commit point**;
-//! 4. carry out the renames and deletions.
+//! 4. carry out the renames and deletions; a key file replaced or deleted is
+//!    renamed aside as a spare (`<name>.<number>.old`), which a later
+//!    checkpoint's step 1 rewrites instead of creating a file (see `spares.rs`).
 //!
 //! Recovery reads the record and redoes step 4 (idempotent), deletes any other temp
-//! file (an unfinished later checkpoint), and loads the key files. The key files then
+//! file (an unfinished later checkpoint), and loads the key files (spares are not
+//! key files). The key files then
 //! hold exactly the state at `applied`, so replaying the log from there applies every
 //! instance exactly once (Append and duplicate-table replies included).
 //!
@@ -27,7 +30,8 @@
 //!
 //! The record and its bytes are `record.rs`; the rule that a folder has one
 //! writer at a time (a background checkpoint against a replica restarted in the
-//! same process) is `writers.rs`; this module is the store and its steps.
+//! same process) is `writers.rs`; the spare files and when they may be
+//! rewritten, `spares.rs`; this module is the store and its steps.
 
 use crate::error::StateError;
 use crate::state::keyfile;
@@ -40,14 +44,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 mod record;
+mod spares;
 mod writers;
 
 pub use record::{decode_record, encode_record, CheckpointRecord, ShardMeta};
+use spares::{spare_name, Spares, SPARE_EXTENSION};
 use writers::wait_for_writers;
 pub use writers::Writing;
 
 /// A loaded checkpoint: its record and the shards' data.
 pub type Loaded = (CheckpointRecord, BTreeMap<usize, Shard>);
+
+/// What a listing at start finds: the key files by folder, and the spares.
+type Listed = (BTreeMap<PathBuf, Vec<PathBuf>>, Vec<PathBuf>);
 
 /// The on-disk KV state of one replica.
 #[derive(Debug)]
@@ -61,6 +70,8 @@ pub struct DiskStore {
     /// is written, so no later record commits (and no later checkpoint is
     /// skipped as already written) while its renames are undone.
     unfinished: Option<CheckpointRecord>,
+    /// Replaced key files kept for their inodes.
+    spares: Spares,
 }
 
 /// A key changed since the previous checkpoint: (shard, key, value or deleted).
@@ -109,6 +120,7 @@ impl DiskStore {
             number: 0,
             written: 0,
             unfinished: None,
+            spares: Spares::default(),
         })
     }
 
@@ -138,8 +150,9 @@ impl DiskStore {
         self.written = record.applied;
         let started = Instant::now();
         self.finish(&record)?;
-        // One listing of each folder serves both the clean-up and the load.
-        let mut listed = self.remove_temp_files()?;
+        // One listing of each folder serves the clean-up, the spares and the load.
+        let (mut listed, spares) = self.remove_temp_files()?;
+        self.spares = Spares::found(spares);
         let cleaned = started.elapsed();
         let mut shards = BTreeMap::new();
         let mut files = Vec::new();
@@ -212,14 +225,18 @@ impl DiskStore {
         self.number += 1;
         let n = self.number;
         record.number = n;
+        let mut dirs = HashSet::new();
         for (shard, key, value) in changes {
             let name = keyfile::file_name(key);
             match value {
                 Some(value) => {
                     let dir = self.shard_dir(*shard);
-                    self.fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+                    if dirs.insert(*shard) {
+                        self.fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+                    }
                     let tmp = dir.join(format!("{name}.{n}.tmp"));
                     let bytes = keyfile::encode(key, value);
+                    self.spares.reuse_as(&*self.fs, &tmp);
                     self.fs.write(&tmp, &bytes).map_err(|e| io_err(&tmp, e))?;
                     record.writes.push((*shard, name));
                 }
@@ -234,9 +251,11 @@ impl DiskStore {
                 None => record.dropped.push(shard),
             }
         }
+        self.spares.remove_unused(&*self.fs);
         self.fs
             .sync_file_system(&self.root)
             .map_err(|e| io_err(&self.root, e))?;
+        self.spares.synced();
         let path = self.root.join("checkpoint");
         let bytes = encode_record(&record).map_err(|e| StateError::Encode {
             what: "the checkpoint record",
@@ -251,25 +270,39 @@ impl DiskStore {
         Ok(())
     }
 
-    /// Step 4: renames, deletions and dropped shard folders (idempotent).
-    fn finish(&self, record: &CheckpointRecord) -> Result<(), StateError> {
+    /// Step 4: renames, deletions and dropped shard folders (idempotent). The
+    /// files replaced or deleted become spares while the pool has room.
+    fn finish(&mut self, record: &CheckpointRecord) -> Result<(), StateError> {
         let n = record.number;
         let fs = &*self.fs;
-        loader::for_each(&record.writes, |(shard, name)| {
+        let room = self.spares.room();
+        let renamed = loader::for_each(&record.writes, |(shard, name)| {
             let dir = self.shard_dir(*shard);
             let tmp = dir.join(format!("{name}.{n}.tmp"));
-            if fs.exists(&tmp) {
-                let dst = dir.join(name);
-                fs.rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+            if !fs.exists(&tmp) {
+                return Ok(None);
             }
-            Ok(())
-        })?;
-        let deletes: Vec<PathBuf> = record
-            .deletes
-            .iter()
-            .map(|(shard, name)| self.shard_dir(*shard).join(name))
-            .collect();
-        loader::remove_all(&*self.fs, &deletes)?;
+            let dst = dir.join(name);
+            let spare = room.retire(fs, &dst, dir.join(spare_name(name, n)));
+            // Renamed aside or not, the new file takes the name (a failure
+            // leaves the temp file for the redo).
+            let renamed = fs.rename(&tmp, &dst).map_err(|e| io_err(&dst, e));
+            let spare = spare?;
+            renamed.map(|()| spare)
+        });
+        let deleted = loader::for_each(&record.deletes, |(shard, name)| {
+            let dir = self.shard_dir(*shard);
+            let file = dir.join(name);
+            match room.retire(fs, &file, dir.join(spare_name(name, n)))? {
+                Some(spare) => Ok(Some(spare)),
+                None => loader::remove_all(fs, std::slice::from_ref(&file)).map(|()| None),
+            }
+        });
+        for retired in [&renamed, &deleted].into_iter().flatten() {
+            self.spares.retired(retired.iter().flatten().cloned());
+        }
+        renamed?;
+        deleted?;
         for shard in &record.dropped {
             let dir = self.shard_dir(*shard);
             if self.fs.exists(&dir) {
@@ -294,7 +327,8 @@ impl DiskStore {
             let Some(name) = name.to_str().map(str::to_string) else {
                 continue;
             };
-            if !name.ends_with(".tmp") && !keep.contains(&name) {
+            let key_file = keyfile::is_file_name(&name);
+            if key_file && !keep.contains(&name) {
                 deletes.push((shard, name));
             }
         }
@@ -302,28 +336,39 @@ impl DiskStore {
     }
 
     /// Removes every temp file (of an unfinished checkpoint) under the store;
-    /// returns the other files of each folder, by folder.
-    fn remove_temp_files(&self) -> Result<BTreeMap<PathBuf, Vec<PathBuf>>, StateError> {
+    /// returns the key files of each folder, by folder, and the spares.
+    fn remove_temp_files(&self) -> Result<Listed, StateError> {
         let fs = &*self.fs;
-        let is_temp = |p: &Path| p.extension().is_some_and(|x| x == "tmp");
+        let has_extension = |p: &Path, x: &str| p.extension().is_some_and(|e| e == x);
         let mut temps = Vec::new();
+        let mut spares = Vec::new();
         let mut kept = BTreeMap::new();
         for name in fs.read_dir(&self.root).map_err(|e| io_err(&self.root, e))? {
             let p = self.root.join(name);
             if fs.is_dir(&p) {
-                let names = fs.read_dir(&p).map_err(|e| io_err(&p, e))?;
-                let (tmp, files): (Vec<PathBuf>, Vec<PathBuf>) = names
-                    .into_iter()
-                    .map(|f| p.join(f))
-                    .partition(|f| is_temp(f));
-                temps.extend(tmp);
+                let mut files = Vec::new();
+                for f in fs.read_dir(&p).map_err(|e| io_err(&p, e))? {
+                    let f = p.join(f);
+                    if has_extension(&f, "tmp") {
+                        temps.push(f);
+                    } else if has_extension(&f, SPARE_EXTENSION) {
+                        spares.push(f);
+                    } else {
+                        files.push(f);
+                    }
+                }
                 kept.insert(p, files);
-            } else if is_temp(&p) {
+            } else if has_extension(&p, "tmp") {
                 temps.push(p);
             }
         }
         loader::remove_all(fs, &temps)?;
-        Ok(kept)
+        Ok((kept, spares))
+    }
+
+    /// Spares held, and temp files written into a spare so far (tests, logs).
+    pub fn spares(&self) -> (usize, u64) {
+        (self.spares.count(), self.spares.reused())
     }
 }
 
