@@ -8,6 +8,10 @@
 //! its own operations under that number in its duplicate table, so a retry is
 //! answered from there, also after some of its shards moved to other groups
 //! (the Clerk then sends each group its part, with the same number).
+//!
+//! A batch of reads only may also hold Scan and Keys operations, each on its
+//! one shard: a scan over every shard then costs one request and one read per
+//! group instead of one per shard ([`crate::Clerk::scan`]).
 
 use crate::op::{ClientId, KvError, Op, MAX_VALUE_BYTES};
 use serde::{Deserialize, Serialize};
@@ -25,7 +29,9 @@ pub const MAX_BATCH_BYTES: usize = MAX_VALUE_BYTES;
 /// run of Gets of large values, or a write among them, which would keep them
 /// in the duplicate table, its checkpoints and its snapshots) is refused
 /// whole with [`KvError::RepliesTooLarge`] before anything is applied; the
-/// Clerk then runs its operations one at a time.
+/// Clerk then runs its operations one at a time. A batch of reads counts
+/// the replies as they are built, scans included, and is refused the same way
+/// once they pass the bound.
 pub const MAX_BATCH_REPLY_BYTES: usize = MAX_VALUE_BYTES;
 
 /// The error refusing a batch whose replies could carry `bytes` of values.
@@ -60,8 +66,8 @@ impl Batch {
 
     /// Refuses what no replica applies: an empty batch or one over
     /// [`MAX_BATCH_OPS`] or [`MAX_BATCH_BYTES`], an operation that is not on one
-    /// key (Scan, Keys and Clear fan out over shards), an empty key, or a key or
-    /// value over its limit.
+    /// key (Clear; Scan and Keys outside a batch of reads only), an empty key,
+    /// or a key or value over its limit.
     pub fn check(&self) -> Result<(), KvError> {
         if self.ops.is_empty() || self.ops.len() > MAX_BATCH_OPS {
             return Err(KvError::Invalid(format!(
@@ -69,10 +75,14 @@ impl Batch {
                 self.ops.len()
             )));
         }
+        let read = self.is_read();
         let mut bytes = 0usize;
         for (_, op) in &self.ops {
-            op.batchable_key()?;
-            bytes += op.carried_bytes();
+            match op {
+                Op::Scan { start, end } if read => bytes += start.len() + end.len(),
+                Op::Keys { start, .. } if read => bytes += start.len(),
+                _ => bytes += op.batchable_key().map(|_| op.carried_bytes())?,
+            }
         }
         if bytes > MAX_BATCH_BYTES {
             return Err(KvError::TooLarge {
@@ -115,6 +125,26 @@ mod tests {
         assert!(matches!(
             batch(vec![(0, Op::Clear)]).check(),
             Err(KvError::Invalid(e)) if e.contains("clear")
+        ));
+        let scan = |shard| {
+            let (start, end) = ("a".into(), "z".into());
+            (shard, Op::Scan { start, end })
+        };
+        let keys = (
+            2,
+            Op::Keys {
+                start: "a".into(),
+                limit: 5,
+            },
+        );
+        assert_eq!(batch(vec![scan(0), scan(1), keys.clone()]).check(), Ok(()));
+        assert!(matches!(
+            batch(vec![scan(0), put("b", "2")]).check(),
+            Err(KvError::Invalid(e)) if e.contains("scan")
+        ));
+        assert!(matches!(
+            batch(vec![keys, put("b", "2")]).check(),
+            Err(KvError::Invalid(_))
         ));
         let big = "x".repeat(MAX_VALUE_BYTES / 2 + 1);
         assert!(matches!(

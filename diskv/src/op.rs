@@ -203,6 +203,19 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// Bytes of keys and values the reply carries (what a batch's replies are
+    /// bounded by; see [`crate::batch::MAX_BATCH_REPLY_BYTES`]).
+    pub fn carried_bytes(&self) -> u64 {
+        let bytes: usize = match self {
+            Reply::Value(v) => v.as_ref().map_or(0, String::len),
+            Reply::Pairs(pairs) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Reply::Keys(keys) => keys.iter().map(String::len).sum(),
+            Reply::Batch(replies) => return replies.iter().map(Reply::carried_bytes).sum(),
+            _ => 0,
+        };
+        bytes as u64
+    }
+
     /// A reply of the wrong kind for its operation, as the error a Clerk returns.
     pub fn unexpected(self) -> KvError {
         KvError::Unavailable(format!("unexpected reply {self:?}"))

@@ -97,10 +97,29 @@ async fn keys_follow_their_shards_through_joins_and_leaves() {
     .await;
 }
 
-/// A group that answers a read only once `parties` reads are in flight at once.
+/// A fake group: it answers each read of a scan or key listing with one key
+/// per shard, only once `barrier`'s parties (requests, over every fake group)
+/// are in flight at once, and counts the requests it gets. One that does not
+/// `take_batches` refuses a batch as a replica before batched reads would.
 #[derive(Clone)]
 struct AllAtOnce {
     barrier: std::sync::Arc<tokio::sync::Barrier>,
+    take_batches: bool,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AllAtOnce {
+    fn read(shard: usize, op: &diskv::Op) -> diskv::Reply {
+        let key = format!("k{shard:02}");
+        match op {
+            diskv::Op::Keys { .. } => diskv::Reply::Keys(vec![key]),
+            _ => diskv::Reply::Pairs(vec![(key, format!("from shard {shard}"))]),
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl diskv::rpc::KvRpc for AllAtOnce {
@@ -109,12 +128,26 @@ impl diskv::rpc::KvRpc for AllAtOnce {
         _: tarpc::context::Context,
         req: diskv::Request,
     ) -> Result<diskv::Reply, diskv::KvError> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.barrier.wait().await;
-        let key = format!("k{:02}", req.shard);
-        Ok(match req.op {
-            diskv::Op::Keys { .. } => diskv::Reply::Keys(vec![key]),
-            _ => diskv::Reply::Pairs(vec![(key, format!("from shard {}", req.shard))]),
-        })
+        Ok(Self::read(req.shard, &req.op))
+    }
+    async fn execute_batch(
+        self,
+        _: tarpc::context::Context,
+        batch: diskv::Batch,
+    ) -> Result<diskv::Reply, diskv::KvError> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if !self.take_batches {
+            return Err(diskv::KvError::Invalid(
+                "Scan is not an operation on one key: it cannot be in a batch".into(),
+            ));
+        }
+        self.barrier.wait().await;
+        let replies = batch.ops.iter().map(|(s, op)| Self::read(*s, op));
+        Ok(diskv::Reply::Batch(replies.collect()))
     }
     async fn fetch_shard(
         self,
@@ -158,33 +191,15 @@ impl diskv::rpc::KvRpc for AllAtOnce {
     ) -> paxos::core::ChangeAnswer {
         paxos::core::ChangeAnswer::NotLeader(None)
     }
-    async fn execute_batch(
-        self,
-        _: tarpc::context::Context,
-        _: diskv::Batch,
-    ) -> Result<diskv::Reply, diskv::KvError> {
-        Err(diskv::KvError::Unavailable("a fake group".into()))
-    }
 }
 
-/// A scan (and a key listing) asks every shard at once: the fake group holding all
-/// ten shards answers only when ten reads wait together, so a Clerk that asked
-/// one shard after another would never get an answer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scan_reads_every_shard_at_once() {
+/// Serves `group` on a new loopback listener; returns its address and task.
+async fn serve_fake(group: AllAtOnce) -> (String, tokio::task::JoinHandle<()>) {
     use diskv::rpc::KvRpc as _;
     use futures::StreamExt as _;
     use tarpc::server::{BaseChannel, Channel as _};
-    const SHARDS: usize = 10;
-    diskv_testkit::init_logs();
-    let dir = tempfile::tempdir().unwrap();
-    let (_m, maddrs) = masters(dir.path(), 1, SHARDS).await;
     let (mut listeners, addrs) = diskv_testkit::listeners(1).await;
-    let (listener, addr) = (listeners.remove(0), addrs[0].clone());
-    let mut demux = paxos::transport::mux::demux(listener).unwrap();
-    let group = AllAtOnce {
-        barrier: std::sync::Arc::new(tokio::sync::Barrier::new(SHARDS)),
-    };
+    let mut demux = paxos::transport::mux::demux(listeners.remove(0)).unwrap();
     let server = tokio::spawn(async move {
         while let Some(conn) = demux.clients.recv().await {
             let channel = BaseChannel::with_defaults(paxos::transport::codec::framed(conn));
@@ -194,8 +209,29 @@ async fn a_scan_reads_every_shard_at_once() {
             }));
         }
     });
+    (addrs[0].clone(), server)
+}
+
+/// Two fake groups of five shards each, answering only when `parties`
+/// requests wait together; a scan and a key listing of all ten shards must
+/// come back merged in key order. Returns the requests each group got.
+async fn scan_two_groups(take_batches: bool, parties: usize) -> usize {
+    const SHARDS: usize = 10;
+    diskv_testkit::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, maddrs) = masters(dir.path(), 1, SHARDS).await;
+    let group = AllAtOnce {
+        barrier: std::sync::Arc::new(tokio::sync::Barrier::new(parties)),
+        take_batches,
+        requests: Default::default(),
+    };
+    let (a, server_a) = serve_fake(group.clone()).await;
+    let (b, server_b) = serve_fake(group.clone()).await;
     let admin = MasterClerk::new(maddrs.clone());
-    admin.join(7, vec![addr]).await.unwrap();
+    admin.join(7, vec![a]).await.unwrap();
+    admin.join(8, vec![b]).await.unwrap();
+    let latest = admin.query(ConfigNum::Latest).await.unwrap();
+    assert_eq!(latest.shards_of(7).len(), 5, "{:?}", latest.shards);
     let mut ck = Clerk::new(maddrs).await;
     let want: Vec<String> = (0..SHARDS).map(|s| format!("k{s:02}")).collect();
     let pairs = within(
@@ -206,7 +242,32 @@ async fn a_scan_reads_every_shard_at_once() {
     .await;
     let keys: Vec<String> = pairs.unwrap().into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, want, "every shard's piece, merged in key order");
+    let scanned = group.requests();
     let listed = within(Duration::from_secs(30), "a key listing", ck.keys("", 100)).await;
     assert_eq!(listed.unwrap(), want);
-    server.abort();
+    assert_eq!(
+        group.requests(),
+        2 * scanned,
+        "the listing asks as the scan did"
+    );
+    server_a.abort();
+    server_b.abort();
+    scanned
+}
+
+/// A scan (and a key listing) asks each group once, for all of its shards,
+/// and both groups at once: each fake group answers only when the other one
+/// is asked too, so a Clerk that asked one group after the other would never
+/// get an answer, and one that asked shard by shard would send ten requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_asks_each_group_once_and_every_group_at_once() {
+    assert_eq!(scan_two_groups(true, 2).await, 2);
+}
+
+/// Groups that refuse reads in a batch (replicas of an older version) are
+/// asked shard by shard, every shard at once: the fake groups answer only
+/// when all ten reads wait together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_of_groups_without_batched_reads_asks_every_shard_at_once() {
+    assert_eq!(scan_two_groups(false, 10).await, 2 + 10);
 }

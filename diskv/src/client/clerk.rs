@@ -301,29 +301,100 @@ impl Clerk {
         reply
     }
 
-    /// [`Clerk::run`] of a read-only `op` on every shard of `shards`, all at once;
-    /// the replies in the order of `shards`, or the first error. Each request has
-    /// its own number; reads are never deduplicated, so the order in which they
-    /// are applied does not matter.
+    /// [`Clerk::run`] of a read-only `op` (a Scan or Keys) on every shard of
+    /// `shards`, all at once: one batch of reads to each group owning several
+    /// of them, so a scan costs one request and one linearizable read per
+    /// group, not per shard. The replies come in the order of `shards`, or the
+    /// first error. Reads are never deduplicated, so the order in which they
+    /// are served does not matter.
     async fn run_each(&mut self, shards: &[usize], op: &Op) -> Result<Vec<Reply>, KvError> {
         debug_assert!(op.is_read(), "only reads fan out concurrently");
-        let requests: Vec<Request> = shards
-            .iter()
-            .map(|&shard| self.request(shard, op.clone()))
+        let mut by_group: Vec<(Gid, Vec<usize>)> = Vec::new();
+        for (pos, &shard) in shards.iter().enumerate() {
+            let gid = self.config.shards.get(shard).copied().unwrap_or_default();
+            match by_group.iter_mut().find(|(g, _)| *g == gid) {
+                Some((_, positions)) => positions.push(pos),
+                None => by_group.push((gid, vec![pos])),
+            }
+        }
+        let reads: Vec<(Vec<usize>, Batch)> = by_group
+            .into_iter()
+            .map(|(_, positions)| {
+                let ops = positions.iter().map(|&p| (shards[p], op.clone())).collect();
+                let batch = Batch {
+                    client: self.client,
+                    seq: self.next_seq(),
+                    ops,
+                };
+                (positions, batch)
+            })
             .collect();
         let this = &*self;
-        let runs = requests.iter().map(|req| async move {
+        let runs = reads.iter().map(|(positions, batch)| async move {
             let mut config = this.config.clone();
-            let reply = this.run_call(&Call::One(req), &mut config).await;
-            (reply, config)
+            let replies = this.read_group(batch, &mut config).await;
+            (positions, replies, config)
         });
         let outcomes = futures::future::join_all(runs).await;
-        let mut replies = Vec::with_capacity(outcomes.len());
-        for (reply, config) in outcomes {
+        let mut out: Vec<Option<Reply>> = vec![None; shards.len()];
+        for (positions, replies, config) in outcomes {
             self.adopt(config);
-            replies.push(reply);
+            for (&pos, reply) in positions.iter().zip(replies?) {
+                out[pos] = Some(reply);
+            }
         }
-        replies.into_iter().collect()
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| KvError::Unavailable("a shard was not read".into())))
+            .collect()
+    }
+
+    /// One group's reads of [`Clerk::run_each`]: its shards as one batch; one
+    /// request per shard (all at once) for a lone shard, or when the batch
+    /// comes back because its shards moved, its replies are too large for one
+    /// batch, or the group does not take reads in a batch (`Invalid`: a
+    /// replica of a version before them).
+    async fn read_group(&self, batch: &Batch, config: &mut Config) -> Result<Vec<Reply>, KvError> {
+        if batch.ops.len() > 1 {
+            match self.run_call(&Call::Many(batch), config).await {
+                Ok(Reply::Batch(replies)) if replies.len() == batch.ops.len() => {
+                    return replies.into_iter().map(Reply::into_result).collect();
+                }
+                Ok(other) => return Err(other.unexpected()),
+                Err(
+                    e @ (KvError::WrongGroup { .. }
+                    | KvError::RepliesTooLarge { .. }
+                    | KvError::Invalid(_)),
+                ) => {
+                    tracing::debug!(seq = batch.seq, error = %e, "reads sent one per shard");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let requests: Vec<Request> = batch
+            .ops
+            .iter()
+            .map(|(shard, op)| Request {
+                client: batch.client,
+                seq: batch.seq,
+                shard: *shard,
+                op: op.clone(),
+            })
+            .collect();
+        let runs = requests.iter().map(|req| {
+            let mut config = config.clone();
+            async move {
+                let reply = self.run_call(&Call::One(req), &mut config).await;
+                (reply, config)
+            }
+        });
+        let mut replies = Vec::with_capacity(requests.len());
+        for (reply, seen) in futures::future::join_all(runs).await {
+            if seen.num > config.num {
+                *config = seen;
+            }
+            replies.push(reply?);
+        }
+        Ok(replies)
     }
 
     /// The next request of this Clerk: its own sequence number.

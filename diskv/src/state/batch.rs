@@ -21,11 +21,17 @@ impl KvState {
         if bytes > MAX_BATCH_REPLY_BYTES as u64 {
             return Err(reply_too_large(bytes));
         }
-        let replies = batch
-            .ops
-            .iter()
-            .map(|(shard, op)| self.read_op(*shard, op))
-            .collect::<Result<_, _>>()?;
+        // Scans and Keys are not in the bound: count what they carry as built.
+        let mut built = 0u64;
+        let mut replies = Vec::with_capacity(batch.ops.len());
+        for (shard, op) in &batch.ops {
+            let reply = self.read_op(*shard, op)?;
+            built = built.saturating_add(reply.carried_bytes());
+            if built > MAX_BATCH_REPLY_BYTES as u64 {
+                return Err(reply_too_large(built));
+            }
+            replies.push(reply);
+        }
         Ok(Reply::Batch(replies))
     }
 

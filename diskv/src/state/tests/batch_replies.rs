@@ -125,3 +125,80 @@ fn the_bound_counts_what_the_batch_wrote_before_a_read() {
     );
     assert_eq!(super::get(&st, "k"), None);
 }
+
+/// A batch of reads may hold one Scan or Keys per shard (a Clerk's scan over
+/// a group's shards): each answers as the shard's own read would, in order.
+#[test]
+fn a_read_batch_of_scans_answers_each_shard_as_its_own_read() {
+    let mut st = started(1);
+    for (i, key) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+        let put = Op::Put {
+            key: (*key).into(),
+            value: format!("v{i}"),
+        };
+        st.apply(1 + i as u64, req(7, 1 + i as u64, key, put))
+            .unwrap();
+    }
+    let scan = Op::Scan {
+        start: "b".into(),
+        end: "g".into(),
+    };
+    let keys = Op::Keys {
+        start: "c".into(),
+        limit: 2,
+    };
+    let ops: Vec<(usize, Op)> = (0..NSHARDS)
+        .map(|s| (s, scan.clone()))
+        .chain((0..NSHARDS).map(|s| (s, keys.clone())))
+        .collect();
+    let b = Batch {
+        client: 9,
+        seq: 1,
+        ops: ops.clone(),
+    };
+    b.check().unwrap();
+    let Ok(Reply::Batch(replies)) = st.read_batch(&b) else {
+        panic!("a read batch of scans is served");
+    };
+    let alone: Vec<Reply> = ops
+        .iter()
+        .map(|(shard, op)| st.read_op(*shard, op).unwrap())
+        .collect();
+    assert_eq!(replies, alone);
+    let found: usize = replies[..NSHARDS]
+        .iter()
+        .map(|r| match r {
+            Reply::Pairs(p) => p.len(),
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(found, 6, "b..=g over every shard");
+}
+
+/// Scans are not in the bound taken before a batch runs, so a read batch
+/// counts what its replies carry as it builds them.
+#[test]
+fn a_read_batch_of_scans_whose_replies_are_too_large_is_refused() {
+    let st = with_big();
+    let scan = Op::Scan {
+        start: "b".into(),
+        end: "c".into(),
+    };
+    let shard = shardmaster::shard_of(b"big", NSHARDS);
+    let twice = Batch {
+        client: 9,
+        seq: 1,
+        ops: vec![(shard, scan.clone()), (shard, scan.clone())],
+    };
+    let out = st.read_batch(&twice);
+    assert!(
+        matches!(&out, Err(KvError::RepliesTooLarge { .. })),
+        "{}",
+        describe(&out)
+    );
+    let once = Batch {
+        ops: vec![(shard, scan)],
+        ..twice
+    };
+    assert!(matches!(st.read_batch(&once), Ok(Reply::Batch(r)) if r.len() == 1));
+}
