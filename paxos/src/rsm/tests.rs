@@ -54,6 +54,17 @@ async fn attack_local_dropping_execute_leaves_no_waiter() {
     assert_eq!(left, 0, "{left} waiters left behind by dropped calls");
 }
 
+/// Lets every held checkpoint job finish when dropped, so a test that fails
+/// before releasing them ends instead of waiting for them forever (the
+/// runtime's shutdown waits for its blocking jobs).
+struct ReleaseOnDrop(Arc<std::sync::Mutex<bool>>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+}
+
 /// Holds every checkpoint job until the test lets it finish; checkpoints only
 /// when asked as if idle (as diskv's state does between its counts).
 struct Held {
@@ -78,7 +89,7 @@ impl StateMachine for Held {
         self.jobs.fetch_add(1, Ordering::SeqCst);
         let release = self.release.clone();
         Ok(Some(Checkpoint::Job(Box::new(move || {
-            while !*release.lock().unwrap() {
+            while !*release.lock().unwrap_or_else(|p| p.into_inner()) {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Ok(applied)
@@ -93,6 +104,7 @@ impl StateMachine for Held {
 async fn proposals_wait_while_the_window_is_over_budget_and_resume_after_a_checkpoint() {
     let (node, decisions) = cut_off(1);
     let release = Arc::new(std::sync::Mutex::new(false));
+    let _release_at_the_end = ReleaseOnDrop(release.clone());
     let jobs = Arc::new(AtomicU64::new(0));
     let sm = Held {
         release: release.clone(),
@@ -110,10 +122,16 @@ async fn proposals_wait_while_the_window_is_over_budget_and_resume_after_a_check
         bytes >= 4_000 && stalled,
         "window {bytes} B, stalled {stalled}"
     );
+    // The apply loop asks for the checkpoint after it applied the command
+    // that filled the window, which may be just after that command's answer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while jobs.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(
         jobs.load(Ordering::SeqCst),
         1,
-        "no checkpoint asked for early"
+        "one checkpoint asked for early, at once"
     );
 
     let waiting = {

@@ -15,13 +15,13 @@
 //! 3. write the record (applied, config, per-shard mode and duplicate table, and the
 //!    list of renames and deletions still to do) to a temp file, fsync, rename it
 //!    over `checkpoint`, fsync the directory: **this is the commit point**;
-//! 4. carry out the renames and deletions; a key file replaced or deleted is
-//!    renamed aside as a spare (`<name>.<number>.old`), which a later
-//!    checkpoint's step 1 rewrites instead of creating a file (see `spares.rs`).
+//! 4. carry out the renames and deletions; a key file replaced is renamed
+//!    aside as a spare (`<name>.<number>.old.tmp`), which a later checkpoint's
+//!    step 1 rewrites instead of creating a file (see `spares.rs`).
 //!
 //! Recovery reads the record and redoes step 4 (idempotent), deletes any other temp
-//! file (an unfinished later checkpoint), and loads the key files (spares are not
-//! key files). The key files then
+//! file (an unfinished later checkpoint, and the spares), and loads the key
+//! files. The key files then
 //! hold exactly the state at `applied`, so replaying the log from there applies every
 //! instance exactly once (Append and duplicate-table replies included).
 //!
@@ -48,15 +48,12 @@ mod spares;
 mod writers;
 
 pub use record::{decode_record, encode_record, CheckpointRecord, ShardMeta};
-use spares::{spare_name, Spares, SPARE_EXTENSION};
+use spares::{spare_name, Spares};
 use writers::wait_for_writers;
 pub use writers::Writing;
 
 /// A loaded checkpoint: its record and the shards' data.
 pub type Loaded = (CheckpointRecord, BTreeMap<usize, Shard>);
-
-/// What a listing at start finds: the key files by folder, and the spares.
-type Listed = (BTreeMap<PathBuf, Vec<PathBuf>>, Vec<PathBuf>);
 
 /// The on-disk KV state of one replica.
 #[derive(Debug)]
@@ -150,9 +147,10 @@ impl DiskStore {
         self.written = record.applied;
         let started = Instant::now();
         self.finish(&record)?;
-        // One listing of each folder serves the clean-up, the spares and the load.
-        let (mut listed, spares) = self.remove_temp_files()?;
-        self.spares = Spares::found(spares);
+        // One listing of each folder serves both the clean-up and the load
+        // (spares are temp files: the pool starts empty).
+        let mut listed = self.remove_temp_files()?;
+        self.spares = Spares::default();
         let cleaned = started.elapsed();
         let mut shards = BTreeMap::new();
         let mut files = Vec::new();
@@ -223,8 +221,29 @@ impl DiskStore {
             return Ok(());
         }
         self.number += 1;
-        let n = self.number;
-        record.number = n;
+        record.number = self.number;
+        if let Err(e) = self.commit(&mut record, changes, dropped) {
+            // Nothing needs the spares now, and a full disk needs their space.
+            self.spares.remove_all(&*self.fs);
+            return Err(e);
+        }
+        self.written = record.applied;
+        if let Err(e) = self.finish(&record) {
+            self.unfinished = Some(record);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Steps 1–3 of checkpoint `record.number`: the temp files, the `syncfs`,
+    /// and the record (the commit point).
+    fn commit(
+        &mut self,
+        record: &mut CheckpointRecord,
+        changes: &[KeyChange],
+        dropped: Vec<DroppedShard>,
+    ) -> Result<(), StateError> {
+        let n = record.number;
         let mut dirs = HashSet::new();
         for (shard, key, value) in changes {
             let name = keyfile::file_name(key);
@@ -257,21 +276,15 @@ impl DiskStore {
             .map_err(|e| io_err(&self.root, e))?;
         self.spares.synced();
         let path = self.root.join("checkpoint");
-        let bytes = encode_record(&record).map_err(|e| StateError::Encode {
+        let bytes = encode_record(record).map_err(|e| StateError::Encode {
             what: "the checkpoint record",
             reason: e.to_string(),
         })?;
-        durable::replace(&*self.fs, &path, &bytes).map_err(|e| io_err(&path, e))?;
-        self.written = record.applied;
-        if let Err(e) = self.finish(&record) {
-            self.unfinished = Some(record);
-            return Err(e);
-        }
-        Ok(())
+        durable::replace(&*self.fs, &path, &bytes).map_err(|e| io_err(&path, e))
     }
 
     /// Step 4: renames, deletions and dropped shard folders (idempotent). The
-    /// files replaced or deleted become spares while the pool has room.
+    /// files replaced become spares while the pool has room.
     fn finish(&mut self, record: &CheckpointRecord) -> Result<(), StateError> {
         let n = record.number;
         let fs = &*self.fs;
@@ -290,19 +303,16 @@ impl DiskStore {
             let spare = spare?;
             renamed.map(|()| spare)
         });
-        let deleted = loader::for_each(&record.deletes, |(shard, name)| {
-            let dir = self.shard_dir(*shard);
-            let file = dir.join(name);
-            match room.retire(fs, &file, dir.join(spare_name(name, n)))? {
-                Some(spare) => Ok(Some(spare)),
-                None => loader::remove_all(fs, std::slice::from_ref(&file)).map(|()| None),
-            }
-        });
-        for retired in [&renamed, &deleted].into_iter().flatten() {
-            self.spares.retired(retired.iter().flatten().cloned());
+        if let Ok(spares) = &renamed {
+            self.spares.retired(spares.iter().flatten().cloned());
         }
         renamed?;
-        deleted?;
+        let deletes: Vec<PathBuf> = record
+            .deletes
+            .iter()
+            .map(|(shard, name)| self.shard_dir(*shard).join(name))
+            .collect();
+        loader::remove_all(&*self.fs, &deletes)?;
         for shard in &record.dropped {
             let dir = self.shard_dir(*shard);
             if self.fs.exists(&dir) {
@@ -335,35 +345,29 @@ impl DiskStore {
         Ok(())
     }
 
-    /// Removes every temp file (of an unfinished checkpoint) under the store;
-    /// returns the key files of each folder, by folder, and the spares.
-    fn remove_temp_files(&self) -> Result<Listed, StateError> {
+    /// Removes every temp file (of an unfinished checkpoint, and spares) under
+    /// the store; returns the other files of each folder, by folder.
+    fn remove_temp_files(&self) -> Result<BTreeMap<PathBuf, Vec<PathBuf>>, StateError> {
         let fs = &*self.fs;
-        let has_extension = |p: &Path, x: &str| p.extension().is_some_and(|e| e == x);
+        let is_temp = |p: &Path| p.extension().is_some_and(|x| x == "tmp");
         let mut temps = Vec::new();
-        let mut spares = Vec::new();
         let mut kept = BTreeMap::new();
         for name in fs.read_dir(&self.root).map_err(|e| io_err(&self.root, e))? {
             let p = self.root.join(name);
             if fs.is_dir(&p) {
-                let mut files = Vec::new();
-                for f in fs.read_dir(&p).map_err(|e| io_err(&p, e))? {
-                    let f = p.join(f);
-                    if has_extension(&f, "tmp") {
-                        temps.push(f);
-                    } else if has_extension(&f, SPARE_EXTENSION) {
-                        spares.push(f);
-                    } else {
-                        files.push(f);
-                    }
-                }
+                let names = fs.read_dir(&p).map_err(|e| io_err(&p, e))?;
+                let (tmp, files): (Vec<PathBuf>, Vec<PathBuf>) = names
+                    .into_iter()
+                    .map(|f| p.join(f))
+                    .partition(|f| is_temp(f));
+                temps.extend(tmp);
                 kept.insert(p, files);
-            } else if has_extension(&p, "tmp") {
+            } else if is_temp(&p) {
                 temps.push(p);
             }
         }
         loader::remove_all(fs, &temps)?;
-        Ok((kept, spares))
+        Ok(kept)
     }
 
     /// Spares held, and temp files written into a spare so far (tests, logs).
@@ -372,5 +376,7 @@ impl DiskStore {
     }
 }
 
+#[cfg(test)]
+mod random_tests;
 #[cfg(test)]
 mod tests;

@@ -249,32 +249,88 @@ fn a_crash_while_spare_files_are_rewritten_leaves_a_whole_checkpoint() {
     assert!(reused >= 5, "only {reused} spares were reused");
 }
 
+/// Spare files (those whose names end in `.old.tmp`) on the disk.
+fn spare_files(sim: &SimFs) -> usize {
+    sim.files()
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".old.tmp"))
+        .count()
+}
+
 #[test]
-fn unused_spares_are_deleted_and_start_up_never_loads_them() {
+fn unused_spares_are_deleted_and_start_up_deletes_them_all() {
     let (sim, fs) = disk();
     let mut store = DiskStore::open_on(fs.clone(), Path::new(DIR)).unwrap();
     for i in 1..=3 {
         store.write(record(i * 10), &rewritten(i), vec![]).unwrap();
     }
     assert!(store.spares().0 > 0, "{:?}", store.spares());
-    let spare_files = || {
-        sim.files()
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|x| x == "old"))
-            .count()
-    };
-    assert!(spare_files() > 0);
-    // A restart keeps the spares but never takes one for a key.
-    drop(store);
-    assert_eq!(loaded(&fs), (30, rewrites(3)));
-    let mut store = DiskStore::open_on(fs.clone(), Path::new(DIR)).unwrap();
-    store.load().unwrap();
-    assert_eq!(store.spares().0, spare_files());
+    assert_eq!(spare_files(&sim), store.spares().0);
     // Two checkpoints without writes: the first makes them ready, the second
     // finds no use for them.
     store.write(record(40), &[], vec![]).unwrap();
     store.write(record(50), &[], vec![]).unwrap();
-    assert_eq!((store.spares().0, spare_files()), (0, 0));
+    assert_eq!((store.spares().0, spare_files(&sim)), (0, 0));
+    store.write(record(60), &rewritten(6), vec![]).unwrap();
+    assert!(spare_files(&sim) > 0);
+    // A restart deletes them (they are temp files) and loads the keys only.
     drop(store);
-    assert_eq!(loaded(&fs), (50, rewrites(3)));
+    assert_eq!(loaded(&fs), (60, rewrites(6)));
+    assert_eq!(spare_files(&sim), 0);
+}
+
+/// Spare attack, finding 1: spares were named `<name>.<n>.old`, and a binary
+/// from before spares loads every file of a shard folder that does not end in
+/// `.tmp` as a key file: a rolled-back replica loaded old values, and deleted
+/// keys came back. Every file a checkpoint leaves in a shard folder must be a
+/// key file or a temp file.
+#[test]
+fn every_file_in_a_shard_folder_is_a_key_file_or_a_temp_file() {
+    let (sim, fs) = disk();
+    let mut store = DiskStore::open_on(fs, Path::new(DIR)).unwrap();
+    for i in 1..=8 {
+        store.write(record(i * 10), &rewritten(i), vec![]).unwrap();
+        assert!(store.spares().0 > 0 || i == 1);
+        for path in sim.files() {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.parent().is_some_and(|d| d.ends_with("shard-0")) {
+                assert!(
+                    keyfile::is_file_name(&name) || name.ends_with(".tmp"),
+                    "checkpoint {i} left {name:?}, which an earlier binary would load as a key"
+                );
+            }
+        }
+    }
+}
+
+/// Spare attack, findings 2 and 3: a deleted key's file is deleted, not kept
+/// as a spare (its space came back at once before spares), and a checkpoint
+/// that fails before its commit point (a full disk) deletes every spare, so
+/// the next attempt has their space.
+#[test]
+fn deleted_keys_and_failed_checkpoints_keep_no_spares() {
+    let (sim, fs) = disk();
+    let mut store = DiskStore::open_on(fs, Path::new(DIR)).unwrap();
+    let keys = |v: Option<&str>| -> Vec<KeyChange> {
+        (0..20).map(|k| change(&format!("k{k}"), v)).collect()
+    };
+    store.write(record(10), &keys(Some("1")), vec![]).unwrap();
+    store.write(record(20), &keys(None), vec![]).unwrap();
+    assert_eq!(
+        (store.spares().0, spare_files(&sim)),
+        (0, 0),
+        "deleted keys kept"
+    );
+    for i in 3..=5 {
+        store
+            .write(record(i * 10), &keys(Some("x")), vec![])
+            .unwrap();
+    }
+    assert!(spare_files(&sim) > 0);
+    sim.fail_nth_write(3);
+    let failed = store.write(record(60), &keys(Some("y")), vec![]);
+    assert!(failed.is_err());
+    assert_eq!((store.spares().0, spare_files(&sim)), (0, 0), "{failed:?}");
+    store.write(record(70), &keys(Some("z")), vec![]).unwrap();
+    drop(store);
 }
