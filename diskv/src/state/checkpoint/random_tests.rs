@@ -8,12 +8,9 @@
 //! committed.
 
 use super::*;
-use crate::state::dedup::DupTable;
-use crate::state::shard::ShardMode;
 use paxos::fs::{FileSystem, SimFs, SimOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shardmaster::Config;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -24,21 +21,7 @@ const SHARDS: usize = 3;
 type State = BTreeMap<usize, BTreeMap<String, String>>;
 
 fn record(applied: u64, st: &State) -> CheckpointRecord {
-    let meta = || ShardMeta {
-        mode: ShardMode::Serving,
-        dups: DupTable::default(),
-    };
-    CheckpointRecord {
-        number: 0,
-        applied,
-        gid: 1,
-        config: Config::initial(SHARDS),
-        now_ms: 0,
-        shards: st.keys().map(|&s| (s, meta())).collect(),
-        writes: Vec::new(),
-        deletes: Vec::new(),
-        dropped: Vec::new(),
-    }
+    super::tests::record_of(applied, SHARDS, st.keys().copied())
 }
 
 /// Opens and loads the store: (applied, state, store).

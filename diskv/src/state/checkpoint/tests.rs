@@ -23,7 +23,17 @@ fn disk() -> (SimFs, SharedFs) {
 }
 
 fn record(applied: u64) -> CheckpointRecord {
-    let meta = ShardMeta {
+    record_of(applied, 2, [0])
+}
+
+/// A record at `applied` of a group of `nshards` serving `shards`, with no
+/// files to rename or delete yet.
+pub(super) fn record_of(
+    applied: u64,
+    nshards: usize,
+    shards: impl IntoIterator<Item = usize>,
+) -> CheckpointRecord {
+    let meta = || ShardMeta {
         mode: ShardMode::Serving,
         dups: DupTable::default(),
     };
@@ -31,9 +41,9 @@ fn record(applied: u64) -> CheckpointRecord {
         number: 0,
         applied,
         gid: 1,
-        config: Config::initial(2),
+        config: Config::initial(nshards),
         now_ms: 0,
-        shards: [(0, meta)].into_iter().collect(),
+        shards: shards.into_iter().map(|s| (s, meta())).collect(),
         writes: Vec::new(),
         deletes: Vec::new(),
         dropped: Vec::new(),
