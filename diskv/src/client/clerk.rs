@@ -309,24 +309,17 @@ impl Clerk {
     /// are served does not matter.
     async fn run_each(&mut self, shards: &[usize], op: &Op) -> Result<Vec<Reply>, KvError> {
         debug_assert!(op.is_read(), "only reads fan out concurrently");
-        let mut by_group: Vec<(Gid, Vec<usize>)> = Vec::new();
-        for (pos, &shard) in shards.iter().enumerate() {
-            let gid = self.config.shards.get(shard).copied().unwrap_or_default();
-            match by_group.iter_mut().find(|(g, _)| *g == gid) {
-                Some((_, positions)) => positions.push(pos),
-                None => by_group.push((gid, vec![pos])),
-            }
-        }
-        let reads: Vec<(Vec<usize>, Batch)> = by_group
+        let ops = shards.iter().map(|&shard| (shard, op.clone())).collect();
+        let parts = batch::split(&self.config, (0..shards.len()).collect(), ops);
+        let reads: Vec<(Vec<usize>, Batch)> = parts
             .into_iter()
-            .map(|(_, positions)| {
-                let ops = positions.iter().map(|&p| (shards[p], op.clone())).collect();
+            .map(|part| {
                 let batch = Batch {
                     client: self.client,
                     seq: self.next_seq(),
-                    ops,
+                    ops: part.ops,
                 };
-                (positions, batch)
+                (part.positions, batch)
             })
             .collect();
         let this = &*self;
@@ -389,9 +382,7 @@ impl Clerk {
         });
         let mut replies = Vec::with_capacity(requests.len());
         for (reply, seen) in futures::future::join_all(runs).await {
-            if seen.num > config.num {
-                *config = seen;
-            }
+            keep_newer(config, seen);
             replies.push(reply?);
         }
         Ok(replies)
@@ -415,9 +406,7 @@ impl Clerk {
 
     /// Keeps `config` if it is newer than the one held.
     pub(super) fn adopt(&mut self, config: Config) {
-        if config.num > self.config.num {
-            self.config = config;
-        }
+        keep_newer(&mut self.config, config);
     }
 
     /// Sends `call` until a group executes it, following `config` (refreshed
@@ -586,6 +575,13 @@ enum Attempt {
     Lost(String),
     /// The replica answered.
     Answered(Result<Reply, KvError>),
+}
+
+/// Replaces `held` with `seen` if `seen` is a newer configuration.
+fn keep_newer(held: &mut Config, seen: Config) {
+    if seen.num > held.num {
+        *held = seen;
+    }
 }
 
 fn existed(reply: Reply) -> Result<bool, KvError> {

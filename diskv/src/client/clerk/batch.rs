@@ -8,12 +8,12 @@ use shardmaster::{shard_of, Config, Gid};
 use std::collections::VecDeque;
 
 /// Consecutive operations for one group, sent as one batch.
-struct Part {
+pub(super) struct Part {
     gid: Gid,
     /// Where each operation's reply goes in the caller's list.
-    positions: Vec<usize>,
+    pub(super) positions: Vec<usize>,
     /// Each operation with its key's shard.
-    ops: Vec<(usize, Op)>,
+    pub(super) ops: Vec<(usize, Op)>,
     bytes: usize,
 }
 
@@ -40,8 +40,9 @@ impl Part {
 }
 
 /// Splits `positions`/`ops` by the group `config` gives each shard to, in
-/// the order of each group's first operation.
-fn split(config: &Config, positions: Vec<usize>, ops: Vec<(usize, Op)>) -> Vec<Part> {
+/// the order of each group's first operation (also how a scan's reads are
+/// grouped, [`Clerk::run_each`]).
+pub(super) fn split(config: &Config, positions: Vec<usize>, ops: Vec<(usize, Op)>) -> Vec<Part> {
     let mut parts: Vec<Part> = Vec::new();
     for (pos, (shard, op)) in positions.into_iter().zip(ops) {
         let gid = config.shards.get(shard).copied().unwrap_or_default();

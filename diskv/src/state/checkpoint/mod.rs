@@ -48,7 +48,7 @@ mod spares;
 mod writers;
 
 pub use record::{decode_record, encode_record, CheckpointRecord, ShardMeta};
-use spares::{spare_name, Spares};
+use spares::{spare_name, Room, Spares};
 use writers::wait_for_writers;
 pub use writers::Writing;
 
@@ -146,11 +146,11 @@ impl DiskStore {
         self.number = record.number;
         self.written = record.applied;
         let started = Instant::now();
-        self.finish(&record)?;
-        // One listing of each folder serves both the clean-up and the load
-        // (spares are temp files: the pool starts empty).
+        // Nothing is kept as a spare here: start-up deletes spares (they are
+        // temp files) right after, so renaming files aside would be wasted.
+        self.finish(&record, &Room::none())?;
+        // One listing of each folder serves both the clean-up and the load.
         let mut listed = self.remove_temp_files()?;
-        self.spares = Spares::default();
         let cleaned = started.elapsed();
         let mut shards = BTreeMap::new();
         let mut files = Vec::new();
@@ -212,7 +212,7 @@ impl DiskStore {
             // written: skipped as "already written" (same `applied`), the keys
             // it carried would be taken as clean while their files still hold
             // the old values, and the next start would delete the temp files.
-            if let Err(e) = self.finish(&earlier) {
+            if let Err(e) = self.finish(&earlier, &self.spares.room()) {
                 self.unfinished = Some(earlier);
                 return Err(e);
             }
@@ -228,7 +228,14 @@ impl DiskStore {
             return Err(e);
         }
         self.written = record.applied;
-        if let Err(e) = self.finish(&record) {
+        tracing::debug!(
+            number = record.number,
+            writes = record.writes.len(),
+            spares_reused = self.spares.reused(),
+            spares_held = self.spares.count(),
+            "checkpoint committed"
+        );
+        if let Err(e) = self.finish(&record, &self.spares.room()) {
             self.unfinished = Some(record);
             return Err(e);
         }
@@ -284,11 +291,10 @@ impl DiskStore {
     }
 
     /// Step 4: renames, deletions and dropped shard folders (idempotent). The
-    /// files replaced become spares while the pool has room.
-    fn finish(&mut self, record: &CheckpointRecord) -> Result<(), StateError> {
+    /// files replaced become spares while `room` lasts.
+    fn finish(&mut self, record: &CheckpointRecord, room: &Room) -> Result<(), StateError> {
         let n = record.number;
         let fs = &*self.fs;
-        let room = self.spares.room();
         let renamed = loader::for_each(&record.writes, |(shard, name)| {
             let dir = self.shard_dir(*shard);
             let tmp = dir.join(format!("{name}.{n}.tmp"));
@@ -337,8 +343,8 @@ impl DiskStore {
             let Some(name) = name.to_str().map(str::to_string) else {
                 continue;
             };
-            let key_file = keyfile::is_file_name(&name);
-            if key_file && !keep.contains(&name) {
+            // Temp files and spares are not key files (nor names a record may hold).
+            if keyfile::is_file_name(&name) && !keep.contains(&name) {
                 deletes.push((shard, name));
             }
         }
@@ -370,7 +376,8 @@ impl DiskStore {
         Ok(kept)
     }
 
-    /// Spares held, and temp files written into a spare so far (tests, logs).
+    /// Spares held, and temp files written into a spare so far.
+    #[cfg(test)]
     pub fn spares(&self) -> (usize, u64) {
         (self.spares.count(), self.spares.reused())
     }

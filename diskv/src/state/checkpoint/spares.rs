@@ -145,6 +145,12 @@ fn remove(fs: &dyn FileSystem, spares: Vec<Spare>) {
 }
 
 impl Room {
+    /// No room: nothing is kept (step 4 redone at start-up, which deletes
+    /// spares anyway).
+    pub fn none() -> Room {
+        Room(AtomicU64::new(0))
+    }
+
     /// Renames the key file `file` aside to `spare` if it exists, is small
     /// enough and the pool has room; returns the spare if it did. Otherwise
     /// the caller's rename over `file` frees it as before.
@@ -154,6 +160,9 @@ impl Room {
         file: &Path,
         spare: PathBuf,
     ) -> Result<Option<Spare>, StateError> {
+        if self.0.load(Ordering::Relaxed) == 0 {
+            return Ok(None);
+        }
         let len = match fs.metadata(file) {
             Ok(m) if !m.is_dir() && m.len <= SPARE_MAX_BYTES => m.len,
             _ => return Ok(None),
